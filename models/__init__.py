@@ -1,0 +1,1 @@
+"""Domain schemas shared by every stage: money, canonical tables, errors, learned scorers."""

@@ -1,0 +1,125 @@
+"""Canonical tables every stage agrees on.
+
+Feeds produce these frames; the engine consumes them and nothing else. Amounts are integer
+minor units (``amount_minor``) in the line's own ``currency``; the sign is the cash movement in
+the bank account (+ money in, - money out) on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+#: columns a canonical bank frame carries, in order
+BANK_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.Utf8,
+    "date": pl.Date,
+    "amount_minor": pl.Int64,
+    "currency": pl.Utf8,
+    "description": pl.Utf8,
+    "counterparty": pl.Utf8,
+    "reference": pl.Utf8,
+    "account": pl.Utf8,
+    "attributes": pl.Utf8,  # JSON object of the input's extra columns, text kept byte-exact
+    "source_file": pl.Utf8,
+    "source_line": pl.Int64,
+}
+
+#: columns a canonical ledger frame carries, in order
+LEDGER_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.Utf8,
+    "date": pl.Date,
+    "amount_minor": pl.Int64,
+    "currency": pl.Utf8,
+    "description": pl.Utf8,
+    "counterparty": pl.Utf8,
+    "reference": pl.Utf8,
+    "account": pl.Utf8,
+    "type": pl.Utf8,
+    "due_date": pl.Date,
+    "attributes": pl.Utf8,
+    "source_file": pl.Utf8,
+    "source_line": pl.Int64,
+}
+
+#: one row per input row that could not be loaded
+REJECTS_SCHEMA: dict[str, pl.DataType] = {
+    "source_file": pl.Utf8,
+    "line": pl.Int64,
+    "column": pl.Utf8,
+    "reason": pl.Utf8,
+    "raw": pl.Utf8,
+}
+
+#: one row per input row recognised as a line already loaded (same id)
+DUPLICATES_SCHEMA: dict[str, pl.DataType] = {
+    "side": pl.Utf8,
+    "id": pl.Utf8,
+    "source_file": pl.Utf8,
+    "line": pl.Int64,
+    "first_source_file": pl.Utf8,
+    "first_line": pl.Int64,
+    "same_content": pl.Boolean,
+}
+
+#: columns of ``matches.csv`` that later checks rely on (more may follow)
+MATCH_COLUMNS: list[str] = [
+    "match_id",
+    "match_type",
+    "status",
+    "confidence",
+    "bank_ids",
+    "ledger_ids",
+    "bank_amount",
+    "ledger_amount",
+    "difference",
+    "currency",
+    "explanation",
+]
+
+#: ground-truth file written by the benchmark generator and read by the evaluator
+TRUTH_SCHEMA: dict[str, pl.DataType] = {
+    "group_id": pl.Utf8,
+    "match_type": pl.Utf8,
+    "bank_ids": pl.Utf8,  # ';'-joined
+    "ledger_ids": pl.Utf8,  # ';'-joined
+}
+
+ID_SEPARATOR = ";"
+
+MATCH_TYPES = ("one_to_one", "one_to_many", "many_to_one", "many_to_many", "payout")
+
+
+def empty_frame(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """An empty frame with ``schema``."""
+    return pl.DataFrame(schema=schema)
+
+
+@dataclass
+class FileStats:
+    """What happened to one input file: rows read = loaded + rejected."""
+
+    source_file: str
+    side: str
+    rows_read: int
+    loaded: int
+    rejected: int
+    duplicates: int = 0  # loaded rows that repeat an id seen before (matched at most once)
+
+    def summary(self) -> str:
+        dup = f", {self.duplicates} duplicate(s) of lines already loaded" if self.duplicates else ""
+        return (
+            f"{self.source_file}: {self.rows_read} rows read, {self.loaded} loaded, "
+            f"{self.rejected} rejected{dup}"
+        )
+
+
+@dataclass
+class LoadResult:
+    """A canonical frame plus everything that did not make it in cleanly."""
+
+    frame: pl.DataFrame
+    rejects: pl.DataFrame = field(default_factory=lambda: empty_frame(REJECTS_SCHEMA))
+    duplicates: pl.DataFrame = field(default_factory=lambda: empty_frame(DUPLICATES_SCHEMA))
+    stats: list[FileStats] = field(default_factory=list)
