@@ -1,0 +1,256 @@
+"""Rule-set model: a validated, analyst-editable file (TOML) with matching parameters.
+
+Rules are data; the engine's building blocks read them. Loading reports every problem in the
+file at once (a :class:`~models.errors.RuleConfigError` listing them), not just the first.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.errors import RuleConfigError
+from models.money import currency_exponent
+
+NonNegDecimal = Annotated[Decimal, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DateWindow(_Strict):
+    """Days the bank date may lie before / after the ledger date."""
+
+    before: int = Field(ge=0, le=3660)
+    after: int = Field(ge=0, le=3660)
+
+
+class Dates(_Strict):
+    default: DateWindow = DateWindow(before=7, after=45)
+    by_type: dict[str, DateWindow] = Field(default_factory=dict)
+
+    @field_validator("by_type")
+    @classmethod
+    def _lower_types(cls, value: dict[str, DateWindow]) -> dict[str, DateWindow]:
+        return {k.strip().lower(): v for k, v in value.items()}
+
+    def widest(self) -> DateWindow:
+        """The union of all windows: what candidate generation must cover."""
+        windows = [self.default, *self.by_type.values()]
+        return DateWindow(
+            before=max(w.before for w in windows), after=max(w.after for w in windows)
+        )
+
+
+class Amount(_Strict):
+    """Amount tolerance, in units of the line's currency (exact decimals, never floats)."""
+
+    tolerance_abs: NonNegDecimal = Decimal("50.00")
+    tolerance_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal("0.5")
+    tolerance_max: NonNegDecimal = Decimal("300.00")
+
+    @model_validator(mode="after")
+    def _max_covers_abs(self) -> Amount:
+        if self.tolerance_max < self.tolerance_abs:
+            raise ValueError("tolerance_max must be >= tolerance_abs")
+        return self
+
+    def minor(self, currency: str) -> tuple[int, int, int, int]:
+        """Tolerances in ``currency`` minor units: (abs_minor, pct_num, pct_den, max_minor).
+
+        The percentage band of an amount ``a`` is ``abs(a) * pct_num // pct_den`` (exact integer
+        arithmetic); fractions of a minor unit in ``tolerance_abs``/``tolerance_max`` round down.
+        """
+        scale = Decimal(10) ** currency_exponent(currency)
+        num, den = (self.tolerance_pct / Decimal(100)).as_integer_ratio()
+        return (
+            int(self.tolerance_abs * scale),
+            int(num),
+            int(den),
+            int(self.tolerance_max * scale),
+        )
+
+
+class Candidates(_Strict):
+    max_per_line_exact: int = Field(40, ge=1, le=10_000)
+    max_per_line_band: int = Field(25, ge=0, le=10_000)
+    max_per_line_name: int = Field(40, ge=0, le=10_000)
+    max_per_line_reference: int = Field(25, ge=0, le=10_000)
+    reference_window_days: int = Field(400, ge=0, le=3660)
+
+
+class ReferenceWeights(_Strict):
+    full: float = 10.0
+    serial: float = 6.0
+    partial: float = 1.0
+    none: float = 0.0
+    conflict: float = -4.0
+
+
+class AmountWeights(_Strict):
+    exact: float = 6.0
+    within_tolerance: float = 0.0
+
+
+class NameLevel(_Strict):
+    min_similarity: float = Field(ge=0, le=100)
+    weight: float
+    label: str = Field(min_length=1)
+
+
+class DateLevel(_Strict):
+    max_days: int = Field(ge=0)
+    weight: float
+
+
+def _default_name_levels() -> list[NameLevel]:
+    return [
+        NameLevel(min_similarity=95, weight=5.0, label="same name"),
+        NameLevel(min_similarity=85, weight=3.5, label="similar name"),
+        NameLevel(min_similarity=70, weight=1.5, label="partly similar name"),
+        NameLevel(min_similarity=50, weight=-1.0, label="different name"),
+        NameLevel(min_similarity=0, weight=-4.0, label="unrelated name"),
+    ]
+
+
+def _default_date_levels() -> list[DateLevel]:
+    return [
+        DateLevel(max_days=3, weight=1.5),
+        DateLevel(max_days=10, weight=0.5),
+        DateLevel(max_days=45, weight=0.0),
+        DateLevel(max_days=100000, weight=-0.5),
+    ]
+
+
+class Weights(_Strict):
+    prior: float = -8.0
+    reference: ReferenceWeights = ReferenceWeights()
+    amount: AmountWeights = AmountWeights()
+    name: list[NameLevel] = Field(default_factory=_default_name_levels, min_length=1)
+    name_missing: float = 0.0
+    name_different_script: float = 0.0
+    date: list[DateLevel] = Field(default_factory=_default_date_levels, min_length=1)
+    outside_window: float = -4.0
+    unique_amount: float = 2.0
+    competing_amount: float = -0.5
+
+    @field_validator("name")
+    @classmethod
+    def _name_levels_descending(cls, levels: list[NameLevel]) -> list[NameLevel]:
+        mins = [lvl.min_similarity for lvl in levels]
+        if mins != sorted(mins, reverse=True) or len(set(mins)) != len(mins):
+            raise ValueError("name levels must have strictly decreasing min_similarity")
+        if mins[-1] != 0:
+            raise ValueError("the last name level must have min_similarity = 0 (catch-all)")
+        return levels
+
+    @field_validator("date")
+    @classmethod
+    def _date_levels_ascending(cls, levels: list[DateLevel]) -> list[DateLevel]:
+        maxes = [lvl.max_days for lvl in levels]
+        if maxes != sorted(maxes) or len(set(maxes)) != len(maxes):
+            raise ValueError("date levels must have strictly increasing max_days")
+        return levels
+
+
+class Thresholds(_Strict):
+    auto: float = Field(0.97, gt=0, le=1)
+    review: float = Field(0.5, gt=0, le=1)
+    ambiguity_margin: float = Field(0.1, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _review_below_auto(self) -> Thresholds:
+        if self.review > self.auto:
+            raise ValueError("thresholds.review must be <= thresholds.auto")
+        return self
+
+
+class RuleSet(_Strict):
+    """A complete, validated rule set.
+
+    Examples
+    --------
+    >>> rules = default_rules()
+    >>> stricter = rules.with_changes(thresholds={"auto": 0.99})
+    >>> stricter.thresholds.auto
+    0.99
+    """
+
+    name: str = "custom"
+    description: str = ""
+    dates: Dates = Dates()
+    amount: Amount = Amount()
+    candidates: Candidates = Candidates()
+    weights: Weights = Weights()
+    thresholds: Thresholds = Thresholds()
+
+    def window_for(self, ledger_type: str) -> DateWindow:
+        return self.dates.by_type.get(ledger_type.strip().lower(), self.dates.default)
+
+    def with_changes(self, **sections: dict) -> RuleSet:
+        """A copy with some values changed, validated again (for notebooks).
+
+        ``rules.with_changes(thresholds={"auto": 0.9}, amount={"tolerance_abs": "20"})``
+        """
+        data = self.model_dump(mode="json")
+        for section, values in sections.items():
+            if isinstance(values, dict) and isinstance(data.get(section), dict):
+                data[section] = {**data[section], **values}
+            else:
+                data[section] = values
+        return from_mapping(data, source=f"{self.name} (modified)")
+
+    def to_toml_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+def _format_problem(err: dict) -> str:
+    where = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+    msg = err.get("msg", "invalid")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown setting (check the spelling against rules/default.toml)"
+    return f"{where}: {msg}"
+
+
+def from_mapping(data: dict, source: str = "<rules>") -> RuleSet:
+    """Validate a parsed mapping; raise :class:`RuleConfigError` listing every problem."""
+    try:
+        return RuleSet.model_validate(data)
+    except ValidationError as exc:
+        raise RuleConfigError(source, [_format_problem(e) for e in exc.errors()]) from None
+
+
+def load_rules(path: str | Path | None = None) -> RuleSet:
+    """Load and validate a rule-set TOML file; ``None`` gives the built-in default.
+
+    Raises
+    ------
+    RuleConfigError
+        The file is missing, not TOML, or has invalid values (all listed).
+    """
+    if path is None:
+        return default_rules()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RuleConfigError(str(path), ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleConfigError(str(path), [f"cannot read the file: {exc}"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+    return from_mapping(data, source=str(path))
+
+
+def default_rules() -> RuleSet:
+    """The built-in rule set shipped as ``rules/default.toml``."""
+    text = resources.files("rules").joinpath("default.toml").read_text(encoding="utf-8")
+    return from_mapping(tomllib.loads(text), source="rules/default.toml (built-in)")
