@@ -1,0 +1,225 @@
+"""Python API for notebooks and scripts: load, match, evaluate in a few lines.
+
+The ``recon`` CLI is a thin layer over these functions.
+
+Examples
+--------
+>>> import engine.api as recon                                   # doctest: +SKIP
+>>> result = recon.match(bank="bank.csv", ledger="ledger.csv")    # doctest: +SKIP
+>>> result.proposals.filter(pl.col("status") == "review")         # doctest: +SKIP
+>>> recon.evaluate(result, "truth.csv")                           # doctest: +SKIP
+>>> stricter = recon.default_rules().with_changes(thresholds={"auto": 0.99})  # doctest: +SKIP
+>>> recon.match(bank=..., ledger=..., rules=stricter)             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+import feeds
+from engine.adapters import canonical_csv_view, write_outputs
+from engine.evaluate import EvaluationReport, load_truth
+from engine.evaluate import evaluate as _evaluate
+from engine.pipeline import MatchOutcome, match_frames
+from engine.store import Workspace
+from models.errors import InputError
+from models.schema import REJECTS_SCHEMA, FileStats, LoadResult
+from rules.model import RuleSet, default_rules, load_rules
+
+__all__ = [
+    "MatchResult", "match", "load_bank", "load_ledger", "evaluate", "default_rules", "load_rules",
+    "RuleSet",
+]
+
+Paths = str | Path | list[str | Path] | tuple[str | Path, ...]
+
+
+def _paths(value: Paths | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (str, Path)):
+        return [str(value)]
+    return [str(v) for v in value]
+
+
+def load_bank(paths: Paths) -> LoadResult:
+    """Read bank files into a canonical frame (duplicates removed and reported)."""
+    return feeds.load_bank(_paths(paths))
+
+
+def load_ledger(paths: Paths) -> LoadResult:
+    """Read ledger files into a canonical frame (duplicates removed and reported)."""
+    return feeds.load_ledger(_paths(paths))
+
+
+@dataclass
+class MatchResult:
+    """A finished run: proposals, unmatched lines, rejects, duplicates and statistics."""
+
+    outcome: MatchOutcome
+    bank: LoadResult
+    ledger: LoadResult
+    rules: RuleSet
+    rejects: pl.DataFrame
+    stats: list[FileStats]
+    run_id: str
+    started_at: datetime
+    extra_inputs: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def proposals(self) -> pl.DataFrame:
+        return self.outcome.proposals
+
+    @property
+    def unmatched_bank(self) -> pl.DataFrame:
+        return self.outcome.unmatched_bank
+
+    @property
+    def unmatched_ledger(self) -> pl.DataFrame:
+        return self.outcome.unmatched_ledger
+
+    @property
+    def candidates(self) -> pl.DataFrame:
+        return self.outcome.candidates
+
+    @property
+    def duplicates(self) -> pl.DataFrame:
+        return pl.concat([self.bank.duplicates, self.ledger.duplicates])
+
+    def counts(self) -> dict[str, int]:
+        counts = self.outcome.counts()
+        counts.update(
+            bank_lines=self.bank.frame.height,
+            ledger_items=self.ledger.frame.height,
+            rejects=self.rejects.height,
+            duplicates=self.duplicates.height,
+        )
+        return counts
+
+    def output_frames(self) -> dict[str, pl.DataFrame]:
+        return {
+            "matches": self.proposals,
+            "unmatched_bank": canonical_csv_view(self.unmatched_bank),
+            "unmatched_ledger": canonical_csv_view(self.unmatched_ledger),
+            "rejects": self.rejects,
+            "duplicates": self.duplicates,
+        }
+
+    def write(self, out_dir: str | Path, workspace: str | Path | None = None) -> dict[str, Path]:
+        """Write the CSV outputs to ``out_dir`` and record the run in the DuckDB workspace
+        (default ``out_dir/recon.duckdb``)."""
+        written = write_outputs(out_dir, self.output_frames())
+        ws_path = Path(workspace) if workspace else Path(out_dir) / "recon.duckdb"
+        with Workspace(ws_path) as ws:
+            new = ws.record_run(
+                run_id=self.run_id,
+                started_at=self.started_at,
+                bank=self.bank.frame,
+                ledger=self.ledger.frame,
+                proposals=self.proposals,
+                match_lines=self.outcome.match_lines,
+                rejects=self.rejects,
+                rules_name=self.rules.name,
+                rules_json=self.rules.model_dump_json(),
+                inputs={
+                    "bank": [s.__dict__ for s in self.stats if s.side == "bank"],
+                    "ledger": [s.__dict__ for s in self.stats if s.side == "ledger"],
+                    **self.extra_inputs,
+                },
+                counts=self.counts(),
+                out_dir=str(out_dir),
+            )
+        written["workspace"] = ws_path
+        self.workspace_new_lines = new
+        return written
+
+
+def _run_id(started: datetime, bank: LoadResult, ledger: LoadResult) -> str:
+    return f"R-{started.strftime('%Y%m%dT%H%M%S%f')}"
+
+
+def match(
+    bank: Paths | LoadResult,
+    ledger: Paths | LoadResult,
+    rules: RuleSet | str | Path | None = None,
+    fx: str | Path | None = None,
+    processor: Paths | None = None,
+) -> MatchResult:
+    """Load inputs (paths or already-loaded results) and run the match.
+
+    Parameters
+    ----------
+    bank, ledger
+        File path(s) or :class:`LoadResult` from :func:`load_bank` / :func:`load_ledger`.
+    rules
+        A :class:`RuleSet`, a rule-set file, or ``None`` for the built-in default.
+    fx
+        FX rates CSV (``date, base, quote, rate``): validated and recorded.
+    processor
+        Processor payout report(s): validated and recorded.
+
+    Returns
+    -------
+    MatchResult
+    """
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    if not isinstance(rules, RuleSet):
+        rules = load_rules(rules)
+    bank_res = bank if isinstance(bank, LoadResult) else load_bank(bank)
+    ledger_res = ledger if isinstance(ledger, LoadResult) else load_ledger(ledger)
+    if not isinstance(bank, LoadResult) and not _paths(bank):
+        raise InputError("no bank file given (use --bank FILE)")
+    if not isinstance(ledger, LoadResult) and not _paths(ledger):
+        raise InputError("no ledger file given (use --ledger FILE)")
+    rejects = [bank_res.rejects, ledger_res.rejects]
+    stats = [*bank_res.stats, *ledger_res.stats]
+    extra: dict = {}
+    if fx is not None:
+        fx_frame, fx_rejects = feeds.read_fx_csv(str(fx))
+        rejects.append(fx_rejects)
+        extra["fx"] = {"file": str(fx), "rates": fx_frame.height, "rejected": fx_rejects.height}
+        stats.append(FileStats(str(fx), "fx", fx_frame.height + fx_rejects.height, fx_frame.height, fx_rejects.height))
+    for path in _paths(processor):
+        proc_frame, proc_rejects = feeds.read_processor_file(path)
+        rejects.append(proc_rejects)
+        extra.setdefault("processor", []).append(
+            {"file": path, "lines": proc_frame.height, "rejected": proc_rejects.height}
+        )
+        stats.append(FileStats(path, "processor", proc_frame.height + proc_rejects.height,
+                               proc_frame.height, proc_rejects.height))
+    all_rejects = pl.concat([r.select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA) for r in rejects])
+    outcome = match_frames(bank_res.frame, ledger_res.frame, rules)
+    return MatchResult(
+        outcome=outcome,
+        bank=bank_res,
+        ledger=ledger_res,
+        rules=rules,
+        rejects=all_rejects,
+        stats=stats,
+        run_id=_run_id(started, bank_res, ledger_res),
+        started_at=started,
+        extra_inputs=extra,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def evaluate(result: MatchResult | pl.DataFrame, truth: str | Path | pl.DataFrame) -> EvaluationReport:
+    """Score proposals against ground truth (group precision/recall, auto error rate, coverage)."""
+    proposals = result.proposals if isinstance(result, MatchResult) else result
+    truth_frame = truth if isinstance(truth, pl.DataFrame) else load_truth(truth)
+    bank_ids = None
+    if isinstance(result, MatchResult):
+        bank_ids = result.bank.frame["id"]
+    return _evaluate(proposals, truth_frame, bank_ids=bank_ids)
+
+
+def rules_json(rules: RuleSet) -> str:
+    return json.dumps(rules.model_dump(mode="json"), ensure_ascii=False, indent=2)

@@ -1,0 +1,241 @@
+"""Candidate generation (engine stage 2): which bank line / ledger item pairs are worth scoring.
+
+Everything here is vectorized with sorted searches over integer keys (numpy ``searchsorted``)
+instead of join-then-filter: for every bank line we look up the range of ledger items in the same
+block (same currency and amount, same payer, same reference key) whose date or amount falls in the
+window, and explode those ranges. This is O(n log n) and bounded: a bank line keeps at most
+``candidates.max_per_line_*`` items per generator (nearest first), so a popular amount or a busy
+customer can never blow up a run.
+
+Generators (``via`` bit flags):
+
+- ``EXACT`` (1): same currency, exact amount, ledger date within the widest date window;
+- ``BAND`` (2): same currency, amount within the rule set's tolerance band;
+- ``NAME`` (4): same currency, same normalised payer name, date window, amount within tolerance;
+- ``REFERENCE`` (8): a reference key in the bank text equals the ledger item's reference serial,
+  within ``reference_window_days``, amount within tolerance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from rules.model import RuleSet
+
+EXACT, BAND, NAME, REFERENCE = 1, 2, 4, 8
+
+_DAY_OFFSET = 1 << 20  # days since 1970 shifted positive; keys stay below 2**21
+_AMOUNT_OFFSET = 1 << 51  # amounts must lie within +-2**51 minor units
+_AMOUNT_SPAN = 1 << 52
+
+CANDIDATE_SCHEMA = {"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32, "via": pl.UInt8}
+
+
+def _block_ids(bank_keys: pl.DataFrame, ledger_keys: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Dense integer ids for the block key columns, shared by both sides (null key -> -1)."""
+    cols = bank_keys.columns
+    uniq = (
+        pl.concat([bank_keys, ledger_keys], how="vertical_relaxed")
+        .unique(maintain_order=False)
+        .drop_nulls()
+        .with_row_index("_block")
+        .with_columns(pl.col("_block").cast(pl.Int64))
+    )
+    b = bank_keys.join(uniq, on=cols, how="left", maintain_order="left", nulls_equal=False)
+    ledger = ledger_keys.join(uniq, on=cols, how="left", maintain_order="left", nulls_equal=False)
+    return (
+        b["_block"].fill_null(-1).to_numpy(),
+        ledger["_block"].fill_null(-1).to_numpy(),
+    )
+
+
+def window_pairs(
+    bank_block: np.ndarray,
+    bank_key: np.ndarray,
+    ledger_block: np.ndarray,
+    ledger_key: np.ndarray,
+    below: np.ndarray | int,
+    above: np.ndarray | int,
+    cap: int,
+    key_span: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (bank row, ledger row) in the same block with ``ledger_key`` in
+    ``[bank_key - below, bank_key + above]``; at most ``cap`` per bank row, nearest key first.
+
+    Parameters
+    ----------
+    bank_block, ledger_block
+        Dense block ids (int64, -1 = no block: never paired).
+    bank_key, ledger_key
+        Non-negative int64 keys smaller than ``key_span``.
+    below, above
+        Window reach (scalar or per bank row).
+    cap
+        Maximum ledger rows per bank row.
+    key_span
+        Upper bound of the keys; ``block * key_span + key`` must fit in int64.
+
+    Returns
+    -------
+    (bank_rows, ledger_rows)
+        Row positions into the inputs, int64 arrays of equal length.
+    """
+    if cap <= 0 or len(bank_key) == 0 or len(ledger_key) == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
+    ledger_ok = np.flatnonzero(ledger_block >= 0)
+    composite = ledger_block[ledger_ok] * key_span + ledger_key[ledger_ok]
+    order = np.argsort(composite, kind="stable")
+    sorted_keys = composite[order]
+    sorted_rows = ledger_ok[order]
+
+    bank_ok = np.flatnonzero(bank_block >= 0)
+    base = bank_block[bank_ok] * key_span
+    key = bank_key[bank_ok]
+    below_ok = below[bank_ok] if isinstance(below, np.ndarray) else below
+    above_ok = above[bank_ok] if isinstance(above, np.ndarray) else above
+    lo = np.searchsorted(sorted_keys, base + np.maximum(key - below_ok, 0), side="left")
+    hi = np.searchsorted(sorted_keys, base + np.minimum(key + above_ok, key_span - 1), side="right")
+    count = hi - lo
+    crowded = count > cap
+    if crowded.any():
+        centre = np.searchsorted(sorted_keys, base + key, side="left")
+        start = np.clip(centre - cap // 2, lo, np.maximum(hi - cap, lo))
+        lo = np.where(crowded, start, lo)
+        hi = np.where(crowded, start + cap, hi)
+        count = hi - lo
+    total = int(count.sum())
+    if total == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
+    rep = np.repeat(np.arange(len(bank_ok)), count)
+    starts = np.repeat(lo - np.cumsum(count) + count, count)
+    positions = starts + np.arange(total)
+    return bank_ok[rep], sorted_rows[positions]
+
+
+def _tolerance(amount: np.ndarray, abs_minor: int, pct_num: int, pct_den: int, max_minor: int) -> np.ndarray:
+    """Per-amount tolerance in minor units, exact integer arithmetic."""
+    pct = np.abs(amount) * pct_num // pct_den
+    return np.minimum(np.maximum(pct, abs_minor), max_minor)
+
+
+def tolerance_expr(amount: pl.Expr, currency: pl.Expr, rules: RuleSet, currencies: list[str]) -> pl.Expr:
+    """Polars expression: the tolerance band (minor units) for ``amount`` in ``currency``."""
+    expr = pl.lit(0, dtype=pl.Int64)
+    for code in currencies:
+        abs_minor, num, den, max_minor = rules.amount.minor(code)
+        band = pl.min_horizontal(
+            pl.max_horizontal(amount.abs() * num // den, pl.lit(abs_minor, dtype=pl.Int64)),
+            pl.lit(max_minor, dtype=pl.Int64),
+        )
+        expr = pl.when(currency == code).then(band).otherwise(expr)
+    return expr
+
+
+def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """Candidate pairs for one-to-one scoring.
+
+    Parameters
+    ----------
+    bank
+        Prepared bank lines (see :func:`engine.features.prepare_bank`): ``bank_idx``, ``day``,
+        ``amount_minor``, ``currency``, ``name_key``, ``ref_keys``.
+    ledger
+        Prepared ledger items: ``ledger_idx``, ``day``, ``amount_minor``, ``currency``,
+        ``name_key``, ``ref_serial``.
+    rules
+        The rule set (date windows, tolerances, caps).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``bank_idx``, ``ledger_idx``, ``via`` (bit flags of the generators that proposed the pair),
+        unique per pair, same currency, same sign, amount within tolerance.
+    """
+    if bank.height == 0 or ledger.height == 0:
+        return pl.DataFrame(schema=CANDIDATE_SCHEMA)
+    cand = rules.candidates
+    widest = rules.dates.widest()
+    bank_day = bank["day"].cast(pl.Int64).to_numpy() + _DAY_OFFSET
+    ledger_day = ledger["day"].cast(pl.Int64).to_numpy() + _DAY_OFFSET
+    bank_amount = bank["amount_minor"].to_numpy()
+    ledger_amount = ledger["amount_minor"].to_numpy()
+    if np.abs(bank_amount).max(initial=0) >= _AMOUNT_OFFSET or np.abs(ledger_amount).max(initial=0) >= _AMOUNT_OFFSET:
+        raise ValueError("amounts beyond +-2**51 minor units are not supported")
+
+    parts: list[tuple[np.ndarray, np.ndarray, int]] = []
+
+    # 1. exact amount within the widest date window
+    bb, lb = _block_ids(bank.select("currency", "amount_minor"), ledger.select("currency", "amount_minor"))
+    b, l_ = window_pairs(bb, bank_day, lb, ledger_day, widest.after, widest.before,
+                         cand.max_per_line_exact, 1 << 21)
+    parts.append((b, l_, EXACT))
+
+    # 2. amount within the tolerance band (same currency), nearest amount first
+    currencies = sorted(set(bank["currency"].unique().to_list()) | set(ledger["currency"].unique().to_list()))
+    bank_tol = bank.select(tolerance_expr(pl.col("amount_minor"), pl.col("currency"), rules, currencies)).to_series().to_numpy()
+    bb, lb = _block_ids(bank.select("currency"), ledger.select("currency"))
+    b, l_ = window_pairs(bb, bank_amount + _AMOUNT_OFFSET, lb, ledger_amount + _AMOUNT_OFFSET,
+                         bank_tol, bank_tol, cand.max_per_line_band, _AMOUNT_SPAN)
+    keep = np.abs(bank_day[b] - ledger_day[l_]) <= max(widest.after, widest.before)
+    keep &= (bank_day[b] - ledger_day[l_] <= widest.after) & (ledger_day[l_] - bank_day[b] <= widest.before)
+    parts.append((b[keep], l_[keep], BAND))
+
+    # 3. same payer name within the date window
+    bank_names = bank.select("currency", pl.col("name_key").replace("", None))
+    ledger_names = ledger.select("currency", pl.col("name_key").replace("", None))
+    bb, lb = _block_ids(bank_names, ledger_names)
+    b, l_ = window_pairs(bb, bank_day, lb, ledger_day, widest.after, widest.before,
+                         cand.max_per_line_name, 1 << 21)
+    parts.append((b, l_, NAME))
+
+    # 4. reference key found in the bank text
+    exploded = (
+        bank.select("bank_idx", "currency", "day", pl.col("ref_keys").alias("ref_key"))
+        .explode("ref_key")
+        .drop_nulls("ref_key")
+    )
+    if exploded.height:
+        bb, lb = _block_ids(
+            exploded.select("currency", "ref_key"),
+            ledger.select("currency", pl.col("ref_serial").alias("ref_key")),
+        )
+        e_day = exploded["day"].cast(pl.Int64).to_numpy() + _DAY_OFFSET
+        eb, l_ = window_pairs(bb, e_day, lb, ledger_day, cand.reference_window_days,
+                              cand.reference_window_days, cand.max_per_line_reference, 1 << 21)
+        parts.append((exploded["bank_idx"].to_numpy().astype(np.int64)[eb], l_, REFERENCE))
+
+    frames = [
+        pl.DataFrame(
+            {
+                "bank_idx": b.astype(np.uint32),
+                "ledger_idx": l_.astype(np.uint32),
+                "via": np.full(len(b), flag, dtype=np.uint8),
+            }
+        )
+        for b, l_, flag in parts
+    ]
+    pairs = (
+        pl.concat(frames)
+        .group_by("bank_idx", "ledger_idx")
+        .agg(pl.col("via").bitwise_or())
+    )
+    # amount within tolerance of the ledger amount, for every generator
+    ledger_tol = ledger.select(
+        "ledger_idx",
+        tolerance_expr(pl.col("amount_minor"), pl.col("currency"), rules, currencies).alias("_tol"),
+        pl.col("amount_minor").alias("_amt_l"),
+    )
+    pairs = (
+        pairs.join(ledger_tol, on="ledger_idx", how="left")
+        .join(bank.select("bank_idx", pl.col("amount_minor").alias("_amt_b")), on="bank_idx", how="left")
+        .filter(
+            ((pl.col("_amt_b") - pl.col("_amt_l")).abs() <= pl.col("_tol"))
+            & (pl.col("_amt_b").sign() == pl.col("_amt_l").sign())
+        )
+        .select("bank_idx", "ledger_idx", "via")
+        .sort("bank_idx", "ledger_idx")
+    )
+    return pairs.cast(CANDIDATE_SCHEMA)

@@ -1,0 +1,136 @@
+"""The ``recon`` command line: a thin layer over :mod:`engine.api`.
+
+Errors recon raises on purpose print one line naming the file and the problem and exit with
+status 2; a traceback appears only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from models.errors import ReconError
+
+EXIT_INPUT = 2
+EXIT_BUG = 1
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recon",
+        description="Bank reconciliation matching engine: propose matches between bank lines and ledger items.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("match", help="match bank lines to ledger items and write the proposals")
+    m.add_argument("--bank", nargs="+", action="extend", required=True, metavar="FILE",
+                   help="bank statement file(s) (canonical CSV)")
+    m.add_argument("--ledger", nargs="+", action="extend", required=True, metavar="FILE",
+                   help="ledger file(s): open invoices, bills, cash-book lines (canonical CSV)")
+    m.add_argument("--fx", metavar="FILE", help="FX rates CSV: date, base, quote, rate (units of quote per base)")
+    m.add_argument("--processor", nargs="+", action="extend", metavar="FILE", default=[],
+                   help="processor payout report(s), e.g. Stripe itemized payout reconciliation CSV")
+    m.add_argument("--rules", metavar="FILE", help="rule-set TOML file (default: built-in rules)")
+    m.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    m.add_argument("--workspace", metavar="FILE",
+                   help="DuckDB workspace file recording lines and runs (default: DIR/recon.duckdb)")
+    m.add_argument("--truth", metavar="FILE", help="ground-truth CSV: also print precision/recall")
+    m.add_argument("--quiet", action="store_true", help="print nothing on success")
+    m.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    e = sub.add_parser("evaluate", help="score a run's matches.csv against a ground-truth CSV")
+    e.add_argument("--out", required=True, metavar="DIR", help="output folder of a run")
+    e.add_argument("--truth", required=True, metavar="FILE", help="truth CSV (group_id, match_type, bank_ids, ledger_ids)")
+    e.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    r = sub.add_parser("rules", help="print the built-in rule set (save it, edit it, pass it with --rules)")
+    r.add_argument("--check", metavar="FILE", help="validate a rule-set file and list every problem")
+    r.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return parser
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "0.0%"
+
+
+def _summary(result, written: dict[str, Path]) -> str:
+    c = result.counts()
+    lines = [f"recon match: run {result.run_id} with rule set '{result.rules.name}' in {result.seconds:.1f} s"]
+    for s in result.stats:
+        lines.append(f"  read {s.side:<9} {s.summary()}")
+    bank_total = c["bank_lines"]
+    lines += [
+        f"  matched automatically: {c['bank_auto']} of {bank_total} bank lines ({_pct(c['bank_auto'], bank_total)}) in {c['auto']} proposals",
+        f"  needs review:          {c['bank_review']} bank lines in {c['review']} proposals",
+        f"  left unmatched:        {c['unmatched_bank']} bank lines, {c['unmatched_ledger']} ledger items",
+        f"  rejected rows:         {c['rejects']}    duplicate lines: {c['duplicates']}",
+        "  outputs:",
+    ]
+    for key, path in written.items():
+        lines.append(f"    {key:<17} {path}")
+    return "\n".join(lines)
+
+
+def _cmd_match(args) -> int:
+    from engine import api
+
+    result = api.match(
+        bank=args.bank, ledger=args.ledger, rules=args.rules, fx=args.fx, processor=args.processor
+    )
+    written = result.write(args.out, workspace=args.workspace)
+    if not args.quiet:
+        print(_summary(result, written))
+        if args.truth:
+            print(api.evaluate(result, args.truth))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from engine.evaluate import evaluate_files
+
+    print(evaluate_files(args.out, args.truth))
+    return 0
+
+
+def _cmd_rules(args) -> int:
+    from importlib import resources
+
+    from rules.model import load_rules
+
+    if args.check:
+        rules = load_rules(args.check)
+        print(f"{args.check}: valid rule set '{rules.name}'")
+        return 0
+    sys.stdout.write(resources.files("rules").joinpath("default.toml").read_text(encoding="utf-8"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``recon`` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False) or "--debug" in argv
+    try:
+        handler = {"match": _cmd_match, "evaluate": _cmd_evaluate, "rules": _cmd_rules}[args.command]
+        return handler(args)
+    except ReconError as exc:
+        if debug:
+            raise
+        print(f"recon: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("recon: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so in one line unless --debug
+        if debug:
+            raise
+        print(f"recon: internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Feature preparation (engine stage 1): canonical frames -> comparison-ready columns.
+
+Adds, for every bank line and ledger item, the normalised columns candidate generation and
+scoring compare: day numbers, payer name keys, reference keys, the ledger type's date window.
+Pure functions of frames; vectorized Polars expressions only.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from engine import normalize as nz
+from rules.model import RuleSet
+
+#: a bank text that quotes a document number of its own (used to spot conflicting references)
+_EXPLICIT_REFERENCE = r"(?:^|[^a-z])(?:inv|invoice|bill|rcpt|receipt|po|so|ref|order)[^a-z0-9]{0,3}[0-9]"
+_CJK = r"[\p{Han}]"
+_LATIN = r"[a-z]"
+
+
+def _nonempty(col: str) -> pl.Expr:
+    c = pl.col(col).fill_null("").str.strip_chars()
+    return pl.when(c != "").then(pl.col(col)).otherwise(None)
+
+
+def _script(expr: pl.Expr) -> pl.Expr:
+    """'cjk', 'latin', 'mixed' or '' for a normalised name."""
+    has_cjk = expr.str.contains(_CJK)
+    has_latin = expr.str.contains(_LATIN)
+    return (
+        pl.when(has_cjk & has_latin).then(pl.lit("mixed"))
+        .when(has_cjk).then(pl.lit("cjk"))
+        .when(has_latin).then(pl.lit("latin"))
+        .otherwise(pl.lit(""))
+    )
+
+
+def prepare_bank(bank: pl.DataFrame) -> pl.DataFrame:
+    """Comparison columns for canonical bank lines (row order kept; ``bank_idx`` = row number)."""
+    text = pl.concat_str(
+        [pl.col("description").fill_null(""), pl.col("reference").fill_null("")], separator=" "
+    )
+    norm = nz.normalize_text(pl.col("description").fill_null(""))
+    channel, _rest = nz.split_channel(norm)
+    name_source = pl.coalesce(_nonempty("counterparty"), pl.col("description").fill_null(""))
+    return bank.with_row_index("bank_idx").with_columns(
+        day=pl.col("date").cast(pl.Int32),
+        channel=channel,
+        bank_text=nz.normalize_text(text),
+        name_key=nz.name_key(name_source).fill_null(""),
+        ref_keys=nz.text_reference_keys(text),
+    ).with_columns(
+        explicit_ref=pl.col("bank_text").str.contains(_EXPLICIT_REFERENCE),
+        name_script=_script(pl.col("name_key")),
+    )
+
+
+def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """Comparison columns for canonical ledger items (``ledger_idx`` = row number).
+
+    The reference compared with bank text is the item's ``reference`` or, when empty, its ``id``.
+    """
+    doc_ref = pl.coalesce(_nonempty("reference"), pl.col("id"))
+    name_source = pl.coalesce(_nonempty("counterparty"), pl.col("description").fill_null(""))
+    types = pl.col("type").fill_null("").str.strip_chars().str.to_lowercase()
+    before = {t: w.before for t, w in rules.dates.by_type.items()}
+    after = {t: w.after for t, w in rules.dates.by_type.items()}
+    return ledger.with_row_index("ledger_idx").with_columns(
+        day=pl.col("date").cast(pl.Int32),
+        doc_ref=doc_ref,
+        ref_serial=nz.reference_serial(doc_ref),
+        name_key=nz.name_key(name_source).fill_null(""),
+        window_before=types.replace_strict(before, default=rules.dates.default.before, return_dtype=pl.Int32),
+        window_after=types.replace_strict(after, default=rules.dates.default.after, return_dtype=pl.Int32),
+        type_norm=types,
+    ).with_columns(name_script=_script(pl.col("name_key")))

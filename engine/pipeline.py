@@ -1,0 +1,255 @@
+"""The match run (engine): prepared frames -> candidates -> scores -> assignment -> proposals.
+
+One function, :func:`match_frames`, runs the stages on canonical frames and returns proposals and
+unmatched lines as Polars frames; the CLI, the workspace store and notebooks all go through it.
+Proposals are modelled as groups (bank ids x ledger ids + adjustments) so compound matches fit the
+same tables; this stage produces one-to-one groups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from engine.assignment import EXACT_METHOD, assign_one_to_one
+from engine.candidates import generate_candidates
+from engine.features import prepare_bank, prepare_ledger
+from engine.scoring import score_candidates
+from models.money import format_minor_expr
+from models.schema import BANK_SCHEMA, ID_SEPARATOR, LEDGER_SCHEMA, MATCH_COLUMNS
+from rules.model import RuleSet
+
+PROPOSAL_EXTRA_COLUMNS = [
+    "adjustments", "margin", "runner_up", "method", "bank_dates", "ledger_dates",
+]
+
+
+@dataclass
+class MatchOutcome:
+    """Everything a run produces, as Polars frames.
+
+    Attributes
+    ----------
+    proposals
+        One row per proposed match group (``MATCH_COLUMNS`` + extras), sorted by ``match_id``.
+    match_lines
+        Long form: ``match_id``, ``side`` ('bank'/'ledger'), ``id``, ``amount_minor``, ``currency``.
+    unmatched_bank, unmatched_ledger
+        Canonical rows not in any proposal, plus ``reason``.
+    candidates
+        All scored candidate pairs (ids, confidence, evidence) for analysts.
+    timings
+        Seconds per stage.
+    """
+
+    proposals: pl.DataFrame
+    match_lines: pl.DataFrame
+    unmatched_bank: pl.DataFrame
+    unmatched_ledger: pl.DataFrame
+    candidates: pl.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        status = self.proposals["status"]
+        return {
+            "proposals": self.proposals.height,
+            "auto": int((status == "auto").sum()),
+            "review": int((status == "review").sum()),
+            "bank_auto": int(self.match_lines.filter(
+                (pl.col("side") == "bank")
+                & pl.col("match_id").is_in(self.proposals.filter(pl.col("status") == "auto")["match_id"].implode())
+            ).height),
+            "bank_review": int(self.match_lines.filter(
+                (pl.col("side") == "bank")
+                & pl.col("match_id").is_in(self.proposals.filter(pl.col("status") == "review")["match_id"].implode())
+            ).height),
+            "unmatched_bank": self.unmatched_bank.height,
+            "unmatched_ledger": self.unmatched_ledger.height,
+        }
+
+
+def _sha_ids(values: pl.Series) -> pl.Series:
+    return pl.Series(
+        ["M-" + hashlib.sha1(v.encode("utf-8")).hexdigest()[:16] for v in values.to_list()],
+        dtype=pl.Utf8,
+    )
+
+
+def match_id_expr(bank_ids: pl.Expr, ledger_ids: pl.Expr) -> pl.Expr:
+    """Stable id of a match group: same bank and ledger ids -> same id, in any order."""
+    key = (
+        pl.lit("b:") + bank_ids.list.sort().list.join("\x1f")
+        + pl.lit("|l:") + ledger_ids.list.sort().list.join("\x1f")
+    )
+    return key.map_batches(_sha_ids, return_dtype=pl.Utf8)
+
+
+def _fmt(value: pl.Expr, digits: int = 2) -> pl.Expr:
+    return value.round(digits).cast(pl.Utf8)
+
+
+def match_frames(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> MatchOutcome:
+    """Run the whole match on canonical frames.
+
+    Parameters
+    ----------
+    bank, ledger
+        Canonical frames (``models.schema.BANK_SCHEMA`` / ``LEDGER_SCHEMA``), duplicates removed.
+    rules
+        The rule set.
+
+    Returns
+    -------
+    MatchOutcome
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    pb = prepare_bank(bank)
+    pl_ = prepare_ledger(ledger, rules)
+    timings["prepare"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pairs = generate_candidates(pb, pl_, rules)
+    timings["candidates"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    scored = score_candidates(pairs, pb, pl_, rules)
+    timings["scoring"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    th = rules.thresholds
+    chosen = assign_one_to_one(scored, th.review)
+    timings["assignment"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    proposals, lines = _proposals(chosen, scored, pb, pl_, rules)
+    unmatched_bank, unmatched_ledger = _unmatched(chosen, scored, pb, pl_, rules)
+    cand_view = scored.join(pb.select("bank_idx", pl.col("id").alias("bank_id")), on="bank_idx").join(
+        pl_.select("ledger_idx", pl.col("id").alias("ledger_id")), on="ledger_idx"
+    ).select("bank_id", "ledger_id", "confidence", "score", "ref_level", "name_level",
+             "name_similarity", "days", "amount_diff", "evidence", "bank_idx", "ledger_idx")
+    timings["output"] = time.perf_counter() - t0
+    return MatchOutcome(proposals, lines, unmatched_bank, unmatched_ledger, cand_view, timings)
+
+
+def _proposals(chosen, scored, pb, pl_, rules):
+    th = rules.thresholds
+    ids_b = pb.select("bank_idx", pl.col("id").alias("bank_id"), pl.col("date").alias("bank_date"))
+    ids_l = pl_.select("ledger_idx", pl.col("id").alias("ledger_id"), pl.col("date").alias("ledger_date"))
+    df = (
+        chosen.join(scored.select("bank_idx", "ledger_idx", "confidence", "evidence", "amount_bank",
+                                  "amount_ledger", "currency"), on=["bank_idx", "ledger_idx"], how="left")
+        .join(ids_b, on="bank_idx", how="left")
+        .join(ids_l, on="ledger_idx", how="left")
+        .join(ids_b.select(pl.col("bank_idx").alias("runner_up_bank_idx"), pl.col("bank_id").alias("ru_bank")),
+              on="runner_up_bank_idx", how="left")
+        .join(ids_l.select(pl.col("ledger_idx").alias("runner_up_ledger_idx"), pl.col("ledger_id").alias("ru_ledger")),
+              on="runner_up_ledger_idx", how="left")
+    )
+    ambiguous = pl.col("margin") < th.ambiguity_margin
+    runner_up = (
+        pl.when(pl.col("ru_ledger").is_not_null())
+        .then(pl.lit("ledger ") + pl.col("ru_ledger"))
+        .when(pl.col("ru_bank").is_not_null())
+        .then(pl.lit("bank line ") + pl.col("ru_bank"))
+    )
+    runner_up_text = runner_up + pl.lit(" (confidence ") + _fmt(pl.col("runner_up_confidence")) + pl.lit(")")
+    status = (
+        pl.when((pl.col("confidence") >= th.auto) & ~ambiguous).then(pl.lit("auto")).otherwise(pl.lit("review"))
+    )
+    why_review = (
+        pl.when(ambiguous & runner_up.is_not_null())
+        .then(pl.lit("too close to call: runner-up ") + runner_up_text)
+        .when(ambiguous)
+        .then(pl.lit("too close to call"))
+        .when(pl.col("confidence") < th.auto)
+        .then(pl.lit("confidence ") + _fmt(pl.col("confidence")) + pl.lit(" below auto threshold ")
+              + pl.lit(str(th.auto)))
+    )
+    df = df.with_columns(status=status).with_columns(
+        explanation=pl.concat_str(
+            [
+                pl.col("evidence"),
+                pl.when(pl.col("status") == "review").then(pl.lit("review: ") + why_review),
+                pl.when(pl.col("method") != EXACT_METHOD).then(pl.lit("assignment: ") + pl.col("method")),
+            ],
+            separator="; ",
+            ignore_nulls=True,
+        ),
+        runner_up=pl.when(runner_up.is_not_null()).then(runner_up_text).otherwise(pl.lit("")),
+        bank_list=pl.concat_list(pl.col("bank_id")),
+        ledger_list=pl.concat_list(pl.col("ledger_id")),
+    )
+    df = df.with_columns(match_id=match_id_expr(pl.col("bank_list"), pl.col("ledger_list")))
+    proposals = df.select(
+        "match_id",
+        pl.lit("one_to_one").alias("match_type"),
+        "status",
+        pl.col("confidence").round(4),
+        pl.col("bank_list").list.join(ID_SEPARATOR).alias("bank_ids"),
+        pl.col("ledger_list").list.join(ID_SEPARATOR).alias("ledger_ids"),
+        format_minor_expr(pl.col("amount_bank"), pl.col("currency")).alias("bank_amount"),
+        format_minor_expr(pl.col("amount_ledger"), pl.col("currency")).alias("ledger_amount"),
+        format_minor_expr(pl.col("amount_bank") - pl.col("amount_ledger"), pl.col("currency")).alias("difference"),
+        "currency",
+        "explanation",
+        pl.lit("").alias("adjustments"),
+        pl.col("margin").round(4),
+        "runner_up",
+        "method",
+        pl.col("bank_date").cast(pl.Utf8).alias("bank_dates"),
+        pl.col("ledger_date").cast(pl.Utf8).alias("ledger_dates"),
+    ).sort("match_id")
+    assert proposals.columns[: len(MATCH_COLUMNS)] == MATCH_COLUMNS
+    lines = pl.concat([
+        df.select("match_id", pl.lit("bank").alias("side"), pl.col("bank_id").alias("id"),
+                  pl.col("amount_bank").alias("amount_minor"), "currency"),
+        df.select("match_id", pl.lit("ledger").alias("side"), pl.col("ledger_id").alias("id"),
+                  pl.col("amount_ledger").alias("amount_minor"), "currency"),
+    ]).sort("match_id", "side", "id")
+    return proposals, lines
+
+
+def _unmatched(chosen, scored, pb, pl_, rules):
+    review = rules.thresholds.review
+    taken = chosen.select("bank_idx", "ledger_idx")
+    ids_b = pb.select("bank_idx", pl.col("id").alias("bank_id"))
+    ids_l = pl_.select("ledger_idx", pl.col("id").alias("ledger_id"))
+
+    def side(frame, own, other, other_ids, other_id_col, noun_other, noun_self):
+        best = (
+            scored.select(own, other, "confidence")
+            .sort(["confidence", other], descending=[True, False])
+            .group_by(own, maintain_order=True)
+            .first()
+            .join(other_ids, on=other, how="left")
+            .join(taken.select(pl.col(other), pl.col(own).alias("_taker")), on=other, how="left")
+        )
+        own_ids = ids_b if own == "bank_idx" else ids_l
+        best = best.join(
+            own_ids.rename({own: "_taker", own_ids.columns[1]: "_taker_id"}), on="_taker", how="left"
+        )
+        reason = (
+            pl.when(pl.col("confidence").is_null())
+            .then(pl.lit(f"no {noun_other} with this amount (within tolerance), reference or payer in the date window"))
+            .when(pl.col("confidence") < review)
+            .then(pl.lit(f"best candidate {noun_other} ") + pl.col(other_id_col) + pl.lit(" scored ")
+                  + _fmt(pl.col("confidence")) + pl.lit(f", below the review threshold {review}"))
+            .when(pl.col("_taker_id").is_not_null())
+            .then(pl.lit(f"best candidate {noun_other} ") + pl.col(other_id_col) + pl.lit(" (")
+                  + _fmt(pl.col("confidence")) + pl.lit(f") is matched to {noun_self} ")
+                  + pl.col("_taker_id") + pl.lit(" with a better overall fit"))
+            .otherwise(pl.lit("not chosen in the global assignment"))
+        )
+        rest = frame.join(taken.select(own), on=own, how="anti")
+        out = rest.join(best, on=own, how="left").with_columns(reason=reason)
+        return out
+
+    ub = side(pb, "bank_idx", "ledger_idx", ids_l, "ledger_id", "ledger item", "bank line")
+    ul = side(pl_, "ledger_idx", "bank_idx", ids_b, "bank_id", "bank line", "ledger item")
+    ub = ub.sort("bank_idx").select(*BANK_SCHEMA, "reason")
+    ul = ul.sort("ledger_idx").select(*LEDGER_SCHEMA, "reason")
+    return ub, ul

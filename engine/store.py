@@ -1,0 +1,142 @@
+"""Workspace store (engine): an embedded DuckDB file that keeps lines, runs and proposals.
+
+- Lines are keyed by id: ingesting the same file again, or an overlapping one, adds only lines
+  the workspace has not seen (never a duplicate row).
+- Every run is recorded with its inputs, rule set, counts, proposals and rejects, inside one
+  transaction: a crash leaves the previous state intact, never half a run.
+- Nothing is ever deleted; a later correction is a new run (reversals come with write-back).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from models.errors import ReconError
+
+_DDL = [
+    """CREATE TABLE IF NOT EXISTS bank_lines (
+        id VARCHAR, date DATE, amount_minor BIGINT, currency VARCHAR, description VARCHAR,
+        counterparty VARCHAR, reference VARCHAR, account VARCHAR, attributes VARCHAR,
+        source_file VARCHAR, source_line BIGINT, first_run_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS ledger_items (
+        id VARCHAR, date DATE, amount_minor BIGINT, currency VARCHAR, description VARCHAR,
+        counterparty VARCHAR, reference VARCHAR, account VARCHAR, type VARCHAR, due_date DATE,
+        attributes VARCHAR, source_file VARCHAR, source_line BIGINT, first_run_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, rules_name VARCHAR,
+        rules_json VARCHAR, inputs_json VARCHAR, counts_json VARCHAR, out_dir VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS proposals (
+        run_id VARCHAR, match_id VARCHAR, match_type VARCHAR, status VARCHAR, confidence DOUBLE,
+        bank_ids VARCHAR, ledger_ids VARCHAR, bank_amount VARCHAR, ledger_amount VARCHAR,
+        difference VARCHAR, currency VARCHAR, explanation VARCHAR, adjustments VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS match_lines (
+        run_id VARCHAR, match_id VARCHAR, side VARCHAR, id VARCHAR, amount_minor BIGINT,
+        currency VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS rejects (
+        run_id VARCHAR, source_file VARCHAR, line BIGINT, "column" VARCHAR, reason VARCHAR,
+        raw VARCHAR)""",
+]
+
+
+class Workspace:
+    """A DuckDB workspace file.
+
+    Parameters
+    ----------
+    path
+        The ``.duckdb`` file; created when missing.
+
+    Examples
+    --------
+    >>> ws = Workspace("recon.duckdb")  # doctest: +SKIP
+    >>> ws.query("SELECT status, count(*) FROM proposals GROUP BY ALL")  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise ReconError(f"{self.path}: cannot open the DuckDB workspace: {exc}") from None
+        for ddl in _DDL:
+            self.con.execute(ddl)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
+        """Run SQL against the workspace and return a Polars frame."""
+        return self.con.execute(sql, params or []).pl()
+
+    def _insert_new(self, table: str, frame: pl.DataFrame, run_id: str) -> int:
+        staged = frame.with_columns(first_run_id=pl.lit(run_id))
+        self.con.register("_staged", staged.to_arrow())
+        try:
+            before = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            self.con.execute(
+                f"INSERT INTO {table} BY NAME SELECT s.* FROM _staged s "
+                f"ANTI JOIN {table} t ON s.id = t.id"
+            )
+            after = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        finally:
+            self.con.unregister("_staged")
+        return after - before
+
+    def _append(self, table: str, frame: pl.DataFrame, run_id: str) -> None:
+        staged = frame.with_columns(run_id=pl.lit(run_id))
+        self.con.register("_staged", staged.to_arrow())
+        try:
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _staged")
+        finally:
+            self.con.unregister("_staged")
+
+    def record_run(
+        self,
+        run_id: str,
+        started_at: datetime,
+        bank: pl.DataFrame,
+        ledger: pl.DataFrame,
+        proposals: pl.DataFrame,
+        match_lines: pl.DataFrame,
+        rejects: pl.DataFrame,
+        rules_name: str,
+        rules_json: str,
+        inputs: dict,
+        counts: dict,
+        out_dir: str,
+    ) -> dict[str, int]:
+        """Record one run atomically; returns how many bank/ledger lines were new."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            new_bank = self._insert_new("bank_lines", bank, run_id)
+            new_ledger = self._insert_new("ledger_items", ledger, run_id)
+            self._append("proposals", proposals.select(
+                "match_id", "match_type", "status", "confidence", "bank_ids", "ledger_ids",
+                "bank_amount", "ledger_amount", "difference", "currency", "explanation",
+                "adjustments"), run_id)
+            self._append("match_lines", match_lines, run_id)
+            self._append("rejects", rejects, run_id)
+            self.con.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, started_at.replace(tzinfo=None), datetime.now(UTC).replace(tzinfo=None),
+                 rules_name, rules_json, json.dumps(inputs, ensure_ascii=False),
+                 json.dumps({**counts, "new_bank_lines": new_bank, "new_ledger_items": new_ledger}),
+                 out_dir],
+            )
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            raise
+        return {"new_bank_lines": new_bank, "new_ledger_items": new_ledger}
