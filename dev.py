@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Project task runner: needs only python3.
+
+    python3 dev.py sample   # set up .venv, run `recon match` on the bundled sample, print the summary
+    python3 dev.py test     # set up .venv, run the whole test suite
+
+Set-up is idempotent: the virtualenv is created once and re-installed only when pyproject.toml
+changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".recon-installed"
+
+
+def _run(cmd: list[str], **kw) -> int:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT, **kw)
+
+
+def setup() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"recon needs Python >= 3.11 (this is {sys.version.split()[0]})")
+    if not PY.exists():
+        if _run([sys.executable, "-m", "venv", VENV]) != 0:
+            sys.exit("could not create the virtualenv (on Debian/Ubuntu: apt-get install python3-venv)")
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == digest:
+        return
+    quiet = ["-q"] if os.environ.get("CI") else []
+    if _run([PY, "-m", "pip", "install", *quiet, "--upgrade", "pip"]) != 0:
+        sys.exit("pip upgrade failed")
+    if _run([PY, "-m", "pip", "install", *quiet, "-e", ".[test]"]) != 0:
+        sys.exit("installing recon and its dependencies failed")
+    STAMP.write_text(digest)
+
+
+def sample() -> int:
+    setup()
+    data = ROOT / "benchmarks" / "sample"
+    out = ROOT / "out" / "sample"
+    return _run([
+        BIN / "recon", "match",
+        "--bank", data / "bank.csv",
+        "--ledger", data / "ledger.csv",
+        "--out", out,
+        "--truth", data / "truth.csv",
+    ])
+
+
+def test(extra: list[str]) -> int:
+    setup()
+    return _run([PY, "-m", "pytest", *extra])
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"sample", "test", "setup"}:
+        print(__doc__)
+        return 2
+    cmd = sys.argv[1]
+    if cmd == "setup":
+        setup()
+        return 0
+    if cmd == "sample":
+        return sample()
+    return test(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
