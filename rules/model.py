@@ -226,8 +226,26 @@ def from_mapping(data: dict, source: str = "<rules>") -> RuleSet:
         raise RuleConfigError(source, [_format_problem(e) for e in exc.errors()]) from None
 
 
+def _default_mapping() -> dict:
+    text = resources.files("rules").joinpath("default.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_rules(path: str | Path | None = None) -> RuleSet:
     """Load and validate a rule-set TOML file; ``None`` gives the built-in default.
+
+    A file only needs the settings it changes: everything else comes from the built-in
+    ``rules/default.toml`` (tables merge key by key; lists such as ``weights.name`` replace).
 
     Raises
     ------
@@ -247,10 +265,10 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleConfigError(str(path), [f"not valid TOML: {exc}"]) from None
-    return from_mapping(data, source=str(path))
+    data.setdefault("name", path.stem)
+    return from_mapping(_deep_merge(_default_mapping(), data), source=str(path))
 
 
 def default_rules() -> RuleSet:
     """The built-in rule set shipped as ``rules/default.toml``."""
-    text = resources.files("rules").joinpath("default.toml").read_text(encoding="utf-8")
-    return from_mapping(tomllib.loads(text), source="rules/default.toml (built-in)")
+    return from_mapping(_default_mapping(), source="rules/default.toml (built-in)")
