@@ -24,8 +24,6 @@ import polars as pl
 
 import feeds
 from engine.adapters import canonical_csv_view, write_outputs
-from engine.evaluate import EvaluationReport, load_truth
-from engine.evaluate import evaluate as _evaluate
 from engine.pipeline import MatchOutcome, match_frames
 from engine.store import Workspace
 from models.errors import InputError
@@ -195,7 +193,10 @@ def match(
         )
         stats.append(FileStats(path, "processor", proc_frame.height + proc_rejects.height,
                                proc_frame.height, proc_rejects.height))
-    all_rejects = pl.concat([r.select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA) for r in rejects])
+    # the same file given twice is read twice (its lines load once); report its bad rows once
+    all_rejects = pl.concat(
+        [r.select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA) for r in rejects]
+    ).unique(subset=["source_file", "line", "column"], keep="first", maintain_order=True)
     outcome = match_frames(bank_res.frame, ledger_res.frame, rules)
     return MatchResult(
         outcome=outcome,
@@ -211,8 +212,14 @@ def match(
     )
 
 
-def evaluate(result: MatchResult | pl.DataFrame, truth: str | Path | pl.DataFrame) -> EvaluationReport:
-    """Score proposals against ground truth (group precision/recall, auto error rate, coverage)."""
+def evaluate(result: MatchResult | pl.DataFrame, truth: str | Path | pl.DataFrame):
+    """Score proposals against ground truth (group precision/recall, auto error rate, coverage).
+
+    Returns an :class:`engine.evaluate.EvaluationReport`.
+    """
+    from engine.evaluate import evaluate as _evaluate
+    from engine.evaluate import load_truth
+
     proposals = result.proposals if isinstance(result, MatchResult) else result
     truth_frame = truth if isinstance(truth, pl.DataFrame) else load_truth(truth)
     bank_ids = None

@@ -65,7 +65,7 @@ class Workspace:
         except duckdb.Error as exc:
             raise ReconError(f"{self.path}: cannot open the DuckDB workspace: {exc}") from None
         for ddl in _DDL:
-            self.con.execute(ddl)
+            self.con.execute(ddl).fetchall()
 
     def close(self) -> None:
         self.con.close()
@@ -84,12 +84,12 @@ class Workspace:
         staged = frame.with_columns(first_run_id=pl.lit(run_id))
         self.con.register("_staged", staged.to_arrow())
         try:
-            before = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            before = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             self.con.execute(
                 f"INSERT INTO {table} BY NAME SELECT s.* FROM _staged s "
                 f"ANTI JOIN {table} t ON s.id = t.id"
-            )
-            after = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            ).fetchall()
+            after = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         finally:
             self.con.unregister("_staged")
         return after - before
@@ -98,7 +98,7 @@ class Workspace:
         staged = frame.with_columns(run_id=pl.lit(run_id))
         self.con.register("_staged", staged.to_arrow())
         try:
-            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _staged")
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _staged").fetchall()
         finally:
             self.con.unregister("_staged")
 
@@ -134,7 +134,7 @@ class Workspace:
                  rules_name, rules_json, json.dumps(inputs, ensure_ascii=False),
                  json.dumps({**counts, "new_bank_lines": new_bank, "new_ledger_items": new_ledger}),
                  out_dir],
-            )
+            ).fetchall()
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
