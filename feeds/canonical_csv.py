@@ -1,0 +1,921 @@
+"""Feeds stage: read recon's canonical bank and ledger CSV files into canonical tables.
+
+The canonical CSV is the product's own input contract: UTF-8 (a BOM is accepted), comma
+separated, one header row, columns in any order and matched case-insensitively. Known columns
+become the canonical columns of :data:`models.schema.BANK_SCHEMA` / ``LEDGER_SCHEMA``; every
+other column is kept, byte-exact, in the JSON ``attributes`` column.
+
+A file that cannot be read at all raises :class:`models.errors.FeedFormatError` with one line
+saying what is wrong and what to do. A bad *row* never stops the file: it becomes one row of the
+rejects table (file, physical line, column, reason, raw text) and the other rows load.
+
+Everything runs as polars expressions over whole columns; the only per-row Python code is the
+SHA-1 of the fingerprint key given to bank lines without an id (hashlib has no vectorized form,
+and polars' own hash is not stable across versions).
+
+The lower-level helpers :func:`read_raw_table` and :func:`resolve_columns` turn any
+comma-separated UTF-8 file into unquoted text fields with physical line numbers; the FX and
+processor feeds reuse them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from models.errors import FeedFormatError
+from models.money import CURRENCY_EXPONENTS, parse_amount_expr
+from models.schema import (
+    BANK_SCHEMA,
+    DUPLICATES_SCHEMA,
+    LEDGER_SCHEMA,
+    REJECTS_SCHEMA,
+    FileStats,
+    LoadResult,
+    empty_frame,
+)
+
+__all__ = [
+    "RawTable",
+    "amount_exprs",
+    "as_schema",
+    "attributes_expr",
+    "currency_exprs",
+    "date_exprs",
+    "load_bank",
+    "load_ledger",
+    "read_bank_csv",
+    "read_ledger_csv",
+    "read_raw_table",
+    "reject_frame",
+    "resolve_columns",
+]
+
+#: canonical input columns of each side, in canonical order
+BANK_COLUMNS: tuple[str, ...] = (
+    "id",
+    "date",
+    "amount",
+    "currency",
+    "description",
+    "counterparty",
+    "reference",
+    "account",
+)
+LEDGER_COLUMNS: tuple[str, ...] = BANK_COLUMNS + ("type", "due_date")
+BANK_REQUIRED: tuple[str, ...] = ("date", "amount", "currency")
+LEDGER_REQUIRED: tuple[str, ...] = ("id", "date", "amount", "currency")
+
+#: canonical columns compared to decide whether a repeated id carries the same content
+_CONTENT_COLUMNS = {
+    "bank": [
+        "date",
+        "amount_minor",
+        "currency",
+        "description",
+        "counterparty",
+        "reference",
+        "account",
+    ],
+    "ledger": [
+        "date",
+        "amount_minor",
+        "currency",
+        "description",
+        "counterparty",
+        "reference",
+        "account",
+        "type",
+        "due_date",
+    ],
+}
+
+# One CSV field, preceded by its ',' (every record gets a ',' prepended so that each match
+# starts with a separator and empty fields are never zero-length matches). A quoted field may
+# have blanks around its quotes; an unquoted field may not contain a quote.
+_FIELD_PATTERN = r',(?:[ \t]*"(?:[^"]|"")*"[ \t]*|[^,"]*)'
+_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_FINGERPRINT_SEPARATOR = "\x1f"  # ASCII unit separator: cannot be confused with text in a field
+_NULL_TEXT = pl.lit(None, dtype=pl.Utf8)
+
+
+# --------------------------------------------------------------------------------------------
+# Raw table: bytes -> physical lines -> records -> unquoted text fields
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RawTable:
+    """A comma-separated file split into unquoted text fields, before any validation.
+
+    Attributes
+    ----------
+    path
+        The path as given by the caller (used as ``source_file``).
+    header
+        Header names exactly as in the file (unquoted, not stripped).
+    header_line
+        Physical line number of the header (1 unless blank lines precede it).
+    rows
+        One row per record with the header's number of fields: ``source_line`` (Int64, first
+        physical line of the record), ``raw`` (the record's text as in the file, without its
+        line ending) and ``c0`` .. ``c{n-1}`` (Utf8, unquoted field text).
+    rejects
+        Records whose structure is wrong (field count, quoting), in ``REJECTS_SCHEMA``.
+    """
+
+    path: str
+    header: list[str]
+    header_line: int
+    rows: pl.DataFrame
+    rejects: pl.DataFrame
+
+    @property
+    def rows_read(self) -> int:
+        """Data records read (well-formed or not); blank lines are not records."""
+        return self.rows.height + self.rejects.height
+
+
+def _fail(
+    path: str, problem: str, line: int | None = None, raw: str | None = None
+) -> FeedFormatError:
+    return FeedFormatError(path, problem, line=line, raw=raw)
+
+
+def _read_bytes(source: str) -> bytes:
+    path = Path(source)
+    if not path.exists():
+        raise _fail(source, "file not found; check the path and the working directory")
+    if path.is_dir():
+        raise _fail(source, "is a directory, not a file; give the path of a CSV file")
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise _fail(
+            source, f"cannot be read ({reason}); check that the file exists and is readable"
+        ) from None
+
+
+def _check_utf8(source: str, data: bytes) -> int:
+    """Check that ``data`` is UTF-8 text; return the byte offset after any BOM."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _fail(
+            source, "is UTF-16 encoded, not UTF-8; re-save it as 'CSV UTF-8' (comma delimited)"
+        )
+    if data.startswith(b"PK\x03\x04"):
+        raise _fail(
+            source,
+            "is a zip archive or Excel workbook (.xlsx), not a CSV; export the sheet as 'CSV UTF-8'",
+        )
+    if data.startswith(b"%PDF"):
+        raise _fail(source, "is a PDF, not a CSV; download the statement as CSV from the bank")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise _fail(
+            source,
+            f"contains a NUL byte at byte offset {nul}: it is a binary file, not a UTF-8 CSV; "
+            "export the data as 'CSV UTF-8'",
+        )
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        byte = data[error.start]
+        raise _fail(
+            source,
+            f"is not UTF-8 (byte 0x{byte:02x} at byte offset {error.start}, line {line}); re-save it "
+            "as UTF-8 ('CSV UTF-8' in Excel) or read it with a bank CSV profile that names its "
+            "encoding (e.g. GBK, Big5, cp1252)",
+            line=line,
+        ) from None
+    return 3 if data.startswith(b"\xef\xbb\xbf") else 0
+
+
+def _physical_lines(data: bytes, start: int) -> pl.DataFrame:
+    """Split ``data[start:]`` into lines (each keeping its own line ending), zero-copy.
+
+    Returns a frame with ``line`` (Int64, 1-based) and ``text`` (Utf8, ending included).
+    """
+    body = np.frombuffer(data, dtype=np.uint8)[start:]
+    ends = np.flatnonzero(body == 10) + 1
+    if ends.size == 0:  # classic Mac line endings (lone CR) or a single line
+        ends = np.flatnonzero(body == 13) + 1
+    if ends.size == 0 or ends[-1] != body.size:
+        ends = np.append(ends, body.size)
+    offsets = np.concatenate([[0], ends]).astype(np.int64) + start
+    text = pa.LargeStringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)
+    )
+    lines = pl.from_arrow(text)
+    return (
+        pl.DataFrame({"text": lines})
+        .with_row_index("line", offset=1)
+        .with_columns(pl.col("line").cast(pl.Int64))
+    )
+
+
+def _records(lines: pl.DataFrame) -> pl.DataFrame:
+    """Group physical lines into CSV records (a quoted field may span lines).
+
+    A line starts a new record when the number of '"' before it is even. If the file ends
+    inside a quoted field, the line that opened it becomes a record of its own, flagged
+    ``unterminated``, and the lines after it are read normally.
+
+    Returns ``source_line`` (Int64), ``raw`` (record text without its final line ending),
+    ``unterminated`` (Boolean).
+    """
+    quotes = lines.get_column("text").str.count_matches('"', literal=True).cast(pl.Int64)
+    lines = lines.with_columns(quotes=quotes, unterminated=pl.lit(False))
+    if int(quotes.sum()) % 2 == 1:
+        # the last record never closes; the line that opened it has an odd count of quotes and
+        # an even count before it: that is the last line whose preceding count is even
+        before = (quotes.cum_sum() - quotes) % 2 == 0
+        opener = int(lines.filter(before & (quotes % 2 == 1)).get_column("line").max())
+        lines = lines.with_columns(
+            quotes=pl.when(pl.col("line") == opener).then(0).otherwise(pl.col("quotes")),
+            unterminated=pl.col("line") == opener,
+        )
+    lines = lines.with_columns(starts=((pl.col("quotes").cum_sum() - pl.col("quotes")) % 2) == 0)
+    if lines.get_column("starts").all():
+        records = lines.select(source_line="line", raw="text", unterminated="unterminated")
+    else:
+        records = (
+            lines.with_columns(record=pl.col("starts").cum_sum())
+            .group_by("record", maintain_order=True)
+            .agg(
+                source_line=pl.col("line").first(),
+                raw=pl.col("text").str.join(""),
+                unterminated=pl.col("unterminated").any(),
+            )
+            .drop("record")
+        )
+    return records.with_columns(pl.col("raw").str.strip_suffix("\n").str.strip_suffix("\r"))
+
+
+def _unquote(field: pl.Expr) -> pl.Expr:
+    """Text of one field as split from its record (quotes and blanks around them removed)."""
+    quoted = field.str.contains('"', literal=True)  # an unquoted field cannot hold a quote
+    inner = (
+        field.str.strip_chars(" \t")
+        .str.strip_prefix('"')
+        .str.strip_suffix('"')
+        .str.replace_all('""', '"', literal=True)
+    )
+    return pl.when(quoted).then(inner).otherwise(field)
+
+
+def _split_fields(records: pl.DataFrame) -> pl.DataFrame:
+    """Add ``fields`` (list of field texts, still quoted) and ``well_quoted`` to ``records``.
+
+    Records without any '"' are split on ','; only records with quotes go through the
+    (slower) field regex, which also checks that every character belongs to a field.
+    """
+    has_quote = pl.col("raw").str.contains('"', literal=True)
+    plain = records.filter(~has_quote).with_columns(
+        fields=pl.col("raw").str.split(","), well_quoted=~pl.col("unterminated")
+    )
+    quoted = records.filter(has_quote)
+    if quoted.height == 0:
+        return plain
+    prefixed = pl.lit(",") + pl.col("raw")
+    quoted = quoted.with_columns(_matches=prefixed.str.extract_all(_FIELD_PATTERN))
+    covered = pl.col("_matches").list.eval(pl.element().str.len_bytes().cast(pl.Int64)).list.sum()
+    quoted = quoted.with_columns(
+        fields=pl.col("_matches").list.eval(pl.element().str.slice(1)),
+        well_quoted=(covered == prefixed.str.len_bytes().cast(pl.Int64)) & ~pl.col("unterminated"),
+    ).drop("_matches")
+    if plain.height == 0:
+        return quoted
+    return pl.concat([plain, quoted]).sort("source_line")
+
+
+def read_raw_table(path: str | PathLike[str], *, what: str = "CSV") -> RawTable:
+    """Read a comma-separated UTF-8 file into unquoted text fields with line numbers.
+
+    Parameters
+    ----------
+    path
+        The file. Kept as given (``str(path)``) for ``source_file``.
+    what
+        What the file is meant to be ("bank CSV", "FX rates CSV"), for error messages.
+
+    Returns
+    -------
+    RawTable
+        Header, well-formed rows and structural rejects (wrong field count, bad quoting).
+        Blank lines, and rows whose every field is blank, are skipped (not counted as rows).
+
+    Raises
+    ------
+    FeedFormatError
+        File missing, unreadable, a directory, not UTF-8, binary, empty, or a header that
+        cannot be parsed.
+    """
+    source = str(path)
+    data = _read_bytes(source)
+    start = _check_utf8(source, data)
+    if not data[start:].strip():
+        raise _fail(
+            source,
+            f"is empty (no header row, no data); check that this is the right {what} and that the export finished",
+        )
+    lines = _physical_lines(data, start)
+    records = _records(lines)
+    has_quotes = data.find(b'"', start) >= 0
+    records = _split_fields(records)
+    records = records.filter(~pl.col("raw").str.contains(r"^[\s,]*$") | pl.col("unterminated"))
+    if records.height == 0:
+        raise _fail(
+            source, f"has no header row, only blank lines; a {what} starts with a header row"
+        )
+
+    head = records.row(0, named=True)
+    header_line = int(head["source_line"])
+    if not head["well_quoted"]:
+        sniff = _sniff_hint([head["raw"]], head["raw"])
+        problem = (
+            f"is not a CSV: {sniff}"
+            if sniff
+            else "the header row has unbalanced or misplaced '\"'; fix the header line"
+        )
+        raise _fail(source, problem, line=header_line, raw=head["raw"])
+    header: list[str] = (
+        pl.select(_unquote(pl.lit(pl.Series(head["fields"], dtype=pl.Utf8)))).to_series().to_list()
+    )
+    body = records.slice(1)
+
+    width = len(header)
+    n_fields = pl.col("fields").list.len().cast(pl.Int64)
+    structure_reason = (
+        pl.when(pl.col("unterminated"))
+        .then(pl.lit("a quoted value opened on this line is never closed (missing '\"')"))
+        .when(~pl.col("well_quoted"))
+        .then(
+            pl.lit(
+                "misplaced '\"': a value containing '\"' or ',' must be wrapped in quotes with "
+                'inner quotes doubled ("5"" screen")'
+            )
+        )
+        .when(n_fields != width)
+        .then(
+            pl.lit("row has ")
+            + n_fields.cast(pl.Utf8)
+            + pl.lit(f" fields; the header has {width}")
+            + pl.when(n_fields > width)
+            .then(pl.lit(" (a value containing ',' must be quoted)"))
+            .otherwise(pl.lit(""))
+        )
+        .otherwise(_NULL_TEXT)
+    )
+    body = body.with_columns(_structure=structure_reason)
+    rejects = body.filter(pl.col("_structure").is_not_null()).select(
+        source_file=pl.lit(source),
+        line=pl.col("source_line"),
+        column=pl.lit(""),
+        reason=pl.col("_structure"),
+        raw=pl.col("raw"),
+    )
+
+    def field(index: int) -> pl.Expr:
+        value = pl.col("fields").list.get(index, null_on_oob=True)
+        return (_unquote(value) if has_quotes else value).alias(f"c{index}")
+
+    good = body.filter(pl.col("_structure").is_null())
+    rows = good.select("source_line", "raw", *[field(i) for i in range(width)])
+    return RawTable(
+        path=source,
+        header=header,
+        header_line=header_line,
+        rows=rows,
+        rejects=as_schema(rejects, REJECTS_SCHEMA),
+    )
+
+
+def _sniff_hint(header: list[str], raw_header: str) -> str:
+    """What a first line that is not a comma-separated header looks like, with what to do."""
+    first = raw_header.lstrip()
+    if first.startswith("<") or first.upper().startswith("OFXHEADER"):
+        return "it looks like XML or OFX (OFX, camt.053); read it with the feed for that format"
+    if first.startswith(("{", "[")):
+        return "it looks like JSON; read it with the feed for that format"
+    if first.startswith((":20:", "{1:", ":940:")):
+        return "it looks like a SWIFT MT940 statement; read it with the MT940 feed"
+    for separator, name in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+        if len(header) == 1 and separator in raw_header:
+            return (
+                f"it seems to use {name} as separator; re-save it comma-separated or read it "
+                "with a bank CSV profile"
+            )
+    return ""
+
+
+def resolve_columns(
+    table: RawTable,
+    known: Sequence[str],
+    required: Sequence[str],
+    *,
+    what: str,
+    hint: str = "rename the header to the expected column names",
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Map header names to canonical names (case-insensitive, surrounding blanks ignored).
+
+    Parameters
+    ----------
+    table
+        The raw table.
+    known
+        Canonical column names this feed understands.
+    required
+        Names that must be present.
+    what
+        What the file is meant to be, for messages.
+    hint
+        What the user should do when required columns are missing.
+
+    Returns
+    -------
+    (columns, extras)
+        ``columns`` maps canonical name -> raw field column (``"c3"``) for known columns present;
+        ``extras`` lists (original header name, raw field column) for every other column, in
+        file order.
+
+    Raises
+    ------
+    FeedFormatError
+        A required column is missing, or a header name appears twice.
+    """
+    columns: dict[str, str] = {}
+    extras: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for index, name in enumerate(table.header):
+        key = name.strip().lower()
+        if key in seen:
+            shown = f"'{name.strip()}'" if name.strip() else "(unnamed)"
+            raise _fail(
+                table.path,
+                f"column {shown} appears twice in the header (columns {seen[key] + 1} and "
+                f"{index + 1}); rename or remove one",
+                line=table.header_line,
+            )
+        seen[key] = index
+        if key in known:
+            columns[key] = f"c{index}"
+        else:
+            extras.append((name, f"c{index}"))
+    missing = [name for name in required if name not in columns]
+    if missing:
+        found = ", ".join(name.strip() for name in table.header) or "(none)"
+        raw_header = ",".join(table.header)
+        sniff = _sniff_hint(table.header, raw_header)
+        names = ", ".join(f"'{name}'" for name in missing)
+        plural = "s" if len(missing) > 1 else ""
+        needs = ", ".join(required)
+        if len(table.header) == 1:
+            problem = (
+                f"is not a comma-separated CSV: {sniff or 'its first line has no commas'} "
+                f"(first line: {raw_header[:80]!r}); a {what} needs the columns {needs}"
+            )
+        else:
+            problem = (
+                f"missing required column{plural} {names}; a {what} needs {needs}; "
+                f"columns found: {found}; {hint}"
+            )
+        raise _fail(table.path, problem, line=table.header_line)
+    return columns, extras
+
+
+def attributes_expr(extras: Iterable[tuple[str, str]]) -> pl.Expr:
+    """JSON object of the extra columns: original header name -> original text (byte-exact).
+
+    Non-ASCII text is written as-is (no ``\\u`` escapes); "{}" when there are no extras.
+    """
+    extras = list(extras)
+    if not extras:
+        return pl.lit("{}")
+    return pl.struct([pl.col(column).alias(name) for name, column in extras]).struct.json_encode()
+
+
+def reject_frame(frame: pl.DataFrame, source: str, checks: list[tuple[str, str]]) -> pl.DataFrame:
+    """Rejects of ``frame`` from per-column reason columns, one row per bad row.
+
+    Parameters
+    ----------
+    frame
+        Rows with ``source_line``, ``raw`` and the reason columns named in ``checks``.
+    source
+        The ``source_file`` value.
+    checks
+        (column name shown to the user, reason column) in the order a user reads the row; the
+        first bad column is named, the others are mentioned in the reason.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``REJECTS_SCHEMA`` rows for the rows with at least one reason.
+    """
+    if not checks:
+        return empty_frame(REJECTS_SCHEMA)
+    reasons = [pl.col(reason) for _, reason in checks]
+    bad_names = pl.concat_list(
+        [pl.when(pl.col(reason).is_not_null()).then(pl.lit(name)) for name, reason in checks]
+    ).list.drop_nulls()
+    others = bad_names.list.slice(1)
+    reason = pl.coalesce(reasons) + pl.when(others.list.len() > 0).then(
+        pl.lit(" (also bad: ") + others.list.join(", ") + pl.lit(")")
+    ).otherwise(pl.lit(""))
+    bad = frame.filter(pl.any_horizontal([r.is_not_null() for r in reasons]))
+    return as_schema(
+        bad.select(
+            source_file=pl.lit(source),
+            line=pl.col("source_line"),
+            column=bad_names.list.first(),
+            reason=reason,
+            raw=pl.col("raw"),
+        ),
+        REJECTS_SCHEMA,
+    )
+
+
+def as_schema(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """``frame`` reduced to exactly ``schema``'s columns, in order, cast to its dtypes."""
+    return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+
+
+# --------------------------------------------------------------------------------------------
+# Canonical field checks
+# --------------------------------------------------------------------------------------------
+
+
+def date_exprs(text: pl.Expr, label: str, *, required: bool) -> tuple[pl.Expr, pl.Expr]:
+    """(Date, reason) for YYYY-MM-DD text; reason is null when the value is fine."""
+    s = text.str.strip_chars()
+    parsed = pl.when(s.str.contains(_DATE_PATTERN)).then(s.str.to_date("%Y-%m-%d", strict=False))
+    empty = s.is_null() | (s == "")
+    reason = (
+        pl.when(empty)
+        .then(pl.lit(f"{label} is empty") if required else _NULL_TEXT)
+        .when(parsed.is_null())
+        .then(pl.lit(f"{label} '") + s + pl.lit("' is not a valid YYYY-MM-DD date"))
+        .otherwise(_NULL_TEXT)
+    )
+    return parsed, reason
+
+
+def currency_exprs(text: pl.Expr, label: str = "currency") -> tuple[pl.Expr, pl.Expr]:
+    """(ISO 4217 code, reason): blanks stripped, upper-cased, checked against the code list."""
+    code = text.str.strip_chars().str.to_uppercase()
+    reason = (
+        pl.when(code.is_null() | (code == ""))
+        .then(pl.lit(f"{label} is empty"))
+        .when(~code.is_in(list(CURRENCY_EXPONENTS)))
+        .then(
+            pl.lit(f"{label} '") + code + pl.lit("' is not an ISO 4217 code (e.g. HKD, USD, JPY)")
+        )
+        .otherwise(_NULL_TEXT)
+    )
+    return code, reason
+
+
+def amount_exprs(
+    text: pl.Expr, currency: pl.Expr, currency_reason: pl.Expr, label: str = "amount"
+) -> tuple[pl.Expr, pl.Expr]:
+    """(Int64 minor units, reason) via :func:`models.money.parse_amount_expr`.
+
+    The amount is not judged (reason null) where the currency itself is bad.
+    """
+    minor, reason = parse_amount_expr(text, currency)
+    if label != "amount":  # parse_amount_expr words its reasons for a column called "amount"
+        reason = reason.str.replace("^amount", label)
+    # an amount cannot be judged without a valid currency; the currency's reason says why
+    return minor, pl.when(currency_reason.is_null()).then(reason).otherwise(_NULL_TEXT)
+
+
+def _fingerprint(key: pl.Series) -> pl.Series:
+    """'fp-' + first 16 hex chars of SHA-1 of each key's UTF-8 bytes (null key -> null).
+
+    The one place with Python code per row: hashlib has no vectorized form.
+    """
+    sha1 = hashlib.sha1
+    return pl.Series(
+        [
+            None if k is None else "fp-" + sha1(k.encode("utf-8")).hexdigest()[:16]
+            for k in key.to_list()
+        ],
+        dtype=pl.Utf8,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# One file -> canonical rows
+# --------------------------------------------------------------------------------------------
+
+
+def _read_one(path: str | PathLike[str], side: str) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """(canonical rows, rejects, rows read) for one file, duplicates not yet removed."""
+    what = f"{side} CSV"
+    table = read_raw_table(path, what=what)
+    known = BANK_COLUMNS if side == "bank" else LEDGER_COLUMNS
+    required = BANK_REQUIRED if side == "bank" else LEDGER_REQUIRED
+    hint = (
+        "rename the header to recon's column names or read the file with a bank CSV profile"
+        if side == "bank"
+        else "rename the header to recon's column names (id,date,amount,currency,...)"
+    )
+    columns, extras = resolve_columns(table, known, required, what=what, hint=hint)
+    source = table.path
+
+    def text(name: str) -> pl.Expr:
+        return pl.col(columns[name]) if name in columns else pl.lit("")
+
+    date, date_reason = date_exprs(text("date"), "date", required=True)
+    currency, currency_reason = currency_exprs(text("currency"))
+    checked = table.rows.with_columns(_currency=currency, _r_currency=currency_reason)
+    minor, amount_reason = amount_exprs(text("amount"), pl.col("_currency"), pl.col("_r_currency"))
+    identifier = text("id").str.strip_chars()
+    checked = checked.with_columns(
+        _id=identifier,
+        _date=date,
+        _r_date=date_reason,
+        _amount=minor,
+        _r_amount=amount_reason,
+    )
+    reason_columns = {"date": "_r_date", "amount": "_r_amount", "currency": "_r_currency"}
+    if side == "ledger":
+        due, due_reason = date_exprs(text("due_date"), "due_date", required=False)
+        checked = checked.with_columns(
+            _r_id=pl.when(pl.col("_id") == "").then(
+                pl.lit("id is empty; every ledger line needs its own id")
+            ),
+            _due=due,
+            _r_due=due_reason,
+        )
+        reason_columns.update(id="_r_id", due_date="_r_due")
+    # name bad columns in the order the user sees them in the file
+    checks = sorted(
+        ((name, reason) for name, reason in reason_columns.items() if name in columns),
+        key=lambda item: int(columns[item[0]][1:]),
+    )
+    rejects = reject_frame(checked, source, checks)
+    good = checked.filter(pl.all_horizontal([pl.col(r).is_null() for r in reason_columns.values()]))
+
+    canonical = good.select(
+        id=pl.col("_id"),
+        date=pl.col("_date"),
+        amount_minor=pl.col("_amount"),
+        currency=pl.col("_currency"),
+        description=text("description"),
+        counterparty=text("counterparty"),
+        reference=text("reference"),
+        account=text("account"),
+        **(
+            {"type": text("type").str.strip_chars().str.to_lowercase(), "due_date": pl.col("_due")}
+            if side == "ledger"
+            else {}
+        ),
+        attributes=attributes_expr(extras),
+        source_file=pl.lit(source),
+        source_line=pl.col("source_line"),
+    )
+    if side == "bank":
+        canonical = _with_fingerprints(canonical)
+    schema = BANK_SCHEMA if side == "bank" else LEDGER_SCHEMA
+    return (
+        as_schema(canonical, schema),
+        _sort_rejects(pl.concat([table.rejects, rejects])),
+        table.rows_read,
+    )
+
+
+def _with_fingerprints(frame: pl.DataFrame) -> pl.DataFrame:
+    """Give bank rows without an id a stable fingerprint id.
+
+    The key is (account, date, amount in minor units, currency, description, counterparty,
+    reference) plus the occurrence index of that exact tuple among the file's id-less rows, so
+    two identical lines in one file stay two lines while a re-imported or overlapping file gives
+    the same ids again.
+    """
+    needs_id = pl.col("id") == ""
+    if frame.height == 0 or not frame.select(needs_id.any()).item():
+        return frame
+    tuple_columns = [
+        "account",
+        "date",
+        "amount_minor",
+        "currency",
+        "description",
+        "counterparty",
+        "reference",
+    ]
+    base = pl.when(needs_id).then(
+        pl.concat_str(
+            [pl.col(c).cast(pl.Utf8) for c in tuple_columns], separator=_FINGERPRINT_SEPARATOR
+        )
+    )
+    frame = frame.with_columns(_fp_base=base)
+    repeated = pl.col("_fp_base").is_not_null() & pl.col("_fp_base").is_duplicated()
+    if frame.select(repeated.any()).item():
+        # occurrence index of the tuple among the file's id-less rows, in line order; the
+        # (costly) window only runs on rows whose tuple repeats
+        occurrence = (
+            frame.with_row_index("_row")
+            .filter(repeated)
+            .select("_row", _occurrence=pl.int_range(pl.len(), dtype=pl.Int64).over("_fp_base"))
+        )
+        frame = (
+            frame.with_row_index("_row")
+            .join(occurrence, on="_row", how="left", maintain_order="left")
+            .drop("_row")
+            .with_columns(pl.col("_occurrence").fill_null(0))
+        )
+    else:
+        frame = frame.with_columns(_occurrence=pl.lit(0, dtype=pl.Int64))
+    key = pl.col("_fp_base") + pl.lit(_FINGERPRINT_SEPARATOR) + pl.col("_occurrence").cast(pl.Utf8)
+    fingerprint = key.map_batches(_fingerprint, return_dtype=pl.Utf8)
+    return frame.with_columns(id=pl.when(needs_id).then(fingerprint).otherwise(pl.col("id"))).drop(
+        "_fp_base", "_occurrence"
+    )
+
+
+def _sort_rejects(rejects: pl.DataFrame) -> pl.DataFrame:
+    return rejects.sort("line", maintain_order=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Several files -> one canonical frame without repeated ids
+# --------------------------------------------------------------------------------------------
+
+
+def _load(paths: Sequence[str | PathLike[str]], side: str) -> LoadResult:
+    if isinstance(paths, str | PathLike):
+        paths = [paths]
+    schema = BANK_SCHEMA if side == "bank" else LEDGER_SCHEMA
+    frames: list[pl.DataFrame] = []
+    rejects: list[pl.DataFrame] = []
+    counts: list[tuple[str, int, int, int]] = []
+    for number, path in enumerate(paths):
+        frame, bad, rows_read = _read_one(path, side)
+        frames.append(frame.with_columns(_file=pl.lit(number, dtype=pl.Int64)))
+        rejects.append(bad)
+        counts.append((str(path), rows_read, frame.height, bad.height))
+
+    combined = (
+        pl.concat(frames)
+        if frames
+        else empty_frame(schema).with_columns(_file=pl.lit(None, dtype=pl.Int64))
+    )
+    first = combined.select(pl.col("id").is_first_distinct()).to_series()
+    content = _CONTENT_COLUMNS[side]
+    later = combined.filter(~first)
+    if later.height:
+        originals = combined.filter(first).select(
+            "id",
+            first_source_file="source_file",
+            first_line="source_line",
+            **{f"_first_{c}": c for c in content},
+        )
+        joined = later.join(originals, on="id", how="left", maintain_order="left")
+        same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"_first_{c}")) for c in content])
+        duplicates = joined.select(
+            side=pl.lit(side),
+            id="id",
+            source_file="source_file",
+            line="source_line",
+            first_source_file="first_source_file",
+            first_line="first_line",
+            same_content=same,
+        )
+        per_file = dict(later.group_by("_file").len().iter_rows())
+    else:
+        duplicates = empty_frame(DUPLICATES_SCHEMA)
+        per_file = {}
+
+    stats = [
+        FileStats(
+            source_file=source,
+            side=side,
+            rows_read=rows_read,
+            loaded=loaded,
+            rejected=rejected,
+            duplicates=int(per_file.get(number, 0)),
+        )
+        for number, (source, rows_read, loaded, rejected) in enumerate(counts)
+    ]
+    return LoadResult(
+        frame=as_schema(combined.filter(first), schema),
+        rejects=as_schema(pl.concat(rejects), REJECTS_SCHEMA)
+        if rejects
+        else empty_frame(REJECTS_SCHEMA),
+        duplicates=as_schema(duplicates, DUPLICATES_SCHEMA),
+        stats=stats,
+    )
+
+
+def read_bank_csv(path: str | PathLike[str]) -> LoadResult:
+    """Read one canonical bank CSV.
+
+    Parameters
+    ----------
+    path
+        The file; kept as given in ``source_file``.
+
+    Returns
+    -------
+    LoadResult
+        ``frame`` in ``BANK_SCHEMA`` (one row per distinct id, first wins), ``rejects``,
+        ``duplicates`` (ids repeated within the file) and one ``FileStats``.
+
+    Raises
+    ------
+    FeedFormatError
+        The file cannot be read as a bank CSV at all (missing, not UTF-8, no header,
+        missing ``date``/``amount``/``currency`` column, ...).
+
+    Examples
+    --------
+    >>> result = read_bank_csv("tests/feeds/data/bank_sample.csv")  # doctest: +SKIP
+    >>> result.frame.select("id", "amount_minor", "currency").head(1)  # doctest: +SKIP
+    """
+    return _load([path], "bank")
+
+
+def read_ledger_csv(path: str | PathLike[str]) -> LoadResult:
+    """Read one canonical ledger CSV.
+
+    Parameters
+    ----------
+    path
+        The file; kept as given in ``source_file``.
+
+    Returns
+    -------
+    LoadResult
+        ``frame`` in ``LEDGER_SCHEMA``, ``rejects``, ``duplicates`` and one ``FileStats``.
+
+    Raises
+    ------
+    FeedFormatError
+        The file cannot be read as a ledger CSV at all (missing ``id``/``date``/``amount``/
+        ``currency`` column, not UTF-8, ...).
+    """
+    return _load([path], "ledger")
+
+
+def load_bank(paths: Sequence[str | PathLike[str]]) -> LoadResult:
+    """Read several bank CSVs into one frame, each line once.
+
+    A line whose id (given, or fingerprinted when the file has no id) was already loaded from
+    an earlier row or file is dropped from the frame and listed in ``duplicates``; the first
+    occurrence wins. Re-importing a file, or importing two overlapping statements, therefore
+    yields each bank line once.
+
+    Parameters
+    ----------
+    paths
+        The files, in the order they should be read.
+
+    Returns
+    -------
+    LoadResult
+        Combined ``frame`` (``BANK_SCHEMA``), ``rejects`` and ``duplicates`` of all files, and
+        one ``FileStats`` per path given (``rows_read = loaded + rejected``; duplicates count
+        as loaded).
+
+    Raises
+    ------
+    FeedFormatError
+        One of the files cannot be read as a bank CSV at all.
+    """
+    return _load(paths, "bank")
+
+
+def load_ledger(paths: Sequence[str | PathLike[str]]) -> LoadResult:
+    """Read several ledger CSVs into one frame, each id once (first wins).
+
+    A repeated id is listed in ``duplicates`` with ``same_content`` telling whether the
+    canonical content (date, amount, currency, texts, account, type, due date) is identical.
+
+    Parameters
+    ----------
+    paths
+        The files, in the order they should be read.
+
+    Returns
+    -------
+    LoadResult
+        Combined ``frame`` (``LEDGER_SCHEMA``), ``rejects``, ``duplicates`` and one
+        ``FileStats`` per path.
+
+    Raises
+    ------
+    FeedFormatError
+        One of the files cannot be read as a ledger CSV at all.
+    """
+    return _load(paths, "ledger")
