@@ -86,6 +86,17 @@ TRUTH_SCHEMA: dict[str, pl.DataType] = {
     "ledger_ids": pl.Utf8,  # ';'-joined
 }
 
+#: statement balances stated by a feed (opening, closing, available, ...), for balance checks
+BALANCE_SCHEMA: dict[str, pl.DataType] = {
+    "account": pl.Utf8,
+    "currency": pl.Utf8,
+    "type": pl.Utf8,  # opening, closing, available, interim_opening, interim_closing, ...
+    "date": pl.Date,
+    "amount_minor": pl.Int64,
+    "statement_id": pl.Utf8,
+    "source_file": pl.Utf8,
+}
+
 ID_SEPARATOR = ";"
 
 MATCH_TYPES = ("one_to_one", "one_to_many", "many_to_one", "many_to_many", "payout")
@@ -113,6 +124,25 @@ class FileStats:
             f"{self.source_file}: {self.rows_read} rows read, {self.loaded} loaded, "
             f"{self.rejected} rejected{dup}"
         )
+
+
+@dataclass
+class FeedResult:
+    """What one feed module's ``read(path)`` returns for one file.
+
+    ``frame`` holds canonical rows for the side the file serves (``BANK_SCHEMA``,
+    ``LEDGER_SCHEMA`` or the processor payout-line schema); ``rows_read`` = rows in ``frame`` +
+    rows in ``rejects`` (before de-duplication, which the loader does across files).
+    """
+
+    format: str
+    side: str
+    frame: pl.DataFrame
+    rejects: pl.DataFrame = field(default_factory=lambda: empty_frame(REJECTS_SCHEMA))
+    balances: pl.DataFrame = field(default_factory=lambda: empty_frame(BALANCE_SCHEMA))
+    accounts: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
