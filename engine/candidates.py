@@ -179,7 +179,8 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
     bb, lb = _block_ids(bank.select("currency"), ledger.select("currency"))
     b, l_ = window_pairs(bb, bank_amount + _AMOUNT_OFFSET, lb, ledger_amount + _AMOUNT_OFFSET,
                          bank_tol, bank_tol, cand.max_per_line_band, _AMOUNT_SPAN)
-    keep = np.abs(bank_day[b] - ledger_day[l_]) <= max(widest.after, widest.before)
+    # exact amounts are the EXACT generator's job; the band adds near amounts only
+    keep = bank_amount[b] != ledger_amount[l_]
     keep &= (bank_day[b] - ledger_day[l_] <= widest.after) & (ledger_day[l_] - bank_day[b] <= widest.before)
     parts.append((b[keep], l_[keep], BAND))
 

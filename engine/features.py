@@ -12,8 +12,11 @@ import polars as pl
 from engine import normalize as nz
 from rules.model import RuleSet
 
-#: a bank text that quotes a document number of its own (used to spot conflicting references)
-_EXPLICIT_REFERENCE = r"(?:^|[^a-z])(?:inv|invoice|bill|rcpt|receipt|po|so|ref|order)[^a-z0-9]{0,3}[0-9]"
+#: a document number the bank text quotes explicitly ("INV-2026-00123", "PO 4411"): its digits
+#: are compared with the ledger reference's to tell a different reference from a cut-off one
+_EXPLICIT_REFERENCE = (
+    r"(?:^|[^a-z])(?:inv|invoice|bill|rcpt|receipt|po|so|ref|order)[^a-z0-9]{0,3}([0-9][0-9 /-]*[0-9]|[0-9])"
+)
 _CJK = r"[\p{Han}]"
 _LATIN = r"[a-z]"
 
@@ -50,7 +53,12 @@ def prepare_bank(bank: pl.DataFrame) -> pl.DataFrame:
         name_key=nz.name_key(name_source).fill_null(""),
         ref_keys=nz.text_reference_keys(text),
     ).with_columns(
-        explicit_ref=pl.col("bank_text").str.contains(_EXPLICIT_REFERENCE),
+        explicit_ref_digits=pl.col("bank_text")
+        .str.extract(_EXPLICIT_REFERENCE, 1)
+        .str.replace_all(r"[^0-9]", "")
+        .str.len_chars()
+        .fill_null(0)
+        .cast(pl.Int32),
         name_script=_script(pl.col("name_key")),
     )
 
@@ -69,6 +77,7 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
         day=pl.col("date").cast(pl.Int32),
         doc_ref=doc_ref,
         ref_serial=nz.reference_serial(doc_ref),
+        ref_digit_count=nz.reference_digits(doc_ref).str.len_chars().fill_null(0).cast(pl.Int32),
         name_key=nz.name_key(name_source).fill_null(""),
         window_before=types.replace_strict(before, default=rules.dates.default.before, return_dtype=pl.Int32),
         window_after=types.replace_strict(after, default=rules.dates.default.after, return_dtype=pl.Int32),

@@ -30,12 +30,17 @@ def _name_similarity(bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarr
     led = ledger_names.fill_null("").to_list()
     if not b:
         return np.empty(0, dtype=np.float64)
-    token_set = process.cpdist(b, led, scorer=fuzz.token_set_ratio, workers=-1)
+    similarity = process.cpdist(b, led, scorer=fuzz.token_set_ratio, workers=-1).astype(np.float64)
     prefix_len = bank_names.fill_null("").str.len_chars()
-    ledger_prefix = ledger_names.fill_null("").str.slice(0, prefix_len).to_list()
-    prefix = process.cpdist(b, ledger_prefix, scorer=fuzz.ratio, workers=-1)
-    long_enough = (prefix_len >= 10).to_numpy()
-    return np.maximum(token_set, np.where(long_enough, prefix, 0.0)).astype(np.float64)
+    # only long bank names that did not already match well can be truncations worth a 2nd look
+    again = np.flatnonzero((prefix_len >= 10).to_numpy() & (similarity < 95))
+    if len(again):
+        ledger_prefix = (
+            ledger_names.fill_null("").gather(again).str.slice(0, prefix_len.gather(again)).to_list()
+        )
+        prefix = process.cpdist(bank_names.fill_null("").gather(again).to_list(), ledger_prefix, scorer=fuzz.ratio, workers=-1)
+        similarity[again] = np.maximum(similarity[again], prefix)
+    return similarity
 
 
 def _levels(value: pl.Expr, levels: list, attr: str, ascending: bool) -> tuple[pl.Expr, pl.Expr]:
@@ -74,11 +79,11 @@ def score_candidates(
     b = bank.select(
         "bank_idx", pl.col("amount_minor").alias("amount_bank"), pl.col("currency").alias("currency"),
         pl.col("day").alias("day_bank"), "bank_text", pl.col("name_key").alias("name_bank"),
-        "explicit_ref", pl.col("name_script").alias("script_bank"),
+        "explicit_ref_digits", pl.col("name_script").alias("script_bank"),
     )
     led = ledger.select(
         "ledger_idx", pl.col("amount_minor").alias("amount_ledger"), pl.col("day").alias("day_ledger"),
-        "doc_ref", pl.col("name_key").alias("name_ledger"), pl.col("name_script").alias("script_ledger"),
+        "doc_ref", "ref_digit_count", pl.col("name_key").alias("name_ledger"), pl.col("name_script").alias("script_ledger"),
         "window_before", "window_after", "type_norm",
     )
     df = pairs.join(b, on="bank_idx", how="left").join(led, on="ledger_idx", how="left")
@@ -107,7 +112,12 @@ def score_candidates(
     ref_level = (
         pl.when(pl.col("ref_strength").is_in(["full", "serial", "partial"]))
         .then(pl.col("ref_strength"))
-        .when(pl.col("explicit_ref") & pl.col("doc_ref").is_not_null())
+        # the bank quotes a complete document number of its own that is not this one (a number
+        # cut short by the bank's field width is no conflict)
+        .when(
+            (pl.col("ref_digit_count") >= 3)
+            & (pl.col("explicit_ref_digits") >= pl.col("ref_digit_count"))
+        )
         .then(pl.lit("conflict"))
         .otherwise(pl.lit("none"))
     )

@@ -79,7 +79,7 @@ class Amount(_Strict):
 
 class Candidates(_Strict):
     max_per_line_exact: int = Field(40, ge=1, le=10_000)
-    max_per_line_band: int = Field(25, ge=0, le=10_000)
+    max_per_line_band: int = Field(6, ge=0, le=10_000)
     max_per_line_name: int = Field(40, ge=0, le=10_000)
     max_per_line_reference: int = Field(25, ge=0, le=10_000)
     reference_window_days: int = Field(400, ge=0, le=3660)
@@ -94,8 +94,8 @@ class ReferenceWeights(_Strict):
 
 
 class AmountWeights(_Strict):
-    exact: float = 6.0
-    within_tolerance: float = 0.0
+    exact: float = 4.0
+    within_tolerance: float = -1.0
 
 
 class NameLevel(_Strict):
@@ -111,16 +111,17 @@ class DateLevel(_Strict):
 
 def _default_name_levels() -> list[NameLevel]:
     return [
-        NameLevel(min_similarity=95, weight=5.0, label="same name"),
-        NameLevel(min_similarity=85, weight=3.5, label="similar name"),
-        NameLevel(min_similarity=70, weight=1.5, label="partly similar name"),
-        NameLevel(min_similarity=50, weight=-1.0, label="different name"),
+        NameLevel(min_similarity=95, weight=4.5, label="same name"),
+        NameLevel(min_similarity=85, weight=3.0, label="similar name"),
+        NameLevel(min_similarity=70, weight=1.0, label="partly similar name"),
+        NameLevel(min_similarity=50, weight=-1.5, label="different name"),
         NameLevel(min_similarity=0, weight=-4.0, label="unrelated name"),
     ]
 
 
 def _default_date_levels() -> list[DateLevel]:
     return [
+        DateLevel(max_days=1, weight=2.0),
         DateLevel(max_days=3, weight=1.5),
         DateLevel(max_days=10, weight=0.5),
         DateLevel(max_days=45, weight=0.0),
@@ -129,7 +130,7 @@ def _default_date_levels() -> list[DateLevel]:
 
 
 class Weights(_Strict):
-    prior: float = -8.0
+    prior: float = -5.0
     reference: ReferenceWeights = ReferenceWeights()
     amount: AmountWeights = AmountWeights()
     name: list[NameLevel] = Field(default_factory=_default_name_levels, min_length=1)
@@ -137,8 +138,8 @@ class Weights(_Strict):
     name_different_script: float = 0.0
     date: list[DateLevel] = Field(default_factory=_default_date_levels, min_length=1)
     outside_window: float = -4.0
-    unique_amount: float = 2.0
-    competing_amount: float = -0.5
+    unique_amount: float = 2.5
+    competing_amount: float = 0.0
 
     @field_validator("name")
     @classmethod

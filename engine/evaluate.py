@@ -1,0 +1,350 @@
+"""Score match proposals against ground truth.
+
+Stage: engine (evaluation, after matching). Reads a matches frame (as written to
+``matches.csv``) and a truth frame (``truth.csv`` from :mod:`benchmarks.generate`, or one an
+analyst labelled by hand) and nothing else, so notebooks can call it on any run.
+
+A proposal is correct only if its set of bank ids AND its set of ledger ids are exactly those of
+one truth group: a partial overlap (one id too many or too few on either side) counts as wrong.
+Ids inside a group are compared as sets (order, repeats and spaces around ``;`` do not matter).
+
+Metrics
+-------
+precision
+    proposed groups exactly in truth / proposed groups, over all statuses and per status.
+recall
+    truth groups exactly proposed (any status) / truth groups, overall and per truth match type.
+auto_error_rate
+    ``auto`` proposals not in truth / ``auto`` proposals: what would be booked wrongly unseen.
+auto_coverage
+    distinct bank lines inside a correct ``auto`` proposal / distinct bank lines: the work the
+    engine takes off a person's desk. Its ceiling (``auto_coverage_ceiling``) is the share of
+    bank lines in some truth group: lines with no ledger item can never be matched.
+
+Rows of ``matches`` whose status is in :data:`NON_PROPOSAL_STATUSES` (e.g. ``unmatched``), or that
+name no bank id or no ledger id, propose nothing; they are counted as ``ignored``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from models.errors import InputError
+from models.schema import ID_SEPARATOR, TRUTH_SCHEMA
+
+AUTO_STATUS = "auto"
+REVIEW_STATUS = "review"
+#: statuses a matcher may write for rows that propose no match
+NON_PROPOSAL_STATUSES = ("unmatched", "rejected")
+MATCH_REQUIRED_COLUMNS = ("status", "bank_ids", "ledger_ids")
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """What a run got right, as counts and the ratios built from them.
+
+    Ratios are ``None`` when their denominator is 0 (e.g. no auto proposals).
+    """
+
+    proposed: int
+    auto: int
+    review: int
+    truth_groups: int
+    correct: int
+    correct_auto: int
+    found: int
+    bank_lines: int
+    bank_lines_auto_correct: int
+    bank_lines_in_truth: int = 0
+    ignored: int = 0
+    proposed_by_status: dict[str, int] = field(default_factory=dict)
+    correct_by_status: dict[str, int] = field(default_factory=dict)
+    truth_by_type: dict[str, int] = field(default_factory=dict)
+    found_by_type: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> float | None:
+        return _ratio(self.correct, self.proposed)
+
+    @property
+    def precision_by_status(self) -> dict[str, float | None]:
+        return {s: _ratio(self.correct_by_status.get(s, 0), n) for s, n in self.proposed_by_status.items()}
+
+    @property
+    def recall(self) -> float | None:
+        return _ratio(self.found, self.truth_groups)
+
+    @property
+    def recall_by_type(self) -> dict[str, float | None]:
+        return {t: _ratio(self.found_by_type.get(t, 0), n) for t, n in self.truth_by_type.items()}
+
+    @property
+    def auto_error_rate(self) -> float | None:
+        return _ratio(self.auto - self.correct_auto, self.auto)
+
+    @property
+    def auto_coverage(self) -> float | None:
+        return _ratio(self.bank_lines_auto_correct, self.bank_lines)
+
+    @property
+    def auto_coverage_ceiling(self) -> float | None:
+        """The best possible auto coverage: bank lines that belong to some truth group."""
+        return _ratio(self.bank_lines_in_truth, self.bank_lines)
+
+    def to_dict(self) -> dict:
+        """Counts and ratios as plain Python values (JSON-ready)."""
+        out = asdict(self)
+        out.update(
+            precision=self.precision, precision_by_status=self.precision_by_status,
+            recall=self.recall, recall_by_type=self.recall_by_type,
+            auto_error_rate=self.auto_error_rate, auto_coverage=self.auto_coverage,
+            auto_coverage_ceiling=self.auto_coverage_ceiling,
+        )
+        return out
+
+    def to_frame(self) -> pl.DataFrame:
+        """One row per figure: ``metric, scope, numerator, denominator, value``.
+
+        Counts have ``metric == "count"`` and their number in ``numerator`` and ``value``.
+        """
+        rows: list[tuple[str, str, int, int | None]] = [
+            ("precision", "all", self.correct, self.proposed),
+            *[("precision", f"status={s}", self.correct_by_status.get(s, 0), n)
+              for s, n in sorted(self.proposed_by_status.items())],
+            ("recall", "all", self.found, self.truth_groups),
+            *[("recall", f"match_type={t}", self.found_by_type.get(t, 0), n)
+              for t, n in sorted(self.truth_by_type.items())],
+            ("auto_error_rate", f"status={AUTO_STATUS}", self.auto - self.correct_auto, self.auto),
+            ("auto_coverage", "bank_lines", self.bank_lines_auto_correct, self.bank_lines),
+            ("auto_coverage_ceiling", "bank_lines", self.bank_lines_in_truth, self.bank_lines),
+        ]
+        counts = [
+            ("proposed", self.proposed), ("auto", self.auto), ("review", self.review),
+            ("truth_groups", self.truth_groups), ("correct", self.correct),
+            ("correct_auto", self.correct_auto), ("found", self.found),
+            ("bank_lines", self.bank_lines), ("bank_lines_auto_correct", self.bank_lines_auto_correct),
+            ("bank_lines_in_truth", self.bank_lines_in_truth), ("ignored", self.ignored),
+        ]
+        return pl.DataFrame(
+            {
+                "metric": [r[0] for r in rows] + ["count"] * len(counts),
+                "scope": [r[1] for r in rows] + [c[0] for c in counts],
+                "numerator": [r[2] for r in rows] + [c[1] for c in counts],
+                "denominator": [r[3] for r in rows] + [None] * len(counts),
+                "value": [_ratio(r[2], r[3]) for r in rows] + [float(c[1]) for c in counts],
+            },
+            schema={"metric": pl.Utf8, "scope": pl.Utf8, "numerator": pl.Int64,
+                    "denominator": pl.Int64, "value": pl.Float64},
+        )
+
+    def to_markdown(self) -> str:
+        """A small markdown report: ratios with their fractions, then the counts."""
+        lines = ["| metric | scope | value | fraction |", "|---|---|---:|---:|"]
+        for row in self.to_frame().filter(pl.col("metric") != "count").iter_rows(named=True):
+            lines.append(
+                f"| {row['metric']} | {row['scope']} | {format_ratio(row['value'])} "
+                f"| {row['numerator']:,}/{row['denominator']:,} |"
+            )
+        lines += [
+            "",
+            f"{self.proposed:,} proposed ({self.auto:,} auto, {self.review:,} review), "
+            f"{self.correct:,} correct ({self.correct_auto:,} auto); {self.truth_groups:,} truth "
+            f"groups, {self.found:,} found; {self.bank_lines:,} bank lines, "
+            f"{self.bank_lines_in_truth:,} in a truth group, "
+            f"{self.bank_lines_auto_correct:,} settled by a correct auto match"
+            + (f"; {self.ignored:,} rows proposing nothing ignored" if self.ignored else "")
+            + ".",
+        ]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+def format_ratio(value: float | None) -> str:
+    """``0.98765 -> '98.77%'``; ``None`` (nothing to divide by) -> ``'n/a'``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.2f}%"
+
+
+def canonical_ids(frame: pl.DataFrame, column: str) -> pl.Series:
+    """``column``'s ';'-joined ids as a canonical key: trimmed, de-duplicated, sorted, re-joined.
+
+    Null or empty gives ``""``. Vectorized (explode, sort, re-aggregate) for millions of rows.
+
+    Examples
+    --------
+    >>> canonical_ids(pl.DataFrame({"ids": ["B2; B1", None, "B1;B1"]}), "ids").to_list()
+    ['B1;B2', '', 'B1']
+    """
+    ids = (
+        frame.select(pl.col(column).cast(pl.Utf8).fill_null("").str.split(ID_SEPARATOR).alias("_id"))
+        .with_row_index("_row")
+        .explode("_id")
+        .with_columns(pl.col("_id").str.strip_chars())
+        .filter(pl.col("_id") != "")
+        .unique(["_row", "_id"])
+        .sort(["_row", "_id"])
+        .group_by("_row")
+        .agg(pl.col("_id"))
+        .select("_row", pl.col("_id").list.join(ID_SEPARATOR).alias("_key"))
+    )
+    rows = pl.DataFrame({"_row": pl.int_range(0, frame.height, dtype=pl.UInt32, eager=True)})
+    return rows.join(ids, on="_row", how="left").sort("_row")["_key"].fill_null("").alias(column)
+
+
+def _member_ids(keys: pl.Series) -> pl.Series:
+    """The ids inside canonical keys, one per row."""
+    return keys.filter(keys != "").str.split(ID_SEPARATOR).explode()
+
+
+def _require(frame: pl.DataFrame, columns: Iterable[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"{what} lacks column(s) {', '.join(missing)} (has: {', '.join(frame.columns)}); "
+            f"ids go ';'-joined in bank_ids / ledger_ids"
+        )
+
+
+def evaluate(matches: pl.DataFrame, truth: pl.DataFrame, bank_ids: pl.Series | None = None) -> EvaluationReport:
+    """Compare proposed groups with the true ones.
+
+    Parameters
+    ----------
+    matches
+        One row per proposal with at least ``status``, ``bank_ids`` and ``ledger_ids`` (ids
+        ';'-joined), as in ``matches.csv``; ``match_id`` and ``match_type`` are not needed.
+    truth
+        ``group_id, match_type, bank_ids, ledger_ids`` as in ``truth.csv``.
+    bank_ids
+        Every distinct bank line id of the input, the denominator of auto coverage. Default:
+        the bank ids named in truth or in matches (unmatched noise lines are then not counted).
+
+    Returns
+    -------
+    EvaluationReport
+
+    Raises
+    ------
+    InputError
+        A required column is missing.
+
+    Examples
+    --------
+    >>> truth = pl.DataFrame({"group_id": ["T1", "T2"], "match_type": ["one_to_one"] * 2,
+    ...                       "bank_ids": ["B1", "B2"], "ledger_ids": ["INV-1", "INV-2"]})
+    >>> matches = pl.DataFrame({"match_id": ["M1", "M2"], "match_type": ["one_to_one"] * 2,
+    ...                         "status": ["auto", "review"], "bank_ids": ["B1", "B2"],
+    ...                         "ledger_ids": ["INV-1", "INV-3"]})
+    >>> report = evaluate(matches, truth)
+    >>> report.precision, report.recall, report.auto_error_rate, report.auto_coverage
+    (0.5, 0.5, 0.0, 0.5)
+    """
+    _require(matches, MATCH_REQUIRED_COLUMNS, "matches")
+    _require(truth, ("bank_ids", "ledger_ids", "match_type"), "truth")
+    keys = ["_bank", "_ledger"]
+    proposals = pl.DataFrame({
+        "status": matches["status"].cast(pl.Utf8).fill_null("").str.strip_chars(),
+        "_bank": canonical_ids(matches, "bank_ids"),
+        "_ledger": canonical_ids(matches, "ledger_ids"),
+    })
+    proposes = ~pl.col("status").is_in(NON_PROPOSAL_STATUSES) & (pl.col("_bank") != "") & (pl.col("_ledger") != "")
+    ignored = proposals.filter(~proposes).height
+    proposals = proposals.filter(proposes)
+    groups = pl.DataFrame({
+        "match_type": truth["match_type"].cast(pl.Utf8).fill_null(""),
+        "_bank": canonical_ids(truth, "bank_ids"),
+        "_ledger": canonical_ids(truth, "ledger_ids"),
+    }).unique(keys, keep="first", maintain_order=True)
+
+    proposals = proposals.join(
+        groups.select(keys).with_columns(_correct=pl.lit(True)), on=keys, how="left"
+    ).with_columns(pl.col("_correct").fill_null(False))
+    groups = groups.join(
+        proposals.select(keys).unique().with_columns(_found=pl.lit(True)), on=keys, how="left"
+    ).with_columns(pl.col("_found").fill_null(False))
+
+    by_status = proposals.group_by("status").agg(n=pl.len(), correct=pl.col("_correct").sum())
+    by_type = groups.group_by("match_type").agg(n=pl.len(), found=pl.col("_found").sum())
+    is_auto = pl.col("status") == AUTO_STATUS
+
+    auto_correct_lines = _member_ids(proposals.filter(is_auto & pl.col("_correct"))["_bank"]).unique()
+    truth_lines = _member_ids(groups["_bank"]).unique()
+    if bank_ids is None:
+        universe = pl.concat([truth_lines, _member_ids(proposals["_bank"])]).unique()
+    else:
+        universe = bank_ids.cast(pl.Utf8).drop_nulls().str.strip_chars().unique()
+        auto_correct_lines = auto_correct_lines.filter(auto_correct_lines.is_in(universe.implode()))
+        truth_lines = truth_lines.filter(truth_lines.is_in(universe.implode()))
+
+    return EvaluationReport(
+        proposed=proposals.height,
+        auto=proposals.filter(is_auto).height,
+        review=proposals.filter(pl.col("status") == REVIEW_STATUS).height,
+        truth_groups=groups.height,
+        correct=int(proposals["_correct"].sum()),
+        correct_auto=proposals.filter(is_auto & pl.col("_correct")).height,
+        found=int(groups["_found"].sum()),
+        bank_lines=universe.len(),
+        bank_lines_auto_correct=auto_correct_lines.len(),
+        bank_lines_in_truth=truth_lines.len(),
+        ignored=ignored,
+        proposed_by_status=dict(zip(by_status["status"], by_status["n"], strict=True)),
+        correct_by_status={s: int(c) for s, c in zip(by_status["status"], by_status["correct"], strict=True)},
+        truth_by_type=dict(zip(by_type["match_type"], by_type["n"], strict=True)),
+        found_by_type={t: int(f) for t, f in zip(by_type["match_type"], by_type["found"], strict=True)},
+    )
+
+
+def _read_text_csv(path: Path, what: str) -> pl.DataFrame:
+    if not path.is_file():
+        raise InputError(f"{what} not found: {path}")
+    # every column as text: ids like 00123 must keep their zeros
+    return pl.read_csv(path, infer_schema=False, empty_string_is_null=False)
+
+
+def load_truth(path: str | Path) -> pl.DataFrame:
+    """Read ``truth.csv``: the :data:`~models.schema.TRUTH_SCHEMA` columns as text, extras kept.
+
+    Raises
+    ------
+    InputError
+        The file is missing or lacks a truth column.
+    """
+    truth = _read_text_csv(Path(path), "truth file")
+    _require(truth, TRUTH_SCHEMA, f"truth file {path}")
+    return truth
+
+
+def evaluate_files(out_dir: str | Path, truth_path: str | Path, bank_path: str | Path | None = None) -> EvaluationReport:
+    """Evaluate ``out_dir/matches.csv`` (from ``recon match --out DIR``) against a truth file.
+
+    Parameters
+    ----------
+    out_dir
+        The directory ``recon match`` wrote into.
+    truth_path
+        ``truth.csv``.
+    bank_path
+        The bank CSV that was matched; its distinct ``id`` values are the denominator of auto
+        coverage (default: the ids named in truth or matches).
+    """
+    matches_path = Path(out_dir) / "matches.csv"
+    if not matches_path.is_file():
+        raise InputError(f"no matches.csv in {out_dir}: run `recon match --out {out_dir}` first")
+    matches = _read_text_csv(matches_path, "matches file")
+    bank_ids = None
+    if bank_path is not None:
+        bank_ids = pl.read_csv(bank_path, columns=["id"], infer_schema=False)["id"]
+    return evaluate(matches, load_truth(truth_path), bank_ids=bank_ids)
