@@ -1,0 +1,1 @@
+"""Benchmarks: generated ground-truth data, the benchmark runner and its recorded results."""

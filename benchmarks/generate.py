@@ -1,0 +1,1310 @@
+"""Ground-truth benchmark data: one synthetic month of a Hong Kong SME's HKD bank account.
+
+Stage: benchmarks, outside the feeds -> engine -> adapters flow. :func:`generate` builds a bank
+statement, a ledger and the true matches between them; :func:`write` saves them as the canonical
+CSV files ``recon match`` reads (``bank.csv``, ``ledger.csv``), the answer key ``truth.csv`` that
+:mod:`engine.evaluate` scores against, and ``labels.csv`` (side, id, case, variant, delivered)
+for diagnosing misses. Everything is vectorized (numpy + polars) and deterministic for a seed.
+
+Case mix
+--------
+Each case is one function below that appends bank rows, ledger rows and truth groups; compound
+cases (one_to_many, many_to_one, payouts) are added the same way. Shares are of the rows of
+``bank.csv``; *ledger only* cases add ledger rows on top (as a share of the bank rows), so the
+ledger is about 1.1x the bank.
+
+=======================  ======  ===========================================================
+case                     share   what it is
+=======================  ======  ===========================================================
+invoice_receipt          55.0%   a customer pays one invoice (FPS CR, CHQ DEP, CR TRF, IBT CR,
+                                 TT IN, AUTOPAY CR) 0-60 days after the invoice date; the bank
+                                 description carries a reference variant (below)
+same_amount_receipts      4.0%   3-6 customers pay invoices of the same round amount
+                                 (e.g. 1000.00) in the same week: name and reference decide
+repeat_invoice            2.0%   one customer pays two invoices of identical amount, two lines
+cash_book_receipt         8.0%   cash-book receipt (RCPT-) booked -3..+3 days from the bank
+                                 date, no invoice number; walk-in / cash customers
+supplier_bill            11.0%   a supplier bill (BILL-) paid by TT OUT / AUTOPAY DR / IBT DR
+                                 (name, often the supplier's invoice number) or by our cheque
+                                 (``CHQ 100123``; the bill records the cheque number)
+cash_book_payment         4.0%   utilities, rent, courier... paid and booked as a cash-book
+                                 payment (PAY-) -3..+3 days from the bank date
+payroll                   8.0%   one AUTOPAY DR per employee (PRL-); many equal net salaries;
+                                 the employee number is shown unless name + amount decide
+bank_charge               4.0%   ``SERVICE FEE``, ``BANK CHARGES``, ``TT COMM``...; 60% have a
+                                 journal (JNL-) on the same date, the rest have no ledger item
+unknown_deposit           3.5%   money in with no ledger item (unidentified deposits)
+duplicate_feed_line       0.5%   a bank line delivered twice with the SAME id (overlapping
+                                 downloads); the truth names the id once
+open_invoice             10.0%   *ledger only*: invoices issued in the last 60 days, unpaid
+open_bill                 4.0%   *ledger only*: supplier bills not yet paid
+sales_order               1.5%   *ledger only*: sales orders (SO-, type ``order``), often with
+                                 the same customer and amount as an invoice: never cash
+=======================  ======  ===========================================================
+
+Reference variants in invoice receipts (before the decidability fix-up below): ``full``
+``INV-2026-00123`` 35%, ``compact`` ``INV202600123`` 12%, ``spaced`` ``inv 2026 00123`` 8%,
+``number`` ``00123`` 10%, ``none`` 20%, ``transposed`` ``INV-2026-00132`` 5% (may be another real
+invoice's number; truth still pairs the paid one), ``truncated`` ``INV-2026-001`` 10%. Independent
+of the variant, TT IN / CR TRF / IBT CR descriptions and 30% of FPS ones are cut at 35 characters
+(a reference or name at the end may be lost: the label then says ``cut``).
+
+Payers are companies in English (``KAM WING TRADING CO LTD``, ``Golden Harbour Ltd``),
+individuals in romanised Cantonese (``CHAN TAI MAN``, ``CHAN T M``) or either in Traditional
+Chinese (``陳大文``, ``金港貿易有限公司``). The ledger names the same party its own way
+(``Kam Wing Trading Company Limited``, ``Chan Tai-man``, the Chinese name...), fixed per party.
+
+Decidability: a perfect matcher can score 100%. A bank line whose reference does not identify
+its ledger item (``none``, ``transposed``, ``truncated``, ``cut``, employee number hidden) shows
+the payer in the same script as the ledger counterparty (never initials only), and no other
+ledger item of the same type, party and amount exists, except that one such line per
+(party, amount) may be left to elimination when all its twins are paid with an identifying
+reference. Otherwise the line gets a full reference at the front. Cash-book receipts and
+payments are unique per (party, amount), bank charges per (date, amount).
+
+What the matcher can rely on: amounts are exact and equal on both sides of every truth group
+(one_to_one only, for now); invoice/bill dates are 0-60 days before the bank date; cash-book
+receipts, payments and journals are within 3 days; payroll is booked on the run date and paid
+that day or the next. Money is generated as integer minor units; floats only draw random
+magnitudes before they are rounded to whole cents once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from models.money import currency_exponent, format_minor_expr
+from models.schema import ID_SEPARATOR
+
+BANK_COLUMNS = ["id", "date", "amount", "currency", "description", "counterparty", "reference", "account"]
+LEDGER_COLUMNS = [*BANK_COLUMNS, "type", "due_date"]
+TRUTH_COLUMNS = ["group_id", "match_type", "bank_ids", "ledger_ids"]
+LABEL_COLUMNS = ["side", "id", "case", "variant", "delivered"]
+
+DEFAULT_START = date(2026, 10, 1)
+DEFAULT_BANK_ACCOUNT = "004-512345-001"
+
+#: share of bank rows per case (bank cases) or extra ledger rows (ledger-only cases)
+CASE_MIX: dict[str, float] = {
+    "invoice_receipt": 0.55,
+    "same_amount_receipts": 0.04,
+    "repeat_invoice": 0.02,
+    "cash_book_receipt": 0.08,
+    "supplier_bill": 0.11,
+    "cash_book_payment": 0.04,
+    "payroll": 0.08,
+    "bank_charge": 0.04,
+    "unknown_deposit": 0.035,
+    "duplicate_feed_line": 0.005,
+    "open_invoice": 0.10,
+    "open_bill": 0.04,
+    "sales_order": 0.015,
+}
+LEDGER_ONLY_CASES = ("open_invoice", "open_bill", "sales_order")
+
+INVOICE_REF_VARIANTS: dict[str, float] = {
+    "full": 0.35, "compact": 0.12, "spaced": 0.08, "number": 0.10,
+    "none": 0.20, "transposed": 0.05, "truncated": 0.10,
+}
+#: reference variants that identify the ledger item on their own
+DECISIVE_VARIANTS = ("full", "compact", "spaced", "number", "shown")
+MAX_PAYMENT_LAG_DAYS = 60
+DESCRIPTION_CUT = 35
+_NO_CUT = 140
+
+# --------------------------------------------------------------------------------------------
+# names: (romanised or English token, Traditional Chinese) pairs; each list has unique entries
+# --------------------------------------------------------------------------------------------
+_ROMAN_WORDS = [
+    ("Kam", "金"), ("Wing", "榮"), ("Tak", "德"), ("Wah", "華"), ("Fook", "福"), ("Hing", "興"),
+    ("Fung", "豐"), ("Po", "寶"), ("Cheong", "昌"), ("Tai", "泰"), ("Cheung", "祥"),
+    ("Shun", "信"), ("Hang", "恒"), ("Tung", "東"), ("Hoi", "海"), ("Lung", "龍"), ("Yue", "裕"),
+    ("Kwong", "廣"), ("Shing", "成"), ("On", "安"), ("Lee", "利"), ("Yip", "業"), ("Kin", "建"),
+    ("Chung", "中"), ("Man", "萬"), ("Sang", "生"), ("Lik", "力"), ("Mei", "美"), ("Hop", "合"),
+    ("Yau", "友"),
+]
+_ENGLISH_WORDS = [
+    ("Golden", "金"), ("Harbour", "港"), ("Pacific", "太平洋"), ("Orient", "東方"),
+    ("Jade", "翡翠"), ("Pearl", "明珠"), ("Dragon", "騰龍"), ("Phoenix", "鳳凰"),
+    ("Victoria", "維多利亞"), ("Kowloon", "九龍"), ("Asia", "亞洲"), ("Star", "星光"),
+    ("Silver", "銀河"), ("Lucky", "吉祥"), ("Grand", "宏大"), ("Ever", "永恒"), ("Bright", "光明"),
+    ("Eastern", "東亞"), ("Summit", "高峰"), ("Crown", "皇冠"), ("Royal", "皇家"),
+    ("Sunrise", "日昇"), ("Ocean", "海洋"), ("Lotus", "蓮花"), ("Peak", "山頂"),
+]
+_INDUSTRIES = [
+    ("Trading", "貿易"), ("Logistics", "物流"), ("Engineering", "工程"), ("Textile", "紡織"),
+    ("Electronics", "電子"), ("Food", "食品"), ("Printing", "印刷"), ("Construction", "建築"),
+    ("Design", "設計"), ("Consulting", "顧問"), ("Garment", "製衣"), ("Seafood", "海產"),
+    ("Jewellery", "珠寶"), ("Transport", "運輸"), ("Holdings", "控股"), ("Industrial", "實業"),
+    ("Enterprise", "企業"), ("Development", "發展"), ("Technology", "科技"),
+    ("Decoration", "裝飾"), ("Catering", "飲食"), ("Furniture", "傢俬"), ("Plastics", "塑膠"),
+    ("Paper", "紙業"), ("Hardware", "五金"),
+]
+_SURNAMES = [
+    ("CHAN", "陳"), ("WONG", "黃"), ("LEE", "李"), ("CHEUNG", "張"), ("LAU", "劉"), ("LAM", "林"),
+    ("NG", "吳"), ("HO", "何"), ("LEUNG", "梁"), ("CHOW", "周"), ("TSANG", "曾"), ("YEUNG", "楊"),
+    ("CHU", "朱"), ("TANG", "鄧"), ("KWOK", "郭"), ("LAI", "黎"), ("FUNG", "馮"), ("MAK", "麥"),
+    ("SO", "蘇"), ("YIP", "葉"), ("TSE", "謝"), ("LO", "羅"), ("CHENG", "鄭"), ("POON", "潘"),
+    ("TAM", "譚"), ("YUEN", "袁"), ("KO", "高"), ("SIU", "蕭"), ("LUK", "陸"), ("CHIU", "趙"),
+]
+_GIVEN = [
+    ("TAI", "大"), ("MAN", "文"), ("SIU", "小"), ("LUNG", "龍"), ("MING", "明"), ("KA", "家"),
+    ("WAI", "偉"), ("YAN", "欣"), ("MEI", "美"), ("LING", "玲"), ("WING", "詠"), ("KWAN", "君"),
+    ("FAI", "輝"), ("HUNG", "雄"), ("SHUK", "淑"), ("SHAN", "珊"), ("CHUN", "俊"), ("KIT", "傑"),
+    ("HEI", "希"), ("LOK", "樂"), ("TSZ", "子"), ("YU", "宇"), ("CHI", "志"), ("KIN", "健"),
+    ("HO", "浩"), ("YEE", "儀"), ("PUI", "佩"), ("SUET", "雪"), ("WAH", "華"), ("KWONG", "光"),
+    ("SING", "星"), ("TING", "婷"), ("YING", "瑩"), ("HANG", "恒"), ("LEUNG", "亮"),
+    ("SHING", "成"), ("KEUNG", "強"), ("WO", "和"), ("FUK", "福"), ("YIN", "賢"), ("PO", "寶"),
+    ("SUM", "心"), ("KAI", "啟"), ("CHEUK", "卓"), ("CHING", "晴"), ("NGA", "雅"), ("LAP", "立"),
+    ("TAK", "德"), ("KEI", "琪"), ("HIN", "軒"),
+]
+_ENGLISH_FIRST = [
+    "PETER", "MARY", "JOHN", "DAVID", "MICHAEL", "KELVIN", "ERIC", "JACKY", "WINNIE", "CARMEN",
+    "IVY", "ANGEL", "TOMMY", "KENNY", "RAYMOND", "VINCENT", "BONNIE", "FIONA", "GARY", "JASON",
+    "KATHY", "ALICE", "BEN", "CANDY", "DICKSON", "EDMOND", "HEIDI", "JOYCE", "SAMMY", "TIFFANY",
+]
+# (bank text, ledger counterparty, what, median HKD, channel) of payees paid from the cash book
+_UTILITIES = [
+    ("CLP POWER HK LTD", "CLP Power Hong Kong Limited", "Electricity", 2_500, "AUTOPAY DR"),
+    ("HK ELECTRIC CO LTD", "The Hongkong Electric Company, Limited", "Electricity", 2_000, "AUTOPAY DR"),
+    ("WATER SUPPLIES DEPT", "Water Supplies Department", "Water charges", 600, "AUTOPAY DR"),
+    ("HKT LIMITED", "Hong Kong Telecommunications (HKT) Limited", "Telephone and broadband", 900, "AUTOPAY DR"),
+    ("HKBN LTD", "Hong Kong Broadband Network Limited", "Broadband", 400, "AUTOPAY DR"),
+    ("TOWNGAS", "The Hong Kong and China Gas Company Limited", "Gas", 800, "AUTOPAY DR"),
+    ("MPF TRUSTEE SCHEME", "MPF Master Trust", "MPF contributions", 15_000, "AUTOPAY DR"),
+    ("INLAND REVENUE DEPT", "Inland Revenue Department", "Profits tax", 40_000, "IBT DR"),
+    ("SF EXPRESS HK LTD", "SF Express (Hong Kong) Limited", "Courier", 350, "FPS DR"),
+    ("OFFICE RENT", "Harbour View Properties Limited", "Office rent", 45_000, "AUTOPAY DR"),
+]
+_GOODS = [
+    "Goods supplied", "Consulting services", "Printing job", "Electronic components",
+    "Seafood supply", "Garment order", "Design fee", "Maintenance service", "Freight charges",
+    "Installation work", "Office supplies", "Catering service", "Monthly retainer",
+    "Spare parts", "Packaging materials", "Renovation progress payment",
+]
+_CASH_RECEIPT_DESCRIPTIONS = [
+    "Cash sales", "Deposit received", "Customer receipt", "Sales - walk-in", "Receipt - FPS",
+]
+# (bank description, fixed fee amounts in HKD; empty = a commission of the deal's size)
+_FEES: list[tuple[str, tuple[int, ...]]] = [
+    ("SERVICE FEE", (50, 100, 150)),
+    ("BANK CHARGES", (30, 80, 120, 200)),
+    ("TT COMM", ()),
+    ("CHQ BOOK FEE", (50,)),
+    ("ACCOUNT MAINT FEE", (50, 100)),
+    ("HANDLING FEE", (75, 100)),
+    ("CABLE CHARGES", (150,)),
+]
+_ROUND_AMOUNTS_HKD = np.array([500, 1_000, 1_000, 1_500, 2_000, 2_500, 3_000, 5_000, 8_000, 10_000])
+_NET_SALARY_GROSS_HKD = np.array(
+    [12_500, 14_000, 15_800, 16_500, 18_000, 18_000, 20_000, 22_500, 25_000, 28_000, 32_000,
+     38_000, 45_000, 60_000]
+)
+_GL_ACCOUNT = {
+    "invoice": "1100", "bill": "2100", "receipt": "1010", "payment": "1010", "payroll": "6100",
+    "journal": "6800", "order": "1150", "credit_note": "1100",
+}
+
+# --------------------------------------------------------------------------------------------
+# internal row layouts shared by every case
+# --------------------------------------------------------------------------------------------
+_BANK_ROWS: dict[str, pl.DataType] = {
+    "uid": pl.Int64,
+    "day": pl.Int32,  # offset from the first day of the month
+    "amount_minor": pl.Int64,
+    "channel": pl.Utf8,  # "FPS CR", "CHQ", "SERVICE FEE"...
+    "detail": pl.Utf8,  # cheque number, "SALARY"...
+    "payer": pl.Utf8,  # the name as this bank prints it
+    "ref_kind": pl.Utf8,  # "invoice" (rendered from ref_uid's id), "text" (ref_text) or null
+    "ref_uid": pl.Int64,
+    "ref_text": pl.Utf8,
+    "ref_variant": pl.Utf8,  # INVOICE_REF_VARIANTS for invoices; "shown"/"none" for text
+    "trunc_k": pl.Int32,  # characters a truncated reference loses
+    "layout": pl.Utf8,  # "name_first" or "ref_first"
+    "cut_at": pl.Int32,
+    "show_counterparty": pl.Boolean,
+    "show_reference": pl.Boolean,
+    "always_decisive": pl.Boolean,  # the line identifies its ledger item whatever the variant
+    "name_ok": pl.Boolean,  # payer printed in the ledger's script, not initials only
+    "party_key": pl.Int64,  # who the line is from/to, for the decidability fix-up (or null)
+    "ledger_type": pl.Utf8,
+    "case": pl.Utf8,
+    "variant": pl.Utf8,
+}
+_BANK_DEFAULTS = {
+    "trunc_k": 0, "layout": "name_first", "cut_at": _NO_CUT, "show_counterparty": False,
+    "show_reference": False, "always_decisive": False, "name_ok": False, "ref_variant": "none",
+}
+_LEDGER_ROWS: dict[str, pl.DataType] = {
+    "uid": pl.Int64,
+    "prefix": pl.Utf8,  # id prefix: INV, BILL, RCPT, PAY, PRL, JNL, SO
+    "type": pl.Utf8,
+    "day": pl.Int32,
+    "amount_minor": pl.Int64,
+    "counterparty": pl.Utf8,
+    "description": pl.Utf8,
+    "reference": pl.Utf8,  # null for invoices: filled with the invoice number
+    "due_day": pl.Int32,
+    "account": pl.Utf8,
+    "party_key": pl.Int64,
+    "case": pl.Utf8,
+}
+_GROUPS: dict[str, pl.DataType] = {"group": pl.Int64, "match_type": pl.Utf8, "case": pl.Utf8}
+_LINKS: dict[str, pl.DataType] = {"group": pl.Int64, "side": pl.Utf8, "uid": pl.Int64}  # group members
+_EMPLOYEE_KEY_OFFSET = 1 << 40  # employees are keyed by their name, not by a party row
+
+
+def _frame(schema: Mapping[str, pl.DataType], n: int, cols: dict, defaults: Mapping | None = None) -> pl.DataFrame:
+    unknown = set(cols) - set(schema)
+    if unknown:
+        raise KeyError(f"unknown columns {sorted(unknown)}")
+    data = []
+    for name, dtype in schema.items():
+        value = cols.get(name, (defaults or {}).get(name))
+        if value is None or np.isscalar(value):
+            data.append(pl.repeat(value, n, dtype=dtype, eager=True).alias(name))
+        elif isinstance(value, pl.Series):
+            data.append(value.alias(name).cast(dtype))
+        elif isinstance(value, np.ndarray) and value.dtype == object:
+            data.append(pl.Series(name, value.tolist(), dtype=dtype))
+        else:
+            data.append(pl.Series(name, value).cast(dtype))
+    return pl.DataFrame(data)
+
+
+@dataclass
+class _Month:
+    """Everything the cases share: the random stream, the calendar, the parties, the rows."""
+
+    rng: np.random.Generator
+    start: date
+    n_days: int
+    currency: str
+    bank_account: str
+    parties: pl.DataFrame = field(default_factory=pl.DataFrame)
+    bank: list[pl.DataFrame] = field(default_factory=list)
+    ledger: list[pl.DataFrame] = field(default_factory=list)
+    links: list[pl.DataFrame] = field(default_factory=list)
+    groups: list[pl.DataFrame] = field(default_factory=list)
+    _next: dict[str, int] = field(default_factory=lambda: {"bank": 0, "ledger": 0, "group": 0})
+
+    @property
+    def minor_per_major(self) -> int:
+        return 10 ** currency_exponent(self.currency)
+
+    def uids(self, kind: str, n: int) -> np.ndarray:
+        first = self._next[kind]
+        self._next[kind] += n
+        return np.arange(first, first + n, dtype=np.int64)
+
+    def weekday(self, day: np.ndarray) -> np.ndarray:
+        """0 = Monday ... 6 = Sunday."""
+        return (self.start.weekday() + np.asarray(day)) % 7
+
+    def days(self, n: int, business_only: bool = False) -> np.ndarray:
+        """Bank dates: busier on weekdays; FPS and transfers still arrive at weekends."""
+        weekday = self.weekday(np.arange(self.n_days))
+        if business_only:
+            weights = (weekday < 5).astype(float)
+        else:
+            weights = np.where(weekday < 5, 1.0, np.where(weekday == 5, 0.35, 0.15))
+        return self.rng.choice(self.n_days, size=n, p=weights / weights.sum()).astype(np.int32)
+
+    def business_day(self, day: np.ndarray) -> np.ndarray:
+        """Move weekend days to the nearest weekday inside the month."""
+        day = np.asarray(day, dtype=np.int32).copy()
+        weekday = self.weekday(day)
+        day = np.where(weekday == 5, day - 1, np.where(weekday == 6, day + 1, day))
+        day = np.where(day >= self.n_days, day - 3, day)  # Sunday after the last Friday
+        day = np.where(day < 0, day + 3, day)  # a Saturday 1st becomes Monday 3rd
+        return day.astype(np.int32)
+
+    def last_business_day(self, on_or_before: int) -> int:
+        day = min(on_or_before, self.n_days - 1)
+        while self.weekday(day) >= 5:
+            day -= 1
+        return int(day)
+
+    def party_ids(self, role: str) -> np.ndarray:
+        return self.parties.filter(pl.col("role") == role)["party_id"].to_numpy()
+
+    def pick(self, ids: np.ndarray, n: int, skew: float = 0.9) -> np.ndarray:
+        """Draw ``n`` parties, a few big ones more often (Zipf-like activity)."""
+        weights = 1.0 / (np.arange(len(ids)) + 3.0) ** skew
+        return self.rng.choice(ids, size=n, p=weights / weights.sum())
+
+    def party_columns(self, party: np.ndarray, *names: str) -> list[pl.Series]:
+        table = self.parties.select("party_id", *names)
+        joined = pl.DataFrame({"party_id": party}).join(table, on="party_id", how="left", maintain_order="left")
+        return [joined[name] for name in names]
+
+    def amounts(self, n: int, median: float | np.ndarray, sigma: float, low: float, high: float,
+                round_to: tuple[float, float, float, float, float] = (0.35, 0.40, 0.12, 0.08, 0.05)) -> np.ndarray:
+        """Log-normal magnitudes in minor units, rounded like real invoices are.
+
+        ``round_to`` weighs cents, whole dollars, tens, hundreds and thousands.
+        """
+        major = np.exp(self.rng.normal(np.log(median), sigma, n)).clip(low, high)
+        minor = np.rint(major * self.minor_per_major).astype(np.int64)
+        unit = np.array([1, 1, 10, 100, 1000], dtype=np.int64) * np.array(
+            [1, self.minor_per_major, self.minor_per_major, self.minor_per_major, self.minor_per_major]
+        )
+        unit = unit[self.rng.choice(5, size=n, p=np.asarray(round_to) / sum(round_to))]
+        return np.maximum(minor // unit * unit, unit)
+
+    def add_bank(self, n: int, **cols) -> None:
+        self.bank.append(_frame(_BANK_ROWS, n, cols, _BANK_DEFAULTS))
+
+    def add_ledger(self, n: int, **cols) -> None:
+        cols.setdefault("account", _GL_ACCOUNT.get(cols.get("type", ""), None))
+        self.ledger.append(_frame(_LEDGER_ROWS, n, cols))
+
+    def add_one_to_one(self, case: str, bank_uid: np.ndarray, ledger_uid: np.ndarray) -> None:
+        n = len(bank_uid)
+        group = self.uids("group", n)
+        self.groups.append(_frame(_GROUPS, n, {"group": group, "match_type": "one_to_one", "case": case}))
+        self.links.append(_frame(_LINKS, 2 * n, {
+            "group": np.concatenate([group, group]),
+            "side": np.repeat(np.array(["bank", "ledger"], dtype=object), n),
+            "uid": np.concatenate([bank_uid, ledger_uid]),
+        }))
+
+
+def _choice(rng: np.random.Generator, options: Mapping[str, float] | list[str], n: int) -> np.ndarray:
+    if isinstance(options, Mapping):
+        keys = list(options)
+        p = np.array([options[k] for k in keys], dtype=float)
+        return np.array(keys, dtype=object)[rng.choice(len(keys), size=n, p=p / p.sum())]
+    return np.array(options, dtype=object)[rng.integers(0, len(options), n)]
+
+
+def _payment_lags(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Days from invoice to payment: some pay at once, most around 30-day terms, some late."""
+    kind = rng.choice(3, size=n, p=[0.15, 0.60, 0.25])
+    lag = np.where(
+        kind == 0, rng.integers(0, 8, n),
+        np.where(kind == 1, np.rint(rng.normal(30, 8, n)), rng.integers(35, MAX_PAYMENT_LAG_DAYS + 1, n)),
+    )
+    return lag.clip(0, MAX_PAYMENT_LAG_DAYS).astype(np.int32)
+
+
+def _near_days(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Cash-book booking offset from the bank date, -3..+3 days, mostly 0 or +1."""
+    return rng.choice(np.arange(-3, 4), size=n, p=[0.03, 0.07, 0.15, 0.35, 0.25, 0.10, 0.05]).astype(np.int32)
+
+
+def _bump_until_unique(keys: pl.DataFrame, amount: np.ndarray, step: int) -> np.ndarray:
+    """Nudge magnitudes up by multiples of ``step`` until every (keys..., amount) is unique.
+
+    Within each key, sorted magnitudes become ``max(a_j - j*step for j <= i) + i*step``: strictly
+    increasing, at least ``step`` apart, and unchanged where there was no collision.
+    """
+    sign = np.where(amount < 0, -1, 1)
+    by = keys.columns
+    frame = keys.with_columns(pl.Series("_mag", np.abs(amount)), pl.Series("_row", np.arange(len(amount))))
+    frame = (
+        frame.sort([*by, "_mag", "_row"])
+        .with_columns(_i=pl.int_range(pl.len()).over(by).cast(pl.Int64) * step)
+        .with_columns(_new=(pl.col("_mag") - pl.col("_i")).cum_max().over(by) + pl.col("_i"))
+        .sort("_row")
+    )
+    return frame["_new"].to_numpy() * sign
+
+
+# --------------------------------------------------------------------------------------------
+# parties
+# --------------------------------------------------------------------------------------------
+def _sample_space(rng: np.random.Generator, size: int, k: int) -> np.ndarray:
+    if k <= size:
+        return rng.choice(size, size=k, replace=False)
+    return np.concatenate([rng.permutation(size), rng.integers(0, size, k - size)])
+
+
+def _companies(rng: np.random.Generator, n: int) -> pl.DataFrame:
+    """``n`` distinct company names: (English base, Chinese name, legal form)."""
+    nr, ne, ni = len(_ROMAN_WORDS), len(_ENGLISH_WORDS), len(_INDUSTRIES)
+    spaces = [nr * (nr - 1) * ni, ne * (ne - 1) * ni, nr * (nr - 1) * (nr - 2) * ni]
+    want = [min(int(n * 0.45), spaces[0]), min(int(n * 0.25), spaces[1])]
+    want.append(n - sum(want) + max(20, n // 50))  # a margin for dropping Chinese collisions
+    parts = []
+    for segment, (size, k) in enumerate(zip(spaces, want, strict=True)):
+        idx = _sample_space(rng, size, k)
+        industry, rest = idx % ni, idx // ni
+        words = _ENGLISH_WORDS if segment == 1 else _ROMAN_WORDS
+        m = len(words)
+        if segment < 2:
+            w1, w2 = rest // (m - 1), rest % (m - 1)
+            w2 = w2 + (w2 >= w1)
+            tokens = [w1, w2]
+        else:
+            w1, r2 = rest // ((m - 1) * (m - 2)), rest % ((m - 1) * (m - 2))
+            w2, w3 = r2 // (m - 2), r2 % (m - 2)
+            w2 = w2 + (w2 >= w1)
+            low, high = np.minimum(w1, w2), np.maximum(w1, w2)
+            w3 = w3 + (w3 >= low)
+            w3 = w3 + (w3 >= high)
+            tokens = [w1, w2, w3]
+        en = np.array([w[0] for w in words], dtype=object)
+        zh = np.array([w[1] for w in words], dtype=object)
+        ind_en = np.array([w[0] for w in _INDUSTRIES], dtype=object)
+        ind_zh = np.array([w[1] for w in _INDUSTRIES], dtype=object)
+        base = en[tokens[0]]
+        chinese = zh[tokens[0]]
+        for t in tokens[1:]:
+            base = base + " " + en[t]
+            chinese = chinese + zh[t]
+        parts.append(pl.DataFrame({
+            "base": (base + " " + ind_en[industry]).tolist(),
+            "zh": (chinese + ind_zh[industry] + "有限公司").tolist(),
+        }, schema={"base": pl.Utf8, "zh": pl.Utf8}))
+    names = pl.concat(parts).unique(subset="zh", keep="first", maintain_order=True)
+    names = names.unique(subset="base", keep="first", maintain_order=True)
+    if names.height < n:
+        raise ValueError(f"only {names.height} distinct company names for {n} companies")
+    names = names.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(2**31))).head(n)
+    legal = np.where(rng.random(n) < 0.6, "co", "ltd")
+    return names.with_columns(pl.Series("legal", legal, dtype=pl.Utf8), pl.lit("company").alias("kind"))
+
+
+def _people(rng: np.random.Generator, n: int, distinct: bool = True) -> pl.DataFrame:
+    """``n`` people (distinct names unless ``distinct`` is False) with an optional English name."""
+    ns, ng = len(_SURNAMES), len(_GIVEN)
+    size = ns * ng * (ng - 1)
+    idx = _sample_space(rng, size, n) if distinct else rng.integers(0, size, n)
+    surname, rest = idx // (ng * (ng - 1)), idx % (ng * (ng - 1))
+    g1, g2 = rest // (ng - 1), rest % (ng - 1)
+    g2 = g2 + (g2 >= g1)
+    sur_en = np.array([s[0] for s in _SURNAMES], dtype=object)
+    sur_zh = np.array([s[1] for s in _SURNAMES], dtype=object)
+    giv_en = np.array([g[0] for g in _GIVEN], dtype=object)
+    giv_zh = np.array([g[1] for g in _GIVEN], dtype=object)
+    english = np.where(rng.random(n) < 0.25, np.array(_ENGLISH_FIRST, dtype=object)[rng.integers(0, len(_ENGLISH_FIRST), n)], None)
+    return pl.DataFrame({
+        "name_index": idx.astype(np.int64),
+        "surname": sur_en[surname].tolist(), "given1": giv_en[g1].tolist(), "given2": giv_en[g2].tolist(),
+        "zh": (sur_zh[surname] + giv_zh[g1] + giv_zh[g2]).tolist(),
+        "english": english.tolist(),
+    }, schema={"name_index": pl.Int64, "surname": pl.Utf8, "given1": pl.Utf8, "given2": pl.Utf8,
+               "zh": pl.Utf8, "english": pl.Utf8}).with_columns(pl.lit("person").alias("kind"))
+
+
+_COMPANY_BANK_FORMS = {"upper_abbr": 0.50, "upper_full": 0.15, "mixed": 0.15, "zh": 0.20}
+_COMPANY_LEDGER_FORMS = {"full": 0.45, "abbr": 0.25, "upper": 0.10, "zh": 0.20}
+_PERSON_BANK_FORMS = {"roman": 0.55, "roman_english": 0.10, "zh": 0.25, "initials": 0.10}
+_PERSON_LEDGER_FORMS = {"title": 0.50, "hyphen": 0.20, "western": 0.10, "zh": 0.20}
+
+
+def _company_forms(df: pl.DataFrame) -> pl.DataFrame:
+    base = pl.col("base")
+    upper = base.str.to_uppercase()
+    co = pl.col("legal") == "co"
+    bank = pl.col("bank_form")
+    ledger = pl.col("ledger_form")
+    return df.with_columns(
+        bank_name=pl.when(bank == "zh").then(pl.col("zh"))
+        .when(bank == "upper_full").then(upper + pl.when(co).then(pl.lit(" CO LIMITED")).otherwise(pl.lit(" LIMITED")))
+        .when(bank == "mixed").then(base + pl.when(co).then(pl.lit(" Co Ltd")).otherwise(pl.lit(" Ltd")))
+        .otherwise(upper + pl.when(co).then(pl.lit(" CO LTD")).otherwise(pl.lit(" LTD"))),
+        ledger_name=pl.when(ledger == "zh").then(pl.col("zh"))
+        .when(ledger == "abbr").then(base + pl.when(co).then(pl.lit(" Co., Ltd.")).otherwise(pl.lit(" Ltd.")))
+        .when(ledger == "upper").then(upper + pl.when(co).then(pl.lit(" COMPANY LIMITED")).otherwise(pl.lit(" LIMITED")))
+        .otherwise(base + pl.when(co).then(pl.lit(" Company Limited")).otherwise(pl.lit(" Limited"))),
+    )
+
+
+def _person_forms(df: pl.DataFrame) -> pl.DataFrame:
+    roman = pl.concat_str([pl.col("surname"), pl.col("given1"), pl.col("given2")], separator=" ")
+    title = roman.str.to_titlecase()
+    bank = pl.col("bank_form")
+    ledger = pl.col("ledger_form")
+    has_english = pl.col("english").is_not_null()
+    return df.with_columns(
+        bank_name=pl.when(bank == "zh").then(pl.col("zh"))
+        .when(bank == "initials").then(pl.concat_str([pl.col("surname"), pl.col("given1").str.head(1), pl.col("given2").str.head(1)], separator=" "))
+        .when((bank == "roman_english") & has_english).then(pl.concat_str([roman, pl.col("english")], separator=" "))
+        .otherwise(roman),
+        ledger_name=pl.when(ledger == "zh").then(pl.col("zh"))
+        .when(ledger == "hyphen").then(pl.concat_str([
+            pl.col("surname").str.to_titlecase(), pl.lit(" "), pl.col("given1").str.to_titlecase(), pl.lit("-"),
+            pl.col("given2").str.to_lowercase()]))
+        .when((ledger == "western") & has_english).then(pl.concat_str([pl.col("english").str.to_titlecase(), title], separator=" "))
+        .otherwise(title),
+    )
+
+
+def _assign_forms(rng: np.random.Generator, df: pl.DataFrame, bank_forms: Mapping[str, float],
+                  ledger_forms: Mapping[str, float], same_script: bool) -> pl.DataFrame:
+    n = df.height
+    bank = _choice(rng, bank_forms, n)
+    ledger = _choice(rng, ledger_forms, n)
+    if same_script:
+        latin = [f for f in ledger_forms if f != "zh"]
+        ledger = np.where(bank == "zh", "zh", np.where(ledger == "zh", _choice(rng, latin, n), ledger))
+    return df.with_columns(
+        pl.Series("bank_form", bank, dtype=pl.Utf8), pl.Series("ledger_form", ledger, dtype=pl.Utf8)
+    )
+
+
+def _build_parties(month: _Month, n_bank: int) -> pl.DataFrame:
+    """Customers, cash customers, unknown payers, suppliers and payees: every name distinct."""
+    rng = month.rng
+    roles = {  # role: (how many, share of people)
+        "customer": (max(30, n_bank // 20), 0.35),
+        "cash_customer": (max(10, n_bank // 100), 0.60),
+        "unknown_payer": (max(10, n_bank // 60), 0.50),
+        "supplier": (max(15, n_bank // 100), 0.0),
+        "payee": (max(5, n_bank // 250), 0.0),
+    }
+    n_people = {r: int(round(k * share)) for r, (k, share) in roles.items()}
+    n_companies = {r: roles[r][0] - n_people[r] for r in roles}
+    companies = _companies(rng, sum(n_companies.values()))
+    people = _people(rng, sum(n_people.values()))
+    frames = []
+    c0 = p0 = 0
+    for role in roles:
+        nc, np_ = n_companies[role], n_people[role]
+        same_script = role in ("cash_customer", "supplier", "payee")
+        comp = _assign_forms(
+            rng, companies.slice(c0, nc),
+            {k: v for k, v in _COMPANY_BANK_FORMS.items() if not (same_script and k == "mixed")},
+            _COMPANY_LEDGER_FORMS, same_script,
+        )
+        pers = _assign_forms(
+            rng, people.slice(p0, np_),
+            {k: v for k, v in _PERSON_BANK_FORMS.items() if not (same_script and k == "initials")},
+            _PERSON_LEDGER_FORMS, same_script,
+        )
+        c0 += nc
+        p0 += np_
+        cols = ["kind", "bank_form", "ledger_form", "bank_name", "ledger_name", "zh"]
+        both = pl.concat([_company_forms(comp).select(cols), _person_forms(pers).select(cols)])
+        both = both.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(2**31)))
+        frames.append(both.with_columns(pl.lit(role).alias("role")))
+    parties = pl.concat(frames)
+    utilities = pl.DataFrame({
+        "kind": "company", "bank_form": "fixed", "ledger_form": "fixed",
+        "bank_name": [u[0] for u in _UTILITIES], "ledger_name": [u[1] for u in _UTILITIES],
+        "zh": None, "role": "utility",
+    }, schema=parties.schema)
+    parties = pl.concat([parties, utilities]).with_row_index("party_id").with_columns(pl.col("party_id").cast(pl.Int64))
+    script_bank = pl.col("bank_form") == "zh"
+    script_ledger = pl.col("ledger_form") == "zh"
+    return parties.with_columns(name_ok=(script_bank == script_ledger) & (pl.col("bank_form") != "initials"))
+
+
+# --------------------------------------------------------------------------------------------
+# cases: each appends bank rows, ledger rows and truth groups
+# --------------------------------------------------------------------------------------------
+_RECEIPT_CHANNELS = {"FPS CR": 0.40, "CHQ DEP": 0.15, "CR TRF": 0.12, "IBT CR": 0.10, "TT IN": 0.10, "AUTOPAY CR": 0.13}
+_BUSINESS_DAY_CHANNELS = ("CHQ DEP", "IBT CR", "TT IN", "AUTOPAY CR", "TT OUT", "IBT DR", "AUTOPAY DR", "CHQ")
+_ALWAYS_CUT_CHANNELS = ("TT IN", "CR TRF", "IBT CR", "TT OUT")
+
+
+def _cut_lengths(rng: np.random.Generator, channel: np.ndarray) -> np.ndarray:
+    always = np.isin(channel, _ALWAYS_CUT_CHANNELS)
+    sometimes = (channel == "FPS CR") & (rng.random(len(channel)) < 0.30)
+    return np.where(always | sometimes, DESCRIPTION_CUT, _NO_CUT).astype(np.int32)
+
+
+def _invoice_payments(month: _Month, case: str, party: np.ndarray, bank_day: np.ndarray,
+                      invoice_day: np.ndarray, amount: np.ndarray) -> None:
+    """One invoice per bank line, paid in full: the building block of the receipt cases."""
+    rng = month.rng
+    n = len(party)
+    channel = _choice(rng, _RECEIPT_CHANNELS, n)
+    business = np.isin(channel, _BUSINESS_DAY_CHANNELS)
+    bank_day = np.where(business, month.business_day(bank_day), bank_day).astype(np.int32)
+    invoice_day = np.clip(invoice_day, bank_day - MAX_PAYMENT_LAG_DAYS, bank_day).astype(np.int32)
+    variant = _choice(rng, INVOICE_REF_VARIANTS, n)
+    decisive = np.isin(variant, DECISIVE_VARIANTS)
+    layout = np.where(decisive & (rng.random(n) < 0.3), "ref_first", "name_first")
+    cheque_no = np.char.zfill(rng.integers(0, 1_000_000, n).astype(str), 6).astype(object)
+    bank_name, ledger_name, name_ok = month.party_columns(party, "bank_name", "ledger_name", "name_ok")
+    terms = rng.choice(np.array([7, 14, 30, 30, 30, 60]), size=n)
+    ledger_uid = month.uids("ledger", n)
+    bank_uid = month.uids("bank", n)
+    month.add_ledger(
+        n, uid=ledger_uid, prefix="INV", type="invoice", day=invoice_day, amount_minor=amount,
+        counterparty=ledger_name, description=_choice(rng, _GOODS, n),
+        due_day=invoice_day + terms, party_key=party, case=case,
+    )
+    month.add_bank(
+        n, uid=bank_uid, day=bank_day, amount_minor=amount, channel=channel,
+        detail=np.where(channel == "CHQ DEP", cheque_no, None), payer=bank_name,
+        ref_kind="invoice", ref_uid=ledger_uid, ref_variant=variant,
+        trunc_k=rng.integers(1, 4, n), layout=layout, cut_at=_cut_lengths(rng, channel),
+        show_counterparty=rng.random(n) < np.where(channel == "FPS CR", 0.4, 0.1),
+        show_reference=rng.random(n) < 0.2, name_ok=name_ok, party_key=party,
+        ledger_type="invoice", case=case, variant=variant,
+    )
+    month.add_one_to_one(case, bank_uid, ledger_uid)
+
+
+def invoice_receipt(month: _Month, n: int) -> None:
+    """A customer pays one invoice, 0-60 days after its date."""
+    rng = month.rng
+    party = month.pick(month.party_ids("customer"), n)
+    bank_day = month.days(n)
+    amount = month.amounts(n, median=6_000, sigma=1.2, low=50, high=500_000)
+    _invoice_payments(month, "invoice_receipt", party, bank_day, bank_day - _payment_lags(rng, n), amount)
+
+
+def _group_sizes(rng: np.random.Generator, n: int, low: int, high: int) -> np.ndarray:
+    sizes = rng.integers(low, high + 1, n // low + 1)
+    sizes = sizes[np.cumsum(sizes) <= n]
+    rest = n - int(sizes.sum())
+    if rest >= 2 or (rest and not len(sizes)):
+        sizes = np.append(sizes, rest)
+    elif rest:
+        sizes[-1] += rest
+    return sizes
+
+
+def same_amount_receipts(month: _Month, n: int) -> None:
+    """Several customers pay invoices of the same round amount in the same week."""
+    if n == 0:
+        return
+    rng = month.rng
+    sizes = _group_sizes(rng, n, 3, 6)
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    member = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    customers = rng.permutation(month.party_ids("customer"))
+    first = rng.integers(0, len(customers), len(sizes))
+    party = customers[(first[group] + member) % len(customers)]
+    amount = (_ROUND_AMOUNTS_HKD[rng.integers(0, len(_ROUND_AMOUNTS_HKD), len(sizes))] * month.minor_per_major)[group]
+    week_start = rng.integers(0, max(1, month.n_days - 6), len(sizes))[group]
+    bank_day = np.minimum(week_start + rng.integers(0, 6, n), month.n_days - 1).astype(np.int32)
+    _invoice_payments(month, "same_amount_receipts", party, bank_day, bank_day - _payment_lags(rng, n), amount)
+
+
+def repeat_invoice(month: _Month, n: int) -> None:
+    """One customer, two invoices of identical amount, paid by two bank lines."""
+    pairs = n // 2
+    if pairs == 0:
+        return
+    rng = month.rng
+    party = month.pick(month.party_ids("customer"), pairs)
+    amount = month.amounts(pairs, median=3_000, sigma=1.0, low=100, high=200_000)
+    day1 = month.days(pairs)
+    day2 = np.minimum(day1 + rng.integers(0, 8, pairs), month.n_days - 1)
+    invoice1 = day1 - _payment_lags(rng, pairs)
+    invoice2 = np.minimum(invoice1 + rng.integers(0, 11, pairs), day2)
+    order = np.column_stack([np.arange(pairs), np.arange(pairs)]).ravel()
+    _invoice_payments(
+        month, "repeat_invoice", party[order], np.column_stack([day1, day2]).ravel(),
+        np.column_stack([invoice1, invoice2]).ravel(), amount[order],
+    )
+
+
+def cash_book_receipt(month: _Month, n: int) -> None:
+    """Money in booked straight into the cash book (no invoice), a few days either side."""
+    if n == 0:
+        return
+    rng = month.rng
+    party = month.pick(month.party_ids("cash_customer"), n)
+    bank_day = month.days(n)
+    amount = month.amounts(n, median=1_500, sigma=1.0, low=50, high=80_000, round_to=(0.2, 0.6, 0.1, 0.08, 0.02))
+    amount = _bump_until_unique(pl.DataFrame({"party": party}), amount, month.minor_per_major)
+    channel = _choice(rng, {"FPS CR": 0.6, "CR TRF": 0.2, "IBT CR": 0.2}, n)
+    bank_day = np.where(channel == "IBT CR", month.business_day(bank_day), bank_day)
+    bank_name, ledger_name = month.party_columns(party, "bank_name", "ledger_name")
+    ledger_uid = month.uids("ledger", n)
+    bank_uid = month.uids("bank", n)
+    month.add_ledger(
+        n, uid=ledger_uid, prefix="RCPT", type="receipt", day=bank_day + _near_days(rng, n),
+        amount_minor=amount, counterparty=ledger_name,
+        description=_choice(rng, _CASH_RECEIPT_DESCRIPTIONS, n), party_key=party, case="cash_book_receipt",
+    )
+    month.add_bank(
+        n, uid=bank_uid, day=bank_day, amount_minor=amount, channel=channel, payer=bank_name,
+        cut_at=_cut_lengths(rng, channel), show_counterparty=rng.random(n) < 0.3,
+        always_decisive=True, name_ok=True, case="cash_book_receipt", variant="no_reference",
+    )
+    month.add_one_to_one("cash_book_receipt", bank_uid, ledger_uid)
+
+
+def _supplier_invoice_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
+    number = rng.integers(0, 1_000_000, n)
+    style = rng.integers(0, 3, n)
+    six = np.char.zfill(number.astype(str), 6)
+    five = np.char.zfill((number % 100_000).astype(str), 5)
+    four = np.char.zfill((number % 10_000).astype(str), 4)
+    yymm = np.char.zfill(rng.integers(2501, 2613, n).astype(str), 4)
+    return np.where(style == 0, np.char.add("SI-", five),
+                    np.where(style == 1, six, np.char.add(np.char.add(yymm, "-"), four))).astype(object)
+
+
+def _bills(month: _Month, n: int, paid_day: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    rng = month.rng
+    party = month.pick(month.party_ids("supplier"), n)
+    amount = -month.amounts(n, median=12_000, sigma=1.2, low=50, high=500_000, round_to=(0.5, 0.3, 0.1, 0.07, 0.03))
+    if paid_day is None:  # open bill: dated in the last 60 days
+        bill_day = rng.integers(month.n_days - MAX_PAYMENT_LAG_DAYS, month.n_days, n).astype(np.int32)
+    else:
+        bill_day = (paid_day - _payment_lags(rng, n)).astype(np.int32)
+    terms = rng.choice(np.array([30, 30, 60]), size=n)
+    return party, amount, bill_day, bill_day + terms, _supplier_invoice_numbers(rng, n)
+
+
+def supplier_bill(month: _Month, n: int) -> None:
+    """We pay a supplier's bill by transfer, autopay or cheque."""
+    if n == 0:
+        return
+    rng = month.rng
+    channel = _choice(rng, {"TT OUT": 0.2, "AUTOPAY DR": 0.3, "CHQ": 0.25, "IBT DR": 0.25}, n)
+    bank_day = month.days(n, business_only=True)
+    party, amount, bill_day, due_day, supplier_ref = _bills(month, n, bank_day)
+    # our cheques are numbered in the order we write them
+    is_cheque = channel == "CHQ"
+    cheque_no = np.full(n, None, dtype=object)
+    order = np.argsort(bill_day[is_cheque], kind="stable")
+    numbers = np.empty(int(is_cheque.sum()), dtype=np.int64)
+    numbers[order] = 100_001 + np.arange(len(order))
+    cheque_no[is_cheque] = numbers.astype(str)
+    bank_name, ledger_name, name_ok = month.party_columns(party, "bank_name", "ledger_name", "name_ok")
+    goods = _choice(rng, _GOODS, n)
+    description = np.where(is_cheque, goods + "; chq " + cheque_no.astype(str), goods)
+    shown = rng.random(n) < 0.6
+    ledger_uid = month.uids("ledger", n)
+    bank_uid = month.uids("bank", n)
+    month.add_ledger(
+        n, uid=ledger_uid, prefix="BILL", type="bill", day=bill_day, amount_minor=amount,
+        counterparty=ledger_name, description=description, reference=supplier_ref,
+        due_day=due_day, party_key=party, case="supplier_bill",
+    )
+    month.add_bank(
+        n, uid=bank_uid, day=bank_day, amount_minor=amount, channel=channel,
+        detail=cheque_no, payer=np.where(is_cheque, None, bank_name.to_numpy()),
+        ref_kind=np.where(is_cheque, None, "text"), ref_text=supplier_ref,
+        ref_variant=np.where(shown & ~is_cheque, "shown", "none"),
+        layout=np.where(shown & (rng.random(n) < 0.3), "ref_first", "name_first"),
+        cut_at=_cut_lengths(rng, channel), always_decisive=is_cheque, name_ok=name_ok,
+        party_key=np.where(is_cheque, None, party), ledger_type="bill", case="supplier_bill",
+        variant=np.where(is_cheque, "cheque", None),  # others: labelled once rendered
+    )
+    month.add_one_to_one("supplier_bill", bank_uid, ledger_uid)
+
+
+def cash_book_payment(month: _Month, n: int) -> None:
+    """Utilities, rent, tax, courier: paid and booked in the cash book, no bill."""
+    if n == 0:
+        return
+    rng = month.rng
+    utilities = month.party_ids("utility")
+    payees = month.party_ids("payee")
+    use_utility = rng.random(n) < 0.6
+    party = np.where(use_utility, rng.choice(utilities, n), month.pick(payees, n))
+    median = np.full(n, 1_500.0)
+    util_index = party - utilities.min()
+    median[use_utility] = np.array([u[3] for u in _UTILITIES], dtype=float)[util_index[use_utility]]
+    amount = -month.amounts(n, median=median, sigma=0.5, low=50, high=300_000, round_to=(0.7, 0.2, 0.05, 0.05, 0.0))
+    amount = _bump_until_unique(pl.DataFrame({"party": party}), amount, 1)
+    channel = np.where(use_utility, np.array([u[4] for u in _UTILITIES], dtype=object)[np.where(use_utility, util_index, 0)],
+                       _choice(rng, {"FPS DR": 0.4, "AUTOPAY DR": 0.3, "IBT DR": 0.3}, n))
+    bank_day = month.days(n)
+    bank_day = np.where(channel == "FPS DR", bank_day, month.business_day(bank_day))
+    bank_name, ledger_name = month.party_columns(party, "bank_name", "ledger_name")
+    what = np.where(use_utility, np.array([u[2] for u in _UTILITIES], dtype=object)[np.where(use_utility, util_index, 0)],
+                    _choice(rng, _GOODS, n))
+    previous = (month.start.replace(day=1).toordinal() - 1)
+    period = date.fromordinal(previous).strftime("%b %Y")
+    ledger_uid = month.uids("ledger", n)
+    bank_uid = month.uids("bank", n)
+    month.add_ledger(
+        n, uid=ledger_uid, prefix="PAY", type="payment", day=bank_day + _near_days(rng, n),
+        amount_minor=amount, counterparty=ledger_name, description=what + " " + period,
+        party_key=party, case="cash_book_payment",
+    )
+    month.add_bank(
+        n, uid=bank_uid, day=bank_day, amount_minor=amount, channel=channel, payer=bank_name,
+        always_decisive=True, name_ok=True, case="cash_book_payment", variant="no_reference",
+    )
+    month.add_one_to_one("cash_book_payment", bank_uid, ledger_uid)
+
+
+def payroll(month: _Month, n: int) -> None:
+    """One AUTOPAY DR per employee: a month-end run and a mid-month (commission) run."""
+    if n == 0:
+        return
+    rng = month.rng
+    people = _assign_forms(rng, _people(rng, n, distinct=False), {"roman": 1.0}, {"title": 0.7, "hyphen": 0.3}, True)
+    people = _person_forms(people)
+    month_end = rng.random(n) < 0.8
+    run_day = np.where(month_end, month.last_business_day(month.n_days - 1), month.last_business_day(14))
+    bank_day = np.minimum(run_day + (rng.random(n) < 0.1), month.n_days - 1).astype(np.int32)
+    gross = _NET_SALARY_GROSS_HKD[rng.integers(0, len(_NET_SALARY_GROSS_HKD), n)] * month.minor_per_major
+    net = gross - np.minimum(gross * 5 // 100, 1_500 * month.minor_per_major)  # employee MPF share
+    extra = np.where(rng.random(n) < 0.15, rng.integers(1, 300_000, n), 0)  # overtime, with cents
+    amount = -(np.where(month_end, net, gross // 4) + extra)
+    employee_no = np.char.add("E", np.char.zfill((np.arange(n) + 1).astype(str), max(5, len(str(n))))).astype(object)
+    shown = rng.random(n) < 0.75
+    label = pl.Series(np.where(month_end, "Salary ", "Commission ")) + month.start.strftime("%b %Y")
+    ledger_uid = month.uids("ledger", n)
+    bank_uid = month.uids("bank", n)
+    party_key = people["name_index"].to_numpy() + _EMPLOYEE_KEY_OFFSET
+    month.add_ledger(
+        n, uid=ledger_uid, prefix="PRL", type="payroll", day=run_day, amount_minor=amount,
+        counterparty=people["ledger_name"], description=label, reference=employee_no,
+        party_key=party_key, case="payroll",
+    )
+    month.add_bank(
+        n, uid=bank_uid, day=bank_day, amount_minor=amount, channel="AUTOPAY DR", detail="SALARY",
+        payer=people["bank_name"], ref_kind="text", ref_text=employee_no,
+        ref_variant=np.where(shown, "shown", "none"), layout=np.where(shown, "ref_first", "name_first"),
+        name_ok=True, party_key=party_key, ledger_type="payroll", case="payroll",
+    )
+    month.add_one_to_one("payroll", bank_uid, ledger_uid)
+
+
+def bank_charge(month: _Month, n: int) -> None:
+    """Fees the bank takes; 60% are journalled on the same date, the rest are not booked."""
+    if n == 0:
+        return
+    rng = month.rng
+    fee = rng.integers(0, len(_FEES), n)
+    names = np.array([f[0] for f in _FEES], dtype=object)[fee]
+    amount = np.zeros(n, dtype=np.int64)
+    for i, (_, amounts) in enumerate(_FEES):
+        rows = fee == i
+        if amounts:
+            amount[rows] = np.array(amounts)[rng.integers(0, len(amounts), rows.sum())] * month.minor_per_major
+        else:  # TT commission: 0.125% of the transfer, HKD 200 minimum, HKD 500 maximum
+            transfer = rng.integers(10_000, 5_000_000, rows.sum()) * month.minor_per_major
+            amount[rows] = np.clip(transfer // 800, 200 * month.minor_per_major, 500 * month.minor_per_major)
+    bank_day = month.days(n, business_only=True)
+    amount = -_bump_until_unique(pl.DataFrame({"day": bank_day}), amount, month.minor_per_major)
+    journal = rng.random(n) < 0.6
+    bank_uid = month.uids("bank", n)
+    month.add_bank(
+        n, uid=bank_uid, day=bank_day, amount_minor=amount, channel=names, always_decisive=True,
+        case="bank_charge", variant=np.where(journal, "journal", "no_ledger_item"),
+    )
+    k = int(journal.sum())
+    ledger_uid = month.uids("ledger", k)
+    month.add_ledger(
+        k, uid=ledger_uid, prefix="JNL", type="journal", day=bank_day[journal], amount_minor=amount[journal],
+        description="Bank charges - " + pl.Series(names[journal], dtype=pl.Utf8).str.to_lowercase(),
+        case="bank_charge",
+    )
+    month.add_one_to_one("bank_charge", bank_uid[journal], ledger_uid)
+
+
+def unknown_deposit(month: _Month, n: int) -> None:
+    """Money in that nobody booked: stays unmatched."""
+    if n == 0:
+        return
+    rng = month.rng
+    party = month.pick(month.party_ids("unknown_payer"), n, skew=0.3)
+    channel = _choice(rng, {"FPS CR": 0.5, "CR TRF": 0.2, "CASH DEP": 0.2, "TT IN": 0.1}, n)
+    (bank_name,) = month.party_columns(party, "bank_name")
+    bank_day = month.days(n)
+    bank_day = np.where(channel == "FPS CR", bank_day, month.business_day(bank_day))
+    month.add_bank(
+        n, uid=month.uids("bank", n), day=bank_day,
+        amount_minor=month.amounts(n, median=3_000, sigma=1.3, low=50, high=300_000),
+        channel=channel, payer=np.where(channel == "CASH DEP", None, bank_name.to_numpy()),
+        cut_at=_cut_lengths(rng, channel), case="unknown_deposit", variant=channel,
+    )
+
+
+def open_invoice(month: _Month, n: int) -> None:
+    """Invoices issued in the last 60 days and not paid yet: ledger only."""
+    if n == 0:
+        return
+    rng = month.rng
+    party = month.pick(month.party_ids("customer"), n)
+    day = rng.integers(month.n_days - MAX_PAYMENT_LAG_DAYS, month.n_days, n).astype(np.int32)
+    (ledger_name,) = month.party_columns(party, "ledger_name")
+    month.add_ledger(
+        n, uid=month.uids("ledger", n), prefix="INV", type="invoice", day=day,
+        amount_minor=month.amounts(n, median=6_000, sigma=1.2, low=50, high=500_000),
+        counterparty=ledger_name, description=_choice(rng, _GOODS, n),
+        due_day=day + rng.choice(np.array([7, 14, 30, 30, 30, 60]), size=n), party_key=party,
+        case="open_invoice",
+    )
+
+
+def open_bill(month: _Month, n: int) -> None:
+    """Supplier bills not paid yet: ledger only."""
+    if n == 0:
+        return
+    party, amount, bill_day, due_day, supplier_ref = _bills(month, n, None)
+    (ledger_name,) = month.party_columns(party, "ledger_name")
+    month.add_ledger(
+        n, uid=month.uids("ledger", n), prefix="BILL", type="bill", day=bill_day, amount_minor=amount,
+        counterparty=ledger_name, description=_choice(month.rng, _GOODS, n), reference=supplier_ref,
+        due_day=due_day, party_key=party, case="open_bill",
+    )
+
+
+def sales_order(month: _Month, n: int) -> None:
+    """Sales orders: ledger only, never cash; half repeat an invoice's customer and amount."""
+    if n == 0:
+        return
+    rng = month.rng
+    invoices = pl.concat(month.ledger).filter(pl.col("type") == "invoice") if month.ledger else None
+    party = month.pick(month.party_ids("customer"), n)
+    amount = month.amounts(n, median=6_000, sigma=1.2, low=50, high=500_000)
+    day = rng.integers(-MAX_PAYMENT_LAG_DAYS, month.n_days, n).astype(np.int32)
+    if invoices is not None and invoices.height:
+        copy = rng.random(n) < 0.5
+        source = invoices[rng.integers(0, invoices.height, n)]
+        party = np.where(copy, source["party_key"].to_numpy(), party)
+        amount = np.where(copy, source["amount_minor"].to_numpy(), amount)
+        day = np.where(copy, source["day"].to_numpy() - rng.integers(1, 15, n), day).astype(np.int32)
+    (ledger_name,) = month.party_columns(party, "ledger_name")
+    month.add_ledger(
+        n, uid=month.uids("ledger", n), prefix="SO", type="order", day=day, amount_minor=amount,
+        counterparty=ledger_name, description="Sales order - " + pl.Series(_choice(rng, _GOODS, n), dtype=pl.Utf8),
+        party_key=party, case="sales_order",
+    )
+
+
+#: case name -> function(month, count); bank cases first, ledger-only cases last
+CASES: dict[str, Callable[[_Month, int], None]] = {
+    "invoice_receipt": invoice_receipt,
+    "same_amount_receipts": same_amount_receipts,
+    "repeat_invoice": repeat_invoice,
+    "cash_book_receipt": cash_book_receipt,
+    "supplier_bill": supplier_bill,
+    "cash_book_payment": cash_book_payment,
+    "payroll": payroll,
+    "bank_charge": bank_charge,
+    "unknown_deposit": unknown_deposit,
+    "open_invoice": open_invoice,
+    "open_bill": open_bill,
+    "sales_order": sales_order,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# assembling the month
+# --------------------------------------------------------------------------------------------
+def _allocate(n_bank: int, mix: Mapping[str, float]) -> dict[str, int]:
+    """Rows per case; bank cases add up to exactly ``n_bank`` rows of bank.csv."""
+    unknown = set(mix) - set(CASES) - {"duplicate_feed_line"}
+    if unknown:
+        raise ValueError(f"unknown case(s) {sorted(unknown)}; known: {sorted(CASE_MIX)}")
+    counts = {case: int(n_bank * share) for case, share in mix.items()}
+    counts["repeat_invoice"] = counts.get("repeat_invoice", 0) // 2 * 2
+    bank_cases = [c for c in counts if c not in LEDGER_ONLY_CASES]
+    filler = "invoice_receipt" if "invoice_receipt" in counts else bank_cases[0]
+    counts[filler] += n_bank - sum(counts[c] for c in bank_cases)
+    return counts
+
+
+def _assign_ledger_ids(ledger: pl.DataFrame, start: date) -> pl.DataFrame:
+    """Number each prefix in date order: INV-2026-00123 (more digits when needed)."""
+    start64 = np.datetime64(start, "D")
+    widths = ledger.group_by("prefix").len().with_columns(
+        width=pl.max_horizontal(pl.lit(5), pl.col("len").cast(pl.Utf8).str.len_chars().cast(pl.Int64))
+    )
+    ledger = (
+        ledger.with_columns(date=pl.Series(start64 + ledger["day"].to_numpy().astype("timedelta64[D]")))
+        .sort(["prefix", "day", "uid"])
+        .with_columns(seq=pl.int_range(1, pl.len() + 1).over("prefix"))
+        .join(widths.select("prefix", "width"), on="prefix", how="left")
+        .with_columns(year=pl.col("date").dt.year().cast(pl.Utf8))
+        .with_columns(
+            id=pl.concat_str([pl.col("prefix"), pl.col("year"), pl.col("seq").cast(pl.Utf8).str.zfill(pl.col("width"))], separator="-")
+        )
+    )
+    return ledger.with_columns(reference=pl.when(pl.col("type") == "invoice").then(pl.col("id")).otherwise(pl.col("reference")))
+
+
+def _transpose_last_pair(seq: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Swap the right-most pair of different adjacent digits: 00123 -> 00132."""
+    power = 10 ** np.arange(width, dtype=np.int64)
+    digits = (seq[:, None] // power) % 10
+    differs = digits[:, :-1] != digits[:, 1:]
+    possible = differs.any(axis=1)
+    p = differs.argmax(axis=1)
+    rows = np.arange(len(seq))
+    low, high = digits[rows, p], digits[rows, p + 1]
+    swapped = seq + (high - low) * power[p] + (low - high) * power[p] * 10
+    return np.where(possible, swapped, seq), possible
+
+
+def _render_bank(bank: pl.DataFrame, invoice_refs: pl.DataFrame) -> pl.DataFrame:
+    """Write each bank description from its parts; label what the reader can actually see."""
+    b = bank.join(invoice_refs, left_on="ref_uid", right_on="ref_uid_", how="left", maintain_order="left")
+    variant = pl.col("ref_variant")
+    full, year, number = pl.col("ref_full"), pl.col("ref_year"), pl.col("ref_number")
+    invoice_ref = (
+        pl.when(variant == "full").then(full)
+        .when(variant == "compact").then(pl.concat_str([pl.col("ref_prefix"), year, number]))
+        .when(variant == "spaced").then(pl.concat_str([pl.col("ref_prefix").str.to_lowercase(), year, number], separator=" "))
+        .when(variant == "number").then(number)
+        .when(variant == "transposed").then(pl.concat_str([pl.col("ref_prefix"), year, pl.col("ref_transposed")], separator="-"))
+        .when(variant == "truncated").then(full.str.slice(0, full.str.len_chars() - pl.col("trunc_k")))
+    )
+    ref = (
+        pl.when(pl.col("ref_kind") == "invoice").then(invoice_ref)
+        .when((pl.col("ref_kind") == "text") & (variant == "shown")).then(pl.col("ref_text"))
+    )
+    name_first = pl.col("layout") == "name_first"
+    b = b.with_columns(_ref=ref).with_columns(
+        description=pl.concat_str(
+            [
+                pl.col("channel"), pl.col("detail"),
+                pl.when(name_first).then(pl.col("payer")).otherwise(pl.col("_ref")),
+                pl.when(name_first).then(pl.col("_ref")).otherwise(pl.col("payer")),
+            ],
+            separator=" ", ignore_nulls=True,
+        ).str.slice(0, pl.col("cut_at")).str.strip_chars_end(),
+        counterparty=pl.when(pl.col("show_counterparty")).then(pl.col("payer")),
+        reference=pl.when(pl.col("show_reference")).then(pl.col("_ref")),
+    )
+    survived = pl.col("description").str.contains(pl.col("_ref"), literal=True).fill_null(False)
+    seen = pl.when(pl.col("_ref").is_null() | survived).then(variant).otherwise(pl.lit("cut"))
+    b = b.with_columns(_seen=seen).with_columns(
+        _decisive=pl.col("always_decisive") | pl.col("_seen").is_in(DECISIVE_VARIANTS)
+    )
+    return b.drop("ref_full", "ref_year", "ref_number", "ref_prefix", "ref_transposed", "_ref")
+
+
+def _make_decidable(bank: pl.DataFrame, ledger: pl.DataFrame, linked: pl.Series) -> pl.DataFrame:
+    """Give a full reference to lines that name and amount cannot tie to one ledger item."""
+    keys = ["ledger_type", "party_key", "amount_minor"]
+    siblings = (
+        ledger.filter(pl.col("party_key").is_not_null())
+        .with_columns(_open=~pl.col("uid").is_in(linked.implode()))
+        .group_by(["type", "party_key", "amount_minor"])
+        .agg(_n_same=pl.len(), _n_open=pl.col("_open").sum())
+        .rename({"type": "ledger_type"})
+    )
+    vague = ~pl.col("_decisive") & pl.col("party_key").is_not_null()
+    b = (
+        bank.join(siblings, on=keys, how="left", maintain_order="left")
+        .with_columns(_vague=vague)
+        .with_columns(_rank=pl.col("_vague").cast(pl.Int64).cum_sum().over(keys, order_by=["day", "uid"]) - 1)
+    )
+    alone = pl.col("_n_same").fill_null(1) == 1
+    by_elimination = (pl.col("_n_open").fill_null(0) == 0) & (pl.col("_rank") == 0)
+    fix = pl.col("_vague") & ~(pl.col("name_ok") & (alone | by_elimination))
+    return b.with_columns(
+        ref_variant=pl.when(fix & (pl.col("ref_kind") == "invoice")).then(pl.lit("full"))
+        .when(fix & (pl.col("ref_kind") == "text")).then(pl.lit("shown"))
+        .otherwise(pl.col("ref_variant")),
+        layout=pl.when(fix).then(pl.lit("ref_first")).otherwise(pl.col("layout")),
+    ).drop("_n_same", "_n_open", "_vague", "_rank")
+
+
+def _duplicate_lines(month: _Month, bank: pl.DataFrame, n: int) -> pl.DataFrame:
+    """Deliver ``n`` lines twice (same id), as overlapping statement downloads do."""
+    order = ["_file_day", "_file_seq"]
+    bank = bank.with_columns(_file_day=pl.col("day"), _file_seq=pl.int_range(pl.len()).cast(pl.Float64))
+    if n <= 0 or bank.height == 0:
+        return bank.sort(order)
+    rows = np.sort(month.rng.choice(bank.height, size=min(n, bank.height), replace=False))
+    copies = bank[rows].with_columns(
+        _file_day=pl.min_horizontal(pl.col("day") + 1, pl.lit(month.n_days - 1)),
+        _file_seq=pl.col("_file_seq") * 0 - 1.0 + pl.int_range(pl.len()).cast(pl.Float64) / (len(rows) + 1),
+        variant=pl.lit("duplicate_of_earlier_line"),
+        case=pl.lit("duplicate_feed_line"),
+    )
+    return pl.concat([bank, copies]).sort(order)
+
+
+def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currency: str = "HKD",
+             bank_account: str = DEFAULT_BANK_ACCOUNT,
+             mix: Mapping[str, float] | None = None) -> dict[str, pl.DataFrame]:
+    """Generate one month of bank lines, ledger items and the true matches between them.
+
+    Parameters
+    ----------
+    n_bank
+        Rows of ``bank.csv``, duplicate deliveries included.
+    seed
+        Seed of the random stream; the same arguments give byte-identical output.
+    start
+        First day of the month (the statement runs to the same day of the next month, excl.).
+    currency
+        ISO 4217 code of the account; amounts get exactly its decimals.
+    bank_account
+        The account number printed on every bank line.
+    mix
+        Share per case, overriding :data:`CASE_MIX` (cases not named are left out).
+
+    Returns
+    -------
+    dict
+        ``bank`` (:data:`BANK_COLUMNS` + ``amount_minor``, ``case``, ``variant``), ``ledger``
+        (:data:`LEDGER_COLUMNS` + ``amount_minor``, ``case``) and ``truth``
+        (:data:`TRUTH_COLUMNS` + ``case``) polars frames.
+
+    Examples
+    --------
+    >>> month = generate(2_000, seed=1)
+    >>> month["bank"].height
+    2000
+    >>> month["truth"].columns[:4]
+    ['group_id', 'match_type', 'bank_ids', 'ledger_ids']
+    """
+    if n_bank < 1:
+        raise ValueError("n_bank must be at least 1")
+    currency_exponent(currency)  # raises on an unknown code
+    rng = np.random.default_rng(seed)
+    year, month_no = start.year + (start.month // 12), start.month % 12 + 1
+    end = date(year, month_no, min(start.day, calendar.monthrange(year, month_no)[1]))
+    month = _Month(rng=rng, start=start, n_days=(end - start).days, currency=currency, bank_account=bank_account)
+    counts = _allocate(n_bank, CASE_MIX if mix is None else mix)
+    month.parties = _build_parties(month, n_bank)
+    for case, fn in CASES.items():
+        if counts.get(case):
+            fn(month, counts[case])
+
+    ledger = _assign_ledger_ids(pl.concat(month.ledger), start)
+    links = pl.concat(month.links) if month.links else pl.DataFrame(schema=_LINKS)
+    groups = pl.concat(month.groups) if month.groups else pl.DataFrame(schema=_GROUPS)
+    linked = links.filter(pl.col("side") == "ledger")["uid"]
+    invoices = ledger.filter(pl.col("type") == "invoice")
+    width = int(invoices["width"].max() or 5)
+    transposed, possible = _transpose_last_pair(invoices["seq"].to_numpy().astype(np.int64), width)
+    invoice_refs = invoices.select(
+        ref_uid_=pl.col("uid"), ref_full=pl.col("id"), ref_prefix=pl.col("prefix"), ref_year=pl.col("year"),
+        ref_number=pl.col("seq").cast(pl.Utf8).str.zfill(width),
+        ref_transposed=pl.Series(transposed).cast(pl.Utf8).str.zfill(width),
+        _can_transpose=pl.Series(possible),
+    )
+    bank = pl.concat(month.bank)
+    bank = bank.join(invoice_refs.select("ref_uid_", "_can_transpose"), left_on="ref_uid", right_on="ref_uid_",
+                     how="left", maintain_order="left")
+    bank = bank.with_columns(  # 11111 has no transposition: it gets truncated instead
+        ref_variant=pl.when((pl.col("ref_variant") == "transposed") & ~pl.col("_can_transpose").fill_null(True))
+        .then(pl.lit("truncated")).otherwise(pl.col("ref_variant"))
+    ).drop("_can_transpose")
+    invoice_refs = invoice_refs.drop("_can_transpose")
+    bank = _render_bank(bank, invoice_refs)
+    bank = _make_decidable(bank, ledger, linked).drop("description", "counterparty", "reference", "_seen", "_decisive")
+    bank = _render_bank(bank, invoice_refs)
+
+    # bank ids follow statement order: by date, then as the bank happened to post them
+    start64 = np.datetime64(start, "D")
+    bank = bank.with_columns(_post=pl.Series(rng.permutation(bank.height))).sort(["day", "_post"])
+    id_width = max(9, len(str(bank.height)))
+    bank = bank.with_columns(
+        id=pl.lit("B") + (pl.int_range(1, pl.len() + 1)).cast(pl.Utf8).str.zfill(id_width),
+        date=pl.Series(start64 + bank["day"].to_numpy().astype("timedelta64[D]")),
+        variant=pl.when(pl.col("ref_kind") == "invoice").then(pl.col("_seen"))
+        .when(pl.col("ref_kind") == "text").then(pl.col("_seen").replace({"shown": "reference", "none": "name_only"}))
+        .otherwise(pl.col("variant")),
+    )
+    truth = _truth(groups, links, bank.select("uid", "id"), ledger.select("uid", "id"))
+    bank = _duplicate_lines(month, bank, counts.get("duplicate_feed_line", 0))
+    bank_out = bank.select(
+        "id", "date",
+        amount=format_minor_expr(pl.col("amount_minor"), pl.lit(currency)),
+        currency=pl.lit(currency), description="description", counterparty="counterparty",
+        reference="reference", account=pl.lit(bank_account), amount_minor="amount_minor",
+        case="case", variant="variant",
+    )
+    ledger_out = ledger.sort(["date", "id"]).select(
+        "id", "date",
+        amount=format_minor_expr(pl.col("amount_minor"), pl.lit(currency)),
+        currency=pl.lit(currency), description="description", counterparty="counterparty",
+        reference="reference", account="account", type="type",
+        due_date=pl.when(pl.col("due_day").is_not_null()).then(
+            pl.col("date") + pl.duration(days=pl.col("due_day") - pl.col("day"))
+        ),
+        amount_minor="amount_minor", case="case",
+    )
+    return {"bank": bank_out, "ledger": ledger_out, "truth": truth}
+
+
+def _truth(groups: pl.DataFrame, links: pl.DataFrame, bank_ids: pl.DataFrame,
+           ledger_ids: pl.DataFrame) -> pl.DataFrame:
+    for side, ids in (("bank", bank_ids), ("ledger", ledger_ids)):
+        joined = (  # sort first: a plain list aggregation is much faster than a sorting one
+            links.filter(pl.col("side") == side).join(ids, on="uid", how="left").sort(["group", "id"])
+            .group_by("group").agg(pl.col("id")).select("group", pl.col("id").list.join(ID_SEPARATOR).alias(f"{side}_ids"))
+        )
+        groups = groups.join(joined, on="group", how="left")
+    truth = groups.with_columns(pl.col("bank_ids", "ledger_ids").fill_null("")).sort(["bank_ids", "ledger_ids"])
+    width = max(7, len(str(truth.height)))
+    return truth.select(
+        group_id=pl.lit("T") + pl.int_range(1, pl.len() + 1).cast(pl.Utf8).str.zfill(width),
+        match_type="match_type", bank_ids="bank_ids", ledger_ids="ledger_ids", case="case",
+    )
+
+
+def labels(month: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+    """One row per distinct id: the case and variant that produced it, and how many rows carry it.
+
+    ``delivered`` is 2 for a bank line the feed delivered twice (case ``duplicate_feed_line``
+    marks the second delivery in the bank frame; here the line keeps its own case).
+    """
+    bank = month["bank"]
+    delivered = bank.group_by("id").len("delivered")
+    originals = bank.filter(pl.col("case") != "duplicate_feed_line").join(delivered, on="id", how="left", maintain_order="left")
+    return pl.concat([
+        originals.select(side=pl.lit("bank"), id="id", case="case", variant="variant",
+                         delivered=pl.col("delivered").cast(pl.Int64)),
+        month["ledger"].select(side=pl.lit("ledger"), id="id", case="case",
+                               variant=pl.lit(None, dtype=pl.Utf8), delivered=pl.lit(1, dtype=pl.Int64)),
+    ])
+
+
+def save(month: Mapping[str, pl.DataFrame], out_dir: str | Path) -> dict[str, Path]:
+    """Write a generated month as ``bank.csv``, ``ledger.csv``, ``truth.csv`` and ``labels.csv``.
+
+    Returns
+    -------
+    dict
+        Paths by name: ``bank``, ``ledger``, ``truth``, ``labels``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / f"{name}.csv" for name in ("bank", "ledger", "truth", "labels")}
+    month["bank"].select(BANK_COLUMNS).write_csv(paths["bank"])
+    month["ledger"].select(LEDGER_COLUMNS).write_csv(paths["ledger"])
+    month["truth"].select(TRUTH_COLUMNS).write_csv(paths["truth"])
+    labels(month).write_csv(paths["labels"])
+    return paths
+
+
+def write(out_dir: str | Path, n_bank: int, seed: int = 0, start: date = DEFAULT_START,
+          **kwargs) -> dict[str, Path]:
+    """Generate a month (see :func:`generate`) and :func:`save` it to ``out_dir``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> paths = write(tempfile.mkdtemp(), 500, seed=3)
+    >>> sorted(paths)
+    ['bank', 'labels', 'ledger', 'truth']
+    """
+    return save(generate(n_bank, seed=seed, start=start, **kwargs), out_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.generate",
+        description="Write one synthetic month (bank.csv, ledger.csv, truth.csv, labels.csv).",
+    )
+    parser.add_argument("--bank-lines", "--scale", dest="bank_lines", type=int, default=10_000,
+                        help="rows of bank.csv (default 10000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--start", type=date.fromisoformat, default=DEFAULT_START,
+                        help="first day of the month, YYYY-MM-DD (default 2026-10-01)")
+    parser.add_argument("--out", required=True, help="output directory")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    paths = write(args.out, args.bank_lines, seed=args.seed, start=args.start)
+    elapsed = time.perf_counter() - started
+    print(f"wrote {', '.join(str(p) for p in paths.values())} in {elapsed:.1f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

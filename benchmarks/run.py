@@ -1,0 +1,300 @@
+"""Benchmark runner: accuracy and throughput of ``recon match`` on generated months.
+
+Stage: benchmarks. For each size it generates a month with :mod:`benchmarks.generate` (timed
+apart, not counted), runs the real command line in a child process exactly as a user would,
+
+    python -m engine.cli match --bank bank.csv --ledger ledger.csv --out DIR [--rules FILE]
+
+measures its wall time and peak resident memory (the whole process tree, polled every 50 ms,
+checked against ``getrusage(RUSAGE_CHILDREN)``), scores ``DIR/matches.csv`` against the truth
+with :func:`engine.evaluate.evaluate_files`, then prints a markdown table and appends it, with
+the machine and the exact command, to ``benchmarks/RESULTS.md``.
+
+Data goes under ``benchmarks/_data/`` (git-ignored) and is deleted after each size unless
+``--keep`` is given.
+
+Examples
+--------
+``python -m benchmarks.run --sizes 10000 100000 1000000``
+``python -m benchmarks.run --sizes 2000 --rules my_rules.toml --keep``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+from benchmarks.generate import generate, save
+from engine.evaluate import EvaluationReport, evaluate_files, format_ratio
+from models.errors import ReconError
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / "benchmarks" / "_data"
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+POLL_SECONDS = 0.05
+
+RESULTS_HEADER = """# Benchmark results
+
+Appended by `python -m benchmarks.run` (newest last); never edit old sections by hand. Each run
+generates a synthetic month for a Hong Kong SME's HKD account with `benchmarks/generate.py` (its
+module docstring lists the case mix), runs `recon match` on it in a child process and scores
+`matches.csv` against the generated truth with `engine/evaluate.py`.
+
+| column | meaning |
+|---|---|
+| bank lines / ledger lines | rows of bank.csv (duplicate deliveries included) / ledger.csv |
+| gen s | seconds to generate and write the data (not part of the measurement) |
+| wall s | wall-clock seconds of `recon match`, process start to exit |
+| peak RSS MB | peak resident memory of the `recon match` process tree (MiB) |
+| precision | proposed groups exactly in truth / proposed groups (auto and review) |
+| recall | truth groups exactly proposed, any status / truth groups; also per truth match type |
+| auto error | auto proposals not in truth / auto proposals: wrong bookings nobody reviews |
+| auto coverage | bank lines in a correct auto proposal / all bank lines |
+| ceiling | bank lines in some truth group / all bank lines: the best auto coverage possible |
+
+A group is correct only if its bank ids and ledger ids are exactly a truth group's; a partial
+overlap counts as wrong. Timings depend on the machine and on its load (shown per section).
+"""
+
+
+@dataclass
+class SizeResult:
+    """One row of the results table."""
+
+    size: int
+    seed: int
+    bank_lines: int = 0
+    ledger_lines: int = 0
+    generate_seconds: float = 0.0
+    wall_seconds: float | None = None
+    peak_rss_bytes: int | None = None
+    status: str = "ok"
+    report: EvaluationReport | None = None
+    command: list[str] = field(default_factory=list)
+
+
+def _tree_rss(process: psutil.Process) -> int:
+    total = 0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def run_measured(command: list[str], log_path: Path, timeout: float | None = None,
+                 env: dict[str, str] | None = None) -> tuple[int | None, float, int]:
+    """Run ``command``; return (exit code or None on timeout, wall seconds, peak tree RSS bytes).
+
+    stdout and stderr go to ``log_path``. Peak RSS is the larger of the polled process-tree sum
+    and the kernel's peak for the largest child that finished during the call.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak = 0
+    with open(log_path, "wb") as log:
+        started = time.perf_counter()
+        child = psutil.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        code: int | None = None
+        while True:
+            try:
+                peak = max(peak, _tree_rss(child))
+            except psutil.NoSuchProcess:
+                pass
+            try:
+                code = child.wait(timeout=POLL_SECONDS)
+                break
+            except psutil.TimeoutExpired:
+                if timeout is not None and time.perf_counter() - started > timeout:
+                    for p in [*child.children(recursive=True), child]:
+                        try:
+                            p.kill()
+                        except psutil.NoSuchProcess:
+                            pass
+                    child.wait()
+                    code = None
+                    break
+        wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    if after > before:
+        peak = max(peak, after * 1024)
+    return code, wall, peak
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run_size(size: int, seed: int, rules: str | None, keep: bool, timeout: float | None,
+             data_dir: Path = DATA_DIR) -> SizeResult:
+    """Generate one month of ``size`` bank lines, match it with the CLI, score it."""
+    result = SizeResult(size=size, seed=seed)
+    work = data_dir / f"bank{size}-seed{seed}"
+    out = work / "out"
+    if out.exists():
+        shutil.rmtree(out)
+    try:
+        started = time.perf_counter()
+        month = generate(size, seed=seed)
+        paths = save(month, work)
+        result.generate_seconds = time.perf_counter() - started
+        result.bank_lines, result.ledger_lines = month["bank"].height, month["ledger"].height
+        del month
+        result.command = [
+            sys.executable, "-m", "engine.cli", "match", "--bank", str(paths["bank"]),
+            "--ledger", str(paths["ledger"]), "--out", str(out), *(["--rules", rules] if rules else []),
+        ]
+        code, result.wall_seconds, result.peak_rss_bytes = run_measured(
+            result.command, work / "recon.log", timeout=timeout, env=_child_env()
+        )
+        if code is None:
+            result.status = f"timeout after {timeout:g}s"
+        elif code != 0:
+            tail = (work / "recon.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
+            result.status = f"exit {code}: {tail[0][:120] if tail else ''}"
+        else:
+            result.report = evaluate_files(out, paths["truth"], bank_path=paths["bank"])
+    except ReconError as exc:
+        result.status = f"evaluation failed: {exc}"
+    finally:
+        if not keep and work.exists():
+            shutil.rmtree(work)
+    return result
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_revision() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + (" (uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine_info() -> list[str]:
+    """One markdown bullet per fact about the machine and software versions."""
+    memory = psutil.virtual_memory().total / 2**30
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return [
+        f"- CPU: {_cpu_model()}, {psutil.cpu_count(logical=False) or '?'} cores / "
+        f"{os.cpu_count()} threads; RAM {memory:.1f} GiB; load average at start "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        f"- {platform.system()} {platform.release()}; Python {platform.python_version()}, "
+        f"polars {_version('polars')}, duckdb {_version('duckdb')}, numpy {_version('numpy')}",
+        f"- recon at git {_git_revision()}",
+    ]
+
+
+def results_table(results: list[SizeResult]) -> str:
+    """The markdown table of a run: one row per size."""
+    types = sorted({t for r in results if r.report for t in r.report.truth_by_type})
+    header = ["size", "bank lines", "ledger lines", "gen s", "wall s", "peak RSS MB", "precision",
+              "recall", *[f"recall {t}" for t in types], "auto error", "auto coverage", "ceiling",
+              "status"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * (len(header) - 1) + "---|"]
+    for r in results:
+        rep = r.report
+        cells = [
+            f"{r.size:,}", f"{r.bank_lines:,}", f"{r.ledger_lines:,}", f"{r.generate_seconds:.1f}",
+            "n/a" if r.wall_seconds is None else f"{r.wall_seconds:.1f}",
+            "n/a" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / 2**20:,.0f}",
+            format_ratio(rep.precision if rep else None), format_ratio(rep.recall if rep else None),
+            *[format_ratio(rep.recall_by_type.get(t) if rep else None) for t in types],
+            format_ratio(rep.auto_error_rate if rep else None),
+            format_ratio(rep.auto_coverage if rep else None),
+            format_ratio(rep.auto_coverage_ceiling if rep else None),
+            r.status.replace("|", "/"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def section(results: list[SizeResult], argv: list[str]) -> str:
+    """A dated RESULTS.md section: machine, exact commands, table."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    example = next((r.command for r in results if r.command), None)
+    lines = [f"## {when}", "", *machine_info(), "",
+             f"Command: `python -m benchmarks.run {shlex.join(argv)}`"]
+    if example:
+        root = str(ROOT) + os.sep
+        shown = [Path(example[0]).name, *(a.removeprefix(root) for a in example[1:])]
+        lines.append(f"Each size runs: `{shlex.join(shown)}`")
+    lines += ["", results_table(results), ""]
+    return "\n".join(lines)
+
+
+def append_results(text: str, path: Path = RESULTS) -> None:
+    """Append a section to RESULTS.md, writing the explanatory header first if the file is new."""
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", encoding="utf-8") as f:
+        if new:
+            f.write(RESULTS_HEADER)
+        f.write("\n" + text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000],
+                        help="bank lines per generated month (default: 10000 100000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rules", metavar="FILE", help="rule-set file passed to recon match")
+    parser.add_argument("--keep", action="store_true", help="keep generated data and outputs")
+    parser.add_argument("--timeout", type=float, help="seconds before a recon match run is killed")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file to append to")
+    parser.add_argument("--no-append", action="store_true", help="print the table only")
+    args = parser.parse_args(argv)
+    if args.rules and not Path(args.rules).is_file():
+        parser.error(f"rule file not found: {args.rules}")
+    rules = str(Path(args.rules).resolve()) if args.rules else None
+    results = []
+    for size in args.sizes:
+        print(f"benchmark: {size:,} bank lines ...", file=sys.stderr, flush=True)
+        result = run_size(size, args.seed, rules, args.keep, args.timeout)
+        print(f"benchmark: {size:,} bank lines: generated in {result.generate_seconds:.1f}s, "
+              f"{result.status}", file=sys.stderr, flush=True)
+        results.append(result)
+    text = section(results, argv)
+    print(text)
+    if not args.no_append:
+        append_results(text, args.results)
+        print(f"appended to {args.results}", file=sys.stderr)
+    return 0 if all(r.status == "ok" for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""Scoring proposals against truth: hand-computed figures for small, readable cases."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from engine.evaluate import (
+    EvaluationReport,
+    canonical_ids,
+    evaluate,
+    evaluate_files,
+    format_ratio,
+    load_truth,
+)
+from models.errors import InputError
+
+# truth used by most cases: four one-to-one groups and one one-to-many
+TRUTH = [
+    ("T1", "one_to_one", "B1", "INV-1"),
+    ("T2", "one_to_one", "B2", "INV-2"),
+    ("T3", "one_to_one", "B3", "INV-3"),
+    ("T4", "one_to_many", "B4", "INV-4;INV-5"),
+    ("T5", "one_to_one", "B5", "INV-6"),
+]
+
+
+def _truth(rows=TRUTH) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows, schema=["group_id", "match_type", "bank_ids", "ledger_ids"], orient="row"
+    )
+
+
+def _matches(rows) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(f"M{i}", "one_to_one", *row) for i, row in enumerate(rows, 1)],
+        schema=["match_id", "match_type", "status", "bank_ids", "ledger_ids"], orient="row",
+    )
+
+
+# (name, match rows (status, bank_ids, ledger_ids), bank_ids universe, expected figures)
+CASES = [
+    (
+        "correct auto, wrong auto, correct review, partial overlap, missing group",
+        [
+            ("auto", "B1", "INV-1"),  # correct
+            ("auto", "B2", "INV-3"),  # wrong ledger item
+            ("review", "B3", "INV-3"),  # correct, in review
+            ("auto", "B4", "INV-4"),  # partial: INV-5 missing -> wrong
+            # T2, T4, T5 never proposed exactly
+        ],
+        None,
+        dict(proposed=4, auto=3, review=1, truth_groups=5, correct=2, correct_auto=1, found=2,
+             precision=0.5, precision_by_status={"auto": 1 / 3, "review": 1.0},
+             recall=0.4, recall_by_type={"one_to_one": 0.5, "one_to_many": 0.0},
+             auto_error_rate=2 / 3, bank_lines=5, bank_lines_auto_correct=1, auto_coverage=0.2,
+             bank_lines_in_truth=5),
+    ),
+    (
+        "bank ids of the input widen the coverage denominator",
+        [("auto", "B1", "INV-1"), ("auto", "B3", "INV-3")],
+        ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B1"],
+        dict(proposed=2, auto=2, correct=2, precision=1.0, auto_error_rate=0.0, bank_lines=10,
+             bank_lines_auto_correct=2, auto_coverage=0.2, bank_lines_in_truth=5,
+             auto_coverage_ceiling=0.5),
+    ),
+    (
+        "id order, spaces and repeats inside a group do not matter",
+        [("auto", " B4 ", "INV-5; INV-4;INV-5")],
+        None,
+        dict(proposed=1, correct=1, precision=1.0, recall=0.2,
+             recall_by_type={"one_to_one": 0.0, "one_to_many": 1.0}),
+    ),
+    (
+        "one id too many is wrong",
+        [("auto", "B1", "INV-1;INV-2")],
+        None,
+        dict(proposed=1, correct=0, precision=0.0, recall=0.0, auto_error_rate=1.0,
+             auto_coverage=0.0),
+    ),
+    (
+        "unmatched rows and rows with an empty side propose nothing",
+        [("auto", "B1", "INV-1"), ("unmatched", "B2", ""), ("review", "", "INV-6"), ("auto", None, None)],
+        None,
+        dict(proposed=1, auto=1, review=0, correct=1, ignored=3, precision=1.0),
+    ),
+    (
+        "the same group proposed twice counts twice in precision, once in recall",
+        [("auto", "B1", "INV-1"), ("review", "B1", "INV-1")],
+        None,
+        dict(proposed=2, correct=2, found=1, precision=1.0, recall=0.2, bank_lines_auto_correct=1),
+    ),
+    (
+        "no proposals: ratios over nothing are None",
+        [],
+        None,
+        dict(proposed=0, auto=0, precision=None, auto_error_rate=None, recall=0.0, auto_coverage=0.0),
+    ),
+]
+
+
+@pytest.mark.parametrize(("matches", "bank_ids", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_evaluate_figures(matches, bank_ids, expected):
+    report = evaluate(
+        _matches(matches), _truth(), bank_ids=None if bank_ids is None else pl.Series(bank_ids)
+    )
+    for name, value in expected.items():
+        got = getattr(report, name)
+        if isinstance(value, dict):
+            assert got == pytest.approx(value), name
+        elif value is None:
+            assert got is None, name
+        else:
+            assert got == pytest.approx(value), name
+
+
+def test_report_frame_and_markdown_show_the_fractions():
+    report = evaluate(_matches(CASES[0][1]), _truth())
+    frame = report.to_frame()
+    row = frame.filter((pl.col("metric") == "precision") & (pl.col("scope") == "status=auto")).row(0, named=True)
+    assert (row["numerator"], row["denominator"]) == (1, 3)
+    assert frame.filter(pl.col("metric") == "recall", pl.col("scope") == "match_type=one_to_many")["value"].item() == 0.0
+    assert frame.filter(pl.col("scope") == "truth_groups")["numerator"].item() == 5
+    text = str(report)
+    assert "| precision | all | 50.00% | 2/4 |" in text
+    assert "| auto_error_rate | status=auto | 66.67% | 2/3 |" in text
+    assert report.to_dict()["recall_by_type"] == {"one_to_one": 0.5, "one_to_many": 0.0}
+
+
+def test_an_empty_report_renders_na():
+    report = EvaluationReport(proposed=0, auto=0, review=0, truth_groups=0, correct=0,
+                              correct_auto=0, found=0, bank_lines=0, bank_lines_auto_correct=0)
+    assert "n/a" in report.to_markdown()
+    assert format_ratio(None) == "n/a" and format_ratio(0.98765) == "98.77%"
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [("B2;B1", "B1;B2"), (" B1 ; B2 ", "B1;B2"), ("B1;B1", "B1"), ("", ""), (None, ""), ("B1;;B2;", "B1;B2")],
+)
+def test_canonical_ids(raw, key):
+    assert canonical_ids(pl.DataFrame({"ids": [raw]}, schema={"ids": pl.Utf8}), "ids").to_list() == [key]
+
+
+def test_missing_columns_are_all_named():
+    with pytest.raises(InputError, match="status, ledger_ids"):
+        evaluate(pl.DataFrame({"bank_ids": ["B1"]}), _truth())
+
+
+def test_evaluate_files_reads_matches_truth_and_bank(tmp_path):
+    _truth().write_csv(tmp_path / "truth.csv")
+    _matches([("auto", "B1", "INV-1"), ("review", "B2", "INV-2")]).write_csv(tmp_path / "matches.csv")
+    pl.DataFrame({"id": ["B1", "B2", "B3", "B4", "B5", "B6", "B6"], "amount": ["1.00"] * 7}).write_csv(tmp_path / "bank.csv")
+    report = evaluate_files(tmp_path, tmp_path / "truth.csv", bank_path=tmp_path / "bank.csv")
+    assert (report.correct, report.correct_auto, report.bank_lines) == (2, 1, 6)
+    assert report.auto_coverage == pytest.approx(1 / 6)
+
+
+def test_ids_keep_their_leading_zeros(tmp_path):
+    _truth([("T1", "one_to_one", "000123", "00045")]).write_csv(tmp_path / "truth.csv")
+    _matches([("auto", "000123", "00045")]).write_csv(tmp_path / "matches.csv")
+    assert evaluate_files(tmp_path, tmp_path / "truth.csv").precision == 1.0
+
+
+def test_file_problems_say_what_to_do(tmp_path):
+    with pytest.raises(InputError, match="no matches.csv"):
+        evaluate_files(tmp_path, tmp_path / "truth.csv")
+    (tmp_path / "truth.csv").write_text("group_id,bank_ids\nT1,B1\n")
+    with pytest.raises(InputError, match="match_type, ledger_ids"):
+        load_truth(tmp_path / "truth.csv")
