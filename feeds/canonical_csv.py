@@ -16,6 +16,20 @@ and polars' own hash is not stable across versions).
 The lower-level helpers :func:`read_raw_table` and :func:`resolve_columns` turn any
 comma-separated UTF-8 file into unquoted text fields with physical line numbers; the FX and
 processor feeds reuse them.
+
+Why not ``pyarrow.csv`` (checked with pyarrow 26, ``ParseOptions(invalid_row_handler=...)``):
+it is about 2.5x faster on 1M rows (0.25 s against 0.6 s here) and handles BOM and CRLF, but
+it cannot meet three requirements of this reader. (1) Its ``InvalidRow.number`` counts
+*records*, not physical lines: after a quoted value spanning three lines, a ragged row on
+physical line 6 is reported as row 4. (2) Rows it accepts carry neither a line number nor their
+raw text, which every later reject (bad date, bad amount) must report. (3) A quote that is never
+closed silently swallows every following line into one value: the good lines after it are
+dropped without a word. Recovering (1)-(3) would need this module's own record splitting
+anyway, so the splitting stays here (vectorized, ~150 lines) and is tested for exactly those
+cases.
+
+Module protocol (see :mod:`feeds.registry`): ``FORMAT = "canonical_csv"``, ``SIDES =
+("bank", "ledger")``, :func:`identify` and :func:`read`.
 """
 
 from __future__ import annotations
@@ -34,23 +48,26 @@ from models.errors import FeedFormatError
 from models.money import CURRENCY_EXPONENTS, parse_amount_expr
 from models.schema import (
     BANK_SCHEMA,
-    DUPLICATES_SCHEMA,
     LEDGER_SCHEMA,
     REJECTS_SCHEMA,
-    FileStats,
+    FeedResult,
     LoadResult,
     empty_frame,
 )
 
 __all__ = [
+    "FORMAT",
+    "SIDES",
     "RawTable",
     "amount_exprs",
     "as_schema",
     "attributes_expr",
     "currency_exprs",
     "date_exprs",
+    "identify",
     "load_bank",
     "load_ledger",
+    "read",
     "read_bank_csv",
     "read_ledger_csv",
     "read_raw_table",
@@ -73,29 +90,8 @@ LEDGER_COLUMNS: tuple[str, ...] = BANK_COLUMNS + ("type", "due_date")
 BANK_REQUIRED: tuple[str, ...] = ("date", "amount", "currency")
 LEDGER_REQUIRED: tuple[str, ...] = ("id", "date", "amount", "currency")
 
-#: canonical columns compared to decide whether a repeated id carries the same content
-_CONTENT_COLUMNS = {
-    "bank": [
-        "date",
-        "amount_minor",
-        "currency",
-        "description",
-        "counterparty",
-        "reference",
-        "account",
-    ],
-    "ledger": [
-        "date",
-        "amount_minor",
-        "currency",
-        "description",
-        "counterparty",
-        "reference",
-        "account",
-        "type",
-        "due_date",
-    ],
-}
+FORMAT = "canonical_csv"
+SIDES: tuple[str, ...] = ("bank", "ledger")
 
 # One CSV field, preceded by its ',' (every record gets a ',' prepended so that each match
 # starts with a separator and empty fields are never zero-length matches). A quoted field may
@@ -754,67 +750,57 @@ def _sort_rejects(rejects: pl.DataFrame) -> pl.DataFrame:
 
 
 def _load(paths: Sequence[str | PathLike[str]], side: str) -> LoadResult:
-    if isinstance(paths, str | PathLike):
-        paths = [paths]
-    schema = BANK_SCHEMA if side == "bank" else LEDGER_SCHEMA
-    frames: list[pl.DataFrame] = []
-    rejects: list[pl.DataFrame] = []
-    counts: list[tuple[str, int, int, int]] = []
-    for number, path in enumerate(paths):
-        frame, bad, rows_read = _read_one(path, side)
-        frames.append(frame.with_columns(_file=pl.lit(number, dtype=pl.Int64)))
-        rejects.append(bad)
-        counts.append((str(path), rows_read, frame.height, bad.height))
+    from feeds.registry import load  # the generic loader de-duplicates across files
 
-    combined = (
-        pl.concat(frames)
-        if frames
-        else empty_frame(schema).with_columns(_file=pl.lit(None, dtype=pl.Int64))
-    )
-    first = combined.select(pl.col("id").is_first_distinct()).to_series()
-    content = _CONTENT_COLUMNS[side]
-    later = combined.filter(~first)
-    if later.height:
-        originals = combined.filter(first).select(
-            "id",
-            first_source_file="source_file",
-            first_line="source_line",
-            **{f"_first_{c}": c for c in content},
-        )
-        joined = later.join(originals, on="id", how="left", maintain_order="left")
-        same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"_first_{c}")) for c in content])
-        duplicates = joined.select(
-            side=pl.lit(side),
-            id="id",
-            source_file="source_file",
-            line="source_line",
-            first_source_file="first_source_file",
-            first_line="first_line",
-            same_content=same,
-        )
-        per_file = dict(later.group_by("_file").len().iter_rows())
-    else:
-        duplicates = empty_frame(DUPLICATES_SCHEMA)
-        per_file = {}
+    return load(paths, side, format=FORMAT)
 
-    stats = [
-        FileStats(
-            source_file=source,
-            side=side,
-            rows_read=rows_read,
-            loaded=loaded,
-            rejected=rejected,
-            duplicates=int(per_file.get(number, 0)),
+
+def identify(head: bytes, path: str = "") -> bool:
+    """Whether ``head`` (a file's first bytes) starts like a canonical bank or ledger CSV.
+
+    True when the first non-blank line, read as UTF-8 CSV, names the columns ``date``,
+    ``amount`` and ``currency`` (any order and case). ``path`` is not looked at.
+    """
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    text = head[:8192].decode("utf-8", errors="replace")
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        names = {name.strip().strip('"').strip().lower() for name in line.split(",")}
+        return set(BANK_REQUIRED) <= names
+    return False
+
+
+def read(path: str | PathLike[str], side: str = "bank", **options) -> FeedResult:
+    """Read one canonical CSV for ``side`` ("bank" or "ledger") without de-duplication.
+
+    Returns
+    -------
+    FeedResult
+        ``frame`` in ``BANK_SCHEMA`` / ``LEDGER_SCHEMA`` (every good row, in file order),
+        ``rejects`` and ``rows_read``; the canonical CSV states no balances.
+
+    Raises
+    ------
+    FeedFormatError
+        The file cannot be read as a canonical CSV at all, or ``side`` is not bank/ledger.
+    """
+    if options:
+        raise FeedFormatError(
+            str(path), f"the canonical CSV reader takes no options (got {', '.join(options)})"
         )
-        for number, (source, rows_read, loaded, rejected) in enumerate(counts)
-    ]
-    return LoadResult(
-        frame=as_schema(combined.filter(first), schema),
-        rejects=as_schema(pl.concat(rejects), REJECTS_SCHEMA)
-        if rejects
-        else empty_frame(REJECTS_SCHEMA),
-        duplicates=as_schema(duplicates, DUPLICATES_SCHEMA),
-        stats=stats,
+    if side not in SIDES:
+        raise FeedFormatError(str(path), f"a canonical CSV is a bank or ledger file, not {side}")
+    frame, rejects, rows_read = _read_one(path, side)
+    accounts = sorted({a for a in frame.get_column("account").to_list() if a})
+    return FeedResult(
+        format=FORMAT,
+        side=side,
+        frame=frame,
+        rejects=rejects,
+        accounts=accounts,
+        rows_read=rows_read,
     )
 
 

@@ -1,55 +1,51 @@
-"""Feeds stage: read a payment processor's payout report into canonical payout lines.
+"""Feeds stage: payment processor exports -> the canonical payout table (shared parts).
 
-Supported today: Stripe's itemized report CSVs (payout reconciliation, balance change from
-activity), one row per balance transaction with decimal ``gross``, ``fee`` and ``net`` in major
-units and a lower-case currency. Stripe's ``fee`` is positive and ``gross - fee == net`` (a
-charge of 20.00 with a 0.88 fee nets 19.12; a dispute of -10.00 with a 15.00 fee nets -25.00);
-rows where that does not hold are rejected.
+The readers themselves live in :mod:`feeds.stripe` (itemized report CSVs, API JSON of balance
+transactions and payouts), :mod:`feeds.shopify` (Shopify Payments payouts and balance
+transactions JSON) and :mod:`feeds.paypal` (PayPal activity CSVs, PayPal transaction-detail
+JSON, Venmo statements); each follows the feed module protocol of :mod:`feeds.registry` with
+``SIDES = ("processor",)``. This module holds what they share: the schema
+(:data:`~models.schema.PAYOUT_LINE_SCHEMA`, re-exported here), exact amount conversion,
+JSON loading that never lets a float near an amount, dates, order ids, and
+:func:`read_processor_file`, the entry point the engine uses.
 
-Each payout line keeps gross, fee and net as integer minor units; columns the canonical frame
-has no place for (``created_utc``, ``customer_facing_amount``, ``payment_metadata[...]``, ...)
-are kept, byte-exact, in the JSON ``attributes`` column.
+Sign convention of every reader: amounts are movements of the processor balance (a charge is
+positive; a refund, dispute or payout negative), ``fee_minor`` is positive when the processor
+took a fee, and ``net_minor = gross_minor - fee_minor`` is checked on every line (a line where
+the file's own numbers do not add up is rejected, not repaired).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import re
+from decimal import Decimal, InvalidOperation
 from os import PathLike
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-from feeds.canonical_csv import (
-    amount_exprs,
-    as_schema,
-    attributes_expr,
-    currency_exprs,
-    read_raw_table,
-    reject_frame,
-    resolve_columns,
-)
-from models.errors import FeedFormatError
-from models.schema import REJECTS_SCHEMA
+from models.errors import FeedFormatError, PrecisionError
+from models.money import CURRENCY_EXPONENTS, to_minor
+from models.schema import PAYOUT_LINE_SCHEMA, REJECTS_SCHEMA, FeedResult, empty_frame
 
-__all__ = ["PAYOUT_LINE_SCHEMA", "STRIPE_REQUIRED", "identify", "read_processor_file"]
+__all__ = [
+    "PAYOUT_LINE_SCHEMA",
+    "STRIPE_REQUIRED",
+    "JsonDocument",
+    "identify",
+    "lines_frame",
+    "load_json",
+    "major_to_minor",
+    "order_id_from",
+    "payout_result",
+    "read_processor_file",
+    "rejects_frame",
+]
 
-#: columns of a canonical payout-lines frame, in order
-PAYOUT_LINE_SCHEMA: dict[str, pl.DataType] = {
-    "processor": pl.Utf8,  # "stripe"
-    "payout_id": pl.Utf8,  # null when the report is not itemized by payout
-    "line_id": pl.Utf8,  # the processor's id of the balance movement
-    "category": pl.Utf8,  # e.g. charge, refund, dispute, fee
-    "currency": pl.Utf8,
-    "gross_minor": pl.Int64,
-    "fee_minor": pl.Int64,  # positive when the processor charged a fee
-    "net_minor": pl.Int64,  # gross_minor - fee_minor
-    "available_on": pl.Date,
-    "source_id": pl.Utf8,
-    "description": pl.Utf8,
-    "attributes": pl.Utf8,
-    "source_file": pl.Utf8,
-    "source_line": pl.Int64,
-}
-
-#: columns a Stripe report must have (header names, case-insensitive)
+#: columns a Stripe report must have (kept here for callers of the old module)
 STRIPE_REQUIRED: tuple[str, ...] = (
     "balance_transaction_id",
     "currency",
@@ -58,80 +54,50 @@ STRIPE_REQUIRED: tuple[str, ...] = (
     "net",
     "reporting_category",
 )
-_STRIPE_KNOWN: tuple[str, ...] = STRIPE_REQUIRED + (
-    "automatic_payout_id",
-    "available_on_utc",
-    "available_on",
-    "source_id",
-    "description",
-)
-_WHAT = "Stripe itemized report CSV"
-_HINT = (
-    "expected a Stripe itemized report (payout reconciliation or balance change from activity) "
-    "downloaded as CSV, with columns "
-    + ", ".join(STRIPE_REQUIRED)
-    + " (plus optional automatic_payout_id, available_on_utc, source_id, description)"
-)
-# "2020-01-27", "2020-01-27 00:00:00", "2020-01-27T00:00:00Z": the date is the first 10 chars
-_TIMESTAMP_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9:.]+(Z|[+-][0-9:]+)?)?$"
+
+_ORDER_KEYS = ("order_id", "order", "order_number", "orderid", "order_no", "ordernumber")
+_ORDER_IN_TEXT = re.compile(r"\border\s*(?:id|no\.?|number)?\s*[#:]?\s*([A-Za-z0-9][A-Za-z0-9_-]*)", re.IGNORECASE)
+_ISO_DATE = re.compile(r"^\s*([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[ T][0-9:.]+(?:Z|[+-][0-9:]+)?)?\s*$")
 
 
 def identify(path: str | PathLike[str]) -> bool:
-    """Whether ``path`` looks like a Stripe itemized report CSV (sniffs the header only).
+    """Whether ``path`` is a Stripe itemized report CSV (kept for callers of the old module).
 
-    Returns
-    -------
-    bool
-        True when the file is readable UTF-8 CSV with every column of :data:`STRIPE_REQUIRED`.
+    New code uses :func:`feeds.registry.detect` with ``side="processor"``.
     """
+    from feeds import stripe
+
     try:
-        table = read_raw_table(path, what=_WHAT)
-        resolve_columns(table, _STRIPE_KNOWN, STRIPE_REQUIRED, what=_WHAT)
-    except FeedFormatError:
+        with open(path, "rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError:
         return False
-    return True
+    return stripe.identify_report_csv(head)
 
 
-def _available_on(text: pl.Expr, label: str) -> tuple[pl.Expr, pl.Expr]:
-    """(Date, reason) from Stripe's ``available_on_utc`` text, or epoch seconds."""
-    s = text.str.strip_chars()
-    epoch = s.str.contains(r"^[0-9]{9,11}$")
-    from_text = pl.when(s.str.contains(_TIMESTAMP_PATTERN)).then(
-        s.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-    )
-    from_epoch = pl.from_epoch(s.cast(pl.Int64, strict=False), time_unit="s").dt.date()
-    parsed = pl.when(epoch).then(from_epoch).otherwise(from_text)
-    reason = (
-        pl.when(s.is_null() | (s == ""))
-        .then(pl.lit(None, dtype=pl.Utf8))
-        .when(parsed.is_null())
-        .then(pl.lit(f"{label} '") + s + pl.lit("' is not a date (YYYY-MM-DD[ HH:MM:SS])"))
-        .otherwise(pl.lit(None, dtype=pl.Utf8))
-    )
-    return parsed, reason
-
-
-def read_processor_file(path: str | PathLike[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Read a Stripe itemized payout reconciliation (or balance change) report CSV.
+def read_processor_file(
+    path: str | PathLike[str], format: str | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Read one processor export (Stripe, Shopify Payments, PayPal) into payout lines.
 
     Parameters
     ----------
     path
-        The CSV as downloaded from Stripe; kept as given in ``source_file``.
+        The file; its format is recognised by content unless ``format`` names it.
+    format
+        "stripe", "shopify" or "paypal" to skip detection.
 
     Returns
     -------
     (lines, rejects)
         ``lines`` in :data:`PAYOUT_LINE_SCHEMA`, in file order; ``rejects`` in
-        ``REJECTS_SCHEMA``. A row is rejected when its currency is unknown, an amount is not
-        exact for the currency, ``gross - fee != net``, the balance transaction id is empty or
-        already seen earlier in the file, or ``available_on`` is not a date.
+        ``REJECTS_SCHEMA``.
 
     Raises
     ------
     FeedFormatError
-        Not a readable UTF-8 CSV, or not a Stripe report (the message lists the expected
-        columns).
+        Not a recognised processor file, or one that cannot be read (the message says why,
+        e.g. that a single Shopify order is not a payout file).
 
     Examples
     --------
@@ -139,87 +105,237 @@ def read_processor_file(path: str | PathLike[str]) -> tuple[pl.DataFrame, pl.Dat
     >>> lines.select("payout_id", "line_id", "gross_minor", "fee_minor", "net_minor").row(0)  # doctest: +SKIP
     ('po_1OaHk2', 'txn_3OaA01', 10000, 320, 9680)
     """
-    table = read_raw_table(path, what=_WHAT)
-    columns, extras = resolve_columns(table, _STRIPE_KNOWN, STRIPE_REQUIRED, what=_WHAT, hint=_HINT)
-    if "available_on_utc" in columns and "available_on" in columns:
-        # keep the UTC column; the local-time one stays available as an attribute
-        local = columns.pop("available_on")
-        extras.append((table.header[int(local[1:])], local))
-        extras.sort(key=lambda item: int(item[1][1:]))
-    available_label = "available_on_utc" if "available_on_utc" in columns else "available_on"
-    available_column = columns.get(available_label)
+    from feeds.registry import read_any
 
-    def text(name: str) -> pl.Expr:
-        return pl.col(columns[name]) if name in columns else pl.lit("")
+    result = read_any(path, "processor", format)
+    return result.frame, result.rejects
 
-    currency, currency_reason = currency_exprs(pl.col(columns["currency"]))
-    line_id = pl.col(columns["balance_transaction_id"]).str.strip_chars()
-    checked = table.rows.with_columns(
-        _currency=currency, _r_currency=currency_reason, _line_id=line_id
+
+# --------------------------------------------------------------------------------------------
+# Building results
+# --------------------------------------------------------------------------------------------
+
+
+def lines_frame(lines: list[dict[str, Any]]) -> pl.DataFrame:
+    """Payout-line dicts (keys of :data:`PAYOUT_LINE_SCHEMA`, missing ones null) -> frame."""
+    if not lines:
+        return empty_frame(PAYOUT_LINE_SCHEMA)
+    columns = {name: [line.get(name) for line in lines] for name in PAYOUT_LINE_SCHEMA}
+    return pl.DataFrame(columns, schema=PAYOUT_LINE_SCHEMA)
+
+
+def rejects_frame(rejects: list[dict[str, Any]]) -> pl.DataFrame:
+    """Reject dicts (keys of ``REJECTS_SCHEMA``) -> frame sorted by line."""
+    if not rejects:
+        return empty_frame(REJECTS_SCHEMA)
+    columns = {name: [r.get(name) for r in rejects] for name in REJECTS_SCHEMA}
+    return pl.DataFrame(columns, schema=REJECTS_SCHEMA).sort("line", maintain_order=True)
+
+
+def payout_result(
+    format: str,
+    lines: pl.DataFrame,
+    rejects: pl.DataFrame,
+    *,
+    balances: pl.DataFrame | None = None,
+    notes: list[str] | None = None,
+) -> FeedResult:
+    """A processor :class:`FeedResult` (accounts = the processors and currencies seen)."""
+    accounts = sorted(
+        {f"{p}:{c}" for p, c in lines.select("processor", "currency").unique().iter_rows()}
     )
-    for name in ("gross", "fee", "net"):
-        amount, reason = amount_exprs(
-            pl.col(columns[name]), pl.col("_currency"), pl.col("_r_currency"), label=name
-        )
-        checked = checked.with_columns(amount.alias(f"_{name}"), reason.alias(f"_r_{name}"))
-    if available_column is not None:
-        available, available_reason = _available_on(pl.col(available_column), available_label)
-    else:
-        available, available_reason = pl.lit(None, dtype=pl.Date), pl.lit(None, dtype=pl.Utf8)
-    checked = checked.with_columns(_available=available, _r_available=available_reason)
-    amounts_ok = pl.all_horizontal(
-        [pl.col(f"_r_{n}").is_null() for n in ("currency", "gross", "fee", "net")]
+    result = FeedResult(
+        format=format,
+        side="processor",
+        frame=lines,
+        rejects=rejects,
+        accounts=accounts,
+        rows_read=lines.height + rejects.height,
+        notes=list(notes or []),
     )
-    first_line = pl.col("source_line").first().over("_line_id")
-    checked = checked.with_columns(
-        _r_line_id=pl.when(pl.col("_line_id") == "")
-        .then(pl.lit("balance_transaction_id is empty"))
-        .when(first_line != pl.col("source_line"))
-        .then(
-            pl.lit("balance_transaction_id '")
-            + pl.col("_line_id")
-            + pl.lit("' already appears on line ")
-            + first_line.cast(pl.Utf8)
-        ),
-        _r_sum=pl.when(amounts_ok & (pl.col("_gross") - pl.col("_fee") != pl.col("_net"))).then(
-            pl.lit("gross - fee != net (")
-            + pl.col(columns["gross"]).str.strip_chars()
-            + pl.lit(" - ")
-            + pl.col(columns["fee"]).str.strip_chars()
-            + pl.lit(" != ")
-            + pl.col(columns["net"]).str.strip_chars()
-            + pl.lit("); Stripe reports a positive fee with net = gross - fee")
-        ),
-    )
-    checks_by_column = {
-        "balance_transaction_id": "_r_line_id",
-        "currency": "_r_currency",
-        "gross": "_r_gross",
-        "fee": "_r_fee",
-        "net": "_r_net",
-    }
-    checks = sorted(checks_by_column.items(), key=lambda item: int(columns[item[0]][1:]))
-    checks.append(("net", "_r_sum"))  # only meaningful once the amounts themselves are fine
-    if available_column is not None:
-        checks.append((available_label, "_r_available"))
-    rejects = reject_frame(checked, table.path, checks)
-    good = checked.filter(pl.all_horizontal([pl.col(reason).is_null() for _, reason in checks]))
-    payout = text("automatic_payout_id").str.strip_chars()
-    lines = good.select(
-        processor=pl.lit("stripe"),
-        payout_id=pl.when(payout != "").then(payout),
-        line_id="_line_id",
-        category=pl.col(columns["reporting_category"]).str.strip_chars(),
-        currency="_currency",
-        gross_minor="_gross",
-        fee_minor="_fee",
-        net_minor="_net",
-        available_on="_available",
-        source_id=text("source_id").str.strip_chars(),
-        description=text("description"),
-        attributes=attributes_expr(extras),
-        source_file=pl.lit(table.path),
-        source_line="source_line",
-    )
-    all_rejects = pl.concat([table.rejects, rejects]).sort("line", maintain_order=True)
-    return as_schema(lines, PAYOUT_LINE_SCHEMA), as_schema(all_rejects, REJECTS_SCHEMA)
+    if balances is not None:
+        result.balances = balances
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Amounts, dates, ids
+# --------------------------------------------------------------------------------------------
+
+
+def major_to_minor(value: Any, currency: str, label: str) -> int:
+    """Exact minor units of a decimal amount in major units ("41.90", Decimal, int).
+
+    Raises
+    ------
+    PrecisionError
+        Not an exact decimal for the currency (more decimals than it allows, text that is
+        not a number, a bool); the message names ``label``.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, dict | list):
+        raise PrecisionError(f"{label} {json.dumps(value, default=str)} is not an amount")
+    text = str(value).strip()
+    if not re.fullmatch(r"[+-]?[0-9]+(\.[0-9]+)?", text):
+        raise PrecisionError(f"{label} {text!r} is not a decimal number")
+    try:
+        return to_minor(text.lstrip("+"), currency)
+    except PrecisionError as error:
+        raise PrecisionError(f"{label}: {error}") from None
+
+
+def check_currency(value: Any, label: str = "currency") -> str:
+    """Upper-cased ISO 4217 code, or PrecisionError naming the problem."""
+    if not isinstance(value, str) or not value.strip():
+        raise PrecisionError(f"{label} is missing")
+    code = value.strip().upper()
+    if code not in CURRENCY_EXPONENTS:
+        raise PrecisionError(f"{label} {value!r} is not an ISO 4217 code")
+    return code
+
+
+def date_from_epoch(value: Any, label: str) -> dt.date | None:
+    """UTC date of Unix seconds (null stays null)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PrecisionError(f"{label} {value!r} is not a Unix timestamp (whole seconds)")
+    try:
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC).date()
+    except (OverflowError, OSError, ValueError):
+        raise PrecisionError(f"{label} {value!r} is out of range") from None
+
+
+def date_from_iso(value: Any, label: str) -> dt.date | None:
+    """The date part of an ISO 8601 date or timestamp, as written (its own offset)."""
+    if value is None or value == "":
+        return None
+    match = _ISO_DATE.match(str(value))
+    if not match:
+        raise PrecisionError(f"{label} {value!r} is not an ISO date (YYYY-MM-DD[THH:MM:SS])")
+    try:
+        return dt.date.fromisoformat(match.group(1))
+    except ValueError:
+        raise PrecisionError(f"{label} {value!r} is not a valid date") from None
+
+
+def order_id_from(metadata: Any = None, description: Any = None) -> str | None:
+    """The shop's order id from metadata (``order_id``, ``order``, ...) or a description
+    such as "Order #1001" / "order 1001"; None when neither names one."""
+    if isinstance(metadata, dict):
+        lowered = {str(k).lower().replace(" ", "_"): v for k, v in metadata.items()}
+        for key in _ORDER_KEYS:
+            value = lowered.get(key)
+            if value not in (None, "") and not isinstance(value, dict | list | bool):
+                return str(value)
+    if isinstance(description, str):
+        match = _ORDER_IN_TEXT.search(description)
+        if match and any(ch.isdigit() for ch in match.group(1)):
+            return match.group(1)
+    return None
+
+
+def text_or_none(value: Any) -> str | None:
+    """Ids and texts from JSON as text (numbers written exactly, null stays null)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        inner = value.get("id")
+        return None if inner is None else str(inner)
+    return str(value)
+
+
+def attributes_json(obj: dict[str, Any], consumed: set[str]) -> str:
+    """JSON of the keys not used by a canonical column (non-ASCII kept as is)."""
+    rest = {k: v for k, v in obj.items() if k not in consumed}
+    return json.dumps(rest, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------------------------
+# JSON files
+# --------------------------------------------------------------------------------------------
+
+
+class JsonDocument:
+    """A parsed JSON file plus what is needed to point at a line in it.
+
+    Floats are parsed as :class:`~decimal.Decimal` (``parse_float``) so that no amount ever
+    passes through a binary float; NaN and Infinity are refused.
+    """
+
+    def __init__(self, path: str, text: str, data: Any):
+        self.path = path
+        self.text = text
+        self.data = data
+        self._cursor = 0
+
+    def line_of(self, key: str, value: Any) -> int:
+        """Physical line of the next ``"key": value`` after the previous one found (1 if
+        the text cannot be found, e.g. unusual spacing)."""
+        token = json.dumps(value, ensure_ascii=False) if not isinstance(value, Decimal) else str(value)
+        pattern = re.compile(r'"' + re.escape(key) + r'"\s*:\s*' + re.escape(token))
+        match = pattern.search(self.text, self._cursor) or pattern.search(self.text)
+        if not match:
+            return 1
+        self._cursor = match.end()
+        return self.text.count("\n", 0, match.start()) + 1
+
+    def raw(self, obj: Any) -> str:
+        return json.dumps(obj, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number recon accepts")
+
+
+def load_json(path: str | PathLike[str], what: str) -> JsonDocument:
+    """Read a UTF-8 JSON file (BOM accepted) without floats.
+
+    Raises
+    ------
+    FeedFormatError
+        Missing, unreadable, not UTF-8, empty, or not valid JSON (with the line of the error).
+    """
+    source = str(path)
+    file = Path(source)
+    if not file.is_file():
+        problem = "is a directory, not a file" if file.is_dir() else "file not found; check the path"
+        raise FeedFormatError(source, problem)
+    try:
+        data = file.read_bytes()
+    except OSError as error:
+        raise FeedFormatError(source, f"cannot be read ({error.strerror or error})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise FeedFormatError(
+            source, f"is not UTF-8 JSON (byte 0x{data[error.start]:02x} at offset {error.start}); "
+            f"a {what} is UTF-8", line=line
+        ) from None
+    if not text.strip():
+        raise FeedFormatError(source, f"is empty; a {what} holds a JSON object or list")
+    try:
+        parsed = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:
+        line = getattr(error, "lineno", None)
+        message = getattr(error, "msg", None) or str(error) or type(error).__name__
+        raise FeedFormatError(
+            source, f"is not valid JSON ({message}); a {what} must be the file exactly as exported",
+            line=line,
+        ) from None
+    return JsonDocument(source, text, parsed)
+
+
+def json_head(head: bytes) -> str | None:
+    """The first 64 KiB as text when they look like the start of a JSON document, else None."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:65536]
+    if not text.startswith((b"{", b"[")):
+        return None
+    return text.decode("utf-8", errors="replace")
+
+
+def decimal_or_none(text: str) -> Decimal | None:
+    try:
+        return Decimal(text)
+    except (InvalidOperation, ValueError):
+        return None

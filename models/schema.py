@@ -97,6 +97,46 @@ BALANCE_SCHEMA: dict[str, pl.DataType] = {
     "source_file": pl.Utf8,
 }
 
+#: the canonical payout table: one row per movement of a payment processor's balance (Stripe,
+#: Shopify Payments, PayPal, ...), grouped by the payout that paid it out to the bank. Amounts
+#: are integer minor units of ``currency`` and signed as movements of the processor balance:
+#: a charge is positive, a refund, dispute or payout negative; ``fee_minor`` is positive when
+#: the processor took a fee, and ``net_minor = gross_minor - fee_minor`` always holds.
+PAYOUT_LINE_SCHEMA: dict[str, pl.DataType] = {
+    "processor": pl.Utf8,  # stripe, shopify, paypal, venmo
+    "payout_id": pl.Utf8,  # the payout that settles the line; null when not (yet) known
+    "line_id": pl.Utf8,  # the processor's id of the balance movement (unique per processor)
+    "category": pl.Utf8,  # charge, refund, dispute, dispute_reversal, fee, adjustment, payout, ...
+    "currency": pl.Utf8,
+    "gross_minor": pl.Int64,
+    "fee_minor": pl.Int64,  # positive when the processor charged a fee
+    "net_minor": pl.Int64,  # gross_minor - fee_minor
+    "available_on": pl.Date,  # when the money becomes available (or the payout date)
+    "created": pl.Date,  # when the movement happened, where the file says
+    "source_id": pl.Utf8,  # the object that caused it (charge, refund, dispute id)
+    "order_id": pl.Utf8,  # the shop's order id, where the file carries one
+    "description": pl.Utf8,
+    "attributes": pl.Utf8,  # JSON object of everything else, text kept byte-exact
+    "source_file": pl.Utf8,
+    "source_line": pl.Int64,
+}
+
+#: the categories feeds map processor-specific types onto
+PAYOUT_CATEGORIES: tuple[str, ...] = (
+    "charge",
+    "refund",
+    "dispute",
+    "dispute_reversal",
+    "fee",
+    "adjustment",
+    "reserve",
+    "transfer",
+    "topup",
+    "payout",
+    "payout_reversal",
+    "other",
+)
+
 ID_SEPARATOR = ";"
 
 MATCH_TYPES = ("one_to_one", "one_to_many", "many_to_one", "many_to_many", "payout")
@@ -131,7 +171,7 @@ class FeedResult:
     """What one feed module's ``read(path)`` returns for one file.
 
     ``frame`` holds canonical rows for the side the file serves (``BANK_SCHEMA``,
-    ``LEDGER_SCHEMA`` or the processor payout-line schema); ``rows_read`` = rows in ``frame`` +
+    ``LEDGER_SCHEMA`` or ``PAYOUT_LINE_SCHEMA``); ``rows_read`` = rows in ``frame`` +
     rows in ``rejects`` (before de-duplication, which the loader does across files).
     """
 

@@ -11,12 +11,18 @@ import pytest
 
 from feeds import read_processor_file
 from feeds.processor import PAYOUT_LINE_SCHEMA, identify
+from models import schema
 from models.errors import FeedFormatError
 from models.schema import REJECTS_SCHEMA
 
 STRIPE_SAMPLE = str(Path(__file__).parent / "data" / "stripe_payout_sample.csv")
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REAL_STRIPE_CSV = SHARED / "realdata" / "stripe" / "hledger_stripe_balance_change_from_activity.csv"
+
+
+def test_payout_line_schema_lives_in_models_and_is_re_exported():
+    assert PAYOUT_LINE_SCHEMA is schema.PAYOUT_LINE_SCHEMA
+    assert {"created", "order_id", "available_on", "net_minor"} <= set(PAYOUT_LINE_SCHEMA)
 
 
 def test_stripe_sample_payout_lines():
@@ -45,9 +51,13 @@ def test_stripe_sample_payout_lines():
     attributes = json.loads(first["attributes"])
     assert attributes["payment_metadata[order_id]"] == "1001"
     assert attributes["payment_metadata[客戶]"] == "陳大文"
-    assert attributes["created_utc"] == "2026-01-05 08:00:00"
-    assert attributes["available_on"] == "2026-01-08 08:00:00"  # local-time column kept aside
+    assert first["created"] == dt.date(2026, 1, 5)  # from created_utc
+    assert first["order_id"] == "1001"  # from payment_metadata[order_id]
+    assert attributes["created"] == "2026-01-05 16:00:00"  # local-time columns kept aside
+    assert attributes["available_on"] == "2026-01-08 08:00:00"
+    assert attributes["reporting_category"] == "charge"  # Stripe's own category, as written
     assert "gross" not in attributes and "balance_transaction_id" not in attributes
+    assert "created_utc" not in attributes
 
 
 def test_stripe_rows_that_do_not_add_up_are_rejected():
@@ -134,7 +144,8 @@ def test_real_stripe_balance_change_report():
             "REFUND FOR PAYMENT",
         ),
     ]
-    assert json.loads(lines["attributes"][0]) == {"created_utc": "2020-01-23 08:26:29"}
+    assert json.loads(lines["attributes"][0]) == {"reporting_category": "charge"}
+    assert lines["created"].to_list() == [dt.date(2020, 1, 23)] * 2
 
 
 def test_bad_available_on_is_rejected_naming_the_column(tmp_path):

@@ -1,0 +1,477 @@
+"""Feeds stage: which format modules exist, which one reads a file, and the multi-file loader.
+
+Every format module in ``feeds/`` follows one small protocol::
+
+    FORMAT = "ofx"                 # the name used with --format
+    SIDES = ("bank",)              # which inputs it can serve: "bank", "ledger", "processor"
+    def identify(head: bytes, path: str) -> bool     # sniff the first 64 KiB, never raises
+    def read(path: str, side: str = "bank", **options) -> FeedResult
+
+:func:`detect` asks the modules, in :data:`FORMAT_MODULES` order, whether they recognise a
+file *by its content*; the file name's extension only breaks a tie between two modules that
+both recognise it. :func:`read_any` reads one file with the detected (or named) module, and
+:func:`load` reads several files for one side into one canonical frame in which every line
+appears once: a line whose id was already loaded from an earlier row or file is listed in
+``duplicates`` instead (first occurrence wins), so importing a statement twice, or two
+overlapping statements, yields each line once.
+
+Modules are imported lazily: a module that is missing or broken only matters when a file of
+its format is read (the error then names the module and the reason), and detection of the
+other formats goes on without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from types import ModuleType
+
+import polars as pl
+
+from models.errors import FeedFormatError
+from models.schema import (
+    BANK_SCHEMA,
+    DUPLICATES_SCHEMA,
+    LEDGER_SCHEMA,
+    PAYOUT_LINE_SCHEMA,
+    REJECTS_SCHEMA,
+    FeedResult,
+    FileStats,
+    LoadResult,
+    empty_frame,
+)
+
+__all__ = [
+    "FORMAT_MODULES",
+    "HEAD_BYTES",
+    "SIDES",
+    "detect",
+    "format_names",
+    "get_module",
+    "load",
+    "load_bank",
+    "load_ledger",
+    "load_processor",
+    "read_any",
+    "side_schema",
+]
+
+#: format name -> module, in detection priority order (the first module that recognises a
+#: file wins; the file's extension breaks ties)
+FORMAT_MODULES: dict[str, str] = {
+    "canonical_csv": "feeds.canonical_csv",
+    "ofx": "feeds.ofx",
+    "mt940": "feeds.mt940",
+    "camt": "feeds.camt",
+    "bank_csv": "feeds.bank_csv",
+    "parquet": "feeds.parquet",
+    "database": "feeds.database",
+    "stripe": "feeds.stripe",
+    "shopify": "feeds.shopify",
+    "paypal": "feeds.paypal",
+}
+
+#: how each format is named in messages
+_TITLES: dict[str, str] = {
+    "canonical_csv": "canonical CSV",
+    "ofx": "OFX",
+    "mt940": "MT940",
+    "camt": "camt",
+    "bank_csv": "a known bank CSV profile",
+    "parquet": "Parquet",
+    "database": "a database URL",
+    "stripe": "a Stripe report or API JSON",
+    "shopify": "Shopify Payments JSON",
+    "paypal": "a PayPal or Venmo activity CSV",
+}
+
+#: extensions that break a tie between two modules recognising the same file
+_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "canonical_csv": (".csv",),
+    "ofx": (".ofx", ".qfx"),
+    "mt940": (".sta", ".940", ".mt940", ".txt"),
+    "camt": (".xml",),
+    "bank_csv": (".csv", ".txt"),
+    "parquet": (".parquet", ".pq"),
+    "stripe": (".csv", ".json"),
+    "shopify": (".json",),
+    "paypal": (".csv",),
+}
+
+SIDES: tuple[str, ...] = ("bank", "ledger", "processor")
+
+#: how many bytes of a file ``identify`` sees
+HEAD_BYTES = 64 * 1024
+
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+#: canonical columns compared to decide whether a repeated id carries the same content
+_CONTENT_COLUMNS = {
+    "bank": ["date", "amount_minor", "currency", "description", "counterparty", "reference", "account"],
+    "ledger": [
+        "date",
+        "amount_minor",
+        "currency",
+        "description",
+        "counterparty",
+        "reference",
+        "account",
+        "type",
+        "due_date",
+    ],
+    "processor": [
+        "payout_id",
+        "category",
+        "currency",
+        "gross_minor",
+        "fee_minor",
+        "net_minor",
+        "available_on",
+    ],
+}
+
+
+def side_schema(side: str) -> dict[str, pl.DataType]:
+    """The canonical schema of ``side`` ("bank", "ledger" or "processor")."""
+    _check_side(side)
+    return {"bank": BANK_SCHEMA, "ledger": LEDGER_SCHEMA, "processor": PAYOUT_LINE_SCHEMA}[side]
+
+
+def _check_side(side: str) -> None:
+    if side not in SIDES:
+        raise FeedFormatError(
+            "(input)", f"unknown side {side!r}; expected one of {', '.join(SIDES)}"
+        )
+
+
+def format_names() -> list[str]:
+    """Every format name ``--format`` accepts (built-in bank CSV profile names included)."""
+    names = list(FORMAT_MODULES)
+    try:
+        from feeds.bank_csv import builtin_profile_names
+
+        names += [f"bank_csv:{name}" for name in builtin_profile_names()]
+    except ImportError:  # pragma: no cover - bank_csv ships with the package
+        pass
+    return names
+
+
+def get_module(name: str) -> ModuleType:
+    """Import the format module called ``name`` (a key of :data:`FORMAT_MODULES`).
+
+    Raises
+    ------
+    FeedFormatError
+        Unknown name, or the module cannot be imported (missing in this installation, or
+        broken); the message says which and why.
+    """
+    if name not in FORMAT_MODULES:
+        raise FeedFormatError(
+            "(--format)",
+            f"unknown format {name!r}; known formats: {', '.join(FORMAT_MODULES)} "
+            "(or bank_csv:PROFILE, or the path of a bank CSV profile .toml)",
+        )
+    module_name = FORMAT_MODULES[name]
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as error:
+        raise FeedFormatError(
+            "(--format)",
+            f"the {_TITLES.get(name, name)} reader ({module_name}) is not available in this "
+            f"installation ({error}); reinstall recon or read the file in another format",
+        ) from None
+
+
+def _try_module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(FORMAT_MODULES[name])
+    except ImportError:
+        return None
+
+
+def _read_head(path: str) -> bytes:
+    file = Path(path)
+    if not file.exists():
+        raise FeedFormatError(path, "file not found; check the path and the working directory")
+    if file.is_dir():
+        raise FeedFormatError(path, "is a directory, not a file; give the path of one file")
+    try:
+        with file.open("rb") as handle:
+            return handle.read(HEAD_BYTES)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise FeedFormatError(
+            path, f"cannot be read ({reason}); check that the file exists and is readable"
+        ) from None
+
+
+def _split_format(format: str) -> tuple[str, dict]:
+    """``--format`` value -> (module name, options): "bank_csv:hsbc_hk_savings", a profile
+    file "my_bank.toml", or the bare name of a built-in bank CSV profile also work."""
+    if format in FORMAT_MODULES:
+        return format, {}
+    if format.startswith("bank_csv:"):
+        return "bank_csv", {"profile": format.split(":", 1)[1]}
+    if format.lower().endswith(".toml"):
+        return "bank_csv", {"profile": format}
+    try:
+        from feeds.bank_csv import builtin_profile_names
+
+        if format in builtin_profile_names():
+            return "bank_csv", {"profile": format}
+    except ImportError:  # pragma: no cover
+        pass
+    get_module(format)  # raises the "unknown format" error
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def detect(path: str | PathLike[str], side: str = "bank") -> ModuleType:
+    """The format module that reads ``path`` for ``side``, recognised by content.
+
+    Parameters
+    ----------
+    path
+        A file, or a database URL (``duckdb:///file.duckdb?table=...``, ``postgresql://...``).
+    side
+        "bank", "ledger" or "processor": only modules serving that side are asked.
+
+    Returns
+    -------
+    module
+        The first module (in :data:`FORMAT_MODULES` order) whose ``identify`` recognises the
+        file's first 64 KiB; when several do, one whose usual extension matches the file's.
+
+    Raises
+    ------
+    FeedFormatError
+        The file is missing or unreadable, or no module recognises it (the message lists the
+        formats tried and what to do).
+
+    Examples
+    --------
+    >>> detect("statement.ofx", "bank").FORMAT  # doctest: +SKIP
+    'ofx'
+    """
+    _check_side(side)
+    source = str(path)
+    if _URL.match(source):
+        return get_module("database")
+    head = _read_head(source)
+    matches: list[tuple[str, ModuleType]] = []
+    tried: list[str] = []
+    for name in FORMAT_MODULES:
+        if name == "database":
+            continue
+        module = _try_module(name)
+        if module is None or side not in getattr(module, "SIDES", ()):
+            continue
+        tried.append(name)
+        try:
+            recognised = bool(module.identify(head, source))
+        except Exception:  # noqa: BLE001 - a sniffer that trips over odd bytes did not recognise them
+            recognised = False
+        if recognised:
+            matches.append((name, module))
+    if not matches:
+        raise FeedFormatError(source, _not_recognised(source, side, tried, head))
+    if len(matches) > 1:
+        suffix = Path(source).suffix.lower()
+        for name, module in matches:
+            if suffix in _EXTENSIONS.get(name, ()):
+                return module
+    return matches[0][1]
+
+
+def _not_recognised(source: str, side: str, tried: list[str], head: bytes) -> str:
+    titles = [_TITLES.get(name, name) for name in tried] or ["any known format"]
+    listing = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + f", or {titles[-1]}"
+    if not head.strip():
+        return "is empty; check that this is the right file and that the export finished"
+    hint = "use --format NAME"
+    if side == "bank":
+        hint += f" or draft a profile with `recon profile {source}`"
+    elif side == "ledger":
+        hint += " or export the ledger as canonical CSV (id,date,amount,currency,...)"
+    else:
+        hint += (
+            " (a Stripe report needs the columns balance_transaction_id, currency, gross, fee, "
+            "net, reporting_category)"
+        )
+    return f"could not recognise the format of this {side} file: not {listing}; {hint}"
+
+
+def read_any(
+    path: str | PathLike[str], side: str = "bank", format: str | None = None, **options
+) -> FeedResult:
+    """Read one file (or database URL) for ``side`` into a :class:`~models.schema.FeedResult`.
+
+    Parameters
+    ----------
+    path
+        The file or URL; kept as given in ``source_file``.
+    side
+        "bank", "ledger" or "processor".
+    format
+        A format name (``--format``) to skip detection: a key of :data:`FORMAT_MODULES`,
+        ``bank_csv:PROFILE``, a built-in profile name, or a profile ``.toml`` path.
+    **options
+        Passed to the module's ``read``.
+
+    Raises
+    ------
+    FeedFormatError
+        Not recognised, not readable in that format, or the format cannot serve ``side``.
+    """
+    _check_side(side)
+    source = str(path)
+    if format:
+        name, extra = _split_format(format)
+        module = get_module(name)
+        options = {**extra, **options}
+        if side not in getattr(module, "SIDES", ()):
+            raise FeedFormatError(
+                source,
+                f"the {_TITLES.get(name, name)} format cannot be read as the {side} side "
+                f"(it serves: {', '.join(module.SIDES)})",
+            )
+    else:
+        module = detect(source, side)
+    result = module.read(source, side=side, **options)
+    if not isinstance(result, FeedResult):  # pragma: no cover - a module breaking the protocol
+        raise TypeError(f"{module.__name__}.read returned {type(result).__name__}, not FeedResult")
+    return result
+
+
+def load(
+    paths: str | PathLike[str] | Sequence[str | PathLike[str]],
+    side: str,
+    format: str | None = None,
+) -> LoadResult:
+    """Read several files for one side into one canonical frame, each line once.
+
+    Parameters
+    ----------
+    paths
+        The files (or database URLs), in the order they should be read.
+    side
+        "bank", "ledger" or "processor".
+    format
+        Format name for every file; None detects each file's format.
+
+    Returns
+    -------
+    LoadResult
+        ``frame`` in the side's schema with one row per distinct id (bank/ledger ``id``,
+        processor ``(processor, line_id)``; first occurrence wins), the ``rejects`` of every
+        file, ``duplicates`` listing every later occurrence (with ``same_content`` telling
+        whether the canonical content is identical) and one ``FileStats`` per path.
+
+    Raises
+    ------
+    FeedFormatError
+        One of the files cannot be read at all.
+    """
+    _check_side(side)
+    if isinstance(paths, str | PathLike):
+        paths = [paths]
+    schema = side_schema(side)
+    frames: list[pl.DataFrame] = []
+    rejects: list[pl.DataFrame] = []
+    counts: list[tuple[str, int, int, int]] = []
+    for number, path in enumerate(paths):
+        result = read_any(path, side, format)
+        frame = result.frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+        frames.append(frame.with_columns(_file=pl.lit(number, dtype=pl.Int64)))
+        rejects.append(result.rejects.select([pl.col(c).cast(t) for c, t in REJECTS_SCHEMA.items()]))
+        counts.append((str(path), result.rows_read, frame.height, result.rejects.height))
+
+    combined = (
+        pl.concat(frames)
+        if frames
+        else empty_frame(schema).with_columns(_file=pl.lit(None, dtype=pl.Int64))
+    )
+    if side == "processor":
+        key = pl.concat_str([pl.col("processor"), pl.col("line_id")], separator="\x1f")
+        combined = combined.with_columns(_key=key)
+        id_column = "line_id"
+    else:
+        combined = combined.with_columns(_key=pl.col("id"))
+        id_column = "id"
+    first = combined.select(pl.col("_key").is_first_distinct()).to_series()
+    content = _CONTENT_COLUMNS[side]
+    later = combined.filter(~first)
+    if later.height:
+        originals = combined.filter(first).select(
+            "_key",
+            first_source_file="source_file",
+            first_line="source_line",
+            **{f"_first_{c}": c for c in content},
+        )
+        joined = later.join(originals, on="_key", how="left", maintain_order="left")
+        same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"_first_{c}")) for c in content])
+        duplicates = joined.select(
+            side=pl.lit(side),
+            id=id_column,
+            source_file="source_file",
+            line="source_line",
+            first_source_file="first_source_file",
+            first_line="first_line",
+            same_content=same,
+        )
+        per_file = dict(later.group_by("_file").len().iter_rows())
+    else:
+        duplicates = empty_frame(DUPLICATES_SCHEMA)
+        per_file = {}
+
+    stats = [
+        FileStats(
+            source_file=source,
+            side=side,
+            rows_read=rows_read,
+            loaded=loaded,
+            rejected=rejected,
+            duplicates=int(per_file.get(number, 0)),
+        )
+        for number, (source, rows_read, loaded, rejected) in enumerate(counts)
+    ]
+    return LoadResult(
+        frame=combined.filter(first).select([pl.col(c).cast(t) for c, t in schema.items()]),
+        rejects=pl.concat(rejects) if rejects else empty_frame(REJECTS_SCHEMA),
+        duplicates=duplicates.select([pl.col(c).cast(t) for c, t in DUPLICATES_SCHEMA.items()]),
+        stats=stats,
+    )
+
+
+def load_bank(
+    paths: str | PathLike[str] | Sequence[str | PathLike[str]], format: str | None = None
+) -> LoadResult:
+    """Read bank statements of any supported format into one ``BANK_SCHEMA`` frame.
+
+    See :func:`load`; bank lines without an id of their own carry a stable fingerprint id,
+    so a re-imported or overlapping statement yields each line once.
+    """
+    return load(paths, "bank", format)
+
+
+def load_ledger(
+    paths: str | PathLike[str] | Sequence[str | PathLike[str]], format: str | None = None
+) -> LoadResult:
+    """Read ledger files (canonical CSV, Parquet, database URL) into one ``LEDGER_SCHEMA`` frame.
+
+    See :func:`load`; a repeated id is kept once and listed in ``duplicates``.
+    """
+    return load(paths, "ledger", format)
+
+
+def load_processor(
+    paths: str | PathLike[str] | Sequence[str | PathLike[str]], format: str | None = None
+) -> LoadResult:
+    """Read processor files (Stripe, Shopify Payments, PayPal) into one payout-line frame.
+
+    See :func:`load`; a line is identified by ``(processor, line_id)``, so the same balance
+    transaction in two overlapping exports is kept once.
+    """
+    return load(paths, "processor", format)
