@@ -73,6 +73,7 @@ __all__ = [
     "read_raw_table",
     "reject_frame",
     "resolve_columns",
+    "with_fingerprints",
 ]
 
 #: canonical input columns of each side, in canonical order
@@ -738,6 +739,9 @@ def _with_fingerprints(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(id=pl.when(needs_id).then(fingerprint).otherwise(pl.col("id"))).drop(
         "_fp_base", "_occurrence"
     )
+
+
+with_fingerprints = _with_fingerprints
 
 
 def _sort_rejects(rejects: pl.DataFrame) -> pl.DataFrame:
