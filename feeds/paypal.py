@@ -1,0 +1,416 @@
+"""Feeds stage: PayPal and Venmo exports -> canonical payout lines.
+
+* **PayPal activity download CSV**, in its layouts: the full one (Date, Time, Time Zone, Name,
+  Type, Status, Currency, Gross, Fee, Net, ..., Transaction ID, Reference Txn ID, Balance), the
+  custom-columns one (any subset in any order, ``TimeZone`` spelled either way) and the short one
+  (Date, Time, Time Zone, Name, Type, Status, Amount, Receipt ID, Balance). PayPal writes the fee
+  negative (``net = gross + fee``); recon stores it positive (``fee_minor = -fee``) and checks
+  the sum. A layout without Currency is taken as USD (said in the notes); one without
+  Transaction ID gets a fingerprint id. Dates are M/D/YYYY for US time zones and exports, and
+  D/M/YYYY or D.M.YYYY when the values say so (a day above 12).
+* **PayPal transaction-detail JSON** (the web activity page's data for one transaction): gross
+  from ``rawAmounts``, fee and net from the localized texts ("1,63 EUR"), the localized date
+  ("14. März 2022").
+* **Venmo statement CSV**: transaction rows (with an ID) become lines with ``processor =
+  "venmo"``; the statement's beginning and ending balances become balances, so
+  ``recon inspect`` can check opening + movements = closing.
+
+Amounts are parsed from their text exactly; categories map PayPal's ``Type`` onto the canonical
+ones (the original stays in the attributes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import date
+from os import PathLike
+from typing import Any
+
+import polars as pl
+
+from feeds.canonical_csv import read_raw_table
+from feeds.processor import (
+    attributes_json,
+    check_currency,
+    json_head,
+    lines_frame,
+    load_json,
+    major_to_minor,
+    payout_result,
+    rejects_frame,
+)
+from models.errors import FeedFormatError, PrecisionError
+from models.schema import BALANCE_SCHEMA, FeedResult
+
+__all__ = ["FORMAT", "SIDES", "identify", "read"]
+
+FORMAT = "paypal"
+SIDES: tuple[str, ...] = ("processor",)
+
+_US_ZONES = {"PST", "PDT", "MST", "MDT", "CST", "CDT", "EST", "EDT", "AKST", "AKDT", "HST"}
+_MONTHS = {
+    # German, English, French month names (lower case, without trailing dots)
+    "januar": 1, "jänner": 1, "februar": 2, "märz": 3, "maerz": 3, "april": 4, "mai": 5, "juni": 6,
+    "juli": 7, "august": 8, "september": 9, "oktober": 10, "november": 11, "dezember": 12,
+    "january": 1, "february": 2, "march": 3, "may": 5, "june": 6, "july": 7, "october": 10,
+    "december": 12, "jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8,
+    "sep": 9, "sept": 9, "oct": 10, "nov": 11, "dec": 12,
+    "janvier": 1, "février": 2, "mars": 3, "avril": 4, "juin": 6, "juillet": 7, "août": 8,
+    "septembre": 9, "octobre": 10, "novembre": 11, "décembre": 12,
+}
+
+
+def _category(kind: str, gross: int) -> str:
+    text = kind.lower()
+    rules = (
+        ("refund", "refund"), ("chargeback", "dispute"), ("dispute", "dispute"),
+        ("reversal", "adjustment"), ("hold", "reserve"), ("reserve", "reserve"),
+        ("withdraw", "payout"), ("transfer to bank", "payout"), ("standard transfer", "payout"),
+        ("instant transfer", "payout"), ("bank deposit", "topup"), ("add funds", "topup"),
+        ("charge from debit card", "topup"), ("card deposit", "topup"), ("fee", "fee"),
+        ("currency conversion", "adjustment"),
+    )
+    for needle, category in rules:
+        if needle in text:
+            return category
+    return "charge" if gross >= 0 else "transfer"
+
+
+# --------------------------------------------------------------------------------------------
+# Detection
+# --------------------------------------------------------------------------------------------
+
+
+def _header_names(head: bytes) -> set[str]:
+    text = head.lstrip(b"\xef\xbb\xbf")[:8192].decode("utf-8", errors="replace")
+    for line in text.splitlines():
+        if line.strip():
+            return {n.strip().strip('"').strip().lower() for n in line.split(",")}
+    return set()
+
+
+def _is_venmo(names: set[str]) -> bool:
+    return {"id", "datetime", "amount (total)"} <= names
+
+
+def _is_paypal_csv(names: set[str]) -> bool:
+    zone = "time zone" in names or "timezone" in names
+    return zone and "date" in names and "status" in names and ("gross" in names or "amount" in names)
+
+
+def identify(head: bytes, path: str = "") -> bool:
+    """A PayPal activity CSV, a Venmo statement CSV, or PayPal transaction-detail JSON."""
+    names = _header_names(head)
+    if _is_venmo(names) or _is_paypal_csv(names):
+        return True
+    text = json_head(head)
+    return text is not None and '"transactionId"' in text and '"grossAmount"' in text
+
+
+# --------------------------------------------------------------------------------------------
+# Amount and date text
+# --------------------------------------------------------------------------------------------
+
+
+def _amount_text(text: str) -> str:
+    """'1,120.00' / '1.120,00' / '- $12.01' / '49,87\u00a0EUR' -> canonical '-12.01'."""
+    s = text.strip().replace("\u00a0", " ")
+    negative = s.startswith(("-", "−")) or (s.startswith("(") and s.endswith(")"))
+    body = re.sub(r"[A-Za-z$€£¥\s()+\-−]", "", s)
+    if "," in body and "." in body:
+        decimal = "," if body.rfind(",") > body.rfind(".") else "."
+    elif "," in body:
+        decimal = "," if re.search(r",[0-9]{1,2}$", body) else ""
+    else:
+        decimal = "."
+    if decimal == ",":
+        body = body.replace(".", "").replace(",", ".")
+    else:
+        body = body.replace(",", "")
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", body):
+        raise PrecisionError(f"{text!r} is not an amount")
+    return ("-" if negative else "") + body
+
+
+def _minor(text: str, currency: str, label: str) -> int:
+    if text is None or not str(text).strip():
+        return 0
+    try:
+        return major_to_minor(_amount_text(str(text)), currency, label)
+    except PrecisionError as error:
+        raise PrecisionError(f"{label} {text!r}: {error}") from None
+
+
+def _day_first(values: list[str], zones: list[str]) -> bool:
+    """Whether slash dates are D/M/Y: a first part above 12 says so; a second part above 12 or
+    a US time zone says M/D/Y; undecided files are M/D/Y (PayPal's US export)."""
+    firsts, seconds = [], []
+    for value in values:
+        parts = re.split(r"[/.]", value.strip())
+        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+            firsts.append(int(parts[0]))
+            seconds.append(int(parts[1]))
+    if any(f > 12 for f in firsts):
+        return True
+    if any(s > 12 for s in seconds) or any(z.strip().upper() in _US_ZONES for z in zones):
+        return False
+    return any("." in v for v in values)
+
+
+def _date(value: str, day_first: bool) -> date:
+    text = value.strip()
+    match = re.fullmatch(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[T ].*)?", text)
+    if match:
+        y, m, d = (int(g) for g in match.groups())
+    else:
+        match = re.fullmatch(r"([0-9]{1,2})[/.]([0-9]{1,2})[/.]([0-9]{2,4})", text)
+        if not match:
+            raise PrecisionError(f"date {value!r} is not a date (M/D/YYYY, D.M.YYYY or YYYY-MM-DD)")
+        a, b, y = (int(g) for g in match.groups())
+        y += 2000 if y < 100 else 0
+        d, m = (a, b) if day_first else (b, a)
+    try:
+        return date(y, m, d)
+    except ValueError:
+        raise PrecisionError(f"date {value!r} is not a valid date") from None
+
+
+def _localized_date(value: str) -> date:
+    """'14. März 2022', '14 mars 2022', 'March 14, 2022' -> date."""
+    text = value.strip().lower().replace(",", " ").replace(".", " ")
+    parts = text.split()
+    numbers = [int(p) for p in parts if p.isdigit()]
+    months = [_MONTHS[p] for p in parts if p in _MONTHS]
+    if len(numbers) != 2 or len(months) != 1:
+        raise PrecisionError(f"date {value!r} is not a date recon can read")
+    day, year = (numbers[0], numbers[1]) if numbers[1] > 31 else (numbers[1], numbers[0])
+    try:
+        return date(year, months[0], day)
+    except ValueError:
+        raise PrecisionError(f"date {value!r} is not a valid date") from None
+
+
+# --------------------------------------------------------------------------------------------
+# CSV layouts
+# --------------------------------------------------------------------------------------------
+
+
+def _table_rows(path: str, what: str):
+    table = read_raw_table(path, what=what)
+    names = [n.strip() for n in table.header]
+    index: dict[str, str] = {}
+    for i, name in enumerate(names):
+        index.setdefault(name.lower(), f"c{i}")
+    return table, names, index
+
+
+def _fingerprint(parts: list[str], seen: dict[str, int]) -> str:
+    key = "\x1f".join(parts)
+    seen[key] = seen.get(key, -1) + 1
+    digest = hashlib.sha1(f"{key}\x1f{seen[key]}".encode()).hexdigest()[:16]
+    return f"fp-{digest}"
+
+
+def _extras(row: dict[str, Any], names: list[str], used: set[str]) -> str:
+    rest = {}
+    for i, name in enumerate(names):
+        value = row[f"c{i}"]
+        if name.lower() in used or (not name and not (value or "").strip()):
+            continue
+        rest[name or f"(column {i + 1})"] = value
+    return json.dumps(rest, ensure_ascii=False, separators=(",", ":"))
+
+
+def _read_paypal_csv(path: str) -> FeedResult:
+    table, names, index = _table_rows(path, "PayPal activity CSV")
+    rows = table.rows.to_dicts()
+
+    def get(row: dict[str, Any], *keys: str) -> str:
+        for key in keys:
+            if key in index:
+                return row[index[key]] or ""
+        return ""
+
+    notes: list[str] = []
+    has_currency = "currency" in index
+    if not has_currency:
+        notes.append("no Currency column: amounts taken as USD (PayPal's US export)")
+    day_first = _day_first([get(r, "date") for r in rows], [get(r, "time zone", "timezone") for r in rows])
+    used = {"date", "currency", "gross", "fee", "net", "amount", "transaction id", "reference txn id",
+            "invoice number", "item title", "name", "type"}
+    lines, rejects = [], []
+    seen_ids: dict[str, int] = {}
+    fingerprints: dict[str, int] = {}
+    for row in table.rows.iter_rows(named=True):
+        line = row["source_line"]
+        try:
+            currency = check_currency(get(row, "currency")) if has_currency else "USD"
+            if "gross" in index:
+                gross = _minor(get(row, "gross"), currency, "Gross")
+                fee_written = _minor(get(row, "fee"), currency, "Fee")
+                net = _minor(get(row, "net"), currency, "Net") if "net" in index else gross + fee_written
+                if gross + fee_written != net:
+                    raise PrecisionError(
+                        f"Gross + Fee != Net ({get(row, 'gross')} + {get(row, 'fee')} != "
+                        f"{get(row, 'net')}); PayPal writes the fee negative"
+                    )
+            else:
+                gross = net = _minor(get(row, "amount"), currency, "Amount")
+                fee_written = 0
+            when = _date(get(row, "date"), day_first)
+            line_id = get(row, "transaction id").strip()
+            if not line_id:
+                line_id = _fingerprint([get(row, k) for k in ("date", "time", "name", "type", "status")]
+                                       + [str(gross), currency], fingerprints)
+            if line_id in seen_ids:
+                raise PrecisionError(f"Transaction ID {line_id} already appears on line {seen_ids[line_id]}")
+        except PrecisionError as error:
+            rejects.append({"source_file": path, "line": line, "column": "", "reason": str(error), "raw": row["raw"]})
+            continue
+        seen_ids[line_id] = line
+        kind = get(row, "type").strip()
+        name = get(row, "name").strip()
+        title = get(row, "item title").strip()
+        category = _category(kind, gross)
+        lines.append({
+            "processor": "paypal",
+            "payout_id": line_id if category == "payout" else None,
+            "line_id": line_id,
+            "category": category,
+            "currency": currency,
+            "gross_minor": gross,
+            "fee_minor": -fee_written,
+            "net_minor": net,
+            "available_on": when,
+            "created": when,
+            "source_id": get(row, "reference txn id").strip() or None,
+            "order_id": get(row, "invoice number").strip() or None,
+            "description": " - ".join(p for p in (kind, name, title) if p),
+            "attributes": _extras(row, names, used - {"type", "name"}),
+            "source_file": path,
+            "source_line": line,
+        })
+    rejects.extend(table.rejects.to_dicts())
+    return payout_result(FORMAT, lines_frame(lines), rejects_frame(rejects), notes=notes)
+
+
+def _read_venmo(path: str) -> FeedResult:
+    table, names, index = _table_rows(path, "Venmo statement CSV")
+
+    def get(row: dict[str, Any], key: str) -> str:
+        return (row[index[key]] or "") if key in index else ""
+
+    lines, rejects, balances = [], [], []
+    username = ""
+    seen: dict[str, int] = {}
+    used = {"id", "datetime", "amount (total)", "amount (fee)", "note"}
+    for row in table.rows.iter_rows(named=True):
+        line = row["source_line"]
+        if get(row, "username").strip():
+            username = get(row, "username").strip()
+        if not get(row, "id").strip():
+            # statement rows: beginning / ending balance, fee totals, the disclaimer
+            for key, kind in (("beginning balance", "opening"), ("ending balance", "closing")):
+                text = get(row, key).strip()
+                if text:
+                    try:
+                        balances.append({"account": username, "currency": "USD", "type": kind, "date": None,
+                                         "amount_minor": _minor(text, "USD", key), "statement_id": None,
+                                         "source_file": path})
+                    except PrecisionError as error:
+                        rejects.append({"source_file": path, "line": line, "column": key, "reason": str(error), "raw": row["raw"]})
+            continue
+        try:
+            total = _minor(get(row, "amount (total)"), "USD", "Amount (total)")
+            fee = abs(_minor(get(row, "amount (fee)"), "USD", "Amount (fee)"))
+            when = _date(get(row, "datetime"), False)
+            line_id = get(row, "id").strip()
+            if line_id in seen:
+                raise PrecisionError(f"ID {line_id} already appears on line {seen[line_id]}")
+        except PrecisionError as error:
+            rejects.append({"source_file": path, "line": line, "column": "", "reason": str(error), "raw": row["raw"]})
+            continue
+        seen[line_id] = line
+        kind = get(row, "type").strip()
+        lines.append({
+            "processor": "venmo", "payout_id": line_id if _category(kind, total) == "payout" else None,
+            "line_id": line_id, "category": _category(kind, total), "currency": "USD",
+            "gross_minor": total + fee, "fee_minor": fee, "net_minor": total,
+            "available_on": when, "created": when, "source_id": None, "order_id": None,
+            "description": get(row, "note"), "attributes": _extras(row, names, used),
+            "source_file": path, "source_line": line,
+        })
+    rejects.extend(table.rejects.to_dicts())
+    frame = pl.DataFrame(balances, schema=BALANCE_SCHEMA) if balances else None
+    return payout_result(FORMAT, lines_frame(lines), rejects_frame(rejects), balances=frame)
+
+
+def _read_detail_json(path: str) -> FeedResult:
+    doc = load_json(path, "PayPal transaction detail JSON")
+    data = doc.data
+    if not isinstance(data, dict) or "transactionId" not in data or not isinstance(data.get("amount"), dict):
+        raise FeedFormatError(path, "is JSON but not a PayPal transaction detail (transactionId, amount)")
+    amount = data["amount"]
+    line = doc.line_of("transactionId", data["transactionId"])
+    try:
+        raw_gross = (amount.get("rawAmounts") or {}).get("gross") or {}
+        currency = check_currency(raw_gross.get("currencyCode") or "")
+        gross = major_to_minor(raw_gross.get("value"), currency, "rawAmounts.gross")
+        fee = abs(_minor(amount.get("feeAmount", ""), currency, "feeAmount"))
+        net = abs(_minor(amount.get("netAmount", ""), currency, "netAmount"))
+        if data.get("isCredit") is False:
+            gross, net = -gross, -net
+        if gross - fee != net:
+            raise PrecisionError(f"gross - fee != net ({gross} - {fee} != {net} minor units)")
+        when = _localized_date(str(data.get("date", "")))
+    except PrecisionError as error:
+        rejects = rejects_frame([{"source_file": path, "line": line, "column": "", "reason": str(error), "raw": doc.raw(amount)}])
+        return payout_result(FORMAT, lines_frame([]), rejects)
+    counterparty = (data.get("counterparty") or {}).get("name") or ""
+    kind = str(data.get("transactionType") or "")
+    lines = [{
+        "processor": "paypal", "payout_id": None, "line_id": str(data["transactionId"]),
+        "category": _category(str(data.get("txnTypeServiceKey") or kind), gross), "currency": currency,
+        "gross_minor": gross, "fee_minor": fee, "net_minor": net, "available_on": when, "created": when,
+        "source_id": None, "order_id": None,
+        "description": " - ".join(p for p in (kind, counterparty) if p),
+        "attributes": attributes_json({"status": data.get("status"), "transactionType": kind,
+                                       "counterparty": data.get("counterparty"), "amount": amount,
+                                       "date": data.get("date")}, set()),
+        "source_file": path, "source_line": line,
+    }]
+    return payout_result(FORMAT, lines_frame(lines), rejects_frame([]))
+
+
+def read(path: str | PathLike[str], side: str = "processor", **options) -> FeedResult:
+    """Read a PayPal activity CSV, a Venmo statement CSV or a PayPal transaction-detail JSON.
+
+    Raises
+    ------
+    FeedFormatError
+        Not one of those (the message lists the columns a PayPal or Venmo export has).
+    """
+    source = str(path)
+    if side != "processor":
+        raise FeedFormatError(source, f"a PayPal export is a processor file, not {side}")
+    if options:
+        raise FeedFormatError(source, f"the PayPal reader takes no options ({', '.join(options)})")
+    try:
+        with open(source, "rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError as error:
+        raise FeedFormatError(source, f"cannot be read ({error.strerror or error})") from None
+    if json_head(head) is not None:
+        return _read_detail_json(source)
+    names = _header_names(head)
+    if _is_venmo(names):
+        return _read_venmo(source)
+    if _is_paypal_csv(names):
+        return _read_paypal_csv(source)
+    raise FeedFormatError(
+        source,
+        "is not a PayPal activity CSV (needs Date, Time Zone, Status and Gross or Amount columns) "
+        "nor a Venmo statement (ID, Datetime, Amount (total))",
+    )
