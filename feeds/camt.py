@@ -473,6 +473,16 @@ def read(path: str | PathLike[str]) -> FeedResult:
                 source, lines, statement, kind, version or f"camt.{kind}", message_id,
                 rows, rejects, balances, accounts, notes,
             )
+    read_entries = {id(e) for m in messages for st in m.all(_MESSAGES[m.name][1]) for e in st.all("Ntry")}
+    for entry in root.descendants("Ntry"):
+        if id(entry) not in read_entries:
+            rejects.append(
+                {"source_file": source, "line": entry.line, "column": "Ntry",
+                 "reason": "entry is not directly inside a statement, report or notification "
+                 "(Stmt/Rpt/Ntfctn), so its account is unknown",
+                 "raw": _source_text(lines, entry)}
+            )
+    rejects.sort(key=lambda r: r["line"])
     _assign_ids(rows)
     frame = pl.DataFrame([{k: r[k] for k in BANK_SCHEMA} for r in rows], schema=BANK_SCHEMA)
     return FeedResult(

@@ -466,6 +466,7 @@ def read(path: str | PathLike[str], *, encoding: str | None = None) -> FeedResul
                 raw = raw[:_MAX_RAW] + " ..."
             _read_transaction(source, tag, line, raw, account_id, curdef, context, rows, rejects, notes)
 
+    _reject_unread(source, text, soup, seen, rejects)
     _assign_ids(rows, notes)
     frame = pl.DataFrame([{k: r[k] for k in BANK_SCHEMA} for r in rows], schema=BANK_SCHEMA)
     return FeedResult(
@@ -478,6 +479,36 @@ def read(path: str | PathLike[str], *, encoding: str | None = None) -> FeedResul
         rows_read=len(rows) + len(rejects),
         notes=notes,
     )
+
+
+def _reject_unread(source: str, text: str, soup, seen: set[int], rejects: list[dict]) -> None:
+    """Make a reject of every STMTTRN that was not read: outside any statement, or lost by the
+    tag tree because of broken markup (e.g. a ``</STMTTRN`` without its ``>``)."""
+    offset = _HEADER_FOR_OFXPARSE.count("\n")
+    in_tree: dict[int, int] = {}
+    for tag in soup.find_all("stmttrn"):
+        line = (getattr(tag, "sourceline", None) or 0) - offset
+        in_tree[line] = in_tree.get(line, 0) + 1
+        if id(tag) not in seen:
+            rejects.append(
+                {"source_file": source, "line": max(line, 1), "column": "STMTTRN",
+                 "reason": "transaction is not inside a bank or credit-card statement (STMTRS/CCSTMTRS) "
+                 "or an investment INVBANKTRAN, so its account and currency are unknown",
+                 "raw": str(tag)[:_MAX_RAW]}
+            )
+    for match in re.finditer(r"(?i)<STMTTRN\s*>", text):
+        line = text.count("\n", 0, match.start()) + 1
+        if in_tree.get(line, 0) > 0:
+            in_tree[line] -= 1
+            continue
+        end = text.find("\n", match.end() + 200)
+        rejects.append(
+            {"source_file": source, "line": line, "column": "STMTTRN",
+             "reason": "transaction could not be read: the OFX markup around it is broken "
+             "(unclosed or damaged tags)",
+             "raw": text[match.start(): end if end > 0 else len(text)][:_MAX_RAW]}
+        )
+    rejects.sort(key=lambda r: r["line"])
 
 
 def _read_balances(source, statement_tag, account_id, curdef, statement_id, balances, notes) -> None:
