@@ -1,7 +1,7 @@
 """Text and reference normalization for the candidate and scoring stage.
 
 The candidate generator joins bank lines to ledger items on cheap keys (reference serials,
-counterparty name keys) and the scorer compares the pairs it gets back. Both sides must be
+counterparty name keys) and the scorer grades the pairs it gets back. Both sides must be
 reduced to the same comparable form, and both stages work on whole columns, so everything
 here is a *pure expression builder*: a function that takes ``pl.Expr`` and returns
 ``pl.Expr``. Nothing here executes a query, loops over rows in Python or calls
@@ -10,17 +10,21 @@ here is a *pure expression builder*: a function that takes ``pl.Expr`` and retur
 
 Conventions
 -----------
-* Text is folded with :func:`normalize_text` (Unicode NFKC, lower case, whitespace collapsed)
-  before anything else, so full-width letters and digits (``ＩＮＶ－００１２３``) behave like
-  ASCII ones. Chinese characters are kept exactly as written: Traditional Chinese is compared
-  as itself, never converted to Simplified or romanised.
+* Names and narratives are folded with :func:`normalize_text` (Unicode NFKC, case folding,
+  whitespace collapsed). Chinese characters are kept exactly as written: Traditional Chinese
+  is compared as itself, never converted to Simplified or romanised.
+* The reference functions only need digits, letters and separators, so instead of full NFKC
+  they fold the full-width ASCII block (``ＩＮＶ－２０２６`` -> ``INV-2026``) and the
+  ideographic space, which is much cheaper on a million rows. Digits are ASCII ``0-9`` after
+  that fold; other scripts' digits are not treated as digits.
 * A null input gives a null output. Functions that produce a *key* (:func:`name_key`,
   :func:`reference_serial`, :func:`reference_digits`) also give null when nothing usable is
   left, so two empty keys never compare equal.
-* Digits are ASCII ``0-9`` after NFKC. Other scripts' digits (e.g. Arabic-Indic) are not
-  treated as digits.
-* Output columns keep the name of the (leftmost) input column, as polars expressions do;
-  use ``.alias`` to rename.
+* Each expression uses its input once, so nothing is computed twice even where polars does
+  not eliminate common subexpressions (eager ``select``). :func:`reference_strength` shares
+  its intermediate columns through a struct for the same reason.
+* Output columns keep the name of the input column, as polars expressions do (use
+  ``.alias``), except :func:`reference_strength`, which is named ``reference_strength``.
 """
 
 from __future__ import annotations
@@ -47,15 +51,19 @@ __all__ = [
 
 #: characters whose full case folding differs from lower-casing (after NFKC)
 _CASE_FOLD_EXTRA = {"ß": "ss", "ς": "σ"}
+# a run of 2+ whitespace/control characters, or a single one that is not an ASCII space:
+# only these need rewriting, which keeps the (usually match-free) pass cheap
+_WHITESPACE_TO_FIX = r"[\s\p{Cc}]{2,}|[^\S ]|\p{Cc}"
 
 
 def normalize_text(e: pl.Expr) -> pl.Expr:
     """Fold text to a canonical comparable form.
 
     Unicode NFKC (full-width forms to ASCII, compatibility ligatures expanded), invisible
-    format characters (zero-width space, BOM, soft hyphen) removed, case folded to lower case,
-    every run of whitespace or control characters (tabs, newlines, NBSP, ideographic space
-    U+3000) collapsed to one ASCII space, leading and trailing spaces stripped.
+    format characters (zero-width space, BOM, soft hyphen) removed, case folded (lower case,
+    plus ``ß`` -> ``ss`` and final sigma -> sigma), every run of whitespace or control
+    characters (tabs, newlines, NBSP, ideographic space U+3000) collapsed to one ASCII space,
+    leading and trailing spaces stripped.
 
     Chinese, Japanese and Korean characters pass through unchanged (NFKC does not convert
     Traditional to Simplified Chinese).
@@ -76,14 +84,40 @@ def normalize_text(e: pl.Expr) -> pl.Expr:
     >>> df.select(normalize_text(pl.col("t")))["t"].to_list()
     ['chan tai man', '金港貿易有限公司']
     """
-    return (
-        e.str.normalize("NFKC")
-        .str.replace_all(r"\p{Cf}+", "")
-        .str.to_lowercase()
-        .str.replace_many(list(_CASE_FOLD_EXTRA), list(_CASE_FOLD_EXTRA.values()))
-        .str.replace_all(r"[\s\p{Cc}]+", " ")
-        .str.strip_chars(" ")
+    f = pl.field
+    # Only rows with a non-ASCII character need NFKC, format-character removal and the
+    # extra case folds; the others (usually most) only need lower-casing. NFKC is the most
+    # expensive step, so it is given "" for the ASCII rows.
+    folded = (
+        pl.struct(text=e)
+        .struct.with_fields(wide=f("text").str.len_bytes() != f("text").str.len_chars())
+        .struct.with_fields(
+            text=pl.when(f("wide"))
+            .then(
+                pl.when(f("wide"))
+                .then(f("text"))
+                .otherwise(pl.lit(""))
+                .str.normalize("NFKC")
+                .str.replace_all(r"\p{Cf}+", "")
+                .str.to_lowercase()
+                .str.replace_many(list(_CASE_FOLD_EXTRA), list(_CASE_FOLD_EXTRA.values()))
+            )
+            .otherwise(f("text").str.to_lowercase())
+        )
+        .struct.field("text")
+        .name.keep()
     )
+    return folded.str.replace_all(_WHITESPACE_TO_FIX, " ").str.strip_chars(" ")
+
+
+# full-width ASCII block U+FF01..U+FF5E and the ideographic space, as NFKC maps them
+_FULL_WIDTH = [chr(cp) for cp in range(0xFF01, 0xFF5F)] + ["\u3000"]
+_HALF_WIDTH = [chr(cp - 0xFEE0) for cp in range(0xFF01, 0xFF5F)] + [" "]
+
+
+def _fold_width(e: pl.Expr) -> pl.Expr:
+    """Full-width ASCII forms to ASCII (a cheap subset of NFKC, enough for references)."""
+    return e.str.replace_many(_FULL_WIDTH, _HALF_WIDTH)
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,24 +183,34 @@ def _channel_lookup() -> dict[str, str]:
 
 
 _CHANNEL_BY_KEY = _channel_lookup()
-# longest spelling first: regex alternation is leftmost-first, so this makes the longest
-# matching prefix win ("fps cr" before "fps", "autopay dr" before "autopay")
+# Longest spelling first: regex alternation is leftmost-first, so this makes the longest
+# matching prefix win ("fps cr" before "fps", "autopay dr" before "autopay").
 _CHANNEL_ALTERNATION = "|".join(
-    f"{_SEP}*".join(word for word in spelling.split(" "))
+    f"{_SEP}*".join(spelling.split(" "))
     for spelling in sorted(CHANNELS, key=lambda s: (-len(_compact(s)), s))
+    if spelling != "so"
 )
-_CHANNEL_PREFIX = rf"(?i)^\s*({_CHANNEL_ALTERNATION})(?:{_SEP}+|$)"
-# "so" is also a common Hong Kong surname (蘇): "so tai man" is a name, "so: rent" or
-# "so 12345" is a standing order. Plain-space "so" followed by a letter is not a channel.
-_SO_SURNAME = r"(?i)^\s*so +[^0-9 :/*\-]"
+# "so" is also a common Hong Kong surname (蘇): "so tai man" is a name, while "so: rent",
+# "so-88812", "so 12345" or a bare "so" is a standing order.
+_CHANNEL_PREFIX = (
+    rf"(?i)^\s*(?:(?:{_CHANNEL_ALTERNATION})(?:{_SEP}+|$)"
+    rf"|so{_SEP}*(?:[:/*\-]{_SEP}*|$)"
+    rf"|so +[0-9])"
+)
+# The same prefix for removal. The last form above has to consume the digit, which must
+# stay in the rest, so "so 12345" is first rewritten to "so:12345" (a rare match; capture
+# groups are slow on the common path, so the main pattern has none).
+_SO_NUMBER = r"(?i)^(\s*so) +([0-9])"
+_CHANNEL_PREFIX_REMOVAL = _CHANNEL_PREFIX.replace("|so +[0-9])", ")")
 
 
 def split_channel(e: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """Separate a leading bank channel prefix (``FPS CR``, ``TT IN``, ...) from the narrative.
 
     The longest known prefix wins; it must be followed by a separator (space, ``:``, ``-``,
-    ``/``, ``*``) or the end of the text, so ``posh ltd`` has no channel. See
-    :data:`CHANNELS` for the recognised spellings.
+    ``/``, ``*``) or the end of the text, so ``posh ltd`` has no channel. ``SO`` (standing
+    order) needs a ``:``/``-``/``/``/``*`` or a number after it, because ``so tai man`` is a
+    name. See :data:`CHANNELS` for the recognised spellings.
 
     Parameters
     ----------
@@ -181,7 +225,7 @@ def split_channel(e: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
         is no channel prefix or the input is null.
     rest : pl.Expr
         ``String``: the text after the prefix and its separators, stripped; the whole input
-        when there is no prefix; null when the input is null.
+        (stripped) when there is no prefix; null when the input is null.
 
     Examples
     --------
@@ -190,21 +234,15 @@ def split_channel(e: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     >>> df.select(channel.alias("channel"), rest.alias("rest")).rows()
     [('FPS CR', 'kam wing trading'), ('TT IN', 'acme'), (None, 'posh ltd')]
     """
-    is_surname = e.str.contains(_SO_SURNAME)
-    matched = e.str.extract(_CHANNEL_PREFIX, 1)
     channel = (
-        pl.when(is_surname)
-        .then(pl.lit(None, dtype=pl.String))
-        .otherwise(
-            matched.str.to_lowercase()
-            .str.replace_all("[^a-z]", "")
-            .replace_strict(_CHANNEL_BY_KEY, default=None, return_dtype=pl.String)
-        )
+        e.str.extract(_CHANNEL_PREFIX, 0)
+        .str.to_lowercase()
+        .str.replace_all("[^a-z]+", "")
+        .replace_strict(_CHANNEL_BY_KEY, default=None, return_dtype=pl.String)
     )
     rest = (
-        pl.when(is_surname)
-        .then(e)
-        .otherwise(e.str.replace(_CHANNEL_PREFIX, ""))
+        e.str.replace(_SO_NUMBER, "${1}:${2}")
+        .str.replace(_CHANNEL_PREFIX_REMOVAL, "")
         .str.strip_chars()
     )
     return channel, rest
@@ -214,46 +252,64 @@ def split_channel(e: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 # name_key
 # --------------------------------------------------------------------------------------------
 
-# a number with decimal or thousands separators: an amount, not part of a name or reference
-_AMOUNT_IN_NAME = r"[0-9]+(?:[.,][0-9]+)+"
-# reference keywords followed by a token holding a digit: "inv-2026-00123", "ref no: 12"
-_REFERENCE_WORDS = r"inv|invoice|bill|rcpt|receipt|ref|reference|po|so|order|no|nos"
-_KEYWORD_REFERENCE = (
-    rf"\b(?:(?:{_REFERENCE_WORDS})\b[\s.:#/\-]*)+[a-z0-9/\-_.#:]*[0-9][a-z0-9/\-_.#:]*"
+_CURRENCIES = "hkd|usd|rmb|cny|eur|gbp|jpy|sgd|aud|cad|chf|mop|twd|nzd"
+_REFERENCE_WORDS = "inv|invoice|bill|rcpt|receipt|ref|reference|po|so|order|no|nos"
+_REF_CHARS = r"[a-z0-9/\-_.#:]"
+# Everything in a narrative that is a number rather than a name, in one pass:
+_NAME_NOISE = "|".join(
+    [
+        # an amount with its currency: "hkd 1,234.50", "hk$500"
+        rf"(?:(?-u:\b)(?:{_CURRENCIES})(?-u:\b)|hk\$|us\$|\$)\s*[0-9][0-9.,]*",
+        # an amount: digits with decimal or thousands separators
+        r"[0-9]+(?:[.,][0-9]+)+",
+        # reference keywords and the token with a digit after them: "inv-2026-00123",
+        # "ref no: 12"
+        rf"(?-u:\b)(?:(?:{_REFERENCE_WORDS})(?-u:\b)[\s.:#/\-]*)+{_REF_CHARS}*[0-9]{_REF_CHARS}*",
+        # any ASCII token holding a run of 3+ digits: "inv202600123", "00123", "ab-12345"
+        rf"{_REF_CHARS}*[0-9]{{3,}}{_REF_CHARS}*",
+        r"#[0-9]+",
+    ]
 )
-# any ASCII token with a run of 3+ digits ("inv202600123", "00123", "ab-12345"), or "#12"
-_DIGIT_TOKEN = r"[a-z0-9/\-_.#:]*[0-9]{3,}[a-z0-9/\-_.#:]*|#[0-9]+"
-_APOSTROPHES = r"['’‘`´]"
-_PUNCTUATION = r"[^\p{L}\p{N}\p{M}\s]+"
-# Chinese / Japanese company forms written directly after the name (no space)
-_CJK_SUFFIXES = "股份有限公司|有限責任公司|有限责任公司|有限公司|公司|株式會社|株式会社"
-_CJK_SUFFIX_GLUED = rf"(\S)(?:{_CJK_SUFFIXES})(\s|$)"
-_CJK_PREFIX_GLUED = r"(^|\s)(?:株式會社|株式会社)(\S)"
-# legal-form words removed wherever they stand, except as the first word of the name
+_NAME_SYMBOLS = {"&": " and ", "'": "", "’": "", "‘": "", "`": "", "´": ""}
+_NOT_NAME_CHARACTER = r"[^\p{L}\p{N}\p{M}]+"
+# Runs of characters other than letters, digits and marks, except a lone space (the common
+# case, left alone so that the pass rarely has anything to rewrite).
+_NAME_PUNCTUATION = r"[^\p{L}\p{N}\p{M} ]|[^\p{L}\p{N}\p{M}]{2,}"
+# Chinese / Japanese company forms: written against the name ("金港貿易有限公司"; 株式会社
+# also before it), or standing alone after it ("金港貿易 (香港) 有限公司"). The character
+# before a glued form must not be the end of a longer form (限, 份, 任), so that a name that
+# is only a form ("有限公司") is kept whole rather than cut to "有限".
+_CJK_COMPANY_FORMS = "股份有限公司|有限責任公司|有限责任公司|有限公司|公司|株式會社|株式会社"
+_CJK_COMPANY = (
+    rf"([^\s限份任])(?:{_CJK_COMPANY_FORMS})(\s|$)"
+    r"|(^|\s)(?:株式會社|株式会社)(\S)"
+    rf"|(?:\s(?:{_CJK_COMPANY_FORMS}|香港))+(\s|$)"
+)
+# Legal-form words, removed wherever they stand except as the first word of the name (each
+# alternative needs a space before it), so a name is never reduced to nothing.
 _LEGAL_WORDS = (
     "and company|and co|company|corporation|corp|incorporated|inc|limited|ltd|co|llc|llp|"
-    "plc|pte|pty|gmbh|sdn|bhd|hong kong|hk|" + _CJK_SUFFIXES + "|香港"
+    "plc|pte|pty|gmbh|sdn|bhd|hong kong|hk"
 )
-_LEGAL_WORD = rf"\s(?:{_LEGAL_WORDS})\b"
+_LEGAL_WORD = rf"\s(?:{_LEGAL_WORDS})(?-u:\b)"
 _TITLES = "mr|mrs|ms|miss|mdm|dr"
-_LEADING_TITLE = rf"^(?:{_TITLES})\s+"
-_TRAILING_TITLE = rf"\s+(?:{_TITLES})$"
+_TITLE = rf"^(?:{_TITLES})\s+|\s+(?:{_TITLES})$"
 
 
 def name_key(e: pl.Expr) -> pl.Expr:
     """Reduce a counterparty name or bank narrative to a name key for comparison.
 
     Steps: :func:`normalize_text`; drop a leading channel prefix (:func:`split_channel`);
-    remove amounts and reference-like tokens (keyword + number such as ``inv-2026-00123`` or
-    ``ref no 12``, any token with a run of 3+ digits, ``#12``); ``&`` becomes ``and``;
-    apostrophes are dropped; other punctuation becomes a space (letters of every script,
-    digits and combining marks are kept); glued Chinese/Japanese company forms
-    (``有限公司``, ``公司``, ``股份有限公司``, ``株式會社``) are removed; legal-form words
-    (``limited``, ``ltd``, ``co``, ``company``, ``corp``, ``inc``, ``llc``, ``plc``, ``hk``,
-    ``(hk)``, ``香港``, ...) are removed wherever they stand *except as the first word*, so a
-    name is never reduced to nothing (``hk ltd`` -> ``hk``); a title (``mr``, ``mrs``, ``ms``,
-    ``miss``, ``mdm``, ``dr``) is removed at the start or end of a multi-word name; spaces
-    are collapsed.
+    remove amounts (with their currency) and reference-like tokens (a keyword and a number
+    such as ``inv-2026-00123`` or ``ref no 12``, any token with a run of 3+ digits, ``#12``);
+    ``&`` becomes ``and``; apostrophes are dropped; other punctuation becomes a space
+    (letters of every script, digits and combining marks are kept); Chinese/Japanese company
+    forms written against the name (``有限公司``, ``公司``, ``股份有限公司``, ``株式會社``)
+    are removed; legal-form words (``limited``, ``ltd``, ``co``, ``company``, ``corp``,
+    ``inc``, ``llc``, ``plc``, ``hk``, ``(hk)``, ``hong kong``, ``香港``, ...) are removed
+    wherever they stand *except as the first word*, so a name is never reduced to nothing
+    (``hk ltd`` -> ``hk``); a title (``mr``, ``mrs``, ``ms``, ``miss``, ``mdm``, ``dr``) is
+    removed at the start or end of a name of two or more words.
 
     Parameters
     ----------
@@ -264,7 +320,8 @@ def name_key(e: pl.Expr) -> pl.Expr:
     Returns
     -------
     pl.Expr
-        ``String``; null where the input is null or nothing of a name is left.
+        ``String``: words separated by single spaces; null where the input is null or
+        nothing of a name is left.
 
     Examples
     --------
@@ -278,24 +335,17 @@ def name_key(e: pl.Expr) -> pl.Expr:
     ['kam wing trading', 'kam wing trading', '金港貿易', 'chan tai man']
     """
     _, rest = split_channel(normalize_text(e))
-    key = (
-        rest.str.replace_all(_AMOUNT_IN_NAME, " ")
-        .str.replace_all(_KEYWORD_REFERENCE, " ")
-        .str.replace_all(_DIGIT_TOKEN, " ")
-        .str.replace_all("&", " and ", literal=True)
-        .str.replace_all(_APOSTROPHES, "")
-        .str.replace_all(_PUNCTUATION, " ")
-        .str.replace_all(r"\s+", " ")
+    return (
+        rest.str.replace_all(_NAME_NOISE, " ")
+        .str.replace_many(list(_NAME_SYMBOLS), list(_NAME_SYMBOLS.values()))
+        .str.replace_all(_NAME_PUNCTUATION, " ")
         .str.strip_chars(" ")
-        .str.replace_all(_CJK_SUFFIX_GLUED, "${1}${2}")
-        .str.replace_all(_CJK_PREFIX_GLUED, "${1}${2}")
+        .str.replace_all(_CJK_COMPANY, "${1}${2}${3}${4}${5}")
         .str.replace_all(_LEGAL_WORD, "")
-        .str.replace(_LEADING_TITLE, "")
-        .str.replace(_TRAILING_TITLE, "")
-        .str.replace_all(r"\s+", " ")
+        .str.replace_all(_TITLE, "")
         .str.strip_chars(" ")
+        .replace("", None)
     )
-    return pl.when(key.str.len_bytes() > 0).then(key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,63 +356,55 @@ def name_key(e: pl.Expr) -> pl.Expr:
 #: to compare or sort them)
 REFERENCE_STRENGTH_LEVELS: tuple[str, ...] = ("none", "partial", "serial", "full")
 
-_YEAR_PREFIXED = r"^(?:19|20)[0-9]{2}([0-9]{4,})$"  # >= 8 digits starting with a year
-_YEAR = r"^(?:19|20)[0-9]{2}$"
 _MIN_KEY_DIGITS = 3
 _MAX_KEY_DIGITS = 12
+_YEAR = "(?:19|20)[0-9]{2}"
+_LAST_DIGIT_RUN = r"([0-9]+)[^0-9]*$"
+_YEAR_PREFIXED_RUN = rf"^{_YEAR}([0-9]{{4,}})$"  # 8+ digits starting with a year
+# the year of a reference: the start of its last digit run (8+ digits), or the digit run
+# just before the last one when that is exactly a year ("inv-2026-00123")
+_REFERENCE_YEAR = rf"(?:^|[^0-9])({_YEAR})(?:[0-9]{{4,}}|[^0-9]+[0-9]+)[^0-9]*$"
 
-# Free text is cut into numeric tokens (digit runs joined by . , / -), each wrapped in
-# markers so that amounts and dates can be recognised as *whole* tokens (the regex engine has
-# no look-around). Control characters never survive normalize_text, so they are safe markers.
-_OPEN, _CLOSE, _MARK = "\x02", "\x03", "\x04"
-_NUMERIC_TOKEN = r"[0-9]+(?:[.,/\-][0-9]+)*"
+# Numbers in free text that are plainly not references: amounts and separated dates. Each
+# must be a whole numeric token, so the pattern takes the character before it and the one
+# or two after it (and puts them back); the regex engine has no look-around. A match eats
+# the character after it, so a second pass catches the next of two adjacent amounts.
 _AMOUNT_TOKEN = (
     r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]{1,3})?"  # 1,234 / 1,234.50
     r"|[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]{1,3}"  # 1.234,50
     r"|[0-9]+[.,][0-9]{1,3}"  # 1234.50 / 12,5
 )
 _DATE_TOKEN = (
-    r"(?:19|20)[0-9]{2}[-/.][0-9]{1,2}[-/.][0-9]{1,2}"  # 2026-10-03
+    rf"{_YEAR}[-/.][0-9]{{1,2}}[-/.][0-9]{{1,2}}"  # 2026-10-03
     r"|[0-9]{1,2}[-/.][0-9]{1,2}[-/.](?:19|20)?[0-9]{2}"  # 03/10/2026, 3.10.26
 )
-_NON_REFERENCE_TOKEN = f"{_OPEN}(?:{_AMOUNT_TOKEN}|{_DATE_TOKEN}){_CLOSE}"
+_NON_REFERENCE_NUMBER = (
+    rf"(^|[^0-9.,])(?:{_AMOUNT_TOKEN}|{_DATE_TOKEN})([^0-9.,/\-]|[.,/\-][^0-9]|[.,/\-]?$)"
+)
+# a digit run of 8..16 digits starting with a year: append the part after the year as an
+# extra run ("inv202600123" -> "inv202600123 00123"); again two passes for adjacent runs
+_YEAR_RUN = rf"(^|[^0-9])({_YEAR})([0-9]{{4,{_MAX_KEY_DIGITS}}})([^0-9]|$)"
 
 
-def _numeric_text(e: pl.Expr) -> pl.Expr:
-    """Normalized text with amount and date tokens blanked out (markers removed again)."""
+def _reference_text(e: pl.Expr) -> pl.Expr:
+    """Width-folded text with amounts and separated dates blanked out."""
     return (
-        normalize_text(e)
-        .str.replace_all(_NUMERIC_TOKEN, f"{_OPEN}${{0}}{_CLOSE}")
-        .str.replace_all(_NON_REFERENCE_TOKEN, " ")
-        .str.replace_all(f"[{_OPEN}{_CLOSE}]", "")
+        _fold_width(e)
+        .str.replace_all(_NON_REFERENCE_NUMBER, "${1} ${2}")
+        .str.replace_all(_NON_REFERENCE_NUMBER, "${1} ${2}")
     )
 
 
-def _digit_groups(text: pl.Expr) -> pl.Expr:
-    return text.str.extract_all("[0-9]+")
-
-
-def _year_stripped(groups: pl.Expr, min_digits: int) -> pl.Expr:
-    """Per list element: the digits after a leading 19xx/20xx year, for long enough groups."""
-    return groups.list.eval(
-        pl.element().filter(
-            (pl.element().str.len_bytes() >= min_digits)
-            & (pl.element().str.len_bytes() <= _MAX_KEY_DIGITS + 4)
-            & pl.element().str.contains("^(?:19|20)")
-        ).str.slice(4)
+def _keys_from_runs(runs: pl.Expr) -> pl.Expr:
+    """List of digit runs -> deduplicated non-zero Int64 keys of 3..12 digits, in text order."""
+    run = pl.element()
+    as_key = (
+        pl.when(run.str.len_bytes().is_between(_MIN_KEY_DIGITS, _MAX_KEY_DIGITS))
+        .then(run)
+        .cast(pl.Int64, strict=False)
+        .replace(0, None)
     )
-
-
-def _to_keys(digit_strings: pl.Expr) -> pl.Expr:
-    """List of digit strings -> sorted unique non-zero Int64 keys."""
-    key = pl.element().cast(pl.Int64, strict=False)
-    return digit_strings.list.eval(key.filter(key > 0).unique().sort())
-
-
-def _serial_digits(text: pl.Expr) -> pl.Expr:
-    """Serial of a normalized reference as its digit string ("00123"), or null."""
-    last = text.str.extract(r"([0-9]+)[^0-9]*$", 1)
-    return pl.coalesce(last.str.extract(_YEAR_PREFIXED, 1), last)
+    return runs.list.eval(as_key).list.eval(pl.element().drop_nulls().unique(maintain_order=True))
 
 
 def reference_serial(e: pl.Expr) -> pl.Expr:
@@ -389,8 +431,13 @@ def reference_serial(e: pl.Expr) -> pl.Expr:
     >>> df.select(reference_serial(pl.col("r")))["r"].to_list()
     [123, 123, 123, 4411, None]
     """
-    serial = _serial_digits(normalize_text(e)).cast(pl.Int64, strict=False)
-    return pl.when(serial > 0).then(serial)
+    return (
+        _fold_width(e)
+        .str.extract(_LAST_DIGIT_RUN, 1)
+        .str.replace(_YEAR_PREFIXED_RUN, "${1}")
+        .cast(pl.Int64, strict=False)
+        .replace(0, None)
+    )
 
 
 def reference_digits(e: pl.Expr) -> pl.Expr:
@@ -412,22 +459,21 @@ def reference_digits(e: pl.Expr) -> pl.Expr:
     >>> df.select(reference_digits(pl.col("r")))["r"].to_list()
     ['202600123', '4411', None]
     """
-    digits = normalize_text(e).str.replace_all("[^0-9]+", "")
-    return pl.when(digits.str.len_bytes() > 0).then(digits)
+    return _fold_width(e).str.replace_all("[^0-9]+", "").replace("", None)
 
 
 def text_reference_keys(e: pl.Expr) -> pl.Expr:
     """Every candidate reference serial found in free bank text, for an equality join.
 
     Keys are, for each digit group of 3 to 12 digits, its integer value (so ``00123`` and
-    ``#123`` give 123); and for each group of 8 or more digits that starts with 19xx/20xx, the
-    integer after the four year digits (``inv202600123`` gives 202600123 and 123). Split forms
-    (``inv 2026 00123``, ``inv/2026/00123``) give 2026 and 123.
+    ``#123`` give 123); and for each group of 8 to 16 digits that starts with 19xx/20xx, the
+    integer after the four year digits (``inv202600123`` gives 202600123 and 123). Split
+    forms (``inv 2026 00123``, ``inv/2026/00123``) give 2026 and 123.
 
     Numbers that are plainly not references are skipped: amounts (``1,234.50``, ``1234.50``,
     ``1.234,50``) and separated dates (``2026-10-03``, ``03/10/2026``). Compact dates
-    (``20261003``) are kept (they look exactly like ``INV20261003``); so are phone numbers.
-    Recall matters more than precision here: the scorer grades each joined pair with
+    (``20261003``) are kept, because they look exactly like ``INV20261003``; so are phone
+    numbers. Recall matters more than precision here: the scorer grades each joined pair with
     :func:`reference_strength`.
 
     Parameters
@@ -438,27 +484,29 @@ def text_reference_keys(e: pl.Expr) -> pl.Expr:
     Returns
     -------
     pl.Expr
-        ``List(Int64)``, sorted and deduplicated; empty when there is no key; null when the
-        input is null. Before joining on it, ``explode`` and drop the nulls that empty lists
-        become.
+        ``List(Int64)``: distinct keys in order of appearance; empty when there is none; null
+        when the input is null. Before joining on it, ``explode`` and drop the nulls that
+        empty lists become.
 
     Examples
     --------
     >>> df = pl.DataFrame({"t": ["FPS INV-2026-00123", "inv202600123", "HKD 1,234.50", "#456"]})
     >>> df.select(text_reference_keys(pl.col("t")))["t"].to_list()
-    [[123, 2026], [123, 202600123], [], [456]]
+    [[2026, 123], [202600123, 123], [], [456]]
     """
-    groups = _digit_groups(_numeric_text(e))
-    direct = groups.list.eval(
-        pl.element().filter(
-            pl.element().str.len_bytes().is_between(_MIN_KEY_DIGITS, _MAX_KEY_DIGITS)
-        )
+    runs = (
+        _reference_text(e)
+        .str.replace_all(_YEAR_RUN, "${1}${2}${3} ${3}${4}")
+        .str.replace_all(_YEAR_RUN, "${1}${2}${3} ${3}${4}")
+        .str.extract_all("[0-9]+")
     )
-    return _to_keys(direct.list.concat(_year_stripped(groups, min_digits=8)))
+    return _keys_from_runs(runs)
 
 
 def text_digits(e: pl.Expr) -> pl.Expr:
     """All digit groups of the text joined by a single space, for fuzzy digit comparison.
+
+    Every group is kept, amounts and dates included (full-width digits are folded).
 
     Parameters
     ----------
@@ -476,7 +524,7 @@ def text_digits(e: pl.Expr) -> pl.Expr:
     >>> df.select(text_digits(pl.col("t")))["t"].to_list()
     ['2026 00123 1 234 50', '']
     """
-    return _digit_groups(normalize_text(e)).list.join(" ")
+    return _fold_width(e).str.replace_all("[^0-9]+", " ").str.strip_chars(" ")
 
 
 def alnum_text(e: pl.Expr) -> pl.Expr:
@@ -501,26 +549,38 @@ def alnum_text(e: pl.Expr) -> pl.Expr:
     >>> df.select(alnum_text(pl.col("t")))["t"].to_list()
     ['inv202600123', 'inv202600123']
     """
-    return normalize_text(e).str.replace_all(r"[^\p{L}\p{N}\p{M}]+", "")
+    return normalize_text(e).str.replace_all(_NOT_NAME_CHARACTER, "")
 
 
-def _mark_digit_runs(text: pl.Expr) -> pl.Expr:
-    return text.str.replace_all("[0-9]+", f"{_MARK}${{0}}{_MARK}")
+# --------------------------------------------------------------------------------------------
+# reference_strength
+# --------------------------------------------------------------------------------------------
+
+# Digit runs are wrapped in "|" after everything but letters and digits is removed, so a
+# match can be required to cover whole digit runs: "inv-2026-00123" -> "inv|2026||00123|",
+# and with the runs joined ("||" removed) "inv|202600123|". "|" itself never survives the
+# removal, so it cannot come from the text.
+_MARK = "|"
 
 
-def _glued_form(text: pl.Expr) -> pl.Expr:
-    """Alnum form, digit runs marked: 'inv 2026 00123' -> '|inv|202600123|' (| = marker)."""
-    return _mark_digit_runs(text.str.replace_all(r"[^\p{L}\p{N}\p{M}]+", ""))
+def _marked(text: pl.Expr) -> pl.Expr:
+    return text.str.replace_all("[0-9]+", f"{_MARK}${{0}}{_MARK}").str.replace_all(
+        rf"[^\p{{L}}\p{{N}}\p{{M}}{_MARK}]+", ""
+    )
 
 
-def _split_form(text: pl.Expr) -> pl.Expr:
-    """Alnum form, each original digit run marked: 'inv 2026 00123' -> 'inv|2026||00123|'."""
-    return _mark_digit_runs(text).str.replace_all(rf"[^\p{{L}}\p{{N}}\p{{M}}{_MARK}]+", "")
+def _digit_signature(value: pl.Expr) -> pl.Expr:
+    """Multiset of the decimal digits of a non-negative Int64 (up to 12 digits) as one Int64.
 
-
-def _digit_signature(digits: pl.Expr) -> pl.Expr:
-    """Digits sorted ("00132" -> "00123"): equal signatures = same digits in any order."""
-    return digits.str.split("").list.sort().list.join("")
+    Each digit d adds 16**d, so two numbers share a signature exactly when one is a
+    rearrangement of the other's digits (132 and 123; not 1023 and 123).
+    """
+    return pl.sum_horizontal(
+        pl.when(value >= 10**place)
+        .then(pl.lit(16, pl.Int64).pow((value // 10**place) % 10))
+        .otherwise(0)
+        for place in range(_MAX_KEY_DIGITS)
+    )
 
 
 def _contains(haystack: pl.Expr, needle: pl.Expr) -> pl.Expr:
@@ -533,24 +593,26 @@ def reference_strength(bank_text: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr
     Levels, strongest first (the first that holds is returned):
 
     ``"full"``
-        The ledger reference's alnum form (``inv202600123``) appears in the bank text's alnum
-        form, the reference's digit groups laid out either as written or run together; or
+        The ledger reference's letters and digits (``inv202600123``) appear in the bank
+        text's letters and digits, its digit groups either as written or run together
+        (``INV-2026-00123`` in ``inv202600123``, ``INV202600123`` in ``inv/2026/00123``); or
         the bank text holds the reference's year followed by its serial (``2026 00123``,
-        ``2026/123``, ``202600123``). A match must cover whole digit runs: ``inv-2026-0012``
-        is not found in ``inv-2026-00123``, nor ``123`` in ``1,123.50`` (amounts and dates in
-        the bank text are ignored). References shorter than 3 letters/digits are never
-        ``"full"``.
+        ``2026/123``, ``202600123``). A match must cover whole digit groups:
+        ``inv-2026-0012`` is not found in ``inv-2026-00123``, nor ``123`` in ``1,123.50``
+        (amounts and separated dates in the bank text are ignored). References with fewer
+        than 3 letters and digits are never ``"full"``.
     ``"serial"``
         The reference serial (:func:`reference_serial`) is one of the bank text's keys
-        (:func:`text_reference_keys`), ignoring leading zeros: ``00123`` or ``#123`` for
-        ``INV-2026-00123``.
+        (:func:`text_reference_keys`), so leading zeros do not matter: ``00123`` or ``#123``
+        for ``INV-2026-00123``.
     ``"partial"``
-        A bank digit group (3 to 12 digits, or the part after a year in a longer group) has
-        the same digits as the reference's serial in another order (``00132``; compared both
-        as written and without leading zeros), or is a prefix of at least 3 digits of the
-        serial as written (``001`` for ``00123``, a truncated reference). A weak signal.
+        A bank key has the same digits as the serial in another order (``00132`` for
+        ``00123``), or is a prefix of at least 3 digits of the serial as written, alone or
+        after the reference's year (``001``, ``2026001`` for ``INV-2026-00123``: a truncated
+        reference). A weak signal.
     ``"none"``
-        Otherwise, and whenever either side is null or the reference has no letter or digit.
+        Otherwise, and whenever either side is null or the reference has no digit and fewer
+        than 3 letters.
 
     Parameters
     ----------
@@ -576,77 +638,79 @@ def reference_strength(bank_text: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr
     >>> df.select(strength)["reference_strength"].to_list()
     ['full', 'full', 'serial', 'partial', 'partial', 'none']
     """
-    # bank side
-    bank = _numeric_text(bank_text)
-    bank_glued = _glued_form(bank)
-    bank_split = _split_form(bank)
-    bank_groups = _digit_groups(bank)
-    bank_keys = _to_keys(
-        bank_groups.list.eval(
-            pl.element().filter(
-                pl.element().str.len_bytes().is_between(_MIN_KEY_DIGITS, _MAX_KEY_DIGITS)
+    f = pl.field
+    # Each stage is materialized once as a struct field and read by the next stage.
+    stage = pl.struct(
+        bank=_reference_text(bank_text).str.to_lowercase(),
+        ledger=_fold_width(ledger_reference).str.to_lowercase(),
+    ).struct.with_fields(
+        bank_marked=_marked(f("bank")),
+        ledger_marked=_marked(f("ledger")),
+        year=f("ledger").str.extract(_REFERENCE_YEAR, 1),
+        serial=f("ledger").str.extract(_LAST_DIGIT_RUN, 1).str.replace(_YEAR_PREFIXED_RUN, "${1}"),
+    )
+    stage = stage.struct.with_fields(
+        bank_keys=_keys_from_runs(
+            f("bank_marked")
+            .str.replace_all(
+                rf"\{_MARK}({_YEAR})([0-9]{{4,{_MAX_KEY_DIGITS}}})\{_MARK}",
+                f"{_MARK}${{1}}${{2}}{_MARK}{_MARK}${{2}}{_MARK}",
             )
-        ).list.concat(_year_stripped(bank_groups, min_digits=8))
+            .str.extract_all("[0-9]+")
+        ),
+        ledger_joined=f("ledger_marked").str.replace_all(_MARK * 2, "", literal=True),
+        ledger_size=f("ledger_marked").str.len_chars()
+        - f("ledger_marked").str.count_matches(_MARK, literal=True),
+        serial_value=f("serial").cast(pl.Int64, strict=False).replace(0, None),
+        serial_length=f("serial").str.len_bytes().cast(pl.Int64),
     )
-    # candidates for a damaged serial: groups of 3..12 digits, and what follows a year in a
-    # group of 7+ digits ("2026001" -> "001")
-    bank_candidates = bank_groups.list.eval(
-        pl.element().filter(
-            pl.element().str.len_bytes().is_between(_MIN_KEY_DIGITS, _MAX_KEY_DIGITS)
-        )
-    ).list.concat(_year_stripped(bank_groups, min_digits=7))
-    bank_signatures = bank_candidates.list.eval(
-        pl.concat_list(
-            _digit_signature(pl.element()),
-            _digit_signature(pl.element().str.strip_chars_start("0")),
-        ).explode()
+    stage = stage.struct.with_fields(
+        year_value=f("year").cast(pl.Int64),
+        serial_signature=_digit_signature(f("serial_value")),
+        bank_signatures=f("bank_keys").list.eval(_digit_signature(pl.element())),
     )
 
-    # ledger side
-    ledger = normalize_text(ledger_reference)
-    ledger_alnum = ledger.str.replace_all(r"[^\p{L}\p{N}\p{M}]+", "")
-    ledger_groups = _digit_groups(ledger)
-    last = ledger_groups.list.last()
-    previous = ledger_groups.list.get(-2, null_on_oob=True)
-    year = pl.coalesce(
-        last.str.extract(r"^((?:19|20)[0-9]{2})[0-9]{4,}$", 1),
-        pl.when(previous.str.contains(_YEAR)).then(previous),
-    )
-    serial = _serial_digits(ledger)  # as written, "00123"
-    serial_value = serial.cast(pl.Int64, strict=False)
-    serial_unpadded = serial_value.cast(pl.String)
-
-    full = (ledger_alnum.str.len_chars() >= _MIN_KEY_DIGITS) & (
-        _contains(bank_glued, _glued_form(ledger))
-        | _contains(bank_split, _split_form(ledger))
-        | _contains(bank_glued, pl.concat_str(pl.lit(_MARK), year, serial, pl.lit(_MARK)))
-        | _contains(
-            bank_split,
+    bank_marked, keys = f("bank_marked"), f("bank_keys")
+    year, serial, value, length = f("year"), f("serial"), f("serial_value"), f("serial_length")
+    full = (f("ledger_size") >= _MIN_KEY_DIGITS) & pl.any_horizontal(
+        _contains(bank_marked, f("ledger_marked")),
+        _contains(bank_marked, f("ledger_joined")),
+        _contains(bank_marked, pl.concat_str(pl.lit(_MARK), year, serial, pl.lit(_MARK))),
+        _contains(
+            bank_marked,
             pl.concat_str(pl.lit(_MARK), year, pl.lit(_MARK * 2), serial, pl.lit(_MARK)),
-        )
-        | _contains(
-            bank_split,
-            pl.concat_str(pl.lit(_MARK), year, pl.lit(_MARK * 2), serial_unpadded, pl.lit(_MARK)),
-        )
+        ),
+        _contains(
+            bank_marked,
+            pl.concat_str(
+                pl.lit(_MARK), year, pl.lit(_MARK * 2), value.cast(pl.String), pl.lit(_MARK)
+            ),
+        ),
     )
-    serial_found = (serial_value > 0) & bank_keys.list.contains(serial_value)
-    serial_prefixes = pl.concat_list(
-        [serial.str.slice(0, n) for n in range(_MIN_KEY_DIGITS, _MAX_KEY_DIGITS)]
+    serial_found = keys.list.contains(value).fill_null(False)
+    # truncation: the first k digits of the zero-padded serial (3 <= k < its length), alone
+    # or glued to the year; as integers, like the keys
+    truncated = []
+    for k in range(_MIN_KEY_DIGITS, _MAX_KEY_DIGITS):
+        shift = pl.lit(10, pl.Int64).pow((length - k).clip(lower_bound=0))
+        prefix = pl.when(length > k).then(value // shift)
+        truncated.append(keys.list.contains(prefix).fill_null(False))
+        glued = f("year_value") * 10**k + prefix
+        truncated.append(keys.list.contains(glued).fill_null(False))
+    transposed = f("bank_signatures").list.contains(f("serial_signature")).fill_null(False)
+    partial = (value.is_not_null() & (length >= _MIN_KEY_DIGITS)) & pl.any_horizontal(
+        transposed, *truncated
     )
-    serial_signatures = pl.concat_list(
-        _digit_signature(serial), _digit_signature(serial.str.strip_chars_start("0"))
-    )
-    damaged = (serial.str.len_bytes() >= _MIN_KEY_DIGITS) & (serial_value > 0) & (
-        (bank_signatures.list.set_intersection(serial_signatures).list.len() > 0)
-        | (bank_candidates.list.set_intersection(serial_prefixes).list.len() > 0)
-    )
-    return (
+
+    strength = (
         pl.when(full.fill_null(False))
         .then(pl.lit("full"))
-        .when(serial_found.fill_null(False))
+        .when(serial_found)
         .then(pl.lit("serial"))
-        .when(damaged.fill_null(False))
+        .when(partial.fill_null(False))
         .then(pl.lit("partial"))
         .otherwise(pl.lit("none"))
-        .alias("reference_strength")
+    )
+    return stage.struct.with_fields(reference_strength=strength).struct.field(
+        "reference_strength"
     )
