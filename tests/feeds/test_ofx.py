@@ -1,0 +1,367 @@
+"""Tests of the OFX / QFX feed (feeds stage)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from feeds import camt, mt940, ofx
+from models.errors import FeedFormatError
+from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA
+
+DATA = Path(__file__).parent / "data" / "ofx"
+SAMPLES = [DATA / "checking_sgml_cp1252.ofx", DATA / "two_accounts_v2_utf8.ofx"]
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "ofx"
+REAL_FILES = sorted(p.name for p in REAL.glob("*")) if REAL.is_dir() else []
+
+
+def real(name: str) -> str:
+    if not REAL.is_dir():
+        pytest.skip(f"shared real-data folder not found at {REAL} (it sits beside the checkout in CI)")
+    return str(REAL / name)
+
+
+def check_result_shape(result) -> None:
+    assert result.frame.schema == pl.Schema(BANK_SCHEMA)
+    assert result.rejects.schema == pl.Schema(REJECTS_SCHEMA)
+    assert result.balances.schema == pl.Schema(BALANCE_SCHEMA)
+    assert result.rows_read == result.frame.height + result.rejects.height
+    assert result.format == "ofx" and result.side == "bank"
+
+
+def check_expected(result, expected: dict) -> None:
+    check_result_shape(result)
+    assert result.rows_read == expected["rows_read"]
+    assert result.accounts == expected["accounts"]
+    rows = result.frame.to_dicts()
+    assert len(rows) == len(expected["rows"])
+    for got, want in zip(rows, expected["rows"], strict=True):
+        for key, value in want.items():
+            if key == "id" and value == "fp-":
+                assert re.fullmatch(r"fp-[0-9a-f]{16}", got["id"]), got
+            elif key == "date":
+                assert got["date"] == dt.date.fromisoformat(value), (got, want)
+            else:
+                assert got[key] == value, (key, got, want)
+    rejects = result.rejects.to_dicts()
+    assert [r["line"] for r in rejects] == [r["line"] for r in expected["rejects"]]
+    for got, want in zip(rejects, expected["rejects"], strict=True):
+        assert want["reason_contains"] in got["reason"], got
+        assert got["raw"].startswith("<STMTTRN>")
+    for note in expected.get("notes_contain", []):
+        assert any(note in n for n in result.notes), result.notes
+    balances = result.balances.to_dicts()
+    assert len(balances) == len(expected["balances"])
+    for got, want in zip(balances, expected["balances"], strict=True):
+        for key, value in want.items():
+            got_value = got[key].isoformat() if key == "date" else got[key]
+            assert got_value == value, (key, got, want)
+
+
+# --- the reviewed samples ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+def test_sample_matches_reviewed_expected_output(sample):
+    expected = json.loads(sample.with_suffix(".expected.json").read_text(encoding="utf-8"))
+    check_expected(ofx.read(str(sample)), expected)
+
+
+def test_names_survive_byte_exact():
+    cp1252 = ofx.read(str(SAMPLES[0])).frame.get_column("counterparty").to_list()
+    assert "Société Générale — virement" in cp1252 and "Café Zürich" in cp1252
+    utf8 = ofx.read(str(SAMPLES[1])).frame
+    assert utf8.get_column("counterparty").to_list()[:2] == ["株式会社山田商事", "東京電力"]
+    assert utf8.item(0, "description") == "振込 請求書 A-17"
+    assert json.loads(utf8.item(0, "attributes"))["trntype"] == "CREDIT"
+
+
+def test_empty_fitid_gets_the_documented_fingerprint():
+    frame = ofx.read(str(SAMPLES[1])).frame
+    key = "\x1f".join(["1234567", "2024-02-15", "-3300", "JPY", "東京電力", "", "0"])
+    assert frame.item(1, "id") == "fp-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+def test_reading_twice_gives_identical_ids(sample):
+    assert ofx.read(str(sample)).frame.get_column("id").to_list() == ofx.read(str(sample)).frame.get_column("id").to_list()
+
+
+def test_booking_date_is_the_date_as_written_not_utc(tmp_path):
+    frame = ofx.read(str(SAMPLES[0])).frame
+    # DTPOSTED 20240131230000[-5:EST] is 2024-02-01 04:00 UTC; the bank booked it on the 31st
+    assert frame.item(1, "date") == dt.date(2024, 1, 31)
+
+
+def test_error_status_is_refused_with_the_bank_message(tmp_path):
+    path = tmp_path / "error.ofx"
+    path.write_text(
+        "<OFX><SIGNONMSGSRSV1><SONRS><STATUS><CODE>0</CODE><SEVERITY>INFO</SEVERITY></STATUS></SONRS></SIGNONMSGSRSV1>"
+        "<BANKMSGSRSV1><STMTTRNRS><TRNUID>1</TRNUID><STATUS><CODE>2000</CODE><SEVERITY>ERROR</SEVERITY>"
+        "<MESSAGE>Account locked</MESSAGE></STATUS></STMTTRNRS></BANKMSGSRSV1></OFX>",
+        encoding="ascii",
+    )
+    with pytest.raises(FeedFormatError, match="2000 ERROR 'Account locked'"):
+        ofx.read(str(path))
+
+
+def test_transaction_outside_a_statement_is_a_reject_not_a_silent_drop(tmp_path):
+    text = SAMPLES[1].read_text(encoding="utf-8").replace(
+        "</OFX>", "<STMTTRN><TRNTYPE>DEBIT</TRNTYPE><DTPOSTED>20240301</DTPOSTED><TRNAMT>-1</TRNAMT><FITID>X</FITID></STMTTRN>\n</OFX>"
+    )
+    path = tmp_path / "orphan.ofx"
+    path.write_text(text, encoding="utf-8")
+    result = ofx.read(str(path))
+    assert result.rows_read == 6
+    assert "not inside a bank or credit-card statement" in result.rejects.get_column("reason").to_list()[-1]
+
+
+def test_broken_markup_around_a_transaction_is_reported(tmp_path):
+    text = SAMPLES[0].read_bytes().replace(b"</STMTTRN>\r\n<STMTTRN>\r\n<TRNTYPE>CHECK", b"</STMTTRN\r\n<STMTTRN>\r\n<TRNTYPE>CHECK")
+    path = tmp_path / "broken.ofx"
+    path.write_bytes(text)
+    result = ofx.read(str(path))
+    check_result_shape(result)
+    assert result.rows_read >= 6
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"date,amount\n2024-01-01,5\n", "not an OFX"),
+        (b"<OFX><SIGNONMSGSRSV1></SIGNONMSGSRSV1></OFX>", "no bank, credit-card or investment statement"),
+    ],
+)
+def test_whole_file_problems_raise_feed_format_error(tmp_path, content, message):
+    path = tmp_path / "bad.ofx"
+    path.write_bytes(content)
+    with pytest.raises(FeedFormatError) as error:
+        ofx.read(str(path))
+    assert message in str(error.value)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(FeedFormatError, match="not found"):
+        ofx.read(str(tmp_path / "nope.ofx"))
+    with pytest.raises(FeedFormatError, match="directory"):
+        ofx.read(str(tmp_path))
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+def test_identify_by_content(sample):
+    head = sample.read_bytes()[:65536]
+    assert ofx.identify(head, "download.dat")
+    assert not mt940.identify(head, "download.dat")
+    assert not camt.identify(head, "download.dat")
+
+
+# --- real files from ../shared/realdata --------------------------------------------------------
+
+# facts from ../shared/realdata/expected.json. rows: {index: (date, minor, currency, id suffix)}
+REAL_FACTS: dict[str, dict] = {
+    "beancountimport_amex_creditcard_misnested.ofx": {
+        "transactions": 3,
+        "rows": {0: ("2013-11-24", -14394, "USD", "320133280255184014"), 1: ("2013-11-25", -2805, "USD", "320133290268683266"),
+                 2: ("2013-11-26", -1876, "USD", "320133300285014247")},
+        "balances": [("closing", "2014-01-12", -235638)], "accounts": ["379700001111222"],
+        "text0": ("PRUNE               NEW YORK", "7101466     RESTAURANT"),
+    },
+    "ledgerautosync_accented_latin1_cp1252.ofx": {
+        "transactions": 1, "rows": {0: ("2014-09-20", -5873, "USD", "201409206")},
+        "counterparty0": "Virement Interac à: Jean",
+    },
+    "ofxparse_anz_creditcard_v203_unclosed.ofx": {
+        "transactions": 1, "rows": {0: ("2017-05-08", -550, "AUD", "201705080001")}, "accounts": ["1234123412341234"],
+        "balances": [("closing", "2017-05-10", -12345), ("available", "2017-05-10", 12345)], "description0": "SOME MEMO",
+    },
+    "ofxparse_bank_medium_sgml102.ofx": {
+        "transactions": 3,
+        "rows": {0: ("2009-04-01", -660, "CAD", "0000123456782009040100001"), 1: ("2009-04-02", -31667, "CAD", None),
+                 2: ("2009-04-03", -2200, "CAD", None)},
+        "accounts": ["12300 000012345678"],
+        "balances": [("closing", "2009-05-23", 38234), ("available", "2009-05-23", 68234)],
+        "counterparty0": "MCDONALD'S #112", "description0": "POS MERCHANDISE;MCDONALD'S #112",
+    },
+    "ofxparse_checking_sgml102_indented.ofx": {
+        "transactions": 3,
+        "rows": {0: ("2011-03-31", 1, "USD", "0000486"), 1: ("2011-04-05", -3451, "USD", "0000487"),
+                 2: ("2011-04-07", -2500, "USD", "0000488")},
+        "accounts": ["1452687~7"], "reference2": "319",
+        "balances": [("closing", "2013-05-25", 10099), ("available", "2013-05-25", 7599)],
+    },
+    "ofxparse_fidelity_invbanktran.ofx": {
+        # three cash lines carry 4 decimals (115.8331 USD): refused rather than rounded
+        "transactions": 4, "rejected": 3, "reject_reason": "more decimals than USD allows",
+        "rows": {0: ("2012-07-20", -150000, "USD", "X0000000000000000000001")},
+        "counterparty0": "Check Paid #0000001001",
+    },
+    "ofxparse_malformed_amount_dollar_sign.ofx": {"transactions": 1, "rejected": 1, "reject_reason": "'$120'"},
+    "ofxparse_malformed_dates_missing.ofx": {"transactions": 3, "rejected": 3, "reject_reason": "DTPOSTED"},
+    "ofxparse_multiple_accounts_v211.ofx": {
+        "transactions": 0, "accounts": ["9100", "9200"],
+        "balances": [("closing", "2012-06-03", 11100), ("closing", "2012-06-03", 22200)],
+    },
+    "ofxparse_newcastle_permanent_empty_tags.ofx": {
+        "transactions": 1, "rows": {0: ("2018-05-07", 1234, "AUD", None)}, "accounts": ["12345678"],
+        "description0": "CBA:Transfer", "fingerprint0": True,
+    },
+    "ofxparse_suncorp_v200_cdata.ofx": {
+        "transactions": 1, "rows": {0: ("2013-12-15", -1685, "AUD", "1")},
+        "counterparty0": "EFTPOS WDL HANDYWAY ALDI STORE",
+        "description0": "EFTPOS WDL HANDYWAY ALDI STORE   GEELONG WEST VICAU",
+        "balances": [("closing", "2013-12-15", 123412), ("available", "2013-12-15", 123412)],
+    },
+    "ofxparse_svb_error_status.ofx": {"refused": "2000 ERROR 'General Server Error'"},
+    "ofxtools_nubank_br_creditcard_sgml102.ofx": {
+        "transactions": 6, "sum": -128091, "accounts": ["11111111-UUID-UUID-UUID-111111111111"],
+        "rows": {0: ("2024-03-23", -1300, "BRL", None)}, "balances": [("closing", "2024-03-25", -128091)],
+    },
+    "ofxtools_stmtrs_v200_comma_decimal.ofx": {
+        "transactions": 2, "rows": {0: ("2005-10-04", -20000, "USD", "00002"), 1: ("2005-10-20", -30000, "USD", "00003")},
+        "balances": [("closing", "2005-10-29", 20029), ("available", "2005-10-29", 20029)],
+    },
+    "ofxtools_stmtrs_v200_xml.ofx": {
+        "transactions": 2, "rows": {0: ("2005-10-04", -20000, "USD", "00002"), 1: ("2005-10-20", -30000, "USD", "00003")},
+        "reference0": "1000", "accounts": ["999988"],
+        "balances": [("closing", "2005-10-29", 20029), ("available", "2005-10-29", 20029)],
+    },
+    "reds_ally_qfx_values_on_next_line_dup_fitid.qfx": {
+        "transactions": 2, "rows": {0: ("2019-01-09", -5500, "USD", "21302970191741"), 1: ("2019-01-09", -100000, "USD", "21302970191741")},
+        "counterparty0": "Transfer to savings account", "same_ids": True, "note": "FITID 21302970191741",
+        "balances": [("closing", "2015-01-01", 15065)],
+    },
+    "reds_capitalone_360_checking_v202.qfx": {
+        "transactions": 4,
+        "rows": {0: ("2023-02-28", 1, "USD", None), 1: ("2023-01-19", 88899, "USD", None),
+                 2: ("2023-01-17", -10000, "USD", None), 3: ("2023-01-12", 44455, "USD", None)},
+        "description0": "Monthly Interest Paid", "balances": [("closing", "2023-03-10", 432198)],
+    },
+    "reds_n26_ofxstatement_header_in_comment.ofx": {
+        "transactions": 1, "rows": {0: ("2025-05-03", -150, "EUR", "fitid")}, "counterparty0": "name",
+        "balances": [],
+    },
+}
+
+
+def test_every_real_file_has_recorded_facts():
+    if not REAL.is_dir():
+        pytest.skip(f"shared real-data folder not found at {REAL}")
+    assert set(REAL_FILES) == set(REAL_FACTS), "a new real OFX file needs its facts here"
+
+
+@pytest.mark.parametrize("name", sorted(REAL_FACTS))
+def test_real_file_facts(name):
+    path = real(name)
+    facts = REAL_FACTS[name]
+    assert ofx.identify(Path(path).read_bytes()[:65536], path)
+    if "refused" in facts:
+        with pytest.raises(FeedFormatError, match=re.escape(facts["refused"])):
+            ofx.read(path)
+        return
+    result = ofx.read(path)
+    check_result_shape(result)
+    assert result.rows_read == facts["transactions"]
+    assert result.rejects.height == facts.get("rejected", 0), result.rejects.to_dicts()
+    if "reject_reason" in facts:
+        assert all(facts["reject_reason"] in r for r in result.rejects.get_column("reason").to_list())
+    rows = result.frame.to_dicts()
+    for index, (day, minor, currency, fitid) in facts.get("rows", {}).items():
+        row = rows[index]
+        assert (row["date"].isoformat(), row["amount_minor"], row["currency"]) == (day, minor, currency)
+        if fitid is not None:
+            assert row["id"].endswith("/" + fitid) and json.loads(row["attributes"])["fitid"] == fitid
+    if "sum" in facts:
+        assert result.frame.get_column("amount_minor").sum() == facts["sum"]
+    if "accounts" in facts:
+        assert result.accounts == facts["accounts"]
+    if "balances" in facts:
+        balances = [(b["type"], b["date"].isoformat(), b["amount_minor"]) for b in result.balances.to_dicts()]
+        assert balances == facts["balances"]
+    for key in ("counterparty", "description", "reference"):
+        for index in range(3):
+            if f"{key}{index}" in facts:
+                assert rows[index][key] == facts[f"{key}{index}"]
+    if "text0" in facts:
+        assert (rows[0]["counterparty"], rows[0]["description"]) == facts["text0"]
+    if facts.get("fingerprint0"):
+        assert re.fullmatch(r"fp-[0-9a-f]{16}", rows[0]["id"])
+    if facts.get("same_ids"):
+        assert rows[0]["id"] == rows[1]["id"]
+    if "note" in facts:
+        assert any(facts["note"] in n for n in result.notes)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in REAL_FACTS if "refused" not in REAL_FACTS[n]))
+def test_real_file_read_twice_gives_identical_ids(name):
+    path = real(name)
+    assert ofx.read(path).frame.get_column("id").to_list() == ofx.read(path).frame.get_column("id").to_list()
+
+
+# --- fuzzing ----------------------------------------------------------------------------------
+
+
+def read_bytes(folder: Path, data: bytes):
+    path = folder / "fuzz.ofx"
+    path.write_bytes(data)
+    try:
+        result = ofx.read(str(path))
+    except FeedFormatError:
+        return None
+    check_result_shape(result)
+    # every <STMTTRN> of the text is read or rejected, never dropped silently
+    starts = len(re.findall(rb"(?i)<STMTTRN\s*>", data))
+    if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        assert result.rows_read >= starts
+    return result
+
+
+FUZZ_SOURCES = [p.read_bytes() for p in SAMPLES] + [(REAL / n).read_bytes() for n in REAL_FILES[:8]]
+
+mutations = st.lists(
+    st.tuples(st.sampled_from(["flip", "delete", "insert", "duplicate"]), st.floats(0, 1), st.binary(min_size=1, max_size=8)),
+    min_size=1, max_size=6,
+)
+
+
+def mutate(data: bytes, plan) -> bytes:
+    buffer = bytearray(data)
+    for op, where, payload in plan:
+        if not buffer:
+            break
+        pos = int(where * (len(buffer) - 1))
+        if op == "flip":
+            buffer[pos] ^= payload[0] or 1
+        elif op == "delete":
+            del buffer[pos: pos + len(payload) * 3]
+        elif op == "insert":
+            buffer[pos:pos] = payload
+        else:
+            buffer[pos:pos] = buffer[pos: pos + 80]
+    return bytes(buffer)
+
+
+@settings(max_examples=200, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=3000))
+def test_fuzz_arbitrary_bytes(tmp_path_factory, data):
+    read_bytes(tmp_path_factory.mktemp("ofx"), data)
+
+
+@settings(max_examples=200, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=500))
+def test_fuzz_arbitrary_bytes_after_an_ofx_tag(tmp_path_factory, data):
+    read_bytes(tmp_path_factory.mktemp("ofx"), b"<OFX><STMTRS><CURDEF>USD<STMTTRN>" + data)
+
+
+@settings(max_examples=200, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
+@given(source=st.sampled_from(range(len(FUZZ_SOURCES))), plan=mutations)
+def test_fuzz_mutated_statements(tmp_path_factory, source, plan):
+    read_bytes(tmp_path_factory.mktemp("ofx"), mutate(FUZZ_SOURCES[source], plan))
