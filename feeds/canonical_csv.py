@@ -62,6 +62,7 @@ __all__ = [
     "amount_exprs",
     "as_schema",
     "attributes_expr",
+    "canonical_from_table",
     "currency_exprs",
     "date_exprs",
     "identify",
@@ -617,8 +618,18 @@ def _fingerprint(key: pl.Series) -> pl.Series:
 
 def _read_one(path: str | PathLike[str], side: str) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """(canonical rows, rejects, rows read) for one file, duplicates not yet removed."""
-    what = f"{side} CSV"
-    table = read_raw_table(path, what=what)
+    return canonical_from_table(read_raw_table(path, what=f"{side} CSV"), side)
+
+
+def canonical_from_table(
+    table: RawTable, side: str, what: str | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """(canonical rows, rejects, rows read) from text fields named like the canonical CSV.
+
+    Any tabular source whose columns carry recon's canonical names (Parquet, a database table)
+    goes through here once its values are text, so every source validates the same way.
+    """
+    what = what or f"{side} CSV"
     known = BANK_COLUMNS if side == "bank" else LEDGER_COLUMNS
     required = BANK_REQUIRED if side == "bank" else LEDGER_REQUIRED
     hint = (
