@@ -23,6 +23,7 @@ other formats goes on without it.
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from collections.abc import Sequence
 from os import PathLike
@@ -339,10 +340,23 @@ def read_any(
             )
     else:
         module = detect(source, side)
-    result = module.read(source, side=side, **options)
+    if _accepts_side(module):
+        result = module.read(source, side=side, **options)
+    else:  # a module whose read() serves one side only and takes no side argument
+        result = module.read(source, **options)
     if not isinstance(result, FeedResult):  # pragma: no cover - a module breaking the protocol
         raise TypeError(f"{module.__name__}.read returned {type(result).__name__}, not FeedResult")
     return result
+
+
+def _accepts_side(module: ModuleType) -> bool:
+    try:
+        parameters = inspect.signature(module.read).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return True
+    return "side" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 def load(
