@@ -276,12 +276,11 @@ def _amount(node: _Node | None, fallback_currency: str) -> tuple[int | None, str
         return None, currency, str(error)
 
 
-def _party(node: _Node | None) -> tuple[str, str]:
-    """(name, account) of a related party; v2-v7 ``Dbtr/Nm`` and v8+ ``Dbtr/Pty/Nm``."""
+def _party_name(node: _Node | None) -> str:
+    """Name of a related party: v2-v7 ``Dbtr/Nm``, v8+ ``Dbtr/Pty/Nm``."""
     if node is None:
-        return "", ""
-    name = node.value("Nm") or node.value("Pty", "Nm")
-    return name, ""
+        return ""
+    return node.value("Nm") or node.value("Pty", "Nm")
 
 
 def _account_id(node: _Node | None) -> str:
@@ -317,7 +316,7 @@ def _detail(node: _Node, index: int) -> _Detail:
     parties = node.child("RltdPties")
     if parties is not None:
         for role in ("Dbtr", "Cdtr", "UltmtDbtr", "UltmtCdtr"):
-            name, _ = _party(parties.child(role))
+            name = _party_name(parties.child(role))
             if name:
                 fields[role] = name
         for role in ("DbtrAcct", "CdtrAcct"):
@@ -470,7 +469,7 @@ def read(path: str | PathLike[str]) -> FeedResult:
         message_id = message.value("GrpHdr", "MsgId")
         for statement in message.all(statement_name):
             _read_statement(
-                source, lines, statement, kind, version or f"camt.{kind}", message_id,
+                source, lines, statement, version or f"camt.{kind}", message_id,
                 rows, rejects, balances, accounts, notes,
             )
     read_entries = {id(e) for m in messages for st in m.all(_MESSAGES[m.name][1]) for e in st.all("Ntry")}
@@ -512,7 +511,6 @@ def _read_statement(
     source: str,
     lines: list[str],
     statement: _Node,
-    kind: str,
     version: str,
     message_id: str,
     rows: list[dict],
@@ -555,7 +553,7 @@ def _read_statement(
         )
 
     for entry in statement.all("Ntry"):
-        _read_entry(source, lines, entry, statement_id, account, account_currency, kind, version,
+        _read_entry(source, lines, entry, statement_id, account, account_currency, version,
                     message_id, rows, rejects, notes)
 
 
@@ -566,7 +564,6 @@ def _read_entry(
     statement_id: str,
     account: str,
     account_currency: str,
-    kind: str,
     version: str,
     message_id: str,
     rows: list[dict],
@@ -601,6 +598,8 @@ def _read_entry(
         booking, date_source = value_date, "value date"
 
     status = entry.value("Sts") or entry.value("Sts", "Cd") or entry.value("Sts", "Prtry")
+    if status and status != "BOOK":
+        notes.append(f"line {entry.line}: entry status {status} (not booked yet); read, with its status in attributes")
     reversal = entry.value("RvslInd").lower() in ("true", "1")
     entry_fields: dict[str, str] = {
         "message": version,

@@ -215,10 +215,9 @@ def _physical_lines(text: str) -> list[str]:
     return re.split(r"\r\n|\r|\n", text)
 
 
-def _split_statements(lines: list[str]) -> tuple[list[_Statement], list[str]]:
-    """Group lines into statements and tags. Returns (statements, notes)."""
+def _split_statements(lines: list[str]) -> list[_Statement]:
+    """Group physical lines into statements (one per ``:20:``) and tags with their lines."""
     statements: list[_Statement] = []
-    notes: list[str] = []
     current: _Statement | None = None
     tag: _Tag | None = None
     for number, raw in enumerate(lines, start=1):
@@ -242,9 +241,8 @@ def _split_statements(lines: list[str]) -> tuple[list[_Statement], list[str]]:
             continue
         if tag is not None:
             tag.lines.append(line)
-        elif line.strip():
-            pass  # header lines of a message (bank id, "940", "{1:...}"): not statement content
-    return statements, notes
+        # else: header lines of a message (bank id, "940", "{1:...}"), not statement content
+    return statements
 
 
 def _parse_date(text: str) -> dt.date:
@@ -447,7 +445,8 @@ def read(path: str | PathLike[str], *, encoding: str | None = None) -> FeedResul
     if b"\x00" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise _fail(source, "contains NUL bytes: it is a binary file, not an MT940 statement (a text file with :20:, :25:, :61: lines)")
     text, used, guessed = _decode(source, data, encoding)
-    statements, notes = _split_statements(_physical_lines(text))
+    statements = _split_statements(_physical_lines(text))
+    notes: list[str] = []
     statements = [s for s in statements if any(t.name == "20" for t in s.tags) or any(t.name == "61" for t in s.tags)]
     if not statements:
         raise _fail(

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import polars as pl
 from ofxparse import OfxParser
-from ofxparse.ofxparse import OfxParserException
+from ofxparse.ofxparse import InvestmentStatement, OfxParserException, Statement
 
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
@@ -218,7 +218,7 @@ class _OfxParser(OfxParser):
         try:
             statement = super().parseStatement(stmt_ofx)
         except Exception:  # ofxparse stumbles on a malformed statement header: read it ourselves
-            statement = type("Statement", (), {"warnings": [], "discarded_entries": []})()
+            statement = Statement()
         statement.tag = stmt_ofx
         return statement
 
@@ -227,7 +227,7 @@ class _OfxParser(OfxParser):
         try:
             statement = super().parseInvestmentStatement(invstmtrs_ofx)
         except Exception:
-            statement = type("Statement", (), {"warnings": [], "discarded_entries": []})()
+            statement = InvestmentStatement()
         statement.tag = invstmtrs_ofx
         return statement
 
