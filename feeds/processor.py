@@ -180,7 +180,7 @@ def major_to_minor(value: Any, currency: str, label: str) -> int:
     try:
         return to_minor(text.lstrip("+"), currency)
     except PrecisionError as error:
-        raise PrecisionError(f"{label}: {error}") from None
+        raise PrecisionError(str(error).replace("amount", label, 1)) from None
 
 
 def check_currency(value: Any, label: str = "currency") -> str:
