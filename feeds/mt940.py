@@ -540,11 +540,15 @@ def _read_statement(
 
     # :61: lines with the :86: / :NS: tags that follow them
     groups: list[tuple[_Tag, list[_Tag]]] = []
+    open_group: list[_Tag] | None = None  # info tags of the :61: just read, while only :86:/:NS: follow
     for tag in statement.tags:
         if tag.name == "61":
             groups.append((tag, []))
-        elif tag.name in ("86", "NS") and groups and (groups[-1][1] or _follows(statement, groups[-1][0], tag)):
-            groups[-1][1].append(tag)
+            open_group = groups[-1][1]
+        elif tag.name in ("86", "NS") and open_group is not None:
+            open_group.append(tag)
+        else:
+            open_group = None
     for line_tag, info_tags in groups:
         raw = ":61:" + "\n".join(line_tag.lines)
         for info in info_tags:
@@ -632,18 +636,6 @@ def _read_statement(
                 "_key": [account, statement_no, booking.isoformat(), str(minor), currency, raw],
             }
         )
-
-
-def _follows(statement: _Statement, line_tag: _Tag, info_tag: _Tag) -> bool:
-    """Whether ``info_tag`` directly follows ``line_tag`` (only :86:/:NS: between them)."""
-    tags = statement.tags
-    start = tags.index(line_tag)
-    for tag in tags[start + 1:]:
-        if tag is info_tag:
-            return True
-        if tag.name not in ("86", "NS"):
-            return False
-    return False
 
 
 def _assign_ids(rows: list[dict]) -> None:

@@ -31,6 +31,7 @@ across files and reports duplicates) and is named in ``notes``. ``LEDGERBAL`` be
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import datetime as dt
 import hashlib
@@ -214,6 +215,20 @@ class _OfxParser(OfxParser):
         return dt.datetime(int(match.group(1)), int(match.group(2)), int(match.group(3)))
 
     @classmethod
+    def parseTransaction(cls, txn_ofx):  # noqa: N802 - ofxparse's name
+        """ofxparse's reading, with its verdict ('' or why it discarded) kept on the tag."""
+        try:
+            transaction = super().parseTransaction(txn_ofx)
+        except OfxParserException as error:
+            txn_ofx.__dict__["_recon_verdict"] = " ".join(str(error).split())
+            raise
+        except Exception as error:  # an ofxparse bug on odd content: judged by this feed instead
+            txn_ofx.__dict__["_recon_verdict"] = f"{type(error).__name__}: {error}"
+            raise OfxParserException(str(error)) from None
+        txn_ofx.__dict__["_recon_verdict"] = ""
+        return transaction
+
+    @classmethod
     def parseStatement(cls, stmt_ofx):  # noqa: N802 - ofxparse's name
         try:
             statement = super().parseStatement(stmt_ofx)
@@ -256,16 +271,21 @@ def _leaf(tag, name: str) -> str | None:
     return ""
 
 
-def _leaves(tag) -> dict[str, str]:
-    """Every element under ``tag`` with text of its own -> that text (first occurrence)."""
+def _fields(tag) -> dict[str, str]:
+    """Every element under ``tag`` -> the text of its own first string ('' when it has none).
+
+    One pass over the transaction's elements (first occurrence of each name wins); a currency
+    symbol is keyed by its aggregate (``currency/cursym``, ``origcurrency/cursym``).
+    """
     values: dict[str, str] = {}
     for element in tag.find_all(True):
-        if element.name in values:
+        name = element.name
+        if name == "cursym" and element.parent is not None:
+            name = f"{element.parent.name}/cursym"
+        if name in values:
             continue
-        if element.contents and isinstance(element.contents[0], str):
-            value = str(element.contents[0]).strip()
-            if value:
-                values[element.name] = value
+        first = element.contents[0] if element.contents else None
+        values[name] = str(first).strip() if isinstance(first, str) else ""
     return values
 
 
@@ -409,6 +429,7 @@ def read(path: str | PathLike[str], *, encoding: str | None = None) -> FeedResul
 
     # every STMTTRN start tag in file order, for lines and raw text
     starts = [m.start() for m in re.finditer(r"(?i)<STMTTRN\s*>", text)]
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
     soup = statements[0].statement.tag
     while soup.parent is not None:
         soup = soup.parent
@@ -453,7 +474,7 @@ def read(path: str | PathLike[str], *, encoding: str | None = None) -> FeedResul
             index = ordinal.get(id(tag))
             if aligned and index is not None:
                 start = starts[index]
-                line = text.count("\n", 0, start) + 1
+                line = bisect.bisect_right(line_starts, start)
                 end = starts[index + 1] if index + 1 < len(starts) else len(text)
                 closing = re.search(r"(?i)</STMTTRN\s*>", text[start:end])
                 raw = text[start: start + closing.end()] if closing else text[start:end]
@@ -466,7 +487,7 @@ def read(path: str | PathLike[str], *, encoding: str | None = None) -> FeedResul
                 raw = raw[:_MAX_RAW] + " ..."
             _read_transaction(source, tag, line, raw, account_id, curdef, context, rows, rejects, notes)
 
-    _reject_unread(source, text, soup, seen, rejects)
+    _reject_unread(source, text, line_starts, soup, seen, rejects)
     _assign_ids(rows, notes)
     frame = pl.DataFrame([{k: r[k] for k in BANK_SCHEMA} for r in rows], schema=BANK_SCHEMA)
     return FeedResult(
@@ -481,7 +502,9 @@ def read(path: str | PathLike[str], *, encoding: str | None = None) -> FeedResul
     )
 
 
-def _reject_unread(source: str, text: str, soup, seen: set[int], rejects: list[dict]) -> None:
+def _reject_unread(
+    source: str, text: str, line_starts: list[int], soup, seen: set[int], rejects: list[dict]
+) -> None:
     """Make a reject of every STMTTRN that was not read: outside any statement, or lost by the
     tag tree because of broken markup (e.g. a ``</STMTTRN`` without its ``>``)."""
     offset = _HEADER_FOR_OFXPARSE.count("\n")
@@ -497,7 +520,7 @@ def _reject_unread(source: str, text: str, soup, seen: set[int], rejects: list[d
                  "raw": str(tag)[:_MAX_RAW]}
             )
     for match in re.finditer(r"(?i)<STMTTRN\s*>", text):
-        line = text.count("\n", 0, match.start()) + 1
+        line = bisect.bisect_right(line_starts, match.start())
         if in_tree.get(line, 0) > 0:
             in_tree[line] -= 1
             continue
@@ -541,20 +564,19 @@ def _read_balances(source, statement_tag, account_id, curdef, statement_id, bala
 
 
 def _read_transaction(source, tag, line, raw, account_id, curdef, context, rows, rejects, notes) -> None:
-    try:
-        _OfxParser.parseTransaction(tag)
-        discarded = ""
-    except OfxParserException as error:
-        discarded = " ".join(str(error).split())
-    except Exception as error:  # an ofxparse bug on odd content: judge the line ourselves
-        discarded = f"{type(error).__name__}: {error}"
+    verdict = tag.__dict__.get("_recon_verdict")
+    if verdict is None:  # not parsed by ofxparse (e.g. outside its statement lists): ask it now
+        try:
+            _OfxParser.parseTransaction(tag)
+        except Exception:
+            pass
+        verdict = tag.__dict__.get("_recon_verdict", "")
+    discarded = verdict
 
-    currency_tag = tag.find("currency")
-    currency = curdef
-    if currency_tag is not None and _leaf(currency_tag, "cursym"):
-        currency = (_leaf(currency_tag, "cursym") or "").upper()
-    day, date_problem = _parse_date(_leaf(tag, "dtposted"), "DTPOSTED")
-    minor, amount_problem = _parse_amount(_leaf(tag, "trnamt"), currency, "TRNAMT")
+    fields = _fields(tag)
+    currency = (fields.get("currency/cursym") or curdef).upper()
+    day, date_problem = _parse_date(fields.get("dtposted"), "DTPOSTED")
+    minor, amount_problem = _parse_amount(fields.get("trnamt"), currency, "TRNAMT")
     problems = [p for p in (date_problem, amount_problem) if p]
     if problems:
         column = "DTPOSTED" if date_problem else ("TRNAMT" if "TRNAMT" in amount_problem else "CURDEF")
@@ -563,16 +585,16 @@ def _read_transaction(source, tag, line, raw, account_id, curdef, context, rows,
     if discarded:
         notes.append(f"line {line}: ofxparse discarded this transaction ({discarded}); read it from the file")
 
-    fitid = _leaf(tag, "fitid") or ""
-    name = _leaf(tag, "name") or ""
-    memo = _leaf(tag, "memo") or ""
-    checknum = _leaf(tag, "checknum") or ""
-    refnum = _leaf(tag, "refnum") or ""
+    fitid = fields.get("fitid", "")
+    name = fields.get("name", "")
+    memo = fields.get("memo", "")
+    checknum = fields.get("checknum", "")
+    refnum = fields.get("refnum", "")
     reference = checknum if checknum.strip("0") else ""
     if not reference and refnum and refnum != fitid:
         reference = refnum
     attributes = {k: v for k, v in context.items() if v}
-    attributes.update({k: v for k, v in _leaves(tag).items() if k not in _MAPPED_LEAVES})
+    attributes.update({k: v for k, v in fields.items() if v and k not in _MAPPED_LEAVES})
     if fitid:
         attributes["fitid"] = fitid
     if name and memo:
