@@ -89,7 +89,9 @@ def _balance_checks(frame: pl.DataFrame, balances: pl.DataFrame, side: str) -> l
         check: dict[str, Any] = {"account": account, "currency": currency, "statement_id": statement or None}
         if not closings:
             continue
-        closing = next((r for r in closings if r["type"] == "closing"), closings[-1])
+        # several statements under one id (consecutive days): check the chain as a whole, from
+        # the first opening to the last closing
+        closing = next((r for r in reversed(closings) if r["type"] == "closing"), closings[-1])
         check["closing"] = _money(closing["amount_minor"], currency)
         check["closing_date"] = closing["date"].isoformat() if closing["date"] else None
         if not openings:
