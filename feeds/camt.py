@@ -76,6 +76,7 @@ _BALANCE_TYPES = {
 _PLACEHOLDERS = {"", "NOTPROVIDED", "NONREF", "NOT PROVIDED"}
 _FINGERPRINT_SEPARATOR = "\x1f"
 _MAX_RAW = 4000
+_MAX_MINOR = 10**18  # keeps every amount well inside Int64
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,9 +272,12 @@ def _amount(node: _Node | None, fallback_currency: str) -> tuple[int | None, str
     if not _AMOUNT.match(text):
         return None, currency, f"amount {text!r} is not a decimal number (expected e.g. 1234.50)"
     try:
-        return to_minor(Decimal(text), currency), currency, ""
+        minor = to_minor(Decimal(text), currency)
     except PrecisionError as error:
         return None, currency, str(error)
+    if abs(minor) >= _MAX_MINOR:
+        return None, currency, f"amount {text} is too large"
+    return minor, currency, ""
 
 
 def _party_name(node: _Node | None) -> str:

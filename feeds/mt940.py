@@ -265,8 +265,13 @@ def _entry_date(value_date_text: str, entry_text: str) -> dt.date:
     return dt.date(year, month, day)
 
 
+_MAX_MINOR = 10**18  # keeps every amount well inside Int64
+
+
 def _amount_minor(amount_text: str, currency: str, negative: bool) -> int:
     minor = to_minor(amount_text.replace(",", "."), currency)
+    if abs(minor) >= _MAX_MINOR:
+        raise PrecisionError(f"amount {amount_text} is too large")
     return -minor if negative else minor
 
 

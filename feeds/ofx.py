@@ -64,6 +64,7 @@ _TRNRS = ("SONRS", "STMTTRNRS", "CCSTMTTRNRS", "INVSTMTTRNRS")
 _MAPPED_LEAVES = {"trnamt", "fitid", "name", "memo"}
 _FINGERPRINT_SEPARATOR = "\x1f"
 _MAX_RAW = 4000
+_MAX_MINOR = 10**18  # keeps every amount well inside Int64
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,9 +321,12 @@ def _parse_amount(text: str | None, currency: str, label: str) -> tuple[int | No
     except InvalidOperation:
         return None, f"{label} {text!r} is not a decimal amount"
     try:
-        return to_minor(value, currency), ""
+        minor = to_minor(value, currency)
     except PrecisionError as error:
         return None, f"{label} {text}: {error}"
+    if abs(minor) >= _MAX_MINOR:
+        return None, f"{label} {text} is too large"
+    return minor, ""
 
 
 def _fingerprint(parts: list[str]) -> str:

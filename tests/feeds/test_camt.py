@@ -337,7 +337,8 @@ def test_fuzz_mutated_statements(tmp_path_factory, source, plan):
     read_bytes(tmp_path_factory.mktemp("camt"), mutate(FUZZ_SOURCES[source], plan))
 
 
-TEXT_VALUES = st.sampled_from(["", "1.00", "1,00", "0", "-5", "12.3456", "abc", "2024-02-30", "2024-01-01", "CRDT", "DBIT", "true", "ÿ"])
+TEXT_VALUES = st.sampled_from(["", "1.00", "1,00", "0", "-5", "12.3456", "abc", "2024-02-30", "2024-01-01", "CRDT", "DBIT",
+                               "true", "ÿ", "9" * 25])
 
 
 @settings(max_examples=200, deadline=5000)

@@ -164,6 +164,15 @@ def test_invalid_booking_date_rejects_that_line_only(tmp_path):
     assert reject["line"] == 5 and "0230" in reject["reason"]
 
 
+def test_amount_too_large_for_int64_is_a_reject(tmp_path):
+    text = ":20:R\n:25:ACC\n:60F:C240101EUR99999999999999999999,00\n:61:240102C99999999999999999999,NTRFNONREF\n"
+    path = tmp_path / "huge.sta"
+    path.write_text(text, encoding="ascii")
+    result = mt940.read(str(path))
+    assert result.rows_read == 1 and "too large" in result.rejects.item(0, "reason")
+    assert result.balances.height == 0 and any("too large" in n for n in result.notes)
+
+
 def test_entry_date_across_year_end(tmp_path):
     text = ":20:R\n:25:ACC\n:60F:C231231EUR0,00\n:61:2312310102C5,00NTRFNONREF\n:62F:C240102EUR5,00\n"
     path = tmp_path / "yearend.sta"

@@ -101,6 +101,14 @@ def test_booking_date_is_the_date_as_written_not_utc(tmp_path):
     assert frame.item(1, "date") == dt.date(2024, 1, 31)
 
 
+def test_amount_too_large_for_int64_is_a_reject(tmp_path):
+    text = SAMPLES[1].read_text(encoding="utf-8").replace("<TRNAMT>-25.00<", "<TRNAMT>-320133290268683266<")
+    path = tmp_path / "huge.ofx"
+    path.write_text(text, encoding="utf-8")
+    result = ofx.read(str(path))
+    assert result.rows_read == 5 and "too large" in result.rejects.get_column("reason").to_list()[-1]
+
+
 def test_error_status_is_refused_with_the_bank_message(tmp_path):
     path = tmp_path / "error.ofx"
     path.write_text(
