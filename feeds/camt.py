@@ -453,15 +453,8 @@ def read(path: str | PathLike[str]) -> FeedResult:
             f"is XML but not a camt.052/053/054 bank-to-customer message{found}; give the bank "
             "statement (camt.053), intraday report (camt.052) or notification (camt.054)",
         )
-    version = ""
-    for node in [root, *root.children]:
-        for value in node.attrib.values():
-            match = re.search(r"camt\.05[234]\.\d{3}\.\d{2}", value)
-            if match:
-                version = match.group(0)
-                break
-        if version:
-            break
+    found = re.search(rb"camt\.05[234]\.\d{3}\.\d{2}", data[:_SNIFF_BYTES])
+    version = found.group(0).decode("ascii") if found else ""
 
     rows: list[dict] = []
     rejects: list[dict] = []
@@ -501,13 +494,16 @@ def read(path: str | PathLike[str]) -> FeedResult:
 
 
 def _walk(root: _Node) -> list[_Node]:
-    """Message elements: children of ``Document`` (or the root itself when unwrapped)."""
+    """Message elements wherever they sit (under ``Document``, or inside an envelope such as a
+    business application header wrapper)."""
     found: list[_Node] = []
-    for top in root.children:
-        if top.name in _MESSAGES:
-            found.append(top)
-        else:
-            found.extend(c for c in top.children if c.name in _MESSAGES)
+    stack = list(reversed(root.children))
+    while stack:
+        node = stack.pop()
+        if node.name in _MESSAGES:
+            found.append(node)
+            continue
+        stack.extend(reversed(node.children))
     return found
 
 

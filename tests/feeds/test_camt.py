@@ -105,6 +105,24 @@ def test_reading_twice_gives_identical_ids():
     assert len(set(first)) == len(first)
 
 
+def test_enveloped_camt054_with_pending_entry(tmp_path):
+    path = tmp_path / "enveloped.xml"
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?><BusMsg><AppHdr><BizMsgIdr>X</BizMsgIdr></AppHdr>'
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.08"><BkToCstmrDbtCdtNtfctn>'
+        "<GrpHdr><MsgId>M</MsgId></GrpHdr><Ntfctn><Id>N1</Id><Acct><Id><IBAN>GB33BUKB20201555555555</IBAN></Id></Acct>\n"
+        '<Ntry><Amt Ccy="GBP">12.34</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>PDNG</Cd></Sts>'
+        "<BookgDt><Dt>2024-05-01</Dt></BookgDt></Ntry></Ntfctn></BkToCstmrDbtCdtNtfctn></Document></BusMsg>",
+        encoding="utf-8",
+    )
+    result = camt.read(str(path))
+    row = result.frame.row(0, named=True)
+    assert (row["amount_minor"], row["currency"], row["source_line"]) == (1234, "GBP", 2)
+    attributes = json.loads(row["attributes"])
+    assert attributes["status"] == "PDNG" and attributes["message"] == "camt.054.001.08"
+    assert any("PDNG" in n for n in result.notes)
+
+
 def test_doctype_and_entities_are_refused(tmp_path):
     path = tmp_path / "bomb.xml"
     path.write_text(
