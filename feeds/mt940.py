@@ -591,6 +591,13 @@ def _read_statement(
         if not currency:
             reject("no currency: the statement has no :60F:/:62F: balance and no currency in :25:", "currency")
             continue
+        if currency not in CURRENCY_EXPONENTS:
+            reject(
+                f"statement currency {currency!r} is not an active ISO 4217 code (e.g. a withdrawn "
+                "currency such as DEM); recon cannot convert its amounts to exact minor units",
+                "currency",
+            )
+            continue
         mark = match.group("mark")
         negative = mark in ("D", "RC", "ED")
         try:
