@@ -644,9 +644,23 @@ def _clean_amount(text: pl.Expr, profile: BankCsvProfile) -> tuple[pl.Expr, pl.E
     return canonical, s
 
 
-def _amount(text: pl.Expr, currency: pl.Expr, currency_ok: pl.Expr, label: str, profile: BankCsvProfile):
-    """(minor units or null, reason or null, is_empty) for one amount column."""
-    canonical, original = _clean_amount(text, profile)
+def _with_clean_amounts(frame: pl.DataFrame, columns: list[str], profile: BankCsvProfile) -> pl.DataFrame:
+    """Add ``_canon_cN`` (canonical decimal text) and ``_orig_cN`` for the amount columns ``cN``.
+
+    Materialised once, so that the exact parser works on a plain column (a nested cleaning
+    expression repeated inside it makes polars plan for a long time).
+    """
+    exprs = []
+    for column in dict.fromkeys(columns):
+        canonical, original = _clean_amount(pl.col(column), profile)
+        exprs += [canonical.alias(f"_canon_{column}"), original.alias(f"_orig_{column}")]
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def _amount(column: str, currency: pl.Expr, currency_ok: pl.Expr, label: str, profile: BankCsvProfile):
+    """(minor units or null, reason or null, is_empty) for the amount column ``column`` (cN),
+    whose cleaned text :func:`_with_clean_amounts` added."""
+    canonical, original = pl.col(f"_canon_{column}"), pl.col(f"_orig_{column}")
     minor, reason = parse_amount_expr(canonical, currency)
     is_empty = canonical == ""
     reason = (
@@ -737,20 +751,23 @@ def _read_profile(path: str, profile: BankCsvProfile) -> FeedResult:
             .otherwise(_NULL)
         )
     frame = frame.with_columns(_currency=currency, _r_currency=currency_reason)
+    amount_names = [profile.amount, profile.debit, profile.credit, profile.balance,
+                    profile.opening_balance, profile.closing_balance]
+    frame = _with_clean_amounts(frame, [columns[n] for n in amount_names if n is not None], profile)
     currency_ok = pl.col("_r_currency").is_null()
     checks: list[tuple[str, str]] = []
 
     # amount
     if profile.amount is not None:
-        minor, reason, empty = _amount(col(profile.amount), pl.col("_currency"), currency_ok, profile.amount, profile)
+        minor, reason, empty = _amount(columns[profile.amount], pl.col("_currency"), currency_ok, profile.amount, profile)
         reason = pl.when(currency_ok & empty).then(pl.lit(f"{profile.amount} (amount) is empty")).otherwise(reason)
         frame = frame.with_columns(_minor=minor, _r_amount=reason)
         amount_label = profile.amount
         if profile.direction is not None or profile.direction_rules:
             frame = frame.with_columns(_minor=pl.col("_minor").abs(), **_direction_columns(columns, profile))
     else:
-        debit, debit_reason, debit_empty = _amount(col(profile.debit), pl.col("_currency"), currency_ok, profile.debit, profile)
-        credit, credit_reason, credit_empty = _amount(col(profile.credit), pl.col("_currency"), currency_ok, profile.credit, profile)
+        debit, debit_reason, debit_empty = _amount(columns[profile.debit], pl.col("_currency"), currency_ok, profile.debit, profile)
+        credit, credit_reason, credit_empty = _amount(columns[profile.credit], pl.col("_currency"), currency_ok, profile.credit, profile)
         frame = frame.with_columns(_debit=debit.abs(), _credit=credit.abs(), _debit_empty=debit_empty, _credit_empty=credit_empty,
                                    _r_debit=debit_reason, _r_credit=credit_reason)
         both = ~pl.col("_debit_empty") & ~pl.col("_credit_empty") & (pl.col("_debit") != 0) & (pl.col("_credit") != 0)
@@ -881,7 +898,7 @@ def _balances(path: str, good: pl.DataFrame, canonical: pl.DataFrame, columns: d
     account = canonical.get_column("account")[0] if canonical.height else ""
 
     def parse(name: str) -> pl.DataFrame:
-        minor, _reason, _empty = _amount(pl.col(columns[name]), pl.col("_currency"), pl.lit(True), name, profile)
+        minor, _reason, _empty = _amount(columns[name], pl.col("_currency"), pl.lit(True), name, profile)
         return good.select(pl.col("_date"), pl.col("_currency"), pl.col("_minor"), pl.col("source_line"), _balance=minor)
 
     if profile.balance is not None:
