@@ -1130,21 +1130,29 @@ def _guess_header(lines: list[str], delimiter: str) -> int:
     return 0
 
 
-def _date_format(values: list[str]) -> str | None:
+def _date_formats(values: list[str]) -> list[str] | None:
+    """The date format(s) that read (nearly) every value: the best one, plus a second one for
+    the values it leaves (e.g. some rows with a time, some without)."""
     values = [v.strip() for v in values if v.strip()]
     if not values:
         return None
     series = pl.Series(values, dtype=pl.Utf8)
-    best, best_hits = None, 0
+    parsed_by = {}
     for fmt in _DATE_CANDIDATES:
         if _TIME_DIRECTIVES.search(fmt):
             parsed = series.str.to_datetime(fmt, strict=False)
         else:
             parsed = series.str.to_date(fmt, strict=False)
-        hits = len(values) - parsed.null_count()
-        if hits > best_hits:
-            best, best_hits = fmt, hits
-    return best if best_hits >= max(1, int(0.9 * len(values))) else None
+        parsed_by[fmt] = parsed.is_not_null()
+    ranked = sorted(parsed_by, key=lambda f: -int(parsed_by[f].sum()))
+    best = ranked[0]
+    chosen, covered = [best], parsed_by[best]
+    if int(covered.sum()) < len(values):
+        second = max(ranked[1:], key=lambda f: int((parsed_by[f] & ~covered).sum()))
+        if int((parsed_by[second] & ~covered).sum()) > 0:
+            chosen.append(second)
+            covered = covered | parsed_by[second]
+    return chosen if int(covered.sum()) >= max(1, int(0.9 * len(values))) else None
 
 
 def _amount_share(values: list[str]) -> float:
@@ -1245,21 +1253,21 @@ def draft_profile(path: str | PathLike[str], name: str | None = None) -> tuple[s
 
     # date column: of the columns where (nearly) every value is a date of one format, the one
     # with the most distinct values (a statement date repeated on each row loses)
-    date_column, date_format, best_distinct = None, None, 0
+    date_column, formats, best_distinct = None, None, 0
     for n in names:
-        fmt = _date_format(values[n])
+        found = _date_formats(values[n])
         distinct = len({v.strip() for v in values[n] if v.strip()})
-        if fmt is not None and distinct > best_distinct:
-            date_column, date_format, best_distinct = n, fmt, distinct
+        if found is not None and distinct > best_distinct:
+            date_column, formats, best_distinct = n, found, distinct
     if date_column is None:
         raise _fail(source, "no column holds dates in a known format; write the profile by hand (see feeds/profiles/*.toml)")
-    formats = [date_format]
+    date_format = formats[0]
     if date_format.startswith(("%d/%m", "%m/%d")):
         other = date_format.replace("%d/%m", "%X").replace("%m/%d", "%d/%m").replace("%X", "%m/%d")
         series = pl.Series([v.strip() for v in values[date_column] if v.strip()])
         if series.str.to_date(other, strict=False).null_count() == 0 and not _TIME_DIRECTIVES.search(date_format):
             report.append(f"date: {date_column!r} could be {date_format} or {other} (no day above 12): CHECK")
-    report.append(f"date: column {date_column!r}, format {date_format}")
+    report.append(f"date: column {date_column!r}, format {' or '.join(formats)}")
 
     amountish = [n for n in names if n != date_column and _amount_share(values[n]) >= 0.9 and not _BALANCE_NAMES.search(n)]
     draft: dict = {"name": name or re.sub(r"[^A-Za-z0-9_]+", "_", file.stem).strip("_").lower() or "my_bank",
@@ -1273,8 +1281,10 @@ def draft_profile(path: str | PathLike[str], name: str | None = None) -> tuple[s
     signed = next((n for n in amountish if _AMOUNT_NAMES.search(n)), None)
     direction = None
     for n in names:
-        distinct = {v.strip().lower() for v in values[n] if v.strip()}
-        if distinct and distinct <= set(_DIRECTION_VALUES) and len(distinct) >= 1 and n not in amountish:
+        cells = [v.strip().lower() for v in values[n] if v.strip()]
+        known = [c for c in cells if c in _DIRECTION_VALUES]
+        signs = {_DIRECTION_VALUES[c] for c in known}
+        if n not in amountish and cells and {"in", "out"} & signs and len(known) >= 0.75 * len(cells):
             direction = n
             break
     if debit and credit:
@@ -1287,7 +1297,7 @@ def draft_profile(path: str | PathLike[str], name: str | None = None) -> tuple[s
         if direction and not negatives:
             draft["direction"] = direction
             seen = {v.strip() for v in values[direction] if v.strip()}
-            draft["direction_values"] = {v: _DIRECTION_VALUES[v.lower()] for v in sorted(seen)}
+            draft["direction_values"] = {v: _DIRECTION_VALUES.get(v.lower(), "neutral") for v in sorted(seen)}
             report.append(f"amount: {amount_column!r} (unsigned), sign from {direction!r}: CHECK the direction values")
         else:
             report.append(
@@ -1354,8 +1364,15 @@ def draft_profile(path: str | PathLike[str], name: str | None = None) -> tuple[s
     if balance:
         draft["balance"] = balance
         report.append(f"running balance: column {balance!r}")
-    last_good = int(table.rows.get_column("source_line").max() or 0)
+    date_index = names.index(date_column)
+    dated, _ = _dates(pl.col(f"c{date_index}"), formats, date_column)
+    last_good = int(table.rows.filter(dated.is_not_null()).get_column("source_line").max() or 0)
     trailing = [r for r in table.rejects if r["line"] > last_good and r["reason"].startswith("row has ")]
+    if not trailing:
+        total_row = re.compile(r"(?i)合计|合計|总计|總計|total|summe|totaux")
+        after = table.rows.filter(pl.col("source_line") > last_good).select("source_line", "raw").rows()
+        trailing = [{"line": line, "raw": raw, "reason": ""} for line, raw in after
+                    if total_row.search(_split_line(raw, delimiter, '"')[0])]
     if trailing:
         first_cell = _split_line(trailing[0]["raw"], delimiter, '"')[0].strip()
         if first_cell:

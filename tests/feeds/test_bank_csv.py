@@ -405,3 +405,16 @@ def test_builtin_profiles_all_validate():
     assert len(names) >= 12
     for name in names:
         assert load_profile(name).name == name
+
+
+def test_draft_committed_sample_finds_direction_mixed_date_formats_and_footer():
+    sample = str(DATA / "bank_profile_sample_gb18030.csv")
+    text, report = draft_profile(sample)
+    drafted = profile_from_dict(tomllib.loads(text), "draft")
+    assert drafted.encoding == "gb18030" and drafted.direction == "方向"
+    assert drafted.date_formats == ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
+    assert drafted.footer_pattern == "^合计"
+    ours = bank_csv.read(sample, profile=drafted).frame
+    committed = bank_csv.read(sample, profile=str(DATA / "bank_profile_sample.toml")).frame
+    assert amounts(ours) == amounts(committed)
+    assert ours["counterparty"].to_list() == ["陳大文", "Müller GmbH", "Société Générale"]
