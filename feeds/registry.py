@@ -291,6 +291,8 @@ def _not_recognised(source: str, side: str, tried: list[str], head: bytes) -> st
     listing = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + f", or {titles[-1]}"
     if not head.strip():
         return "is empty; check that this is the right file and that the export finished"
+    if head[8:12] == b"DUCK":
+        return f"is a DuckDB database file; name the table or query: duckdb:///{source}?table=NAME"
     hint = "use --format NAME"
     if side == "bank":
         hint += f" or draft a profile with `recon profile {source}`"

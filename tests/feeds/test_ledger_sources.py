@@ -123,6 +123,8 @@ def test_duckdb_table_and_query(tmp_path):
         read_any(f"duckdb:///{db}?table=nope", "ledger")
     with pytest.raises(FeedFormatError, match="exactly one of"):
         read_any(f"duckdb:///{db}", "ledger")
+    with pytest.raises(FeedFormatError, match=r"DuckDB database file; name the table or query: duckdb:///"):
+        read_any(str(db), "ledger")
 
 
 # --- PostgreSQL: a throwaway server on a unix socket ------------------------------------------
