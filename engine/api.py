@@ -46,14 +46,22 @@ def _paths(value: Paths | None) -> list[str]:
     return [str(v) for v in value]
 
 
-def load_bank(paths: Paths) -> LoadResult:
-    """Read bank files into a canonical frame (duplicates removed and reported)."""
-    return feeds.load_bank(_paths(paths))
+def load_bank(paths: Paths, format: str | None = None) -> LoadResult:
+    """Read bank files (any supported format, detected by content unless ``format`` is given)
+    into a canonical frame; duplicates removed and reported."""
+    return feeds.load_bank(_paths(paths), format=format)
 
 
-def load_ledger(paths: Paths) -> LoadResult:
-    """Read ledger files into a canonical frame (duplicates removed and reported)."""
-    return feeds.load_ledger(_paths(paths))
+def load_ledger(paths: Paths, format: str | None = None) -> LoadResult:
+    """Read ledger files (canonical CSV, Parquet, database URL) into a canonical frame;
+    duplicates removed and reported."""
+    return feeds.load_ledger(_paths(paths), format=format)
+
+
+def load_processor(paths: Paths, format: str | None = None) -> LoadResult:
+    """Read processor payout files (Stripe, Shopify Payments, PayPal) into canonical payout
+    lines; the same balance transaction in overlapping exports is kept once."""
+    return feeds.load_processor(_paths(paths), format=format)
 
 
 @dataclass
@@ -149,6 +157,9 @@ def match(
     rules: RuleSet | str | Path | None = None,
     fx: str | Path | None = None,
     processor: Paths | None = None,
+    bank_format: str | None = None,
+    ledger_format: str | None = None,
+    processor_format: str | None = None,
 ) -> MatchResult:
     """Load inputs (paths or already-loaded results) and run the match.
 
@@ -162,6 +173,8 @@ def match(
         FX rates CSV (``date, base, quote, rate``): validated and recorded.
     processor
         Processor payout report(s): validated and recorded.
+    bank_format, ledger_format, processor_format
+        Force a format (``recon inspect`` lists them); default: detected from each file's content.
 
     Returns
     -------
@@ -171,12 +184,12 @@ def match(
     t0 = time.perf_counter()
     if not isinstance(rules, RuleSet):
         rules = load_rules(rules)
-    bank_res = bank if isinstance(bank, LoadResult) else load_bank(bank)
-    ledger_res = ledger if isinstance(ledger, LoadResult) else load_ledger(ledger)
     if not isinstance(bank, LoadResult) and not _paths(bank):
         raise InputError("no bank file given (use --bank FILE)")
     if not isinstance(ledger, LoadResult) and not _paths(ledger):
         raise InputError("no ledger file given (use --ledger FILE)")
+    bank_res = bank if isinstance(bank, LoadResult) else load_bank(bank, bank_format)
+    ledger_res = ledger if isinstance(ledger, LoadResult) else load_ledger(ledger, ledger_format)
     rejects = [bank_res.rejects, ledger_res.rejects]
     stats = [*bank_res.stats, *ledger_res.stats]
     extra: dict = {}
@@ -185,14 +198,12 @@ def match(
         rejects.append(fx_rejects)
         extra["fx"] = {"file": str(fx), "rates": fx_frame.height, "rejected": fx_rejects.height}
         stats.append(FileStats(str(fx), "fx", fx_frame.height + fx_rejects.height, fx_frame.height, fx_rejects.height))
-    for path in _paths(processor):
-        proc_frame, proc_rejects = feeds.read_processor_file(path)
-        rejects.append(proc_rejects)
-        extra.setdefault("processor", []).append(
-            {"file": path, "lines": proc_frame.height, "rejected": proc_rejects.height}
-        )
-        stats.append(FileStats(path, "processor", proc_frame.height + proc_rejects.height,
-                               proc_frame.height, proc_rejects.height))
+    if _paths(processor):
+        payouts = load_processor(processor, processor_format)
+        rejects.append(payouts.rejects)
+        stats.extend(payouts.stats)
+        extra["processor"] = {"files": _paths(processor), "payout_lines": payouts.frame.height,
+                              "rejected": payouts.rejects.height}
     # the same file given twice is read twice (its lines load once); report its bad rows once
     all_rejects = pl.concat(
         [r.select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA) for r in rejects]

@@ -33,6 +33,9 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--processor", nargs="+", action="extend", metavar="FILE", default=[],
                    help="processor payout report(s), e.g. Stripe itemized payout reconciliation CSV")
     m.add_argument("--rules", metavar="FILE", help="rule-set TOML file (default: built-in rules)")
+    for side in ("bank", "ledger", "processor"):
+        m.add_argument(f"--{side}-format", metavar="NAME",
+                       help=f"force the format of the {side} files (default: detected from their content)")
     m.add_argument("--out", required=True, metavar="DIR", help="output folder")
     m.add_argument("--workspace", metavar="FILE",
                    help="DuckDB workspace file recording lines and runs (default: DIR/recon.duckdb)")
@@ -44,6 +47,20 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, metavar="DIR", help="output folder of a run")
     e.add_argument("--truth", required=True, metavar="FILE", help="truth CSV (group_id, match_type, bank_ids, ledger_ids)")
     e.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    i = sub.add_parser("inspect", help="read one file and show what recon makes of it (format, counts, balances, rejects)")
+    i.add_argument("file", metavar="FILE")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    i.add_argument("--format", metavar="NAME", help="force the format (default: detected from the content)")
+    i.add_argument("--side", choices=["bank", "ledger", "processor"], default="bank",
+                   help="what the file is for (default: bank)")
+    i.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    p = sub.add_parser("profile", help="draft a bank CSV profile for an unknown CSV export")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--name", help="profile name (default: the file name)")
+    p.add_argument("--out", metavar="FILE", help="write the profile here instead of printing it")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
     r = sub.add_parser("rules", help="print the built-in rule set (save it, edit it, pass it with --rules)")
     r.add_argument("--check", metavar="FILE", help="validate a rule-set file and list every problem")
@@ -77,7 +94,9 @@ def _cmd_match(args) -> int:
     from engine import api
 
     result = api.match(
-        bank=args.bank, ledger=args.ledger, rules=args.rules, fx=args.fx, processor=args.processor
+        bank=args.bank, ledger=args.ledger, rules=args.rules, fx=args.fx, processor=args.processor,
+        bank_format=args.bank_format, ledger_format=args.ledger_format,
+        processor_format=args.processor_format,
     )
     written = result.write(args.out, workspace=args.workspace)
     if not args.quiet:
@@ -91,6 +110,32 @@ def _cmd_evaluate(args) -> int:
     from engine.evaluate import evaluate_files
 
     print(evaluate_files(args.out, args.truth))
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    import json
+
+    import feeds
+
+    summary = feeds.inspect_file(args.file, format=args.format, side=args.side)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
+    else:
+        print(feeds.format_inspection(summary))
+    return 0
+
+
+def _cmd_profile(args) -> int:
+    import feeds
+
+    toml_text, report = feeds.draft_profile(args.file, name=args.name)
+    if args.out:
+        Path(args.out).write_text(toml_text, encoding="utf-8")
+        print(f"wrote {args.out}; check it, then use it with --bank-format {args.out}")
+    else:
+        sys.stdout.write(toml_text)
+    print(report, file=sys.stderr)
     return 0
 
 
@@ -114,7 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or "--debug" in argv
     try:
-        handler = {"match": _cmd_match, "evaluate": _cmd_evaluate, "rules": _cmd_rules}[args.command]
+        handler = {
+            "match": _cmd_match,
+            "evaluate": _cmd_evaluate,
+            "inspect": _cmd_inspect,
+            "profile": _cmd_profile,
+            "rules": _cmd_rules,
+        }[args.command]
         return handler(args)
     except ReconError as exc:
         if debug:
