@@ -29,21 +29,64 @@ Conventions
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 
 __all__ = [
     "CHANNELS",
     "REFERENCE_STRENGTH_LEVELS",
     "alnum_text",
+    "bank_reference_profile",
     "name_key",
     "normalize_text",
     "reference_digits",
     "reference_serial",
     "reference_strength",
+    "reference_strength_from_profile",
     "split_channel",
     "text_digits",
     "text_reference_keys",
 ]
+
+# --------------------------------------------------------------------------------------------
+# gating: rewrite only the rows that need it
+# --------------------------------------------------------------------------------------------
+
+
+def _is_wide(text: pl.Expr) -> pl.Expr:
+    """True where the text has a non-ASCII character (more bytes than characters)."""
+    return text.str.len_bytes() != text.str.len_chars()
+
+
+def _rewrite_where(
+    e: pl.Expr,
+    needs: Callable[[pl.Expr], pl.Expr],
+    rewrite: Callable[[pl.Expr], pl.Expr],
+    otherwise: Callable[[pl.Expr], pl.Expr] | None = None,
+) -> pl.Expr:
+    """``rewrite`` the rows where ``needs`` holds; the others get ``otherwise`` (or stay).
+
+    Polars evaluates both branches of ``when/then`` on every row, so ``rewrite`` is handed
+    the text of the rows that need it and ``""`` for the rest: an expensive rewrite (NFKC, a
+    regex pass that rarely matches) then costs little on rows that cannot change. The input
+    is evaluated once, through a struct.
+    """
+    f = pl.field
+    keep = otherwise or (lambda text: text)
+    rewritten = (
+        pl.struct(text=e)
+        .struct.with_fields(needs=needs(f("text")))
+        .struct.with_fields(
+            text=pl.when(f("needs"))
+            .then(rewrite(pl.when(f("needs")).then(f("text")).otherwise(pl.lit(""))))
+            .otherwise(keep(f("text")))
+        )
+        .struct.field("text")
+    )
+    name = e.meta.output_name(raise_if_undetermined=False)  # keep the input's column name
+    return rewritten if name is None else rewritten.alias(name)
+
 
 # --------------------------------------------------------------------------------------------
 # normalize_text
@@ -84,28 +127,16 @@ def normalize_text(e: pl.Expr) -> pl.Expr:
     >>> df.select(normalize_text(pl.col("t")))["t"].to_list()
     ['chan tai man', '金港貿易有限公司']
     """
-    f = pl.field
     # Only rows with a non-ASCII character need NFKC, format-character removal and the
-    # extra case folds; the others (usually most) only need lower-casing. NFKC is the most
-    # expensive step, so it is given "" for the ASCII rows.
-    folded = (
-        pl.struct(text=e)
-        .struct.with_fields(wide=f("text").str.len_bytes() != f("text").str.len_chars())
-        .struct.with_fields(
-            text=pl.when(f("wide"))
-            .then(
-                pl.when(f("wide"))
-                .then(f("text"))
-                .otherwise(pl.lit(""))
-                .str.normalize("NFKC")
-                .str.replace_all(r"\p{Cf}+", "")
-                .str.to_lowercase()
-                .str.replace_many(list(_CASE_FOLD_EXTRA), list(_CASE_FOLD_EXTRA.values()))
-            )
-            .otherwise(f("text").str.to_lowercase())
-        )
-        .struct.field("text")
-        .name.keep()
+    # extra case folds; the others (usually most) only need lower-casing.
+    folded = _rewrite_where(
+        e,
+        _is_wide,
+        lambda text: text.str.normalize("NFKC")
+        .str.replace_all(r"\p{Cf}+", "")
+        .str.to_lowercase()
+        .str.replace_many(list(_CASE_FOLD_EXTRA), list(_CASE_FOLD_EXTRA.values())),
+        otherwise=lambda text: text.str.to_lowercase(),
     )
     return folded.str.replace_all(_WHITESPACE_TO_FIX, " ").str.strip_chars(" ")
 
@@ -116,8 +147,13 @@ _HALF_WIDTH = [chr(cp - 0xFEE0) for cp in range(0xFF01, 0xFF5F)] + [" "]
 
 
 def _fold_width(e: pl.Expr) -> pl.Expr:
-    """Full-width ASCII forms to ASCII (a cheap subset of NFKC, enough for references)."""
-    return e.str.replace_many(_FULL_WIDTH, _HALF_WIDTH)
+    """Full-width ASCII forms to ASCII (a cheap subset of NFKC, enough for references).
+
+    Only rows with a non-ASCII character are searched at all; the rest pass through.
+    """
+    return _rewrite_where(
+        e, _is_wide, lambda text: text.str.replace_many(_FULL_WIDTH, _HALF_WIDTH)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,7 +327,7 @@ _LEGAL_WORDS = (
     "and company|and co|company|corporation|corp|incorporated|inc|limited|ltd|co|llc|llp|"
     "plc|pte|pty|gmbh|sdn|bhd|hong kong|hk"
 )
-_LEGAL_WORD = rf"\s(?:{_LEGAL_WORDS})(?-u:\b)"
+_LEGAL_WORD = rf"\s(?:{_LEGAL_WORDS})\b"
 _TITLES = "mr|mrs|ms|miss|mdm|dr"
 _TITLE = rf"^(?:{_TITLES})\s+|\s+(?:{_TITLES})$"
 
@@ -309,7 +345,8 @@ def name_key(e: pl.Expr) -> pl.Expr:
     ``inc``, ``llc``, ``plc``, ``hk``, ``(hk)``, ``hong kong``, ``香港``, ...) are removed
     wherever they stand *except as the first word*, so a name is never reduced to nothing
     (``hk ltd`` -> ``hk``); a title (``mr``, ``mrs``, ``ms``, ``miss``, ``mdm``, ``dr``) is
-    removed at the start or end of a name of two or more words.
+    removed at the start or end of a name of two or more words. A key without a letter is
+    no name (null).
 
     Parameters
     ----------
@@ -335,15 +372,22 @@ def name_key(e: pl.Expr) -> pl.Expr:
     ['kam wing trading', 'kam wing trading', '金港貿易', 'chan tai man']
     """
     _, rest = split_channel(normalize_text(e))
-    return (
+    words = (
         rest.str.replace_all(_NAME_NOISE, " ")
         .str.replace_many(list(_NAME_SYMBOLS), list(_NAME_SYMBOLS.values()))
         .str.replace_all(_NAME_PUNCTUATION, " ")
         .str.strip_chars(" ")
-        .str.replace_all(_CJK_COMPANY, "${1}${2}${3}${4}${5}")
+    )
+    return (
+        _rewrite_where(
+            words,
+            _is_wide,
+            lambda text: text.str.replace_all(_CJK_COMPANY, "${1}${2}${3}${4}${5}"),
+        )
         .str.replace_all(_LEGAL_WORD, "")
         .str.replace_all(_TITLE, "")
         .str.strip_chars(" ")
+        .str.replace(r"^[^\p{L}]*$", "")  # digits alone ("12 10") are no name
         .replace("", None)
     )
 
@@ -358,6 +402,7 @@ REFERENCE_STRENGTH_LEVELS: tuple[str, ...] = ("none", "partial", "serial", "full
 
 _MIN_KEY_DIGITS = 3
 _MAX_KEY_DIGITS = 12
+_MAX_TRUNCATED_DIGITS = 4  # a truncated reference lost at most this many trailing digits
 _YEAR = "(?:19|20)[0-9]{2}"
 _LAST_DIGIT_RUN = r"([0-9]+)[^0-9]*$"
 _YEAR_PREFIXED_RUN = rf"^{_YEAR}([0-9]{{4,}})$"  # 8+ digits starting with a year
@@ -392,6 +437,13 @@ def _reference_text(e: pl.Expr) -> pl.Expr:
         _fold_width(e)
         .str.replace_all(_NON_REFERENCE_NUMBER, "${1} ${2}")
         .str.replace_all(_NON_REFERENCE_NUMBER, "${1} ${2}")
+    )
+
+
+def _with_year_tails(text: pl.Expr) -> pl.Expr:
+    """Append the part after the year to each year-prefixed digit run (``_YEAR_RUN``)."""
+    return text.str.replace_all(_YEAR_RUN, "${1}${2}${3} ${3}${4}").str.replace_all(
+        _YEAR_RUN, "${1}${2}${3} ${3}${4}"
     )
 
 
@@ -495,10 +547,7 @@ def text_reference_keys(e: pl.Expr) -> pl.Expr:
     [[2026, 123], [202600123, 123], [], [456]]
     """
     runs = (
-        _reference_text(e)
-        .str.replace_all(_YEAR_RUN, "${1}${2}${3} ${3}${4}")
-        .str.replace_all(_YEAR_RUN, "${1}${2}${3} ${3}${4}")
-        .str.extract_all("[0-9]+")
+        _with_year_tails(_reference_text(e)).str.extract_all("[0-9]+")
     )
     return _keys_from_runs(runs)
 
@@ -564,6 +613,7 @@ _MARK = "|"
 
 
 def _marked(text: pl.Expr) -> pl.Expr:
+    """Letters and digits only, each digit group wrapped in ``_MARK``."""
     return text.str.replace_all("[0-9]+", f"{_MARK}${{0}}{_MARK}").str.replace_all(
         rf"[^\p{{L}}\p{{N}}\p{{M}}{_MARK}]+", ""
     )
@@ -587,6 +637,50 @@ def _contains(haystack: pl.Expr, needle: pl.Expr) -> pl.Expr:
     return haystack.str.contains(needle, literal=True).fill_null(False)
 
 
+_MARKED_YEAR_RUN = rf"\{_MARK}({_YEAR})([0-9]{{4,{_MAX_KEY_DIGITS}}})\{_MARK}"
+
+
+def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
+    """The bank-text side of :func:`reference_strength`, to compute once per bank line.
+
+    :func:`reference_strength` works on candidate pairs, where each bank line is repeated
+    once per ledger item it is paired with. Computing this profile per bank line and joining
+    it onto the pairs, then calling :func:`reference_strength_from_profile`, does the
+    bank-side work once instead of once per pair.
+
+    Parameters
+    ----------
+    bank_text
+        ``String`` expression: the bank line's free text (description and reference).
+
+    Returns
+    -------
+    pl.Expr
+        ``Struct`` named ``reference_profile`` with ``marked`` (``String``: letters and
+        digits with each digit group wrapped in ``|``, amounts and dates removed), ``keys``
+        (``List(Int64)``, equal to :func:`text_reference_keys`) and ``signatures``
+        (``List(Int64)``: each key's digit multiset); the fields are null where the text is
+        null.
+
+    Examples
+    --------
+    >>> df = pl.DataFrame({"t": ["FPS INV-2026-00123 HKD 1,234.50"]})
+    >>> df.select(bank_reference_profile(pl.col("t")).struct.unnest()).row(0)[:2]
+    ('fpsinv|2026||00123|hkd', [2026, 123])
+    """
+    f = pl.field
+    marked = _marked(_reference_text(bank_text).str.to_lowercase())
+    runs_with_year_tails = f("marked").str.replace_all(
+        _MARKED_YEAR_RUN, f"{_MARK}${{1}}${{2}}{_MARK}{_MARK}${{2}}{_MARK}"
+    )
+    profile = (
+        pl.struct(marked=marked)
+        .struct.with_fields(keys=_keys_from_runs(runs_with_year_tails.str.extract_all("[0-9]+")))
+        .struct.with_fields(signatures=f("keys").list.eval(_digit_signature(pl.element())))
+    )
+    return profile.alias("reference_profile")
+
+
 def reference_strength(bank_text: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr:
     """How strongly the bank text carries the ledger reference, row-wise on candidate pairs.
 
@@ -608,8 +702,8 @@ def reference_strength(bank_text: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr
     ``"partial"``
         A bank key has the same digits as the serial in another order (``00132`` for
         ``00123``), or is a prefix of at least 3 digits of the serial as written, alone or
-        after the reference's year (``001``, ``2026001`` for ``INV-2026-00123``: a truncated
-        reference). A weak signal.
+        after the reference's year, with 1 to 4 trailing digits cut off (``001``,
+        ``2026001`` for ``INV-2026-00123``: a truncated reference). A weak signal.
     ``"none"``
         Otherwise, and whenever either side is null or the reference has no digit and fewer
         than 3 letters.
@@ -638,37 +732,55 @@ def reference_strength(bank_text: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr
     >>> df.select(strength)["reference_strength"].to_list()
     ['full', 'full', 'serial', 'partial', 'partial', 'none']
     """
+    return reference_strength_from_profile(bank_reference_profile(bank_text), ledger_reference)
+
+
+def reference_strength_from_profile(bank_profile: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr:
+    """:func:`reference_strength` with the bank side precomputed by :func:`bank_reference_profile`.
+
+    Parameters
+    ----------
+    bank_profile
+        ``Struct`` expression made by :func:`bank_reference_profile`.
+    ledger_reference
+        ``String`` expression: the ledger item's reference, in the same frame.
+
+    Returns
+    -------
+    pl.Expr
+        ``String`` named ``reference_strength``; see :func:`reference_strength`.
+
+    Examples
+    --------
+    >>> bank = pl.DataFrame({"id": ["b1"], "text": ["kam wing inv 2026 00123"]})
+    >>> bank = bank.with_columns(bank_reference_profile(pl.col("text")))
+    >>> pairs = pl.DataFrame({"id": ["b1", "b1"], "reference": ["INV-2026-00123", "INV-2026-00999"]})
+    >>> pairs = pairs.join(bank, on="id")
+    >>> strength = reference_strength_from_profile(pl.col("reference_profile"), pl.col("reference"))
+    >>> pairs.select(strength)["reference_strength"].to_list()
+    ['full', 'none']
+    """
     f = pl.field
     # Each stage is materialized once as a struct field and read by the next stage.
     stage = pl.struct(
-        bank=_reference_text(bank_text).str.to_lowercase(),
-        ledger=_fold_width(ledger_reference).str.to_lowercase(),
+        bank=bank_profile, ledger=_fold_width(ledger_reference).str.to_lowercase()
     ).struct.with_fields(
-        bank_marked=_marked(f("bank")),
+        bank_marked=f("bank").struct.field("marked"),
+        bank_keys=f("bank").struct.field("keys"),
+        bank_signatures=f("bank").struct.field("signatures"),
         ledger_marked=_marked(f("ledger")),
         year=f("ledger").str.extract(_REFERENCE_YEAR, 1),
         serial=f("ledger").str.extract(_LAST_DIGIT_RUN, 1).str.replace(_YEAR_PREFIXED_RUN, "${1}"),
     )
     stage = stage.struct.with_fields(
-        bank_keys=_keys_from_runs(
-            f("bank_marked")
-            .str.replace_all(
-                rf"\{_MARK}({_YEAR})([0-9]{{4,{_MAX_KEY_DIGITS}}})\{_MARK}",
-                f"{_MARK}${{1}}${{2}}{_MARK}{_MARK}${{2}}{_MARK}",
-            )
-            .str.extract_all("[0-9]+")
-        ),
         ledger_joined=f("ledger_marked").str.replace_all(_MARK * 2, "", literal=True),
         ledger_size=f("ledger_marked").str.len_chars()
         - f("ledger_marked").str.count_matches(_MARK, literal=True),
+        year_value=f("year").cast(pl.Int64),
         serial_value=f("serial").cast(pl.Int64, strict=False).replace(0, None),
         serial_length=f("serial").str.len_bytes().cast(pl.Int64),
     )
-    stage = stage.struct.with_fields(
-        year_value=f("year").cast(pl.Int64),
-        serial_signature=_digit_signature(f("serial_value")),
-        bank_signatures=f("bank_keys").list.eval(_digit_signature(pl.element())),
-    )
+    stage = stage.struct.with_fields(serial_signature=_digit_signature(f("serial_value")))
 
     bank_marked, keys = f("bank_marked"), f("bank_keys")
     year, serial, value, length = f("year"), f("serial"), f("serial_value"), f("serial_length")
@@ -688,14 +800,13 @@ def reference_strength(bank_text: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr
         ),
     )
     serial_found = keys.list.contains(value).fill_null(False)
-    # truncation: the first k digits of the zero-padded serial (3 <= k < its length), alone
-    # or glued to the year; as integers, like the keys
+    # truncation: the first k digits of the zero-padded serial, alone or glued to the year,
+    # as integers like the keys; k >= 3 and at most _MAX_TRUNCATED_DIGITS digits cut off
     truncated = []
-    for k in range(_MIN_KEY_DIGITS, _MAX_KEY_DIGITS):
-        shift = pl.lit(10, pl.Int64).pow((length - k).clip(lower_bound=0))
-        prefix = pl.when(length > k).then(value // shift)
+    for cut in range(1, _MAX_TRUNCATED_DIGITS + 1):
+        prefix = pl.when(length - cut >= _MIN_KEY_DIGITS).then(value // 10**cut)
         truncated.append(keys.list.contains(prefix).fill_null(False))
-        glued = f("year_value") * 10**k + prefix
+        glued = f("year_value") * pl.lit(10, pl.Int64).pow((length - cut).clip(0)) + prefix
         truncated.append(keys.list.contains(glued).fill_null(False))
     transposed = f("bank_signatures").list.contains(f("serial_signature")).fill_null(False)
     partial = (value.is_not_null() & (length >= _MIN_KEY_DIGITS)) & pl.any_horizontal(

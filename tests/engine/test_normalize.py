@@ -8,11 +8,13 @@ import pytest
 from engine.normalize import (
     REFERENCE_STRENGTH_LEVELS,
     alnum_text,
+    bank_reference_profile,
     name_key,
     normalize_text,
     reference_digits,
     reference_serial,
     reference_strength,
+    reference_strength_from_profile,
     split_channel,
     text_digits,
     text_reference_keys,
@@ -172,6 +174,7 @@ def test_split_channel(text, channel, rest):
         ("FPS KAM WING #12", "kam wing"),
         ("CHQ DEP 000123", None),  # nothing of a name left
         ("7-Eleven", "7 eleven"),
+        ("ATM 12/10 99", None),  # digits alone are no name
         ("", None),
         ("   ", None),
         (None, None),
@@ -333,9 +336,7 @@ def test_alnum_text(text, expected):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("bank_text", "ledger_reference", "expected"),
-    [
+STRENGTH_CASES = [
         # the same key written the ways banks write it
         ("FPS CR KAM WING INV-2026-00123", "INV-2026-00123", "full"),
         ("FPS CR KAM WING INV202600123", "INV-2026-00123", "full"),
@@ -363,6 +364,8 @@ def test_alnum_text(text, expected):
         ("INV-2026-001", "INV-2026-00123", "partial"),  # truncated
         ("INV2026001", "INV-2026-00123", "partial"),  # truncated, glued
         ("INV-2026-0012", "INV-2026-00123", "partial"),
+        ("INV-2026-0012", "INV-2026-00123456", "partial"),  # 4 digits cut off
+        ("INV-2026-001", "INV-2026-00123456", "none"),  # 5 cut off: too little left to tell
         # no evidence
         ("INV-2026-00124", "INV-2026-00123", "none"),
         ("INV-2026-001234", "INV-2026-00123", "none"),  # a longer number is another one
@@ -373,8 +376,10 @@ def test_alnum_text(text, expected):
         ("kam wing trading", "", "none"),
         (None, "INV-2026-00123", "none"),
         (None, None, "none"),
-    ],
-)
+    ]
+
+
+@pytest.mark.parametrize(("bank_text", "ledger_reference", "expected"), STRENGTH_CASES)
 def test_reference_strength(bank_text, ledger_reference, expected):
     frame = pl.DataFrame(
         {"text_bank": [bank_text], "reference_ledger": [ledger_reference]},
@@ -383,6 +388,34 @@ def test_reference_strength(bank_text, ledger_reference, expected):
     out = frame.select(reference_strength(pl.col("text_bank"), pl.col("reference_ledger")))
     assert out.schema == pl.Schema({"reference_strength": pl.String})
     assert out.item() == expected
+
+
+def test_reference_strength_from_a_precomputed_bank_profile():
+    """Profile per bank line, joined onto the pairs: the same levels as reference_strength."""
+    pairs = pl.DataFrame(
+        {"text_bank": [c[0] for c in STRENGTH_CASES], "reference_ledger": [c[1] for c in STRENGTH_CASES]},
+        schema={"text_bank": pl.String, "reference_ledger": pl.String},
+    ).with_row_index("pair")
+    bank = pairs.select("pair", bank_reference_profile(pl.col("text_bank")))
+    joined = pairs.join(bank, on="pair")
+    out = joined.select(
+        direct=reference_strength(pl.col("text_bank"), pl.col("reference_ledger")),
+        profiled=reference_strength_from_profile(
+            pl.col("reference_profile"), pl.col("reference_ledger")
+        ),
+    )
+    assert out["profiled"].to_list() == [c[2] for c in STRENGTH_CASES]
+    assert out["direct"].to_list() == out["profiled"].to_list()
+
+
+def test_bank_reference_profile_keys_are_text_reference_keys():
+    texts = ["FPS INV-2026-00123", "inv202600123 HKD 1,234.50", "03/10/2026 #456", "", None]
+    frame = pl.DataFrame({"text": texts}, schema={"text": pl.String})
+    out = frame.select(
+        profile=bank_reference_profile(pl.col("text")).struct.field("keys"),
+        keys=text_reference_keys(pl.col("text")),
+    )
+    assert out["profile"].to_list() == out["keys"].to_list()
 
 
 def test_reference_strength_is_row_wise_and_levels_are_ordered():
