@@ -134,6 +134,13 @@ def run_measured(command: list[str], log_path: Path, timeout: float | None = Non
     return code, wall, peak
 
 
+def _failure_line(log_path: Path) -> str:
+    """The line of the log that says what went wrong (recon prints ``recon: error: ...``)."""
+    lines = [ln.strip() for ln in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    said = [ln for ln in lines if ln.startswith("recon:") or "Error" in ln]
+    return (said or lines or ["no output"])[-1][:160]
+
+
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
@@ -165,8 +172,7 @@ def run_size(size: int, seed: int, rules: str | None, keep: bool, timeout: float
         if code is None:
             result.status = f"timeout after {timeout:g}s"
         elif code != 0:
-            tail = (work / "recon.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
-            result.status = f"exit {code}: {tail[0][:120] if tail else ''}"
+            result.status = f"exit {code}: {_failure_line(work / 'recon.log')}"
         else:
             result.report = evaluate_files(out, paths["truth"], bank_path=paths["bank"])
     except ReconError as exc:
@@ -243,11 +249,12 @@ def results_table(results: list[SizeResult]) -> str:
     return "\n".join(lines)
 
 
-def section(results: list[SizeResult], argv: list[str]) -> str:
-    """A dated RESULTS.md section: machine, exact commands, table."""
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def section(results: list[SizeResult], argv: list[str], started: datetime | None = None,
+            machine: list[str] | None = None) -> str:
+    """A RESULTS.md section dated when the run started: machine, exact commands, table."""
+    when = (started or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     example = next((r.command for r in results if r.command), None)
-    lines = [f"## {when}", "", *machine_info(), "",
+    lines = [f"## {when}", "", *(machine or machine_info()), "",
              f"Command: `python -m benchmarks.run {shlex.join(argv)}`"]
     if example:
         root = str(ROOT) + os.sep
@@ -281,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rules and not Path(args.rules).is_file():
         parser.error(f"rule file not found: {args.rules}")
     rules = str(Path(args.rules).resolve()) if args.rules else None
+    started, machine = datetime.now(UTC), machine_info()  # the load before we add ours
     results = []
     for size in args.sizes:
         print(f"benchmark: {size:,} bank lines ...", file=sys.stderr, flush=True)
@@ -288,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark: {size:,} bank lines: generated in {result.generate_seconds:.1f}s, "
               f"{result.status}", file=sys.stderr, flush=True)
         results.append(result)
-    text = section(results, argv)
+    text = section(results, argv, started, machine)
     print(text)
     if not args.no_append:
         append_results(text, args.results)
