@@ -1,7 +1,9 @@
 """Assignment (engine stage 4): choose a globally consistent set of one-to-one matches.
 
 Candidate pairs above the review threshold form a bipartite graph. Each connected component is
-solved exactly for maximum total confidence:
+solved exactly for the maximum total weight; the pipeline weighs a pair by its evidence in bits
+(log2 odds above the review threshold), which adds up like a joint likelihood and, unlike a sum of
+confidences, does not flatten out near 1:
 
 - a component with a single bank line or a single ledger item (the vast majority) is solved
   vectorized: its best edge wins, the second best is the runner-up;
@@ -29,7 +31,6 @@ ASSIGNED_SCHEMA = {
     "margin": pl.Float64,
     "runner_up_bank_idx": pl.UInt32,
     "runner_up_ledger_idx": pl.UInt32,
-    "runner_up_confidence": pl.Float64,
     "method": pl.Utf8,
 }
 
@@ -60,12 +61,12 @@ def _solve_component(b: np.ndarray, l_: np.ndarray, c: np.ndarray, max_exact_nod
             others = ((bi == bi[k]) | (li == li[k])) & (np.arange(len(c)) != k)
             if others.any():
                 j = np.flatnonzero(others)[np.argmax(c[others])]
-                rb, rl, rc = ub[bi[j]], ul[li[j]], c[j]
-                margin = c[k] - rc
+                rb, rl = ub[bi[j]], ul[li[j]]
+                margin = c[k] - c[j]
             else:
-                rb, rl, rc, margin = None, None, None, c[k]
+                rb, rl, margin = None, None, c[k]
             out.append((ub[bi[k]], ul[li[k]], margin, rb if rb != ub[bi[k]] else None,
-                        rl if rl != ul[li[k]] else None, rc, GREEDY_METHOD))
+                        rl if rl != ul[li[k]] else None, GREEDY_METHOD))
         return out
     weights = np.zeros((len(ub), len(ul)))
     weights[bi, li] = c
@@ -75,7 +76,7 @@ def _solve_component(b: np.ndarray, l_: np.ndarray, c: np.ndarray, max_exact_nod
     small = max(len(ub), len(ul)) <= _RESOLVE_LIMIT
     for r, col in zip(rows.tolist(), cols.tolist(), strict=True):
         w = weights[r, col]
-        rb = rl = rc = None
+        rb = rl = None
         if small:
             alt = weights.copy()
             alt[r, col] = 0.0
@@ -84,9 +85,9 @@ def _solve_component(b: np.ndarray, l_: np.ndarray, c: np.ndarray, max_exact_nod
             alt_map = dict(zip(ar.tolist(), ac.tolist(), strict=True))
             alt_col_map = {v: k for k, v in alt_map.items()}
             if r in alt_map:  # the bank line would take another item
-                rl, rc = ul[alt_map[r]], weights[r, alt_map[r]]
+                rl = ul[alt_map[r]]
             elif col in alt_col_map:  # the item would go to another bank line
-                rb, rc = ub[alt_col_map[col]], weights[alt_col_map[col], col]
+                rb = ub[alt_col_map[col]]
         else:
             row_alt = weights[r].copy()
             row_alt[col] = 0
@@ -97,39 +98,44 @@ def _solve_component(b: np.ndarray, l_: np.ndarray, c: np.ndarray, max_exact_nod
             margin = w - max(best_row, best_col)
             if best_row >= best_col and best_row > 0:
                 j = int(row_alt.argmax())
-                rl, rc = ul[j], best_row
+                rl = ul[j]
                 if j in chosen_by_col and weights[chosen_by_col[j], j] > best_row:
                     margin = max(margin, w - best_col)
             elif best_col > 0:
                 j = int(col_alt.argmax())
-                rb, rc = ub[j], best_col
+                rb = ub[j]
                 if j in chosen and weights[j, chosen[j]] > best_col:
                     margin = max(margin, w - best_row)
-        out.append((ub[r], ul[col], float(margin), rb, rl, rc, EXACT_METHOD))
+        out.append((ub[r], ul[col], float(margin), rb, rl, EXACT_METHOD))
     return out
 
 
-def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, max_exact_nodes: int = 2000) -> pl.DataFrame:
-    """Globally consistent one-to-one assignment maximising total confidence per component.
+def assign_one_to_one(
+    scored: pl.DataFrame, min_confidence: float, weight: str = "confidence", max_exact_nodes: int = 2000
+) -> pl.DataFrame:
+    """Globally consistent one-to-one assignment maximising the total weight per component.
 
     Parameters
     ----------
     scored
-        ``bank_idx``, ``ledger_idx``, ``confidence`` for candidate pairs.
+        ``bank_idx``, ``ledger_idx``, ``confidence`` and the ``weight`` column (> 0) for
+        candidate pairs.
     min_confidence
-        Pairs below this are not considered (the review threshold).
+        Pairs below this confidence are not considered (the review threshold).
+    weight
+        The column to maximise.
     max_exact_nodes
         Components with more lines than this on one side use the greedy fallback.
 
     Returns
     -------
     pl.DataFrame
-        One row per chosen pair (``ASSIGNED_SCHEMA``): ``margin`` = how much total confidence the
+        One row per chosen pair (``ASSIGNED_SCHEMA``): ``margin`` = how much total weight the
         best assignment without this pair loses (small = ambiguous); the runner-up is the bank
         line or ledger item the alternative would use instead.
     """
     edges = scored.filter(pl.col("confidence") >= min_confidence).select(
-        "bank_idx", "ledger_idx", "confidence"
+        "bank_idx", "ledger_idx", pl.col(weight).alias("confidence")
     )
     if edges.height == 0:
         return pl.DataFrame(schema=ASSIGNED_SCHEMA)
@@ -156,15 +162,14 @@ def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, max_exact_nod
         "component",
         pl.col("bank_idx").alias("_rb"),
         pl.col("ledger_idx").alias("_rl"),
-        pl.col("confidence").alias("runner_up_confidence"),
+        pl.col("confidence").alias("_rc"),
     )
     star_out = best.join(second, on="component", how="left").select(
         "bank_idx",
         "ledger_idx",
-        (pl.col("confidence") - pl.col("runner_up_confidence").fill_null(0.0)).alias("margin"),
+        (pl.col("confidence") - pl.col("_rc").fill_null(0.0)).alias("margin"),
         pl.when(pl.col("_rb") != pl.col("bank_idx")).then(pl.col("_rb")).alias("runner_up_bank_idx"),
         pl.when(pl.col("_rl") != pl.col("ledger_idx")).then(pl.col("_rl")).alias("runner_up_ledger_idx"),
-        "runner_up_confidence",
         pl.lit(EXACT_METHOD).alias("method"),
     )
 

@@ -50,6 +50,12 @@ def _block_ids(bank_keys: pl.DataFrame, ledger_keys: pl.DataFrame) -> tuple[np.n
     )
 
 
+def _first_words(name: pl.Expr, n: int) -> pl.Expr:
+    """The first ``n`` words of a name key (null when it has fewer than ``n`` words)."""
+    words = name.str.split(" ")
+    return pl.when(words.list.len() >= n).then(words.list.head(n).list.join(" "))
+
+
 def window_pairs(
     bank_block: np.ndarray,
     bank_key: np.ndarray,
@@ -184,13 +190,21 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
     keep &= (bank_day[b] - ledger_day[l_] <= widest.after) & (ledger_day[l_] - bank_day[b] <= widest.before)
     parts.append((b[keep], l_[keep], BAND))
 
-    # 3. same payer name within the date window
-    bank_names = bank.select("currency", pl.col("name_key").replace("", None))
-    ledger_names = ledger.select("currency", pl.col("name_key").replace("", None))
-    bb, lb = _block_ids(bank_names, ledger_names)
-    b, l_ = window_pairs(bb, bank_day, lb, ledger_day, widest.after, widest.before,
-                         cand.max_per_line_name, 1 << 21)
-    parts.append((b, l_, NAME))
+    # 3. same payer within the date window, nearest amount first (a customer with hundreds of
+    #    open invoices still gets the ones with the right amount); blocks on the whole name key
+    #    and on its first two words (a name cut short by the bank, "HARBOUR EASTERN TECH")
+    def date_ok(b, l_):
+        d = bank_day[b] - ledger_day[l_]
+        return (d <= widest.after) & (-d <= widest.before)
+
+    for key_expr in (pl.col("name_key"), _first_words(pl.col("name_key"), 2)):
+        bank_names = bank.select("currency", key_expr.replace("", None).alias("k"))
+        ledger_names = ledger.select("currency", key_expr.replace("", None).alias("k"))
+        bb, lb = _block_ids(bank_names, ledger_names)
+        b, l_ = window_pairs(bb, bank_amount + _AMOUNT_OFFSET, lb, ledger_amount + _AMOUNT_OFFSET,
+                             bank_tol, bank_tol, cand.max_per_line_name, _AMOUNT_SPAN)
+        keep = date_ok(b, l_)
+        parts.append((b[keep], l_[keep], NAME))
 
     # 4. reference key found in the bank text
     exploded = (

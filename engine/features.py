@@ -26,6 +26,17 @@ def _nonempty(col: str) -> pl.Expr:
     return pl.when(c != "").then(pl.col(col)).otherwise(None)
 
 
+def _name(source: pl.Expr, narrative: pl.Expr) -> pl.Expr:
+    """The payer/payee name key; when the text holds no name (``SERVICE FEE``: all channel),
+    the narrative's words stand in, so two narratives can still be compared."""
+    fallback = (
+        nz.normalize_text(narrative)
+        .str.replace_all(r"[^\p{L}]+", " ")
+        .str.strip_chars(" ")
+    )
+    return pl.coalesce(nz.name_key(source), fallback).fill_null("")
+
+
 def _script(expr: pl.Expr) -> pl.Expr:
     """'cjk', 'latin', 'mixed' or '' for a normalised name."""
     has_cjk = expr.str.contains(_CJK)
@@ -50,8 +61,10 @@ def prepare_bank(bank: pl.DataFrame) -> pl.DataFrame:
         day=pl.col("date").cast(pl.Int32),
         channel=channel,
         bank_text=nz.normalize_text(text),
-        name_key=nz.name_key(name_source).fill_null(""),
-        ref_keys=nz.text_reference_keys(text),
+        name_key=_name(name_source, pl.col("description").fill_null("")),
+        reference_profile=nz.bank_reference_profile(text),
+    ).with_columns(
+        ref_keys=pl.col("reference_profile").struct.field("keys"),
     ).with_columns(
         explicit_ref_digits=pl.col("bank_text")
         .str.extract(_EXPLICIT_REFERENCE, 1)
@@ -70,6 +83,15 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     """
     doc_ref = pl.coalesce(_nonempty("reference"), pl.col("id"))
     name_source = pl.coalesce(_nonempty("counterparty"), pl.col("description").fill_null(""))
+    # other document numbers the item's text carries (our cheque number on a bill, a PO
+    # number): 4+ digits, years left out
+    other_keys = (
+        nz.text_reference_keys(
+            pl.concat_str([pl.col("description").fill_null(""), pl.col("reference").fill_null("")],
+                          separator=" ")
+        )
+        .list.eval(pl.element().filter((pl.element() >= 1000) & ~pl.element().is_between(1900, 2100)))
+    )
     types = pl.col("type").fill_null("").str.strip_chars().str.to_lowercase()
     before = {t: w.before for t, w in rules.dates.by_type.items()}
     after = {t: w.after for t, w in rules.dates.by_type.items()}
@@ -78,7 +100,8 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
         doc_ref=doc_ref,
         ref_serial=nz.reference_serial(doc_ref),
         ref_digit_count=nz.reference_digits(doc_ref).str.len_chars().fill_null(0).cast(pl.Int32),
-        name_key=nz.name_key(name_source).fill_null(""),
+        other_keys=other_keys,
+        name_key=_name(name_source, pl.col("description").fill_null("")),
         window_before=types.replace_strict(before, default=rules.dates.default.before, return_dtype=pl.Int32),
         window_after=types.replace_strict(after, default=rules.dates.default.after, return_dtype=pl.Int32),
         type_norm=types,

@@ -177,6 +177,7 @@ CHANNELS: dict[str, str] = {
     "cheque deposit": "CHEQUE DEPOSIT",
     "chq": "CHQ",
     "autopay dr": "AUTOPAY DR",
+    "autopay cr": "AUTOPAY CR",
     "autopay": "AUTOPAY",
     "cr trf": "CR TRF",
     "dr trf": "DR TRF",
@@ -328,6 +329,14 @@ _LEGAL_WORDS = (
     "plc|pte|pty|gmbh|sdn|bhd|hong kong|hk"
 )
 _LEGAL_WORD = rf"\s(?:{_LEGAL_WORDS})\b"
+# narrative words a bank puts between the channel and the payer ("AUTOPAY DR SALARY WONG ...",
+# "FPS CR PAYMENT FROM ..."), removed from the start of the rest
+_NARRATIVE_LEAD = (
+    r"^(?:(?:salary|salaries|payroll|wages|commission|bonus|allowance|mpf|payment|pymt|pmt|"
+    r"remittance|inward|outward|from|by|to|cr|dr|the)\s+)+"
+)
+# "Hong Kong" is written hk / hongkong / hong kong: one spelling, so the place never decides
+_HONG_KONG = r"(?-u:\b)(?:hong kong|hongkong)(?-u:\b)"
 _TITLES = "mr|mrs|ms|miss|mdm|dr"
 _TITLE = rf"^(?:{_TITLES})\s+|\s+(?:{_TITLES})$"
 
@@ -373,7 +382,9 @@ def name_key(e: pl.Expr) -> pl.Expr:
     """
     _, rest = split_channel(normalize_text(e))
     words = (
-        rest.str.replace_all(_NAME_NOISE, " ")
+        rest.str.replace(_NARRATIVE_LEAD, "")
+        .str.replace_all(_HONG_KONG, "hk")
+        .str.replace_all(_NAME_NOISE, " ")
         .str.replace_many(list(_NAME_SYMBOLS), list(_NAME_SYMBOLS.values()))
         .str.replace_all(_NAME_PUNCTUATION, " ")
         .str.strip_chars(" ")

@@ -9,6 +9,7 @@ same tables; this stage produces one-to-one groups.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -121,7 +122,10 @@ def match_frames(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> Ma
 
     t0 = time.perf_counter()
     th = rules.thresholds
-    chosen = assign_one_to_one(scored, th.review)
+    # weigh pairs by their evidence in bits above the review threshold (always > 0)
+    floor = math.log2(th.review / (1.0 - th.review)) if th.review < 1 else 0.0
+    scored = scored.with_columns(weight=(pl.col("score") - floor + 1.0).clip(lower_bound=1e-6))
+    chosen = assign_one_to_one(scored, th.review, weight="weight")
     timings["assignment"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -139,9 +143,16 @@ def _proposals(chosen, scored, pb, pl_, rules):
     th = rules.thresholds
     ids_b = pb.select("bank_idx", pl.col("id").alias("bank_id"), pl.col("date").alias("bank_date"))
     ids_l = pl_.select("ledger_idx", pl.col("id").alias("ledger_id"), pl.col("date").alias("ledger_date"))
+    conf = scored.select("bank_idx", "ledger_idx", "confidence")
     df = (
         chosen.join(scored.select("bank_idx", "ledger_idx", "confidence", "evidence", "amount_bank",
                                   "amount_ledger", "currency"), on=["bank_idx", "ledger_idx"], how="left")
+        # the runner-up pair: this bank line with another item, or this item with another line
+        .join(conf.rename({"ledger_idx": "runner_up_ledger_idx", "confidence": "_c1"}),
+              on=["bank_idx", "runner_up_ledger_idx"], how="left")
+        .join(conf.rename({"bank_idx": "runner_up_bank_idx", "confidence": "_c2"}),
+              on=["runner_up_bank_idx", "ledger_idx"], how="left")
+        .with_columns(runner_up_confidence=pl.coalesce("_c1", "_c2"))
         .join(ids_b, on="bank_idx", how="left")
         .join(ids_l, on="ledger_idx", how="left")
         .join(ids_b.select(pl.col("bank_idx").alias("runner_up_bank_idx"), pl.col("bank_id").alias("ru_bank")),

@@ -78,12 +78,13 @@ def score_candidates(
     w = rules.weights
     b = bank.select(
         "bank_idx", pl.col("amount_minor").alias("amount_bank"), pl.col("currency").alias("currency"),
-        pl.col("day").alias("day_bank"), "bank_text", pl.col("name_key").alias("name_bank"),
+        pl.col("day").alias("day_bank"), "reference_profile", "ref_keys",
+        pl.col("name_key").alias("name_bank"),
         "explicit_ref_digits", pl.col("name_script").alias("script_bank"),
     )
     led = ledger.select(
         "ledger_idx", pl.col("amount_minor").alias("amount_ledger"), pl.col("day").alias("day_ledger"),
-        "doc_ref", "ref_digit_count", pl.col("name_key").alias("name_ledger"), pl.col("name_script").alias("script_ledger"),
+        "doc_ref", "ref_digit_count", "other_keys", pl.col("name_key").alias("name_ledger"), pl.col("name_script").alias("script_ledger"),
         "window_before", "window_after", "type_norm",
     )
     df = pairs.join(b, on="bank_idx", how="left").join(led, on="ledger_idx", how="left")
@@ -100,18 +101,16 @@ def score_candidates(
         name_similarity=pl.Series(similarity),
         amount_diff=pl.col("amount_bank") - pl.col("amount_ledger"),
         days=(pl.col("day_bank") - pl.col("day_ledger")).cast(pl.Int32),
-        ref_strength=nz.reference_strength(pl.col("bank_text"), pl.col("doc_ref")),
+        ref_strength=nz.reference_strength_from_profile(pl.col("reference_profile"), pl.col("doc_ref")),
+        shared_number=pl.col("ref_keys").list.set_intersection(pl.col("other_keys")).list.first(),
     )
-    # how many exact-amount candidates compete for the same bank line / ledger item
     exact = pl.col("amount_diff") == 0
-    df = df.with_columns(
-        n_exact_bank=exact.cast(pl.Int32).sum().over("bank_idx"),
-        n_exact_ledger=exact.cast(pl.Int32).sum().over("ledger_idx"),
-    )
 
     ref_level = (
         pl.when(pl.col("ref_strength").is_in(["full", "serial", "partial"]))
         .then(pl.col("ref_strength"))
+        .when(pl.col("shared_number").is_not_null())
+        .then(pl.lit("number"))
         # the bank quotes a complete document number of its own that is not this one (a number
         # cut short by the bank's field width is no conflict)
         .when(
@@ -122,8 +121,8 @@ def score_candidates(
         .otherwise(pl.lit("none"))
     )
     ref_weight = ref_level.replace_strict(
-        {"full": w.reference.full, "serial": w.reference.serial, "partial": w.reference.partial,
-         "conflict": w.reference.conflict, "none": w.reference.none},
+        {"full": w.reference.full, "serial": w.reference.serial, "number": w.reference.number,
+         "partial": w.reference.partial, "conflict": w.reference.conflict, "none": w.reference.none},
         return_dtype=pl.Float64,
     )
     amount_weight = pl.when(exact).then(pl.lit(w.amount.exact)).otherwise(pl.lit(w.amount.within_tolerance))
@@ -146,6 +145,15 @@ def score_candidates(
         .when(different_script).then(pl.lit(w.name_different_script))
         .otherwise(name_w)
     )
+    # how many exact-amount candidates that could be the same party (a name that does not
+    # speak against it) compete for the same bank line / ledger item
+    df = df.with_columns(name_level=name_level, name_weight=name_weight)
+    plausible = (exact & (pl.col("name_weight") >= 0)).cast(pl.Int32)
+    df = df.with_columns(
+        n_exact_bank=plausible.sum().over("bank_idx") - plausible + exact.cast(pl.Int32),
+        n_exact_ledger=plausible.sum().over("ledger_idx") - plausible + exact.cast(pl.Int32),
+    )
+    name_weight = pl.col("name_weight")
     abs_days = pl.col("days").abs()
     date_w, _ = _levels(abs_days, w.date, "max_days", ascending=True)
     in_window = (pl.col("days") <= pl.col("window_after")) & (-pl.col("days") <= pl.col("window_before"))
@@ -158,7 +166,7 @@ def score_candidates(
         .otherwise(pl.lit(0.0))
     )
     df = df.with_columns(
-        ref_level=ref_level, name_level=name_level, in_window=in_window,
+        ref_level=ref_level, in_window=in_window,
         score=pl.lit(w.prior) + ref_weight + amount_weight + name_weight + date_w + window_weight + uniq_weight,
     ).with_columns(
         confidence=(1.0 / (1.0 + pl.lit(2.0).pow(-pl.col("score")))).round(4),
@@ -175,6 +183,9 @@ def _evidence(rules: RuleSet) -> pl.Expr:
         .then(pl.lit("reference ") + pl.col("doc_ref") + pl.lit(" found in bank text"))
         .when(pl.col("ref_level") == "serial")
         .then(pl.lit("number of ") + pl.col("doc_ref") + pl.lit(" found in bank text"))
+        .when(pl.col("ref_level") == "number")
+        .then(pl.lit("number ") + pl.col("shared_number").cast(pl.Utf8)
+              + pl.lit(" in the ledger item's text found in bank text"))
         .when(pl.col("ref_level") == "partial")
         .then(pl.lit("bank text shows a reference close to ") + pl.col("doc_ref")
               + pl.lit(" (transposed or truncated digits; weak)"))
@@ -195,11 +206,11 @@ def _evidence(rules: RuleSet) -> pl.Expr:
     )
     uniqueness = (
         pl.when((pl.col("amount_diff") == 0) & (pl.col("n_exact_bank") == 1) & (pl.col("n_exact_ledger") == 1))
-        .then(pl.lit("only candidate with this amount"))
+        .then(pl.lit("no other plausible candidate with this amount"))
         .when(pl.col("amount_diff") == 0)
         .then(
             (pl.col("n_exact_bank") + pl.col("n_exact_ledger") - 2).cast(pl.Utf8)
-            + pl.lit(" other candidate(s) with the same amount")
+            + pl.lit(" other plausible candidate(s) with the same amount")
         )
         .otherwise(pl.lit(None, dtype=pl.Utf8))
     )

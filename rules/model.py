@@ -88,6 +88,7 @@ class Candidates(_Strict):
 class ReferenceWeights(_Strict):
     full: float = 10.0
     serial: float = 6.0
+    number: float = 5.0
     partial: float = 1.0
     none: float = 0.0
     conflict: float = -4.0
@@ -114,8 +115,8 @@ def _default_name_levels() -> list[NameLevel]:
         NameLevel(min_similarity=95, weight=4.5, label="same name"),
         NameLevel(min_similarity=85, weight=3.0, label="similar name"),
         NameLevel(min_similarity=70, weight=1.0, label="partly similar name"),
-        NameLevel(min_similarity=50, weight=-1.5, label="different name"),
-        NameLevel(min_similarity=0, weight=-4.0, label="unrelated name"),
+        NameLevel(min_similarity=50, weight=-1.0, label="different name"),
+        NameLevel(min_similarity=0, weight=-2.5, label="unrelated name"),
     ]
 
 
@@ -163,7 +164,7 @@ class Weights(_Strict):
 class Thresholds(_Strict):
     auto: float = Field(0.97, gt=0, le=1)
     review: float = Field(0.5, gt=0, le=1)
-    ambiguity_margin: float = Field(0.1, ge=0, le=1)
+    ambiguity_margin: float = Field(1.0, ge=0, le=30)  # bits (log2 odds)
 
     @model_validator(mode="after")
     def _review_below_auto(self) -> Thresholds:
