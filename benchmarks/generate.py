@@ -94,8 +94,9 @@ LABEL_COLUMNS = ["side", "id", "case", "variant", "delivered"]
 DEFAULT_START = date(2026, 10, 1)
 DEFAULT_BANK_ACCOUNT = "004-512345-001"
 
-#: share of bank rows per case (bank cases) or extra ledger rows (ledger-only cases)
-CASE_MIX: dict[str, float] = {
+#: the one-to-one month of the foundation issue: share of bank rows per case (bank cases) or
+#: extra ledger rows (ledger-only cases); ``--mix foundation`` reproduces its files byte for byte
+FOUNDATION_MIX: dict[str, float] = {
     "invoice_receipt": 0.55,
     "same_amount_receipts": 0.04,
     "repeat_invoice": 0.02,
@@ -110,7 +111,43 @@ CASE_MIX: dict[str, float] = {
     "open_bill": 0.04,
     "sales_order": 0.015,
 }
-LEDGER_ONLY_CASES = ("open_invoice", "open_bill", "sales_order")
+#: the full month: the foundation's cases plus every compound case (shares of bank rows, as above;
+#: ``invoice_receipt`` takes whatever the others leave)
+FULL_MIX: dict[str, float] = {
+    "invoice_receipt": 0.46,
+    "same_amount_receipts": 0.04,
+    "repeat_invoice": 0.02,
+    "multi_invoice_payment": 0.04,
+    "instalment": 0.03,
+    "short_payment": 0.03,
+    "fx_receipt": 0.025,
+    "stripe_payout": 0.006,
+    "processor_payout": 0.006,
+    "cash_book_receipt": 0.07,
+    "supplier_bill": 0.09,
+    "supplier_batch": 0.015,
+    "cash_book_payment": 0.04,
+    "payroll": 0.05,
+    "payroll_batch": 0.003,
+    "bank_charge": 0.04,
+    "unknown_deposit": 0.03,
+    "duplicate_feed_line": 0.005,
+    "open_invoice": 0.10,
+    "open_fx_invoice": 0.005,
+    "open_bill": 0.04,
+    "sales_order": 0.015,
+}
+MIXES: dict[str, dict[str, float]] = {"foundation": FOUNDATION_MIX, "full": FULL_MIX}
+DEFAULT_MIX = "full"
+#: the default mix (kept under its old name)
+CASE_MIX = MIXES[DEFAULT_MIX]
+LEDGER_ONLY_CASES = ("open_invoice", "open_bill", "sales_order", "open_fx_invoice")
+#: cases whose truth groups are not one_to_one
+COMPOUND_CASES = ("multi_invoice_payment", "supplier_batch", "payroll_batch", "instalment",
+                  "stripe_payout", "processor_payout")
+#: adjustment causes in truth.csv, in the order they are listed
+ADJUSTMENT_CAUSES = ("processor_fee", "fx_difference", "bank_charge", "short_payment")
+TRUTH_EXTRA_COLUMNS = ["adjustments", "open_amount"]
 
 INVOICE_REF_VARIANTS: dict[str, float] = {
     "full": 0.35, "compact": 0.12, "spaced": 0.08, "number": 0.10,
@@ -119,6 +156,32 @@ INVOICE_REF_VARIANTS: dict[str, float] = {
 #: reference variants that identify the ledger item on their own
 DECISIVE_VARIANTS = ("full", "compact", "spaced", "number", "shown")
 MAX_PAYMENT_LAG_DAYS = 60
+
+# compound cases: the limits a perfect matcher can rely on (see the module docstring)
+MAX_SUBSET_CANDIDATES = 20  # a line without references: at most this many items to combine
+MAX_SUBSET_SIZE = 4
+SHORT_PAYMENT_CHARGES_HKD = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 80, 100, 120, 150)
+SHORT_PAYMENT_MIN_TOLERANCE_HKD = 150  # short by at most max(HKD 150, 2% of the invoice)
+SHORT_PAYMENT_TOLERANCE_PCT = 2
+FX_CURRENCIES = {"USD": 0.60, "CNY": 0.25, "EUR": 0.15}
+#: (start mid rate in HKD, daily step, floor, ceiling) of the random walk per currency
+_FX_MARKET = {"USD": (7.7800, 0.0008, 7.7500, 7.8500), "CNY": (1.0850, 0.0025, 1.0300, 1.1400),
+              "EUR": (8.4500, 0.0300, 7.9000, 9.2000)}
+#: the bank's spread below the mid rate: (low, high) fraction per currency
+FX_SPREADS = {"USD": (0.0010, 0.0040), "CNY": (0.0020, 0.0060), "EUR": (0.0030, 0.0090)}
+FX_CHARGES_HKD = (50, 60, 75, 100, 120, 150, 200)
+FX_CHARGE_SHARE = 0.35
+FX_TOLERANCE_PCT = 1  # bank = converted - spread - charge >= converted - 1% - HKD 250
+FX_TOLERANCE_HKD = 250
+FX_HISTORY_DAYS = 75
+FX_MISSING_WEEKDAYS = 0.10
+PROCESSOR_FEE_MAX_PCT = 5
+STRIPE_PAYOUT_DELAY_BUSINESS_DAYS = 2
+SHOPIFY_PAYOUT_DELAY_BUSINESS_DAYS = 3
+#: a payout without processor data settles the orders of consecutive days, the last of them
+#: 1..PAYOUT_MAX_LAG_DAYS before the bank date, spanning at most PAYOUT_MAX_SPAN_DAYS days
+PAYOUT_MAX_LAG_DAYS = 8
+PAYOUT_MAX_SPAN_DAYS = 10
 DESCRIPTION_CUT = 35
 _NO_CUT = 140
 
@@ -240,10 +303,13 @@ _BANK_ROWS: dict[str, pl.DataType] = {
     "ledger_type": pl.Utf8,
     "case": pl.Utf8,
     "variant": pl.Utf8,
+    "label": pl.Utf8,  # the case's own label (e.g. "bank_charge"); the seen reference is added
+    "own_check": pl.Boolean,  # decided by _make_compound_decidable, not by _make_decidable
 }
 _BANK_DEFAULTS = {
     "trunc_k": 0, "layout": "name_first", "cut_at": _NO_CUT, "show_counterparty": False,
     "show_reference": False, "always_decisive": False, "name_ok": False, "ref_variant": "none",
+    "own_check": False,
 }
 _LEDGER_ROWS: dict[str, pl.DataType] = {
     "uid": pl.Int64,
@@ -258,9 +324,14 @@ _LEDGER_ROWS: dict[str, pl.DataType] = {
     "account": pl.Utf8,
     "party_key": pl.Int64,
     "case": pl.Utf8,
+    "currency": pl.Utf8,  # null: the account's currency
+    "ref_uid": pl.Int64,  # the reference is this other ledger item's id (a credit note's order)
 }
 _GROUPS: dict[str, pl.DataType] = {"group": pl.Int64, "match_type": pl.Utf8, "case": pl.Utf8}
 _LINKS: dict[str, pl.DataType] = {"group": pl.Int64, "side": pl.Utf8, "uid": pl.Int64}  # group members
+_ADJUSTMENTS: dict[str, pl.DataType] = {"group": pl.Int64, "cause": pl.Utf8, "amount_minor": pl.Int64}
+_OPEN: dict[str, pl.DataType] = {"group": pl.Int64, "open_minor": pl.Int64, "open_currency": pl.Utf8}
+_LISTS: dict[str, pl.DataType] = {"bank_uid": pl.Int64, "ledger_uid": pl.Int64}  # invoices a line lists
 _EMPLOYEE_KEY_OFFSET = 1 << 40  # employees are keyed by their name, not by a party row
 
 
@@ -296,6 +367,11 @@ class _Month:
     ledger: list[pl.DataFrame] = field(default_factory=list)
     links: list[pl.DataFrame] = field(default_factory=list)
     groups: list[pl.DataFrame] = field(default_factory=list)
+    adjustments: list[pl.DataFrame] = field(default_factory=list)
+    opens: list[pl.DataFrame] = field(default_factory=list)
+    lists: list[pl.DataFrame] = field(default_factory=list)
+    stripe: list[pl.DataFrame] = field(default_factory=list)
+    fx: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _next: dict[str, int] = field(default_factory=lambda: {"bank": 0, "ledger": 0, "group": 0})
 
     @property
@@ -378,6 +454,84 @@ class _Month:
             "side": np.repeat(np.array(["bank", "ledger"], dtype=object), n),
             "uid": np.concatenate([bank_uid, ledger_uid]),
         }))
+
+    def add_groups(self, case: str, match_type: str, n: int, bank: tuple[np.ndarray, np.ndarray],
+                   ledger: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """``n`` truth groups; ``bank`` and ``ledger`` are (group index 0..n-1, uid) member pairs."""
+        group = self.uids("group", n)
+        self.groups.append(_frame(_GROUPS, n, {"group": group, "match_type": match_type, "case": case}))
+        (bank_g, bank_uid), (ledger_g, ledger_uid) = bank, ledger
+        self.links.append(_frame(_LINKS, len(bank_uid) + len(ledger_uid), {
+            "group": np.concatenate([group[bank_g], group[ledger_g]]),
+            "side": np.repeat(np.array(["bank", "ledger"], dtype=object), [len(bank_uid), len(ledger_uid)]),
+            "uid": np.concatenate([bank_uid, ledger_uid]),
+        }))
+        return group
+
+    def add_adjustments(self, group: np.ndarray, cause: str, amount_minor: np.ndarray) -> None:
+        """Expected adjustment lines (bank currency, signed so bank = ledger + adjustments)."""
+        keep = np.asarray(amount_minor) != 0
+        if keep.any():
+            self.adjustments.append(_frame(_ADJUSTMENTS, int(keep.sum()), {
+                "group": np.asarray(group)[keep], "cause": cause, "amount_minor": np.asarray(amount_minor)[keep],
+            }))
+
+    def business_days_after(self, day: np.ndarray, k: int) -> np.ndarray:
+        """The ``k``-th weekday strictly after each day (may lie beyond the month)."""
+        day = np.asarray(day, dtype=np.int32).copy()
+        for _ in range(k):
+            day += 1
+            weekday = self.weekday(day)
+            day += np.where(weekday == 5, 2, np.where(weekday == 6, 1, 0)).astype(np.int32)
+        return day
+
+    def business_days(self) -> np.ndarray:
+        days = np.arange(self.n_days, dtype=np.int32)
+        return days[self.weekday(days) < 5]
+
+    def rates(self, currency: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mid rates (units of the account currency per 1 ``currency``, x 10^4) per day from
+        ``-FX_HISTORY_DAYS``, and whether each day is published in fx.csv. Drawn on first use."""
+        if currency not in self.fx:
+            centre, step, low, high = _FX_MARKET[currency]
+            n = FX_HISTORY_DAYS + self.n_days
+            walk = np.clip(centre + np.cumsum(self.rng.normal(0.0, step, n)), low, high)
+            rate_e4 = np.rint(walk * 10_000).astype(np.int64)
+            weekday = self.weekday(np.arange(-FX_HISTORY_DAYS, self.n_days))
+            published = (weekday < 5) & (self.rng.random(n) >= FX_MISSING_WEEKDAYS)
+            published[0] = True
+            self.fx[currency] = (rate_e4, published)
+        return self.fx[currency]
+
+    def rate_on(self, currency: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """fx.csv's rate (x 10^4) for each (currency, day): that day's, else the nearest earlier."""
+        currency = np.asarray(currency, dtype=object)
+        out = np.zeros(len(currency), dtype=np.int64)
+        for code in sorted(set(currency.tolist())):
+            rate_e4, published = self.rates(code)
+            idx = np.arange(len(rate_e4))
+            last = np.maximum.accumulate(np.where(published, idx, 0))
+            rows = currency == code
+            out[rows] = rate_e4[last[np.asarray(day)[rows] + FX_HISTORY_DAYS]]
+        return out
+
+    def overseas_parties(self, n: int) -> np.ndarray:
+        """Ids of the overseas customers invoiced in USD, CNY or EUR (``n`` drawn on first use)."""
+        if "currency" not in self.parties.columns:
+            first = int(self.parties["party_id"].max()) + 1
+            extra = _overseas(self.rng, n)
+            extra = extra.with_columns(
+                party_id=pl.int_range(first, first + extra.height, dtype=pl.Int64), role=pl.lit("overseas_customer"),
+            )
+            self.parties = pl.concat([self.parties, extra], how="diagonal")
+        return self.party_ids("overseas_customer")
+
+
+def _convert(amount_minor: np.ndarray, rate_e4: np.ndarray, exponent_from: int, exponent_to: int) -> np.ndarray:
+    """``amount x rate`` in the target currency's minor units, rounded half away from zero."""
+    num = np.abs(amount_minor).astype(np.int64) * rate_e4 * 10**exponent_to
+    den = 10_000 * 10**exponent_from
+    return np.sign(amount_minor) * ((2 * num + den) // (2 * den))
 
 
 def _choice(rng: np.random.Generator, options: Mapping[str, float] | list[str], n: int) -> np.ndarray:
@@ -600,6 +754,62 @@ def _build_parties(month: _Month, n_bank: int) -> pl.DataFrame:
     script_bank = pl.col("bank_form") == "zh"
     script_ledger = pl.col("ledger_form") == "zh"
     return parties.with_columns(name_ok=(script_bank == script_ledger) & (pl.col("bank_form") != "initials"))
+
+
+_OVERSEAS_WORDS = [
+    "Northwind", "Bluewater", "Redwood", "Silverline", "Maple", "Atlas", "Nordic", "Alpine",
+    "Coastal", "Evergreen", "Granite", "Horizon", "Ironbridge", "Keystone", "Lakeside", "Meridian",
+    "Oakridge", "Pinnacle", "Riverside", "Sterling", "Brightwater", "Copperfield", "Fairway", "Westbrook",
+]
+_OVERSEAS_TRADES = ["Trading", "Imports", "Supply", "Retail", "Foods", "Textiles", "Electronics",
+                    "Distribution", "Industries", "Brands"]
+_LEGAL_FORMS = {"USD": ["Inc.", "LLC", "Corp."], "EUR": ["GmbH", "B.V.", "S.A.S.", "S.r.l."]}
+_CN_CITIES = [("Shenzhen", "深圳市"), ("Guangzhou", "广州市"), ("Dongguan", "东莞市"), ("Shanghai", "上海"),
+              ("Xiamen", "厦门"), ("Foshan", "佛山市"), ("Ningbo", "宁波"), ("Zhuhai", "珠海市")]
+_CN_WORDS = [("Huaxing", "华兴"), ("Jinlong", "金龙"), ("Hengtai", "恒泰"), ("Xinda", "鑫达"),
+             ("Tianyi", "天翼"), ("Mingyang", "明阳"), ("Baoli", "宝利"), ("Kaida", "凯达"),
+             ("Ruifeng", "瑞丰"), ("Yongsheng", "永盛")]
+_CN_TRADES = [("Electronics", "电子"), ("Trading", "贸易"), ("Technology", "科技"), ("Garment", "服装"),
+              ("Plastics", "塑胶"), ("Packaging", "包装")]
+
+
+def _overseas(rng: np.random.Generator, n: int) -> pl.DataFrame:
+    """``n`` overseas customers with distinct names, each invoiced in one foreign currency.
+
+    USD / EUR companies are printed upper-case by the bank (``NORTHWIND TRADING INC``) and kept
+    in proper case in the ledger (``Northwind Trading Inc.``); mainland companies are printed in
+    pinyin (``SHENZHEN HUAXING ELECTRONICS CO LTD``) and kept in pinyin or in simplified Chinese.
+    """
+    currency = _choice(rng, FX_CURRENCIES, n)
+    western = np.flatnonzero(currency != "CNY")
+    chinese = np.flatnonzero(currency == "CNY")
+    names = np.empty(n, dtype=object)
+    zh = np.full(n, None, dtype=object)
+    size = len(_OVERSEAS_WORDS) * len(_OVERSEAS_TRADES)
+    idx = _sample_space(rng, size, len(western))
+    for row, i in zip(western, idx, strict=True):
+        word, trade = _OVERSEAS_WORDS[i // len(_OVERSEAS_TRADES)], _OVERSEAS_TRADES[i % len(_OVERSEAS_TRADES)]
+        legal = _LEGAL_FORMS[currency[row]][int(rng.integers(0, len(_LEGAL_FORMS[currency[row]])))]
+        names[row] = f"{word} {trade} {legal}"
+    size = len(_CN_CITIES) * len(_CN_WORDS) * len(_CN_TRADES)
+    idx = _sample_space(rng, size, len(chinese))
+    for row, i in zip(chinese, idx, strict=True):
+        city, rest = _CN_CITIES[i // (len(_CN_WORDS) * len(_CN_TRADES))], i % (len(_CN_WORDS) * len(_CN_TRADES))
+        word, trade = _CN_WORDS[rest // len(_CN_TRADES)], _CN_TRADES[rest % len(_CN_TRADES)]
+        names[row] = f"{city[0]} {word[0]} {trade[0]} Co., Ltd."
+        zh[row] = f"{city[1]}{word[1]}{trade[1]}有限公司"
+    frame = pl.DataFrame({"ledger_name": names.tolist(), "zh": zh.tolist(), "currency": currency.tolist()},
+                         schema={"ledger_name": pl.Utf8, "zh": pl.Utf8, "currency": pl.Utf8})
+    frame = frame.unique("ledger_name", keep="first", maintain_order=True)  # only when the space ran out
+    chinese_ledger = pl.col("zh").is_not_null() & pl.Series(rng.random(frame.height) < 0.3)
+    bank_name = pl.col("ledger_name").str.replace_all(r"[.,]", "").str.to_uppercase()
+    return frame.select(
+        kind=pl.lit("company"), bank_form=pl.lit("upper"),
+        ledger_form=pl.when(chinese_ledger).then(pl.lit("zh")).otherwise(pl.lit("proper")),
+        bank_name=bank_name,
+        ledger_name=pl.when(chinese_ledger).then(pl.col("zh")).otherwise(pl.col("ledger_name")),
+        zh="zh", currency="currency", name_ok=~chinese_ledger,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -952,7 +1162,8 @@ def sales_order(month: _Month, n: int) -> None:
     if n == 0:
         return
     rng = month.rng
-    invoices = pl.concat(month.ledger).filter(pl.col("type") == "invoice") if month.ledger else None
+    invoices = (pl.concat(month.ledger).filter((pl.col("type") == "invoice") & pl.col("currency").is_null())
+                if month.ledger else None)
     party = month.pick(month.party_ids("customer"), n)
     amount = month.amounts(n, median=6_000, sigma=1.2, low=50, high=500_000)
     day = rng.integers(-MAX_PAYMENT_LAG_DAYS, month.n_days, n).astype(np.int32)
@@ -970,6 +1181,638 @@ def sales_order(month: _Month, n: int) -> None:
     )
 
 
+# --------------------------------------------------------------------------------------------
+# compound cases (issue 3): several items per line, several lines per item, payouts, FX, short
+# --------------------------------------------------------------------------------------------
+_BASE62 = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
+_INVOICE_LIST_STYLES = {"list_numbers": 0.30, "list_full_then_numbers": 0.20, "list_full": 0.15, "none": 0.35}
+_DECISIVE_INVOICE_REFS = {"full": 0.5, "compact": 0.2, "spaced": 0.1, "number": 0.2}
+_SHOP_PRODUCTS = ["Tea", "Paws", "Brew", "Skin", "Home", "Bakery", "Toys", "Wear", "Gifts", "Beauty",
+                  "Optics", "Books", "Florist", "Kitchen", "Outdoor", "Crafts", "Snacks", "Audio"]
+_STRIPE_FEE_DESCRIPTIONS = ["Radar for Fraud Teams", "Billing - Usage Fee", "Stripe Tax - Transactions"]
+_GATEWAYS = ("Shopify Payments", "PayPal")
+_ORDERS_PER_DAY = {"stripe": 7.0, "Shopify Payments": 6.0, "PayPal": 2.0}
+#: per-order processor fee: (per mille of the order, fixed HKD cents)
+_ORDER_FEES = {"stripe": (34, 235), "stripe_international": (44, 235), "Shopify Payments": (33, 235), "PayPal": (34, 235)}
+
+
+def _group_index(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(group of each member, index of each group's first member) for consecutive groups."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    return np.repeat(np.arange(len(sizes)), sizes), np.cumsum(sizes) - sizes
+
+
+def _random_ids(rng: np.random.Generator, prefix: str, n: int, length: int = 23) -> np.ndarray:
+    """Stripe-like ids: ``prefix`` + ``length`` base-62 characters."""
+    chars = _BASE62[rng.integers(0, len(_BASE62), (n, length))]
+    return np.char.add(prefix, chars.view(f"<U{length}").ravel()).astype(object)
+
+
+def _sum_by(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Integer sums of ``values`` per ``index`` in 0..n-1 (exact: no float weights)."""
+    out = np.zeros(n, dtype=np.int64)
+    np.add.at(out, np.asarray(index, dtype=np.int64), np.asarray(values, dtype=np.int64))
+    return out
+
+
+def _order_fees(amount: np.ndarray, per_mille: np.ndarray | int, fixed_cents: int, minor_per_major: int) -> np.ndarray:
+    return (amount * per_mille + 500) // 1000 + fixed_cents * minor_per_major // 100
+
+
+def _shoppers(month: _Month, n: int) -> pl.Series:
+    """Names of online shoppers as the shop's order system keeps them."""
+    people = _assign_forms(month.rng, _people(month.rng, n, distinct=False), {"roman": 1.0},
+                           {"title": 0.6, "western": 0.2, "zh": 0.2}, False)
+    return _person_forms(people)["ledger_name"]
+
+
+def _money_text(minor: np.ndarray, currency: np.ndarray | str) -> pl.Series:
+    frame = pl.DataFrame({"m": np.asarray(minor, dtype=np.int64), "c": np.broadcast_to(np.asarray(currency, dtype=object), len(minor)).tolist()},
+                         schema={"m": pl.Int64, "c": pl.Utf8})
+    return frame.select(format_minor_expr(pl.col("m"), pl.col("c")).alias("text"))["text"]
+
+
+def multi_invoice_payment(month: _Month, n: int) -> None:
+    """One transfer from a customer pays 2-4 of its invoices; the numbers may be listed."""
+    if n == 0:
+        return
+    rng = month.rng
+    party = month.pick(month.party_ids("customer"), n, skew=0.5)
+    k = rng.choice(np.array([2, 3, 4]), size=n, p=[0.5, 0.3, 0.2])
+    g, starts = _group_index(k)
+    m = int(k.sum())
+    channel = _choice(rng, {"FPS CR": 0.40, "CR TRF": 0.20, "IBT CR": 0.15, "CHQ DEP": 0.15, "AUTOPAY CR": 0.10}, n)
+    bank_day = month.days(n)
+    bank_day = np.where(np.isin(channel, _BUSINESS_DAY_CHANNELS), month.business_day(bank_day), bank_day).astype(np.int32)
+    invoice_day = (bank_day[g] - _payment_lags(rng, m)).astype(np.int32)
+    amount = month.amounts(m, median=4_000, sigma=1.1, low=50, high=300_000)
+    total = np.add.reduceat(amount, starts)
+    style = np.where(channel == "CHQ DEP", "none", _choice(rng, _INVOICE_LIST_STYLES, n))  # a cheque lists nothing
+    cheque_no = np.char.zfill(rng.integers(0, 1_000_000, n).astype(str), 6).astype(object)
+    bank_name, name_ok = month.party_columns(party, "bank_name", "name_ok")
+    (ledger_name,) = month.party_columns(party[g], "ledger_name")
+    ledger_uid = month.uids("ledger", m)
+    bank_uid = month.uids("bank", n)
+    case = "multi_invoice_payment"
+    month.add_ledger(
+        m, uid=ledger_uid, prefix="INV", type="invoice", day=invoice_day, amount_minor=amount,
+        counterparty=ledger_name, description=_choice(rng, _GOODS, m),
+        due_day=invoice_day + rng.choice(np.array([14, 30, 30, 60]), size=m), party_key=party[g], case=case,
+    )
+    month.add_bank(
+        n, uid=bank_uid, day=bank_day, amount_minor=total, channel=channel,
+        detail=np.where(channel == "CHQ DEP", cheque_no, None), payer=bank_name, ref_kind="list",
+        ref_variant=np.where(style == "none", "none", "shown"),
+        layout=np.where(rng.random(n) < 0.3, "ref_first", "name_first"),
+        show_counterparty=rng.random(n) < 0.3, name_ok=name_ok, party_key=party, ledger_type="invoice",
+        own_check=True, case=case, label=style,
+    )
+    month.lists.append(_frame(_LISTS, m, {"bank_uid": bank_uid[g], "ledger_uid": ledger_uid}))
+    month.add_groups(case, "one_to_many", n, (np.arange(n), bank_uid), (g, ledger_uid))
+
+
+def supplier_batch(month: _Month, n: int) -> None:
+    """One payment to a supplier settles 2-4 of its bills; their numbers may be listed."""
+    if n == 0:
+        return
+    rng = month.rng
+    party = month.pick(month.party_ids("supplier"), n, skew=0.5)
+    k = rng.choice(np.array([2, 3, 4]), size=n, p=[0.5, 0.3, 0.2])
+    g, starts = _group_index(k)
+    m = int(k.sum())
+    channel = _choice(rng, {"TT OUT": 0.2, "AUTOPAY DR": 0.5, "IBT DR": 0.3}, n)
+    bank_day = month.days(n, business_only=True)
+    amount = -month.amounts(m, median=8_000, sigma=1.1, low=50, high=300_000, round_to=(0.5, 0.3, 0.1, 0.07, 0.03))
+    bill_day = (bank_day[g] - _payment_lags(rng, m)).astype(np.int32)
+    supplier_ref = _supplier_invoice_numbers(rng, m)
+    listed = (
+        pl.DataFrame({"g": g, "ref": supplier_ref.tolist()}, schema={"g": pl.Int64, "ref": pl.Utf8})
+        .group_by("g", maintain_order=True).agg(pl.col("ref").str.join(" "))["ref"]
+    )
+    style = np.where(rng.random(n) < 0.55, "list_refs", "none")
+    bank_name, name_ok = month.party_columns(party, "bank_name", "name_ok")
+    (ledger_name,) = month.party_columns(party[g], "ledger_name")
+    ledger_uid = month.uids("ledger", m)
+    bank_uid = month.uids("bank", n)
+    case = "supplier_batch"
+    month.add_ledger(
+        m, uid=ledger_uid, prefix="BILL", type="bill", day=bill_day, amount_minor=amount,
+        counterparty=ledger_name, description=_choice(rng, _GOODS, m), reference=supplier_ref,
+        due_day=bill_day + rng.choice(np.array([30, 30, 60]), size=m), party_key=party[g], case=case,
+    )
+    month.add_bank(
+        n, uid=bank_uid, day=bank_day, amount_minor=np.add.reduceat(amount, starts), channel=channel,
+        payer=bank_name, ref_kind="list", ref_text=listed, ref_variant=np.where(style == "none", "none", "shown"),
+        name_ok=name_ok, party_key=party, ledger_type="bill", own_check=True, case=case, label=style,
+    )
+    month.add_groups(case, "one_to_many", n, (np.arange(n), bank_uid), (g, ledger_uid))
+
+
+def payroll_batch(month: _Month, n: int) -> None:
+    """A payroll service debits one batch for 5-40 employees (weekly wages of shop staff)."""
+    if n == 0:
+        return
+    rng = month.rng
+    k = rng.integers(5, 41, n)
+    g, starts = _group_index(k)
+    m = int(k.sum())
+    monthly_runs = [month.last_business_day(month.n_days - 1), month.last_business_day(14)]
+    run_days = np.setdiff1d(month.business_days(), monthly_runs)
+    run_day = np.sort(rng.choice(run_days, size=n)).astype(np.int32)
+    batch_ref = np.char.add(f"PB{month.start:%y%m}-", np.char.zfill((np.arange(n) + 1).astype(str), 3)).astype(object)
+    # one batch per run day may leave the batch reference out of the ledger: the day decides
+    alone = pl.DataFrame({"d": run_day}).select(pl.len().over("d") == 1).to_series().to_numpy()
+    ref_in_ledger = ~(alone & (rng.random(n) < 0.5))
+    bank_day = np.minimum(run_day + (rng.random(n) < 0.1), month.n_days - 1).astype(np.int32)
+    people = _person_forms(_assign_forms(rng, _people(rng, m, distinct=False), {"roman": 1.0},
+                                         {"title": 0.7, "hyphen": 0.3}, True))
+    wages = -month.amounts(m, median=6_500, sigma=0.5, low=1_500, high=40_000, round_to=(0.5, 0.3, 0.1, 0.1, 0.0))
+    label = f"Wages {month.start:%b %Y}"
+    description = np.where(ref_in_ledger[g], np.char.add(f"{label} - batch ", batch_ref[g].astype(str)), label).astype(object)
+    employee_no = np.char.add("P", np.char.zfill((np.arange(m) + 1).astype(str), max(5, len(str(m))))).astype(object)
+    ledger_uid = month.uids("ledger", m)
+    bank_uid = month.uids("bank", n)
+    case = "payroll_batch"
+    month.add_ledger(
+        m, uid=ledger_uid, prefix="PRL", type="payroll", day=run_day[g], amount_minor=wages,
+        counterparty=people["ledger_name"], description=description, reference=employee_no,
+        party_key=people["name_index"].to_numpy() + _EMPLOYEE_KEY_OFFSET, case=case,
+    )
+    shown_ref = np.where(rng.random(n) < 0.5, batch_ref, np.char.replace(batch_ref.astype(str), "-", "").astype(object))
+    month.add_bank(
+        n, uid=bank_uid, day=bank_day, amount_minor=np.add.reduceat(wages, starts), channel="AUTOPAY DR",
+        detail="PAYROLL BATCH", ref_kind="text", ref_text=shown_ref, ref_variant="shown", always_decisive=True,
+        case=case, label=np.where(ref_in_ledger, "batch_ref_in_ledger", "run_day_only"),
+    )
+    month.add_groups(case, "one_to_many", n, (np.arange(n), bank_uid), (g, ledger_uid))
+
+
+def instalment(month: _Month, n: int) -> None:
+    """An invoice paid by 2-3 transfers within the month; 40% are not fully paid yet."""
+    if n < 2:
+        return
+    rng = month.rng
+    sizes = _group_sizes(rng, n, 2, 3)
+    groups = len(sizes)
+    g, starts = _group_index(sizes)
+    last = starts + sizes - 1
+    party = month.pick(month.party_ids("customer"), groups)
+    in_full = rng.random(groups) < 0.6
+    mpm = month.minor_per_major
+    invoice = month.amounts(groups, median=25_000, sigma=0.9, low=2_000, high=800_000, round_to=(0.2, 0.4, 0.2, 0.15, 0.05))
+    unit = np.where(invoice >= 10_000 * mpm, 100 * mpm, mpm)
+    weight = rng.uniform(0.5, 1.5, n)
+    unpaid = np.where(in_full, 0.0, rng.uniform(0.5, 1.5, groups))  # the instalment still to come
+    share = weight / (np.add.reduceat(weight, starts) + unpaid)[g]
+    paid = (np.floor(invoice[g] * share / unit[g]) * unit[g]).astype(np.int64)
+    paid = np.maximum(paid, unit[g])
+    rest = invoice - np.add.reduceat(paid, starts) + paid[last]
+    paid[last] = np.where(in_full, rest, paid[last])
+    open_minor = invoice - np.add.reduceat(paid, starts)
+    first_day = rng.integers(0, max(1, month.n_days - 10 * 3), groups)
+    step = np.where(np.arange(n) == starts[g], 0, rng.integers(3, 11, n))
+    bank_day = np.minimum(first_day[g] + np.cumsum(step) - np.cumsum(step)[starts][g], month.n_days - 1).astype(np.int32)
+    channel = _choice(rng, _RECEIPT_CHANNELS, n)
+    bank_day = np.where(np.isin(channel, _BUSINESS_DAY_CHANNELS), month.business_day(bank_day), bank_day).astype(np.int32)
+    invoice_day = (first_day - rng.integers(0, 29, groups)).astype(np.int32)
+    cheque_no = np.char.zfill(rng.integers(0, 1_000_000, n).astype(str), 6).astype(object)
+    note = _choice(rng, ["PART PYT", "INSTALMENT", "DEPOSIT", "PART PAYMENT"], n)
+    detail = np.where(channel == "CHQ DEP", cheque_no, np.where(rng.random(n) < 0.5, note, None))
+    bank_name, ledger_name, name_ok = month.party_columns(party, "bank_name", "ledger_name", "name_ok")
+    ledger_uid = month.uids("ledger", groups)
+    bank_uid = month.uids("bank", n)
+    case = "instalment"
+    month.add_ledger(
+        groups, uid=ledger_uid, prefix="INV", type="invoice", day=invoice_day, amount_minor=invoice,
+        counterparty=ledger_name, description=_choice(rng, _GOODS, groups), due_day=invoice_day + 30,
+        party_key=party, case=case,
+    )
+    month.add_bank(
+        n, uid=bank_uid, day=bank_day, amount_minor=paid, channel=channel, detail=detail,
+        payer=bank_name.to_numpy()[g], ref_kind="invoice", ref_uid=ledger_uid[g],
+        ref_variant=_choice(rng, _DECISIVE_INVOICE_REFS, n), layout="ref_first",
+        show_counterparty=rng.random(n) < 0.3, show_reference=rng.random(n) < 0.2,
+        name_ok=name_ok.to_numpy()[g], party_key=party[g], ledger_type="invoice", case=case,
+        label=np.where(in_full[g], "paid_in_full", "partly_paid"),
+    )
+    group = month.add_groups(case, "many_to_one", groups, (g, bank_uid), (np.arange(groups), ledger_uid))
+    partly = ~in_full
+    month.opens.append(_frame(_OPEN, int(partly.sum()), {"group": group[partly], "open_minor": open_minor[partly]}))
+
+
+def _single_invoice_receipts(month: _Month, case: str, party: np.ndarray, bank_day: np.ndarray,
+                             invoice_amount: np.ndarray, bank_amount: np.ndarray, channel: np.ndarray,
+                             label: np.ndarray, currency: np.ndarray | None = None,
+                             detail: np.ndarray | None = None, cut_at: np.ndarray | int | None = None) -> np.ndarray:
+    """One invoice paid by one line whose amount differs (short payment, FX): returns the groups."""
+    rng = month.rng
+    n = len(party)
+    business = np.isin(channel, _BUSINESS_DAY_CHANNELS)
+    bank_day = np.where(business, month.business_day(bank_day), bank_day).astype(np.int32)
+    invoice_day = (bank_day - _payment_lags(rng, n)).astype(np.int32)
+    variant = _choice(rng, INVOICE_REF_VARIANTS, n)
+    decisive = np.isin(variant, DECISIVE_VARIANTS)
+    bank_name, ledger_name, name_ok = month.party_columns(party, "bank_name", "ledger_name", "name_ok")
+    ledger_uid = month.uids("ledger", n)
+    bank_uid = month.uids("bank", n)
+    month.add_ledger(
+        n, uid=ledger_uid, prefix="INV", type="invoice", day=invoice_day, amount_minor=invoice_amount,
+        counterparty=ledger_name, description=_choice(rng, _GOODS, n), currency=currency,
+        due_day=invoice_day + rng.choice(np.array([14, 30, 30, 60]), size=n), party_key=party, case=case,
+    )
+    month.add_bank(
+        n, uid=bank_uid, day=bank_day, amount_minor=bank_amount, channel=channel, detail=detail,
+        payer=bank_name, ref_kind="invoice", ref_uid=ledger_uid, ref_variant=variant,
+        trunc_k=rng.integers(1, 4, n), layout=np.where(decisive & (rng.random(n) < 0.3), "ref_first", "name_first"),
+        cut_at=_cut_lengths(rng, channel) if cut_at is None else cut_at,
+        show_counterparty=rng.random(n) < 0.2, show_reference=rng.random(n) < 0.2, name_ok=name_ok,
+        party_key=party, ledger_type="invoice", own_check=True, case=case, label=label,
+    )
+    return month.add_groups(case, "one_to_one", n, (np.arange(n), bank_uid), (np.arange(n), ledger_uid))
+
+
+def short_payment(month: _Month, n: int) -> None:
+    """A customer pays an invoice short: the remitting bank's charge, a discount or dropped cents."""
+    if n == 0:
+        return
+    rng = month.rng
+    mpm = month.minor_per_major
+    party = month.pick(month.party_ids("customer"), n, skew=0.5)
+    bank_day = month.days(n)
+    invoice = month.amounts(n, median=8_000, sigma=1.1, low=300, high=400_000)
+    cause = _choice(rng, {"bank_charge": 0.60, "discount": 0.25, "rounding": 0.15}, n)
+    rounding = invoice % (10 * mpm)  # paid down to whole tens of dollars
+    cause = np.where((cause == "rounding") & (rounding == 0), "discount", cause)
+    charge = np.array(SHORT_PAYMENT_CHARGES_HKD, dtype=np.int64)[rng.integers(0, len(SHORT_PAYMENT_CHARGES_HKD), n)] * mpm
+    discount = (invoice * rng.choice(np.array([1, 2]), size=n) + 50) // 100
+    short = np.where(cause == "bank_charge", charge, np.where(cause == "discount", discount, rounding))
+    channel = np.where(cause == "bank_charge", _choice(rng, {"TT IN": 0.4, "CR TRF": 0.3, "IBT CR": 0.3}, n),
+                       _choice(rng, _RECEIPT_CHANNELS, n))
+    group = _single_invoice_receipts(month, "short_payment", party, bank_day, invoice, invoice - short, channel, cause)
+    is_charge = cause == "bank_charge"
+    month.add_adjustments(group[is_charge], "bank_charge", -short[is_charge])
+    month.add_adjustments(group[~is_charge], "short_payment", -short[~is_charge])
+
+
+def fx_receipt(month: _Month, n: int) -> None:
+    """An overseas customer pays a USD / CNY / EUR invoice into the HKD account (TT IN)."""
+    if n == 0:
+        return
+    rng = month.rng
+    mpm = month.minor_per_major
+    ids = month.overseas_parties(min(600, max(8, n // 3)))
+    party = month.pick(ids, n, skew=0.6)
+    currency = month.party_columns(party, "currency")[0].to_numpy().astype(object)
+    bank_day = month.business_day(month.days(n))
+    median = np.select([currency == "USD", currency == "EUR"], [3_000.0, 2_500.0], 20_000.0)
+    high = np.where(currency == "CNY", 1_500_000.0, 200_000.0)
+    amount = month.amounts(n, median=median, sigma=1.0, low=100, high=high)
+    mid = month.rate_on(currency, bank_day)
+    low_spread = np.array([FX_SPREADS[c][0] for c in currency.tolist()])
+    high_spread = np.array([FX_SPREADS[c][1] for c in currency.tolist()])
+    spread = rng.uniform(low_spread, high_spread)
+    bank_rate = mid - np.ceil(mid * spread).astype(np.int64)
+    exponent = currency_exponent(month.currency)
+    converted = _convert(amount, mid, 2, exponent)
+    credited = _convert(amount, bank_rate, 2, exponent)
+    charge = np.where(rng.random(n) < FX_CHARGE_SHARE,
+                      np.array(FX_CHARGES_HKD, dtype=np.int64)[rng.integers(0, len(FX_CHARGES_HKD), n)] * mpm, 0)
+    shown = rng.random(n) < 0.6
+    detail = np.where(shown, (pl.Series(currency.tolist(), dtype=pl.Utf8) + _money_text(amount, currency)).to_numpy(), None)
+    label = np.where(charge > 0, np.char.add(currency.astype(str), "+bank_charge"), currency.astype(str)).astype(object)
+    group = _single_invoice_receipts(
+        month, "fx_receipt", party, bank_day, amount, credited - charge, np.full(n, "TT IN", dtype=object),
+        label, currency=currency, detail=detail, cut_at=_NO_CUT,
+    )
+    month.add_adjustments(group, "fx_difference", credited - converted)
+    month.add_adjustments(group, "bank_charge", -charge)
+
+
+def open_fx_invoice(month: _Month, n: int) -> None:
+    """Foreign-currency invoices not paid yet: ledger only."""
+    if n == 0:
+        return
+    rng = month.rng
+    ids = month.overseas_parties(min(600, max(8, n)))
+    party = month.pick(ids, n, skew=0.6)
+    currency = month.party_columns(party, "currency")[0].to_numpy().astype(object)
+    (ledger_name,) = month.party_columns(party, "ledger_name")
+    day = rng.integers(month.n_days - MAX_PAYMENT_LAG_DAYS, month.n_days, n).astype(np.int32)
+    median = np.select([currency == "USD", currency == "EUR"], [3_000.0, 2_500.0], 20_000.0)
+    month.add_ledger(
+        n, uid=month.uids("ledger", n), prefix="INV", type="invoice", day=day,
+        amount_minor=month.amounts(n, median=median, sigma=1.0, low=100, high=np.where(currency == "CNY", 1_500_000.0, 200_000.0)),
+        counterparty=ledger_name, description=_choice(rng, _GOODS, n), currency=currency,
+        due_day=day + 30, party_key=party, case="open_fx_invoice",
+    )
+
+
+def stripe_payout(month: _Month, n: int) -> None:
+    """Daily Stripe payouts: the net of card charges, refunds and fees (itemized report rows)."""
+    if n == 0:
+        return
+    rng = month.rng
+    mpm = month.minor_per_major
+    bdays = month.business_days()
+    accounts = -(-n // len(bdays))
+    slot_account = np.repeat(np.arange(accounts), len(bdays))
+    slot_day = np.tile(bdays, accounts)
+    keep = np.ones(len(slot_day), dtype=bool)
+    surplus = len(slot_day) - n
+    if surplus:  # the last account pays out on fewer days
+        keep[(accounts - 1) * len(bdays) + rng.choice(len(bdays), size=surplus, replace=False)] = False
+    account, payout_day = slot_account[keep], slot_day[keep].astype(np.int32)
+    # settlement: charges of day D are paid out on the 2nd business day after D
+    back = payout_day[:, None] - np.arange(1, 8, dtype=np.int32)[None, :]
+    settles = month.business_days_after(back.ravel(), STRIPE_PAYOUT_DELAY_BUSINESS_DAYS).reshape(back.shape) == payout_day[:, None]
+    pay_of_day, col = np.nonzero(settles)
+    per_day = 1 + rng.poisson(_ORDERS_PER_DAY["stripe"], len(pay_of_day))
+    order_payout = np.repeat(pay_of_day, per_day)
+    order_day = np.repeat(back[pay_of_day, col], per_day).astype(np.int32)
+    # orders of the last days are paid out next month: open in the ledger
+    tail = np.arange(month.n_days - 7, month.n_days, dtype=np.int32)
+    tail = tail[month.business_days_after(tail, STRIPE_PAYOUT_DELAY_BUSINESS_DAYS) >= month.n_days]
+    tail_count = 1 + rng.poisson(_ORDERS_PER_DAY["stripe"], (accounts, len(tail)))
+    unsettled_day = np.repeat(np.tile(tail, accounts), tail_count.ravel()).astype(np.int32)
+    m, u = len(order_day), len(unsettled_day)
+    amount = month.amounts(m + u, median=480, sigma=0.8, low=30, high=30_000, round_to=(0.3, 0.5, 0.15, 0.05, 0.0))
+    order_uid = month.uids("ledger", m + u)
+    shopper = _shoppers(month, m + u)
+    month.add_ledger(
+        m + u, uid=order_uid, prefix="SO", type="order", day=np.concatenate([order_day, unsettled_day]),
+        amount_minor=amount, counterparty=shopper, description="Web shop order - card (Stripe)",
+        case=np.where(np.arange(m + u) < m, "stripe_payout", "unsettled_order"),
+    )
+    amount, order_uid = amount[:m], order_uid[:m]
+    international = rng.random(m) < 0.2
+    fee = _order_fees(amount, np.where(international, _ORDER_FEES["stripe_international"][0], _ORDER_FEES["stripe"][0]),
+                      _ORDER_FEES["stripe"][1], mpm)
+    created = order_day.astype(np.int64) * 86_400 + rng.integers(0, 16 * 3_600, m)  # 08:00-24:00 HKT in UTC
+    # refunds: debited at once, so the next payout of the account after the refund carries them
+    refunded = np.flatnonzero(rng.random(m) < 0.04)
+    refund_day = (order_day[refunded] + rng.integers(1, 11, len(refunded))).astype(np.int32)
+    partial = rng.random(len(refunded)) < 0.3
+    part = np.maximum(np.floor(amount[refunded] * rng.uniform(0.2, 0.8, len(refunded)) / mpm).astype(np.int64) * mpm, mpm)
+    refund = np.where(partial, np.minimum(part, amount[refunded]), amount[refunded])
+    in_month = refund_day < month.n_days
+    refunded, refund_day, refund = refunded[in_month], refund_day[in_month], refund[in_month]
+    key = account.astype(np.int64) * 10_000 + payout_day
+    nxt = np.searchsorted(key, account[order_payout[refunded]].astype(np.int64) * 10_000 + refund_day, side="right")
+    refund_payout = np.where((nxt < len(key)) & (account[np.minimum(nxt, len(key) - 1)] == account[order_payout[refunded]]), nxt, -1)
+    fee_rows = np.flatnonzero(rng.random(n) < 0.25)
+    fee_row_gross = -rng.integers(50, 5_000, len(fee_rows)).astype(np.int64) * mpm // 100
+    net = _sum_by(order_payout, amount - fee, n) + _sum_by(fee_rows, fee_row_gross, n)
+    with_refund = refund_payout >= 0
+    too_much = net - _sum_by(refund_payout[with_refund], refund[with_refund], n) <= 0
+    refund_payout = np.where(with_refund & ~too_much[np.maximum(refund_payout, 0)], refund_payout, -1)  # wait
+    with_refund = refund_payout >= 0
+    net -= _sum_by(refund_payout[with_refund], refund[with_refund], n)
+    r = len(refunded)
+    credit_uid = month.uids("ledger", r)
+    month.add_ledger(
+        r, uid=credit_uid, prefix="CN", type="credit_note", day=refund_day, amount_minor=-refund,
+        counterparty=shopper.gather(refunded), description="Card refund (Stripe)",
+        ref_uid=order_uid[refunded], case=np.where(with_refund, "stripe_payout", "open_credit_note"),
+    )
+    # the bank credit: the payout id is printed on most lines; the net amount decides the others
+    bank_day = np.minimum(payout_day + (rng.random(n) < 0.15), month.n_days - 1).astype(np.int32)
+    show_id = rng.random(n) < 0.7
+    twins = (
+        pl.DataFrame({"i": np.arange(n), "net": net, "day": bank_day})
+        .join(pl.DataFrame({"j": np.arange(n), "net": net, "day_j": payout_day}), on="net")
+        .filter((pl.col("i") != pl.col("j")) & ((pl.col("day") - pl.col("day_j")).abs() <= 3))["i"].unique()
+    )
+    show_id[twins.to_numpy()] = True
+    payout_id = _random_ids(rng, "po_1", n)
+    bank_uid = month.uids("bank", n)
+    case = "stripe_payout"
+    month.add_bank(
+        n, uid=bank_uid, day=bank_day, amount_minor=net, channel="CR TRF",
+        payer=np.where(show_id, "STRIPE PAYOUT", "STRIPE PAYMENTS UK LTD"), ref_kind="text", ref_text=payout_id,
+        ref_variant=np.where(show_id, "shown", "none"), always_decisive=True, case=case,
+        label=np.where(show_id, "payout_id_shown", "amount_only"),
+    )
+    group = month.add_groups(
+        case, "payout", n, (np.arange(n), bank_uid),
+        (np.concatenate([order_payout, refund_payout[with_refund]]), np.concatenate([order_uid, credit_uid[with_refund]])),
+    )
+    booked = _sum_by(order_payout, amount, n) - _sum_by(refund_payout[with_refund], refund[with_refund], n)
+    month.add_adjustments(group, "processor_fee", net - booked)
+    # the itemized payout reconciliation report
+    rf = with_refund
+    k = int(rf.sum())
+    rows = len(order_payout) + k + len(fee_rows)
+    payout_of_row = np.concatenate([order_payout, refund_payout[rf], fee_rows])
+    metadata_shown = np.concatenate([rng.random(m) < 0.9, np.ones(k + len(fee_rows), dtype=bool)])
+    description = np.concatenate([
+        np.where(~metadata_shown[:m] | (rng.random(m) < 0.6), "order", "checkout"),
+        np.full(k, "refund", dtype=object), np.array(_STRIPE_FEE_DESCRIPTIONS, dtype=object)[rng.integers(0, 3, len(fee_rows))],
+    ])
+    month.stripe.append(pl.DataFrame({
+        "payout_id": payout_id[payout_of_row],
+        "effective_day": payout_day[payout_of_row],
+        "balance_transaction_id": _random_ids(rng, "txn_3", rows),
+        "created_second": np.concatenate([
+            created, refund_day[rf].astype(np.int64) * 86_400 + rng.integers(0, 16 * 3_600, k),
+            (payout_day[fee_rows].astype(np.int64) - 1) * 86_400 + rng.integers(0, 86_400, len(fee_rows)),
+        ]),
+        "available_day": np.concatenate([payout_day[order_payout], refund_day[rf], payout_day[fee_rows]]),
+        "gross_minor": np.concatenate([amount, -refund[rf], fee_row_gross]),
+        "fee_minor": np.concatenate([fee, np.zeros(k + len(fee_rows), dtype=np.int64)]),
+        "reporting_category": np.repeat(np.array(["charge", "refund", "fee"], dtype=object), [m, k, len(fee_rows)]),
+        "source_id": np.concatenate([_random_ids(rng, "ch_3", m), _random_ids(rng, "re_3", k), np.full(len(fee_rows), "", dtype=object)]),
+        "order_uid": np.concatenate([order_uid, order_uid[refunded][rf], np.full(len(fee_rows), -1)]),
+        "description_kind": description,
+        "metadata_shown": metadata_shown,
+    }, schema_overrides={"effective_day": pl.Int32, "available_day": pl.Int32}))
+
+
+def processor_payout(month: _Month, n: int) -> None:
+    """Shopify Payments and PayPal credits without processor data: the gross of the orders of
+    consecutive settlement days less a fee of 0-5% (ledger orders name the gateway)."""
+    if n == 0:
+        return
+    rng = month.rng
+    mpm = month.minor_per_major
+    bdays = month.business_days()
+    per_store = len(bdays) + -(-len(bdays) // 4)
+    stores = -(-n // per_store)
+    # (store, gateway, bank day, first settlement day, last settlement day)
+    shop_back = bdays[:, None] - np.arange(1, 8, dtype=np.int32)[None, :]
+    settles = month.business_days_after(shop_back.ravel(), SHOPIFY_PAYOUT_DELAY_BUSINESS_DAYS).reshape(shop_back.shape) == bdays[:, None]
+    shop_first = np.where(settles, shop_back, 10_000).min(axis=1)
+    shop_last = np.where(settles, shop_back, -10_000).max(axis=1)
+    slots = []
+    for store in range(stores):
+        slots.append(np.column_stack([np.full(len(bdays), store), np.zeros(len(bdays)), bdays, shop_first, shop_last]))
+        withdrawal = [int(bdays[int(rng.integers(0, 4))])]
+        while True:
+            nxt = month.business_days_after(np.array([withdrawal[-1]]), int(rng.integers(3, 6)))[0]
+            if nxt >= month.n_days:
+                break
+            withdrawal.append(int(nxt))
+        withdrawal = np.array(withdrawal, dtype=np.int32)
+        arrival = month.business_days_after(withdrawal, 1)
+        first = np.concatenate([[withdrawal[0] - int(rng.integers(3, 8))], withdrawal[:-1]])
+        inside = arrival < month.n_days
+        slots.append(np.column_stack([np.full(inside.sum(), store), np.ones(inside.sum()), arrival[inside],
+                                      first[inside], withdrawal[inside] - 1]))
+    slot = np.concatenate(slots).astype(np.int64)
+    if len(slot) > n:  # the last store sells on fewer days
+        slot = slot[np.sort(rng.choice(len(slot), size=n, replace=False))]
+    store, gateway, bank_day, first, last = slot.T
+    payouts = len(slot)
+    # orders of each settlement day; the days after each gateway's last payout stay unsettled
+    span = last - first + 1
+    pay_of_day = np.repeat(np.arange(payouts), span)
+    day = (np.repeat(first, span) + np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span)).astype(np.int32)
+    key = store * 2 + gateway
+    final = pl.DataFrame({"key": key, "last": last}).group_by("key").agg(pl.col("last").max()).sort("key")
+    tail_span = np.maximum(month.n_days - 1 - final["last"].to_numpy(), 0)
+    tail_key = np.repeat(final["key"].to_numpy(), tail_span)
+    tail_day = (np.repeat(final["last"].to_numpy() + 1, tail_span) + np.arange(tail_span.sum())
+                - np.repeat(np.cumsum(tail_span) - tail_span, tail_span)).astype(np.int32)
+    lam = np.where(np.concatenate([gateway[pay_of_day], tail_key % 2]) == 0,
+                   _ORDERS_PER_DAY["Shopify Payments"], _ORDERS_PER_DAY["PayPal"])
+    per_day = 1 + rng.poisson(lam)
+    day_key = np.concatenate([key[pay_of_day], tail_key])
+    day_payout = np.concatenate([pay_of_day, np.full(len(tail_key), -1)])
+    order_key = np.repeat(day_key, per_day)
+    order_day = np.repeat(np.concatenate([day, tail_day]), per_day).astype(np.int32)
+    order_payout = np.repeat(day_payout, per_day)
+    m = len(order_day)
+    amount = month.amounts(m, median=480, sigma=0.7, low=200, high=20_000, round_to=(0.3, 0.5, 0.15, 0.05, 0.0))
+    per_mille = np.where(order_key % 2 == 0, _ORDER_FEES["Shopify Payments"][0], _ORDER_FEES["PayPal"][0])
+    fee = _order_fees(amount, per_mille, _ORDER_FEES["PayPal"][1], mpm)
+    settled = order_payout >= 0
+    credit, amount, decided = _decidable_payouts(month, key, bank_day, first, order_key, order_day, order_payout, amount, fee)
+    gross = _sum_by(order_payout[settled], amount[settled], payouts)
+    names, prefixes = _stores(rng, stores)
+    gateway_name = np.array(_GATEWAYS, dtype=object)
+    order_uid = month.uids("ledger", m)
+    month.add_ledger(
+        m, uid=order_uid, prefix=prefixes[order_key // 2], type="order", day=order_day, amount_minor=amount,
+        counterparty=_shoppers(month, m),
+        description=np.char.add(np.char.add(names[order_key // 2].astype(str), " online order ("),
+                                np.char.add(gateway_name[order_key % 2].astype(str), ")")).astype(object),
+        case=np.where(settled, np.where(decided[np.maximum(order_payout, 0)], "processor_payout", "ambiguous_payout_order"),
+                      "unsettled_order"),
+    )
+    upper = np.char.upper(names[store].astype(str))
+    payer = np.where(gateway == 0, np.char.add("SHOPIFY PAYOUT ", upper), np.char.add("PAYPAL TRANSFER ", upper))
+    bank_uid = month.uids("bank", payouts)
+    case = "processor_payout"
+    month.add_bank(
+        payouts, uid=bank_uid, day=bank_day, amount_minor=credit, channel="CR TRF", payer=payer.astype(object),
+        always_decisive=True, case=case,
+        label=np.where(decided, np.where(gateway == 0, "shopify", "paypal"), "ambiguous_left_out"),
+    )
+    members = settled & decided[np.maximum(order_payout, 0)]
+    kept = np.flatnonzero(decided)
+    index = np.full(payouts, -1)
+    index[kept] = np.arange(len(kept))
+    group = month.add_groups(case, "payout", len(kept), (np.arange(len(kept)), bank_uid[kept]),
+                             (index[order_payout[members]], order_uid[members]))
+    month.add_adjustments(group, "processor_fee", credit[kept] - gross[kept])
+
+
+def _stores(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Web shop names and their order-number prefixes: the first store's orders are #1001..."""
+    size = len(_ENGLISH_WORDS) * len(_SHOP_PRODUCTS)
+    idx = _sample_space(rng, size, n)
+    names, seen_names = [], set()
+    for i in idx:
+        name = base = f"{_ENGLISH_WORDS[i // len(_SHOP_PRODUCTS)][0]} {_SHOP_PRODUCTS[i % len(_SHOP_PRODUCTS)]}"
+        k = 1
+        while name in seen_names:  # only when there are more stores than names
+            k += 1
+            name = f"{base} {k}"
+        seen_names.add(name)
+        names.append(name)
+    prefixes, seen = [], set()
+    for i, name in enumerate(names):
+        initials = "" if i == 0 else "".join(w[0] for w in name.split() if w.isalpha()).upper()
+        candidate, k = initials, 1
+        while candidate in seen or (i and not candidate):
+            k += 1
+            candidate = f"{initials}{k}"
+        seen.add(candidate)
+        prefixes.append("#" + candidate)
+    return np.array(names, dtype=object), np.array(prefixes, dtype=object)
+
+
+def _decidable_payouts(month: _Month, key: np.ndarray, bank_day: np.ndarray, first: np.ndarray,
+                       order_key: np.ndarray, order_day: np.ndarray, order_payout: np.ndarray,
+                       amount: np.ndarray, fee: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Credits such that each payout's orders are the only block that fits it.
+
+    The payouts of one store and gateway settle its orders in consecutive blocks: a payout's block
+    starts at the first order after the previous payout's block (the first payout's at the
+    gateway's first order in the ledger) and ends on a day before the bank date. A block fits a
+    credit when ``gross x (1 - 5%) <= credit <= gross``. When a longer or shorter block from the
+    same start fits too, the credit moves to the nearest amount that only the true block fits
+    (the fee stays within 0-5%); when there is none, the largest order of the block's last day
+    grows by 5% of the block and the check runs again. Returns (credits, amounts, decided);
+    ``decided`` is False only for a payout still ambiguous after that (not expected).
+    """
+    payouts = len(key)
+    amount = amount.copy()
+    settled = order_payout >= 0
+    if payouts == 0:
+        return np.zeros(0, dtype=np.int64), amount, np.zeros(0, dtype=bool)
+    credit = _sum_by(order_payout[settled], (amount - fee)[settled], payouts)
+    low = min(int(first.min()), int(order_day.min())) - 1
+    width = month.n_days - low + 2
+    keys = int(key.max()) + 1
+    steps = np.arange(PAYOUT_MAX_SPAN_DAYS + PAYOUT_MAX_LAG_DAYS)
+    k = key[:, None]
+    end = (first - low)[:, None] + steps[None, :]
+    inside = end <= (bank_day - 1 - low)[:, None]
+    end = np.minimum(end, width - 1)
+    true_last = None
+    decided = np.ones(payouts, dtype=bool)
+    for attempt in range(7):
+        gross_grid = np.zeros((keys, width), dtype=np.int64)
+        count = np.zeros((keys, width), dtype=np.int64)
+        np.add.at(gross_grid, (order_key, order_day - low), amount)
+        np.add.at(count, (order_key, order_day - low), 1)
+        cum = np.concatenate([np.zeros((keys, 1), dtype=np.int64), np.cumsum(gross_grid, axis=1)], axis=1)
+        prev_ne = np.maximum.accumulate(np.where(count > 0, np.arange(width), -1), axis=1)
+        if true_last is None:
+            last_order = np.full(payouts, -1)
+            np.maximum.at(last_order, order_payout[settled], order_day[settled] - low)
+            true_last = last_order
+        block = prev_ne[k, end]  # the block ending on that day, named by its last order day
+        total = cum[k, end + 1] - cum[k, (first - low)[:, None]]
+        valid = inside & (block >= (first - low)[:, None])
+        other = valid & (block != true_last[:, None])
+        fits = other & ((100 - PROCESSOR_FEE_MAX_PCT) * total <= 100 * credit[:, None]) & (credit[:, None] <= total)
+        ambiguous = np.flatnonzero(fits.any(axis=1))
+        if len(ambiguous) == 0:
+            return credit, amount, decided
+        if attempt == 6:
+            decided[ambiguous] = False
+            return credit, amount, decided
+        for p in ambiguous:
+            own_total = int(amount[order_payout == p].sum())
+            band = (-(-(100 - PROCESSOR_FEE_MAX_PCT) * own_total // 100), own_total)
+            free = [band]
+            for t in sorted({int(t) for t in total[p][other[p]]}):
+                lo, hi = -(-(100 - PROCESSOR_FEE_MAX_PCT) * t // 100), t
+                free = [part for f in free for part in ((f[0], min(f[1], lo - 1)), (max(f[0], hi + 1), f[1]))
+                        if part[0] <= part[1]]
+            target = int(credit[p])
+            if free:
+                credit[p] = min((min(max(target, f[0]), f[1]) for f in free), key=lambda x: (abs(x - target), x))
+                continue
+            members = np.flatnonzero((order_payout == p) & (order_day == true_last[p] + low))
+            biggest = members[np.argmax(amount[members])]
+            grow = -(-own_total * PROCESSOR_FEE_MAX_PCT // 100)
+            amount[biggest] += grow
+            credit[p] += grow
+    return credit, amount, decided
+
+
 #: case name -> function(month, count); bank cases first, ledger-only cases last
 CASES: dict[str, Callable[[_Month, int], None]] = {
     "invoice_receipt": invoice_receipt,
@@ -981,8 +1824,17 @@ CASES: dict[str, Callable[[_Month, int], None]] = {
     "payroll": payroll,
     "bank_charge": bank_charge,
     "unknown_deposit": unknown_deposit,
+    "multi_invoice_payment": multi_invoice_payment,
+    "supplier_batch": supplier_batch,
+    "payroll_batch": payroll_batch,
+    "instalment": instalment,
+    "short_payment": short_payment,
+    "fx_receipt": fx_receipt,
+    "stripe_payout": stripe_payout,
+    "processor_payout": processor_payout,
     "open_invoice": open_invoice,
     "open_bill": open_bill,
+    "open_fx_invoice": open_fx_invoice,
     "sales_order": sales_order,
 }
 
@@ -1019,7 +1871,16 @@ def _assign_ledger_ids(ledger: pl.DataFrame, start: date) -> pl.DataFrame:
             id=pl.concat_str([pl.col("prefix"), pl.col("year"), pl.col("seq").cast(pl.Utf8).str.zfill(pl.col("width"))], separator="-")
         )
     )
-    return ledger.with_columns(reference=pl.when(pl.col("type") == "invoice").then(pl.col("id")).otherwise(pl.col("reference")))
+    ledger = ledger.with_columns(reference=pl.when(pl.col("type") == "invoice").then(pl.col("id")).otherwise(pl.col("reference")))
+    shop = pl.col("prefix").str.starts_with("#")
+    if ledger.select(shop.any()).item():  # web shop orders are numbered like Shopify's: #1001, #JT1001
+        ledger = ledger.with_columns(id=pl.when(shop).then(pl.col("prefix") + (pl.col("seq") + 1000).cast(pl.Utf8)).otherwise(pl.col("id")))
+        ledger = ledger.with_columns(reference=pl.when(shop).then(pl.col("id")).otherwise(pl.col("reference")))
+    if ledger["ref_uid"].is_not_null().any():  # a credit note names the order it refunds
+        ids = ledger.select(ref_uid=pl.col("uid"), _ref_id=pl.col("id"))
+        ledger = ledger.join(ids, on="ref_uid", how="left", maintain_order="left").with_columns(
+            reference=pl.coalesce("reference", "_ref_id")).drop("_ref_id")
+    return ledger
 
 
 def _transpose_last_pair(seq: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1051,6 +1912,7 @@ def _render_bank(bank: pl.DataFrame, invoice_refs: pl.DataFrame) -> pl.DataFrame
     ref = (
         pl.when(pl.col("ref_kind") == "invoice").then(invoice_ref)
         .when((pl.col("ref_kind") == "text") & (variant == "shown")).then(pl.col("ref_text"))
+        .when((pl.col("ref_kind") == "list") & (variant == "shown")).then(pl.col("ref_text"))
     )
     name_first = pl.col("layout") == "name_first"
     b = b.with_columns(_ref=ref).with_columns(
@@ -1083,7 +1945,7 @@ def _make_decidable(bank: pl.DataFrame, ledger: pl.DataFrame, linked: pl.Series)
         .agg(_n_same=pl.len(), _n_open=pl.col("_open").sum())
         .rename({"type": "ledger_type"})
     )
-    vague = ~pl.col("_decisive") & pl.col("party_key").is_not_null()
+    vague = ~pl.col("_decisive") & pl.col("party_key").is_not_null() & ~pl.col("own_check")
     b = (
         bank.join(siblings, on=keys, how="left", maintain_order="left")
         .with_columns(_vague=vague)
@@ -1116,9 +1978,168 @@ def _duplicate_lines(month: _Month, bank: pl.DataFrame, n: int) -> pl.DataFrame:
     return pl.concat([bank, copies]).sort(order)
 
 
+def _fill_lists(bank: pl.DataFrame, lists: pl.DataFrame, ledger: pl.DataFrame, width: int) -> pl.DataFrame:
+    """The text of lines that list several invoices, in the line's style (lines that list none get
+    the ``list_full_then_numbers`` text, used if the decidability check has to show it)."""
+    members = (
+        lists.join(ledger.select("uid", "id", "seq"), left_on="ledger_uid", right_on="uid")
+        .sort(["bank_uid", "seq"])
+        .group_by("bank_uid", maintain_order=True)
+        .agg(pl.col("id"), number=pl.col("seq").cast(pl.Utf8).str.zfill(width))
+        .select(
+            "bank_uid",
+            _t_numbers=pl.lit("INV ") + pl.col("number").list.join("/"),
+            _t_full=pl.col("id").list.join(" "),
+            _t_first=pl.concat_str([pl.col("id").list.first(), pl.col("number").list.slice(1).list.join(" ")], separator=" "),
+        )
+    )
+    style = pl.col("label")
+    return bank.join(members, left_on="uid", right_on="bank_uid", how="left", maintain_order="left").with_columns(
+        ref_text=pl.when((pl.col("ref_kind") == "list") & pl.col("ref_text").is_null())
+        .then(pl.when(style == "list_numbers").then(pl.col("_t_numbers"))
+              .when(style == "list_full").then(pl.col("_t_full")).otherwise(pl.col("_t_first")))
+        .otherwise(pl.col("ref_text"))
+    ).drop("_t_numbers", "_t_full", "_t_first")
+
+
+def _make_compound_decidable(bank: pl.DataFrame, ledger: pl.DataFrame, links: pl.DataFrame,
+                             month: _Month) -> pl.DataFrame:
+    """Show the references of compound and approximate lines that name and amount cannot decide.
+
+    Applies to lines with ``own_check`` whose description does not identify their items: invoice
+    lists without numbers (``multi_invoice_payment``, ``supplier_batch``) and short / FX payments
+    whose reference is missing, transposed, truncated or cut. The candidates of such a line are
+    the items of its party and type dated 0-60 days before it (foreign ones converted at the
+    line's date), except items settled by a line that identifies them by reference (elimination,
+    as for one-to-one twins). It is decidable when the payer is printed in the ledger's script and, among at
+    most MAX_SUBSET_CANDIDATES candidates, exactly one explanation exists: for a list line one
+    subset of 1-4 items summing exactly to the line and no single item within the short / FX
+    band; for a short / FX line no exact subset and exactly one item within the band. Otherwise
+    the line lists its invoice numbers (or shows the full reference at the front).
+    """
+    vague = pl.col("own_check") & ~pl.col("_decisive") & pl.col("party_key").is_not_null()
+    lines = bank.filter(vague).select("uid", "day", "amount_minor", "party_key", "ledger_type", "name_ok", "ref_kind")
+    if lines.height == 0:
+        return bank
+    decisive_groups = (
+        links.filter(pl.col("side") == "bank").join(bank.select("uid", "_decisive"), on="uid")
+        .group_by("group").agg(pl.col("_decisive").all()).filter(pl.col("_decisive"))["group"]
+    )
+    identified = links.filter((pl.col("side") == "ledger") & pl.col("group").is_in(decisive_groups.implode()))["uid"]
+    items = ledger.filter(pl.col("party_key").is_not_null() & ~pl.col("uid").is_in(identified.implode())).select(
+        "party_key", ledger_type="type", c_uid="uid", c_day="day", c_amount="amount_minor", c_currency="currency")
+    cand = lines.join(items, on=["party_key", "ledger_type"]).filter(
+        pl.col("c_day").is_between(pl.col("day") - MAX_PAYMENT_LAG_DAYS, pl.col("day"))
+    )
+    foreign = cand["c_currency"].is_not_null().to_numpy()
+    conv = cand["c_amount"].to_numpy().copy()
+    if foreign.any():
+        rate = month.rate_on(cand["c_currency"].to_numpy()[foreign].astype(object), cand["day"].to_numpy()[foreign])
+        conv[foreign] = _convert(conv[foreign], rate, 2, currency_exponent(month.currency))
+    mpm = month.minor_per_major
+    cand = cand.with_columns(
+        c=pl.Series(np.abs(conv)), a=pl.col("amount_minor").abs(), _foreign=pl.Series(foreign),
+    ).filter(pl.Series(np.sign(conv)) == pl.col("amount_minor").sign())
+    tolerance = pl.when(pl.col("_foreign")).then((pl.col("c") * FX_TOLERANCE_PCT + 99) // 100 + FX_TOLERANCE_HKD * mpm).otherwise(
+        pl.max_horizontal((pl.col("c") * SHORT_PAYMENT_TOLERANCE_PCT + 99) // 100, pl.lit(SHORT_PAYMENT_MIN_TOLERANCE_HKD * mpm)))
+    cand = cand.with_columns(_band=(pl.col("a") < pl.col("c")) & (pl.col("a") >= pl.col("c") - tolerance))
+    counts = cand.group_by("uid").agg(n=pl.len(), band=pl.col("_band").sum())
+    small = cand.join(counts.filter(pl.col("n") <= MAX_SUBSET_CANDIDATES).select("uid"), on="uid").select(
+        "uid", "a", "c", i=pl.col("c_uid").rank("ordinal").over("uid"))
+    exact = [small.filter(pl.col("c") == pl.col("a")).select("uid")]
+    level = small.select("uid", "a", last="i", total="c")
+    for _ in range(MAX_SUBSET_SIZE - 1):
+        level = level.join(small.select("uid", "i", "c"), on="uid").filter(pl.col("i") > pl.col("last")).select(
+            "uid", "a", last="i", total=pl.col("total") + pl.col("c")).filter(pl.col("total") <= pl.col("a"))
+        exact.append(level.filter(pl.col("total") == pl.col("a")).select("uid"))
+    exact_n = pl.concat(exact).group_by("uid").agg(exact=pl.len())
+    verdict = (
+        lines.join(counts, on="uid", how="left").join(exact_n, on="uid", how="left")
+        .with_columns(pl.col("n", "band", "exact").fill_null(0))
+        .with_columns(ok=pl.col("name_ok") & (pl.col("n") <= MAX_SUBSET_CANDIDATES) & pl.when(pl.col("ref_kind") == "list")
+                      .then((pl.col("exact") == 1) & (pl.col("band") == 0))
+                      .otherwise((pl.col("exact") == 0) & (pl.col("band") == 1)))
+    )
+    fix = verdict.filter(~pl.col("ok")).select("uid", _fix=pl.lit(True))
+    b = bank.join(fix, on="uid", how="left", maintain_order="left").with_columns(pl.col("_fix").fill_null(False))
+    is_list = pl.col("ref_kind") == "list"
+    return b.with_columns(
+        ref_variant=pl.when(pl.col("_fix") & is_list).then(pl.lit("shown"))
+        .when(pl.col("_fix")).then(pl.lit("full")).otherwise(pl.col("ref_variant")),
+        layout=pl.when(pl.col("_fix") & ~is_list).then(pl.lit("ref_first")).otherwise(pl.col("layout")),
+        label=pl.when(pl.col("_fix") & is_list)
+        .then(pl.when(pl.col("ledger_type") == "bill").then(pl.lit("list_refs")).otherwise(pl.lit("list_full_then_numbers")))
+        .otherwise(pl.col("label")),
+    ).drop("_fix")
+
+
+#: columns of ``stripe_payouts.csv``, as Stripe documents its itemized payout reconciliation report
+STRIPE_COLUMNS = [
+    "automatic_payout_id", "automatic_payout_effective_at", "balance_transaction_id", "created_utc",
+    "available_on_utc", "currency", "gross", "fee", "net", "reporting_category", "source_id",
+    "customer_facing_amount", "description", "payment_metadata[order_id]",
+]
+FX_COLUMNS = ["date", "base", "quote", "rate"]
+
+
+def _stripe_report(rows: pl.DataFrame, ledger: pl.DataFrame, start: date, currency: str) -> pl.DataFrame:
+    """The itemized payout reconciliation report (Stripe's column names and formats)."""
+    start_dt = pl.lit(date(start.year, start.month, start.day)).cast(pl.Datetime("us"))
+    order_id = pl.col("_order_id")
+    money = [format_minor_expr(pl.col(f"{name}_minor"), pl.lit(currency)) for name in ("gross", "fee")]
+    kind = pl.col("description_kind")
+    return (
+        rows.join(ledger.select(order_uid="uid", _order_id="id"), on="order_uid", how="left", maintain_order="left")
+        .sort(["effective_day", "payout_id", "created_second", "balance_transaction_id"])
+        .select(
+            automatic_payout_id="payout_id",
+            automatic_payout_effective_at=(start_dt + pl.duration(days=pl.col("effective_day"))).dt.strftime("%Y-%m-%d %H:%M:%S"),
+            balance_transaction_id="balance_transaction_id",
+            created_utc=(start_dt + pl.duration(seconds=pl.col("created_second"))).dt.strftime("%Y-%m-%d %H:%M:%S"),
+            available_on_utc=(start_dt + pl.duration(days=pl.col("available_day"))).dt.strftime("%Y-%m-%d %H:%M:%S"),
+            currency=pl.lit(currency.lower()),
+            gross=money[0], fee=money[1],
+            net=format_minor_expr(pl.col("gross_minor") - pl.col("fee_minor"), pl.lit(currency)),
+            reporting_category="reporting_category",
+            source_id="source_id",
+            customer_facing_amount=pl.when(pl.col("reporting_category") != "fee").then(money[0]),
+            description=pl.when(kind == "order").then(pl.lit("Order ") + order_id)
+            .when(kind == "checkout").then(pl.lit("Web shop checkout"))
+            .when(kind == "refund").then(pl.lit("Refund for order ") + order_id)
+            .otherwise(kind),
+            **{"payment_metadata[order_id]": pl.when(pl.col("metadata_shown")).then(order_id)},
+        )
+    )
+
+
+def _fx_table(month: _Month) -> pl.DataFrame:
+    """fx.csv: the published mid rates (units of the account currency per one foreign unit)."""
+    frames = []
+    start64 = np.datetime64(month.start, "D")
+    for code in sorted(month.fx):
+        rate_e4, published = month.rates(code)
+        day = np.arange(-FX_HISTORY_DAYS, month.n_days)[published]
+        frames.append(pl.DataFrame({
+            "date": start64 + day.astype("timedelta64[D]"), "base": code, "quote": month.currency,
+            "rate": [f"{r // 10_000}.{r % 10_000:04d}" for r in rate_e4[published].tolist()],
+        }))
+    return pl.concat(frames).sort(["date", "base"]) if frames else pl.DataFrame(schema=dict.fromkeys(FX_COLUMNS, pl.Utf8))
+
+
+def resolve_mix(mix: str | Mapping[str, float] | None) -> dict[str, float]:
+    """A mix by name (:data:`MIXES`) or as {case: share}; ``None`` is :data:`DEFAULT_MIX`."""
+    if mix is None:
+        return dict(MIXES[DEFAULT_MIX])
+    if isinstance(mix, str):
+        if mix not in MIXES:
+            raise ValueError(f"unknown mix {mix!r}; known: {', '.join(MIXES)}")
+        return dict(MIXES[mix])
+    return dict(mix)
+
+
 def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currency: str = "HKD",
              bank_account: str = DEFAULT_BANK_ACCOUNT,
-             mix: Mapping[str, float] | None = None) -> dict[str, pl.DataFrame]:
+             mix: str | Mapping[str, float] | None = None) -> dict[str, pl.DataFrame]:
     """Generate one month of bank lines, ledger items and the true matches between them.
 
     Parameters
@@ -1134,14 +2155,19 @@ def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currenc
     bank_account
         The account number printed on every bank line.
     mix
-        Share per case, overriding :data:`CASE_MIX` (cases not named are left out).
+        ``"full"`` (default: every case, :data:`FULL_MIX`), ``"foundation"`` (the one-to-one
+        month, :data:`FOUNDATION_MIX`, byte-identical to the foundation's generator) or a share
+        per case (cases not named are left out).
 
     Returns
     -------
     dict
         ``bank`` (:data:`BANK_COLUMNS` + ``amount_minor``, ``case``, ``variant``), ``ledger``
         (:data:`LEDGER_COLUMNS` + ``amount_minor``, ``case``) and ``truth``
-        (:data:`TRUTH_COLUMNS` + ``case``) polars frames.
+        (:data:`TRUTH_COLUMNS` + ``case``, and for a mix with compound cases ``adjustments``
+        and ``open_amount``) polars frames; ``fx`` (:data:`FX_COLUMNS`) when the month has
+        foreign-currency invoices and ``stripe`` (:data:`STRIPE_COLUMNS`) when it has Stripe
+        payouts.
 
     Examples
     --------
@@ -1150,15 +2176,19 @@ def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currenc
     2000
     >>> month["truth"].columns[:4]
     ['group_id', 'match_type', 'bank_ids', 'ledger_ids']
+    >>> sorted(generate(2_000, seed=1, mix="foundation"))
+    ['bank', 'ledger', 'truth']
     """
     if n_bank < 1:
         raise ValueError("n_bank must be at least 1")
     currency_exponent(currency)  # raises on an unknown code
+    shares = resolve_mix(mix)
+    extended = any(case not in FOUNDATION_MIX for case in shares)
     rng = np.random.default_rng(seed)
     year, month_no = start.year + (start.month // 12), start.month % 12 + 1
     end = date(year, month_no, min(start.day, calendar.monthrange(year, month_no)[1]))
     month = _Month(rng=rng, start=start, n_days=(end - start).days, currency=currency, bank_account=bank_account)
-    counts = _allocate(n_bank, CASE_MIX if mix is None else mix)
+    counts = _allocate(n_bank, shares)
     month.parties = _build_parties(month, n_bank)
     for case, fn in CASES.items():
         if counts.get(case):
@@ -1167,7 +2197,9 @@ def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currenc
     ledger = _assign_ledger_ids(pl.concat(month.ledger), start)
     links = pl.concat(month.links) if month.links else pl.DataFrame(schema=_LINKS)
     groups = pl.concat(month.groups) if month.groups else pl.DataFrame(schema=_GROUPS)
-    linked = links.filter(pl.col("side") == "ledger")["uid"]
+    one_to_one = groups.filter(pl.col("match_type") == "one_to_one")["group"]
+    # items settled by a compound line do not count as identified for elimination
+    linked = links.filter((pl.col("side") == "ledger") & pl.col("group").is_in(one_to_one.implode()))["uid"]
     invoices = ledger.filter(pl.col("type") == "invoice")
     width = int(invoices["width"].max() or 5)
     transposed, possible = _transpose_last_pair(invoices["seq"].to_numpy().astype(np.int64), width)
@@ -1185,22 +2217,33 @@ def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currenc
         .then(pl.lit("truncated")).otherwise(pl.col("ref_variant"))
     ).drop("_can_transpose")
     invoice_refs = invoice_refs.drop("_can_transpose")
+    if month.lists:
+        bank = _fill_lists(bank, pl.concat(month.lists), ledger, width)
     bank = _render_bank(bank, invoice_refs)
-    bank = _make_decidable(bank, ledger, linked).drop("description", "counterparty", "reference", "_seen", "_decisive")
+    bank = _make_decidable(bank, ledger, linked)
+    if bank["own_check"].any():
+        bank = _make_compound_decidable(bank, ledger, links, month)
+    bank = bank.drop("description", "counterparty", "reference", "_seen", "_decisive")
     bank = _render_bank(bank, invoice_refs)
 
     # bank ids follow statement order: by date, then as the bank happened to post them
     start64 = np.datetime64(start, "D")
     bank = bank.with_columns(_post=pl.Series(rng.permutation(bank.height))).sort(["day", "_post"])
     id_width = max(9, len(str(bank.height)))
+    label = pl.col("label")
     bank = bank.with_columns(
         id=pl.lit("B") + (pl.int_range(1, pl.len() + 1)).cast(pl.Utf8).str.zfill(id_width),
         date=pl.Series(start64 + bank["day"].to_numpy().astype("timedelta64[D]")),
-        variant=pl.when(pl.col("ref_kind") == "invoice").then(pl.col("_seen"))
+        variant=pl.when(label.is_not_null() & (pl.col("ref_kind") == "invoice")).then(label + pl.lit(":") + pl.col("_seen"))
+        .when(label.is_not_null()).then(label)
+        .when(pl.col("ref_kind") == "invoice").then(pl.col("_seen"))
         .when(pl.col("ref_kind") == "text").then(pl.col("_seen").replace({"shown": "reference", "none": "name_only"}))
         .otherwise(pl.col("variant")),
     )
-    truth = _truth(groups, links, bank.select("uid", "id"), ledger.select("uid", "id"))
+    adjustments = pl.concat(month.adjustments) if month.adjustments else pl.DataFrame(schema=_ADJUSTMENTS)
+    opens = pl.concat(month.opens) if month.opens else pl.DataFrame(schema=_OPEN)
+    truth = _truth(groups, links, bank.select("uid", "id"), ledger.select("uid", "id"),
+                   (adjustments, opens, currency) if extended else None)
     bank = _duplicate_lines(month, bank, counts.get("duplicate_feed_line", 0))
     bank_out = bank.select(
         "id", "date",
@@ -1209,32 +2252,53 @@ def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currenc
         reference="reference", account=pl.lit(bank_account), amount_minor="amount_minor",
         case="case", variant="variant",
     )
+    ledger_currency = pl.col("currency").fill_null(currency)
     ledger_out = ledger.sort(["date", "id"]).select(
         "id", "date",
-        amount=format_minor_expr(pl.col("amount_minor"), pl.lit(currency)),
-        currency=pl.lit(currency), description="description", counterparty="counterparty",
+        amount=format_minor_expr(pl.col("amount_minor"), ledger_currency),
+        currency=ledger_currency, description="description", counterparty="counterparty",
         reference="reference", account="account", type="type",
         due_date=pl.when(pl.col("due_day").is_not_null()).then(
             pl.col("date") + pl.duration(days=pl.col("due_day") - pl.col("day"))
         ),
         amount_minor="amount_minor", case="case",
     )
-    return {"bank": bank_out, "ledger": ledger_out, "truth": truth}
+    out = {"bank": bank_out, "ledger": ledger_out, "truth": truth}
+    if month.fx:
+        out["fx"] = _fx_table(month)
+    if month.stripe:
+        out["stripe"] = _stripe_report(pl.concat(month.stripe), ledger, start, currency)
+    return out
 
 
-def _truth(groups: pl.DataFrame, links: pl.DataFrame, bank_ids: pl.DataFrame,
-           ledger_ids: pl.DataFrame) -> pl.DataFrame:
+def _truth(groups: pl.DataFrame, links: pl.DataFrame, bank_ids: pl.DataFrame, ledger_ids: pl.DataFrame,
+           extras: tuple[pl.DataFrame, pl.DataFrame, str] | None = None) -> pl.DataFrame:
     for side, ids in (("bank", bank_ids), ("ledger", ledger_ids)):
         joined = (  # sort first: a plain list aggregation is much faster than a sorting one
             links.filter(pl.col("side") == side).join(ids, on="uid", how="left").sort(["group", "id"])
             .group_by("group").agg(pl.col("id")).select("group", pl.col("id").list.join(ID_SEPARATOR).alias(f"{side}_ids"))
         )
         groups = groups.join(joined, on="group", how="left")
+    columns = {}
+    if extras is not None:
+        adjustments, opens, currency = extras
+        order = {cause: i for i, cause in enumerate(ADJUSTMENT_CAUSES)}
+        listed = (
+            adjustments.with_columns(_order=pl.col("cause").replace_strict(order, return_dtype=pl.Int64))
+            .sort(["group", "_order"])
+            .group_by("group", maintain_order=True)
+            .agg(pl.concat_str([pl.lit('{"cause":"'), pl.col("cause"), pl.lit('","amount":"'),
+                                format_minor_expr(pl.col("amount_minor"), pl.lit(currency)), pl.lit('"}')]).alias("_adj"))
+            .select("group", _adj=pl.lit("[") + pl.col("_adj").list.join(",") + pl.lit("]"))
+        )
+        open_text = opens.select("group", _open=format_minor_expr(pl.col("open_minor"), pl.col("open_currency").fill_null(currency)))
+        groups = groups.join(listed, on="group", how="left").join(open_text, on="group", how="left")
+        columns = {"adjustments": pl.col("_adj").fill_null("[]"), "open_amount": pl.col("_open").fill_null("")}
     truth = groups.with_columns(pl.col("bank_ids", "ledger_ids").fill_null("")).sort(["bank_ids", "ledger_ids"])
     width = max(7, len(str(truth.height)))
     return truth.select(
         group_id=pl.lit("T") + pl.int_range(1, pl.len() + 1).cast(pl.Utf8).str.zfill(width),
-        match_type="match_type", bank_ids="bank_ids", ledger_ids="ledger_ids", case="case",
+        match_type="match_type", bank_ids="bank_ids", ledger_ids="ledger_ids", case="case", **columns,
     )
 
 
@@ -1255,21 +2319,33 @@ def labels(month: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     ])
 
 
+#: optional outputs: month key -> file name
+EXTRA_FILES = {"fx": "fx.csv", "stripe": "stripe_payouts.csv"}
+
+
 def save(month: Mapping[str, pl.DataFrame], out_dir: str | Path) -> dict[str, Path]:
-    """Write a generated month as ``bank.csv``, ``ledger.csv``, ``truth.csv`` and ``labels.csv``.
+    """Write a generated month as ``bank.csv``, ``ledger.csv``, ``truth.csv`` and ``labels.csv``,
+    plus ``fx.csv`` and ``stripe_payouts.csv`` when the month has them.
 
     Returns
     -------
     dict
-        Paths by name: ``bank``, ``ledger``, ``truth``, ``labels``.
+        Paths by name: ``bank``, ``ledger``, ``truth``, ``labels`` and, when written, ``fx`` and
+        ``stripe``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / f"{name}.csv" for name in ("bank", "ledger", "truth", "labels")}
     month["bank"].select(BANK_COLUMNS).write_csv(paths["bank"])
     month["ledger"].select(LEDGER_COLUMNS).write_csv(paths["ledger"])
-    month["truth"].select(TRUTH_COLUMNS).write_csv(paths["truth"])
+    truth = month["truth"]
+    truth.select(TRUTH_COLUMNS + [c for c in TRUTH_EXTRA_COLUMNS if c in truth.columns]).write_csv(paths["truth"])
     labels(month).write_csv(paths["labels"])
+    for name, file_name in EXTRA_FILES.items():
+        frame = month.get(name)
+        if frame is not None and frame.height:
+            paths[name] = out / file_name
+            frame.write_csv(paths[name])
     return paths
 
 
@@ -1280,7 +2356,7 @@ def write(out_dir: str | Path, n_bank: int, seed: int = 0, start: date = DEFAULT
     Examples
     --------
     >>> import tempfile
-    >>> paths = write(tempfile.mkdtemp(), 500, seed=3)
+    >>> paths = write(tempfile.mkdtemp(), 500, seed=3, mix="foundation")
     >>> sorted(paths)
     ['bank', 'labels', 'ledger', 'truth']
     """
@@ -1290,17 +2366,20 @@ def write(out_dir: str | Path, n_bank: int, seed: int = 0, start: date = DEFAULT
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.generate",
-        description="Write one synthetic month (bank.csv, ledger.csv, truth.csv, labels.csv).",
+        description="Write one synthetic month (bank.csv, ledger.csv, truth.csv, labels.csv, and "
+                    "fx.csv / stripe_payouts.csv when the mix has FX invoices / Stripe payouts).",
     )
     parser.add_argument("--bank-lines", "--scale", dest="bank_lines", type=int, default=10_000,
                         help="rows of bank.csv (default 10000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start", type=date.fromisoformat, default=DEFAULT_START,
                         help="first day of the month, YYYY-MM-DD (default 2026-10-01)")
+    parser.add_argument("--mix", choices=sorted(MIXES), default=DEFAULT_MIX,
+                        help=f"case mix (default {DEFAULT_MIX}; 'foundation' is the one-to-one month)")
     parser.add_argument("--out", required=True, help="output directory")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    paths = write(args.out, args.bank_lines, seed=args.seed, start=args.start)
+    paths = write(args.out, args.bank_lines, seed=args.seed, start=args.start, mix=args.mix)
     elapsed = time.perf_counter() - started
     print(f"wrote {', '.join(str(p) for p in paths.values())} in {elapsed:.1f}s", file=sys.stderr)
     return 0

@@ -1,4 +1,6 @@
-"""The generated benchmark month: deterministic, exact, every case present, truth consistent."""
+"""The foundation (one-to-one) benchmark month: deterministic, exact, every case present, truth
+consistent, and byte-identical to the bundled sample. The full mix is tested in
+test_generate_compound.py."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 
 from benchmarks.generate import (
     BANK_COLUMNS,
-    CASE_MIX,
+    FOUNDATION_MIX,
     INVOICE_REF_VARIANTS,
     LEDGER_COLUMNS,
     LEDGER_ONLY_CASES,
@@ -30,7 +32,7 @@ SEED = 7
 
 @pytest.fixture(scope="module")
 def month() -> dict[str, pl.DataFrame]:
-    return generate(N_BANK, seed=SEED)
+    return generate(N_BANK, seed=SEED, mix="foundation")
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +56,10 @@ def _truth_pairs(month) -> pl.DataFrame:
 
 
 def test_same_seed_same_bytes_other_seed_other_month(month, written, tmp_path):
-    again = save(generate(N_BANK, seed=SEED), tmp_path / "again")
+    again = save(generate(N_BANK, seed=SEED, mix="foundation"), tmp_path / "again")
     for name in ("bank", "ledger", "truth", "labels"):
         assert written[name].read_bytes() == again[name].read_bytes(), name
-    other = generate(N_BANK, seed=SEED + 1)
+    other = generate(N_BANK, seed=SEED + 1, mix="foundation")
     assert not other["bank"].equals(month["bank"])
 
 
@@ -87,7 +89,7 @@ def test_every_truth_id_exists_once_in_truth(month):
 def test_duplicate_feed_lines_repeat_the_same_id_and_content(month, written):
     bank = _read(written["bank"])
     repeated = bank.filter(pl.col("id").is_duplicated())
-    expected = int(N_BANK * CASE_MIX["duplicate_feed_line"])
+    expected = int(N_BANK * FOUNDATION_MIX["duplicate_feed_line"])
     assert repeated["id"].n_unique() == expected and repeated.height == 2 * expected
     assert repeated.unique().height == expected  # both deliveries are byte-identical rows
     truth_bank = month["truth"]["bank_ids"].str.split(";").explode()
@@ -111,7 +113,7 @@ def test_amounts_are_exact_text_that_parses_back(month, written):
 def test_every_case_appears_in_a_2000_line_month(month):
     bank_cases = set(month["bank"]["case"])
     ledger_cases = set(month["ledger"]["case"])
-    for case in CASE_MIX:
+    for case in FOUNDATION_MIX:
         assert case in (ledger_cases if case in LEDGER_ONLY_CASES else bank_cases), case
     invoice_rows = month["bank"].filter(pl.col("case") == "invoice_receipt")
     for variant in [*INVOICE_REF_VARIANTS, "cut"]:
@@ -198,7 +200,7 @@ def test_same_amount_customers_and_repeated_invoices(month):
     assert groups.filter((pl.col("n") >= 3) & (pl.col("customers") == pl.col("n"))).height > 0
     repeat = pairs.filter(pl.col("case") == "repeat_invoice")
     twins = repeat.group_by("counterparty_ledger", "amount_minor").len().filter(pl.col("len") >= 2)
-    assert twins.height >= int(N_BANK * CASE_MIX["repeat_invoice"]) // 4
+    assert twins.height >= int(N_BANK * FOUNDATION_MIX["repeat_invoice"]) // 4
 
 
 def test_every_vague_line_can_still_be_decided(month):
@@ -253,8 +255,23 @@ def test_ids_look_like_real_ones(month):
     assert (invoices["reference"] == invoices["id"]).all()
 
 
+def test_the_foundation_mix_reproduces_the_bundled_sample_byte_for_byte(written):
+    # benchmarks/sample/ was written by the foundation generator:
+    # python -m benchmarks.generate --bank-lines 2000 --seed 7 --mix foundation --out benchmarks/sample
+    sample = Path(__file__).resolve().parents[2] / "benchmarks" / "sample"
+    assert (N_BANK, SEED) == (2_000, 7)
+    for name in ("bank", "ledger", "truth", "labels"):
+        assert written[name].read_bytes() == (sample / f"{name}.csv").read_bytes(), name
+
+
 def test_command_line_writes_the_files(tmp_path, capsys):
-    assert main(["--bank-lines", "300", "--seed", "2", "--out", str(tmp_path)]) == 0
-    assert {p.name for p in tmp_path.iterdir()} == {"bank.csv", "ledger.csv", "truth.csv", "labels.csv"}
-    assert _read(tmp_path / "bank.csv").height == 300
+    foundation, full = tmp_path / "foundation", tmp_path / "full"
+    assert main(["--bank-lines", "300", "--seed", "2", "--mix", "foundation", "--out", str(foundation)]) == 0
+    assert {p.name for p in foundation.iterdir()} == {"bank.csv", "ledger.csv", "truth.csv", "labels.csv"}
+    assert _read(foundation / "bank.csv").height == 300
+    assert _read(foundation / "truth.csv").columns == TRUTH_COLUMNS
     assert "wrote" in capsys.readouterr().err
+    assert main(["--bank-lines", "2000", "--seed", "2", "--out", str(full)]) == 0  # the full mix by default
+    assert {p.name for p in full.iterdir()} == {"bank.csv", "ledger.csv", "truth.csv", "labels.csv", "fx.csv",
+                                                 "stripe_payouts.csv"}
+    assert _read(full / "truth.csv").columns == [*TRUTH_COLUMNS, "adjustments", "open_amount"]
