@@ -499,7 +499,7 @@ class _Month:
             rate_e4 = np.rint(walk * 10_000).astype(np.int64)
             weekday = self.weekday(np.arange(-FX_HISTORY_DAYS, self.n_days))
             published = (weekday < 5) & (self.rng.random(n) >= FX_MISSING_WEEKDAYS)
-            published[0] = True
+            published[int(np.argmax(weekday < 5))] = True  # the first weekday: every later day has a rate
             self.fx[currency] = (rate_e4, published)
         return self.fx[currency]
 
@@ -1444,7 +1444,7 @@ def short_payment(month: _Month, n: int) -> None:
     rounding = invoice % (10 * mpm)  # paid down to whole tens of dollars
     cause = np.where((cause == "rounding") & (rounding == 0), "discount", cause)
     charge = np.array(SHORT_PAYMENT_CHARGES_HKD, dtype=np.int64)[rng.integers(0, len(SHORT_PAYMENT_CHARGES_HKD), n)] * mpm
-    discount = (invoice * rng.choice(np.array([1, 2]), size=n) + 50) // 100
+    discount = invoice * rng.choice(np.array([1, 2]), size=n) // 100
     short = np.where(cause == "bank_charge", charge, np.where(cause == "discount", discount, rounding))
     channel = np.where(cause == "bank_charge", _choice(rng, {"TT IN": 0.4, "CR TRF": 0.3, "IBT CR": 0.3}, n),
                        _choice(rng, _RECEIPT_CHANNELS, n))
