@@ -20,6 +20,14 @@ auto_coverage
     distinct bank lines inside a correct ``auto`` proposal / distinct bank lines: the work the
     engine takes off a person's desk. Its ceiling (``auto_coverage_ceiling``) is the share of
     bank lines in some truth group: lines with no ledger item can never be matched.
+auto_error_rate_by_type
+    the auto error rate per ``match_type`` the proposals claim (when ``matches`` has that column).
+adjustments
+    when both ``matches`` and ``truth`` have an ``adjustments`` column: among the correct
+    proposals, the share whose adjustment lines total the truth's (``adjustment_total_accuracy``)
+    and the share whose totals per cause agree too (``adjustment_cause_accuracy``). Causes are
+    compared after :data:`ADJUSTMENT_CAUSE_ALIASES` (``write_off`` and ``discount`` count as
+    ``short_payment``); see :func:`parse_adjustments` for the accepted cell formats.
 
 Rows of ``matches`` whose status is in :data:`NON_PROPOSAL_STATUSES` (e.g. ``unmatched``), or that
 name no bank id or no ledger id, propose nothing; they are counted as ``ignored``.
@@ -27,14 +35,19 @@ name no bank id or no ledger id, propose nothing; they are counted as ``ignored`
 
 from __future__ import annotations
 
+import json
 import math
+import re
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import polars as pl
 
 from models.errors import InputError
+from models.money import CURRENCY_EXPONENTS
 from models.schema import ID_SEPARATOR, TRUTH_SCHEMA
 
 AUTO_STATUS = "auto"
@@ -42,6 +55,17 @@ REVIEW_STATUS = "review"
 #: statuses a matcher may write for rows that propose no match
 NON_PROPOSAL_STATUSES = ("unmatched", "rejected")
 MATCH_REQUIRED_COLUMNS = ("status", "bank_ids", "ledger_ids")
+#: cause names that mean the same adjustment (compared after lower-casing, spaces as "_")
+ADJUSTMENT_CAUSE_ALIASES: dict[str, str] = {
+    "write_off": "short_payment", "writeoff": "short_payment", "discount": "short_payment",
+    "short": "short_payment", "underpayment": "short_payment",
+    "fee": "processor_fee", "processing_fee": "processor_fee", "payout_fee": "processor_fee",
+    "fx": "fx_difference", "fx_diff": "fx_difference", "exchange_difference": "fx_difference",
+    "fx_gain_loss": "fx_difference",
+    "charge": "bank_charge", "bank_charges": "bank_charge", "bank_fee": "bank_charge",
+}
+_KNOWN_CAUSES = {"processor_fee", "fx_difference", "bank_charge", "short_payment", *ADJUSTMENT_CAUSE_ALIASES}
+_TEXT_ADJUSTMENT = re.compile(r"([A-Za-z][A-Za-z_ ]*?)\s*[:=]?\s*([+-]?\d[\d,]*(?:\.\d+)?)")
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -70,6 +94,11 @@ class EvaluationReport:
     correct_by_status: dict[str, int] = field(default_factory=dict)
     truth_by_type: dict[str, int] = field(default_factory=dict)
     found_by_type: dict[str, int] = field(default_factory=dict)
+    auto_by_type: dict[str, int] = field(default_factory=dict)
+    correct_auto_by_type: dict[str, int] = field(default_factory=dict)
+    adjustments_checked: int = 0
+    adjustments_total_ok: int = 0
+    adjustments_causes_ok: int = 0
 
     @property
     def precision(self) -> float | None:
@@ -92,6 +121,21 @@ class EvaluationReport:
         return _ratio(self.auto - self.correct_auto, self.auto)
 
     @property
+    def auto_error_rate_by_type(self) -> dict[str, float | None]:
+        """Auto error rate per match type claimed by the proposals."""
+        return {t: _ratio(n - self.correct_auto_by_type.get(t, 0), n) for t, n in self.auto_by_type.items()}
+
+    @property
+    def adjustment_total_accuracy(self) -> float | None:
+        """Correct proposals whose adjustments total the truth's / correct proposals checked."""
+        return _ratio(self.adjustments_total_ok, self.adjustments_checked)
+
+    @property
+    def adjustment_cause_accuracy(self) -> float | None:
+        """Correct proposals whose adjustments agree with the truth's per cause / checked."""
+        return _ratio(self.adjustments_causes_ok, self.adjustments_checked)
+
+    @property
     def auto_coverage(self) -> float | None:
         return _ratio(self.bank_lines_auto_correct, self.bank_lines)
 
@@ -108,6 +152,9 @@ class EvaluationReport:
             recall=self.recall, recall_by_type=self.recall_by_type,
             auto_error_rate=self.auto_error_rate, auto_coverage=self.auto_coverage,
             auto_coverage_ceiling=self.auto_coverage_ceiling,
+            auto_error_rate_by_type=self.auto_error_rate_by_type,
+            adjustment_total_accuracy=self.adjustment_total_accuracy,
+            adjustment_cause_accuracy=self.adjustment_cause_accuracy,
         )
         return out
 
@@ -124,9 +171,16 @@ class EvaluationReport:
             *[("recall", f"match_type={t}", self.found_by_type.get(t, 0), n)
               for t, n in sorted(self.truth_by_type.items())],
             ("auto_error_rate", f"status={AUTO_STATUS}", self.auto - self.correct_auto, self.auto),
+            *[("auto_error_rate", f"match_type={t}", n - self.correct_auto_by_type.get(t, 0), n)
+              for t, n in sorted(self.auto_by_type.items())],
             ("auto_coverage", "bank_lines", self.bank_lines_auto_correct, self.bank_lines),
             ("auto_coverage_ceiling", "bank_lines", self.bank_lines_in_truth, self.bank_lines),
         ]
+        if self.adjustments_checked:
+            rows += [
+                ("adjustment_total_accuracy", "correct", self.adjustments_total_ok, self.adjustments_checked),
+                ("adjustment_cause_accuracy", "correct", self.adjustments_causes_ok, self.adjustments_checked),
+            ]
         counts = [
             ("proposed", self.proposed), ("auto", self.auto), ("review", self.review),
             ("truth_groups", self.truth_groups), ("correct", self.correct),
@@ -203,6 +257,79 @@ def canonical_ids(frame: pl.DataFrame, column: str) -> pl.Series:
     return rows.join(ids, on="_row", how="left").sort("_row")["_key"].fill_null("").alias(column)
 
 
+def _cause(name: str) -> str:
+    key = re.sub(r"[\s-]+", "_", str(name).strip().lower())
+    return ADJUSTMENT_CAUSE_ALIASES.get(key, key)
+
+
+def _minor(amount, exponent: int) -> int:
+    value = Decimal(str(amount).replace(",", "").strip()).scaleb(exponent)
+    if value != value.to_integral_value():
+        raise ValueError(f"{amount} has more decimals than the currency allows")
+    return int(value)
+
+
+def parse_adjustments(text: str | None, exponent: int = 2) -> list[tuple[str, int]] | None:
+    """Adjustment lines of a ``matches.csv`` or ``truth.csv`` cell as (cause, minor units).
+
+    Accepted forms: a JSON list of objects with ``cause`` (or ``type`` / ``kind`` / ``reason``)
+    and ``amount`` (decimal text or number, in major units) or ``amount_minor``; a JSON object
+    ``{cause: amount}``; or text such as ``processor_fee -233.32; bank_charge -100.00`` (pairs of
+    a known cause and an amount; other words, e.g. account codes in brackets, are ignored).
+    Causes are lower-cased and mapped through :data:`ADJUSTMENT_CAUSE_ALIASES`. Empty, ``[]``
+    and null give ``[]``; a cell that cannot be read (or an amount with too many decimals) gives
+    ``None``.
+
+    Examples
+    --------
+    >>> parse_adjustments('[{"cause":"processor_fee","amount":"-233.32"}]')
+    [('processor_fee', -23332)]
+    >>> parse_adjustments("write_off: -5.00 (6900); bank charge -100")
+    [('short_payment', -500), ('bank_charge', -10000)]
+    >>> parse_adjustments("")
+    []
+    """
+    if text is None:
+        return []
+    text = str(text).strip()
+    if text in ("", "[]", "{}", "null", "none"):
+        return []
+    try:
+        if text[0] in "[{":
+            data = json.loads(text)
+            items = data.items() if isinstance(data, dict) else None
+            if items is not None:
+                return [(_cause(k), _minor(v, exponent)) for k, v in items]
+            out = []
+            for item in data:
+                name = next((item[k] for k in ("cause", "type", "kind", "reason") if k in item), None)
+                if name is None:
+                    return None
+                value = int(item["amount_minor"]) if "amount_minor" in item else _minor(item["amount"], exponent)
+                out.append((_cause(name), value))
+            return out
+        pairs = [(_cause(name), _minor(amount, exponent)) for name, amount in _TEXT_ADJUSTMENT.findall(text)
+                 if _cause(name) in _KNOWN_CAUSES]
+        return pairs or None
+    except (ValueError, KeyError, TypeError, InvalidOperation, AttributeError):
+        return None
+
+
+def _adjustments_agree(proposed: str | None, expected: str | None, exponent: int) -> tuple[bool, bool]:
+    """(totals agree, totals per cause agree) of two adjustments cells."""
+    mine, theirs = parse_adjustments(proposed, exponent), parse_adjustments(expected, exponent)
+    if mine is None or theirs is None:
+        return False, False
+    by_cause: list[dict[str, int]] = []
+    for lines in (mine, theirs):
+        sums: dict[str, int] = defaultdict(int)
+        for cause, amount in lines:
+            sums[cause] += amount
+        by_cause.append({c: a for c, a in sums.items() if a})
+    total = sum(a for _, a in mine) == sum(a for _, a in theirs)
+    return total, total and by_cause[0] == by_cause[1]
+
+
 def _member_ids(keys: pl.Series) -> pl.Series:
     """The ids inside canonical keys, one per row."""
     return keys.filter(keys != "").str.split(ID_SEPARATOR).explode()
@@ -224,9 +351,12 @@ def evaluate(matches: pl.DataFrame, truth: pl.DataFrame, bank_ids: pl.Series | N
     ----------
     matches
         One row per proposal with at least ``status``, ``bank_ids`` and ``ledger_ids`` (ids
-        ';'-joined), as in ``matches.csv``; ``match_id`` and ``match_type`` are not needed.
+        ';'-joined), as in ``matches.csv``; ``match_id`` is not needed. With ``match_type`` the
+        auto error rate is also given per type; with ``adjustments`` (and ``currency``, for its
+        decimals; default 2) the adjustments of correct proposals are checked against the truth.
     truth
-        ``group_id, match_type, bank_ids, ledger_ids`` as in ``truth.csv``.
+        ``group_id, match_type, bank_ids, ledger_ids`` as in ``truth.csv``, optionally
+        ``adjustments``.
     bank_ids
         Every distinct bank line id of the input, the denominator of auto coverage. Default:
         the bank ids named in truth or in matches (unmatched noise lines are then not counted).
@@ -254,10 +384,20 @@ def evaluate(matches: pl.DataFrame, truth: pl.DataFrame, bank_ids: pl.Series | N
     _require(matches, MATCH_REQUIRED_COLUMNS, "matches")
     _require(truth, ("bank_ids", "ledger_ids", "match_type"), "truth")
     keys = ["_bank", "_ledger"]
+    check_adjustments = "adjustments" in matches.columns and "adjustments" in truth.columns
+
+    def text(frame: pl.DataFrame, column: str, default: str = "") -> pl.Series:
+        if column not in frame.columns:
+            return pl.repeat(default, frame.height, dtype=pl.Utf8, eager=True)
+        return frame[column].cast(pl.Utf8).fill_null(default).str.strip_chars()
+
     proposals = pl.DataFrame({
-        "status": matches["status"].cast(pl.Utf8).fill_null("").str.strip_chars(),
+        "status": text(matches, "status"),
         "_bank": canonical_ids(matches, "bank_ids"),
         "_ledger": canonical_ids(matches, "ledger_ids"),
+        "_type": text(matches, "match_type"),
+        "_adj": text(matches, "adjustments"),
+        "_currency": text(matches, "currency"),
     })
     proposes = ~pl.col("status").is_in(NON_PROPOSAL_STATUSES) & (pl.col("_bank") != "") & (pl.col("_ledger") != "")
     ignored = proposals.filter(~proposes).height
@@ -266,10 +406,11 @@ def evaluate(matches: pl.DataFrame, truth: pl.DataFrame, bank_ids: pl.Series | N
         "match_type": truth["match_type"].cast(pl.Utf8).fill_null(""),
         "_bank": canonical_ids(truth, "bank_ids"),
         "_ledger": canonical_ids(truth, "ledger_ids"),
+        "_adj_truth": text(truth, "adjustments"),
     }).unique(keys, keep="first", maintain_order=True)
 
     proposals = proposals.join(
-        groups.select(keys).with_columns(_correct=pl.lit(True)), on=keys, how="left"
+        groups.select(*keys, "_adj_truth").with_columns(_correct=pl.lit(True)), on=keys, how="left"
     ).with_columns(pl.col("_correct").fill_null(False))
     groups = groups.join(
         proposals.select(keys).unique().with_columns(_found=pl.lit(True)), on=keys, how="left"
@@ -278,6 +419,21 @@ def evaluate(matches: pl.DataFrame, truth: pl.DataFrame, bank_ids: pl.Series | N
     by_status = proposals.group_by("status").agg(n=pl.len(), correct=pl.col("_correct").sum())
     by_type = groups.group_by("match_type").agg(n=pl.len(), found=pl.col("_found").sum())
     is_auto = pl.col("status") == AUTO_STATUS
+
+    by_auto_type = (
+        proposals.filter(is_auto & (pl.col("_type") != "")).group_by("_type")
+        .agg(n=pl.len(), correct=pl.col("_correct").sum())
+    )
+    adjustments_checked = adjustments_total_ok = adjustments_causes_ok = 0
+    if check_adjustments:
+        correct = proposals.filter(pl.col("_correct")).select("_adj", "_adj_truth", "_currency")
+        empty = pl.col("_adj").is_in(["", "[]"]) & pl.col("_adj_truth").is_in(["", "[]"])
+        adjustments_checked = correct.height
+        adjustments_total_ok = adjustments_causes_ok = correct.filter(empty).height
+        for mine, theirs, currency in correct.filter(~empty).iter_rows():
+            total_ok, causes_ok = _adjustments_agree(mine, theirs, CURRENCY_EXPONENTS.get(currency.upper(), 2))
+            adjustments_total_ok += total_ok
+            adjustments_causes_ok += causes_ok
 
     auto_correct_lines = _member_ids(proposals.filter(is_auto & pl.col("_correct"))["_bank"]).unique()
     truth_lines = _member_ids(groups["_bank"]).unique()
@@ -304,6 +460,11 @@ def evaluate(matches: pl.DataFrame, truth: pl.DataFrame, bank_ids: pl.Series | N
         correct_by_status={s: int(c) for s, c in zip(by_status["status"], by_status["correct"], strict=True)},
         truth_by_type=dict(zip(by_type["match_type"], by_type["n"], strict=True)),
         found_by_type={t: int(f) for t, f in zip(by_type["match_type"], by_type["found"], strict=True)},
+        auto_by_type=dict(zip(by_auto_type["_type"], by_auto_type["n"], strict=True)),
+        correct_auto_by_type={t: int(c) for t, c in zip(by_auto_type["_type"], by_auto_type["correct"], strict=True)},
+        adjustments_checked=adjustments_checked,
+        adjustments_total_ok=adjustments_total_ok,
+        adjustments_causes_ok=adjustments_causes_ok,
     )
 
 

@@ -12,6 +12,7 @@ from engine.evaluate import (
     evaluate_files,
     format_ratio,
     load_truth,
+    parse_adjustments,
 )
 from models.errors import InputError
 
@@ -168,3 +169,74 @@ def test_file_problems_say_what_to_do(tmp_path):
     (tmp_path / "truth.csv").write_text("group_id,bank_ids\nT1,B1\n")
     with pytest.raises(InputError, match="match_type, ledger_ids"):
         load_truth(tmp_path / "truth.csv")
+
+
+# ---------------------------------------------------------------------------------------------
+# compound matches: adjustments and auto errors per claimed match type
+# ---------------------------------------------------------------------------------------------
+ADJUSTED_TRUTH = [
+    ("T1", "one_to_one", "B1", "INV-1", "[]"),
+    ("T2", "one_to_one", "B2", "INV-2", '[{"cause":"bank_charge","amount":"-50.00"}]'),
+    ("T3", "payout", "B3", "SO-1;SO-2", '[{"cause":"processor_fee","amount":"-12.34"}]'),
+    ("T4", "one_to_one", "B4", "INV-4", '[{"cause":"fx_difference","amount":"-20.00"},{"cause":"bank_charge","amount":"-100.00"}]'),
+    ("T5", "one_to_one", "B5", "INV-5", '[{"cause":"short_payment","amount":"-5.00"}]'),
+]
+
+
+def _adjusted_matches(rows) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(f"M{i}", *row) for i, row in enumerate(rows, 1)],
+        schema=["match_id", "match_type", "status", "bank_ids", "ledger_ids", "currency", "adjustments"],
+        orient="row",
+    )
+
+
+def test_adjustments_of_correct_groups_are_checked_by_total_and_by_cause():
+    truth = pl.DataFrame(ADJUSTED_TRUTH, schema=["group_id", "match_type", "bank_ids", "ledger_ids", "adjustments"],
+                         orient="row")
+    matches = _adjusted_matches([
+        ("one_to_one", "auto", "B1", "INV-1", "HKD", ""),  # none expected, none given: right
+        ("one_to_one", "auto", "B2", "INV-2", "HKD", "bank_charge -50.00 (6910)"),  # text form: right
+        ("payout", "auto", "B3", "SO-2;SO-1", "HKD", '[{"cause":"processor_fee","amount":"-12.30"}]'),  # wrong total
+        ("one_to_one", "review", "B4", "INV-4", "HKD", '[{"cause":"fx_difference","amount":"-120.00"}]'),  # total only
+        ("one_to_one", "auto", "B5", "INV-5", "HKD", '[{"type":"write_off","amount_minor":-500}]'),  # alias: right
+        ("one_to_one", "auto", "B6", "INV-6", "HKD", '[{"cause":"bank_charge","amount":"-1.00"}]'),  # wrong group
+    ])
+    report = evaluate(matches, truth)
+    assert (report.adjustments_checked, report.adjustments_total_ok, report.adjustments_causes_ok) == (5, 4, 3)
+    assert report.adjustment_total_accuracy == pytest.approx(0.8)
+    assert report.adjustment_cause_accuracy == pytest.approx(0.6)
+    assert report.auto_error_rate_by_type == pytest.approx({"one_to_one": 0.25, "payout": 0.0})
+    frame = report.to_frame()
+    row = frame.filter(pl.col("metric") == "adjustment_total_accuracy").row(0, named=True)
+    assert (row["numerator"], row["denominator"]) == (4, 5)
+    assert "| auto_error_rate | match_type=one_to_one | 25.00% | 1/4 |" in report.to_markdown()
+
+
+def test_without_adjustments_columns_nothing_is_checked():
+    report = evaluate(_matches(CASES[0][1]), _truth())
+    assert report.adjustments_checked == 0 and report.adjustment_total_accuracy is None
+    assert not report.to_frame().filter(pl.col("metric").str.starts_with("adjustment")).height
+    bare = _matches(CASES[0][1]).drop("match_type")
+    assert evaluate(bare, _truth()).auto_error_rate_by_type == {}
+
+
+@pytest.mark.parametrize(
+    ("cell", "exponent", "expected"),
+    [
+        ('[{"cause":"processor_fee","amount":"-233.32"}]', 2, [("processor_fee", -23332)]),
+        ('[{"cause":"FX Difference","amount":-1.5},{"kind":"fee","amount":"-2"}]', 2,
+         [("fx_difference", -150), ("processor_fee", -200)]),
+        ('{"bank_charge": "-100.00"}', 2, [("bank_charge", -10000)]),
+        ("processor_fee -1,233.32; discount: -5", 2, [("processor_fee", -123332), ("short_payment", -500)]),
+        ("bank_charge -100", 0, [("bank_charge", -100)]),
+        ("", 2, []),
+        ("[]", 2, []),
+        (None, 2, []),
+        ('[{"cause":"bank_charge","amount":"-1.005"}]', 2, None),  # more decimals than HKD has
+        ("see notes", 2, None),
+        ('[{"amount":"-1.00"}]', 2, None),  # no cause
+    ],
+)
+def test_parse_adjustments(cell, exponent, expected):
+    assert parse_adjustments(cell, exponent) == expected
