@@ -1,14 +1,19 @@
 """Benchmark runner: accuracy and throughput of ``recon match`` on generated months.
 
-Stage: benchmarks. For each size it generates a month with :mod:`benchmarks.generate` (timed
-apart, not counted), runs the real command line in a child process exactly as a user would,
+Stage: benchmarks. For each size it generates a month with :mod:`benchmarks.generate` (``--mix``,
+default ``full``; timed apart, not counted), runs the real command line in a child process
+exactly as a user would,
 
-    python -m engine.cli match --bank bank.csv --ledger ledger.csv --out DIR [--rules FILE]
+    python -m engine.cli match --bank bank.csv --ledger ledger.csv [--fx fx.csv]
+        [--processor stripe_payouts.csv] --out DIR [--rules FILE]
 
+(``--fx`` / ``--processor`` when the month has foreign-currency invoices / Stripe payouts),
 measures its wall time and peak resident memory (the whole process tree, polled every 50 ms,
 checked against ``getrusage(RUSAGE_CHILDREN)``), scores ``DIR/matches.csv`` against the truth
-with :func:`engine.evaluate.evaluate_files`, then prints a markdown table and appends it, with
-the machine and the exact command, to ``benchmarks/RESULTS.md``.
+with :func:`engine.evaluate.evaluate_files`, then does the same for the plain baseline
+(:mod:`benchmarks.baseline`: exact amount, +-7 days, first-come greedy) on the same files, and
+prints a markdown table with a row per system and size, appending it, with the machine and the
+exact commands, to ``benchmarks/RESULTS.md``.
 
 Data goes under ``benchmarks/_data/`` (git-ignored) and is deleted after each size unless
 ``--keep`` is given.
@@ -17,6 +22,7 @@ Examples
 --------
 ``python -m benchmarks.run --sizes 10000 100000 1000000``
 ``python -m benchmarks.run --sizes 2000 --rules my_rules.toml --keep``
+``python -m benchmarks.run --sizes 10000 --mix foundation --no-baseline``
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.generate import generate, save
+from benchmarks.generate import DEFAULT_MIX, MIXES, generate, save
 from engine.evaluate import EvaluationReport, evaluate_files, format_ratio
 from models.errors import ReconError
 
@@ -55,6 +61,7 @@ module docstring lists the case mix), runs `recon match` on it in a child proces
 
 | column | meaning |
 |---|---|
+| system | `recon` (`recon match`) or `baseline` (`benchmarks/baseline.py`: exact amount, +-7 days, first-come greedy, one-to-one) on the same files |
 | bank lines / ledger lines | rows of bank.csv (duplicate deliveries included) / ledger.csv |
 | gen s | seconds to generate and write the data (not part of the measurement) |
 | wall s | wall-clock seconds of `recon match`, process start to exit |
@@ -64,6 +71,7 @@ module docstring lists the case mix), runs `recon match` on it in a child proces
 | auto error | auto proposals not in truth / auto proposals: wrong bookings nobody reviews |
 | auto coverage | bank lines in a correct auto proposal / all bank lines |
 | ceiling | bank lines in some truth group / all bank lines: the best auto coverage possible |
+| adj ok | correct proposals whose adjustment lines total the truth's (full mix; n/a without an `adjustments` column) |
 
 A group is correct only if its bank ids and ledger ids are exactly a truth group's; a partial
 overlap counts as wrong. Timings depend on the machine and on its load (shown per section).
@@ -71,11 +79,23 @@ overlap counts as wrong. Timings depend on the machine and on its load (shown pe
 
 
 @dataclass
+class SystemResult:
+    """How one matcher did on one generated month."""
+
+    wall_seconds: float | None = None
+    peak_rss_bytes: int | None = None
+    status: str = "ok"
+    report: EvaluationReport | None = None
+    command: list[str] = field(default_factory=list)
+
+
+@dataclass
 class SizeResult:
-    """One row of the results table."""
+    """One generated month and the systems run on it (rows of the results table)."""
 
     size: int
     seed: int
+    mix: str = DEFAULT_MIX
     bank_lines: int = 0
     ledger_lines: int = 0
     generate_seconds: float = 0.0
@@ -84,6 +104,12 @@ class SizeResult:
     status: str = "ok"
     report: EvaluationReport | None = None
     command: list[str] = field(default_factory=list)
+    baseline: SystemResult | None = None
+
+    def systems(self) -> list[tuple[str, SystemResult]]:
+        """(name, result) for recon and, when it ran, the baseline."""
+        recon = SystemResult(self.wall_seconds, self.peak_rss_bytes, self.status, self.report, self.command)
+        return [("recon", recon), *([("baseline", self.baseline)] if self.baseline else [])]
 
 
 def _tree_rss(process: psutil.Process) -> int:
@@ -147,36 +173,60 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def run_size(size: int, seed: int, rules: str | None, keep: bool, timeout: float | None,
-             data_dir: Path = DATA_DIR) -> SizeResult:
-    """Generate one month of ``size`` bank lines, match it with the CLI, score it."""
-    result = SizeResult(size=size, seed=seed)
-    work = data_dir / f"bank{size}-seed{seed}"
-    out = work / "out"
+def recon_command(paths: dict[str, Path], out: Path, rules: str | None = None) -> list[str]:
+    """``recon match`` on a generated month, with ``--fx`` / ``--processor`` when it has them."""
+    return [
+        sys.executable, "-m", "engine.cli", "match", "--bank", str(paths["bank"]),
+        "--ledger", str(paths["ledger"]),
+        *(["--fx", str(paths["fx"])] if "fx" in paths else []),
+        *(["--processor", str(paths["stripe"])] if "stripe" in paths else []),
+        "--out", str(out), *(["--rules", rules] if rules else []),
+    ]
+
+
+def baseline_command(paths: dict[str, Path], out: Path) -> list[str]:
+    """The plain baseline on the same bank and ledger files."""
+    return [sys.executable, "-m", "benchmarks.baseline", "--bank", str(paths["bank"]),
+            "--ledger", str(paths["ledger"]), "--out", str(out)]
+
+
+def run_system(command: list[str], out: Path, paths: dict[str, Path], log_path: Path,
+               timeout: float | None) -> SystemResult:
+    """Run one matcher in a child process (measured) and score its ``out/matches.csv``."""
+    result = SystemResult(command=command)
     if out.exists():
         shutil.rmtree(out)
+    code, result.wall_seconds, result.peak_rss_bytes = run_measured(command, log_path, timeout=timeout, env=_child_env())
+    if code is None:
+        result.status = f"timeout after {timeout:g}s"
+    elif code != 0:
+        result.status = f"exit {code}: {_failure_line(log_path)}"
+    else:
+        try:
+            result.report = evaluate_files(out, paths["truth"], bank_path=paths["bank"])
+        except ReconError as exc:
+            result.status = f"evaluation failed: {exc}"
+    return result
+
+
+def run_size(size: int, seed: int, rules: str | None, keep: bool, timeout: float | None,
+             data_dir: Path = DATA_DIR, mix: str = DEFAULT_MIX, baseline: bool = True) -> SizeResult:
+    """Generate one month of ``size`` bank lines, match it with the CLI (and the baseline), score it."""
+    result = SizeResult(size=size, seed=seed, mix=mix)
+    work = data_dir / f"bank{size}-seed{seed}-{mix}"
     try:
         started = time.perf_counter()
-        month = generate(size, seed=seed)
+        month = generate(size, seed=seed, mix=mix)
         paths = save(month, work)
         result.generate_seconds = time.perf_counter() - started
         result.bank_lines, result.ledger_lines = month["bank"].height, month["ledger"].height
         del month
-        result.command = [
-            sys.executable, "-m", "engine.cli", "match", "--bank", str(paths["bank"]),
-            "--ledger", str(paths["ledger"]), "--out", str(out), *(["--rules", rules] if rules else []),
-        ]
-        code, result.wall_seconds, result.peak_rss_bytes = run_measured(
-            result.command, work / "recon.log", timeout=timeout, env=_child_env()
-        )
-        if code is None:
-            result.status = f"timeout after {timeout:g}s"
-        elif code != 0:
-            result.status = f"exit {code}: {_failure_line(work / 'recon.log')}"
-        else:
-            result.report = evaluate_files(out, paths["truth"], bank_path=paths["bank"])
-    except ReconError as exc:
-        result.status = f"evaluation failed: {exc}"
+        recon = run_system(recon_command(paths, work / "out", rules), work / "out", paths, work / "recon.log", timeout)
+        result.wall_seconds, result.peak_rss_bytes = recon.wall_seconds, recon.peak_rss_bytes
+        result.status, result.report, result.command = recon.status, recon.report, recon.command
+        if baseline:
+            result.baseline = run_system(baseline_command(paths, work / "baseline"), work / "baseline", paths,
+                                         work / "baseline.log", timeout)
     finally:
         if not keep and work.exists():
             shutil.rmtree(work)
@@ -226,40 +276,52 @@ def machine_info() -> list[str]:
 
 
 def results_table(results: list[SizeResult]) -> str:
-    """The markdown table of a run: one row per size."""
-    types = sorted({t for r in results if r.report for t in r.report.truth_by_type})
-    header = ["size", "bank lines", "ledger lines", "gen s", "wall s", "peak RSS MB", "precision",
-              "recall", *[f"recall {t}" for t in types], "auto error", "auto coverage", "ceiling",
+    """The markdown table of a run: one row per size and system (recon, then the baseline)."""
+    types = sorted({t for r in results for _, sys_ in r.systems() if sys_.report for t in sys_.report.truth_by_type})
+    header = ["size", "system", "bank lines", "ledger lines", "gen s", "wall s", "peak RSS MB", "precision",
+              "recall", *[f"recall {t}" for t in types], "auto error", "auto coverage", "ceiling", "adj ok",
               "status"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * (len(header) - 1) + "---|"]
+    lines = ["| " + " | ".join(header) + " |", "|---:|---|" + "---:|" * (len(header) - 3) + "---|"]
     for r in results:
-        rep = r.report
-        cells = [
-            f"{r.size:,}", f"{r.bank_lines:,}", f"{r.ledger_lines:,}", f"{r.generate_seconds:.1f}",
-            "n/a" if r.wall_seconds is None else f"{r.wall_seconds:.1f}",
-            "n/a" if r.peak_rss_bytes is None else f"{r.peak_rss_bytes / 2**20:,.0f}",
-            format_ratio(rep.precision if rep else None), format_ratio(rep.recall if rep else None),
-            *[format_ratio(rep.recall_by_type.get(t) if rep else None) for t in types],
-            format_ratio(rep.auto_error_rate if rep else None),
-            format_ratio(rep.auto_coverage if rep else None),
-            format_ratio(rep.auto_coverage_ceiling if rep else None),
-            r.status.replace("|", "/"),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+        for name, run in r.systems():
+            rep = run.report
+            cells = [
+                f"{r.size:,}", name, f"{r.bank_lines:,}", f"{r.ledger_lines:,}",
+                f"{r.generate_seconds:.1f}" if name == "recon" else "",
+                "n/a" if run.wall_seconds is None else f"{run.wall_seconds:.1f}",
+                "n/a" if run.peak_rss_bytes is None else f"{run.peak_rss_bytes / 2**20:,.0f}",
+                format_ratio(rep.precision if rep else None), format_ratio(rep.recall if rep else None),
+                *[format_ratio(rep.recall_by_type.get(t) if rep else None) for t in types],
+                format_ratio(rep.auto_error_rate if rep else None),
+                format_ratio(rep.auto_coverage if rep else None),
+                format_ratio(rep.auto_coverage_ceiling if rep else None),
+                format_ratio(rep.adjustment_total_accuracy if rep else None),
+                run.status.replace("|", "/"),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _shown(command: list[str]) -> str:
+    root = str(ROOT) + os.sep
+    return shlex.join([Path(command[0]).name, *(a.removeprefix(root) for a in command[1:])])
 
 
 def section(results: list[SizeResult], argv: list[str], started: datetime | None = None,
             machine: list[str] | None = None) -> str:
     """A RESULTS.md section dated when the run started: machine, exact commands, table."""
     when = (started or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    example = next((r.command for r in results if r.command), None)
     lines = [f"## {when}", "", *(machine or machine_info()), "",
              f"Command: `python -m benchmarks.run {shlex.join(argv)}`"]
+    mixes = sorted({r.mix for r in results})
+    if mixes:
+        lines.append(f"Case mix: {', '.join(f'`{m}`' for m in mixes)} (see `benchmarks/generate.py`)")
+    example = next((r.command for r in results if r.command), None)
     if example:
-        root = str(ROOT) + os.sep
-        shown = [Path(example[0]).name, *(a.removeprefix(root) for a in example[1:])]
-        lines.append(f"Each size runs: `{shlex.join(shown)}`")
+        lines.append(f"Each size runs: `{_shown(example)}`")
+    baseline = next((r.baseline.command for r in results if r.baseline and r.baseline.command), None)
+    if baseline:
+        lines.append(f"Baseline: `{_shown(baseline)}`")
     lines += ["", results_table(results), ""]
     return "\n".join(lines)
 
@@ -279,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000],
                         help="bank lines per generated month (default: 10000 100000)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mix", choices=sorted(MIXES), default=DEFAULT_MIX,
+                        help=f"case mix of the generated months (default {DEFAULT_MIX})")
+    parser.add_argument("--no-baseline", action="store_true", help="do not run the plain baseline")
     parser.add_argument("--rules", metavar="FILE", help="rule-set file passed to recon match")
     parser.add_argument("--keep", action="store_true", help="keep generated data and outputs")
     parser.add_argument("--timeout", type=float, help="seconds before a recon match run is killed")
@@ -292,16 +357,17 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for size in args.sizes:
         print(f"benchmark: {size:,} bank lines ...", file=sys.stderr, flush=True)
-        result = run_size(size, args.seed, rules, args.keep, args.timeout)
-        print(f"benchmark: {size:,} bank lines: generated in {result.generate_seconds:.1f}s, "
-              f"{result.status}", file=sys.stderr, flush=True)
+        result = run_size(size, args.seed, rules, args.keep, args.timeout, mix=args.mix, baseline=not args.no_baseline)
+        said = ", ".join(f"{name} {run.status}" for name, run in result.systems())
+        print(f"benchmark: {size:,} bank lines: generated in {result.generate_seconds:.1f}s, {said}",
+              file=sys.stderr, flush=True)
         results.append(result)
     text = section(results, argv, started, machine)
     print(text)
     if not args.no_append:
         append_results(text, args.results)
         print(f"appended to {args.results}", file=sys.stderr)
-    return 0 if all(r.status == "ok" for r in results) else 1
+    return 0 if all(run.status == "ok" for r in results for _, run in r.systems()) else 1
 
 
 if __name__ == "__main__":
