@@ -2,71 +2,160 @@
 
 Stage: benchmarks, outside the feeds -> engine -> adapters flow. :func:`generate` builds a bank
 statement, a ledger and the true matches between them; :func:`write` saves them as the canonical
-CSV files ``recon match`` reads (``bank.csv``, ``ledger.csv``), the answer key ``truth.csv`` that
-:mod:`engine.evaluate` scores against, and ``labels.csv`` (side, id, case, variant, delivered)
-for diagnosing misses. Everything is vectorized (numpy + polars) and deterministic for a seed.
+CSV files ``recon match`` reads (``bank.csv``, ``ledger.csv``, and when the month has them
+``fx.csv`` for ``--fx`` and ``stripe_payouts.csv`` for ``--processor``), the answer key
+``truth.csv`` that :mod:`engine.evaluate` scores against, and ``labels.csv`` (side, id, case,
+variant, delivered) for diagnosing misses. Everything is vectorized (numpy + polars) and
+deterministic for a seed: about 1.3 s per 100,000 bank lines, files included (so ~15 s for 1M).
+
+Two mixes (``--mix``): ``full`` (the default) has every case below; ``foundation`` is the
+one-to-one month of the foundation issue and reproduces its files byte for byte for a seed (the
+bundled ``benchmarks/sample/`` is ``--bank-lines 2000 --seed 7 --mix foundation``).
 
 Case mix
 --------
-Each case is one function below that appends bank rows, ledger rows and truth groups; compound
-cases (one_to_many, many_to_one, payouts) are added the same way. Shares are of the rows of
-``bank.csv``; *ledger only* cases add ledger rows on top (as a share of the bank rows), so the
-ledger is about 1.1x the bank.
+Each case is one function below that appends bank rows, ledger rows and truth groups. Shares are
+of the rows of ``bank.csv`` (``invoice_receipt`` takes what the others leave); *ledger only*
+cases add ledger rows on top, as a share of the bank rows. The full ledger is ~1.4x the bank.
 
-=======================  ======  ===========================================================
-case                     share   what it is
-=======================  ======  ===========================================================
-invoice_receipt          55.0%   a customer pays one invoice (FPS CR, CHQ DEP, CR TRF, IBT CR,
-                                 TT IN, AUTOPAY CR) 0-60 days after the invoice date; the bank
-                                 description carries a reference variant (below)
-same_amount_receipts      4.0%   3-6 customers pay invoices of the same round amount
-                                 (e.g. 1000.00) in the same week: name and reference decide
-repeat_invoice            2.0%   one customer pays two invoices of identical amount, two lines
-cash_book_receipt         8.0%   cash-book receipt (RCPT-) booked -3..+3 days from the bank
-                                 date, no invoice number; walk-in / cash customers
-supplier_bill            11.0%   a supplier bill (BILL-) paid by TT OUT / AUTOPAY DR / IBT DR
-                                 (name, often the supplier's invoice number) or by our cheque
-                                 (``CHQ 100123``; the bill records the cheque number)
-cash_book_payment         4.0%   utilities, rent, courier... paid and booked as a cash-book
-                                 payment (PAY-) -3..+3 days from the bank date
-payroll                   8.0%   one AUTOPAY DR per employee (PRL-); many equal net salaries;
-                                 the employee number is shown unless name + amount decide
-bank_charge               4.0%   ``SERVICE FEE``, ``BANK CHARGES``, ``TT COMM``...; 60% have a
-                                 journal (JNL-) on the same date, the rest have no ledger item
-unknown_deposit           3.5%   money in with no ledger item (unidentified deposits)
-duplicate_feed_line       0.5%   a bank line delivered twice with the SAME id (overlapping
-                                 downloads); the truth names the id once
-open_invoice             10.0%   *ledger only*: invoices issued in the last 60 days, unpaid
-open_bill                 4.0%   *ledger only*: supplier bills not yet paid
-sales_order               1.5%   *ledger only*: sales orders (SO-, type ``order``), often with
-                                 the same customer and amount as an invoice: never cash
-=======================  ======  ===========================================================
+=======================  ======  ==========  ===================================================
+case                     full    foundation  what it is (truth match type)
+=======================  ======  ==========  ===================================================
+invoice_receipt          46.0%   55.0%       a customer pays one invoice (FPS CR, CHQ DEP, CR TRF,
+                                             IBT CR, TT IN, AUTOPAY CR) 0-60 days after its date;
+                                             the description carries a reference variant (below)
+same_amount_receipts      4.0%    4.0%       3-6 customers pay invoices of the same round amount
+                                             in the same week: name and reference decide
+repeat_invoice            2.0%    2.0%       one customer pays two invoices of identical amount
+multi_invoice_payment     4.0%      -        one credit pays 2-4 invoices of one customer, listed
+                                             as ``INV 00123/00130``, ``INV-2026-00123 00130``,
+                                             ``INV-2026-00123 INV-2026-00130`` or not at all
+                                             (one_to_many)
+instalment                3.0%      -        2-3 credits (``PART PYT``, ``DEPOSIT``...) pay one
+                                             invoice, each with a reference; 40% of the invoices
+                                             are not fully paid yet (many_to_one; ``open_amount``)
+short_payment             3.0%      -        an invoice paid short: the remitting bank's charge
+                                             (HKD 5-150; TT IN / CR TRF / IBT CR), a 1-2% discount
+                                             or the cents dropped to whole tens (one_to_one)
+fx_receipt                2.5%      -        TT IN from an overseas customer paying a USD / CNY /
+                                             EUR invoice at the bank's rate, sometimes less a
+                                             bank charge; ``USD1234.56`` shown on 60% (one_to_one)
+stripe_payout             0.6%      -        ``CR TRF STRIPE PAYOUT po_...``: the net of a Stripe
+                                             payout (card orders, refunds, fees) (payout)
+processor_payout          0.6%      -        ``CR TRF SHOPIFY PAYOUT <STORE>`` / ``CR TRF PAYPAL
+                                             TRANSFER <STORE>``: orders of consecutive days less
+                                             a 0-5% fee, no processor data (payout)
+cash_book_receipt         7.0%    8.0%       cash-book receipt (RCPT-) booked -3..+3 days from the
+                                             bank date, no invoice number
+supplier_bill             9.0%   11.0%       a supplier bill (BILL-) paid by TT OUT / AUTOPAY DR /
+                                             IBT DR or by our cheque (``CHQ 100123``)
+supplier_batch            1.5%      -        one debit pays 2-4 bills of one supplier, their
+                                             numbers listed (``SI-01234 2510-0042``) or not
+                                             (one_to_many)
+cash_book_payment         4.0%    4.0%       utilities, rent, courier... (PAY-), -3..+3 days
+payroll                   5.0%    8.0%       one AUTOPAY DR per employee (PRL-), month-end and
+                                             mid-month runs
+payroll_batch             0.3%      -        ``AUTOPAY DR PAYROLL BATCH PB2610-003`` (or
+                                             ``PB2610003``) = the sum of 5-40 PRL- wage lines of
+                                             one run day (one_to_many)
+bank_charge               4.0%    4.0%       ``SERVICE FEE``, ``BANK CHARGES``...; 60% journalled
+unknown_deposit           3.0%    3.5%       money in with no ledger item
+duplicate_feed_line       0.5%    0.5%       a bank line delivered twice with the SAME id
+open_invoice             10.0%   10.0%       *ledger only*: unpaid invoices of the last 60 days
+open_fx_invoice           0.5%      -        *ledger only*: unpaid USD / CNY / EUR invoices
+open_bill                 4.0%    4.0%       *ledger only*: unpaid supplier bills
+sales_order               1.5%    1.5%       *ledger only*: sales orders (SO-), never cash
+=======================  ======  ==========  ===================================================
 
-Reference variants in invoice receipts (before the decidability fix-up below): ``full``
-``INV-2026-00123`` 35%, ``compact`` ``INV202600123`` 12%, ``spaced`` ``inv 2026 00123`` 8%,
-``number`` ``00123`` 10%, ``none`` 20%, ``transposed`` ``INV-2026-00132`` 5% (may be another real
-invoice's number; truth still pairs the paid one), ``truncated`` ``INV-2026-001`` 10%. Independent
-of the variant, TT IN / CR TRF / IBT CR descriptions and 30% of FPS ones are cut at 35 characters
-(a reference or name at the end may be lost: the label then says ``cut``).
+At 10,000 bank lines the full month has ~8,500 one_to_one, ~580 one_to_many (400 with 2-4
+invoices, 150 with 2-4 bills, 30 payroll batches of ~23 lines, up to 40), ~120 many_to_one and
+120 payout groups (~11 orders each, up to ~35); web-shop orders paid out next month
+(``unsettled_order``) and a few refunds not yet paid out (``open_credit_note``) stay open.
+
+Reference variants in invoice receipts, short and FX payments (before the decidability fix-ups
+below): ``full`` ``INV-2026-00123`` 35%, ``compact`` ``INV202600123`` 12%, ``spaced``
+``inv 2026 00123`` 8%, ``number`` ``00123`` 10%, ``none`` 20%, ``transposed`` ``INV-2026-00132``
+5% (may be another real invoice's number; truth still pairs the paid one), ``truncated``
+``INV-2026-001`` 10%. TT IN / CR TRF / IBT CR descriptions and 30% of FPS ones are cut at 35
+characters (label ``cut``), except FX, instalment, list and payout lines, which are never cut.
 
 Payers are companies in English (``KAM WING TRADING CO LTD``, ``Golden Harbour Ltd``),
 individuals in romanised Cantonese (``CHAN TAI MAN``, ``CHAN T M``) or either in Traditional
-Chinese (``陳大文``, ``金港貿易有限公司``). The ledger names the same party its own way
-(``Kam Wing Trading Company Limited``, ``Chan Tai-man``, the Chinese name...), fixed per party.
+Chinese (``陳大文``, ``金港貿易有限公司``); overseas customers are ``NORTHWIND TRADING INC`` /
+``Northwind Trading Inc.`` or ``SHENZHEN HUAXING ELECTRONICS CO LTD`` / ``深圳市华兴电子有限公司``.
+The ledger names each party its own way, fixed per party.
 
-Decidability: a perfect matcher can score 100%. A bank line whose reference does not identify
-its ledger item (``none``, ``transposed``, ``truncated``, ``cut``, employee number hidden) shows
-the payer in the same script as the ledger counterparty (never initials only), and no other
-ledger item of the same type, party and amount exists, except that one such line per
-(party, amount) may be left to elimination when all its twins are paid with an identifying
-reference. Otherwise the line gets a full reference at the front. Cash-book receipts and
-payments are unique per (party, amount), bank charges per (date, amount).
+Files
+-----
+``truth.csv``: ``group_id, match_type, bank_ids, ledger_ids`` (ids ';'-joined), and for the full
+mix ``adjustments`` and ``open_amount``. ``adjustments`` is a JSON list of the expected adjustment
+lines in the bank currency, ``[{"cause":"processor_fee","amount":"-233.32"}]`` (``[]`` for none),
+causes in :data:`ADJUSTMENT_CAUSES` order (``processor_fee``, ``fx_difference``, ``bank_charge``,
+``short_payment``; an engine's ``write_off`` / ``discount`` is the same as ``short_payment``).
+``open_amount`` is what stays open on the ledger item after a partial payment (its currency),
+empty otherwise. Every group balances: bank total = ledger total converted + adjustments -
+open_amount.
 
-What the matcher can rely on: amounts are exact and equal on both sides of every truth group
-(one_to_one only, for now); invoice/bill dates are 0-60 days before the bank date; cash-book
-receipts, payments and journals are within 3 days; payroll is booked on the run date and paid
-that day or the next. Money is generated as integer minor units; floats only draw random
-magnitudes before they are rounded to whole cents once.
+``fx.csv``: ``date, base, quote, rate`` (units of quote per one base, 4 decimals:
+``2026-10-05,USD,HKD,7.7812``) for USD, CNY and EUR from 75 days before the month; weekends and
+~10% of weekdays have no row, the nearest earlier rate applies. A foreign amount converts as
+``amount x rate`` rounded half away from zero to the cent (the test suite re-checks this).
+
+``stripe_payouts.csv``: Stripe's itemized payout reconciliation report columns
+(:data:`STRIPE_COLUMNS`): ``automatic_payout_id`` (``po_1...``), ``automatic_payout_effective_at``
+(the payout date, ``YYYY-MM-DD 00:00:00``), ``balance_transaction_id`` (``txn_3...``),
+``created_utc`` (HKT - 8 h, so often the day before the order date), ``available_on_utc``,
+``currency`` (``hkd``), ``gross``, ``fee``, ``net`` (``gross - fee = net`` on every row),
+``reporting_category`` (``charge``: fee 3.4% + HKD 2.35, 4.4% for 20% international cards;
+``refund``: negative, fee 0; ``fee``: Radar / billing, negative, fee 0), ``source_id``
+(``ch_3...`` / ``re_3...``), ``customer_facing_amount``, ``description`` (``Order SO-2026-00123``,
+``Web shop checkout``, ``Refund for order SO-2026-00123``, ``Radar for Fraud Teams``...) and
+``payment_metadata[order_id]`` (the ledger order id; empty on 10% of charges, whose description
+then names the order).
+
+Decidability
+------------
+A perfect matcher can score 100%; the test suite re-derives each rule with brute force.
+
+* One-to-one lines (the foundation rule): a line whose reference does not identify its item
+  (``none``, ``transposed``, ``truncated``, ``cut``, employee number hidden) shows the payer in
+  the ledger's script (never initials only) and no other ledger item of the same type, party and
+  amount exists, except that one such line per (party, amount) may be left to elimination when
+  all its twins are paid with an identifying reference. Otherwise the line gets a full reference
+  at the front. Cash-book receipts and payments are unique per (party, amount), bank charges per
+  (date, amount). An exact single item beats a combination or an approximate match.
+* Lines without references for several items, and short / FX payments without an identifying
+  reference: the payer is in the ledger's script, and among the party's items of the same type
+  dated 0-60 days before the line that no referenced line settles (elimination again), at most
+  MAX_SUBSET_CANDIDATES (20) remain; of these exactly one explanation fits: one subset of 1-4
+  items summing exactly to the line (lists), or exactly one item with ``item - tolerance <= line <
+  item`` and no exact subset (short / FX). Tolerance: max(HKD 150, 2%) for an HKD invoice; 1% +
+  HKD 250 of the converted amount for a foreign one (the bank's spread is 0.1-0.4% USD, 0.2-0.6%
+  CNY, 0.3-0.9% EUR; charges HKD 50-200). Otherwise the line lists its numbers / shows the full
+  reference.
+* Instalments always carry an identifying reference to their invoice.
+* Payroll batches: the ledger lines name the batch (``Wages Oct 2026 - batch PB2610-003``),
+  except that a batch alone on its run day may not: it is then all the payroll booked that day.
+  Batches never run on the month-end or mid-month payroll days; paid on the run day or the next.
+* Stripe payouts: the report links charges and refunds to ledger orders and credit notes (by the
+  order id; a credit note's ``reference`` is its order's id); 70% of credits print the ``po_`` id,
+  the others have a net amount no other payout has within 3 days.
+* Payouts without processor data: the orders of one store and gateway (ledger description
+  ``Jade Tea online order (Shopify Payments)``, ids ``#1001`` for the first store, ``#JT1001``...)
+  are settled by its payouts in consecutive blocks, in date order: a block starts at the first
+  order after the previous payout's block (the first at the gateway's first order in the ledger)
+  and ends on a day before the bank date. Exactly one such block fits ``gross x 95% <= credit <=
+  gross``; the fee is set (within 0-5%) to make it so. Shopify Payments pays each business day
+  the orders of the days whose 3rd business day it is; PayPal sweeps every 3-5 business days the
+  orders since the last sweep, arriving the next business day; per-order fees 3.3% / 3.4% + HKD
+  2.35 (orders HKD 200-20,000), so the fee is 3.3-4.6% before any fix-up.
+
+What the matcher can rely on besides: amounts are exact integers of minor units on both sides;
+invoice / bill dates are 0-60 days before the bank date (instalments: the last line within 60
+days); cash-book receipts, payments and journals are within 3 days; payroll is paid on the run
+date or the next day; Stripe payouts arrive on ``automatic_payout_effective_at`` or the next
+day; order dates are HKT dates. Floats only draw random magnitudes before they are rounded to
+whole cents once.
 """
 
 from __future__ import annotations
