@@ -868,23 +868,28 @@ def _overseas(rng: np.random.Generator, n: int) -> pl.DataFrame:
     USD / EUR companies are printed upper-case by the bank (``NORTHWIND TRADING INC``) and kept
     in proper case in the ledger (``Northwind Trading Inc.``); mainland companies are printed in
     pinyin (``SHENZHEN HUAXING ELECTRONICS CO LTD``) and kept in pinyin or in simplified Chinese.
+    Names have one or two words before the trade (``Northwind Alpine Trading Inc.``), which gives
+    ~5,800 western and ~4,800 mainland names.
     """
     currency = _choice(rng, FX_CURRENCIES, n)
     western = np.flatnonzero(currency != "CNY")
     chinese = np.flatnonzero(currency == "CNY")
     names = np.empty(n, dtype=object)
     zh = np.full(n, None, dtype=object)
-    size = len(_OVERSEAS_WORDS) * len(_OVERSEAS_TRADES)
-    idx = _sample_space(rng, size, len(western))
+    words, trades = len(_OVERSEAS_WORDS), len(_OVERSEAS_TRADES)
+    idx = _sample_space(rng, words * words * trades, len(western))  # second word == first: none
     for row, i in zip(western, idx, strict=True):
-        word, trade = _OVERSEAS_WORDS[i // len(_OVERSEAS_TRADES)], _OVERSEAS_TRADES[i % len(_OVERSEAS_TRADES)]
+        first, second, trade = i // (words * trades), (i // trades) % words, i % trades
+        middle = "" if second == first else f" {_OVERSEAS_WORDS[second]}"
         legal = _LEGAL_FORMS[currency[row]][int(rng.integers(0, len(_LEGAL_FORMS[currency[row]])))]
-        names[row] = f"{word} {trade} {legal}"
-    size = len(_CN_CITIES) * len(_CN_WORDS) * len(_CN_TRADES)
-    idx = _sample_space(rng, size, len(chinese))
+        names[row] = f"{_OVERSEAS_WORDS[first]}{middle} {_OVERSEAS_TRADES[trade]} {legal}"
+    cities, cn_words, cn_trades = len(_CN_CITIES), len(_CN_WORDS), len(_CN_TRADES)
+    idx = _sample_space(rng, cities * cn_words * cn_words * cn_trades, len(chinese))
     for row, i in zip(chinese, idx, strict=True):
-        city, rest = _CN_CITIES[i // (len(_CN_WORDS) * len(_CN_TRADES))], i % (len(_CN_WORDS) * len(_CN_TRADES))
-        word, trade = _CN_WORDS[rest // len(_CN_TRADES)], _CN_TRADES[rest % len(_CN_TRADES)]
+        city, rest = _CN_CITIES[i // (cn_words * cn_words * cn_trades)], i % (cn_words * cn_words * cn_trades)
+        first, second, trade = rest // (cn_words * cn_trades), (rest // cn_trades) % cn_words, _CN_TRADES[rest % cn_trades]
+        word = _CN_WORDS[first] if second == first else (
+            f"{_CN_WORDS[first][0]} {_CN_WORDS[second][0]}", _CN_WORDS[first][1] + _CN_WORDS[second][1])
         names[row] = f"{city[0]} {word[0]} {trade[0]} Co., Ltd."
         zh[row] = f"{city[1]}{word[1]}{trade[1]}有限公司"
     frame = pl.DataFrame({"ledger_name": names.tolist(), "zh": zh.tolist(), "currency": currency.tolist()},
@@ -1549,7 +1554,7 @@ def fx_receipt(month: _Month, n: int) -> None:
         return
     rng = month.rng
     mpm = month.minor_per_major
-    ids = month.overseas_parties(min(600, max(8, n // 3)))
+    ids = month.overseas_parties(max(8, n // 3))
     party = month.pick(ids, n, skew=0.6)
     currency = month.party_columns(party, "currency")[0].to_numpy().astype(object)
     bank_day = month.business_day(month.days(n))
@@ -1582,7 +1587,7 @@ def open_fx_invoice(month: _Month, n: int) -> None:
     if n == 0:
         return
     rng = month.rng
-    ids = month.overseas_parties(min(600, max(8, n)))
+    ids = month.overseas_parties(max(8, n))
     party = month.pick(ids, n, skew=0.6)
     currency = month.party_columns(party, "currency")[0].to_numpy().astype(object)
     (ledger_name,) = month.party_columns(party, "ledger_name")
