@@ -1,6 +1,7 @@
 """Assignment (engine stage 4): choose a globally consistent set of one-to-one matches.
 
-Candidate pairs above the review threshold form a bipartite graph. Each connected component is
+Candidate pairs above the review threshold form a bipartite graph (an edge weaker than the best
+edge of both its ends by more than ``_PRUNE_BELOW_BEST`` is dropped first). Each connected component is
 solved exactly for the maximum total weight; the pipeline weighs a pair by its evidence in bits
 (log2 odds above the review threshold), which adds up like a joint likelihood and, unlike a sum of
 confidences, does not flatten out near 1:
@@ -10,8 +11,10 @@ confidences, does not flatten out near 1:
 - a component with several lines on both sides is solved with the Hungarian method
   (``scipy.optimize.linear_sum_assignment``) and, for each chosen pair, re-solved without it to
   measure how much worse the best alternative is (the ambiguity margin) and who the runner-up is;
-- a component larger than ``max_exact_nodes`` per side falls back to a documented greedy
-  heuristic (highest confidence first, each line used once) and says so in ``method``.
+- larger components are solved together, still exactly, as one sparse assignment problem
+  (``scipy.sparse.csgraph.min_weight_full_bipartite_matching``, LAPJV for sparse graphs, with a
+  zero-weight dummy item per bank line so that staying unmatched is an option); their margins
+  come from the nearest alternative edges (vectorized, conservative), which ``method`` says.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
 
 EXACT_METHOD = "exact"
-GREEDY_METHOD = "greedy (component too large for exact assignment)"
+LARGE_METHOD = "exact (sparse; margin against the nearest alternatives)"
 
 ASSIGNED_SCHEMA = {
     "bank_idx": pl.UInt32,
@@ -34,7 +37,8 @@ ASSIGNED_SCHEMA = {
     "method": pl.Utf8,
 }
 
-_RESOLVE_LIMIT = 40  # re-solve per chosen pair for components up to this many nodes per side
+_PRUNE_BELOW_BEST = 4.0  # weight units (bits when weighing by evidence)
+_RESOLVE_LIMIT = 12  # components up to this many lines per side: re-solved per choice
 
 
 def _solve(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -44,75 +48,102 @@ def _solve(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return rows, cols, float(weights[rows, cols].sum())
 
 
-def _solve_component(b: np.ndarray, l_: np.ndarray, c: np.ndarray, max_exact_nodes: int) -> list[tuple]:
-    """Solve one component given edge arrays (global bank/ledger idx, confidence)."""
+def _solve_component(b: np.ndarray, l_: np.ndarray, c: np.ndarray) -> list[tuple]:
+    """Solve one small component exactly and measure each choice's margin by re-solving
+    without it (edge arrays: global bank idx, ledger idx, weight)."""
     ub, bi = np.unique(b, return_inverse=True)
     ul, li = np.unique(l_, return_inverse=True)
-    out = []
-    if max(len(ub), len(ul)) > max_exact_nodes:
-        order = np.argsort(-c, kind="stable")
-        used_b, used_l = set(), set()
-        for k in order:
-            if bi[k] in used_b or li[k] in used_l:
-                continue
-            used_b.add(bi[k])
-            used_l.add(li[k])
-            # local runner-up: best other edge touching either end
-            others = ((bi == bi[k]) | (li == li[k])) & (np.arange(len(c)) != k)
-            if others.any():
-                j = np.flatnonzero(others)[np.argmax(c[others])]
-                rb, rl = ub[bi[j]], ul[li[j]]
-                margin = c[k] - c[j]
-            else:
-                rb, rl, margin = None, None, c[k]
-            out.append((ub[bi[k]], ul[li[k]], margin, rb if rb != ub[bi[k]] else None,
-                        rl if rl != ul[li[k]] else None, GREEDY_METHOD))
-        return out
     weights = np.zeros((len(ub), len(ul)))
     weights[bi, li] = c
     rows, cols, total = _solve(weights)
-    chosen = dict(zip(rows.tolist(), cols.tolist(), strict=True))
-    chosen_by_col = {v: k for k, v in chosen.items()}
-    small = max(len(ub), len(ul)) <= _RESOLVE_LIMIT
+    out = []
     for r, col in zip(rows.tolist(), cols.tolist(), strict=True):
-        w = weights[r, col]
         rb = rl = None
-        if small:
-            alt = weights.copy()
-            alt[r, col] = 0.0
-            ar, ac, alt_total = _solve(alt)
-            margin = total - alt_total
-            alt_map = dict(zip(ar.tolist(), ac.tolist(), strict=True))
-            alt_col_map = {v: k for k, v in alt_map.items()}
-            if r in alt_map:  # the bank line would take another item
-                rl = ul[alt_map[r]]
-            elif col in alt_col_map:  # the item would go to another bank line
-                rb = ub[alt_col_map[col]]
-        else:
-            row_alt = weights[r].copy()
-            row_alt[col] = 0
-            col_alt = weights[:, col].copy()
-            col_alt[r] = 0
-            best_row, best_col = row_alt.max(initial=0), col_alt.max(initial=0)
-            # an alternative only counts if its other end is not better used elsewhere
-            margin = w - max(best_row, best_col)
-            if best_row >= best_col and best_row > 0:
-                j = int(row_alt.argmax())
-                rl = ul[j]
-                if j in chosen_by_col and weights[chosen_by_col[j], j] > best_row:
-                    margin = max(margin, w - best_col)
-            elif best_col > 0:
-                j = int(col_alt.argmax())
-                rb = ub[j]
-                if j in chosen and weights[j, chosen[j]] > best_col:
-                    margin = max(margin, w - best_row)
-        out.append((ub[r], ul[col], float(margin), rb, rl, EXACT_METHOD))
+        alt = weights.copy()
+        alt[r, col] = 0.0
+        ar, ac, alt_total = _solve(alt)
+        alt_map = dict(zip(ar.tolist(), ac.tolist(), strict=True))
+        alt_col_map = {v: k for k, v in alt_map.items()}
+        if r in alt_map:  # the bank line would take another item
+            rl = ul[alt_map[r]]
+        elif col in alt_col_map:  # the item would go to another bank line
+            rb = ub[alt_col_map[col]]
+        out.append((ub[r], ul[col], total - alt_total, rb, rl, EXACT_METHOD))
     return out
 
 
-def assign_one_to_one(
-    scored: pl.DataFrame, min_confidence: float, weight: str = "confidence", max_exact_nodes: int = 2000
-) -> pl.DataFrame:
+def _solve_sparse(edges: pl.DataFrame) -> pl.DataFrame:
+    """Exact maximum-weight matching of many components at once (sparse LAPJV).
+
+    Every bank line gets a private dummy item of weight 0, so a full matching always exists and
+    leaving a line unmatched is one of the options. Returns the chosen ``bank_idx, ledger_idx``.
+    """
+    b = edges["bank_idx"].to_numpy().astype(np.int64)
+    l_ = edges["ledger_idx"].to_numpy().astype(np.int64)
+    w = edges["confidence"].to_numpy().astype(np.float64)
+    ub, bi = np.unique(b, return_inverse=True)
+    ul, li = np.unique(l_, return_inverse=True)
+    nb, nl = len(ub), len(ul)
+    ceiling = float(w.max()) + 1.0
+    rows = np.concatenate([bi, np.arange(nb)])
+    cols = np.concatenate([li, nl + np.arange(nb)])
+    cost = np.concatenate([ceiling - w, np.full(nb, ceiling)])
+    matrix = csr_matrix((cost, (rows, cols)), shape=(nb, nl + nb))
+    row_ind, col_ind = min_weight_full_bipartite_matching(matrix)
+    real = col_ind < nl
+    return pl.DataFrame(
+        {"bank_idx": ub[row_ind[real]].astype(np.uint32), "ledger_idx": ul[col_ind[real]].astype(np.uint32)}
+    )
+
+
+def _local_margins(edges: pl.DataFrame, chosen: pl.DataFrame) -> pl.DataFrame:
+    """Margin of each chosen pair against its nearest alternatives (vectorized, conservative).
+
+    For a chosen pair (b, l) of weight w the alternatives are: leaving both unmatched (loses w);
+    b taking another item l' (w - w(b, l')); l going to another line b' (w - w(b', l)). What the
+    displaced line or item would do instead is not followed up, so the margin can only be
+    understated (more review, never a false ``auto``). The runner-up is that alternative's line
+    or item.
+    """
+    pair_w = edges.select("bank_idx", "ledger_idx", pl.col("confidence").alias("w"))
+    chosen = chosen.join(pair_w, on=["bank_idx", "ledger_idx"], how="left")
+    via_item = (
+        chosen.select("bank_idx", pl.col("ledger_idx").alias("l0"), pl.col("w").alias("w0"))
+        .join(pair_w, on="bank_idx")
+        .filter(pl.col("ledger_idx") != pl.col("l0"))
+        .select(
+            "bank_idx",
+            (pl.col("w0") - pl.col("w")).alias("loss"),
+            pl.col("ledger_idx").alias("alt_ledger"),
+            pl.lit(None, dtype=pl.UInt32).alias("alt_bank"),
+        )
+    )
+    via_line = (
+        chosen.select(pl.col("bank_idx").alias("b0"), "ledger_idx", pl.col("w").alias("w0"))
+        .join(pair_w, on="ledger_idx")
+        .filter(pl.col("bank_idx") != pl.col("b0"))
+        .select(
+            pl.col("b0").alias("bank_idx"),
+            (pl.col("w0") - pl.col("w")).alias("loss"),
+            pl.lit(None, dtype=pl.UInt32).alias("alt_ledger"),
+            pl.col("bank_idx").alias("alt_bank"),
+        )
+    )
+    alternatives = pl.concat([via_item, via_line]).sort("loss").group_by("bank_idx", maintain_order=True).first()
+    return (
+        chosen.join(alternatives, on="bank_idx", how="left")
+        .select(
+            "bank_idx",
+            "ledger_idx",
+            pl.min_horizontal("w", pl.col("loss").fill_null(float("inf"))).alias("margin"),
+            pl.when(pl.col("loss") < pl.col("w")).then(pl.col("alt_bank")).alias("runner_up_bank_idx"),
+            pl.when(pl.col("loss") < pl.col("w")).then(pl.col("alt_ledger")).alias("runner_up_ledger_idx"),
+            pl.lit(LARGE_METHOD).alias("method"),
+        )
+    )
+
+
+def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, weight: str = "confidence") -> pl.DataFrame:
     """Globally consistent one-to-one assignment maximising the total weight per component.
 
     Parameters
@@ -124,8 +155,6 @@ def assign_one_to_one(
         Pairs below this confidence are not considered (the review threshold).
     weight
         The column to maximise.
-    max_exact_nodes
-        Components with more lines than this on one side use the greedy fallback.
 
     Returns
     -------
@@ -136,6 +165,12 @@ def assign_one_to_one(
     """
     edges = scored.filter(pl.col("confidence") >= min_confidence).select(
         "bank_idx", "ledger_idx", pl.col(weight).alias("confidence")
+    )
+    # an edge far weaker than the best edge of BOTH its ends cannot matter unless both of those
+    # are taken; dropping such edges keeps components small without changing real outcomes
+    edges = edges.filter(
+        (pl.col("confidence") >= pl.col("confidence").max().over("bank_idx") - _PRUNE_BELOW_BEST)
+        | (pl.col("confidence") >= pl.col("confidence").max().over("ledger_idx") - _PRUNE_BELOW_BEST)
     )
     if edges.height == 0:
         return pl.DataFrame(schema=ASSIGNED_SCHEMA)
@@ -173,19 +208,23 @@ def assign_one_to_one(
         pl.lit(EXACT_METHOD).alias("method"),
     )
 
-    # general components: Hungarian method per component
+    # general components: small ones exactly one by one (with exact margins), the rest at once
     general = edges.filter((pl.col("n_bank") > 1) & (pl.col("n_ledger") > 1)).sort("component")
-    rows: list[tuple] = []
-    if general.height:
-        comp = general["component"].to_numpy()
-        gb = general["bank_idx"].to_numpy().astype(np.int64)
-        gl = general["ledger_idx"].to_numpy().astype(np.int64)
-        gc = general["confidence"].to_numpy().astype(np.float64)
+    frames = [star_out.cast(ASSIGNED_SCHEMA)]
+    small = general.filter(pl.max_horizontal("n_bank", "n_ledger") <= _RESOLVE_LIMIT)
+    if small.height:
+        rows: list[tuple] = []
+        comp = small["component"].to_numpy()
+        gb = small["bank_idx"].to_numpy().astype(np.int64)
+        gl = small["ledger_idx"].to_numpy().astype(np.int64)
+        gc = small["confidence"].to_numpy().astype(np.float64)
         bounds = np.flatnonzero(np.diff(comp)) + 1
         for s, e in zip(np.r_[0, bounds], np.r_[bounds, len(comp)], strict=True):
-            rows.extend(_solve_component(gb[s:e], gl[s:e], gc[s:e], max_exact_nodes))
-    general_out = pl.DataFrame(rows, schema=list(ASSIGNED_SCHEMA), orient="row") if rows else None
-    frames = [star_out.cast(ASSIGNED_SCHEMA)]
-    if general_out is not None:
-        frames.append(general_out.cast(ASSIGNED_SCHEMA))
+            rows.extend(_solve_component(gb[s:e], gl[s:e], gc[s:e]))
+        if rows:
+            frames.append(pl.DataFrame(rows, schema=list(ASSIGNED_SCHEMA), orient="row").cast(ASSIGNED_SCHEMA))
+    large = general.filter(pl.max_horizontal("n_bank", "n_ledger") > _RESOLVE_LIMIT)
+    if large.height:
+        chosen = _solve_sparse(large)
+        frames.append(_local_margins(large, chosen).cast(ASSIGNED_SCHEMA))
     return pl.concat(frames).sort("bank_idx")

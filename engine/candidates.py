@@ -26,28 +26,24 @@ from rules.model import RuleSet
 EXACT, BAND, NAME, REFERENCE = 1, 2, 4, 8
 
 _DAY_OFFSET = 1 << 20  # days since 1970 shifted positive; keys stay below 2**21
-_AMOUNT_OFFSET = 1 << 51  # amounts must lie within +-2**51 minor units
-_AMOUNT_SPAN = 1 << 52
+_AMOUNT_OFFSET = 1 << 40  # amount keys: lines within +-2**40 minor units (1.1e12) take part
+_AMOUNT_SPAN = 1 << 41
 
 CANDIDATE_SCHEMA = {"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32, "via": pl.UInt8}
 
 
 def _block_ids(bank_keys: pl.DataFrame, ledger_keys: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Dense integer ids for the block key columns, shared by both sides (null key -> -1)."""
-    cols = bank_keys.columns
-    uniq = (
-        pl.concat([bank_keys, ledger_keys], how="vertical_relaxed")
-        .unique(maintain_order=False)
-        .drop_nulls()
-        .with_row_index("_block")
-        .with_columns(pl.col("_block").cast(pl.Int64))
-    )
-    b = bank_keys.join(uniq, on=cols, how="left", maintain_order="left", nulls_equal=False)
-    ledger = ledger_keys.join(uniq, on=cols, how="left", maintain_order="left", nulls_equal=False)
-    return (
-        b["_block"].fill_null(-1).to_numpy(),
-        ledger["_block"].fill_null(-1).to_numpy(),
-    )
+    """Dense integer ids for the block key columns, shared by both sides (a null key -> -1).
+
+    Keys are hashed (64-bit, within this process) and the hashes ranked; two different keys that
+    collide would only share a block, i.e. give a few more candidates, never lose one.
+    """
+    both = pl.concat([bank_keys, ledger_keys], how="vertical_relaxed")
+    null = both.select(pl.any_horizontal(pl.all().is_null())).to_series().to_numpy()
+    hashes = both.select(pl.struct(pl.all()).hash()).to_series().to_numpy()
+    _, ids = np.unique(hashes, return_inverse=True)
+    ids = np.where(null, -1, ids.astype(np.int64))
+    return ids[: bank_keys.height], ids[bank_keys.height :]
 
 
 def _first_words(name: pl.Expr, n: int) -> pl.Expr:
@@ -90,13 +86,18 @@ def window_pairs(
     if cap <= 0 or len(bank_key) == 0 or len(ledger_key) == 0:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
+    blocks = int(max(bank_block.max(initial=0), ledger_block.max(initial=0))) + 1
+    if blocks >= (1 << 62) // key_span:
+        raise ValueError(f"too many candidate blocks ({blocks}) for key span {key_span}")
     ledger_ok = np.flatnonzero(ledger_block >= 0)
     composite = ledger_block[ledger_ok] * key_span + ledger_key[ledger_ok]
-    order = np.argsort(composite, kind="stable")
+    order = np.argsort(composite)
     sorted_keys = composite[order]
     sorted_rows = ledger_ok[order]
 
+    # look up the bank rows in key order too: sorted needles keep searchsorted cache-friendly
     bank_ok = np.flatnonzero(bank_block >= 0)
+    bank_ok = bank_ok[np.argsort(bank_block[bank_ok] * key_span + bank_key[bank_ok])]
     base = bank_block[bank_ok] * key_span
     key = bank_key[bank_ok]
     below_ok = below[bank_ok] if isinstance(below, np.ndarray) else below
@@ -168,43 +169,66 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
     ledger_day = ledger["day"].cast(pl.Int64).to_numpy() + _DAY_OFFSET
     bank_amount = bank["amount_minor"].to_numpy()
     ledger_amount = ledger["amount_minor"].to_numpy()
-    if np.abs(bank_amount).max(initial=0) >= _AMOUNT_OFFSET or np.abs(ledger_amount).max(initial=0) >= _AMOUNT_OFFSET:
-        raise ValueError("amounts beyond +-2**51 minor units are not supported")
+    currencies = sorted(set(bank["currency"].unique().to_list()) | set(ledger["currency"].unique().to_list()))
+    bank_tol = bank.select(
+        tolerance_expr(pl.col("amount_minor"), pl.col("currency"), rules, currencies)
+    ).to_series().to_numpy()
+    ledger_tol = ledger.select(
+        tolerance_expr(pl.col("amount_minor"), pl.col("currency"), rules, currencies)
+    ).to_series().to_numpy()
+    # amount-keyed searches need the amount inside the key span; (absurdly) larger amounts
+    # still meet their match through the exact-amount and reference generators
+    bank_amount_ok = np.abs(bank_amount) < _AMOUNT_OFFSET
+    ledger_amount_ok = np.abs(ledger_amount) < _AMOUNT_OFFSET
+    bank_amount_key = np.where(bank_amount_ok, bank_amount + _AMOUNT_OFFSET, 0)
+    ledger_amount_key = np.where(ledger_amount_ok, ledger_amount + _AMOUNT_OFFSET, 0)
+
+    def in_window(b: np.ndarray, l_: np.ndarray) -> np.ndarray:
+        d = bank_day[b] - ledger_day[l_]
+        return (d <= widest.after) & (-d <= widest.before)
+
+    def by_amount(block_bank: np.ndarray, block_ledger: np.ndarray, cap: int):
+        """Nearest amounts within the tolerance band, inside blocks, then the date window."""
+        b, l_ = window_pairs(
+            np.where(bank_amount_ok, block_bank, -1), bank_amount_key,
+            np.where(ledger_amount_ok, block_ledger, -1), ledger_amount_key,
+            bank_tol, bank_tol, cap, _AMOUNT_SPAN,
+        )
+        keep = in_window(b, l_)
+        return b[keep], l_[keep]
 
     parts: list[tuple[np.ndarray, np.ndarray, int]] = []
 
-    # 1. exact amount within the widest date window
+    # 1. exact amount within the widest date window, nearest date first
     bb, lb = _block_ids(bank.select("currency", "amount_minor"), ledger.select("currency", "amount_minor"))
     b, l_ = window_pairs(bb, bank_day, lb, ledger_day, widest.after, widest.before,
                          cand.max_per_line_exact, 1 << 21)
     parts.append((b, l_, EXACT))
 
-    # 2. amount within the tolerance band (same currency), nearest amount first
-    currencies = sorted(set(bank["currency"].unique().to_list()) | set(ledger["currency"].unique().to_list()))
-    bank_tol = bank.select(tolerance_expr(pl.col("amount_minor"), pl.col("currency"), rules, currencies)).to_series().to_numpy()
-    bb, lb = _block_ids(bank.select("currency"), ledger.select("currency"))
-    b, l_ = window_pairs(bb, bank_amount + _AMOUNT_OFFSET, lb, ledger_amount + _AMOUNT_OFFSET,
-                         bank_tol, bank_tol, cand.max_per_line_band, _AMOUNT_SPAN)
-    # exact amounts are the EXACT generator's job; the band adds near amounts only
+    # 2. amount within the tolerance band (same currency), nearest amount first; exact amounts
+    #    are the first generator's job
+    cb, cl = _block_ids(bank.select("currency"), ledger.select("currency"))
+    b, l_ = by_amount(cb, cl, cand.max_per_line_band)
     keep = bank_amount[b] != ledger_amount[l_]
-    keep &= (bank_day[b] - ledger_day[l_] <= widest.after) & (ledger_day[l_] - bank_day[b] <= widest.before)
     parts.append((b[keep], l_[keep], BAND))
 
-    # 3. same payer within the date window, nearest amount first (a customer with hundreds of
-    #    open invoices still gets the ones with the right amount); blocks on the whole name key
-    #    and on its first two words (a name cut short by the bank, "HARBOUR EASTERN TECH")
-    def date_ok(b, l_):
-        d = bank_day[b] - ledger_day[l_]
-        return (d <= widest.after) & (-d <= widest.before)
-
-    for key_expr in (pl.col("name_key"), _first_words(pl.col("name_key"), 2)):
+    # 3. same payer: exact amount (nearest date first; a customer with hundreds of open invoices
+    #    still gets the ones with the right amount) and near amounts; on the whole name key and
+    #    on its first two words (a name cut short by the bank, "HARBOUR EASTERN TECH")
+    for key_expr, near in ((pl.col("name_key"), True), (_first_words(pl.col("name_key"), 2), False)):
         bank_names = bank.select("currency", key_expr.replace("", None).alias("k"))
         ledger_names = ledger.select("currency", key_expr.replace("", None).alias("k"))
-        bb, lb = _block_ids(bank_names, ledger_names)
-        b, l_ = window_pairs(bb, bank_amount + _AMOUNT_OFFSET, lb, ledger_amount + _AMOUNT_OFFSET,
-                             bank_tol, bank_tol, cand.max_per_line_name, _AMOUNT_SPAN)
-        keep = date_ok(b, l_)
-        parts.append((b[keep], l_[keep], NAME))
+        bb, lb = _block_ids(
+            bank_names.with_columns(a=bank["amount_minor"]), ledger_names.with_columns(a=ledger["amount_minor"])
+        )
+        b, l_ = window_pairs(bb, bank_day, lb, ledger_day, widest.after, widest.before,
+                             cand.max_per_line_name, 1 << 21)
+        parts.append((b, l_, NAME))
+        if near:
+            nb, nl = _block_ids(bank_names, ledger_names)
+            b, l_ = by_amount(nb, nl, cand.max_per_line_band)
+            keep = bank_amount[b] != ledger_amount[l_]
+            parts.append((b[keep], l_[keep], NAME))
 
     # 4. reference key found in the bank text
     exploded = (
@@ -222,35 +246,25 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
                               cand.reference_window_days, cand.max_per_line_reference, 1 << 21)
         parts.append((exploded["bank_idx"].to_numpy().astype(np.int64)[eb], l_, REFERENCE))
 
-    frames = [
-        pl.DataFrame(
-            {
-                "bank_idx": b.astype(np.uint32),
-                "ledger_idx": l_.astype(np.uint32),
-                "via": np.full(len(b), flag, dtype=np.uint8),
-            }
-        )
-        for b, l_, flag in parts
-    ]
+    # union, then one rule for every generator: same sign, amount within the ledger item's band
+    b = np.concatenate([p[0] for p in parts])
+    l_ = np.concatenate([p[1] for p in parts])
+    via = np.concatenate([np.full(len(p[0]), p[2], dtype=np.uint8) for p in parts])
+    keep = (np.abs(bank_amount[b] - ledger_amount[l_]) <= ledger_tol[l_]) & (
+        np.sign(bank_amount[b]) == np.sign(ledger_amount[l_])
+    )
+    key = (b[keep].astype(np.uint64) << np.uint64(32)) | l_[keep].astype(np.uint64)
     pairs = (
-        pl.concat(frames)
-        .group_by("bank_idx", "ledger_idx")
+        pl.DataFrame({"key": key, "via": via[keep]})
+        .group_by("key")
         .agg(pl.col("via").bitwise_or())
+        .sort("key")
     )
-    # amount within tolerance of the ledger amount, for every generator
-    ledger_tol = ledger.select(
-        "ledger_idx",
-        tolerance_expr(pl.col("amount_minor"), pl.col("currency"), rules, currencies).alias("_tol"),
-        pl.col("amount_minor").alias("_amt_l"),
+    merged = pairs["key"].to_numpy()
+    return pl.DataFrame(
+        {
+            "bank_idx": (merged >> np.uint64(32)).astype(np.uint32),
+            "ledger_idx": (merged & np.uint64(0xFFFFFFFF)).astype(np.uint32),
+            "via": pairs["via"].cast(pl.UInt8),
+        }
     )
-    pairs = (
-        pairs.join(ledger_tol, on="ledger_idx", how="left")
-        .join(bank.select("bank_idx", pl.col("amount_minor").alias("_amt_b")), on="bank_idx", how="left")
-        .filter(
-            ((pl.col("_amt_b") - pl.col("_amt_l")).abs() <= pl.col("_tol"))
-            & (pl.col("_amt_b").sign() == pl.col("_amt_l").sign())
-        )
-        .select("bank_idx", "ledger_idx", "via")
-        .sort("bank_idx", "ledger_idx")
-    )
-    return pairs.cast(CANDIDATE_SCHEMA)

@@ -78,10 +78,10 @@ class Amount(_Strict):
 
 
 class Candidates(_Strict):
-    max_per_line_exact: int = Field(8, ge=1, le=10_000)
-    max_per_line_band: int = Field(4, ge=0, le=10_000)
-    max_per_line_name: int = Field(40, ge=0, le=10_000)
-    max_per_line_reference: int = Field(25, ge=0, le=10_000)
+    max_per_line_exact: int = Field(5, ge=1, le=10_000)
+    max_per_line_band: int = Field(3, ge=0, le=10_000)
+    max_per_line_name: int = Field(10, ge=0, le=10_000)
+    max_per_line_reference: int = Field(8, ge=0, le=10_000)
     reference_window_days: int = Field(400, ge=0, le=3660)
 
 

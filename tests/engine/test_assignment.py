@@ -1,6 +1,8 @@
+import numpy as np
 import polars as pl
+from scipy.optimize import linear_sum_assignment
 
-from engine.assignment import GREEDY_METHOD, assign_one_to_one
+from engine.assignment import LARGE_METHOD, assign_one_to_one
 
 
 def _edges(rows):
@@ -46,9 +48,17 @@ def test_single_candidate_margin_is_its_confidence():
     assert out["margin"].item() == 0.8 and out["runner_up_ledger_idx"].item() is None
 
 
-def test_large_component_falls_back_to_greedy_and_says_so():
-    rows = [(b, led, 0.9 - 0.001 * abs(b - led)) for b in range(6) for led in range(6)]
-    out = assign_one_to_one(_edges(rows), 0.5, max_exact_nodes=3)
-    assert len(out) == 6
-    assert (out["method"] == GREEDY_METHOD).all()
-    assert out["bank_idx"].n_unique() == 6 and out["ledger_idx"].n_unique() == 6
+def test_large_component_is_solved_exactly_and_says_how():
+    # 20 x 20: each bank line b fits item b best; a greedy pass on the cross edges would not
+    rows = [(b, led, 0.9 - 0.01 * abs(b - led)) for b in range(20) for led in range(20) if abs(b - led) <= 2]
+    rows += [(0, 1, 0.95)]  # tempting for bank 0, but item 1 then leaves bank 1 worse off
+    edges = _edges(rows).unique(subset=["bank_idx", "ledger_idx"], keep="last")
+    out = assign_one_to_one(edges, 0.5)
+    assert len(out) == 20
+    assert (out["method"] == LARGE_METHOD).all()
+    assert out["bank_idx"].n_unique() == 20 and out["ledger_idx"].n_unique() == 20
+    total = edges.join(out.select("bank_idx", "ledger_idx"), on=["bank_idx", "ledger_idx"])["confidence"].sum()
+    dense = np.zeros((20, 20))
+    dense[edges["bank_idx"].to_numpy(), edges["ledger_idx"].to_numpy()] = edges["confidence"].to_numpy()
+    r, c = linear_sum_assignment(dense, maximize=True)
+    assert abs(total - dense[r, c].sum()) < 1e-9  # the same optimum as the dense Hungarian method
