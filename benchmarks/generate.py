@@ -1729,15 +1729,15 @@ def processor_payout(month: _Month, n: int) -> None:
     rng = month.rng
     mpm = month.minor_per_major
     bdays = month.business_days()
-    per_store = len(bdays) + -(-len(bdays) // 4)
-    stores = -(-n // per_store)
     # (store, gateway, bank day, first settlement day, last settlement day)
     shop_back = bdays[:, None] - np.arange(1, 8, dtype=np.int32)[None, :]
     settles = month.business_days_after(shop_back.ravel(), SHOPIFY_PAYOUT_DELAY_BUSINESS_DAYS).reshape(shop_back.shape) == bdays[:, None]
     shop_first = np.where(settles, shop_back, 10_000).min(axis=1)
     shop_last = np.where(settles, shop_back, -10_000).max(axis=1)
     slots = []
-    for store in range(stores):
+    store = -1
+    while sum(len(s) for s in slots) < n:  # add stores until there are enough payouts
+        store += 1
         slots.append(np.column_stack([np.full(len(bdays), store), np.zeros(len(bdays)), bdays, shop_first, shop_last]))
         withdrawal = [int(bdays[int(rng.integers(0, 4))])]
         while True:
@@ -1751,9 +1751,12 @@ def processor_payout(month: _Month, n: int) -> None:
         inside = arrival < month.n_days
         slots.append(np.column_stack([np.full(inside.sum(), store), np.ones(inside.sum()), arrival[inside],
                                       first[inside], withdrawal[inside] - 1]))
+    stores = store + 1
     slot = np.concatenate(slots).astype(np.int64)
     if len(slot) > n:  # the last store sells on fewer days
-        slot = slot[np.sort(rng.choice(len(slot), size=n, replace=False))]
+        last_store = np.flatnonzero(slot[:, 0] == store)
+        drop = rng.choice(last_store, size=len(slot) - n, replace=False)
+        slot = np.delete(slot, drop, axis=0)
     store, gateway, bank_day, first, last = slot.T
     payouts = len(slot)
     # orders of each settlement day; the days after each gateway's last payout stay unsettled
@@ -1943,6 +1946,8 @@ def _allocate(n_bank: int, mix: Mapping[str, float]) -> dict[str, int]:
         raise ValueError(f"unknown case(s) {sorted(unknown)}; known: {sorted(CASE_MIX)}")
     counts = {case: int(n_bank * share) for case, share in mix.items()}
     counts["repeat_invoice"] = counts.get("repeat_invoice", 0) // 2 * 2
+    if counts.get("instalment") == 1:  # instalments come in 2 lines or more
+        counts["instalment"] = 0
     bank_cases = [c for c in counts if c not in LEDGER_ONLY_CASES]
     filler = "invoice_receipt" if "invoice_receipt" in counts else bank_cases[0]
     counts[filler] += n_bank - sum(counts[c] for c in bank_cases)
@@ -2286,7 +2291,11 @@ def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currenc
     month.parties = _build_parties(month, n_bank)
     for case, fn in CASES.items():
         if counts.get(case):
+            rows = sum(frame.height for frame in month.bank)
             fn(month, counts[case])
+            added = sum(frame.height for frame in month.bank) - rows
+            if case not in LEDGER_ONLY_CASES and added != counts[case]:
+                raise AssertionError(f"case {case} wrote {added} bank rows, not {counts[case]}")
 
     ledger = _assign_ledger_ids(pl.concat(month.ledger), start)
     links = pl.concat(month.links) if month.links else pl.DataFrame(schema=_LINKS)

@@ -407,3 +407,10 @@ def test_processor_payouts_settle_consecutive_blocks_that_only_they_fit(month):
             start = fitting[0] + 1
             checked += 1
     assert checked == lines.height
+
+
+@pytest.mark.parametrize("n_bank", [50, 101, 999, 12_345])
+def test_the_bank_has_exactly_the_lines_asked_for(n_bank):
+    month = generate(n_bank, seed=n_bank)
+    assert month["bank"].height == n_bank
+    assert month["truth"]["bank_ids"].str.split(";").explode().is_unique().all()
