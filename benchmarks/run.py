@@ -322,7 +322,9 @@ def section(results: list[SizeResult], argv: list[str], started: datetime | None
     baseline = next((r.baseline.command for r in results if r.baseline and r.baseline.command), None)
     if baseline:
         lines.append(f"Baseline: `{_shown(baseline)}`")
-    lines += ["", results_table(results), ""]
+    lines += ["", "Rows per size: `recon`, then `baseline` (exact amount, +-7 days, first-come greedy, "
+              "one-to-one) on the same files. `adj ok`: correct groups whose adjustments total the truth's.",
+              "", results_table(results), ""]
     return "\n".join(lines)
 
 
