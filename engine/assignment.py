@@ -11,10 +11,10 @@ confidences, does not flatten out near 1:
 - a component with several lines on both sides is solved with the Hungarian method
   (``scipy.optimize.linear_sum_assignment``) and, for each chosen pair, re-solved without it to
   measure how much worse the best alternative is (the ambiguity margin) and who the runner-up is;
-- larger components are solved together, still exactly, as one sparse assignment problem
-  (``scipy.sparse.csgraph.min_weight_full_bipartite_matching``, LAPJV for sparse graphs, with a
-  zero-weight dummy item per bank line so that staying unmatched is an option); their margins
-  come from the nearest alternative edges (vectorized, conservative), which ``method`` says.
+- larger components (up to ``_DENSE_LIMIT`` lines per side) are solved exactly one by one; their
+  margins come from the nearest alternative edges (vectorized, conservative);
+- a component larger still falls back to the mutual-best heuristic (:func:`_mutual_best`), and
+  ``method`` says so (it ends up in the proposal's explanation).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 EXACT_METHOD = "exact"
-LARGE_METHOD = "exact (sparse; margin against the nearest alternatives)"
+LARGE_METHOD = "exact (margin against the nearest alternatives)"
+HEURISTIC_METHOD = "mutual-best heuristic (component too large for the exact method)"
 
 ASSIGNED_SCHEMA = {
     "bank_idx": pl.UInt32,
@@ -39,6 +40,7 @@ ASSIGNED_SCHEMA = {
 
 _PRUNE_BELOW_BEST = 4.0  # weight units (bits when weighing by evidence)
 _RESOLVE_LIMIT = 12  # components up to this many lines per side: re-solved per choice
+_DENSE_LIMIT = 1500  # up to this many per side: exact Hungarian method on the dense matrix
 
 
 def _solve(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -72,31 +74,36 @@ def _solve_component(b: np.ndarray, l_: np.ndarray, c: np.ndarray) -> list[tuple
     return out
 
 
-def _solve_sparse(edges: pl.DataFrame) -> pl.DataFrame:
-    """Exact maximum-weight matching of many components at once (sparse LAPJV).
-
-    Every bank line gets a private dummy item of weight 0, so a full matching always exists and
-    leaving a line unmatched is one of the options. Returns the chosen ``bank_idx, ledger_idx``.
-    """
-    b = edges["bank_idx"].to_numpy().astype(np.int64)
-    l_ = edges["ledger_idx"].to_numpy().astype(np.int64)
-    w = edges["confidence"].to_numpy().astype(np.float64)
+def _solve_dense(b: np.ndarray, l_: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact maximum-weight matching of one component (Hungarian method on its dense matrix)."""
     ub, bi = np.unique(b, return_inverse=True)
     ul, li = np.unique(l_, return_inverse=True)
-    nb, nl = len(ub), len(ul)
-    ceiling = float(w.max()) + 1.0
-    rows = np.concatenate([bi, np.arange(nb)])
-    cols = np.concatenate([li, nl + np.arange(nb)])
-    cost = np.concatenate([ceiling - w, np.full(nb, ceiling)])
-    matrix = csr_matrix((cost, (rows, cols)), shape=(nb, nl + nb))
-    row_ind, col_ind = min_weight_full_bipartite_matching(matrix)
-    real = col_ind < nl
-    return pl.DataFrame(
-        {"bank_idx": ub[row_ind[real]].astype(np.uint32), "ledger_idx": ul[col_ind[real]].astype(np.uint32)}
-    )
+    weights = np.zeros((len(ub), len(ul)))
+    weights[bi, li] = c
+    rows, cols, _ = _solve(weights)
+    return ub[rows], ul[cols]
 
 
-def _local_margins(edges: pl.DataFrame, chosen: pl.DataFrame) -> pl.DataFrame:
+def _mutual_best(edges: pl.DataFrame) -> pl.DataFrame:
+    """Heuristic for components too large for the exact method: repeatedly accept every edge
+    that is the best edge of both its ends (ties broken by index), remove those lines and items,
+    and repeat until no edge is left. Vectorized; every round accepts at least the overall best
+    edge, and an accepted edge is never worse than any remaining edge at its two ends."""
+    remaining = edges.select("bank_idx", "ledger_idx", "confidence")
+    chosen: list[pl.DataFrame] = []
+    while remaining.height:
+        ranked = remaining.sort(["confidence", "bank_idx", "ledger_idx"], descending=[True, False, False])
+        best_b = ranked.group_by("bank_idx", maintain_order=True).first()
+        best_l = ranked.group_by("ledger_idx", maintain_order=True).first()
+        mutual = best_b.join(best_l, on=["bank_idx", "ledger_idx"], how="inner").select("bank_idx", "ledger_idx")
+        chosen.append(mutual)
+        remaining = remaining.join(mutual.select("bank_idx"), on="bank_idx", how="anti").join(
+            mutual.select("ledger_idx"), on="ledger_idx", how="anti"
+        )
+    return pl.concat(chosen)
+
+
+def _local_margins(edges: pl.DataFrame, chosen: pl.DataFrame, method: str) -> pl.DataFrame:
     """Margin of each chosen pair against its nearest alternatives (vectorized, conservative).
 
     For a chosen pair (b, l) of weight w the alternatives are: leaving both unmatched (loses w);
@@ -138,7 +145,7 @@ def _local_margins(edges: pl.DataFrame, chosen: pl.DataFrame) -> pl.DataFrame:
             pl.min_horizontal("w", pl.col("loss").fill_null(float("inf"))).alias("margin"),
             pl.when(pl.col("loss") < pl.col("w")).then(pl.col("alt_bank")).alias("runner_up_bank_idx"),
             pl.when(pl.col("loss") < pl.col("w")).then(pl.col("alt_ledger")).alias("runner_up_ledger_idx"),
-            pl.lit(LARGE_METHOD).alias("method"),
+            pl.lit(method).alias("method"),
         )
     )
 
@@ -223,8 +230,26 @@ def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, weight: str =
             rows.extend(_solve_component(gb[s:e], gl[s:e], gc[s:e]))
         if rows:
             frames.append(pl.DataFrame(rows, schema=list(ASSIGNED_SCHEMA), orient="row").cast(ASSIGNED_SCHEMA))
-    large = general.filter(pl.max_horizontal("n_bank", "n_ledger") > _RESOLVE_LIMIT)
-    if large.height:
-        chosen = _solve_sparse(large)
-        frames.append(_local_margins(large, chosen).cast(ASSIGNED_SCHEMA))
+    middle = general.filter(
+        pl.max_horizontal("n_bank", "n_ledger").is_between(_RESOLVE_LIMIT + 1, _DENSE_LIMIT)
+    )
+    if middle.height:
+        comp = middle["component"].to_numpy()
+        gb = middle["bank_idx"].to_numpy().astype(np.int64)
+        gl = middle["ledger_idx"].to_numpy().astype(np.int64)
+        gc = middle["confidence"].to_numpy().astype(np.float64)
+        bounds = np.flatnonzero(np.diff(comp)) + 1
+        picked_b, picked_l = [], []
+        for s, e in zip(np.r_[0, bounds], np.r_[bounds, len(comp)], strict=True):
+            cb, cl = _solve_dense(gb[s:e], gl[s:e], gc[s:e])
+            picked_b.append(cb)
+            picked_l.append(cl)
+        chosen = pl.DataFrame(
+            {"bank_idx": np.concatenate(picked_b).astype(np.uint32),
+             "ledger_idx": np.concatenate(picked_l).astype(np.uint32)}
+        )
+        frames.append(_local_margins(middle, chosen, LARGE_METHOD).cast(ASSIGNED_SCHEMA))
+    huge = general.filter(pl.max_horizontal("n_bank", "n_ledger") > _DENSE_LIMIT)
+    if huge.height:
+        frames.append(_local_margins(huge, _mutual_best(huge), HEURISTIC_METHOD).cast(ASSIGNED_SCHEMA))
     return pl.concat(frames).sort("bank_idx")

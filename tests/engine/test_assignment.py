@@ -2,7 +2,8 @@ import numpy as np
 import polars as pl
 from scipy.optimize import linear_sum_assignment
 
-from engine.assignment import LARGE_METHOD, assign_one_to_one
+import engine.assignment as assignment
+from engine.assignment import HEURISTIC_METHOD, LARGE_METHOD, assign_one_to_one
 
 
 def _edges(rows):
@@ -62,3 +63,11 @@ def test_large_component_is_solved_exactly_and_says_how():
     dense[edges["bank_idx"].to_numpy(), edges["ledger_idx"].to_numpy()] = edges["confidence"].to_numpy()
     r, c = linear_sum_assignment(dense, maximize=True)
     assert abs(total - dense[r, c].sum()) < 1e-9  # the same optimum as the dense Hungarian method
+
+
+def test_component_beyond_the_exact_limit_uses_the_heuristic_and_says_so(monkeypatch):
+    monkeypatch.setattr(assignment, "_DENSE_LIMIT", 15)
+    rows = [(b, led, 0.9 - 0.01 * abs(b - led)) for b in range(20) for led in range(20) if abs(b - led) <= 2]
+    out = assign_one_to_one(_edges(rows), 0.5)
+    assert (out["method"] == HEURISTIC_METHOD).all()
+    assert sorted(zip(out["bank_idx"].to_list(), out["ledger_idx"].to_list(), strict=True)) == [(i, i) for i in range(20)]
