@@ -95,6 +95,18 @@ class MatchResult:
     def candidates(self) -> pl.DataFrame:
         return self.outcome.candidates
 
+    def explain_candidates(self, bank_id: str | None = None, ledger_id: str | None = None) -> pl.DataFrame:
+        """Scored candidates of one bank line and/or ledger item, best first, with evidence."""
+        cands = self.candidates
+        if bank_id is not None:
+            cands = cands.filter(pl.col("bank_id") == bank_id)
+        if ledger_id is not None:
+            cands = cands.filter(pl.col("ledger_id") == ledger_id)
+        cands = cands.sort("confidence", descending=True)
+        return self.outcome.explain_candidates(cands, self.rules).select(
+            "bank_id", "ledger_id", "confidence", "evidence"
+        )
+
     @property
     def duplicates(self) -> pl.DataFrame:
         return pl.concat([self.bank.duplicates, self.ledger.duplicates])

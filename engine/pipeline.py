@@ -18,7 +18,7 @@ import polars as pl
 from engine.assignment import EXACT_METHOD, assign_one_to_one
 from engine.candidates import generate_candidates
 from engine.features import prepare_bank, prepare_ledger
-from engine.scoring import score_candidates
+from engine.scoring import explain, score_candidates
 from models.money import format_minor_expr
 from models.schema import BANK_SCHEMA, ID_SEPARATOR, LEDGER_SCHEMA, MATCH_COLUMNS
 from rules.model import RuleSet
@@ -41,7 +41,8 @@ class MatchOutcome:
     unmatched_bank, unmatched_ledger
         Canonical rows not in any proposal, plus ``reason``.
     candidates
-        All scored candidate pairs (ids, confidence, evidence) for analysts.
+        All scored candidate pairs (ids, confidence, level columns) for analysts;
+        :meth:`explain_candidates` renders the evidence sentence of the ones you pick.
     timings
         Seconds per stage.
     """
@@ -52,6 +53,10 @@ class MatchOutcome:
     unmatched_ledger: pl.DataFrame
     candidates: pl.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
+
+    def explain_candidates(self, candidates: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+        """``candidates`` (rows of :attr:`candidates`) with their readable ``evidence``."""
+        return candidates.with_columns(evidence=explain(candidates, rules))
 
     def counts(self) -> dict[str, int]:
         status = self.proposals["status"]
@@ -131,10 +136,10 @@ def match_frames(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> Ma
     t0 = time.perf_counter()
     proposals, lines = _proposals(chosen, scored, pb, pl_, rules)
     unmatched_bank, unmatched_ledger = _unmatched(chosen, scored, pb, pl_, rules)
-    cand_view = scored.join(pb.select("bank_idx", pl.col("id").alias("bank_id")), on="bank_idx").join(
-        pl_.select("ledger_idx", pl.col("id").alias("ledger_id")), on="ledger_idx"
-    ).select("bank_id", "ledger_id", "confidence", "score", "ref_level", "name_level",
-             "name_similarity", "days", "amount_diff", "evidence", "bank_idx", "ledger_idx")
+    cand_view = scored.with_columns(
+        bank_id=pb["id"].gather(scored["bank_idx"]),
+        ledger_id=pl_["id"].gather(scored["ledger_idx"]),
+    )
     timings["output"] = time.perf_counter() - t0
     return MatchOutcome(proposals, lines, unmatched_bank, unmatched_ledger, cand_view, timings)
 
@@ -144,8 +149,10 @@ def _proposals(chosen, scored, pb, pl_, rules):
     ids_b = pb.select("bank_idx", pl.col("id").alias("bank_id"), pl.col("date").alias("bank_date"))
     ids_l = pl_.select("ledger_idx", pl.col("id").alias("ledger_id"), pl.col("date").alias("ledger_date"))
     conf = scored.select("bank_idx", "ledger_idx", "confidence")
+    picked = chosen.select("bank_idx", "ledger_idx").join(scored, on=["bank_idx", "ledger_idx"], how="left")
+    picked = picked.with_columns(evidence=explain(picked, rules))
     df = (
-        chosen.join(scored.select("bank_idx", "ledger_idx", "confidence", "evidence", "amount_bank",
+        chosen.join(picked.select("bank_idx", "ledger_idx", "confidence", "evidence", "amount_bank",
                                   "amount_ledger", "currency"), on=["bank_idx", "ledger_idx"], how="left")
         # the runner-up pair: this bank line with another item, or this item with another line
         .join(conf.rename({"ledger_idx": "runner_up_ledger_idx", "confidence": "_c1"}),

@@ -19,7 +19,12 @@ from rules.model import RuleSet
 
 SCORED_COLUMNS = [
     "bank_idx", "ledger_idx", "via", "score", "confidence", "amount_diff",
-    "ref_level", "name_similarity", "name_level", "days", "evidence",
+    "ref_level", "name_similarity", "name_level", "days",
+]
+#: what :func:`explain` needs besides ``SCORED_COLUMNS``
+_EVIDENCE_COLUMNS = [
+    "amount_bank", "amount_ledger", "currency", "doc_ref", "shared_number", "n_exact_bank",
+    "n_exact_ledger", "name_bank", "name_ledger", "in_window", "type_norm",
 ]
 
 
@@ -41,6 +46,26 @@ def _name_similarity(bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarr
         prefix = process.cpdist(bank_names.fill_null("").gather(again).to_list(), ledger_prefix, scorer=fuzz.ratio, workers=-1)
         similarity[again] = np.maximum(similarity[again], prefix)
     return similarity
+
+
+def _reference_strength(df: pl.DataFrame) -> pl.Series:
+    """Reference strength per pair, worked out only where it can be anything but "none": the
+    bank text has a reference key and the ledger reference has a digit."""
+    possible = (
+        (pl.col("ref_keys").list.len() > 0) & (pl.col("ref_digit_count") > 0) & pl.col("doc_ref").is_not_null()
+    )
+    rows = df.select(pl.arg_where(possible)).to_series()
+    strength = pl.repeat("none", df.height, dtype=pl.Utf8, eager=True)
+    if rows.len():
+        found = (
+            df.lazy()
+            .select(pl.col("reference_profile", "doc_ref").gather(rows))
+            .select(nz.reference_strength_from_profile(pl.col("reference_profile"), pl.col("doc_ref")))
+            .collect()
+            .to_series()
+        )
+        strength = strength.scatter(rows, found)
+    return strength.alias("ref_strength")
 
 
 def _levels(value: pl.Expr, levels: list, attr: str, ascending: bool) -> tuple[pl.Expr, pl.Expr]:
@@ -72,8 +97,8 @@ def score_candidates(
     Returns
     -------
     pl.DataFrame
-        One row per pair with ``score``, ``confidence`` and ``evidence`` (the readable phrases,
-        '; '-joined), plus the level columns used.
+        One row per pair with ``score``, ``confidence`` and the level columns that produced them
+        (:func:`explain` renders them as a sentence).
     """
     w = rules.weights
     b = bank.select(
@@ -101,7 +126,7 @@ def score_candidates(
         name_similarity=pl.Series(similarity),
         amount_diff=pl.col("amount_bank") - pl.col("amount_ledger"),
         days=(pl.col("day_bank") - pl.col("day_ledger")).cast(pl.Int32),
-        ref_strength=nz.reference_strength_from_profile(pl.col("reference_profile"), pl.col("doc_ref")),
+        ref_strength=_reference_strength(df),
         shared_number=pl.col("ref_keys").list.set_intersection(pl.col("other_keys")).list.first(),
     )
     exact = pl.col("amount_diff") == 0
@@ -145,13 +170,13 @@ def score_candidates(
         .when(different_script).then(pl.lit(w.name_different_script))
         .otherwise(name_w)
     )
-    # how many exact-amount candidates that could be the same party (a name that does not
-    # speak against it) compete for the same bank line / ledger item
+    # how many exact-amount candidates with name evidence at least as good compete for the same
+    # bank line / ledger item (counting itself): 1 = this pair is the clear exact-amount choice
     df = df.with_columns(name_level=name_level, name_weight=name_weight)
-    plausible = (exact & (pl.col("name_weight") >= 0)).cast(pl.Int32)
+    masked = pl.when(exact).then(pl.col("name_weight")).otherwise(pl.lit(-1e9))
     df = df.with_columns(
-        n_exact_bank=plausible.sum().over("bank_idx") - plausible + exact.cast(pl.Int32),
-        n_exact_ledger=plausible.sum().over("ledger_idx") - plausible + exact.cast(pl.Int32),
+        n_exact_bank=pl.when(exact).then(masked.rank("max", descending=True).over("bank_idx")).cast(pl.Int32),
+        n_exact_ledger=pl.when(exact).then(masked.rank("max", descending=True).over("ledger_idx")).cast(pl.Int32),
     )
     name_weight = pl.col("name_weight")
     abs_days = pl.col("days").abs()
@@ -171,9 +196,15 @@ def score_candidates(
     ).with_columns(
         confidence=(1.0 / (1.0 + pl.lit(2.0).pow(-pl.col("score")))).round(4),
     )
-    return df.with_columns(evidence=_evidence(rules)).select(
-        *SCORED_COLUMNS, "amount_bank", "amount_ledger", "currency", "doc_ref"
-    )
+    return df.select(*SCORED_COLUMNS, *_EVIDENCE_COLUMNS)
+
+
+def explain(scored: pl.DataFrame, rules: RuleSet) -> pl.Series:
+    """The readable evidence sentence of each scored pair (for the pairs you need: proposals,
+    or candidates an analyst looks at), e.g. "reference INV-2026-00123 found in bank text;
+    amount equal (HKD 1000.00); same name 'kam wing trading' ~ 'kam wing trading' (100%); 3 days
+    after the ledger date"."""
+    return scored.select(_evidence(rules).alias("evidence")).to_series()
 
 
 def _evidence(rules: RuleSet) -> pl.Expr:
@@ -206,11 +237,11 @@ def _evidence(rules: RuleSet) -> pl.Expr:
     )
     uniqueness = (
         pl.when((pl.col("amount_diff") == 0) & (pl.col("n_exact_bank") == 1) & (pl.col("n_exact_ledger") == 1))
-        .then(pl.lit("no other plausible candidate with this amount"))
+        .then(pl.lit("no other candidate with this amount and as good a name"))
         .when(pl.col("amount_diff") == 0)
         .then(
             (pl.col("n_exact_bank") + pl.col("n_exact_ledger") - 2).cast(pl.Utf8)
-            + pl.lit(" other plausible candidate(s) with the same amount")
+            + pl.lit(" other candidate(s) with this amount and as good a name")
         )
         .otherwise(pl.lit(None, dtype=pl.Utf8))
     )
