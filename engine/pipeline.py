@@ -148,24 +148,32 @@ def _proposals(chosen, scored, pb, pl_, rules):
     th = rules.thresholds
     ids_b = pb.select("bank_idx", pl.col("id").alias("bank_id"), pl.col("date").alias("bank_date"))
     ids_l = pl_.select("ledger_idx", pl.col("id").alias("ledger_id"), pl.col("date").alias("ledger_date"))
-    conf = scored.select("bank_idx", "ledger_idx", "confidence")
-    picked = chosen.select("bank_idx", "ledger_idx").join(scored, on=["bank_idx", "ledger_idx"], how="left")
+    def pair_key(bank: str, ledger: str) -> pl.Expr:
+        return (pl.col(bank).cast(pl.UInt64) * (1 << 32) + pl.col(ledger).cast(pl.UInt64)).alias("_pk")
+
+    keyed = scored.with_columns(pair_key("bank_idx", "ledger_idx"))
+    picked = chosen.select(pair_key("bank_idx", "ledger_idx")).join(keyed, on="_pk", how="left")
     picked = picked.with_columns(evidence=explain(picked, rules))
+    conf = keyed.select("_pk", "confidence")
     df = (
-        chosen.join(picked.select("bank_idx", "ledger_idx", "confidence", "evidence", "amount_bank",
-                                  "amount_ledger", "currency"), on=["bank_idx", "ledger_idx"], how="left")
+        chosen.with_columns(pair_key("bank_idx", "ledger_idx"))
+        .join(picked.select("_pk", "confidence", "evidence", "amount_bank", "amount_ledger", "currency"),
+              on="_pk", how="left")
         # the runner-up pair: this bank line with another item, or this item with another line
-        .join(conf.rename({"ledger_idx": "runner_up_ledger_idx", "confidence": "_c1"}),
-              on=["bank_idx", "runner_up_ledger_idx"], how="left")
-        .join(conf.rename({"bank_idx": "runner_up_bank_idx", "confidence": "_c2"}),
-              on=["runner_up_bank_idx", "ledger_idx"], how="left")
+        .with_columns(pair_key("bank_idx", "runner_up_ledger_idx"))
+        .join(conf.rename({"confidence": "_c1"}), on="_pk", how="left")
+        .with_columns(pair_key("runner_up_bank_idx", "ledger_idx"))
+        .join(conf.rename({"confidence": "_c2"}), on="_pk", how="left")
         .with_columns(runner_up_confidence=pl.coalesce("_c1", "_c2"))
-        .join(ids_b, on="bank_idx", how="left")
-        .join(ids_l, on="ledger_idx", how="left")
-        .join(ids_b.select(pl.col("bank_idx").alias("runner_up_bank_idx"), pl.col("bank_id").alias("ru_bank")),
-              on="runner_up_bank_idx", how="left")
-        .join(ids_l.select(pl.col("ledger_idx").alias("runner_up_ledger_idx"), pl.col("ledger_id").alias("ru_ledger")),
-              on="runner_up_ledger_idx", how="left")
+    )
+    bank_ids, ledger_ids = pb["id"], pl_["id"]
+    df = df.with_columns(
+        bank_id=bank_ids.gather(df["bank_idx"]),
+        bank_date=pb["date"].gather(df["bank_idx"]),
+        ledger_id=ledger_ids.gather(df["ledger_idx"]),
+        ledger_date=pl_["date"].gather(df["ledger_idx"]),
+        ru_bank=bank_ids.gather(df["runner_up_bank_idx"]),
+        ru_ledger=ledger_ids.gather(df["runner_up_ledger_idx"]),
     )
     ambiguous = pl.col("margin") < th.ambiguity_margin
     runner_up = (
@@ -238,8 +246,10 @@ def _unmatched(chosen, scored, pb, pl_, rules):
     ids_l = pl_.select("ledger_idx", pl.col("id").alias("ledger_id"))
 
     def side(frame, own, other, other_ids, other_id_col, noun_other, noun_self):
+        rest = frame.join(taken.select(own), on=own, how="anti")
         best = (
             scored.select(own, other, "confidence")
+            .join(rest.select(own), on=own, how="semi")
             .sort(["confidence", other], descending=[True, False])
             .group_by(own, maintain_order=True)
             .first()
@@ -262,7 +272,6 @@ def _unmatched(chosen, scored, pb, pl_, rules):
                   + pl.col("_taker_id") + pl.lit(" with a better overall fit"))
             .otherwise(pl.lit("not chosen in the global assignment"))
         )
-        rest = frame.join(taken.select(own), on=own, how="anti")
         out = rest.join(best, on=own, how="left").with_columns(reason=reason)
         return out
 
