@@ -26,13 +26,19 @@ def _nonempty(col: str) -> pl.Expr:
     return pl.when(c != "").then(pl.col(col)).otherwise(None)
 
 
+#: channels that describe a charge rather than a payer: their narrative is worth comparing
+_CHARGE_CHANNELS = ["BANK CHARGES", "SERVICE FEE", "INT"]
+
+
 def _name(source: pl.Expr, narrative: pl.Expr) -> pl.Expr:
-    """The payer/payee name key; when the text holds no name (``SERVICE FEE``: all channel),
-    the narrative's words stand in, so two narratives can still be compared."""
-    fallback = (
-        nz.normalize_text(narrative)
-        .str.replace_all(r"[^\p{L}]+", " ")
-        .str.strip_chars(" ")
+    """The payer/payee name key. When the text holds no name and is not a payment channel
+    (``SERVICE FEE``, ``TT COMM``, ``Bank charges - cable charges``), its words stand in, so a
+    bank charge can still be compared with its journal line; a payment with no name
+    (``CHQ DEP 00456``) stays nameless."""
+    text = nz.normalize_text(narrative)
+    channel, _ = nz.split_channel(text)
+    fallback = pl.when(channel.is_null() | channel.is_in(_CHARGE_CHANNELS)).then(
+        text.str.replace_all(r"[^\p{L}]+", " ").str.strip_chars(" ")
     )
     return pl.coalesce(nz.name_key(source), fallback).fill_null("")
 

@@ -25,6 +25,7 @@ from rules.model import RuleSet
 
 PROPOSAL_EXTRA_COLUMNS = [
     "adjustments", "margin", "runner_up", "method", "bank_dates", "ledger_dates",
+    "bank_descriptions", "ledger_counterparties", "ledger_descriptions",
 ]
 
 
@@ -174,6 +175,9 @@ def _proposals(chosen, scored, pb, pl_, rules):
         ledger_date=pl_["date"].gather(df["ledger_idx"]),
         ru_bank=bank_ids.gather(df["runner_up_bank_idx"]),
         ru_ledger=ledger_ids.gather(df["runner_up_ledger_idx"]),
+        bank_description=pb["description"].gather(df["bank_idx"]),
+        ledger_counterparty=pl_["counterparty"].gather(df["ledger_idx"]),
+        ledger_description=pl_["description"].gather(df["ledger_idx"]),
     )
     ambiguous = pl.col("margin") < th.ambiguity_margin
     runner_up = (
@@ -228,6 +232,10 @@ def _proposals(chosen, scored, pb, pl_, rules):
         "method",
         pl.col("bank_date").cast(pl.Utf8).alias("bank_dates"),
         pl.col("ledger_date").cast(pl.Utf8).alias("ledger_dates"),
+        # the lines' own text, byte-exact, so a reviewer sees who paid without a look-up
+        pl.col("bank_description").alias("bank_descriptions"),
+        pl.col("ledger_counterparty").alias("ledger_counterparties"),
+        pl.col("ledger_description").alias("ledger_descriptions"),
     ).sort("match_id")
     assert proposals.columns[: len(MATCH_COLUMNS)] == MATCH_COLUMNS
     lines = pl.concat([
