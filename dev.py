@@ -29,7 +29,7 @@ def _run(cmd: list[str], **kw) -> int:
 
 
 def setup() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs under whatever python3 the machine has
         sys.exit(f"recon needs Python >= 3.11 (this is {sys.version.split()[0]})")
     if not PY.exists():
         if _run([sys.executable, "-m", "venv", VENV]) != 0:
@@ -58,8 +58,26 @@ def sample() -> int:
     ])
 
 
+def ensure_postgres() -> None:
+    """The PostgreSQL ledger feed is tested against a real, throwaway server (started by the
+    test fixture). Install the server binaries when missing and this machine can (root with
+    apt-get); otherwise those tests skip and say why."""
+    if list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        return
+    if os.name != "posix" or os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
+        print("PostgreSQL binaries not found and cannot be installed here: its tests will skip")
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    quiet = ["-qq"]
+    if _run(["apt-get", *quiet, "update"], env=env) != 0 or _run(
+        ["apt-get", *quiet, "install", "-y", "--no-install-recommends", "postgresql"], env=env
+    ) != 0:
+        print("installing PostgreSQL failed: its tests will skip")
+
+
 def test(extra: list[str]) -> int:
     setup()
+    ensure_postgres()
     return _run([PY, "-m", "pytest", *extra])
 
 

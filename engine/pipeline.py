@@ -147,8 +147,6 @@ def match_frames(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> Ma
 
 def _proposals(chosen, scored, pb, pl_, rules):
     th = rules.thresholds
-    ids_b = pb.select("bank_idx", pl.col("id").alias("bank_id"), pl.col("date").alias("bank_date"))
-    ids_l = pl_.select("ledger_idx", pl.col("id").alias("ledger_id"), pl.col("date").alias("ledger_date"))
     def pair_key(bank: str, ledger: str) -> pl.Expr:
         return (pl.col(bank).cast(pl.UInt64) * (1 << 32) + pl.col(ledger).cast(pl.UInt64)).alias("_pk")
 
