@@ -39,11 +39,11 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from os import PathLike
-from pathlib import Path
 from xml.parsers import expat
 
 import polars as pl
 
+from feeds._common import read_file
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
@@ -223,19 +223,6 @@ def _parse_xml(source: str, data: bytes) -> _Node:
 # --------------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------------
-
-
-def _read_bytes(source: str) -> bytes:
-    path = Path(source)
-    if not path.exists():
-        raise FeedFormatError(source, "file not found; check the path and the working directory")
-    if path.is_dir():
-        raise FeedFormatError(source, "is a directory, not a file; give the path of a camt XML file")
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise FeedFormatError(source, f"cannot be read ({reason}); check that the file exists and is readable") from None
 
 
 def _fingerprint(parts: list[str]) -> str:
@@ -431,7 +418,7 @@ def read(path: str | PathLike[str]) -> FeedResult:
     >>> result.frame.select("id", "amount_minor", "currency").head(2)  # doctest: +SKIP
     """
     source = str(path)
-    data = _read_bytes(source)
+    data = read_file(source, "a camt XML file")
     if not data.strip():
         raise FeedFormatError(source, "is empty; check that the camt download finished")
     root = _parse_xml(source, data)

@@ -38,12 +38,12 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from os import PathLike
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from feeds._common import read_file
 from models.errors import FeedFormatError
 from models.money import CURRENCY_EXPONENTS, parse_amount_expr
 from models.schema import (
@@ -145,21 +145,6 @@ def _fail(
     path: str, problem: str, line: int | None = None, raw: str | None = None
 ) -> FeedFormatError:
     return FeedFormatError(path, problem, line=line, raw=raw)
-
-
-def _read_bytes(source: str) -> bytes:
-    path = Path(source)
-    if not path.exists():
-        raise _fail(source, "file not found; check the path and the working directory")
-    if path.is_dir():
-        raise _fail(source, "is a directory, not a file; give the path of a CSV file")
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise _fail(
-            source, f"cannot be read ({reason}); check that the file exists and is readable"
-        ) from None
 
 
 def _check_utf8(source: str, data: bytes) -> int:
@@ -318,7 +303,7 @@ def read_raw_table(path: str | PathLike[str], *, what: str = "CSV") -> RawTable:
         cannot be parsed.
     """
     source = str(path)
-    data = _read_bytes(source)
+    data = read_file(source, "a CSV file")
     start = _check_utf8(source, data)
     if not data[start:].strip():
         raise _fail(

@@ -45,10 +45,10 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from os import PathLike
-from pathlib import Path
 
 import polars as pl
 
+from feeds._common import read_file
 from models.errors import FeedFormatError, PrecisionError
 from models.money import CURRENCY_EXPONENTS, to_minor
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
@@ -146,19 +146,6 @@ class _Statement:
 
 def _fail(path: str, problem: str, line: int | None = None, raw: str | None = None) -> FeedFormatError:
     return FeedFormatError(path, problem, line=line, raw=raw)
-
-
-def _read_bytes(source: str) -> bytes:
-    path = Path(source)
-    if not path.exists():
-        raise _fail(source, "file not found; check the path and the working directory")
-    if path.is_dir():
-        raise _fail(source, "is a directory, not a file; give the path of an MT940 statement file")
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise _fail(source, f"cannot be read ({reason}); check that the file exists and is readable") from None
 
 
 def _legacy_score(text: str) -> int:
@@ -444,7 +431,7 @@ def read(path: str | PathLike[str], *, encoding: str | None = None) -> FeedResul
     >>> result.frame.select("date", "amount_minor", "counterparty").head(1)  # doctest: +SKIP
     """
     source = str(path)
-    data = _read_bytes(source)
+    data = read_file(source, "an MT940 statement file")
     if not data.strip():
         raise _fail(source, "is empty; check that the statement download finished")
     if b"\x00" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):

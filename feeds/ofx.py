@@ -41,12 +41,12 @@ import re
 import warnings
 from decimal import Decimal, InvalidOperation
 from os import PathLike
-from pathlib import Path
 
 import polars as pl
 from ofxparse import OfxParser
 from ofxparse.ofxparse import InvestmentStatement, OfxParserException, Statement
 
+from feeds._common import read_file
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
@@ -107,19 +107,6 @@ def identify(head: bytes, path: str) -> bool:
 # --------------------------------------------------------------------------------------------
 # Decoding and pre-cleaning
 # --------------------------------------------------------------------------------------------
-
-
-def _read_bytes(source: str) -> bytes:
-    path = Path(source)
-    if not path.exists():
-        raise FeedFormatError(source, "file not found; check the path and the working directory")
-    if path.is_dir():
-        raise FeedFormatError(source, "is a directory, not a file; give the path of an OFX/QFX file")
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise FeedFormatError(source, f"cannot be read ({reason}); check that the file exists and is readable") from None
 
 
 def _declared_encoding(data: bytes) -> str | None:
@@ -386,7 +373,7 @@ def read(path: str | PathLike[str], *, encoding: str | None = None) -> FeedResul
     >>> result.frame.select("id", "date", "amount_minor").head(1)  # doctest: +SKIP
     """
     source = str(path)
-    data = _read_bytes(source)
+    data = read_file(source, "an OFX/QFX file")
     if not data.strip():
         raise FeedFormatError(source, "is empty; check that the OFX download finished")
     text, notes = _decode(source, data, encoding)

@@ -32,6 +32,7 @@ from types import ModuleType
 
 import polars as pl
 
+from feeds._common import read_file
 from models.errors import FeedFormatError
 from models.schema import (
     BANK_SCHEMA,
@@ -193,22 +194,6 @@ def _try_module(name: str) -> ModuleType | None:
         return None
 
 
-def _read_head(path: str) -> bytes:
-    file = Path(path)
-    if not file.exists():
-        raise FeedFormatError(path, "file not found; check the path and the working directory")
-    if file.is_dir():
-        raise FeedFormatError(path, "is a directory, not a file; give the path of one file")
-    try:
-        with file.open("rb") as handle:
-            return handle.read(HEAD_BYTES)
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise FeedFormatError(
-            path, f"cannot be read ({reason}); check that the file exists and is readable"
-        ) from None
-
-
 def _split_format(format: str) -> tuple[str, dict]:
     """``--format`` value -> (module name, options): "bank_csv:hsbc_hk_savings", a profile
     file "my_bank.toml", or the bare name of a built-in bank CSV profile also work."""
@@ -260,7 +245,7 @@ def detect(path: str | PathLike[str], side: str = "bank") -> ModuleType:
     source = str(path)
     if _URL.match(source):
         return get_module("database")
-    head = _read_head(source)
+    head = read_file(source, "one file", limit=HEAD_BYTES)
     matches: list[tuple[str, ModuleType]] = []
     tried: list[str] = []
     for name in FORMAT_MODULES:
