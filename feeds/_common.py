@@ -6,11 +6,22 @@ copy, so that a file gives the same rows, rejects, ids and messages whichever re
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from models.errors import FeedFormatError
 
-__all__ = ["read_file"]
+__all__ = [
+    "FINGERPRINT_SEPARATOR",
+    "fingerprint",
+    "fingerprint_of_key",
+    "next_fingerprint",
+    "read_file",
+]
+
+#: joins the parts of a fingerprint key (ASCII unit separator: cannot be confused with text)
+FINGERPRINT_SEPARATOR = "\x1f"
 
 
 def read_file(source: str, what: str, *, limit: int | None = None) -> bytes:
@@ -56,3 +67,82 @@ def read_file(source: str, what: str, *, limit: int | None = None) -> bytes:
         raise FeedFormatError(
             source, f"cannot be read ({reason}); check that the file exists and is readable"
         ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Fingerprint ids of lines without an id of their own
+# --------------------------------------------------------------------------------------------
+
+
+def fingerprint_of_key(key: str) -> str:
+    """``"fp-"`` + the first 16 hex digits of the SHA-1 of ``key``'s UTF-8 bytes.
+
+    Parameters
+    ----------
+    key
+        The joined key (parts separated by :data:`FINGERPRINT_SEPARATOR`).
+
+    Returns
+    -------
+    str
+        The id, e.g. ``"fp-3f2a..."`` (19 characters).
+
+    Examples
+    --------
+    >>> fingerprint_of_key("a")
+    'fp-86f7e437faa5a7fc'
+    """
+    return "fp-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+
+
+def fingerprint(parts: Sequence[str]) -> str:
+    """The fingerprint id of ``parts`` joined with :data:`FINGERPRINT_SEPARATOR`.
+
+    Parameters
+    ----------
+    parts
+        The texts that identify a line (account, date, amount, currency, texts, ...).
+
+    Returns
+    -------
+    str
+        ``fingerprint_of_key(FINGERPRINT_SEPARATOR.join(parts))``.
+
+    Examples
+    --------
+    >>> fingerprint(["a"]) == fingerprint_of_key("a")
+    True
+    """
+    return fingerprint_of_key(FINGERPRINT_SEPARATOR.join(parts))
+
+
+def next_fingerprint(parts: Sequence[str], occurrences: dict[str, int]) -> str:
+    """The fingerprint id of ``parts`` plus how often the same parts came before in the file.
+
+    Two identical lines in one file thus get two ids, while the same file read again (or an
+    overlapping file) gives the same ids again.
+
+    Parameters
+    ----------
+    parts
+        The texts that identify a line.
+    occurrences
+        Per joined key, how many lines of this file already had it; updated in place (one
+        dict per file).
+
+    Returns
+    -------
+    str
+        ``fingerprint([*parts, str(occurrence)])``, occurrence counting from 0.
+
+    Examples
+    --------
+    >>> seen: dict[str, int] = {}
+    >>> first, second = next_fingerprint(["a"], seen), next_fingerprint(["a"], seen)
+    >>> first == fingerprint(["a", "0"]) and second == fingerprint(["a", "1"])
+    True
+    """
+    base = FINGERPRINT_SEPARATOR.join(parts)
+    occurrence = occurrences.get(base, 0)
+    occurrences[base] = occurrence + 1
+    return fingerprint([*parts, str(occurrence)])

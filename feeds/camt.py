@@ -33,7 +33,6 @@ reject with its line number and the rest of the file loads.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from xml.parsers import expat
 
 import polars as pl
 
-from feeds._common import read_file
+from feeds._common import next_fingerprint, read_file
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
@@ -74,7 +73,6 @@ _BALANCE_TYPES = {
     "PRCD": "previously_closed",
 }
 _PLACEHOLDERS = {"", "NOTPROVIDED", "NONREF", "NOT PROVIDED"}
-_FINGERPRINT_SEPARATOR = "\x1f"
 _MAX_RAW = 4000
 _MAX_MINOR = 10**18  # keeps every amount well inside Int64
 
@@ -223,11 +221,6 @@ def _parse_xml(source: str, data: bytes) -> _Node:
 # --------------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------------
-
-
-def _fingerprint(parts: list[str]) -> str:
-    key = _FINGERPRINT_SEPARATOR.join(parts)
-    return "fp-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
 
 
 def _date(text: str) -> dt.date | None:
@@ -692,7 +685,4 @@ def _assign_ids(rows: list[dict]) -> None:
         if ref and counts[(row["account"], ref)] == 1:
             row["id"] = f"{row['account']}/{ref}" if row["account"] else ref
             continue
-        base = _FINGERPRINT_SEPARATOR.join(key)
-        occurrence = occurrences.get(base, 0)
-        occurrences[base] = occurrence + 1
-        row["id"] = _fingerprint([*key, str(occurrence)])
+        row["id"] = next_fingerprint(key, occurrences)

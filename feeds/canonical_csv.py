@@ -34,7 +34,6 @@ Module protocol (see :mod:`feeds.registry`): ``FORMAT = "canonical_csv"``, ``SID
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -43,7 +42,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from feeds._common import read_file
+from feeds._common import FINGERPRINT_SEPARATOR, fingerprint_of_key, read_file
 from models.errors import FeedFormatError
 from models.money import CURRENCY_EXPONENTS, parse_amount_expr
 from models.schema import (
@@ -100,7 +99,6 @@ SIDES: tuple[str, ...] = ("bank", "ledger")
 # have blanks around its quotes; an unquoted field may not contain a quote.
 _FIELD_PATTERN = r',(?:[ \t]*"(?:[^"]|"")*"[ \t]*|[^,"]*)'
 _DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_FINGERPRINT_SEPARATOR = "\x1f"  # ASCII unit separator: cannot be confused with text in a field
 _NULL_TEXT = pl.lit(None, dtype=pl.Utf8)
 
 
@@ -586,13 +584,8 @@ def _fingerprint(key: pl.Series) -> pl.Series:
 
     The one place with Python code per row: hashlib has no vectorized form.
     """
-    sha1 = hashlib.sha1
     return pl.Series(
-        [
-            None if k is None else "fp-" + sha1(k.encode("utf-8")).hexdigest()[:16]
-            for k in key.to_list()
-        ],
-        dtype=pl.Utf8,
+        [None if k is None else fingerprint_of_key(k) for k in key.to_list()], dtype=pl.Utf8
     )
 
 
@@ -709,7 +702,7 @@ def _with_fingerprints(frame: pl.DataFrame) -> pl.DataFrame:
     ]
     base = pl.when(needs_id).then(
         pl.concat_str(
-            [pl.col(c).cast(pl.Utf8) for c in tuple_columns], separator=_FINGERPRINT_SEPARATOR
+            [pl.col(c).cast(pl.Utf8) for c in tuple_columns], separator=FINGERPRINT_SEPARATOR
         )
     )
     frame = frame.with_columns(_fp_base=base)
@@ -730,7 +723,7 @@ def _with_fingerprints(frame: pl.DataFrame) -> pl.DataFrame:
         )
     else:
         frame = frame.with_columns(_occurrence=pl.lit(0, dtype=pl.Int64))
-    key = pl.col("_fp_base") + pl.lit(_FINGERPRINT_SEPARATOR) + pl.col("_occurrence").cast(pl.Utf8)
+    key = pl.col("_fp_base") + pl.lit(FINGERPRINT_SEPARATOR) + pl.col("_occurrence").cast(pl.Utf8)
     fingerprint = key.map_batches(_fingerprint, return_dtype=pl.Utf8)
     return frame.with_columns(id=pl.when(needs_id).then(fingerprint).otherwise(pl.col("id"))).drop(
         "_fp_base", "_occurrence"

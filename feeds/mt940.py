@@ -39,7 +39,6 @@ and gives no line numbers.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 import unicodedata
@@ -48,7 +47,7 @@ from os import PathLike
 
 import polars as pl
 
-from feeds._common import read_file
+from feeds._common import next_fingerprint, read_file
 from models.errors import FeedFormatError, PrecisionError
 from models.money import CURRENCY_EXPONENTS, to_minor
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
@@ -86,7 +85,6 @@ _SWIFT_CODES = (
 _SWIFT_SPLIT = re.compile(r"/(" + "|".join(_SWIFT_CODES) + r")/")
 _PLACEHOLDER_REFERENCES = {"", "NONREF", "NOTPROVIDED", "NONE"}
 _LEGACY_ENCODINGS = ("cp1252", "cp852", "cp1250")
-_FINGERPRINT_SEPARATOR = "\x1f"
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,11 +258,6 @@ def _amount_minor(amount_text: str, currency: str, negative: bool) -> int:
     if abs(minor) >= _MAX_MINOR:
         raise PrecisionError(f"amount {amount_text} is too large")
     return -minor if negative else minor
-
-
-def _fingerprint(parts: list[str]) -> str:
-    key = _FINGERPRINT_SEPARATOR.join(parts)
-    return "fp-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
 
 
 def _join_free_text(lines: list[str]) -> str:
@@ -652,7 +645,4 @@ def _assign_ids(rows: list[dict]) -> None:
         if bank and counts.get((row["account"], bank), 0) == 1:
             row["id"] = f"{row['account']}/{bank}" if row["account"] else bank
             continue
-        base = _FINGERPRINT_SEPARATOR.join(key_parts)
-        occurrence = occurrences.get(base, 0)
-        occurrences[base] = occurrence + 1
-        row["id"] = _fingerprint([*key_parts, str(occurrence)])
+        row["id"] = next_fingerprint(key_parts, occurrences)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import bisect
 import codecs
 import datetime as dt
-import hashlib
 import io
 import json
 import re
@@ -46,7 +45,7 @@ import polars as pl
 from ofxparse import OfxParser
 from ofxparse.ofxparse import InvestmentStatement, OfxParserException, Statement
 
-from feeds._common import read_file
+from feeds._common import next_fingerprint, read_file
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
@@ -62,7 +61,6 @@ _AMOUNT = re.compile(r"^[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)$")
 _DATE = re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})")
 _TRNRS = ("SONRS", "STMTTRNRS", "CCSTMTTRNRS", "INVSTMTTRNRS")
 _MAPPED_LEAVES = {"trnamt", "fitid", "name", "memo"}
-_FINGERPRINT_SEPARATOR = "\x1f"
 _MAX_RAW = 4000
 _MAX_MINOR = 10**18  # keeps every amount well inside Int64
 
@@ -314,11 +312,6 @@ def _parse_amount(text: str | None, currency: str, label: str) -> tuple[int | No
     if abs(minor) >= _MAX_MINOR:
         return None, f"{label} {text} is too large"
     return minor, ""
-
-
-def _fingerprint(parts: list[str]) -> str:
-    key = _FINGERPRINT_SEPARATOR.join(parts)
-    return "fp-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
 
 
 def _statuses(text: str) -> list[tuple[str, str, str, str]]:
@@ -623,10 +616,7 @@ def _assign_ids(rows: list[dict], notes: list[str]) -> None:
             row["id"] = f"{row['account']}/{fitid}" if row["account"] else fitid
             lines.setdefault((row["account"], fitid), []).append(row["source_line"])
             continue
-        base = _FINGERPRINT_SEPARATOR.join(key)
-        occurrence = occurrences.get(base, 0)
-        occurrences[base] = occurrence + 1
-        row["id"] = _fingerprint([*key, str(occurrence)])
+        row["id"] = next_fingerprint(key, occurrences)
     for (account, fitid), at in lines.items():
         if len(at) > 1:
             notes.append(

@@ -21,7 +21,6 @@ ones (the original stays in the attributes).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from datetime import date
@@ -30,6 +29,7 @@ from typing import Any
 
 import polars as pl
 
+from feeds._common import next_fingerprint
 from feeds.canonical_csv import read_raw_table
 from feeds.processor import (
     attributes_json,
@@ -206,13 +206,6 @@ def _table_rows(path: str, what: str):
     return table, names, index
 
 
-def _fingerprint(parts: list[str], seen: dict[str, int]) -> str:
-    key = "\x1f".join(parts)
-    seen[key] = seen.get(key, -1) + 1
-    digest = hashlib.sha1(f"{key}\x1f{seen[key]}".encode()).hexdigest()[:16]
-    return f"fp-{digest}"
-
-
 def _extras(row: dict[str, Any], names: list[str], used: set[str]) -> str:
     rest = {}
     for i, name in enumerate(names):
@@ -262,8 +255,8 @@ def _read_paypal_csv(path: str) -> FeedResult:
             when = _date(get(row, "date"), day_first)
             line_id = get(row, "transaction id").strip()
             if not line_id:
-                line_id = _fingerprint([get(row, k) for k in ("date", "time", "name", "type", "status")]
-                                       + [str(gross), currency], fingerprints)
+                parts = [get(row, k) for k in ("date", "time", "name", "type", "status")]
+                line_id = next_fingerprint([*parts, str(gross), currency], fingerprints)
             if line_id in seen_ids:
                 raise PrecisionError(f"Transaction ID {line_id} already appears on line {seen_ids[line_id]}")
         except PrecisionError as error:
