@@ -14,14 +14,19 @@ from models.errors import FeedFormatError
 
 __all__ = [
     "FINGERPRINT_SEPARATOR",
+    "MAX_MINOR",
     "fingerprint",
     "fingerprint_of_key",
+    "minor_out_of_range",
     "next_fingerprint",
     "read_file",
 ]
 
 #: joins the parts of a fingerprint key (ASCII unit separator: cannot be confused with text)
 FINGERPRINT_SEPARATOR = "\x1f"
+
+#: the largest magnitude of minor units a reader accepts (keeps every amount well inside Int64)
+MAX_MINOR = 10**18
 
 
 def read_file(source: str, what: str, *, limit: int | None = None) -> bytes:
@@ -67,6 +72,33 @@ def read_file(source: str, what: str, *, limit: int | None = None) -> bytes:
         raise FeedFormatError(
             source, f"cannot be read ({reason}); check that the file exists and is readable"
         ) from None
+
+
+def minor_out_of_range(minor: int, text: str, label: str = "amount") -> str:
+    """Why ``minor`` cannot be stored ('' when it fits), for a reject reason or a note.
+
+    Parameters
+    ----------
+    minor
+        The amount in minor units, already converted exactly.
+    text
+        The amount as written in the file, quoted in the reason.
+    label
+        The amount's name in the reason ("amount", "TRNAMT", ...).
+
+    Returns
+    -------
+    str
+        ``"{label} {text} is too large"`` when ``abs(minor) >= MAX_MINOR``, else ``""``.
+
+    Examples
+    --------
+    >>> minor_out_of_range(12345, "123.45")
+    ''
+    >>> minor_out_of_range(10**20, "1e18", "TRNAMT")
+    'TRNAMT 1e18 is too large'
+    """
+    return f"{label} {text} is too large" if abs(minor) >= MAX_MINOR else ""
 
 
 # --------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from xml.parsers import expat
 
 import polars as pl
 
-from feeds._common import next_fingerprint, read_file
+from feeds._common import minor_out_of_range, next_fingerprint, read_file
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
@@ -74,7 +74,6 @@ _BALANCE_TYPES = {
 }
 _PLACEHOLDERS = {"", "NOTPROVIDED", "NONREF", "NOT PROVIDED"}
 _MAX_RAW = 4000
-_MAX_MINOR = 10**18  # keeps every amount well inside Int64
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,8 +254,9 @@ def _amount(node: _Node | None, fallback_currency: str) -> tuple[int | None, str
         minor = to_minor(Decimal(text), currency)
     except PrecisionError as error:
         return None, currency, str(error)
-    if abs(minor) >= _MAX_MINOR:
-        return None, currency, f"amount {text} is too large"
+    problem = minor_out_of_range(minor, text)
+    if problem:
+        return None, currency, problem
     return minor, currency, ""
 
 

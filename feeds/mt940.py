@@ -47,7 +47,7 @@ from os import PathLike
 
 import polars as pl
 
-from feeds._common import next_fingerprint, read_file
+from feeds._common import minor_out_of_range, next_fingerprint, read_file
 from models.errors import FeedFormatError, PrecisionError
 from models.money import CURRENCY_EXPONENTS, to_minor
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
@@ -250,13 +250,11 @@ def _entry_date(value_date_text: str, entry_text: str) -> dt.date:
     return dt.date(year, month, day)
 
 
-_MAX_MINOR = 10**18  # keeps every amount well inside Int64
-
-
 def _amount_minor(amount_text: str, currency: str, negative: bool) -> int:
     minor = to_minor(amount_text.replace(",", "."), currency)
-    if abs(minor) >= _MAX_MINOR:
-        raise PrecisionError(f"amount {amount_text} is too large")
+    problem = minor_out_of_range(minor, amount_text)
+    if problem:
+        raise PrecisionError(problem)
     return -minor if negative else minor
 
 

@@ -45,7 +45,7 @@ import polars as pl
 from ofxparse import OfxParser
 from ofxparse.ofxparse import InvestmentStatement, OfxParserException, Statement
 
-from feeds._common import next_fingerprint, read_file
+from feeds._common import minor_out_of_range, next_fingerprint, read_file
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
@@ -62,7 +62,6 @@ _DATE = re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})")
 _TRNRS = ("SONRS", "STMTTRNRS", "CCSTMTTRNRS", "INVSTMTTRNRS")
 _MAPPED_LEAVES = {"trnamt", "fitid", "name", "memo"}
 _MAX_RAW = 4000
-_MAX_MINOR = 10**18  # keeps every amount well inside Int64
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,9 +308,8 @@ def _parse_amount(text: str | None, currency: str, label: str) -> tuple[int | No
         minor = to_minor(value, currency)
     except PrecisionError as error:
         return None, f"{label} {text}: {error}"
-    if abs(minor) >= _MAX_MINOR:
-        return None, f"{label} {text} is too large"
-    return minor, ""
+    problem = minor_out_of_range(minor, text, label)
+    return (None, problem) if problem else (minor, "")
 
 
 def _statuses(text: str) -> list[tuple[str, str, str, str]]:
