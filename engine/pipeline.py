@@ -114,6 +114,10 @@ def match_frames(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> Ma
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    # a canonical row order (by id): ties are then broken the same way whatever order the
+    # files listed the lines in, so the same inputs always give the same proposals and ids
+    bank = bank.sort("id")
+    ledger = ledger.sort("id")
     pb = prepare_bank(bank)
     pl_ = prepare_ledger(ledger, rules)
     timings["prepare"] = time.perf_counter() - t0

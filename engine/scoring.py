@@ -259,6 +259,8 @@ def _evidence(rules: RuleSet) -> pl.Expr:
     days = pl.col("days")
     date = (
         pl.when(days == 0).then(pl.lit("same day"))
+        .when(days == 1).then(pl.lit("1 day after the ledger date"))
+        .when(days == -1).then(pl.lit("1 day before the ledger date"))
         .when(days > 0).then(days.cast(pl.Utf8) + pl.lit(" days after the ledger date"))
         .otherwise((-days).cast(pl.Utf8) + pl.lit(" days before the ledger date"))
         + pl.when(pl.col("in_window")).then(pl.lit(""))

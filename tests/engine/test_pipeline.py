@@ -139,7 +139,6 @@ def test_explanation_names_the_evidence(result, bank_id, phrases):
         assert phrase in explanation
 
 
-@pytest.mark.xfail(strict=True, reason="engine/scoring.py:262 renders '1 days after the ledger date'")
 def test_explanation_says_one_day_in_the_singular(result):
     explanation = _row(result.proposals, "B02")["explanation"]
     assert "1 day after the ledger date" in explanation
@@ -185,12 +184,6 @@ def test_match_id_of_clear_pairs_does_not_depend_on_row_order(result, tmp_path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tie between identical invoices L05/L06 is broken by row position "
-    "(engine/assignment.py:198-199 sorts star components by ledger_idx), so the review proposal "
-    "and its match_id change when the ledger rows are reordered",
-)
 def test_ambiguous_proposal_does_not_depend_on_row_order(result, tmp_path):
     shuffled = recon.match(
         bank=_reversed_copy(BANK, tmp_path / "bank.csv"),
