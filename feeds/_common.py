@@ -15,11 +15,14 @@ from models.errors import FeedFormatError
 __all__ = [
     "FINGERPRINT_SEPARATOR",
     "MAX_MINOR",
+    "MAX_RAW",
+    "clip_raw",
     "fingerprint",
     "fingerprint_of_key",
     "minor_out_of_range",
     "next_fingerprint",
     "read_file",
+    "reject_row",
 ]
 
 #: joins the parts of a fingerprint key (ASCII unit separator: cannot be confused with text)
@@ -27,6 +30,9 @@ FINGERPRINT_SEPARATOR = "\x1f"
 
 #: the largest magnitude of minor units a reader accepts (keeps every amount well inside Int64)
 MAX_MINOR = 10**18
+
+#: how many characters of a line's source text a reject keeps
+MAX_RAW = 4000
 
 
 def read_file(source: str, what: str, *, limit: int | None = None) -> bytes:
@@ -72,6 +78,63 @@ def read_file(source: str, what: str, *, limit: int | None = None) -> bytes:
         raise FeedFormatError(
             source, f"cannot be read ({reason}); check that the file exists and is readable"
         ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Rejects and amounts
+# --------------------------------------------------------------------------------------------
+
+
+def reject_row(source: str, line: int, column: str, reason: str | None, raw: str) -> dict:
+    """One reject, as a dict with the columns of :data:`models.schema.REJECTS_SCHEMA`.
+
+    Parameters
+    ----------
+    source
+        The file (``source_file``).
+    line
+        The 1-based physical line where the bad record starts.
+    column
+        The field or element at fault ('' when the whole record is).
+    reason
+        What is wrong, in words a user can act on.
+    raw
+        The record's text as in the file.
+
+    Returns
+    -------
+    dict
+        ``{"source_file", "line", "column", "reason", "raw"}``.
+
+    Examples
+    --------
+    >>> reject_row("a.sta", 5, "amount", "amount 1,2,3 is not a number", ":61:...")["line"]
+    5
+    """
+    return {"source_file": source, "line": line, "column": column, "reason": reason, "raw": raw}
+
+
+def clip_raw(text: str) -> str:
+    """``text`` cut to :data:`MAX_RAW` characters, with " ..." where it was cut.
+
+    Parameters
+    ----------
+    text
+        A record's source text (an XML element, an OFX transaction, ...).
+
+    Returns
+    -------
+    str
+        ``text`` itself when short enough, else its first ``MAX_RAW`` characters + " ...".
+
+    Examples
+    --------
+    >>> clip_raw("<Ntry/>")
+    '<Ntry/>'
+    >>> len(clip_raw("x" * 5000)) == MAX_RAW + 4
+    True
+    """
+    return text if len(text) <= MAX_RAW else text[:MAX_RAW] + " ..."
 
 
 def minor_out_of_range(minor: int, text: str, label: str = "amount") -> str:

@@ -40,6 +40,7 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from feeds._common import reject_row
 from feeds.canonical_csv import as_schema, reject_frame, with_fingerprints
 from models.errors import FeedFormatError, ReconError
 from models.money import CURRENCY_EXPONENTS, parse_amount_expr
@@ -583,7 +584,7 @@ def _read_table(path: str, text: str, profile: BankCsvProfile) -> _Table:
     ignored = 0
     for record in _records(lines[header_index + 1 : end], header_index + 2, profile.delimiter, profile.quote):
         if record.fields is None:
-            rejects.append(_reject(path, record.line, "", record.reason, record.raw))
+            rejects.append(reject_row(path, record.line, "", record.reason, record.raw))
             continue
         fields = record.fields
         if not any(f.strip() for f in fields):
@@ -598,7 +599,7 @@ def _read_table(path: str, text: str, profile: BankCsvProfile) -> _Table:
         if len(fields) != width:
             more = " (a value containing the delimiter must be quoted)" if len(fields) > width else ""
             rejects.append(
-                _reject(path, record.line, "", f"row has {len(fields)} fields; the header has {width}{more}", record.raw)
+                reject_row(path, record.line, "", f"row has {len(fields)} fields; the header has {width}{more}", record.raw)
             )
             continue
         rows.append([record.line, record.raw, *fields])
@@ -610,10 +611,6 @@ def _read_table(path: str, text: str, profile: BankCsvProfile) -> _Table:
     if end < len(lines):
         table.notes.append(f"footer from line {end + 1} on not read (footer_pattern)")
     return table
-
-
-def _reject(path: str, line: int, column: str, reason: str | None, raw: str) -> dict:
-    return {"source_file": path, "line": line, "column": column, "reason": reason, "raw": raw}
 
 
 # --------------------------------------------------------------------------------------------

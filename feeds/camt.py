@@ -42,7 +42,7 @@ from xml.parsers import expat
 
 import polars as pl
 
-from feeds._common import minor_out_of_range, next_fingerprint, read_file
+from feeds._common import clip_raw, minor_out_of_range, next_fingerprint, read_file, reject_row
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
@@ -73,7 +73,6 @@ _BALANCE_TYPES = {
     "PRCD": "previously_closed",
 }
 _PLACEHOLDERS = {"", "NOTPROVIDED", "NONREF", "NOT PROVIDED"}
-_MAX_RAW = 4000
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,7 +380,7 @@ def _texts(fields: dict[str, str], sign: int) -> tuple[str, str, str]:
 
 def _source_text(lines: list[str], node: _Node) -> str:
     text = "\n".join(lines[max(node.line - 1, 0): max(node.end_line, node.line)])
-    return text if len(text) <= _MAX_RAW else text[:_MAX_RAW] + " ..."
+    return clip_raw(text)
 
 
 def read(path: str | PathLike[str]) -> FeedResult:
@@ -453,10 +452,12 @@ def read(path: str | PathLike[str]) -> FeedResult:
     for entry in root.descendants("Ntry"):
         if id(entry) not in read_entries:
             rejects.append(
-                {"source_file": source, "line": entry.line, "column": "Ntry",
-                 "reason": "entry is not directly inside a statement, report or notification "
-                 "(Stmt/Rpt/Ntfctn), so its account is unknown",
-                 "raw": _source_text(lines, entry)}
+                reject_row(
+                    source, entry.line, "Ntry",
+                    "entry is not directly inside a statement, report or notification "
+                    "(Stmt/Rpt/Ntfctn), so its account is unknown",
+                    _source_text(lines, entry),
+                )
             )
     rejects.sort(key=lambda r: r["line"])
     _assign_ids(rows)
@@ -553,7 +554,7 @@ def _read_entry(
     raw = _source_text(lines, entry)
 
     def reject(reason: str, column: str) -> None:
-        rejects.append({"source_file": source, "line": entry.line, "column": column, "reason": reason, "raw": raw})
+        rejects.append(reject_row(source, entry.line, column, reason, raw))
 
     minor, currency, problem = _amount(entry.child("Amt"), account_currency)
     if problem:

@@ -47,7 +47,7 @@ from os import PathLike
 
 import polars as pl
 
-from feeds._common import minor_out_of_range, next_fingerprint, read_file
+from feeds._common import minor_out_of_range, next_fingerprint, read_file, reject_row
 from models.errors import FeedFormatError, PrecisionError
 from models.money import CURRENCY_EXPONENTS, to_minor
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
@@ -538,7 +538,7 @@ def _read_statement(
             raw += f"\n:{info.name}:" + "\n".join(info.lines)
 
         def reject(reason: str, column: str, line_tag: _Tag = line_tag, raw: str = raw) -> None:
-            rejects.append({"source_file": source, "line": line_tag.line, "column": column, "reason": reason, "raw": raw})
+            rejects.append(reject_row(source, line_tag.line, column, reason, raw))
 
         first_line = line_tag.lines[0].strip()
         match = _STATEMENT_LINE.match(first_line)

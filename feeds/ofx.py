@@ -45,7 +45,14 @@ import polars as pl
 from ofxparse import OfxParser
 from ofxparse.ofxparse import InvestmentStatement, OfxParserException, Statement
 
-from feeds._common import minor_out_of_range, next_fingerprint, read_file
+from feeds._common import (
+    MAX_RAW,
+    clip_raw,
+    minor_out_of_range,
+    next_fingerprint,
+    read_file,
+    reject_row,
+)
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
@@ -61,7 +68,6 @@ _AMOUNT = re.compile(r"^[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)$")
 _DATE = re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})")
 _TRNRS = ("SONRS", "STMTTRNRS", "CCSTMTTRNRS", "INVSTMTTRNRS")
 _MAPPED_LEAVES = {"trnamt", "fitid", "name", "memo"}
-_MAX_RAW = 4000
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,9 +470,7 @@ def read(path: str | PathLike[str], *, encoding: str | None = None) -> FeedResul
                 line = (getattr(tag, "sourceline", None) or 0) - _HEADER_FOR_OFXPARSE.count("\n")
                 line = line if line > 0 else len(rows) + len(rejects) + 1
                 raw = str(tag)
-            raw = raw.strip()
-            if len(raw) > _MAX_RAW:
-                raw = raw[:_MAX_RAW] + " ..."
+            raw = clip_raw(raw.strip())
             _read_transaction(source, tag, line, raw, account_id, curdef, context, rows, rejects, notes)
 
     _reject_unread(source, text, line_starts, soup, seen, rejects)
@@ -496,10 +500,12 @@ def _reject_unread(
         in_tree[line] = in_tree.get(line, 0) + 1
         if id(tag) not in seen:
             rejects.append(
-                {"source_file": source, "line": max(line, 1), "column": "STMTTRN",
-                 "reason": "transaction is not inside a bank or credit-card statement (STMTRS/CCSTMTRS) "
-                 "or an investment INVBANKTRAN, so its account and currency are unknown",
-                 "raw": str(tag)[:_MAX_RAW]}
+                reject_row(
+                    source, max(line, 1), "STMTTRN",
+                    "transaction is not inside a bank or credit-card statement (STMTRS/CCSTMTRS) "
+                    "or an investment INVBANKTRAN, so its account and currency are unknown",
+                    str(tag)[:MAX_RAW],
+                )
             )
     for match in re.finditer(r"(?i)<STMTTRN\s*>", text):
         line = bisect.bisect_right(line_starts, match.start())
@@ -508,10 +514,12 @@ def _reject_unread(
             continue
         end = text.find("\n", match.end() + 200)
         rejects.append(
-            {"source_file": source, "line": line, "column": "STMTTRN",
-             "reason": "transaction could not be read: the OFX markup around it is broken "
-             "(unclosed or damaged tags)",
-             "raw": text[match.start(): end if end > 0 else len(text)][:_MAX_RAW]}
+            reject_row(
+                source, line, "STMTTRN",
+                "transaction could not be read: the OFX markup around it is broken "
+                "(unclosed or damaged tags)",
+                text[match.start(): end if end > 0 else len(text)][:MAX_RAW],
+            )
         )
     rejects.sort(key=lambda r: r["line"])
 
@@ -562,7 +570,7 @@ def _read_transaction(source, tag, line, raw, account_id, curdef, context, rows,
     problems = [p for p in (date_problem, amount_problem) if p]
     if problems:
         column = "DTPOSTED" if date_problem else ("TRNAMT" if "TRNAMT" in amount_problem else "CURDEF")
-        rejects.append({"source_file": source, "line": line, "column": column, "reason": "; ".join(problems), "raw": raw})
+        rejects.append(reject_row(source, line, column, "; ".join(problems), raw))
         return
     if discarded:
         notes.append(f"line {line}: ofxparse discarded this transaction ({discarded}); read it from the file")

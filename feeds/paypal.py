@@ -29,7 +29,7 @@ from typing import Any
 
 import polars as pl
 
-from feeds._common import next_fingerprint
+from feeds._common import next_fingerprint, reject_row
 from feeds.canonical_csv import read_raw_table
 from feeds.processor import (
     attributes_json,
@@ -260,7 +260,7 @@ def _read_paypal_csv(path: str) -> FeedResult:
             if line_id in seen_ids:
                 raise PrecisionError(f"Transaction ID {line_id} already appears on line {seen_ids[line_id]}")
         except PrecisionError as error:
-            rejects.append({"source_file": path, "line": line, "column": "", "reason": str(error), "raw": row["raw"]})
+            rejects.append(reject_row(path, line, "", str(error), row["raw"]))
             continue
         seen_ids[line_id] = line
         kind = get(row, "type").strip()
@@ -313,7 +313,7 @@ def _read_venmo(path: str) -> FeedResult:
                                          "amount_minor": _minor(text, "USD", key), "statement_id": None,
                                          "source_file": path})
                     except PrecisionError as error:
-                        rejects.append({"source_file": path, "line": line, "column": key, "reason": str(error), "raw": row["raw"]})
+                        rejects.append(reject_row(path, line, key, str(error), row["raw"]))
             continue
         try:
             total = _minor(get(row, "amount (total)"), "USD", "Amount (total)")
@@ -323,7 +323,7 @@ def _read_venmo(path: str) -> FeedResult:
             if line_id in seen:
                 raise PrecisionError(f"ID {line_id} already appears on line {seen[line_id]}")
         except PrecisionError as error:
-            rejects.append({"source_file": path, "line": line, "column": "", "reason": str(error), "raw": row["raw"]})
+            rejects.append(reject_row(path, line, "", str(error), row["raw"]))
             continue
         seen[line_id] = line
         kind = get(row, "type").strip()
@@ -359,7 +359,7 @@ def _read_detail_json(path: str) -> FeedResult:
             raise PrecisionError(f"gross - fee != net ({gross} - {fee} != {net} minor units)")
         when = _localized_date(str(data.get("date", "")))
     except PrecisionError as error:
-        rejects = rejects_frame([{"source_file": path, "line": line, "column": "", "reason": str(error), "raw": doc.raw(amount)}])
+        rejects = rejects_frame([reject_row(path, line, "", str(error), doc.raw(amount))])
         return payout_result(FORMAT, lines_frame([]), rejects)
     counterparty = (data.get("counterparty") or {}).get("name") or ""
     kind = str(data.get("transactionType") or "")

@@ -21,6 +21,7 @@ import re
 from os import PathLike
 from typing import Any
 
+from feeds._common import reject_row
 from feeds.processor import (
     JsonDocument,
     attributes_json,
@@ -203,7 +204,7 @@ def read(path: str | PathLike[str], side: str = "processor", **options) -> FeedR
             currency = check_currency(obj.get("currency"))
             row = _payout_line(obj, currency, notes) if kind == "payout" else _transaction_line(obj, currency)
         except PrecisionError as error:
-            rejects.append({"source_file": doc.path, "line": line, "column": "", "reason": str(error), "raw": doc.raw(obj)})
+            rejects.append(reject_row(doc.path, line, "", str(error), doc.raw(obj)))
             continue
         seen[line_id] = line
         if kind == "payout":  # payout and balance-transaction ids are separate sequences

@@ -26,6 +26,7 @@ from typing import Any
 
 import polars as pl
 
+from feeds._common import reject_row
 from feeds.canonical_csv import (
     amount_exprs,
     as_schema,
@@ -483,15 +484,7 @@ def read_api_json(path: str | PathLike[str]) -> tuple[pl.DataFrame, pl.DataFrame
                 obj, currency
             )
         except PrecisionError as error:
-            rejects.append(
-                {
-                    "source_file": doc.path,
-                    "line": line,
-                    "column": "",
-                    "reason": str(error),
-                    "raw": doc.raw(obj),
-                }
-            )
+            rejects.append(reject_row(doc.path, line, "", str(error), doc.raw(obj)))
             continue
         seen[line_id] = line
         lines.append(
