@@ -10,12 +10,16 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+import polars as pl
+
 from models.errors import FeedFormatError
+from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
 
 __all__ = [
     "FINGERPRINT_SEPARATOR",
     "MAX_MINOR",
     "MAX_RAW",
+    "bank_result",
     "clip_raw",
     "fingerprint",
     "fingerprint_of_key",
@@ -241,3 +245,52 @@ def next_fingerprint(parts: Sequence[str], occurrences: dict[str, int]) -> str:
     occurrence = occurrences.get(base, 0)
     occurrences[base] = occurrence + 1
     return fingerprint([*parts, str(occurrence)])
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+def bank_result(
+    format: str,
+    rows: list[dict],
+    rejects: list[dict],
+    balances: list[dict],
+    accounts: list[str],
+    notes: list[str],
+) -> FeedResult:
+    """The :class:`FeedResult` of a bank statement read row by row (OFX, MT940, camt).
+
+    Parameters
+    ----------
+    format
+        The reader's ``FORMAT``.
+    rows
+        One dict per line with (at least) the columns of ``BANK_SCHEMA``; other keys are
+        left out of the frame.
+    rejects
+        Dicts made by :func:`reject_row`.
+    balances
+        Dicts with the columns of ``BALANCE_SCHEMA``.
+    accounts
+        The statement accounts, in file order.
+    notes
+        What the user should know about the file.
+
+    Returns
+    -------
+    FeedResult
+        ``side="bank"``, frames in their schemas, ``rows_read = len(rows) + len(rejects)``.
+    """
+    frame = pl.DataFrame([{k: r[k] for k in BANK_SCHEMA} for r in rows], schema=BANK_SCHEMA)
+    return FeedResult(
+        format=format,
+        side="bank",
+        frame=frame,
+        rejects=pl.DataFrame(rejects, schema=REJECTS_SCHEMA),
+        balances=pl.DataFrame(balances, schema=BALANCE_SCHEMA),
+        accounts=accounts,
+        rows_read=len(rows) + len(rejects),
+        notes=notes,
+    )

@@ -40,12 +40,17 @@ from decimal import Decimal
 from os import PathLike
 from xml.parsers import expat
 
-import polars as pl
-
-from feeds._common import clip_raw, minor_out_of_range, next_fingerprint, read_file, reject_row
+from feeds._common import (
+    bank_result,
+    clip_raw,
+    minor_out_of_range,
+    next_fingerprint,
+    read_file,
+    reject_row,
+)
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
-from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
+from models.schema import FeedResult
 
 __all__ = ["FORMAT", "SIDES", "identify", "read"]
 
@@ -461,17 +466,7 @@ def read(path: str | PathLike[str]) -> FeedResult:
             )
     rejects.sort(key=lambda r: r["line"])
     _assign_ids(rows)
-    frame = pl.DataFrame([{k: r[k] for k in BANK_SCHEMA} for r in rows], schema=BANK_SCHEMA)
-    return FeedResult(
-        format=FORMAT,
-        side="bank",
-        frame=frame,
-        rejects=pl.DataFrame(rejects, schema=REJECTS_SCHEMA),
-        balances=pl.DataFrame(balances, schema=BALANCE_SCHEMA),
-        accounts=accounts,
-        rows_read=len(rows) + len(rejects),
-        notes=notes,
-    )
+    return bank_result(FORMAT, rows, rejects, balances, accounts, notes)
 
 
 def _walk(root: _Node) -> list[_Node]:

@@ -47,10 +47,10 @@ from os import PathLike
 
 import polars as pl
 
-from feeds._common import minor_out_of_range, next_fingerprint, read_file, reject_row
+from feeds._common import bank_result, minor_out_of_range, next_fingerprint, read_file, reject_row
 from models.errors import FeedFormatError, PrecisionError
 from models.money import CURRENCY_EXPONENTS, to_minor
-from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
+from models.schema import FeedResult
 
 __all__ = ["FORMAT", "SIDES", "identify", "read"]
 
@@ -455,17 +455,7 @@ def read(path: str | PathLike[str], *, encoding: str | None = None) -> FeedResul
     duplicates = pl.Series([r["id"] for r in rows], dtype=pl.Utf8).is_duplicated() if rows else None
     if duplicates is not None and duplicates.any():
         notes.append(f"{int(duplicates.sum())} lines share an id with another line of this file")
-    frame = pl.DataFrame([{k: r[k] for k in BANK_SCHEMA} for r in rows], schema=BANK_SCHEMA)
-    return FeedResult(
-        format=FORMAT,
-        side="bank",
-        frame=frame,
-        rejects=pl.DataFrame(rejects, schema=REJECTS_SCHEMA),
-        balances=pl.DataFrame(balances, schema=BALANCE_SCHEMA),
-        accounts=accounts,
-        rows_read=len(rows) + len(rejects),
-        notes=notes,
-    )
+    return bank_result(FORMAT, rows, rejects, balances, accounts, notes)
 
 
 def _read_statement(

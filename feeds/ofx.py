@@ -41,12 +41,12 @@ import warnings
 from decimal import Decimal, InvalidOperation
 from os import PathLike
 
-import polars as pl
 from ofxparse import OfxParser
 from ofxparse.ofxparse import InvestmentStatement, OfxParserException, Statement
 
 from feeds._common import (
     MAX_RAW,
+    bank_result,
     clip_raw,
     minor_out_of_range,
     next_fingerprint,
@@ -55,7 +55,7 @@ from feeds._common import (
 )
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
-from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
+from models.schema import FeedResult
 
 __all__ = ["FORMAT", "SIDES", "identify", "read"]
 
@@ -475,17 +475,7 @@ def read(path: str | PathLike[str], *, encoding: str | None = None) -> FeedResul
 
     _reject_unread(source, text, line_starts, soup, seen, rejects)
     _assign_ids(rows, notes)
-    frame = pl.DataFrame([{k: r[k] for k in BANK_SCHEMA} for r in rows], schema=BANK_SCHEMA)
-    return FeedResult(
-        format=FORMAT,
-        side="bank",
-        frame=frame,
-        rejects=pl.DataFrame(rejects, schema=REJECTS_SCHEMA),
-        balances=pl.DataFrame(balances, schema=BALANCE_SCHEMA),
-        accounts=accounts,
-        rows_read=len(rows) + len(rejects),
-        notes=notes,
-    )
+    return bank_result(FORMAT, rows, rejects, balances, accounts, notes)
 
 
 def _reject_unread(
