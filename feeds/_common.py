@@ -19,14 +19,17 @@ __all__ = [
     "FINGERPRINT_SEPARATOR",
     "MAX_MINOR",
     "MAX_RAW",
+    "SNIFF_BYTES",
     "bank_result",
     "clip_raw",
+    "decode_unicode",
     "fingerprint",
     "fingerprint_of_key",
     "minor_out_of_range",
     "next_fingerprint",
     "read_file",
     "reject_row",
+    "sniff_sample",
 ]
 
 #: joins the parts of a fingerprint key (ASCII unit separator: cannot be confused with text)
@@ -37,6 +40,12 @@ MAX_MINOR = 10**18
 
 #: how many characters of a line's source text a reject keeps
 MAX_RAW = 4000
+
+#: how many bytes of a file's start the content sniffers look at
+SNIFF_BYTES = 64 * 1024
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def read_file(source: str, what: str, *, limit: int | None = None) -> bytes:
@@ -82,6 +91,111 @@ def read_file(source: str, what: str, *, limit: int | None = None) -> bytes:
         raise FeedFormatError(
             source, f"cannot be read ({reason}); check that the file exists and is readable"
         ) from None
+
+
+def sniff_sample(head: bytes) -> bytes | None:
+    """The first :data:`SNIFF_BYTES` of ``head`` for a content sniffer, UTF-16 recoded as UTF-8.
+
+    Parameters
+    ----------
+    head
+        The first bytes of a file (anything bytes-like).
+
+    Returns
+    -------
+    bytes or None
+        The sample (a file starting with a UTF-16 byte-order mark is decoded, undecodable
+        bytes dropped, and encoded as UTF-8 so that ASCII patterns match); None when ``head``
+        is not bytes-like.
+
+    Examples
+    --------
+    >>> sniff_sample("<OFX>".encode("utf-16"))
+    b'<OFX>'
+    >>> sniff_sample(None) is None
+    True
+    """
+    try:
+        sample = bytes(head[:SNIFF_BYTES])
+    except (TypeError, ValueError):
+        return None
+    if sample.startswith(_UTF16_BOMS):
+        sample = sample.decode("utf-16", errors="ignore").encode("utf-8")
+    return sample
+
+
+def decode_unicode(
+    source: str,
+    data: bytes,
+    encoding: str | None,
+    *,
+    example: str,
+    reexport: str,
+    advice: str = "",
+) -> tuple[str | None, str, bytes]:
+    """Decode ``data`` as the encoding asked for, else as UTF-16 (with a BOM) or UTF-8.
+
+    Parameters
+    ----------
+    source
+        The file, for error messages.
+    data
+        The file's bytes.
+    encoding
+        The encoding the user named (None: find it out).
+    example
+        A codec name suggested when ``encoding`` is unknown ("cp1252").
+    reexport
+        What to re-export when a UTF-16 byte-order mark is followed by invalid UTF-16
+        ("re-export it").
+    advice
+        Added to the message when the bytes are not valid in the named ``encoding``.
+
+    Returns
+    -------
+    (text, encoding used, data)
+        ``text`` is None when no encoding was named and the file is neither UTF-16 with a BOM
+        nor UTF-8: the caller then guesses a legacy code page from ``data`` (returned without
+        any UTF-8 byte-order mark).
+
+    Raises
+    ------
+    FeedFormatError
+        ``encoding`` is not a known codec, or the bytes are not valid in it; or a UTF-16
+        byte-order mark starts bytes that are not UTF-16.
+
+    Examples
+    --------
+    >>> decode_unicode("a.ofx", b"\\xef\\xbb\\xbfCaf\\xc3\\xa9", None, example="cp1252", reexport="re-export it")
+    ('Café', 'utf-8', b'Caf\\xc3\\xa9')
+    """
+    if encoding:
+        try:
+            return data.decode(encoding), encoding, data
+        except LookupError:
+            raise FeedFormatError(
+                source, f"unknown encoding {encoding!r}; give a Python codec name such as {example}"
+            ) from None
+        except UnicodeDecodeError as error:
+            line = data.count(b"\n", 0, error.start) + 1
+            raise FeedFormatError(
+                source,
+                f"cannot be decoded as {encoding} (byte 0x{data[error.start]:02x} at line {line}){advice}",
+                line=line,
+            ) from None
+    if data.startswith(_UTF8_BOM):
+        data = data[3:]
+    elif data.startswith(_UTF16_BOMS):
+        try:
+            return data.decode("utf-16"), "utf-16", data
+        except UnicodeDecodeError:
+            raise FeedFormatError(
+                source, f"starts with a UTF-16 byte-order mark but is not valid UTF-16; {reexport}"
+            ) from None
+    try:
+        return data.decode("utf-8"), "utf-8", data
+    except UnicodeDecodeError:
+        return None, "", data
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,12 +41,14 @@ from os import PathLike
 from xml.parsers import expat
 
 from feeds._common import (
+    SNIFF_BYTES,
     bank_result,
     clip_raw,
     minor_out_of_range,
     next_fingerprint,
     read_file,
     reject_row,
+    sniff_sample,
 )
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
@@ -57,7 +59,6 @@ __all__ = ["FORMAT", "SIDES", "identify", "read"]
 FORMAT = "camt"
 SIDES = ("bank",)
 
-_SNIFF_BYTES = 64 * 1024
 _MESSAGES = {
     "BkToCstmrStmt": ("053", "Stmt"),
     "BkToCstmrAcctRpt": ("052", "Rpt"),
@@ -107,15 +108,9 @@ def identify(head: bytes, path: str) -> bool:
     >>> identify(b"<OFX>", "x.xml")
     False
     """
-    try:
-        sample = bytes(head[:_SNIFF_BYTES])
-    except (TypeError, ValueError):
+    sample = sniff_sample(head)
+    if sample is None:
         return False
-    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            sample = sample.decode("utf-16", errors="ignore").encode("utf-8")
-        except (UnicodeError, LookupError):
-            return False
     if re.search(rb"camt\.05[234]\.", sample):
         return True
     return bool(re.search(rb"<(?:\w+:)?(?:BkToCstmrStmt|BkToCstmrAcctRpt|BkToCstmrDbtCdtNtfctn)\b", sample))
@@ -437,7 +432,7 @@ def read(path: str | PathLike[str]) -> FeedResult:
             f"is XML but not a camt.052/053/054 bank-to-customer message{found}; give the bank "
             "statement (camt.053), intraday report (camt.052) or notification (camt.054)",
         )
-    found = re.search(rb"camt\.05[234]\.\d{3}\.\d{2}", data[:_SNIFF_BYTES])
+    found = re.search(rb"camt\.05[234]\.\d{3}\.\d{2}", data[:SNIFF_BYTES])
     version = found.group(0).decode("ascii") if found else ""
 
     rows: list[dict] = []

@@ -47,7 +47,15 @@ from os import PathLike
 
 import polars as pl
 
-from feeds._common import bank_result, minor_out_of_range, next_fingerprint, read_file, reject_row
+from feeds._common import (
+    SNIFF_BYTES,
+    bank_result,
+    decode_unicode,
+    minor_out_of_range,
+    next_fingerprint,
+    read_file,
+    reject_row,
+)
 from models.errors import FeedFormatError, PrecisionError
 from models.money import CURRENCY_EXPONENTS, to_minor
 from models.schema import FeedResult
@@ -57,7 +65,6 @@ __all__ = ["FORMAT", "SIDES", "identify", "read"]
 FORMAT = "mt940"
 SIDES = ("bank",)
 
-_SNIFF_BYTES = 64 * 1024
 _TAG = re.compile(r"^:(\d{2}[A-Z]?|NS):")
 _TERMINATOR = re.compile(r"^-(?:\}.*|X*)\s*$")
 _CONTROL = "\x00\x01\x02\x03\x04\x1a"
@@ -116,7 +123,7 @@ def identify(head: bytes, path: str) -> bool:
     False
     """
     try:
-        sample = bytes(head[:_SNIFF_BYTES]).replace(b"\r", b"\n")
+        sample = bytes(head[:SNIFF_BYTES]).replace(b"\r", b"\n")
     except (TypeError, ValueError):
         return False
     if not re.search(rb"(?m)^[\x01\x02\s]*(?:\{4:)?:20:", sample):
@@ -158,30 +165,16 @@ def _legacy_score(text: str) -> int:
 
 def _decode(source: str, data: bytes, encoding: str | None) -> tuple[str, str, bool]:
     """(text, encoding used, whether the encoding was guessed among legacy code pages)."""
-    if encoding:
-        try:
-            return data.decode(encoding), encoding, False
-        except LookupError:
-            raise _fail(source, f"unknown encoding {encoding!r}; give a Python codec name such as cp852") from None
-        except UnicodeDecodeError as error:
-            line = data.count(b"\n", 0, error.start) + 1
-            raise _fail(
-                source,
-                f"cannot be decoded as {encoding} (byte 0x{data[error.start]:02x} at line {line}); "
-                "give the encoding the bank used, or leave it out to let recon guess",
-                line=line,
-            ) from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16"), "utf-16", False
-        except UnicodeDecodeError:
-            raise _fail(source, "starts with a UTF-16 byte-order mark but is not valid UTF-16; re-export the statement") from None
-    try:
-        return data.decode("utf-8"), "utf-8", False
-    except UnicodeDecodeError:
-        pass
+    text, used, data = decode_unicode(
+        source,
+        data,
+        encoding,
+        example="cp852",
+        reexport="re-export the statement",
+        advice="; give the encoding the bank used, or leave it out to let recon guess",
+    )
+    if text is not None:
+        return text, used, False
     best: tuple[int, int, str, str] | None = None
     for rank, candidate in enumerate(_LEGACY_ENCODINGS):
         try:

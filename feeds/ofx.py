@@ -32,7 +32,6 @@ across files and reports duplicates) and is named in ``notes``. ``LEDGERBAL`` be
 from __future__ import annotations
 
 import bisect
-import codecs
 import datetime as dt
 import io
 import json
@@ -48,10 +47,12 @@ from feeds._common import (
     MAX_RAW,
     bank_result,
     clip_raw,
+    decode_unicode,
     minor_out_of_range,
     next_fingerprint,
     read_file,
     reject_row,
+    sniff_sample,
 )
 from models.errors import FeedFormatError, PrecisionError
 from models.money import to_minor
@@ -62,7 +63,6 @@ __all__ = ["FORMAT", "SIDES", "identify", "read"]
 FORMAT = "ofx"
 SIDES = ("bank",)
 
-_SNIFF_BYTES = 64 * 1024
 _HEADER_FOR_OFXPARSE = "OFXHEADER:100\nDATA:OFXSGML\nENCODING:UTF-8\nCHARSET:NONE\n\n"
 _AMOUNT = re.compile(r"^[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)$")
 _DATE = re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})")
@@ -98,12 +98,9 @@ def identify(head: bytes, path: str) -> bool:
     >>> identify(b":20:REF", "bank.qfx")
     False
     """
-    try:
-        sample = bytes(head[:_SNIFF_BYTES])
-    except (TypeError, ValueError):
+    sample = sniff_sample(head)
+    if sample is None:
         return False
-    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
-        sample = sample.decode("utf-16", errors="ignore").encode("utf-8")
     return bool(re.search(rb"(?i)OFXHEADER\s*[:=]|<\?OFX\b|<OFX>", sample))
 
 
@@ -140,27 +137,9 @@ def _declared_encoding(data: bytes) -> str | None:
 def _decode(source: str, data: bytes, encoding: str | None) -> tuple[str, list[str]]:
     """(text, notes): UTF-8 when valid, else the declared single-byte charset, else cp1252."""
     notes: list[str] = []
-    if encoding:
-        try:
-            return data.decode(encoding), notes
-        except LookupError:
-            raise FeedFormatError(source, f"unknown encoding {encoding!r}; give a Python codec name such as cp1252") from None
-        except UnicodeDecodeError as error:
-            line = data.count(b"\n", 0, error.start) + 1
-            raise FeedFormatError(
-                source, f"cannot be decoded as {encoding} (byte 0x{data[error.start]:02x} at line {line})", line=line
-            ) from None
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[3:]
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16"), notes
-        except UnicodeDecodeError:
-            raise FeedFormatError(source, "starts with a UTF-16 byte-order mark but is not valid UTF-16; re-export it") from None
-    try:
-        return data.decode("utf-8"), notes
-    except UnicodeDecodeError:
-        pass
+    text, _, data = decode_unicode(source, data, encoding, example="cp1252", reexport="re-export it")
+    if text is not None:
+        return text, notes
     declared = _declared_encoding(data)
     for candidate in (declared, "cp1252", "latin-1"):
         if not candidate:

@@ -262,6 +262,10 @@ def detect(path: str | PathLike[str], side: str = "bank") -> ModuleType:
         if recognised:
             matches.append((name, module))
     if not matches:
+        canonical = _try_module("canonical_csv")
+        if canonical is not None and side in canonical.SIDES and _near_canonical(head):
+            # a canonical CSV with a column missing: its reader names the missing column
+            return canonical
         raise FeedFormatError(source, _not_recognised(source, side, tried, head))
     if len(matches) > 1:
         suffix = Path(source).suffix.lower()
@@ -269,6 +273,21 @@ def detect(path: str | PathLike[str], side: str = "bank") -> ModuleType:
             if suffix in _EXTENSIONS.get(name, ()):
                 return module
     return matches[0][1]
+
+
+_CANONICAL_NAMES = {"id", "date", "amount", "currency", "description", "counterparty", "reference",
+                    "account", "type", "due_date"}
+
+
+def _near_canonical(head: bytes) -> bool:
+    """A comma CSV whose header names at least three canonical columns (``id,date,value,
+    currency``): meant as canonical CSV, so the canonical reader's message fits best."""
+    text = head.removeprefix(b"\xef\xbb\xbf")[:8192].decode("utf-8", errors="replace")
+    for line in text.splitlines():
+        if line.strip():
+            names = {name.strip().strip('"').strip().lower() for name in line.split(",")}
+            return len(names & _CANONICAL_NAMES) >= 3
+    return False
 
 
 def _not_recognised(source: str, side: str, tried: list[str], head: bytes) -> str:
