@@ -331,14 +331,6 @@ def test_invalid_rules_file_lists_every_problem_on_one_line(runs):
 # --------------------------------------------------------------------------------------------
 
 
-def _missing_column_xfail(side: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(
-        strict=True,
-        reason=f"format detection (feeds/registry.py detect -> _not_recognised) says 'could not "
-        f"recognise the format of this {side} file' instead of naming the missing 'amount' column",
-    )
-
-
 @pytest.mark.parametrize(
     ("case", "words"),
     [
@@ -348,9 +340,9 @@ def _missing_column_xfail(side: str) -> pytest.MarkDecorator:
         pytest.param("ledger-missing-id", ["ledger_no_id.csv", "missing required column 'id'"],
                      id="ledger-missing-id"),
         pytest.param("ledger-missing-amount", ["ledger_no_amount.csv", "'amount'"],
-                     marks=_missing_column_xfail("ledger"), id="ledger-missing-amount"),
+                     id="ledger-missing-amount"),
         pytest.param("bank-missing-amount", ["bank_no_amount.csv", "'amount'"],
-                     marks=_missing_column_xfail("bank"), id="bank-missing-amount"),
+                     id="bank-missing-amount"),
         pytest.param("fx-missing-rate", ["fx_no_rate.csv", "missing required column 'rate'"],
                      id="fx-missing-rate"),
         pytest.param("processor-missing-net", ["stripe_no_net.csv", "net"], id="processor-missing-net"),
