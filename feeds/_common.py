@@ -20,6 +20,7 @@ __all__ = [
     "MAX_MINOR",
     "MAX_RAW",
     "SNIFF_BYTES",
+    "as_schema",
     "bank_result",
     "clip_raw",
     "decode_unicode",
@@ -364,6 +365,31 @@ def next_fingerprint(parts: Sequence[str], occurrences: dict[str, int]) -> str:
 # --------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------
+
+
+def as_schema(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """``frame`` reduced to exactly ``schema``'s columns, in order, cast to its dtypes.
+
+    Re-exported as :func:`feeds.canonical_csv.as_schema`.
+
+    Parameters
+    ----------
+    frame
+        A frame holding at least the columns of ``schema`` (others are dropped).
+    schema
+        Column name -> dtype, in the wanted order (e.g. ``BANK_SCHEMA``).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``frame.select(pl.col(name).cast(dtype) for each column of schema)``.
+
+    Examples
+    --------
+    >>> as_schema(pl.DataFrame({"b": ["x"], "a": [1]}), {"a": pl.Int64}).columns
+    ['a']
+    """
+    return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
 
 
 def bank_result(

@@ -42,7 +42,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from feeds._common import FINGERPRINT_SEPARATOR, fingerprint_of_key, read_file
+from feeds._common import FINGERPRINT_SEPARATOR, as_schema, fingerprint_of_key, read_file
 from models.errors import FeedFormatError
 from models.money import CURRENCY_EXPONENTS, parse_amount_expr
 from models.schema import (
@@ -523,11 +523,6 @@ def reject_frame(frame: pl.DataFrame, source: str, checks: list[tuple[str, str]]
         ),
         REJECTS_SCHEMA,
     )
-
-
-def as_schema(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """``frame`` reduced to exactly ``schema``'s columns, in order, cast to its dtypes."""
-    return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
 
 
 # --------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from types import ModuleType
 
 import polars as pl
 
-from feeds._common import read_file
+from feeds._common import as_schema, read_file
 from models.errors import FeedFormatError
 from models.schema import (
     BANK_SCHEMA,
@@ -403,9 +403,9 @@ def load(
     counts: list[tuple[str, int, int, int]] = []
     for number, path in enumerate(paths):
         result = read_any(path, side, format)
-        frame = result.frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+        frame = as_schema(result.frame, schema)
         frames.append(frame.with_columns(_file=pl.lit(number, dtype=pl.Int64)))
-        rejects.append(result.rejects.select([pl.col(c).cast(t) for c, t in REJECTS_SCHEMA.items()]))
+        rejects.append(as_schema(result.rejects, REJECTS_SCHEMA))
         counts.append((str(path), result.rows_read, frame.height, result.rejects.height))
 
     combined = (
@@ -458,9 +458,9 @@ def load(
         for number, (source, rows_read, loaded, rejected) in enumerate(counts)
     ]
     return LoadResult(
-        frame=combined.filter(first).select([pl.col(c).cast(t) for c, t in schema.items()]),
+        frame=as_schema(combined.filter(first), schema),
         rejects=pl.concat(rejects) if rejects else empty_frame(REJECTS_SCHEMA),
-        duplicates=duplicates.select([pl.col(c).cast(t) for c, t in DUPLICATES_SCHEMA.items()]),
+        duplicates=as_schema(duplicates, DUPLICATES_SCHEMA),
         stats=stats,
     )
 
