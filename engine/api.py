@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,8 +134,18 @@ class MatchResult:
     def write(self, out_dir: str | Path, workspace: str | Path | None = None) -> dict[str, Path]:
         """Write the CSV outputs to ``out_dir`` and record the run in the DuckDB workspace
         (default ``out_dir/recon.duckdb``)."""
-        written = write_outputs(out_dir, self.output_frames())
         ws_path = Path(workspace) if workspace else Path(out_dir) / "recon.duckdb"
+        # the CSV files and the workspace are independent: write them side by side (polars and
+        # DuckDB both release the GIL while they work)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            csv_files = pool.submit(write_outputs, out_dir, self.output_frames())
+            new = self._record(ws_path, out_dir)
+            written = csv_files.result()
+        written["workspace"] = ws_path
+        self.workspace_new_lines = new
+        return written
+
+    def _record(self, ws_path: Path, out_dir: str | Path) -> dict[str, int]:
         with Workspace(ws_path) as ws:
             new = ws.record_run(
                 run_id=self.run_id,
@@ -154,9 +165,7 @@ class MatchResult:
                 counts=self.counts(),
                 out_dir=str(out_dir),
             )
-        written["workspace"] = ws_path
-        self.workspace_new_lines = new
-        return written
+        return new
 
 
 def _run_id(started: datetime, bank: LoadResult, ledger: LoadResult) -> str:
