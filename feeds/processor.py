@@ -45,7 +45,8 @@ __all__ = [
     "rejects_frame",
 ]
 
-#: columns a Stripe report must have (kept here for callers of the old module)
+#: columns a Stripe report must have (header names, case-insensitive); :mod:`feeds.stripe`
+#: re-exports it (it imports this module, so the tuple lives here)
 STRIPE_REQUIRED: tuple[str, ...] = (
     "balance_transaction_id",
     "currency",

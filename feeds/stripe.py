@@ -37,6 +37,7 @@ from feeds.canonical_csv import (
     resolve_columns,
 )
 from feeds.processor import (
+    STRIPE_REQUIRED,
     JsonDocument,
     attributes_json,
     check_currency,
@@ -59,15 +60,8 @@ __all__ = ["FORMAT", "SIDES", "STRIPE_REQUIRED", "identify", "read", "stripe_min
 FORMAT = "stripe"
 SIDES: tuple[str, ...] = ("processor",)
 
-#: columns a Stripe report must have (header names, case-insensitive)
-STRIPE_REQUIRED: tuple[str, ...] = (
-    "balance_transaction_id",
-    "currency",
-    "gross",
-    "fee",
-    "net",
-    "reporting_category",
-)
+# STRIPE_REQUIRED (the columns a Stripe report must have, header names case-insensitive) is
+# defined once in feeds.processor, which cannot import this module at load time
 _STRIPE_KNOWN: tuple[str, ...] = STRIPE_REQUIRED + (
     "automatic_payout_id",
     "available_on_utc",
