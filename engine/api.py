@@ -209,8 +209,11 @@ def match(
         raise InputError("no bank file given (use --bank FILE)")
     if not isinstance(ledger, LoadResult) and not _paths(ledger):
         raise InputError("no ledger file given (use --ledger FILE)")
-    bank_res = bank if isinstance(bank, LoadResult) else load_bank(bank, bank_format)
-    ledger_res = ledger if isinstance(ledger, LoadResult) else load_ledger(ledger, ledger_format)
+    # the two sides are independent: read them side by side (the readers are polars-bound)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ledger_job = None if isinstance(ledger, LoadResult) else pool.submit(load_ledger, ledger, ledger_format)
+        bank_res = bank if isinstance(bank, LoadResult) else load_bank(bank, bank_format)
+        ledger_res = ledger if ledger_job is None else ledger_job.result()
     rejects = [bank_res.rejects, ledger_res.rejects]
     stats = [*bank_res.stats, *ledger_res.stats]
     extra: dict = {}
