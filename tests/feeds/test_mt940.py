@@ -14,65 +14,33 @@ from hypothesis import strategies as st
 
 from feeds import camt, mt940, ofx
 from models.errors import FeedFormatError
-from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA
+from tests.feeds import helpers
 
 DATA = Path(__file__).parent / "data" / "mt940"
 SAMPLE = DATA / "sepa_cp1252_crlf.sta"
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "mt940"
-REAL_FILES = sorted(p.name for p in REAL.glob("*")) if REAL.is_dir() else []
+REAL = helpers.REALDATA / "mt940"
+REAL_FILES = helpers.real_files(REAL)
 _CONTROL = "\x00\x01\x02\x03\x04\x1a"
 
 
 def real(name: str) -> str:
-    if not REAL.is_dir():
-        pytest.skip(f"shared real-data folder not found at {REAL} (it sits beside the checkout in CI)")
-    return str(REAL / name)
+    return helpers.real_path(REAL, name)
 
 
 def check_result_shape(result) -> None:
-    assert result.frame.schema == pl.Schema(BANK_SCHEMA)
-    assert result.rejects.schema == pl.Schema(REJECTS_SCHEMA)
-    assert result.balances.schema == pl.Schema(BALANCE_SCHEMA)
-    assert result.rows_read == result.frame.height + result.rejects.height
-    assert result.format == "mt940" and result.side == "bank"
+    helpers.check_result_shape(result, "mt940")
 
 
 def check_expected(result, expected: dict) -> None:
-    check_result_shape(result)
-    assert result.rows_read == expected["rows_read"]
-    assert result.accounts == expected["accounts"]
-    rows = result.frame.to_dicts()
-    assert len(rows) == len(expected["rows"])
-    for got, want in zip(rows, expected["rows"], strict=True):
-        for key, value in want.items():
-            if key == "id" and value == "fp-":
-                assert re.fullmatch(r"fp-[0-9a-f]{16}", got["id"]), got
-            elif key == "date":
-                assert got["date"] == dt.date.fromisoformat(value), (got, want)
-            else:
-                assert got[key] == value, (key, got, want)
-    rejects = result.rejects.to_dicts()
-    assert [r["line"] for r in rejects] == [r["line"] for r in expected["rejects"]]
-    for got, want in zip(rejects, expected["rejects"], strict=True):
-        assert want["reason_contains"] in got["reason"], got
-        assert got["raw"]
-    for note in expected.get("notes_contain", []):
-        assert any(note in n for n in result.notes), result.notes
-    balances = result.balances.to_dicts()
-    assert len(balances) == len(expected["balances"])
-    for got, want in zip(balances, expected["balances"], strict=True):
-        for key, value in want.items():
-            got_value = got[key].isoformat() if key == "date" else got[key]
-            assert got_value == value, (key, got, want)
+    helpers.check_expected(result, expected, "mt940", bool)
 
 
 # --- the reviewed sample ------------------------------------------------------------------------
 
 
 def test_sample_matches_reviewed_expected_output():
-    expected = json.loads(SAMPLE.with_suffix(".expected.json").read_text(encoding="utf-8"))
     result = mt940.read(str(SAMPLE))
-    check_expected(result, expected)
+    check_expected(result, helpers.load_expected(SAMPLE))
     assert all(r["source_file"] == str(SAMPLE) for r in result.frame.to_dicts())
     assert any("cp1252" in note for note in result.notes)
 
@@ -190,18 +158,11 @@ def test_entry_date_across_year_end(tmp_path):
     ],
 )
 def test_whole_file_problems_raise_feed_format_error(tmp_path, content, message):
-    path = tmp_path / "bad.sta"
-    path.write_bytes(content)
-    with pytest.raises(FeedFormatError) as error:
-        mt940.read(str(path))
-    assert message in str(error.value)
+    helpers.check_whole_file_problem(mt940.read, tmp_path / "bad.sta", content, message)
 
 
 def test_missing_file_and_directory(tmp_path):
-    with pytest.raises(FeedFormatError, match="not found"):
-        mt940.read(str(tmp_path / "nope.sta"))
-    with pytest.raises(FeedFormatError, match="directory"):
-        mt940.read(str(tmp_path))
+    helpers.check_missing_file_and_directory(mt940.read, tmp_path, "nope.sta")
 
 
 def test_identify_by_content():
@@ -316,9 +277,7 @@ REAL_FACTS: dict[str, dict] = {
 
 
 def test_every_real_file_has_recorded_facts():
-    if not REAL.is_dir():
-        pytest.skip(f"shared real-data folder not found at {REAL}")
-    assert set(REAL_FILES) == set(REAL_FACTS), "a new real MT940 file needs its facts here"
+    helpers.check_facts_cover_files(REAL, REAL_FACTS, "MT940")
 
 
 @pytest.mark.parametrize("name", sorted(REAL_FACTS))

@@ -8,62 +8,30 @@ import json
 import re
 from pathlib import Path
 
-import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feeds import camt, mt940, ofx
 from models.errors import FeedFormatError
-from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA
+from tests.feeds import helpers
 
 DATA = Path(__file__).parent / "data" / "ofx"
 SAMPLES = [DATA / "checking_sgml_cp1252.ofx", DATA / "two_accounts_v2_utf8.ofx"]
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "ofx"
-REAL_FILES = sorted(p.name for p in REAL.glob("*")) if REAL.is_dir() else []
+REAL = helpers.REALDATA / "ofx"
+REAL_FILES = helpers.real_files(REAL)
 
 
 def real(name: str) -> str:
-    if not REAL.is_dir():
-        pytest.skip(f"shared real-data folder not found at {REAL} (it sits beside the checkout in CI)")
-    return str(REAL / name)
+    return helpers.real_path(REAL, name)
 
 
 def check_result_shape(result) -> None:
-    assert result.frame.schema == pl.Schema(BANK_SCHEMA)
-    assert result.rejects.schema == pl.Schema(REJECTS_SCHEMA)
-    assert result.balances.schema == pl.Schema(BALANCE_SCHEMA)
-    assert result.rows_read == result.frame.height + result.rejects.height
-    assert result.format == "ofx" and result.side == "bank"
+    helpers.check_result_shape(result, "ofx")
 
 
 def check_expected(result, expected: dict) -> None:
-    check_result_shape(result)
-    assert result.rows_read == expected["rows_read"]
-    assert result.accounts == expected["accounts"]
-    rows = result.frame.to_dicts()
-    assert len(rows) == len(expected["rows"])
-    for got, want in zip(rows, expected["rows"], strict=True):
-        for key, value in want.items():
-            if key == "id" and value == "fp-":
-                assert re.fullmatch(r"fp-[0-9a-f]{16}", got["id"]), got
-            elif key == "date":
-                assert got["date"] == dt.date.fromisoformat(value), (got, want)
-            else:
-                assert got[key] == value, (key, got, want)
-    rejects = result.rejects.to_dicts()
-    assert [r["line"] for r in rejects] == [r["line"] for r in expected["rejects"]]
-    for got, want in zip(rejects, expected["rejects"], strict=True):
-        assert want["reason_contains"] in got["reason"], got
-        assert got["raw"].startswith("<STMTTRN>")
-    for note in expected.get("notes_contain", []):
-        assert any(note in n for n in result.notes), result.notes
-    balances = result.balances.to_dicts()
-    assert len(balances) == len(expected["balances"])
-    for got, want in zip(balances, expected["balances"], strict=True):
-        for key, value in want.items():
-            got_value = got[key].isoformat() if key == "date" else got[key]
-            assert got_value == value, (key, got, want)
+    helpers.check_expected(result, expected, "ofx", lambda raw: raw.startswith("<STMTTRN>"))
 
 
 # --- the reviewed samples ---------------------------------------------------------------------
@@ -71,8 +39,7 @@ def check_expected(result, expected: dict) -> None:
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
 def test_sample_matches_reviewed_expected_output(sample):
-    expected = json.loads(sample.with_suffix(".expected.json").read_text(encoding="utf-8"))
-    check_expected(ofx.read(str(sample)), expected)
+    check_expected(ofx.read(str(sample)), helpers.load_expected(sample))
 
 
 def test_names_survive_byte_exact():
@@ -150,18 +117,11 @@ def test_broken_markup_around_a_transaction_is_reported(tmp_path):
     ],
 )
 def test_whole_file_problems_raise_feed_format_error(tmp_path, content, message):
-    path = tmp_path / "bad.ofx"
-    path.write_bytes(content)
-    with pytest.raises(FeedFormatError) as error:
-        ofx.read(str(path))
-    assert message in str(error.value)
+    helpers.check_whole_file_problem(ofx.read, tmp_path / "bad.ofx", content, message)
 
 
 def test_missing_file_and_directory(tmp_path):
-    with pytest.raises(FeedFormatError, match="not found"):
-        ofx.read(str(tmp_path / "nope.ofx"))
-    with pytest.raises(FeedFormatError, match="directory"):
-        ofx.read(str(tmp_path))
+    helpers.check_missing_file_and_directory(ofx.read, tmp_path, "nope.ofx")
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
@@ -261,9 +221,7 @@ REAL_FACTS: dict[str, dict] = {
 
 
 def test_every_real_file_has_recorded_facts():
-    if not REAL.is_dir():
-        pytest.skip(f"shared real-data folder not found at {REAL}")
-    assert set(REAL_FILES) == set(REAL_FACTS), "a new real OFX file needs its facts here"
+    helpers.check_facts_cover_files(REAL, REAL_FACTS, "OFX")
 
 
 @pytest.mark.parametrize("name", sorted(REAL_FACTS))
