@@ -1,4 +1,4 @@
-"""Helpers shared by the feed tests: the real sample files and result checks.
+"""Helpers shared by the feed tests: the real sample files, result checks, fuzzing.
 
 The real files sit in ``../shared/realdata`` beside the checkout (in CI as on a developer's
 machine); tests that need them skip when the folder is absent. ``tests/feeds/conftest.py``
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import strategies as st
 
 from models.errors import FeedFormatError
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA
@@ -214,3 +215,74 @@ def check_whole_file_problem(read: Callable, path: Path, content: bytes, message
         read(str(path))
     assert message in str(error.value)
 
+
+# --- fuzzing --------------------------------------------------------------------------------
+
+#: edit plans for :func:`mutate`: (operation, where as a fraction of the length, payload)
+MUTATIONS = st.lists(
+    st.tuples(st.sampled_from(["flip", "delete", "insert", "duplicate"]), st.floats(0, 1), st.binary(min_size=1, max_size=8)),
+    min_size=1, max_size=6,
+)
+
+
+def mutate(data: bytes, plan, *, copy: int = 80) -> bytes:
+    """``data`` with the edits of ``plan`` (drawn from :data:`MUTATIONS`) applied in order.
+
+    Parameters
+    ----------
+    data
+        A real or sample file.
+    plan
+        (operation, position fraction, payload) tuples: flip a byte, delete a run, insert the
+        payload, or duplicate the ``copy`` bytes that follow the position.
+    copy
+        How many bytes a "duplicate" edit repeats.
+
+    Returns
+    -------
+    bytes
+        The mutated file.
+    """
+    buffer = bytearray(data)
+    for op, where, payload in plan:
+        if not buffer:
+            break
+        pos = int(where * (len(buffer) - 1))
+        if op == "flip":
+            buffer[pos] ^= payload[0] or 1
+        elif op == "delete":
+            del buffer[pos: pos + len(payload) * 3]
+        elif op == "insert":
+            buffer[pos:pos] = payload
+        else:
+            buffer[pos:pos] = buffer[pos: pos + copy]
+    return bytes(buffer)
+
+
+def read_fuzzed(read: Callable, path: Path, data: bytes, format: str):
+    """Write ``data`` to ``path`` and read it: a result of the right shape, or None.
+
+    Parameters
+    ----------
+    read
+        The reader.
+    path
+        Where to write the file.
+    data
+        The fuzzed bytes.
+    format
+        The reader's ``FORMAT``.
+
+    Returns
+    -------
+    FeedResult or None
+        None when the reader refused the whole file with a :class:`FeedFormatError` (any
+        other exception fails the test).
+    """
+    path.write_bytes(data)
+    try:
+        result = read(str(path))
+    except FeedFormatError:
+        return None
+    check_result_shape(result, format)
+    return result

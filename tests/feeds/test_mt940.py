@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feeds import camt, mt940, ofx
-from models.errors import FeedFormatError
 from tests.feeds import helpers
 
 DATA = Path(__file__).parent / "data" / "mt940"
@@ -349,42 +348,15 @@ def count_statement_lines(data: bytes) -> int:
 
 
 def read_bytes(folder: Path, data: bytes):
-    path = folder / "fuzz.sta"
-    path.write_bytes(data)
-    try:
-        result = mt940.read(str(path))
-    except FeedFormatError:
+    result = helpers.read_fuzzed(mt940.read, folder / "fuzz.sta", data, "mt940")
+    if result is None:
         return None
-    check_result_shape(result)
     if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         assert result.rows_read == count_statement_lines(data)
     return result
 
 
 FUZZ_SOURCES = [SAMPLE.read_bytes()] + [(REAL / n).read_bytes() for n in REAL_FILES[:6]]
-
-mutations = st.lists(
-    st.tuples(st.sampled_from(["flip", "delete", "insert", "duplicate"]), st.floats(0, 1), st.binary(min_size=1, max_size=8)),
-    min_size=1, max_size=6,
-)
-
-
-def mutate(data: bytes, plan) -> bytes:
-    buffer = bytearray(data)
-    for op, where, payload in plan:
-        if not buffer:
-            break
-        pos = int(where * (len(buffer) - 1))
-        if op == "flip":
-            buffer[pos] ^= payload[0] or 1
-        elif op == "delete":
-            del buffer[pos: pos + len(payload) * 3]
-        elif op == "insert":
-            buffer[pos:pos] = payload
-        else:
-            buffer[pos:pos] = buffer[pos: pos + 60]
-    return bytes(buffer)
-
 
 @settings(max_examples=200, deadline=3000, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=3000))
@@ -393,9 +365,9 @@ def test_fuzz_arbitrary_bytes(tmp_path_factory, data):
 
 
 @settings(max_examples=200, deadline=3000, suppress_health_check=[HealthCheck.too_slow])
-@given(source=st.sampled_from(range(len(FUZZ_SOURCES))), plan=mutations)
+@given(source=st.sampled_from(range(len(FUZZ_SOURCES))), plan=helpers.MUTATIONS)
 def test_fuzz_mutated_statements(tmp_path_factory, source, plan):
-    read_bytes(tmp_path_factory.mktemp("mt940"), mutate(FUZZ_SOURCES[source], plan))
+    read_bytes(tmp_path_factory.mktemp("mt940"), helpers.mutate(FUZZ_SOURCES[source], plan, copy=60))
 
 
 @settings(max_examples=100, deadline=3000)

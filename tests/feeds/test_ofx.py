@@ -276,13 +276,9 @@ def test_real_file_read_twice_gives_identical_ids(name):
 
 
 def read_bytes(folder: Path, data: bytes):
-    path = folder / "fuzz.ofx"
-    path.write_bytes(data)
-    try:
-        result = ofx.read(str(path))
-    except FeedFormatError:
+    result = helpers.read_fuzzed(ofx.read, folder / "fuzz.ofx", data, "ofx")
+    if result is None:
         return None
-    check_result_shape(result)
     # every <STMTTRN> of the text is read or rejected, never dropped silently
     starts = len(re.findall(rb"(?i)<STMTTRN\s*>", data))
     if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -291,29 +287,6 @@ def read_bytes(folder: Path, data: bytes):
 
 
 FUZZ_SOURCES = [p.read_bytes() for p in SAMPLES] + [(REAL / n).read_bytes() for n in REAL_FILES[:8]]
-
-mutations = st.lists(
-    st.tuples(st.sampled_from(["flip", "delete", "insert", "duplicate"]), st.floats(0, 1), st.binary(min_size=1, max_size=8)),
-    min_size=1, max_size=6,
-)
-
-
-def mutate(data: bytes, plan) -> bytes:
-    buffer = bytearray(data)
-    for op, where, payload in plan:
-        if not buffer:
-            break
-        pos = int(where * (len(buffer) - 1))
-        if op == "flip":
-            buffer[pos] ^= payload[0] or 1
-        elif op == "delete":
-            del buffer[pos: pos + len(payload) * 3]
-        elif op == "insert":
-            buffer[pos:pos] = payload
-        else:
-            buffer[pos:pos] = buffer[pos: pos + 80]
-    return bytes(buffer)
-
 
 @settings(max_examples=200, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=3000))
@@ -328,6 +301,6 @@ def test_fuzz_arbitrary_bytes_after_an_ofx_tag(tmp_path_factory, data):
 
 
 @settings(max_examples=200, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
-@given(source=st.sampled_from(range(len(FUZZ_SOURCES))), plan=mutations)
+@given(source=st.sampled_from(range(len(FUZZ_SOURCES))), plan=helpers.MUTATIONS)
 def test_fuzz_mutated_statements(tmp_path_factory, source, plan):
-    read_bytes(tmp_path_factory.mktemp("ofx"), mutate(FUZZ_SOURCES[source], plan))
+    read_bytes(tmp_path_factory.mktemp("ofx"), helpers.mutate(FUZZ_SOURCES[source], plan))
