@@ -17,13 +17,11 @@ from feeds.bank_csv import ProfileError, draft_profile, load_profile, profile_fr
 from feeds.registry import detect, read_any
 from models.errors import FeedFormatError
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA
+from tests.feeds import helpers
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-REAL = SHARED / "realdata" / "bank_csv"
+REAL = helpers.REALDATA / "bank_csv"
 DATA = Path(__file__).parent / "data"
-needs_shared = pytest.mark.skipif(
-    not REAL.is_dir(), reason=f"shared real sample data not found at {REAL}"
-)
+needs_shared = helpers.needs_shared(REAL)
 
 
 def real(name: str) -> str:

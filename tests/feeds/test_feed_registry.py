@@ -14,10 +14,11 @@ from feeds import registry
 from feeds.canonical_csv import identify as canonical_identify
 from feeds.inspect import format_inspection, inspect_file
 from models.errors import FeedFormatError
+from tests.feeds import helpers
 
 DATA = Path(__file__).parent / "data"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared real sample data not found at {SHARED}")
+SHARED = helpers.REALDATA
+needs_shared = helpers.needs_shared()
 
 
 def test_canonical_csv_follows_the_protocol():

@@ -14,10 +14,10 @@ from feeds.processor import PAYOUT_LINE_SCHEMA, identify
 from models import schema
 from models.errors import FeedFormatError
 from models.schema import REJECTS_SCHEMA
+from tests.feeds import helpers
 
 STRIPE_SAMPLE = str(Path(__file__).parent / "data" / "stripe_payout_sample.csv")
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-REAL_STRIPE_CSV = SHARED / "realdata" / "stripe" / "hledger_stripe_balance_change_from_activity.csv"
+REAL_STRIPE_CSV = helpers.REALDATA / "stripe" / "hledger_stripe_balance_change_from_activity.csv"
 
 
 def test_payout_line_schema_lives_in_models_and_is_re_exported():

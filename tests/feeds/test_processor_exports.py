@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -14,9 +13,10 @@ from feeds.registry import detect, read_any
 from feeds.stripe import stripe_minor_to_iso
 from models.errors import FeedFormatError, PrecisionError
 from models.schema import PAYOUT_LINE_SCHEMA, REJECTS_SCHEMA
+from tests.feeds import helpers
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared real sample data not found at {SHARED}")
+SHARED = helpers.REALDATA
+needs_shared = helpers.needs_shared()
 
 
 def real(name: str) -> str:
