@@ -24,7 +24,8 @@ SCORED_COLUMNS = [
 #: what :func:`explain` needs besides ``SCORED_COLUMNS``
 _EVIDENCE_COLUMNS = [
     "amount_bank", "amount_ledger", "currency", "doc_ref", "shared_number", "n_exact_bank",
-    "n_exact_ledger", "name_bank", "name_ledger", "in_window", "type_norm",
+    "n_exact_ledger", "_clear_bank", "_clear_ledger", "name_bank", "name_ledger", "in_window",
+    "type_norm",
 ]
 
 
@@ -170,20 +171,24 @@ def score_candidates(
         .when(different_script).then(pl.lit(w.name_different_script))
         .otherwise(name_w)
     )
-    # how many exact-amount candidates with name evidence at least as good compete for the same
-    # bank line / ledger item (counting itself): 1 = this pair is the clear exact-amount choice
+    # an exact-amount pair is the clear choice when no other exact-amount candidate of the same
+    # bank line / ledger item has name evidence as good as its own
     df = df.with_columns(name_level=name_level, name_weight=name_weight)
     masked = pl.when(exact).then(pl.col("name_weight")).otherwise(pl.lit(-1e9))
-    df = df.with_columns(
-        n_exact_bank=pl.when(exact).then(masked.rank("max", descending=True).over("bank_idx")).cast(pl.Int32),
-        n_exact_ledger=pl.when(exact).then(masked.rank("max", descending=True).over("ledger_idx")).cast(pl.Int32),
+    at_best = exact & (pl.col("name_weight") == pl.col("_best"))
+    df = df.with_columns(_best=masked.max().over("bank_idx")).with_columns(
+        _clear_bank=at_best & (at_best.cast(pl.Int32).sum().over("bank_idx") == 1),
+        n_exact_bank=exact.cast(pl.Int32).sum().over("bank_idx"),
+    ).with_columns(_best=masked.max().over("ledger_idx")).with_columns(
+        _clear_ledger=at_best & (at_best.cast(pl.Int32).sum().over("ledger_idx") == 1),
+        n_exact_ledger=exact.cast(pl.Int32).sum().over("ledger_idx"),
     )
     name_weight = pl.col("name_weight")
     abs_days = pl.col("days").abs()
     date_w, _ = _levels(abs_days, w.date, "max_days", ascending=True)
     in_window = (pl.col("days") <= pl.col("window_after")) & (-pl.col("days") <= pl.col("window_before"))
     window_weight = pl.when(in_window).then(pl.lit(0.0)).otherwise(pl.lit(w.outside_window))
-    unique = exact & (pl.col("n_exact_bank") == 1) & (pl.col("n_exact_ledger") == 1)
+    unique = pl.col("_clear_bank") & pl.col("_clear_ledger")
     competing = (pl.col("n_exact_bank") - 1 + pl.col("n_exact_ledger") - 1).clip(0, 6)
     uniq_weight = (
         pl.when(unique).then(pl.lit(w.unique_amount))
@@ -236,12 +241,12 @@ def _evidence(rules: RuleSet) -> pl.Expr:
         )
     )
     uniqueness = (
-        pl.when((pl.col("amount_diff") == 0) & (pl.col("n_exact_bank") == 1) & (pl.col("n_exact_ledger") == 1))
+        pl.when(pl.col("_clear_bank") & pl.col("_clear_ledger"))
         .then(pl.lit("no other candidate with this amount and as good a name"))
         .when(pl.col("amount_diff") == 0)
         .then(
             (pl.col("n_exact_bank") + pl.col("n_exact_ledger") - 2).cast(pl.Utf8)
-            + pl.lit(" other candidate(s) with this amount and as good a name")
+            + pl.lit(" other candidate(s) with this amount")
         )
         .otherwise(pl.lit(None, dtype=pl.Utf8))
     )
