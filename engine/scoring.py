@@ -38,8 +38,9 @@ def _name_similarity(bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarr
         return np.empty(0, dtype=np.float64)
     similarity = process.cpdist(b, led, scorer=fuzz.token_set_ratio, workers=-1).astype(np.float64)
     prefix_len = bank_names.fill_null("").str.len_chars()
-    # only long bank names that did not already match well can be truncations worth a 2nd look
-    again = np.flatnonzero((prefix_len >= 10).to_numpy() & (similarity < 95))
+    # a bank name cut short still shares most of its words: only long names that match partly
+    # (not already well, not hardly at all) are worth the second look
+    again = np.flatnonzero((prefix_len >= 10).to_numpy() & (similarity < 95) & (similarity >= 50))
     if len(again):
         ledger_prefix = (
             ledger_names.fill_null("").gather(again).str.slice(0, prefix_len.gather(again)).to_list()
