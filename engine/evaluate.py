@@ -64,7 +64,9 @@ ADJUSTMENT_CAUSE_ALIASES: dict[str, str] = {
     "fx_gain_loss": "fx_difference",
     "charge": "bank_charge", "bank_charges": "bank_charge", "bank_fee": "bank_charge",
 }
-_KNOWN_CAUSES = {"processor_fee", "fx_difference", "bank_charge", "short_payment", *ADJUSTMENT_CAUSE_ALIASES}
+_KNOWN_CAUSES = {
+    "processor_fee", "fx_difference", "bank_charge", "short_payment", "overpayment", *ADJUSTMENT_CAUSE_ALIASES
+}
 _TEXT_ADJUSTMENT = re.compile(r"([A-Za-z][A-Za-z_ ]*?)\s*[:=]?\s*([+-]?\d[\d,]*(?:\.\d+)?)")
 
 

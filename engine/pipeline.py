@@ -19,7 +19,7 @@ from engine.assignment import EXACT_METHOD, assign_one_to_one
 from engine.candidates import generate_candidates
 from engine.features import prepare_bank, prepare_ledger
 from engine.scoring import explain, score_candidates
-from models.money import format_minor_expr
+from models.money import CURRENCY_EXPONENTS, format_minor_expr
 from models.schema import BANK_SCHEMA, ID_SEPARATOR, LEDGER_SCHEMA, MATCH_COLUMNS
 from rules.model import RuleSet
 
@@ -149,6 +149,39 @@ def match_frames(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> Ma
     return MatchOutcome(proposals, lines, unmatched_bank, unmatched_ledger, cand_view, timings)
 
 
+def _adjustments_expr(rules: RuleSet) -> pl.Expr:
+    """One balancing line per proposal whose amounts differ: ``cause amount (account)``, where
+    bank amount = ledger amount + adjustment amount; empty when the amounts are equal.
+
+    A negative difference leaves the bank side worse off (received less, or paid more): up to
+    ``adjustments.bank_charge_max`` that is a bank charge. Beyond it, money in that is short is a
+    short payment and money out that is larger an overpayment; a positive difference is money in
+    overpaid or money out short-paid (a discount taken)."""
+    diff = pl.col("amount_bank") - pl.col("amount_ledger")
+    money_in = pl.col("amount_ledger") > 0
+    charge_max = pl.col("currency").replace_strict(
+        {code: int(rules.adjustments.bank_charge_max.scaleb(exp)) for code, exp in CURRENCY_EXPONENTS.items()},
+        default=0,
+        return_dtype=pl.Int64,
+    )
+    cause = (
+        pl.when((diff < 0) & (-diff <= charge_max))
+        .then(pl.lit("bank_charge"))
+        .when(money_in == (diff < 0))
+        .then(pl.lit("short_payment"))
+        .otherwise(pl.lit("overpayment"))
+    )
+    account = cause.replace_strict(rules.adjustments.accounts, default="", return_dtype=pl.Utf8)
+    return (
+        pl.when(diff == 0)
+        .then(pl.lit(""))
+        .otherwise(
+            cause + pl.lit(" ") + format_minor_expr(diff, pl.col("currency"))
+            + pl.when(account != "").then(pl.lit(" (") + account + pl.lit(")")).otherwise(pl.lit(""))
+        )
+    )
+
+
 def _proposals(chosen, scored, pb, pl_, rules):
     th = rules.thresholds
     def pair_key(bank: str, ledger: str) -> pl.Expr:
@@ -205,6 +238,8 @@ def _proposals(chosen, scored, pb, pl_, rules):
         explanation=pl.concat_str(
             [
                 pl.col("evidence"),
+                pl.when(pl.col("amount_bank") != pl.col("amount_ledger"))
+                .then(pl.lit("balanced by ") + _adjustments_expr(rules)),
                 pl.when(pl.col("status") == "review").then(pl.lit("review: ") + why_review),
                 pl.when(pl.col("method") != EXACT_METHOD).then(pl.lit("assignment: ") + pl.col("method")),
             ],
@@ -228,7 +263,7 @@ def _proposals(chosen, scored, pb, pl_, rules):
         format_minor_expr(pl.col("amount_bank") - pl.col("amount_ledger"), pl.col("currency")).alias("difference"),
         "currency",
         "explanation",
-        pl.lit("").alias("adjustments"),
+        _adjustments_expr(rules).alias("adjustments"),
         pl.col("margin").round(4),
         "runner_up",
         "method",

@@ -77,6 +77,27 @@ class Amount(_Strict):
         )
 
 
+class Adjustments(_Strict):
+    """How a difference between bank and ledger amounts is booked (``matches.csv`` adjustments).
+
+    A difference within the amount tolerance becomes one balancing adjustment line: a bank
+    charge when the bank side is worse off by at most ``bank_charge_max`` (a remitting or paying
+    bank's fee), otherwise a short payment (paid less; written off) or an overpayment (paid more;
+    held for the customer). ``accounts`` maps each cause to the ledger account it is booked to.
+    """
+
+    bank_charge_max: NonNegDecimal = Decimal("200.00")
+    accounts: dict[str, str] = Field(
+        default_factory=lambda: {
+            "bank_charge": "6800",
+            "short_payment": "6900",
+            "overpayment": "2190",
+            "fx_difference": "7100",
+            "processor_fee": "6810",
+        }
+    )
+
+
 class Candidates(_Strict):
     max_per_line_exact: int = Field(5, ge=1, le=10_000)
     max_per_line_band: int = Field(3, ge=0, le=10_000)
@@ -189,6 +210,7 @@ class RuleSet(_Strict):
     dates: Dates = Dates()
     amount: Amount = Amount()
     candidates: Candidates = Candidates()
+    adjustments: Adjustments = Adjustments()
     weights: Weights = Weights()
     thresholds: Thresholds = Thresholds()
 
