@@ -21,6 +21,16 @@ SCORED_COLUMNS = [
     "bank_idx", "ledger_idx", "via", "score", "confidence", "amount_diff",
     "ref_level", "name_similarity", "name_level", "days",
 ]
+#: the scored frame's columns and types (also what an empty candidate set gives)
+SCORED_SCHEMA: dict[str, pl.DataType] = {
+    "bank_idx": pl.UInt32, "ledger_idx": pl.UInt32, "via": pl.UInt8, "score": pl.Float64,
+    "confidence": pl.Float64, "amount_diff": pl.Int64, "ref_level": pl.Utf8,
+    "name_similarity": pl.Float64, "name_level": pl.Utf8, "days": pl.Int32,
+    "amount_bank": pl.Int64, "amount_ledger": pl.Int64, "currency": pl.Utf8, "doc_ref": pl.Utf8,
+    "shared_number": pl.Int64, "n_exact_bank": pl.Int32, "n_exact_ledger": pl.Int32,
+    "_clear_bank": pl.Boolean, "_clear_ledger": pl.Boolean, "name_bank": pl.Utf8,
+    "name_ledger": pl.Utf8, "in_window": pl.Boolean, "type_norm": pl.Utf8,
+}
 #: what :func:`explain` needs besides ``SCORED_COLUMNS``
 _EVIDENCE_COLUMNS = [
     "amount_bank", "amount_ledger", "currency", "doc_ref", "shared_number", "n_exact_bank",
@@ -116,12 +126,7 @@ def score_candidates(
     )
     df = pairs.join(b, on="bank_idx", how="left").join(led, on="ledger_idx", how="left")
     if df.height == 0:
-        return df.with_columns(
-            [pl.lit(None, dtype=t).alias(c) for c, t in {
-                "score": pl.Float64, "confidence": pl.Float64, "amount_diff": pl.Int64,
-                "ref_level": pl.Utf8, "name_similarity": pl.Float64, "name_level": pl.Utf8,
-                "days": pl.Int32, "evidence": pl.Utf8}.items()]
-        )
+        return pl.DataFrame(schema=SCORED_SCHEMA)
 
     similarity = _name_similarity(df["name_bank"], df["name_ledger"])
     df = df.with_columns(
