@@ -32,7 +32,7 @@ class DateWindow(_Strict):
 
 
 class Dates(_Strict):
-    default: DateWindow = DateWindow(before=7, after=45)
+    default: DateWindow = DateWindow(before=10, after=90)
     by_type: dict[str, DateWindow] = Field(default_factory=dict)
 
     @field_validator("by_type")
