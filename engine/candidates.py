@@ -9,9 +9,12 @@ customer can never blow up a run.
 
 Generators (``via`` bit flags):
 
-- ``EXACT`` (1): same currency, exact amount, ledger date within the widest date window;
-- ``BAND`` (2): same currency, amount within the rule set's tolerance band;
-- ``NAME`` (4): same currency, same normalised payer name, date window, amount within tolerance;
+- ``EXACT`` (1): same currency, exact amount, ledger date within the widest date window, nearest
+  date first;
+- ``BAND`` (2): same currency, a different amount within the rule set's tolerance band, nearest
+  amount first;
+- ``NAME`` (4): same currency and payer (the whole name key, or its first two words for a name
+  the bank cut short): exact amount nearest date first, and near amounts nearest first;
 - ``REFERENCE`` (8): a reference key in the bank text equals the ledger item's reference serial,
   within ``reference_window_days``, amount within tolerance.
 """
