@@ -25,6 +25,7 @@ from models.money import (
         ("7", "JPY", 7),
         ("-1.234", "KWD", -1234),
         ("0", "USD", 0),
+        ("+250.00", "HKD", 25000),  # an explicit plus sign is accepted
     ],
 )
 def test_parse_exact_amounts(text, currency, minor):
