@@ -14,7 +14,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -168,7 +167,7 @@ class MatchResult:
         return new
 
 
-def _run_id(started: datetime, bank: LoadResult, ledger: LoadResult) -> str:
+def _run_id(started: datetime) -> str:
     return f"R-{started.strftime('%Y%m%dT%H%M%S%f')}"
 
 
@@ -240,7 +239,7 @@ def match(
         rules=rules,
         rejects=all_rejects,
         stats=stats,
-        run_id=_run_id(started, bank_res, ledger_res),
+        run_id=_run_id(started),
         started_at=started,
         extra_inputs=extra,
         seconds=time.perf_counter() - t0,
@@ -261,7 +260,3 @@ def evaluate(result: MatchResult | pl.DataFrame, truth: str | Path | pl.DataFram
     if isinstance(result, MatchResult):
         bank_ids = result.bank.frame["id"]
     return _evaluate(proposals, truth_frame, bank_ids=bank_ids)
-
-
-def rules_json(rules: RuleSet) -> str:
-    return json.dumps(rules.model_dump(mode="json"), ensure_ascii=False, indent=2)

@@ -8,7 +8,6 @@ same tables; this stage produces one-to-one groups.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,14 +18,10 @@ from engine.assignment import EXACT_METHOD, assign_one_to_one
 from engine.candidates import generate_candidates
 from engine.features import prepare_bank, prepare_ledger
 from engine.scoring import explain, score_candidates
+from models.ids import short_ids
 from models.money import CURRENCY_EXPONENTS, format_minor_expr
 from models.schema import BANK_SCHEMA, ID_SEPARATOR, LEDGER_SCHEMA, MATCH_COLUMNS
 from rules.model import RuleSet
-
-PROPOSAL_EXTRA_COLUMNS = [
-    "adjustments", "margin", "runner_up", "method", "bank_dates", "ledger_dates",
-    "bank_descriptions", "ledger_counterparties", "ledger_descriptions",
-]
 
 
 @dataclass
@@ -78,20 +73,13 @@ class MatchOutcome:
         }
 
 
-def _sha_ids(values: pl.Series) -> pl.Series:
-    return pl.Series(
-        ["M-" + hashlib.sha1(v.encode("utf-8")).hexdigest()[:16] for v in values.to_list()],
-        dtype=pl.Utf8,
-    )
-
-
 def match_id_expr(bank_ids: pl.Expr, ledger_ids: pl.Expr) -> pl.Expr:
     """Stable id of a match group: same bank and ledger ids -> same id, in any order."""
     key = (
         pl.lit("b:") + bank_ids.list.sort().list.join("\x1f")
         + pl.lit("|l:") + ledger_ids.list.sort().list.join("\x1f")
     )
-    return key.map_batches(_sha_ids, return_dtype=pl.Utf8)
+    return key.map_batches(lambda keys: short_ids("M-", keys), return_dtype=pl.Utf8)
 
 
 def _fmt(value: pl.Expr, digits: int = 2) -> pl.Expr:

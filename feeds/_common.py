@@ -6,13 +6,13 @@ copy, so that a file gives the same rows, rejects, ids and messages whichever re
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
 from models.errors import FeedFormatError
+from models.ids import short_id
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
 
 __all__ = [
@@ -306,7 +306,7 @@ def fingerprint_of_key(key: str) -> str:
     >>> fingerprint_of_key("a")
     'fp-86f7e437faa5a7fc'
     """
-    return "fp-" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+    return short_id("fp-", key)
 
 
 def fingerprint(parts: Sequence[str]) -> str:
