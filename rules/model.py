@@ -106,6 +106,64 @@ class Candidates(_Strict):
     reference_window_days: int = Field(400, ge=0, le=3660)
 
 
+class Compound(_Strict):
+    """Bounded search for groups: one bank line settling several ledger items and back.
+
+    Caps keep a dense block from stalling a run: a bank line considers at most
+    ``max_block_items`` items of one payer (nearest in date first) and combinations of at most
+    ``max_subset_size`` of them; a listed or batch reference may gather up to ``max_group_items``.
+    """
+
+    max_subset_size: int = Field(4, ge=2, le=8)  # items combined without a listed reference
+    max_block_items: int = Field(20, ge=2, le=200)  # items of one payer a bank line combines
+    max_group_items: int = Field(200, ge=2, le=100_000)  # items a listed/batch reference gathers
+    block_window_days: int = Field(90, ge=0, le=3660)  # payer's items this far before the bank date
+    max_instalments: int = Field(6, ge=2, le=100)  # bank lines paying one ledger item
+    instalment_window_days: int = Field(120, ge=0, le=3660)
+    subset_penalty: float = 1.0  # bits off a reference-less group per log2(combinations tried)
+
+
+class FxRules(_Strict):
+    """Foreign-currency ledger items paid into an account in another currency.
+
+    The ledger amount is converted at the ``--fx`` rate of the bank date (nearest earlier date
+    when that day has none, at most ``max_rate_age_days`` back). The bank may credit less by
+    its rate spread (up to ``spread_max_pct`` of the converted amount, booked as fx_difference)
+    and a bank charge (one of ``bank_charges``, in the bank currency, booked as bank_charge).
+    """
+
+    max_rate_age_days: int = Field(10, ge=0, le=3660)
+    spread_max_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal("1.0")
+    bank_charges: list[NonNegDecimal] = Field(
+        default_factory=lambda: [Decimal(v) for v in ("50", "60", "75", "80", "100", "120", "150", "200", "250")]
+    )
+
+
+class PayoutSource(_Strict):
+    """A payment processor as it shows in bank text and in ledger order descriptions."""
+
+    name: str
+    bank_words: list[str]  # any of these (case-insensitive words) in the bank text
+    ledger_words: list[str]  # any of these in the ledger order's description
+
+
+class Payouts(_Strict):
+    """Processor payouts (Stripe, Shopify Payments, PayPal).
+
+    With a processor report the payout's lines decide the orders and the fee. Without one, a
+    bank credit from a processor is matched to the orders of consecutive settlement days whose
+    gross less a fee of ``fee_min_pct``..``fee_max_pct`` % equals it; such a proposal goes to
+    review unless the fee is exactly zero.
+    """
+
+    fee_min_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal("0")
+    fee_max_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal("5")
+    max_settlement_days: int = Field(10, ge=1, le=60)  # days of orders one payout may cover
+    max_lag_days: int = Field(10, ge=0, le=60)  # days from the last order day to the bank date
+    report_window_days: int = Field(7, ge=0, le=60)  # payout date to bank date, with a report
+    sources: list[PayoutSource] = Field(default_factory=list)
+
+
 class ReferenceWeights(_Strict):
     full: float = 10.0
     serial: float = 6.0
@@ -211,6 +269,9 @@ class RuleSet(_Strict):
     amount: Amount = Amount()
     candidates: Candidates = Candidates()
     adjustments: Adjustments = Adjustments()
+    compound: Compound = Compound()
+    fx: FxRules = FxRules()
+    payouts: Payouts = Payouts()
     weights: Weights = Weights()
     thresholds: Thresholds = Thresholds()
 
