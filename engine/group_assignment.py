@@ -1,0 +1,307 @@
+"""Assignment with groups (engine stage 4b): choose a consistent set of pairs and groups.
+
+Candidate groups (:mod:`engine.groups`) and candidate pairs compete for the same bank lines and
+ledger items. Every line and item may be used by at most one chosen candidate (a group uses its
+members in full), and the chosen set maximises the total weight (evidence in bits above the
+review threshold) of each connected component. That is a weighted set-packing problem, solved
+exactly per component:
+
+- a component without any group is left to :func:`engine.assignment.assign_one_to_one`
+  (the Hungarian method and its tiers);
+- a component with a single candidate takes it;
+- up to ``_ENUMERATE_LIMIT`` candidates: every feasible selection is enumerated (bit masks,
+  vectorized), which also gives each chosen candidate's exact margin (the best selection
+  without it) and the alternative that selection uses (the runner-up);
+- up to ``_MILP_LIMIT`` candidates: an integer program solved by HiGHS
+  (``scipy.optimize.milp``); margins are re-solved exactly for up to ``_RESOLVE_LIMIT`` chosen
+  candidates, otherwise taken against the best overlapping alternative (conservative);
+- larger components fall back to a greedy choice by weight (:data:`GREEDY_METHOD`), which the
+  proposal's explanation states.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+from engine.assignment import ASSIGNED_SCHEMA, EXACT_METHOD, assign_one_to_one
+
+ILP_METHOD = "exact (integer program over the component)"
+ILP_LOCAL_METHOD = "exact (integer program; margin against the overlapping alternatives)"
+GREEDY_METHOD = "greedy by confidence (component too large for the exact method)"
+
+_ENUMERATE_LIMIT = 14
+_MILP_LIMIT = 20_000
+_RESOLVE_LIMIT = 40
+_MILP_SECONDS = 20.0
+
+#: one row per chosen candidate of a mixed component
+CHOSEN_SCHEMA = {
+    "cand": pl.Int64,
+    "margin": pl.Float64,
+    "runner_up": pl.List(pl.Int64),
+    "method": pl.Utf8,
+}
+
+
+def _enumerate(weights: np.ndarray, conflict: np.ndarray) -> list[tuple[int, float, list[int]]]:
+    """Exact set packing by enumeration (n <= _ENUMERATE_LIMIT): chosen (index, margin, runner-ups)."""
+    n = len(weights)
+    masks = np.arange(1 << n, dtype=np.int64)
+    bits = ((masks[:, None] >> np.arange(n)) & 1).astype(bool)
+    feasible = np.ones(len(masks), dtype=bool)
+    for i in range(n):
+        feasible &= ~(bits[:, i] & ((masks & int(conflict[i])) != 0))
+    totals = np.where(feasible, bits @ weights, -np.inf)
+    best = int(np.argmax(totals))
+    out = []
+    for i in np.flatnonzero(bits[best]).tolist():
+        without = np.where(bits[:, i], -np.inf, totals)
+        alt = int(np.argmax(without))
+        rivals = [j for j in np.flatnonzero(bits[alt]).tolist() if (int(conflict[i]) >> j) & 1]
+        out.append((i, float(totals[best] - without[alt]), rivals))
+    return out
+
+
+def _milp(weights: np.ndarray, matrix: csr_matrix, excluded: int | None = None) -> tuple[np.ndarray, float] | None:
+    upper = np.ones(len(weights))
+    if excluded is not None:
+        upper[excluded] = 0.0
+    res = milp(
+        -weights,
+        constraints=LinearConstraint(matrix, -np.inf, 1.0),
+        integrality=np.ones(len(weights)),
+        bounds=Bounds(0.0, upper),
+        options={"time_limit": _MILP_SECONDS},
+    )
+    if res.x is None:
+        return None
+    x = res.x > 0.5
+    return x, float(weights[x].sum())
+
+
+def _solve_milp(weights: np.ndarray, matrix: csr_matrix, conflict_lists: list[np.ndarray]) -> list[tuple] | None:
+    solved = _milp(weights, matrix)
+    if solved is None:
+        return None
+    x, total = solved
+    chosen = np.flatnonzero(x).tolist()
+    out = []
+    for i in chosen:
+        rivals_all = conflict_lists[i]
+        if len(chosen) <= _RESOLVE_LIMIT:
+            alt = _milp(weights, matrix, excluded=i)
+            if alt is not None:
+                ax, atotal = alt
+                rivals = [int(j) for j in rivals_all if ax[j]]
+                out.append((i, total - atotal, rivals, ILP_METHOD))
+                continue
+        # conservative: the best overlapping alternative taking i's place, nothing else moving
+        if len(rivals_all):
+            j = int(rivals_all[np.argmax(weights[rivals_all])])
+            out.append((i, float(weights[i] - weights[j]), [j], ILP_LOCAL_METHOD))
+        else:
+            out.append((i, float(weights[i]), [], ILP_LOCAL_METHOD))
+    return out
+
+
+def _greedy(weights: np.ndarray, conflict_lists: list[np.ndarray]) -> list[tuple]:
+    taken = np.zeros(len(weights), dtype=bool)
+    blocked = np.zeros(len(weights), dtype=bool)
+    for i in np.argsort(-weights, kind="stable").tolist():
+        if blocked[i]:
+            continue
+        taken[i] = True
+        blocked[conflict_lists[i]] = True
+    out = []
+    for i in np.flatnonzero(taken).tolist():
+        rivals = conflict_lists[i]
+        if len(rivals):
+            j = int(rivals[np.argmax(weights[rivals])])
+            out.append((i, float(weights[i] - weights[j]), [j], GREEDY_METHOD))
+        else:
+            out.append((i, float(weights[i]), [], GREEDY_METHOD))
+    return out
+
+
+def _solve_mixed(cands: pl.DataFrame) -> pl.DataFrame:
+    """Solve every mixed component. ``cands``: cand, component, weight, nodes (list)."""
+    cands = cands.sort("component", "cand")
+    comp = cands["component"].to_numpy()
+    weight = cands["weight"].to_numpy().astype(np.float64)
+    cand_ids = cands["cand"].to_numpy()
+    members = cands.select("cand", "nodes").with_row_index("row").explode("nodes")
+    member_row = members["row"].to_numpy().astype(np.int64)
+    member_node = members["nodes"].to_numpy().astype(np.int64)
+    order = np.argsort(member_row, kind="stable")
+    member_row, member_node = member_row[order], member_node[order]
+    starts = np.searchsorted(member_row, np.arange(len(cands)))
+    ends = np.searchsorted(member_row, np.arange(len(cands)), side="right")
+    bounds = np.flatnonzero(np.diff(comp)) + 1
+    rows: list[tuple] = []
+    for s, e in zip(np.r_[0, bounds], np.r_[bounds, len(comp)], strict=True):
+        n = e - s
+        if n == 1:
+            rows.append((int(cand_ids[s]), float(weight[s]), [], EXACT_METHOD))
+            continue
+        # candidates x nodes incidence, conflicts = sharing a node
+        r = np.concatenate([np.full(ends[k] - starts[k], k - s) for k in range(s, e)])
+        nodes = member_node[starts[s]:ends[e - 1]]
+        _, node_col = np.unique(nodes, return_inverse=True)
+        incidence = csr_matrix((np.ones(len(r)), (r, node_col)), shape=(n, int(node_col.max()) + 1))
+        overlap = (incidence @ incidence.T).tocoo()
+        off = overlap.row != overlap.col
+        pairs_i, pairs_j = overlap.row[off], overlap.col[off]
+        w = weight[s:e]
+        if n <= _ENUMERATE_LIMIT:
+            conflict = np.zeros(n, dtype=np.int64)
+            np.bitwise_or.at(conflict, pairs_i, np.left_shift(1, pairs_j.astype(np.int64)))
+            solved = [(i, m, rv, EXACT_METHOD) for i, m, rv in _enumerate(w, conflict)]
+        else:
+            order_i = np.argsort(pairs_i, kind="stable")
+            split = np.searchsorted(pairs_i[order_i], np.arange(n + 1))
+            conflict_lists = [pairs_j[order_i][split[k]:split[k + 1]] for k in range(n)]
+            solved = None
+            if n <= _MILP_LIMIT:
+                solved = _solve_milp(w, incidence.T.tocsr(), conflict_lists)
+            if solved is None:
+                solved = _greedy(w, conflict_lists)
+        rows.extend((int(cand_ids[s + i]), m, [int(cand_ids[s + j]) for j in rv], method) for i, m, rv, method in solved)
+    if not rows:
+        return pl.DataFrame(schema=CHOSEN_SCHEMA)
+    return pl.DataFrame(rows, schema=list(CHOSEN_SCHEMA), orient="row").cast(CHOSEN_SCHEMA)
+
+
+def assign_with_groups(
+    pairs: pl.DataFrame, groups: pl.DataFrame, min_confidence: float, n_bank: int
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Choose pairs and groups consistently.
+
+    Parameters
+    ----------
+    pairs
+        Scored pairs: ``bank_idx``, ``ledger_idx``, ``confidence``, ``weight``.
+    groups
+        Candidate groups with ``confidence`` and ``weight`` added; row order = group number.
+    min_confidence
+        Candidates below this are not considered (the review threshold).
+    n_bank
+        Rows of the bank frame (node numbering: ledger item ``i`` is node ``n_bank + i``).
+
+    Returns
+    -------
+    (chosen_pairs, chosen_groups, pair_runner_ups)
+        ``chosen_pairs`` in ``ASSIGNED_SCHEMA``; ``chosen_groups``: ``group`` (row number in
+        ``groups``), ``margin``, ``method``, ``runner_up_pairs`` (list of (bank_idx, ledger_idx)
+        structs) and ``runner_up_groups`` (list of group numbers); ``pair_runner_ups``: for
+        pairs chosen in a component with groups, ``bank_idx``, ``ledger_idx`` and the same two
+        runner-up columns.
+    """
+    pairs = pairs.filter(pl.col("confidence") >= min_confidence)
+    groups = groups.with_row_index("group").filter(pl.col("confidence") >= min_confidence)
+    pair_struct = pl.Struct({"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32})
+    empty_ru = pl.DataFrame(schema={"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32,
+                                    "runner_up_pairs": pl.List(pair_struct), "runner_up_groups": pl.List(pl.UInt32)})
+    chosen_groups_schema = {"group": pl.UInt32, "margin": pl.Float64, "method": pl.Utf8,
+                            "runner_up_pairs": pl.List(pair_struct), "runner_up_groups": pl.List(pl.UInt32)}
+    if groups.height == 0:
+        return assign_one_to_one(pairs, min_confidence, weight="weight"), pl.DataFrame(schema=chosen_groups_schema), empty_ru
+
+    group_nodes = groups.select(
+        "group",
+        pl.concat_list(
+            pl.col("bank_idx").cast(pl.List(pl.Int64)),
+            pl.col("ledger_idx").cast(pl.List(pl.Int64)).list.eval(pl.element() + n_bank),
+        ).alias("nodes"),
+    )
+    pb_nodes = pairs["bank_idx"].to_numpy().astype(np.int64)
+    pl_nodes = pairs["ledger_idx"].to_numpy().astype(np.int64) + n_bank
+    gm = group_nodes.explode("nodes")
+    g_first = group_nodes.select(pl.col("nodes").list.first())["nodes"].to_numpy().astype(np.int64)
+    g_first_rep = gm.join(
+        group_nodes.select("group", pl.col("nodes").list.first().alias("first")), on="group"
+    )["first"].to_numpy().astype(np.int64)
+    all_nodes = np.concatenate([pb_nodes, pl_nodes, gm["nodes"].to_numpy().astype(np.int64), g_first])
+    uniq, inv = np.unique(all_nodes, return_inverse=True)
+    src = np.concatenate([np.searchsorted(uniq, pb_nodes), np.searchsorted(uniq, g_first_rep)])
+    dst = np.concatenate([np.searchsorted(uniq, pl_nodes), np.searchsorted(uniq, gm["nodes"].to_numpy().astype(np.int64))])
+    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(len(uniq), len(uniq)))
+    _, labels = connected_components(graph, directed=False)
+    del inv
+    comp_of_pair = labels[np.searchsorted(uniq, pb_nodes)]
+    comp_of_group = labels[np.searchsorted(uniq, g_first)]
+    mixed = np.zeros(labels.max() + 1 if len(labels) else 0, dtype=bool)
+    mixed[comp_of_group] = True
+    pair_mixed = mixed[comp_of_pair] if len(comp_of_pair) else np.zeros(0, dtype=bool)
+
+    plain = pairs.filter(pl.Series(~pair_mixed))
+    chosen_plain = assign_one_to_one(plain, min_confidence, weight="weight")
+
+    mixed_pairs = pairs.filter(pl.Series(pair_mixed)).with_columns(component=pl.Series(comp_of_pair[pair_mixed]))
+    n_groups = groups.height
+    cands = pl.concat([
+        groups.select(
+            pl.int_range(n_groups, dtype=pl.Int64).alias("cand"),
+            pl.Series("component", comp_of_group),
+            "weight",
+        ).with_columns(nodes=group_nodes["nodes"]),
+        mixed_pairs.select(
+            (pl.int_range(pl.len(), dtype=pl.Int64) + n_groups).alias("cand"),
+            "component",
+            "weight",
+            pl.concat_list(pl.col("bank_idx").cast(pl.Int64), pl.col("ledger_idx").cast(pl.Int64) + n_bank).alias("nodes"),
+        ),
+    ], how="vertical_relaxed")
+    solved = _solve_mixed(cands)
+
+    group_no = groups["group"]
+    mp_b, mp_l = mixed_pairs["bank_idx"], mixed_pairs["ledger_idx"]
+
+    def split_runner_ups(frame: pl.DataFrame) -> pl.DataFrame:
+        ru = frame.select("cand", "runner_up").explode("runner_up").drop_nulls("runner_up")
+        is_group = pl.col("runner_up") < n_groups
+        ru_g = ru.filter(is_group)
+        ru_groups = ru_g.select("cand", g=group_no.gather(ru_g["runner_up"])).group_by("cand").agg(
+            pl.col("g").alias("runner_up_groups")
+        )
+        ru_p = ru.filter(~is_group)
+        idx = (ru_p["runner_up"] - n_groups).cast(pl.UInt32)
+        ru_pairs = ru_p.select("cand").with_columns(
+            p=pl.struct(bank_idx=mp_b.gather(idx), ledger_idx=mp_l.gather(idx))
+        ).group_by("cand").agg(pl.col("p").alias("runner_up_pairs"))
+        return (
+            frame.join(ru_groups, on="cand", how="left").join(ru_pairs, on="cand", how="left")
+            .with_columns(
+                pl.col("runner_up_groups").fill_null(pl.lit([], dtype=pl.List(pl.UInt32))),
+                pl.col("runner_up_pairs").fill_null(pl.lit([], dtype=pl.List(pair_struct))),
+            )
+        )
+
+    solved = split_runner_ups(solved)
+    chosen_g = solved.filter(pl.col("cand") < n_groups)
+    chosen_groups = chosen_g.select(
+        pl.Series("group", group_no.gather(chosen_g["cand"]), dtype=pl.UInt32),
+        "margin", "method", "runner_up_pairs", "runner_up_groups",
+    ).cast(chosen_groups_schema)
+    chosen_p = solved.filter(pl.col("cand") >= n_groups)
+    idx = (chosen_p["cand"] - n_groups).cast(pl.UInt32)
+    pair_ru = chosen_p.select(
+        pl.Series("bank_idx", mp_b.gather(idx), dtype=pl.UInt32),
+        pl.Series("ledger_idx", mp_l.gather(idx), dtype=pl.UInt32),
+        "margin", "method", "runner_up_pairs", "runner_up_groups",
+    )
+    first_pair = pl.col("runner_up_pairs").list.first()
+    mixed_assigned = pair_ru.select(
+        "bank_idx", "ledger_idx", "margin",
+        pl.when(first_pair.struct.field("bank_idx") != pl.col("bank_idx")).then(first_pair.struct.field("bank_idx")).alias("runner_up_bank_idx"),
+        pl.when(first_pair.struct.field("ledger_idx") != pl.col("ledger_idx")).then(first_pair.struct.field("ledger_idx")).alias("runner_up_ledger_idx"),
+        "method",
+    ).cast(ASSIGNED_SCHEMA)
+    chosen_pairs = pl.concat([chosen_plain.cast(ASSIGNED_SCHEMA), mixed_assigned]).sort("bank_idx")
+    pair_runner_ups = pair_ru.select("bank_idx", "ledger_idx", "runner_up_pairs", "runner_up_groups").filter(
+        pl.col("runner_up_groups").list.len() > 0
+    )
+    return chosen_pairs, chosen_groups, pair_runner_ups

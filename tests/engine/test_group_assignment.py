@@ -1,0 +1,88 @@
+"""Choosing pairs and groups together: exact set packing per component."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from engine import group_assignment as ga
+from engine.groups import conform
+
+
+def _pairs(rows):
+    return pl.DataFrame(
+        {"bank_idx": [r[0] for r in rows], "ledger_idx": [r[1] for r in rows], "weight": [r[2] for r in rows]},
+        schema={"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32, "weight": pl.Float64},
+    ).with_columns(confidence=pl.lit(0.9))
+
+
+def _groups(rows):
+    frame = conform(pl.DataFrame({
+        "kind": ["one_to_many"] * len(rows),
+        "bank_idx": [r[0] for r in rows],
+        "ledger_idx": [r[1] for r in rows],
+        "score": [r[2] for r in rows],
+        "ledger_total": [0] * len(rows),
+        "evidence": [""] * len(rows),
+    }, schema_overrides={"bank_idx": pl.List(pl.UInt32), "ledger_idx": pl.List(pl.UInt32)}))
+    return frame.with_columns(weight=pl.col("score"), confidence=pl.lit(0.9))
+
+
+def _run(pairs, groups, n_bank=10):
+    return ga.assign_with_groups(_pairs(pairs), _groups(groups), 0.5, n_bank)
+
+
+def test_a_heavier_group_beats_the_pair_it_overlaps_and_names_it_as_runner_up():
+    chosen_pairs, chosen_groups, _ = _run([(0, 0, 5.0), (1, 5, 6.0)], [([0], [0, 1], 9.0)])
+    assert chosen_groups["group"].to_list() == [0]
+    assert chosen_groups["margin"][0] == pytest.approx(4.0)
+    assert chosen_groups["runner_up_pairs"][0].to_list() == [{"bank_idx": 0, "ledger_idx": 0}]
+    # the unrelated pair is still chosen, by the plain one-to-one path
+    assert chosen_pairs.select("bank_idx", "ledger_idx").rows() == [(1, 5)]
+
+
+def test_two_groupings_within_a_bit_are_both_visible():
+    _, chosen_groups, _ = _run([], [([0], [0, 1], 8.0), ([0], [2, 3], 7.5)])
+    assert chosen_groups["group"].to_list() == [0]
+    assert chosen_groups["margin"][0] == pytest.approx(0.5)
+    assert chosen_groups["runner_up_groups"][0].to_list() == [1]
+
+
+def test_the_best_total_wins_over_the_single_best_candidate():
+    # group B alone (7) vs group A + a pair (6 + 5.5): the combination is better
+    chosen_pairs, chosen_groups, _ = _run([(1, 3, 5.5)], [([0], [0, 1], 6.0), ([1], [1, 2], 7.0)])
+    assert chosen_groups["group"].to_list() == [0]
+    assert chosen_pairs.select("bank_idx", "ledger_idx").rows() == [(1, 3)]
+
+
+def _best_by_brute_force(weights, members):
+    best = 0.0
+    for k in range(len(weights) + 1):
+        for combo in itertools.combinations(range(len(weights)), k):
+            used = [m for i in combo for m in members[i]]
+            if len(used) == len(set(used)):
+                best = max(best, sum(weights[i] for i in combo))
+    return best
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_integer_program_is_optimal_and_uses_no_line_twice(seed, monkeypatch):
+    rng = np.random.default_rng(seed)
+    groups = []
+    for _ in range(16):
+        bank = sorted(rng.choice(6, size=int(rng.integers(1, 3)), replace=False).tolist())
+        ledger = sorted(rng.choice(8, size=int(rng.integers(1, 4)), replace=False).tolist())
+        groups.append((bank, ledger, float(rng.uniform(1, 10))))
+    members = [[f"b{b}" for b in g[0]] + [f"l{x}" for x in g[1]] for g in groups]
+    expected = _best_by_brute_force([g[2] for g in groups], members)
+    for limit in (ga._ENUMERATE_LIMIT, 2):  # enumeration, then forced through HiGHS
+        monkeypatch.setattr(ga, "_ENUMERATE_LIMIT", limit)
+        _, chosen, _ = _run([], groups)
+        picked = chosen["group"].to_list()
+        used = [m for i in picked for m in members[i]]
+        assert len(used) == len(set(used))
+        assert math.isclose(sum(groups[i][2] for i in picked), expected)
