@@ -1,0 +1,499 @@
+"""FX receipts (engine stage 2b, a compound-group generator): a bank line paying a ledger item
+in another currency.
+
+A USD invoice paid into the HKD account arrives as HKD: the invoice amount converted at the
+bank's buying rate (a little below the published rate: the spread) and, sometimes, less a flat
+charge of the remitting or receiving bank. :func:`fx_groups` proposes such pairs as candidate
+groups (:data:`engine.groups.GROUP_SCHEMA`, kind ``one_to_one``):
+
+1. **Rate.** The published rate (the ``--fx`` table of :func:`feeds.fx.read_fx_csv`) of the
+   bank date, or the nearest earlier one at most ``fx.max_rate_age_days`` old (a Polars
+   ``join_asof`` per currency pair). A pair quoted only the other way round (HKD/USD for a USD
+   item) is inverted as an exact fraction. No rate, no group.
+2. **Blocking.** For every bank line and foreign currency, the range of foreign amounts whose
+   conversion could explain the bank amount is looked up in the foreign items sorted by amount
+   (``numpy.searchsorted``), then the ledger item's date window is applied.
+3. **Exact check.** ``converted = amount x rate`` in the bank currency's minor units, integer
+   arithmetic (Int128) on the rate's exact decimal text, rounded half away from zero. The bank
+   amount must equal ``converted + fx_difference + bank_charge`` with ``fx_difference`` at most
+   ``fx.spread_max_pct`` of ``converted`` against the bank (a tenth of that in its favour: rates
+   move within a day) and ``bank_charge`` zero or one of ``fx.bank_charges``.
+4. **Split.** When several charges fit, the one is chosen for which the bank's own rate
+   ``(bank + charge) / amount`` can be a rate quoted with :data:`BANK_RATE_DECIMALS` decimals
+   (banks credit foreign receipts at such a rate); then no charge; then the smallest charge.
+5. **Score.** The evidence of a pair (reference, payer name, date: :mod:`engine.scoring`) plus
+   amount evidence: the conversion fits (:data:`FIT_WEIGHT_SHARE` of ``weights.amount.exact``),
+   or the bank text states the foreign amount and it equals the item's (``weights.amount.exact``).
+   Every fitting item is kept (up to :data:`MAX_ALTERNATIVES` per bank line) so the assignment
+   sees an ambiguity; groups too weak to ever reach review are dropped.
+
+All vectorized; money never passes through a float.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+import polars as pl
+
+from engine.groups import ADJUSTMENT_DTYPE, GROUP_SCHEMA, conform, empty_groups
+from engine.scoring import _levels, explain, score_candidates
+from models.money import CURRENCY_EXPONENTS, format_minor_expr, parse_amount_expr
+from rules.model import RuleSet
+
+__all__ = ["BANK_RATE_DECIMALS", "FIT_WEIGHT_SHARE", "MAX_ALTERNATIVES", "fx_groups", "rate_fractions"]
+
+#: decimals of the rate a bank credits a foreign receipt at (the split prefers a charge that
+#: makes the bank's own rate such a number)
+BANK_RATE_DECIMALS = 4
+#: share of ``weights.amount.exact`` a conversion that fits within the spread is worth
+FIT_WEIGHT_SHARE = 0.5
+#: at most this many ledger items per bank line, best score first
+MAX_ALTERNATIVES = 5
+#: the bank may credit more than the published rate gives by this share of ``spread_max_pct``
+_FAVOURABLE_SHARE = Decimal("0.1")
+#: rates with more significant digits than this are not used (their products would overflow)
+_MAX_RATE_DIGITS = 18
+#: foreign amounts at or above 2**50 minor units take no part (key span of the range search)
+_AMOUNT_BITS = 50
+
+_RATE_SCHEMA = {
+    "base": pl.Utf8, "quote": pl.Utf8, "rate_day": pl.Int32, "rate_text": pl.Utf8,
+    "rate_num": pl.Int64, "rate_den": pl.Int64, "inverse": pl.Boolean,
+}
+_SHOWN_AMOUNT = r"\b[A-Z]{3} ?[0-9][0-9,]*(?:\.[0-9]+)?"
+
+
+def rate_fractions(rates: pl.DataFrame) -> pl.DataFrame:
+    """The FX table as exact fractions, inverse quotes added where a pair is only quoted the
+    other way round.
+
+    Parameters
+    ----------
+    rates
+        A frame from :func:`feeds.fx.read_fx_csv` (``date``, ``base``, ``quote``, ``rate_text``).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``base``, ``quote``, ``rate_day`` (days since 1970), ``rate_text``, ``rate_num`` /
+        ``rate_den`` (one ``base`` buys ``rate_num / rate_den`` ``quote``, both Int64) and
+        ``inverse`` (true when the row is a quote of ``quote/base`` turned round), sorted by
+        ``rate_day``.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> fx = pl.DataFrame({"date": [dt.date(2026, 10, 5)], "base": ["USD"], "quote": ["HKD"],
+    ...                    "rate_text": ["7.78040"]})
+    >>> rate_fractions(fx).select("base", "quote", "rate_num", "rate_den", "inverse").rows()
+    [('USD', 'HKD', 77804, 10000, False), ('HKD', 'USD', 10000, 77804, True)]
+    """
+    if rates.height == 0:
+        return pl.DataFrame(schema=_RATE_SCHEMA)
+    text = pl.col("rate_text").str.strip_chars()
+    whole = text.str.extract(r"^([0-9]+)", 1)
+    fraction = text.str.extract(r"\.([0-9]+)$", 1).fill_null("").str.strip_chars_end("0")
+    digits = (whole + fraction).str.strip_chars_start("0")
+    direct = (
+        rates.select(
+            "base", "quote",
+            rate_day=pl.col("date").cast(pl.Int32),
+            rate_text=text,
+            _digits=digits,
+            _decimals=fraction.str.len_chars(),
+        )
+        .filter(
+            (pl.col("_digits").str.len_chars() > 0)
+            & (pl.col("_digits").str.len_chars() <= _MAX_RATE_DIGITS)
+            & (pl.col("_decimals") <= _MAX_RATE_DIGITS)
+        )
+        .with_columns(
+            rate_num=pl.col("_digits").cast(pl.Int64),
+            rate_den=pl.lit(10, dtype=pl.Int64).pow(pl.col("_decimals")).cast(pl.Int64),
+            inverse=pl.lit(False),
+        )
+        .drop("_digits", "_decimals")
+    )
+    quoted = direct.select("base", "quote").unique()
+    inverse = (
+        direct.join(quoted, left_on=["quote", "base"], right_on=["base", "quote"], how="anti")
+        .select(
+            base="quote", quote="base", rate_day="rate_day", rate_text="rate_text",
+            rate_num="rate_den", rate_den="rate_num", inverse=pl.lit(True),
+        )
+    )
+    return pl.concat([direct, inverse]).select(list(_RATE_SCHEMA)).cast(_RATE_SCHEMA).sort("rate_day")
+
+
+def _exponent(currency: pl.Expr) -> pl.Expr:
+    return currency.replace_strict(CURRENCY_EXPONENTS, default=None, return_dtype=pl.Int64)
+
+
+def _pow10(exponent: pl.Expr) -> pl.Expr:
+    return pl.lit(10, dtype=pl.Int128).pow(exponent.clip(0, 30)).cast(pl.Int128)
+
+
+def _div_ceil(num: pl.Expr, den: pl.Expr) -> pl.Expr:
+    """Ceiling of ``num / den`` for ``num >= 0``, ``den > 0`` (Int128 has no negation)."""
+    return (num + den - 1) // den
+
+
+def _fraction(value: Decimal) -> tuple[int, int]:
+    num, den = value.as_integer_ratio()
+    return int(num), int(den)
+
+
+def _bank_line_rates(pb: pl.DataFrame, pl_: pl.DataFrame, fractions: pl.DataFrame, max_age: int) -> pl.DataFrame:
+    """One row per (bank line, foreign currency of some ledger item) with the rate in force on
+    the bank date: ``bank_idx``, ``ledger_currency``, ``rate_*``."""
+    foreign = pl_.select(pl.col("currency").alias("ledger_currency")).unique()
+    lines = (
+        pb.select("bank_idx", "day", pl.col("currency").alias("bank_currency"))
+        .join(foreign, how="cross")
+        .filter(pl.col("ledger_currency") != pl.col("bank_currency"))
+        .sort("day")
+    )
+    if lines.height == 0 or fractions.height == 0:
+        return lines.clear().with_columns(
+            pl.lit(None, dtype=t).alias(c) for c, t in _RATE_SCHEMA.items() if c not in ("base", "quote")
+        )
+    return lines.join_asof(
+        fractions,
+        left_on="day",
+        right_on="rate_day",
+        by_left=["ledger_currency", "bank_currency"],
+        by_right=["base", "quote"],
+        strategy="backward",
+        tolerance=max_age,
+        check_sortedness=False,
+    ).drop_nulls("rate_num")
+
+
+def _candidate_pairs(
+    pb: pl.DataFrame, pl_: pl.DataFrame, line_rates: pl.DataFrame, rules: RuleSet
+) -> pl.DataFrame:
+    """(bank line, foreign item) pairs whose amounts could fit, by a sorted range search on the
+    foreign amount, then the item's date window; with the rate of the bank date joined on."""
+    spread_num, spread_den = _fraction(rules.fx.spread_max_pct / 100)
+    fav_num, fav_den = _fraction(rules.fx.spread_max_pct * _FAVOURABLE_SHARE / 100)
+    charges = [c for c in rules.fx.bank_charges]
+    max_charge = max(charges, default=Decimal(0))
+
+    # the foreign-amount range (magnitudes) that can explain each bank line, widened by one unit
+    bank = line_rates.join(
+        pb.select("bank_idx", pl.col("amount_minor").alias("amount_bank")), on="bank_idx"
+    ).filter(pl.col("amount_bank") != 0)
+    exp_bank, exp_ledger = _exponent(pl.col("bank_currency")), _exponent(pl.col("ledger_currency"))
+    shift = exp_bank - exp_ledger
+    # converted = amount * mul / div   (mul, div: Int128)
+    mul = pl.col("rate_num").cast(pl.Int128) * _pow10(shift)
+    div = pl.col("rate_den").cast(pl.Int128) * _pow10(-shift)
+    magnitude = pl.col("amount_bank").abs().cast(pl.Int128)
+    max_charge_minor = (pl.lit(int(max_charge * 10**6), dtype=pl.Int128) * _pow10(exp_bank)) // 10**6 + 1
+    receipt = pl.col("amount_bank") > 0
+    # money in: bank = C*(1-spread) - charge .. C*(1+fav); money out: bank = C*(1-fav) .. C*(1+spread) + charge
+    conv_low = pl.when(receipt).then(magnitude * fav_den // (fav_den + fav_num)).otherwise(
+        (magnitude - max_charge_minor).clip(0) * spread_den // (spread_den + spread_num)
+    )
+    conv_high = pl.when(receipt).then(
+        _div_ceil((magnitude + max_charge_minor) * spread_den, pl.lit(max(spread_den - spread_num, 1), dtype=pl.Int128))
+    ).otherwise(_div_ceil(magnitude * fav_den, pl.lit(max(fav_den - fav_num, 1), dtype=pl.Int128)))
+    limit = pl.lit((1 << _AMOUNT_BITS) - 1, dtype=pl.Int128)
+    bank = bank.with_columns(
+        _low=((conv_low * div // mul) - 1).clip(0, limit).cast(pl.Int64),
+        _high=(_div_ceil(conv_high * div, mul) + 1).clip(0, limit).cast(pl.Int64),
+        _sign=pl.col("amount_bank").sign().cast(pl.Int64),
+    )
+    ledger = pl_.select(
+        "ledger_idx", "currency", "amount_minor", "day", "window_before", "window_after",
+        _sign=pl.col("amount_minor").sign().cast(pl.Int64),
+    ).filter((pl.col("amount_minor") != 0) & (pl.col("amount_minor").abs() < (1 << _AMOUNT_BITS)))
+    if bank.height == 0 or ledger.height == 0:
+        return pl.DataFrame()
+
+    # blocks: (currency, sign) shared by both sides
+    blocks = pl.concat([
+        bank.select(pl.col("ledger_currency").alias("c"), pl.col("_sign").alias("s")),
+        ledger.select(pl.col("currency").alias("c"), pl.col("_sign").alias("s")),
+    ]).unique().sort("c", "s").with_row_index("block")
+    bank = bank.join(blocks, left_on=["ledger_currency", "_sign"], right_on=["c", "s"])
+    ledger = ledger.join(blocks, left_on=["currency", "_sign"], right_on=["c", "s"])
+    span = np.int64(1) << np.int64(_AMOUNT_BITS)
+    ledger_key = ledger["block"].cast(pl.Int64).to_numpy() * span + ledger["amount_minor"].abs().to_numpy()
+    order = np.argsort(ledger_key, kind="stable")
+    sorted_key = ledger_key[order]
+    bank_base = bank["block"].cast(pl.Int64).to_numpy() * span
+    lo = np.searchsorted(sorted_key, bank_base + bank["_low"].to_numpy(), side="left")
+    hi = np.searchsorted(sorted_key, bank_base + bank["_high"].to_numpy(), side="right")
+    count = hi - lo
+    total = int(count.sum())
+    if total == 0:
+        return pl.DataFrame()
+    rep = np.repeat(np.arange(bank.height), count)
+    positions = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(total)
+    ledger_rows = order[positions]
+
+    pairs = pl.concat(
+        [
+            bank.select(
+                "bank_idx", "bank_currency", "ledger_currency", "amount_bank", "day",
+                "rate_day", "rate_text", "rate_num", "rate_den", "inverse",
+            ).rename({"day": "day_bank"})[rep],
+            ledger.select(
+                "ledger_idx", pl.col("amount_minor").alias("amount_ledger"), pl.col("day").alias("day_ledger"),
+                "window_before", "window_after",
+            )[ledger_rows],
+        ],
+        how="horizontal",
+    )
+    days = pl.col("day_bank") - pl.col("day_ledger")
+    return pairs.filter((days <= pl.col("window_after")) & (-days <= pl.col("window_before")))
+
+
+def _split(pairs: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """Convert exactly at the bank date's rate and split ``bank - converted`` into
+    ``fx_difference`` and ``bank_charge``; pairs with no admissible split are dropped."""
+    spread_num, spread_den = _fraction(rules.fx.spread_max_pct / 100)
+    fav_num, fav_den = _fraction(rules.fx.spread_max_pct * _FAVOURABLE_SHARE / 100)
+    exp_bank, exp_ledger = _exponent(pl.col("bank_currency")), _exponent(pl.col("ledger_currency"))
+    shift = exp_bank - exp_ledger
+    mul = pl.col("rate_num").cast(pl.Int128) * _pow10(shift)
+    div = pl.col("rate_den").cast(pl.Int128) * _pow10(-shift)
+    magnitude = pl.col("amount_ledger").abs().cast(pl.Int128)
+    # round half away from zero: sign * floor((2|a|*mul + div) / (2*div))
+    converted = ((2 * magnitude * mul + div) // (2 * div)).cast(pl.Int64) * pl.col("amount_ledger").sign()
+    df = pairs.with_columns(converted=converted)
+    df = df.with_columns(
+        diff=pl.col("amount_bank") - pl.col("converted"),
+        _against=(pl.col("converted").abs().cast(pl.Int128) * spread_num // spread_den).cast(pl.Int64),
+        _favour=(pl.col("converted").abs().cast(pl.Int128) * fav_num // fav_den).cast(pl.Int64),
+    )
+    if df.height == 0:
+        return df.with_columns(fx_minor=pl.lit(0, pl.Int64), charge_minor=pl.lit(0, pl.Int64))
+
+    # charge options in the bank currency's minor units (per row: exponents differ)
+    options = sorted({Decimal(0), *rules.fx.bank_charges})
+    bank_exp = df.select(_exponent(pl.col("bank_currency"))).to_series().fill_null(2).to_numpy()
+    charge = np.stack([
+        np.array([int(c.scaleb(int(e))) for e in range(7)], dtype=np.int64)[np.clip(bank_exp, 0, 6)]
+        for c in options
+    ], axis=1)  # rows x options, magnitudes
+    sign = np.sign(df["amount_bank"].to_numpy())
+    diff = df["diff"].to_numpy()
+    against = df["_against"].to_numpy()
+    favour = df["_favour"].to_numpy()
+    # bank = converted + fx + charge, the charge against the bank side: charge_signed = -sign*c
+    charge_signed = -sign[:, None] * charge
+    fx = diff[:, None] - charge_signed
+    fx_against = -sign[:, None] * fx  # how much worse off the bank side is
+    feasible = (fx_against <= against[:, None]) & (fx_against >= -favour[:, None])
+
+    # the bank's own rate: (bank - charge) = round(amount * r * 10**shift / 10**d) for an integer r?
+    target = np.abs(df["amount_bank"].to_numpy()[:, None] - charge_signed)
+    consistent = _bank_rate_fits(df, target)
+    rank = np.where(feasible, np.where(consistent, 0, len(options)) + np.arange(len(options))[None, :], 10**6)
+    best = rank.argmin(axis=1)
+    ok = rank[np.arange(len(best)), best] < 10**6
+    rows = np.arange(len(best))
+    df = df.with_columns(
+        fx_minor=pl.Series(fx[rows, best], dtype=pl.Int64),
+        charge_minor=pl.Series(charge_signed[rows, best], dtype=pl.Int64),
+        rate_consistent=pl.Series(consistent[rows, best]),
+    ).filter(pl.Series(ok))
+    return df.drop("_against", "_favour")
+
+
+def _bank_rate_fits(df: pl.DataFrame, target: np.ndarray) -> np.ndarray:
+    """Whether ``target`` (bank-currency minor magnitudes, rows x options) is the item's amount
+    converted at some rate with :data:`BANK_RATE_DECIMALS` decimals, rounded half up: an
+    integer ``r`` with ``|amount| * r * 10**(shift - d)`` in ``[target - 1/2, target + 1/2)``,
+    i.e. ``(2t - 1) q <= 2 |amount| m r < (2t + 1) q``."""
+    shift = _exponent(pl.col("bank_currency")) - _exponent(pl.col("ledger_currency"))
+    m = _pow10(shift - BANK_RATE_DECIMALS)
+    q = _pow10(BANK_RATE_DECIMALS - shift)
+    frame = df.select(
+        step=2 * pl.col("amount_ledger").abs().cast(pl.Int128) * m,
+        q=q,
+    ).with_columns(pl.Series(f"t{k}", target[:, k]).cast(pl.Int128) for k in range(target.shape[1]))
+    fits = []
+    for k in range(target.shape[1]):
+        t = pl.col(f"t{k}")
+        low, high = (2 * t - 1) * pl.col("q"), (2 * t + 1) * pl.col("q")
+        r = _div_ceil(low, pl.col("step"))
+        fits.append(((t > 0) & (pl.col("step") > 0) & (r * pl.col("step") < high)).alias(f"f{k}"))
+    return frame.select(fits).fill_null(False).to_numpy()
+
+
+def _shown_amounts(pb: pl.DataFrame) -> pl.DataFrame:
+    """Foreign amounts the bank text states ("TT IN USD1234.56 ..."): ``bank_idx``,
+    ``shown_currency``, ``shown_minor`` (exact minor units of that currency)."""
+    found = (
+        pb.select("bank_idx", "currency", pl.col("description").fill_null("").str.extract_all(_SHOWN_AMOUNT).alias("m"))
+        .explode("m")
+        .drop_nulls("m")
+        .with_columns(
+            shown_currency=pl.col("m").str.slice(0, 3),
+            _text=pl.col("m").str.slice(3).str.strip_chars().str.replace_all(",", ""),
+        )
+        .filter(pl.col("shown_currency").is_in(list(CURRENCY_EXPONENTS)) & (pl.col("shown_currency") != pl.col("currency")))
+    )
+    minor, _reason = parse_amount_expr(pl.col("_text"), pl.col("shown_currency"))
+    return found.select("bank_idx", "shown_currency", shown_minor=minor).drop_nulls("shown_minor")
+
+
+def _money(minor: pl.Expr, currency: pl.Expr) -> pl.Expr:
+    return currency + pl.lit(" ") + format_minor_expr(minor, currency)
+
+
+def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """Candidate groups (:data:`engine.groups.GROUP_SCHEMA`, kind ``one_to_one``) pairing a bank
+    line with a ledger item in another currency, converted at the bank date's rate.
+
+    Parameters
+    ----------
+    pb
+        Prepared bank lines (:func:`engine.features.prepare_bank`).
+    pl_
+        Prepared ledger items (:func:`engine.features.prepare_ledger`).
+    rates
+        The FX table from :func:`feeds.fx.read_fx_csv` (``rate_text`` is used, never ``rate``).
+    rules
+        ``fx`` (rate age, spread, bank charges), ``weights``, ``thresholds``.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per (bank line, foreign item) that fits, at most :data:`MAX_ALTERNATIVES` per
+        bank line, best first: ``ledger_total`` is the item converted at the bank date's rate
+        (bank currency minor units) and ``adjustments`` holds ``fx_difference`` and, when the
+        bank took one, ``bank_charge``, so that ``bank amount == ledger_total + adjustments``.
+
+    Examples
+    --------
+    A USD 4,702.17 invoice credited as HKD 36,481.40 when USD/HKD is 7.7804: converted
+    HKD 36,584.77, fx_difference -53.37, bank_charge -50.00.
+
+    >>> groups = fx_groups(pb, pl_, rates, rules)  # doctest: +SKIP
+    >>> groups.row(0, named=True)["adjustments"]  # doctest: +SKIP
+    [{'cause': 'fx_difference', 'amount_minor': -5337}, {'cause': 'bank_charge', 'amount_minor': -5000}]
+    """
+    if pb.height == 0 or pl_.height == 0 or rates.height == 0:
+        return empty_groups()
+    fractions = rate_fractions(rates)
+    line_rates = _bank_line_rates(pb, pl_, fractions, rules.fx.max_rate_age_days)
+    if line_rates.height == 0:
+        return empty_groups()
+    pairs = _candidate_pairs(pb, pl_, line_rates, rules)
+    if pairs.height == 0:
+        return empty_groups()
+    df = _split(pairs, rules)
+    if df.height == 0:
+        return empty_groups()
+
+    # pair evidence (reference, name, date) from the pair scorer; the amount is ours
+    w = rules.weights
+    scored = score_candidates(
+        df.select("bank_idx", "ledger_idx", via=pl.lit(0, dtype=pl.UInt8)), pb, pl_, rules
+    )
+    ref_weight = pl.col("ref_level").replace_strict(
+        {"full": w.reference.full, "serial": w.reference.serial, "number": w.reference.number,
+         "partial": w.reference.partial, "conflict": w.reference.conflict, "none": w.reference.none},
+        return_dtype=pl.Float64,
+    )
+    similar_w, _ = _levels(pl.col("name_similarity"), w.name, "min_similarity", ascending=False)
+    name_weight = (
+        pl.when(pl.col("name_level") == "missing").then(pl.lit(w.name_missing))
+        .when(pl.col("name_level") == "different script").then(pl.lit(w.name_different_script))
+        .otherwise(similar_w)
+    )
+    date_weight, _ = _levels(pl.col("days").abs(), w.date, "max_days", ascending=True)
+    window_weight = pl.when(pl.col("in_window")).then(pl.lit(0.0)).otherwise(pl.lit(w.outside_window))
+    pair_phrases = explain(scored, rules).str.split("; ").list.eval(
+        pl.element().filter(
+            ~pl.element().str.starts_with("amount equal")
+            & ~pl.element().str.starts_with("bank amount ")
+            & ~pl.element().str.starts_with("no other candidate")
+            & ~pl.element().str.contains(r"^[0-9]+ other candidate")
+        )
+    ).list.join("; ")
+    evidence = scored.select(
+        "bank_idx", "ledger_idx",
+        pair_score=pl.lit(w.prior) + ref_weight + name_weight + date_weight + window_weight,
+        pair_evidence=pair_phrases,
+    )
+    df = df.join(evidence, on=["bank_idx", "ledger_idx"], how="left")
+
+    # the foreign amount the bank text states, if any
+    shown = _shown_amounts(pb)
+    stated = (
+        df.select("bank_idx", "ledger_idx", "ledger_currency", "amount_ledger")
+        .join(shown, left_on=["bank_idx", "ledger_currency"], right_on=["bank_idx", "shown_currency"])
+        .group_by("bank_idx", "ledger_idx")
+        .agg(
+            shown_equal=(pl.col("shown_minor") == pl.col("amount_ledger").abs()).any(),
+            shown_minor=pl.col("shown_minor").first(),
+        )
+    )
+    df = df.join(stated, on=["bank_idx", "ledger_idx"], how="left")
+    fit_weight = w.amount.exact * FIT_WEIGHT_SHARE
+    amount_weight = (
+        pl.when(pl.col("shown_equal")).then(pl.lit(w.amount.exact))
+        .when(pl.col("shown_equal").is_null()).then(pl.lit(fit_weight))
+        .otherwise(pl.lit(w.amount.within_tolerance))
+    )
+    df = df.with_columns(score=pl.col("pair_score") + amount_weight)
+
+    # keep what could reach review, and at most MAX_ALTERNATIVES per bank line
+    review = rules.thresholds.review
+    floor = float(np.log2(review / (1.0 - review))) - rules.thresholds.ambiguity_margin if 0 < review < 1 else -np.inf
+    df = (
+        df.filter(pl.col("score") >= floor)
+        .sort(["bank_idx", "score", "ledger_idx"], descending=[False, True, False])
+        .filter(pl.int_range(pl.len()).over("bank_idx") < MAX_ALTERNATIVES)
+    )
+    if df.height == 0:
+        return empty_groups()
+
+    lc, bc = pl.col("ledger_currency"), pl.col("bank_currency")
+    rate_phrase = (
+        pl.when(pl.col("inverse"))
+        .then(pl.lit("1/") + pl.col("rate_text") + pl.lit(" (") + bc + pl.lit("/") + lc)
+        .otherwise(pl.col("rate_text") + pl.lit(" (") + lc + pl.lit("/") + bc)
+        + pl.lit(" on ") + pl.col("rate_day").cast(pl.Date).cast(pl.Utf8) + pl.lit(")")
+    )
+    split_phrase = pl.concat_str(
+        [
+            pl.lit("fx_difference ") + format_minor_expr(pl.col("fx_minor"), bc),
+            pl.when(pl.col("charge_minor") != 0).then(
+                pl.lit("bank_charge ") + format_minor_expr(pl.col("charge_minor"), bc)
+            ),
+        ],
+        separator=", ", ignore_nulls=True,
+    )
+    shown_phrase = (
+        pl.when(pl.col("shown_equal"))
+        .then(pl.lit("bank text states ") + _money(pl.col("amount_ledger").abs(), lc))
+        .when(pl.col("shown_equal").is_not_null())
+        .then(pl.lit("bank text states ") + _money(pl.col("shown_minor"), lc) + pl.lit(", not this amount"))
+    )
+    fx_phrase = (
+        _money(pl.col("amount_ledger"), lc) + pl.lit(" at ") + rate_phrase + pl.lit(" = ")
+        + _money(pl.col("converted"), bc) + pl.lit("; credited ") + _money(pl.col("amount_bank"), bc)
+        + pl.lit(": ") + split_phrase
+    )
+    adjustments = pl.concat_list(
+        pl.struct(cause=pl.lit("fx_difference"), amount_minor=pl.col("fx_minor")),
+        pl.struct(cause=pl.lit("bank_charge"), amount_minor=pl.col("charge_minor")),
+    ).list.eval(pl.element().filter(pl.element().struct.field("amount_minor") != 0))
+    out = df.select(
+        kind=pl.lit("one_to_one"),
+        bank_idx=pl.concat_list(pl.col("bank_idx").cast(pl.UInt32)),
+        ledger_idx=pl.concat_list(pl.col("ledger_idx").cast(pl.UInt32)),
+        score=pl.col("score"),
+        ledger_total=pl.col("converted"),
+        adjustments=adjustments.cast(pl.List(ADJUSTMENT_DTYPE)),
+        evidence=pl.concat_str([fx_phrase, shown_phrase, pl.col("pair_evidence")], separator="; ", ignore_nulls=True),
+    )
+    return conform(out).cast(GROUP_SCHEMA)
