@@ -56,6 +56,11 @@ ZERO_FEE_BITS = 6.0
 TYPICAL_FEE_BITS = 2.0
 EDGE_FEE_BITS = 0.0
 TYPICAL_FEE_PCT = (2.0, 4.5)
+#: the fee rate is close to the store's usual rate (the median over its candidate ranges: a
+#: processor charges one merchant a stable rate, while wrong ranges scatter over the fee band);
+#: full weight at the median, none from USUAL_RATE_TOLERANCE_PCT percentage points away
+USUAL_RATE_BITS = 2.0
+USUAL_RATE_TOLERANCE_PCT = 0.75
 #: per store word of the bank text found in the orders' description (at most STORE_WORDS_MAX)
 STORE_WORD_BITS = 2.0
 STORE_WORDS_MAX = 3
@@ -581,12 +586,18 @@ def inferred_payout_groups(
     fee = pl.col("amount_minor") - pl.col("gross")  # <= 0
     pct = (-fee).cast(pl.Float64) * 100.0 / pl.col("gross").cast(pl.Float64)
     n_orders = pl.col("hi") - pl.col("lo")
+    cand = cand.with_columns(_pct=pct).with_columns(
+        _closeness=(
+            1.0 - (pl.col("_pct") - pl.col("_pct").median().over("store_no")).abs() / USUAL_RATE_TOLERANCE_PCT
+        ).clip(0.0, 1.0)
+    ).with_columns(_usual=pl.col("_closeness") > 0)
     score = (
         pl.lit(prior)
         + PROCESSOR_NAMED_BITS
         + pl.when(fee == 0).then(pl.lit(ZERO_FEE_BITS)).otherwise(pl.lit(FEE_BAND_BITS))
         + pl.when((pct >= TYPICAL_FEE_PCT[0]) & (pct <= TYPICAL_FEE_PCT[1]))
         .then(pl.lit(TYPICAL_FEE_BITS)).otherwise(pl.lit(EDGE_FEE_BITS))
+        + pl.col("_closeness") * USUAL_RATE_BITS
         + pl.col("matched").clip(0, STORE_WORDS_MAX).cast(pl.Float64) * STORE_WORD_BITS
         + n_orders.cast(pl.Float64) * PER_ORDER_BITS
     )
@@ -603,6 +614,7 @@ def inferred_payout_groups(
         + pl.when(fee == 0).then(pl.lit(" equals the credit exactly"))
         .otherwise(pl.lit(" less processor fee ") + money(-fee) + pl.lit(" (") + pct_text + pl.lit("%)")
                    + (pl.lit(f" [{account}]") if account else pl.lit("")))
+        + pl.when(pl.col("_usual")).then(pl.lit("; fee rate close to the store's usual")).otherwise(pl.lit(""))
         + pl.when(pl.col("matched") > 0)
         .then(pl.lit("; store named in the bank text (") + pl.col("bank_words").list.join(" ") + pl.lit(")"))
         .otherwise(pl.lit("; bank text does not name the store"))
