@@ -190,9 +190,10 @@ def match(
     rules
         A :class:`RuleSet`, a rule-set file, or ``None`` for the built-in default.
     fx
-        FX rates CSV (``date, base, quote, rate``): validated and recorded.
+        FX rates CSV (``date, base, quote, rate``): converts ledger items in another currency.
     processor
-        Processor payout report(s): validated and recorded.
+        Processor payout report(s) (e.g. Stripe itemized payout reconciliation): link payouts
+        to the orders and refunds they settle, with the processor fee.
     bank_format, ledger_format, processor_format
         Force a format (``recon inspect`` lists them); default: detected from each file's content.
 
@@ -216,6 +217,7 @@ def match(
     rejects = [bank_res.rejects, ledger_res.rejects]
     stats = [*bank_res.stats, *ledger_res.stats]
     extra: dict = {}
+    fx_frame = payout_lines = None
     if fx is not None:
         fx_frame, fx_rejects = feeds.read_fx_csv(str(fx))
         rejects.append(fx_rejects)
@@ -223,6 +225,7 @@ def match(
         stats.append(FileStats(str(fx), "fx", fx_frame.height + fx_rejects.height, fx_frame.height, fx_rejects.height))
     if _paths(processor):
         payouts = load_processor(processor, processor_format)
+        payout_lines = payouts.frame
         rejects.append(payouts.rejects)
         stats.extend(payouts.stats)
         extra["processor"] = {"files": _paths(processor), "payout_lines": payouts.frame.height,
@@ -231,7 +234,7 @@ def match(
     all_rejects = pl.concat(
         [r.select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA) for r in rejects]
     ).unique(subset=["source_file", "line", "column"], keep="first", maintain_order=True)
-    outcome = match_frames(bank_res.frame, ledger_res.frame, rules)
+    outcome = match_frames(bank_res.frame, ledger_res.frame, rules, fx_rates=fx_frame, payout_lines=payout_lines)
     return MatchResult(
         outcome=outcome,
         bank=bank_res,

@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from models.schema import MATCH_TYPES  # noqa: F401  (the kinds a group may have)
+
 ADJUSTMENT_DTYPE = pl.Struct({"cause": pl.Utf8, "amount_minor": pl.Int64})
 
 GROUP_SCHEMA: dict[str, pl.DataType] = {
@@ -50,8 +52,6 @@ GROUP_SCHEMA: dict[str, pl.DataType] = {
     "open_minor": pl.Int64,
     "review_reason": pl.Utf8,
 }
-
-MATCH_TYPES = ("one_to_one", "one_to_many", "many_to_one", "many_to_many", "payout")
 
 
 def empty_groups() -> pl.DataFrame:

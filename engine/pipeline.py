@@ -2,8 +2,9 @@
 
 One function, :func:`match_frames`, runs the stages on canonical frames and returns proposals and
 unmatched lines as Polars frames; the CLI, the workspace store and notebooks all go through it.
-Proposals are modelled as groups (bank ids x ledger ids + adjustments) so compound matches fit the
-same tables; this stage produces one-to-one groups.
+Proposals are groups (bank ids x ledger ids + adjustments): plain pairs from the scored candidates,
+and compound groups (one line to many items and back, FX receipts, processor payouts) from their
+generators, chosen together by :func:`engine.group_assignment.assign_with_groups`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from engine.assignment import EXACT_METHOD, assign_one_to_one
+from engine.assignment import EXACT_METHOD
 from engine.candidates import generate_candidates
+from engine.compound import compound_groups
+from engine.differences import cause as difference_cause
 from engine.features import prepare_bank, prepare_ledger
+from engine.fx import fx_groups
+from engine.group_assignment import assign_with_groups
+from engine.groups import adjustment_total, conform, empty_groups
+from engine.payouts import inferred_payout_groups, report_payout_groups
 from engine.scoring import explain, score_candidates
 from models.ids import short_ids
-from models.money import CURRENCY_EXPONENTS, format_minor_expr
+from models.money import format_minor_expr
 from models.schema import BANK_SCHEMA, ID_SEPARATOR, LEDGER_SCHEMA, MATCH_COLUMNS
 from rules.model import RuleSet
 
@@ -86,7 +93,13 @@ def _fmt(value: pl.Expr, digits: int = 2) -> pl.Expr:
     return value.round(digits).cast(pl.Utf8)
 
 
-def match_frames(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> MatchOutcome:
+def match_frames(
+    bank: pl.DataFrame,
+    ledger: pl.DataFrame,
+    rules: RuleSet,
+    fx_rates: pl.DataFrame | None = None,
+    payout_lines: pl.DataFrame | None = None,
+) -> MatchOutcome:
     """Run the whole match on canonical frames.
 
     Parameters
@@ -95,6 +108,12 @@ def match_frames(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> Ma
         Canonical frames (``models.schema.BANK_SCHEMA`` / ``LEDGER_SCHEMA``), duplicates removed.
     rules
         The rule set.
+    fx_rates
+        FX rates (``feeds.fx.FX_SCHEMA``) for ledger items in another currency than the bank
+        line; without them such items are not matched.
+    payout_lines
+        Processor payout lines (``models.schema.PAYOUT_LINE_SCHEMA``); without them processor
+        credits are matched to orders with an inferred fee (always for review).
 
     Returns
     -------
@@ -119,16 +138,33 @@ def match_frames(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> Ma
     timings["scoring"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    groups = candidate_groups(pb, pl_, rules, fx_rates, payout_lines)
+    timings["groups"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     th = rules.thresholds
-    # weigh pairs by their evidence in bits above the review threshold (always > 0)
+    # weigh pairs and groups by their evidence in bits above the review threshold (always > 0)
     floor = math.log2(th.review / (1.0 - th.review)) if th.review < 1 else 0.0
     scored = scored.with_columns(weight=(pl.col("score") - floor + 1.0).clip(lower_bound=1e-6))
-    chosen = assign_one_to_one(scored, th.review, weight="weight")
+    groups = groups.with_columns(
+        weight=(pl.col("score") - floor + 1.0).clip(lower_bound=1e-6),
+        confidence=_confidence(pl.col("score")),
+    )
+    chosen, chosen_groups, pair_runner_ups = assign_with_groups(scored, groups, th.review, pb.height)
     timings["assignment"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    proposals, lines = _proposals(chosen, scored, pb, pl_, rules)
-    unmatched_bank, unmatched_ledger = _unmatched(chosen, scored, pb, pl_, rules)
+    labels = _group_labels(groups, chosen_groups, pair_runner_ups, pb, pl_)
+    proposals, lines = _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups, labels)
+    g_proposals, g_lines = _group_proposals(chosen_groups, groups, pb, pl_, rules, labels)
+    proposals = pl.concat([proposals, g_proposals], how="vertical_relaxed").sort("match_id")
+    lines = pl.concat([lines, g_lines], how="vertical_relaxed").sort("match_id", "side", "id")
+    taken = pl.concat([
+        chosen.select("bank_idx", "ledger_idx"),
+        chosen_groups.join(groups.with_row_index("group").select("group", "bank_idx", "ledger_idx"), on="group")
+        .select("bank_idx", "ledger_idx").explode("bank_idx").explode("ledger_idx"),
+    ])
+    unmatched_bank, unmatched_ledger = _unmatched(taken, scored, pb, pl_, rules)
     cand_view = scored.with_columns(
         bank_id=pb["id"].gather(scored["bank_idx"]),
         ledger_id=pl_["id"].gather(scored["ledger_idx"]),
@@ -141,24 +177,13 @@ def _adjustments_expr(rules: RuleSet) -> pl.Expr:
     """One balancing line per proposal whose amounts differ: ``cause amount (account)``, where
     bank amount = ledger amount + adjustment amount; empty when the amounts are equal.
 
-    A negative difference leaves the bank side worse off (received less, or paid more): up to
-    ``adjustments.bank_charge_max`` that is a bank charge. Beyond it, money in that is short is a
-    short payment and money out that is larger an overpayment; a positive difference is money in
+    A negative difference leaves the bank side worse off (received less, or paid more): a flat
+    fee (up to ``adjustments.bank_charge_max``, a whole multiple of ``bank_charge_step``, not a
+    whole percentage of the item) is a bank charge. Otherwise money in that is short is a short
+    payment and money out that is larger an overpayment; a positive difference is money in
     overpaid or money out short-paid (a discount taken)."""
     diff = pl.col("amount_bank") - pl.col("amount_ledger")
-    money_in = pl.col("amount_ledger") > 0
-    charge_max = pl.col("currency").replace_strict(
-        {code: int(rules.adjustments.bank_charge_max.scaleb(exp)) for code, exp in CURRENCY_EXPONENTS.items()},
-        default=0,
-        return_dtype=pl.Int64,
-    )
-    cause = (
-        pl.when((diff < 0) & (-diff <= charge_max))
-        .then(pl.lit("bank_charge"))
-        .when(money_in == (diff < 0))
-        .then(pl.lit("short_payment"))
-        .otherwise(pl.lit("overpayment"))
-    )
+    cause = difference_cause(rules)
     account = cause.replace_strict(rules.adjustments.accounts, default="", return_dtype=pl.Utf8)
     return (
         pl.when(diff == 0)
@@ -170,7 +195,7 @@ def _adjustments_expr(rules: RuleSet) -> pl.Expr:
     )
 
 
-def _proposals(chosen, scored, pb, pl_, rules):
+def _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups=None, labels=None):
     th = rules.thresholds
     def pair_key(bank: str, ledger: str) -> pl.Expr:
         return (pl.col(bank).cast(pl.UInt64) * (1 << 32) + pl.col(ledger).cast(pl.UInt64)).alias("_pk")
@@ -203,13 +228,27 @@ def _proposals(chosen, scored, pb, pl_, rules):
         ledger_description=pl_["description"].gather(df["ledger_idx"]),
     )
     ambiguous = pl.col("margin") < th.ambiguity_margin
+    if pair_runner_ups is not None and pair_runner_ups.height and labels is not None:
+        group_text = (
+            pair_runner_ups.select("bank_idx", "ledger_idx", "runner_up_groups").explode("runner_up_groups")
+            .join(labels, left_on="runner_up_groups", right_on="group", how="inner")
+            .group_by("bank_idx", "ledger_idx").agg(pl.col("label").str.join(" / ").alias("ru_group"))
+        )
+        df = df.join(group_text, on=["bank_idx", "ledger_idx"], how="left")
+    else:
+        df = df.with_columns(ru_group=pl.lit(None, dtype=pl.Utf8))
     runner_up = (
-        pl.when(pl.col("ru_ledger").is_not_null())
+        pl.when(pl.col("ru_group").is_not_null())
+        .then(pl.col("ru_group"))
+        .when(pl.col("ru_ledger").is_not_null())
         .then(pl.lit("ledger ") + pl.col("ru_ledger"))
         .when(pl.col("ru_bank").is_not_null())
         .then(pl.lit("bank line ") + pl.col("ru_bank"))
     )
-    runner_up_text = runner_up + pl.lit(" (confidence ") + _fmt(pl.col("runner_up_confidence")) + pl.lit(")")
+    runner_up_text = (
+        pl.when(pl.col("ru_group").is_not_null()).then(runner_up)
+        .otherwise(runner_up + pl.lit(" (confidence ") + _fmt(pl.col("runner_up_confidence")) + pl.lit(")"))
+    )
     status = (
         pl.when((pl.col("confidence") >= th.auto) & ~ambiguous).then(pl.lit("auto")).otherwise(pl.lit("review"))
     )
@@ -261,6 +300,7 @@ def _proposals(chosen, scored, pb, pl_, rules):
         pl.col("bank_description").alias("bank_descriptions"),
         pl.col("ledger_counterparty").alias("ledger_counterparties"),
         pl.col("ledger_description").alias("ledger_descriptions"),
+        pl.lit("").alias("open_amount"),
     ).sort("match_id")
     assert proposals.columns[: len(MATCH_COLUMNS)] == MATCH_COLUMNS
     lines = pl.concat([
@@ -272,14 +312,15 @@ def _proposals(chosen, scored, pb, pl_, rules):
     return proposals, lines
 
 
-def _unmatched(chosen, scored, pb, pl_, rules):
+def _unmatched(taken, scored, pb, pl_, rules):
     review = rules.thresholds.review
-    taken = chosen.select("bank_idx", "ledger_idx")
+    taken = taken.select("bank_idx", "ledger_idx")
     ids_b = pb.select("bank_idx", pl.col("id").alias("bank_id"))
     ids_l = pl_.select("ledger_idx", pl.col("id").alias("ledger_id"))
 
     def side(frame, own, other, other_ids, other_id_col, noun_other, noun_self):
         rest = frame.join(taken.select(own), on=own, how="anti")
+        taken_other = taken.unique(other, keep="first", maintain_order=True)
         best = (
             scored.select(own, other, "confidence")
             .join(rest.select(own), on=own, how="semi")
@@ -287,7 +328,7 @@ def _unmatched(chosen, scored, pb, pl_, rules):
             .group_by(own, maintain_order=True)
             .first()
             .join(other_ids, on=other, how="left")
-            .join(taken.select(pl.col(other), pl.col(own).alias("_taker")), on=other, how="left")
+            .join(taken_other.select(pl.col(other), pl.col(own).alias("_taker")), on=other, how="left")
         )
         own_ids = ids_b if own == "bank_idx" else ids_l
         best = best.join(
@@ -313,3 +354,204 @@ def _unmatched(chosen, scored, pb, pl_, rules):
     ub = ub.sort("bank_idx").select(*BANK_SCHEMA, "reason")
     ul = ul.sort("ledger_idx").select(*LEDGER_SCHEMA, "reason")
     return ub, ul
+
+
+def _confidence(score: pl.Expr) -> pl.Expr:
+    """Confidence of a score in bits: 1 / (1 + 2 ** -score), as for pairs."""
+    return 1.0 / (1.0 + pl.lit(2.0).pow(-score))
+
+
+def candidate_groups(
+    pb: pl.DataFrame,
+    pl_: pl.DataFrame,
+    rules: RuleSet,
+    fx_rates: pl.DataFrame | None = None,
+    payout_lines: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Every candidate group (``engine.groups.GROUP_SCHEMA``) of the run: one bank line to
+    several items and back, FX receipts, processor payouts (from the report when given, else
+    inferred). A group that does not balance exactly (bank total = ledger total + adjustments)
+    is a defect of its generator and is refused here."""
+    frames = [compound_groups(pb, pl_, rules)]
+    if fx_rates is not None and fx_rates.height:
+        frames.append(fx_groups(pb, pl_, fx_rates, rules))
+    explained = None
+    if payout_lines is not None and payout_lines.height:
+        report = conform(report_payout_groups(pb, pl_, payout_lines, rules))
+        frames.append(report)
+        explained = pl_["id"].gather(report["ledger_idx"].explode().drop_nulls())
+    frames.append(inferred_payout_groups(pb, pl_, rules, exclude_ledger=explained))
+    groups = pl.concat([conform(f) for f in frames]) if frames else empty_groups()
+    bank_total = (
+        groups.select(pl.int_range(pl.len()).alias("g"), "bank_idx").explode("bank_idx")
+        .join(pb.select("bank_idx", "amount_minor"), on="bank_idx", how="left")
+        .group_by("g").agg(pl.col("amount_minor").sum()).sort("g")["amount_minor"]
+    )
+    balanced = groups.select(
+        pl.col("ledger_total") + adjustment_total(pl.col("adjustments"))
+    ).to_series() == bank_total
+    if not balanced.all():
+        raise AssertionError(
+            f"{(~balanced).sum()} candidate group(s) do not balance: {groups.filter(~balanced).head(3)}"
+        )
+    return groups
+
+
+def _member_frames(chosen: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Long form of the chosen groups' members (``group`` + the line's columns), sorted by id."""
+    bank = (
+        chosen.select("group", "bank_idx").explode("bank_idx")
+        .join(pb.select("bank_idx", "id", "amount_minor", "currency", "date", "description"), on="bank_idx")
+        .sort("group", "id")
+    )
+    ledger = (
+        chosen.select("group", "ledger_idx").explode("ledger_idx")
+        .join(pl_.select("ledger_idx", "id", "amount_minor", "currency", "date", "counterparty", "description"),
+              on="ledger_idx")
+        .sort("group", "id")
+    )
+    return bank, ledger
+
+
+def _group_labels(groups, chosen_groups, pair_runner_ups, pb, pl_) -> pl.DataFrame:
+    """``group`` -> readable label of the groups named as runner-ups."""
+    wanted = pl.concat([
+        chosen_groups.select(pl.col("runner_up_groups").explode().alias("group")),
+        pair_runner_ups.select(pl.col("runner_up_groups").explode().alias("group")),
+    ]).drop_nulls().unique()
+    if wanted.height == 0:
+        return pl.DataFrame(schema={"group": pl.UInt32, "label": pl.Utf8})
+    sel = wanted.join(groups.with_row_index("group"), on="group")
+    bank, ledger = _member_frames(sel, pb, pl_)
+    b = bank.group_by("group").agg(pl.col("id").str.join(ID_SEPARATOR).alias("b"))
+    lg = ledger.group_by("group").agg(pl.col("id").str.join(ID_SEPARATOR).alias("l"))
+    return sel.join(b, on="group").join(lg, on="group").select(
+        "group",
+        (pl.lit("bank ") + pl.col("b") + pl.lit(" with ledger ") + pl.col("l")
+         + pl.lit(" (confidence ") + _fmt(pl.col("confidence")) + pl.lit(")")).alias("label"),
+    )
+
+
+def _adjustment_text(rules: RuleSet) -> pl.Expr:
+    """``cause amount (account)`` for one adjustment struct (``amount_minor`` + ``currency``)."""
+    account = pl.col("cause").replace_strict(rules.adjustments.accounts, default="", return_dtype=pl.Utf8)
+    return (
+        pl.col("cause") + pl.lit(" ") + format_minor_expr(pl.col("amount_minor"), pl.col("currency"))
+        + pl.when(account != "").then(pl.lit(" (") + account + pl.lit(")")).otherwise(pl.lit(""))
+    )
+
+
+def _group_proposals(chosen_groups, groups, pb, pl_, rules, labels):
+    """Proposals and match lines of the chosen groups (same columns as the pair proposals)."""
+    th = rules.thresholds
+    chosen = chosen_groups.join(groups.with_row_index("group"), on="group")
+    bank, ledger = _member_frames(chosen, pb, pl_)
+    bank_agg = bank.group_by("group").agg(
+        pl.col("id").alias("bank_list"),
+        pl.col("amount_minor").sum().alias("bank_total"),
+        pl.col("currency").first(),
+        pl.col("date").cast(pl.Utf8).str.join(ID_SEPARATOR).alias("bank_dates"),
+        pl.col("description").fill_null("").str.join(ID_SEPARATOR).alias("bank_descriptions"),
+    )
+    ledger_agg = ledger.group_by("group").agg(
+        pl.col("id").alias("ledger_list"),
+        pl.col("currency").first().alias("ledger_currency"),
+        pl.col("date").cast(pl.Utf8).str.join(ID_SEPARATOR).alias("ledger_dates"),
+        pl.col("counterparty").fill_null("").str.join(ID_SEPARATOR).alias("ledger_counterparties"),
+        pl.col("description").fill_null("").str.join(ID_SEPARATOR).alias("ledger_descriptions"),
+    )
+    adjustments = (
+        chosen.select("group", "adjustments").explode("adjustments").drop_nulls("adjustments")
+        .unnest("adjustments")
+        .join(bank_agg.select("group", "currency"), on="group")
+        .group_by("group", maintain_order=True).agg(_adjustment_text(rules).str.join("; ").alias("adjustment_text"))
+    )
+    # runner-ups: other groups, or plain pairs
+    ru_groups = (
+        chosen.select("group", pl.col("runner_up_groups").alias("ru")).explode("ru")
+        .join(labels, left_on="ru", right_on="group", how="inner")
+        .group_by("group").agg(pl.col("label").str.join(" / ").alias("ru_g"))
+    )
+    ru_pairs = chosen.select("group", pl.col("runner_up_pairs").alias("ru")).explode("ru").drop_nulls("ru").unnest("ru")
+    ru_pairs = (
+        ru_pairs.join(pb.select("bank_idx", pl.col("id").alias("b")), on="bank_idx")
+        .join(pl_.select("ledger_idx", pl.col("id").alias("l")), on="ledger_idx")
+        .group_by("group").agg(
+            (pl.lit("bank line ") + pl.col("b") + pl.lit(" with ledger ") + pl.col("l")).str.join(" / ").alias("ru_p")
+        )
+    )
+    df = (
+        chosen.join(bank_agg, on="group").join(ledger_agg, on="group")
+        .join(adjustments, on="group", how="left").join(ru_groups, on="group", how="left")
+        .join(ru_pairs, on="group", how="left")
+        .with_columns(
+            adjustment_text=pl.col("adjustment_text").fill_null(""),
+            runner_up=pl.coalesce("ru_g", "ru_p").fill_null(""),
+            n_bank=pl.col("bank_list").list.len(),
+            n_ledger=pl.col("ledger_list").list.len(),
+        )
+    )
+    ambiguous = pl.col("margin") < th.ambiguity_margin
+    status = (
+        pl.when((pl.col("confidence") >= th.auto) & ~ambiguous & pl.col("review_reason").is_null())
+        .then(pl.lit("auto")).otherwise(pl.lit("review"))
+    )
+    why_review = (
+        pl.when(pl.col("review_reason").is_not_null()).then(pl.col("review_reason"))
+        .when(ambiguous & (pl.col("runner_up") != "")).then(pl.lit("too close to call: runner-up ") + pl.col("runner_up"))
+        .when(ambiguous).then(pl.lit("too close to call"))
+        .when(pl.col("confidence") < th.auto)
+        .then(pl.lit("confidence ") + _fmt(pl.col("confidence")) + pl.lit(" below auto threshold ") + pl.lit(str(th.auto)))
+    )
+    kind = (
+        pl.when(pl.col("kind") == "payout").then(pl.lit("payout"))
+        .when((pl.col("n_bank") == 1) & (pl.col("n_ledger") == 1)).then(pl.lit("one_to_one"))
+        .when(pl.col("n_bank") == 1).then(pl.lit("one_to_many"))
+        .when(pl.col("n_ledger") == 1).then(pl.lit("many_to_one"))
+        .otherwise(pl.lit("many_to_many"))
+    )
+    open_text = format_minor_expr(pl.col("open_minor"), pl.col("ledger_currency"))
+    df = df.with_columns(status=status, match_type=kind).with_columns(
+        explanation=pl.concat_str(
+            [
+                pl.col("evidence"),
+                pl.when(pl.col("adjustment_text") != "").then(pl.lit("balanced by ") + pl.col("adjustment_text")),
+                pl.when(pl.col("open_minor").is_not_null() & (pl.col("open_minor") != 0))
+                .then(pl.lit("still open: ") + pl.col("ledger_currency") + pl.lit(" ") + open_text),
+                pl.when(pl.col("status") == "review").then(pl.lit("review: ") + why_review),
+                pl.when(pl.col("method") != EXACT_METHOD).then(pl.lit("assignment: ") + pl.col("method")),
+            ],
+            separator="; ",
+            ignore_nulls=True,
+        ),
+        match_id=match_id_expr(pl.col("bank_list"), pl.col("ledger_list")),
+    )
+    proposals = df.select(
+        "match_id",
+        "match_type",
+        "status",
+        pl.col("confidence").round(4),
+        pl.col("bank_list").list.join(ID_SEPARATOR).alias("bank_ids"),
+        pl.col("ledger_list").list.join(ID_SEPARATOR).alias("ledger_ids"),
+        format_minor_expr(pl.col("bank_total"), pl.col("currency")).alias("bank_amount"),
+        format_minor_expr(pl.col("ledger_total"), pl.col("currency")).alias("ledger_amount"),
+        format_minor_expr(pl.col("bank_total") - pl.col("ledger_total"), pl.col("currency")).alias("difference"),
+        "currency",
+        "explanation",
+        pl.col("adjustment_text").alias("adjustments"),
+        pl.col("margin").round(4),
+        "runner_up",
+        "method",
+        "bank_dates",
+        "ledger_dates",
+        "bank_descriptions",
+        "ledger_counterparties",
+        "ledger_descriptions",
+        pl.when(pl.col("open_minor").is_not_null()).then(open_text).otherwise(pl.lit("")).alias("open_amount"),
+    )
+    ids = df.select("group", "match_id")
+    lines = pl.concat([
+        bank.join(ids, on="group").select("match_id", pl.lit("bank").alias("side"), "id", "amount_minor", "currency"),
+        ledger.join(ids, on="group").select("match_id", pl.lit("ledger").alias("side"), "id", "amount_minor", "currency"),
+    ])
+    return proposals, lines

@@ -14,6 +14,8 @@ import polars as pl
 from rapidfuzz import fuzz, process
 
 from engine import normalize as nz
+from engine.differences import explained as difference_explained
+from engine.differences import is_bank_charge, is_discount, is_rounding
 from models.money import format_minor_expr
 from rules.model import RuleSet
 
@@ -157,7 +159,11 @@ def score_candidates(
          "partial": w.reference.partial, "conflict": w.reference.conflict, "none": w.reference.none},
         return_dtype=pl.Float64,
     )
-    amount_weight = pl.when(exact).then(pl.lit(w.amount.exact)).otherwise(pl.lit(w.amount.within_tolerance))
+    amount_weight = (
+        pl.when(exact).then(pl.lit(w.amount.exact))
+        .when(difference_explained(rules)).then(pl.lit(w.amount.explained))
+        .otherwise(pl.lit(w.amount.within_tolerance))
+    )
 
     names_missing = (pl.col("name_bank") == "") | (pl.col("name_ledger") == "")
     different_script = (
@@ -243,7 +249,12 @@ def _evidence(rules: RuleSet) -> pl.Expr:
         .otherwise(
             pl.lit("bank amount ") + diff_text
             + pl.when(pl.col("amount_diff") < 0).then(pl.lit(" less")).otherwise(pl.lit(" more"))
-            + pl.lit(" than ledger (within tolerance)")
+            + pl.lit(" than ledger (")
+            + pl.when(is_bank_charge(rules)).then(pl.lit("a round bank charge"))
+            .when(is_discount(rules)).then(pl.lit("a whole-percent discount"))
+            .when(is_rounding()).then(pl.lit("paid down to whole tens"))
+            .otherwise(pl.lit("within tolerance"))
+            + pl.lit(")")
         )
     )
     uniqueness = (

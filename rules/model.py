@@ -81,12 +81,15 @@ class Adjustments(_Strict):
     """How a difference between bank and ledger amounts is booked (``matches.csv`` adjustments).
 
     A difference within the amount tolerance becomes one balancing adjustment line: a bank
-    charge when the bank side is worse off by at most ``bank_charge_max`` (a remitting or paying
-    bank's fee), otherwise a short payment (paid less; written off) or an overpayment (paid more;
+    charge when the bank side is worse off by at most ``bank_charge_max`` in whole multiples of
+    ``bank_charge_step`` (banks charge flat, round fees) and not by a whole percentage of the
+    item up to ``discount_max_pct`` (a prompt-payment discount), otherwise a short payment (paid less; written off) or an overpayment (paid more;
     held for the customer). ``accounts`` maps each cause to the ledger account it is booked to.
     """
 
     bank_charge_max: NonNegDecimal = Decimal("200.00")
+    bank_charge_step: Annotated[Decimal, Field(gt=0)] = Decimal("5.00")
+    discount_max_pct: Annotated[Decimal, Field(ge=0, le=100)] = Decimal("5")
     accounts: dict[str, str] = Field(
         default_factory=lambda: {
             "bank_charge": "6800",
@@ -175,6 +178,7 @@ class ReferenceWeights(_Strict):
 
 class AmountWeights(_Strict):
     exact: float = 4.0
+    explained: float = 1.0  # a round bank charge, a whole-% discount, rounding to tens
     within_tolerance: float = -1.0
 
 
