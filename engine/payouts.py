@@ -20,6 +20,7 @@ to a reviewer. Everything is vectorized (Polars joins, numpy searchsorted); no l
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import numpy as np
@@ -71,7 +72,7 @@ PER_ORDER_BITS = 0.05
 _FEE_CATEGORIES = ("fee",)
 #: categories that are the payout itself (not part of what it pays out)
 _PAYOUT_CATEGORIES = ("payout", "payout_reversal")
-#: settlement days of one bank credit at most considered (guards the range enumeration)
+#: payout ids shorter than this are not looked for in bank text (too likely by chance)
 _SHORT_ID = 6
 
 _TOKEN = r"[^\s,;:/()\[\]{}<>'\"|]+"
@@ -80,8 +81,11 @@ _TOKEN = r"[^\s,;:/()\[\]{}<>'\"|]+"
 def _tokens(text: pl.Expr) -> pl.Expr:
     """Lower-case tokens of a text (split on blanks and brackets/punctuation, not on '-' or
     '_' so that ids such as ``po_1Bx...`` or ``SO-2026-00114`` stay whole)."""
-    return text.fill_null("").str.to_lowercase().str.extract_all(_TOKEN).list.eval(
-        pl.element().str.strip_chars(".#*")
+    return (
+        text.fill_null("")
+        .str.to_lowercase()
+        .str.extract_all(_TOKEN)
+        .list.eval(pl.element().str.strip_chars(".#*"))
     )
 
 
@@ -92,12 +96,12 @@ def _words(text: pl.Expr) -> pl.Expr:
 
 def _word_pattern(words: list[str]) -> str:
     """A case-insensitive regex matching any of ``words`` as whole words."""
-    alternatives = "|".join(_escape(w.strip().lower()) for w in words if w.strip())
-    return rf"(?i)(?:^|[^\p{{L}}\p{{N}}])(?:{alternatives})(?:$|[^\p{{L}}\p{{N}}])" if alternatives else r"$^"
-
-
-def _escape(text: str) -> str:
-    return "".join("\\" + ch if not ch.isalnum() and ch != " " else ch for ch in text)
+    alternatives = "|".join(re.escape(w.strip().lower()) for w in words if w.strip())
+    return (
+        rf"(?i)(?:^|[^\p{{L}}\p{{N}}])(?:{alternatives})(?:$|[^\p{{L}}\p{{N}}])"
+        if alternatives
+        else r"$^"
+    )
 
 
 def _source_expr(text: pl.Expr, rules: RuleSet, side: str) -> pl.Expr:
@@ -105,9 +109,11 @@ def _source_expr(text: pl.Expr, rules: RuleSet, side: str) -> pl.Expr:
     expr = pl.lit(None, dtype=pl.Utf8)
     for source in reversed(rules.payouts.sources):
         words = source.bank_words if side == "bank" else source.ledger_words
-        expr = pl.when(text.fill_null("").str.contains(_word_pattern(words))).then(
-            pl.lit(source.name)
-        ).otherwise(expr)
+        expr = (
+            pl.when(text.fill_null("").str.contains(_word_pattern(words)))
+            .then(pl.lit(source.name))
+            .otherwise(expr)
+        )
     return expr
 
 
@@ -129,10 +135,14 @@ def _payouts(payout_lines: pl.DataFrame) -> pl.DataFrame:
     line's amount when the table carries one (its negation), else the sum of the lines' nets.
     """
     attrs = pl.col("attributes").fill_null("{}")
-    effective = pl.coalesce(
-        attrs.str.json_path_match("$.automatic_payout_effective_at_utc"),
-        attrs.str.json_path_match("$.automatic_payout_effective_at"),
-    ).str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+    effective = (
+        pl.coalesce(
+            attrs.str.json_path_match("$.automatic_payout_effective_at_utc"),
+            attrs.str.json_path_match("$.automatic_payout_effective_at"),
+        )
+        .str.slice(0, 10)
+        .str.to_date("%Y-%m-%d", strict=False)
+    )
     is_payout = pl.col("category").is_in(_PAYOUT_CATEGORIES)
     lines = payout_lines.filter(pl.col("payout_id").is_not_null() & (pl.col("payout_id") != ""))
     return (
@@ -151,7 +161,9 @@ def _payouts(payout_lines: pl.DataFrame) -> pl.DataFrame:
             net_minor=pl.when(pl.col("has_payout_line"))
             .then(pl.col("net_payout"))
             .otherwise(pl.col("net_lines")),
-            payout_day=pl.coalesce("effective", "payout_line_day", "latest", "created").cast(pl.Int32),
+            payout_day=pl.coalesce("effective", "payout_line_day", "latest", "created").cast(
+                pl.Int32
+            ),
         )
     )
 
@@ -173,9 +185,11 @@ def _line_links(pl_: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
             "gross_minor",
             key=pl.when(pl.col("order_id").fill_null("").str.strip_chars() != "")
             .then(pl.concat_list(pl.col("order_id").str.strip_chars().str.to_lowercase()))
-            .otherwise(_tokens(pl.col("description")).list.eval(
-                pl.element().filter(pl.element().str.contains(r"[0-9]"))
-            )),
+            .otherwise(
+                _tokens(pl.col("description")).list.eval(
+                    pl.element().filter(pl.element().str.contains(r"[0-9]"))
+                )
+            ),
         )
         .explode("key")
         .drop_nulls("key")
@@ -184,7 +198,9 @@ def _line_links(pl_: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
     if keys.height == 0:
         return pl.DataFrame(schema={"line_no": pl.UInt32, "ledger_idx": pl.UInt32})
     ledger = pl_.select("ledger_idx", "currency", "amount_minor", "type_norm", "id", "reference")
-    by_id = ledger.with_columns(key=pl.col("id").str.strip_chars().str.to_lowercase(), via=pl.lit(0))
+    by_id = ledger.with_columns(
+        key=pl.col("id").str.strip_chars().str.to_lowercase(), via=pl.lit(0)
+    )
     by_ref = ledger.with_columns(
         key=pl.col("reference").fill_null("").str.strip_chars().str.to_lowercase(), via=pl.lit(1)
     ).filter(pl.col("key") != "")
@@ -195,11 +211,18 @@ def _line_links(pl_: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
         .filter(
             pl.when(charge)
             .then(pl.col("amount_minor") > 0)
-            .otherwise((pl.col("amount_minor") < 0) & (pl.col("amount_minor") == pl.col("gross_minor")))
+            .otherwise(
+                (pl.col("amount_minor") < 0) & (pl.col("amount_minor") == pl.col("gross_minor"))
+            )
         )
         .with_columns(
             _rank=(pl.col("amount_minor") != pl.col("gross_minor")).cast(pl.Int32) * 4
-            + (~pl.col("type_norm").is_in(["order", "credit_note", "sale", "sales_order", "refund"])).cast(pl.Int32) * 2
+            + (
+                ~pl.col("type_norm").is_in(
+                    ["order", "credit_note", "sale", "sales_order", "refund"]
+                )
+            ).cast(pl.Int32)
+            * 2
             + pl.col("via")
         )
         .sort("_rank", "line_no", "ledger_idx")
@@ -211,7 +234,8 @@ def _line_links(pl_: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
 
 def _report_lines(payout_lines: pl.DataFrame) -> pl.DataFrame:
     lines = payout_lines.filter(
-        pl.col("payout_id").is_not_null() & (pl.col("payout_id") != "")
+        pl.col("payout_id").is_not_null()
+        & (pl.col("payout_id") != "")
         & ~pl.col("category").is_in(_PAYOUT_CATEGORIES)
     )
     return lines.with_row_index("line_no").with_columns(
@@ -243,10 +267,15 @@ def _bank_links(pb: pl.DataFrame, payouts: pl.DataFrame, rules: RuleSet) -> pl.D
         "bank_idx", "currency", "amount_minor", "day"
     )
     by_amount = (
-        payouts.filter(~pl.col("payout_id").is_in(linked_payouts.implode()) & (pl.col("net_minor") != 0))
+        payouts.filter(
+            ~pl.col("payout_id").is_in(linked_payouts.implode()) & (pl.col("net_minor") != 0)
+        )
         .select("payout_id", "currency", amount_minor="net_minor", payout_day="payout_day")
         .join(bank, on=["currency", "amount_minor"], how="inner")
-        .filter((pl.col("day") >= pl.col("payout_day")) & (pl.col("day") <= pl.col("payout_day") + window))
+        .filter(
+            (pl.col("day") >= pl.col("payout_day"))
+            & (pl.col("day") <= pl.col("payout_day") + window)
+        )
         .select("payout_id", "bank_idx")
     )
     return pl.concat(
@@ -306,7 +335,9 @@ def report_payout_groups(
     unlinked = pl.col("needs_item") & pl.col("ledger_idx").is_null()
     unlinked_text = (
         pl.coalesce(
-            pl.when(pl.col("description").fill_null("").str.strip_chars() != "").then(pl.col("description")),
+            pl.when(pl.col("description").fill_null("").str.strip_chars() != "").then(
+                pl.col("description")
+            ),
             pl.col("line_id"),
         )
         + pl.lit(" ")
@@ -316,7 +347,10 @@ def report_payout_groups(
         ledger_idx=pl.col("ledger_idx").drop_nulls().unique().sort(),
         ledger_total=pl.col("amount_minor").sum(),
         # fees the report shows: per-line fees and the fee rows themselves
-        fee=(pl.col("net_minor").filter(~pl.col("needs_item")).sum() - pl.col("fee_minor").filter(pl.col("needs_item")).sum()),
+        fee=(
+            pl.col("net_minor").filter(~pl.col("needs_item")).sum()
+            - pl.col("fee_minor").filter(pl.col("needs_item")).sum()
+        ),
         unlinked_gross=pl.col("gross_minor").filter(unlinked).sum(),
         unlinked_count=unlinked.sum(),
         unlinked_list=unlinked_text.filter(unlinked).head(3),
@@ -334,7 +368,16 @@ def report_payout_groups(
     )
     named = _source_expr(pl.col("bank_text"), rules, "bank").is_not_null()
     groups = (
-        links.join(payouts.select("payout_id", "processor", net_total="net_minor", pcur="currency", payout_day="payout_day"), on="payout_id")
+        links.join(
+            payouts.select(
+                "payout_id",
+                "processor",
+                net_total="net_minor",
+                pcur="currency",
+                payout_day="payout_day",
+            ),
+            on="payout_id",
+        )
         .join(bank, on="bank_idx")
         .filter(pl.col("currency") == pl.col("pcur"))
         .join(per_payout, on="payout_id", how="left")
@@ -347,61 +390,112 @@ def report_payout_groups(
             named=named,
         )
         .with_columns(
-            difference=pl.col("amount_minor") - pl.col("ledger_total") - pl.col("fee") - pl.col("unlinked_gross"),
+            difference=pl.col("amount_minor")
+            - pl.col("ledger_total")
+            - pl.col("fee")
+            - pl.col("unlinked_gross"),
         )
     )
     cur = pl.col("currency")
     money = lambda e: cur + pl.lit(" ") + format_minor_expr(e, cur)  # noqa: E731
     adjustments = pl.concat_list(
         pl.when(pl.col(col) != 0)
-        .then(pl.concat_list(pl.struct(cause=pl.lit(cause), amount_minor=pl.col(col)).cast(ADJUSTMENT_DTYPE)))
+        .then(
+            pl.concat_list(
+                pl.struct(cause=pl.lit(cause), amount_minor=pl.col(col)).cast(ADJUSTMENT_DTYPE)
+            )
+        )
         .otherwise(pl.lit([], dtype=pl.List(ADJUSTMENT_DTYPE)))
-        for col, cause in (("fee", "processor_fee"), ("unlinked_gross", "unlinked_report_lines"),
-                           ("difference", "report_difference"))
+        for col, cause in (
+            ("fee", "processor_fee"),
+            ("unlinked_gross", "unlinked_report_lines"),
+            ("difference", "report_difference"),
+        )
     )
     net_differs = pl.col("net_total") != pl.col("amount_minor")
-    gaps = (pl.col("unlinked_count") > 0).cast(pl.Int32) + (pl.col("difference") != 0).cast(pl.Int32)
+    gaps = (pl.col("unlinked_count") > 0).cast(pl.Int32) + (pl.col("difference") != 0).cast(
+        pl.Int32
+    )
     score = (
         pl.lit(prior)
-        + pl.when(pl.col("how") == "id").then(pl.lit(PAYOUT_ID_BITS))
+        + pl.when(pl.col("how") == "id")
+        .then(pl.lit(PAYOUT_ID_BITS))
         .otherwise(pl.lit(EXACT_NET_BITS) - pl.col("shared").cast(pl.Float64).log(2))
         + pl.col("named").cast(pl.Float64) * PROCESSOR_NAMED_BITS
         + gaps.cast(pl.Float64) * REPORT_GAP_BITS
     )
     reasons = pl.concat_list(
-        pl.when(pl.col("unlinked_count") > 0).then(
+        pl.when(pl.col("unlinked_count") > 0)
+        .then(
             pl.concat_list(
                 pl.col("unlinked_count").cast(pl.Utf8)
-                + pl.when(pl.col("unlinked_count") == 1).then(pl.lit(" report line has")).otherwise(pl.lit(" report lines have"))
+                + pl.when(pl.col("unlinked_count") == 1)
+                .then(pl.lit(" report line has"))
+                .otherwise(pl.lit(" report lines have"))
                 + pl.lit(" no ledger item: ")
                 + pl.col("unlinked_list").list.join(", ")
                 + pl.when(pl.col("unlinked_count") > 3).then(pl.lit(", ...")).otherwise(pl.lit(""))
             )
-        ).otherwise(pl.lit([], dtype=pl.List(pl.Utf8))),
-        pl.when(net_differs).then(
-            pl.concat_list(pl.lit("the payout's net ") + money(pl.col("net_total")) + pl.lit(" is not the bank amount ")
-                           + money(pl.col("amount_minor")))
-        ).otherwise(pl.lit([], dtype=pl.List(pl.Utf8))),
-        pl.when((pl.col("difference") != 0) & ~net_differs).then(
-            pl.concat_list(pl.lit("ledger amounts differ from the report's gross by ") + money(pl.col("difference")))
-        ).otherwise(pl.lit([], dtype=pl.List(pl.Utf8))),
+        )
+        .otherwise(pl.lit([], dtype=pl.List(pl.Utf8))),
+        pl.when(net_differs)
+        .then(
+            pl.concat_list(
+                pl.lit("the payout's net ")
+                + money(pl.col("net_total"))
+                + pl.lit(" is not the bank amount ")
+                + money(pl.col("amount_minor"))
+            )
+        )
+        .otherwise(pl.lit([], dtype=pl.List(pl.Utf8))),
+        pl.when((pl.col("difference") != 0) & ~net_differs)
+        .then(
+            pl.concat_list(
+                pl.lit("ledger amounts differ from the report's gross by ")
+                + money(pl.col("difference"))
+            )
+        )
+        .otherwise(pl.lit([], dtype=pl.List(pl.Utf8))),
     ).list.join("; ")
     account = rules.adjustments.accounts.get("processor_fee", "")
     evidence = (
-        pl.col("processor").fill_null("processor") + pl.lit(" payout ") + pl.col("payout_id")
-        + pl.when(pl.col("how") == "id").then(pl.lit(" quoted in the bank text"))
+        pl.col("processor").fill_null("processor")
+        + pl.lit(" payout ")
+        + pl.col("payout_id")
+        + pl.when(pl.col("how") == "id")
+        .then(pl.lit(" quoted in the bank text"))
         .otherwise(
-            pl.lit(" of ") + _date_text(pl.col("payout_day")) + pl.lit(": net equals the bank amount exactly")
-            + pl.when(pl.col("shared") > 1).then(pl.lit(" (" ) + pl.col("shared").cast(pl.Utf8) + pl.lit(" payout/credit pairings share it)")).otherwise(pl.lit(""))
+            pl.lit(" of ")
+            + _date_text(pl.col("payout_day"))
+            + pl.lit(": net equals the bank amount exactly")
+            + pl.when(pl.col("shared") > 1)
+            .then(
+                pl.lit(" (")
+                + pl.col("shared").cast(pl.Utf8)
+                + pl.lit(" payout/credit pairings share it)")
+            )
+            .otherwise(pl.lit(""))
         )
-        + pl.when(pl.col("named") & (pl.col("how") != "id")).then(pl.lit("; bank text names the processor")).otherwise(pl.lit(""))
-        + pl.lit("; ") + pl.col("charges").fill_null(0).cast(pl.Utf8) + pl.lit(" charges, ")
-        + pl.col("refunds").fill_null(0).cast(pl.Utf8) + pl.lit(" refunds, ")
-        + pl.col("fee_rows").fill_null(0).cast(pl.Utf8) + pl.lit(" fee rows; ")
-        + pl.col("ledger_idx").list.len().cast(pl.Utf8) + pl.lit(" ledger items total ") + money(pl.col("ledger_total"))
-        + pl.when(pl.col("fee") != 0).then(
-            pl.lit("; processor fee ") + money(pl.col("fee")) + (pl.lit(f" ({account})") if account else pl.lit(""))
-        ).otherwise(pl.lit(""))
+        + pl.when(pl.col("named") & (pl.col("how") != "id"))
+        .then(pl.lit("; bank text names the processor"))
+        .otherwise(pl.lit(""))
+        + pl.lit("; ")
+        + pl.col("charges").fill_null(0).cast(pl.Utf8)
+        + pl.lit(" charges, ")
+        + pl.col("refunds").fill_null(0).cast(pl.Utf8)
+        + pl.lit(" refunds, ")
+        + pl.col("fee_rows").fill_null(0).cast(pl.Utf8)
+        + pl.lit(" fee rows; ")
+        + pl.col("ledger_idx").list.len().cast(pl.Utf8)
+        + pl.lit(" ledger items total ")
+        + money(pl.col("ledger_total"))
+        + pl.when(pl.col("fee") != 0)
+        .then(
+            pl.lit("; processor fee ")
+            + money(pl.col("fee"))
+            + (pl.lit(f" ({account})") if account else pl.lit(""))
+        )
+        .otherwise(pl.lit(""))
     )
     out = groups.select(
         kind=pl.lit("payout"),
@@ -439,7 +533,9 @@ def _bank_store_words(pb_source: pl.DataFrame, orders: pl.DataFrame) -> pl.DataF
     )
     return (
         pb_source.select(
-            "bank_idx", "source", word=_words(pl.col("bank_text")).list.set_difference(pl.col("skip"))
+            "bank_idx",
+            "source",
+            word=_words(pl.col("bank_text")).list.set_difference(pl.col("skip")),
         )
         .explode("word")
         .drop_nulls()
@@ -492,7 +588,9 @@ def inferred_payout_groups(
         return empty_groups()
     prior = rules.weights.prior
     skip = {
-        s.name: sorted({w for word in (s.bank_words + s.ledger_words + [s.name]) for w in _split_words(word)})
+        s.name: sorted(
+            {w for word in (s.bank_words + s.ledger_words + [s.name]) for w in _split_words(word)}
+        )
         for s in cfg.sources
     }
     bank = (
@@ -501,9 +599,11 @@ def inferred_payout_groups(
         .filter(pl.col("source").is_not_null())
         .with_columns(skip=pl.col("source").replace_strict(skip, return_dtype=pl.List(pl.Utf8)))
     )
-    orders = pl_.filter(pl.col("amount_minor") > 0).with_columns(
-        source=_source_expr(pl.col("description"), rules, "ledger")
-    ).filter(pl.col("source").is_not_null() & pl.col("day").is_not_null())
+    orders = (
+        pl_.filter(pl.col("amount_minor") > 0)
+        .with_columns(source=_source_expr(pl.col("description"), rules, "ledger"))
+        .filter(pl.col("source").is_not_null() & pl.col("day").is_not_null())
+    )
     if exclude_ledger is not None and exclude_ledger.len() > 0:
         column = "id" if exclude_ledger.dtype == pl.Utf8 else "ledger_idx"
         values = exclude_ledger.cast(pl.Utf8 if column == "id" else pl.UInt32)
@@ -526,20 +626,25 @@ def inferred_payout_groups(
     )
     # (bank line, store) pairs: same source and currency, every store word of the bank found
     pairs = (
-        bank.select("bank_idx", "source", "currency", "day", "amount_minor", bank_words="store_words")
-        .join(stores.rename({"store_words": "words_ledger"}), on=["source", "currency"], how="inner")
-        .filter(
-            pl.col("bank_words").list.set_difference(pl.col("words_ledger")).list.len() == 0
+        bank.select(
+            "bank_idx", "source", "currency", "day", "amount_minor", bank_words="store_words"
         )
+        .join(
+            stores.rename({"store_words": "words_ledger"}), on=["source", "currency"], how="inner"
+        )
+        .filter(pl.col("bank_words").list.set_difference(pl.col("words_ledger")).list.len() == 0)
         .with_columns(matched=pl.col("bank_words").list.len())
     )
     if pairs.height == 0:
         return empty_groups()
     # orders sorted by (store, day): cumulative gross, searchsorted for any day range
-    orders = orders.join(stores.select("source", "currency", "store", "store_no"),
-                         on=["source", "currency", "store"]).sort("store_no", "day", "ledger_idx")
+    orders = orders.join(
+        stores.select("source", "currency", "store", "store_no"), on=["source", "currency", "store"]
+    ).sort("store_no", "day", "ledger_idx")
     span = np.int64(1 << 32)
-    order_key = orders["store_no"].to_numpy().astype(np.int64) * span + orders["day"].to_numpy().astype(np.int64)
+    order_key = orders["store_no"].to_numpy().astype(np.int64) * span + orders[
+        "day"
+    ].to_numpy().astype(np.int64)
     cum = np.concatenate([[0], np.cumsum(orders["amount_minor"].to_numpy().astype(np.int64))])
     # all (d1, d2) per pair: d2 = bank day - lag (1..max_lag), d1 = d2 - k (0..max_settlement-1)
     lag = np.arange(1, max(cfg.max_lag_days, 0) + 1, dtype=np.int64)
@@ -564,7 +669,9 @@ def inferred_payout_groups(
     scale = 1_000_000
     fee_max, fee_min = _scaled_pct(cfg.fee_max_pct), _scaled_pct(cfg.fee_min_pct)
     fits = (
-        first_ok & last_ok & (hi > lo)
+        first_ok
+        & last_ok
+        & (hi > lo)
         & (gross * (scale - fee_max) <= credit * scale)
         & (credit * scale <= gross * (scale - fee_min))
     )
@@ -572,31 +679,46 @@ def inferred_payout_groups(
     if len(hit) == 0:
         return empty_groups()
     pair_of = hit // (len(lag) * len(back))
-    cand = pairs[pair_of].with_columns(
-        lo=pl.Series(lo[hit]), hi=pl.Series(hi[hit]),
-        d1=pl.Series(d1.ravel()[hit]).cast(pl.Int32), d2=pl.Series(d2.ravel()[hit]).cast(pl.Int32),
-        gross=pl.Series(gross[hit]),
-    ).with_row_index("cand")
+    cand = (
+        pairs[pair_of]
+        .with_columns(
+            lo=pl.Series(lo[hit]),
+            hi=pl.Series(hi[hit]),
+            d1=pl.Series(d1.ravel()[hit]).cast(pl.Int32),
+            d2=pl.Series(d2.ravel()[hit]).cast(pl.Int32),
+            gross=pl.Series(gross[hit]),
+        )
+        .with_row_index("cand")
+    )
     members = orders["ledger_idx"].to_numpy()
     flat = cand.select("cand", pos=pl.int_ranges("lo", "hi")).explode("pos")
-    ledger_lists = flat.with_columns(
-        ledger_idx=pl.Series(members[flat["pos"].to_numpy()]).cast(pl.UInt32)
-    ).group_by("cand").agg(pl.col("ledger_idx").sort())
+    ledger_lists = (
+        flat.with_columns(ledger_idx=pl.Series(members[flat["pos"].to_numpy()]).cast(pl.UInt32))
+        .group_by("cand")
+        .agg(pl.col("ledger_idx").sort())
+    )
     cand = cand.join(ledger_lists, on="cand").sort("cand")
     fee = pl.col("amount_minor") - pl.col("gross")  # <= 0
     pct = (-fee).cast(pl.Float64) * 100.0 / pl.col("gross").cast(pl.Float64)
     n_orders = pl.col("hi") - pl.col("lo")
-    cand = cand.with_columns(_pct=pct).with_columns(
-        _closeness=(
-            1.0 - (pl.col("_pct") - pl.col("_pct").median().over("store_no")).abs() / USUAL_RATE_TOLERANCE_PCT
-        ).clip(0.0, 1.0)
-    ).with_columns(_usual=pl.col("_closeness") > 0)
+    cand = (
+        cand.with_columns(_pct=pct)
+        .with_columns(
+            _closeness=(
+                1.0
+                - (pl.col("_pct") - pl.col("_pct").median().over("store_no")).abs()
+                / USUAL_RATE_TOLERANCE_PCT
+            ).clip(0.0, 1.0)
+        )
+        .with_columns(_usual=pl.col("_closeness") > 0)
+    )
     score = (
         pl.lit(prior)
         + PROCESSOR_NAMED_BITS
         + pl.when(fee == 0).then(pl.lit(ZERO_FEE_BITS)).otherwise(pl.lit(FEE_BAND_BITS))
         + pl.when((pct >= TYPICAL_FEE_PCT[0]) & (pct <= TYPICAL_FEE_PCT[1]))
-        .then(pl.lit(TYPICAL_FEE_BITS)).otherwise(pl.lit(EDGE_FEE_BITS))
+        .then(pl.lit(TYPICAL_FEE_BITS))
+        .otherwise(pl.lit(EDGE_FEE_BITS))
         + pl.col("_closeness") * USUAL_RATE_BITS
         + pl.col("matched").clip(0, STORE_WORDS_MAX).cast(pl.Float64) * STORE_WORD_BITS
         + n_orders.cast(pl.Float64) * PER_ORDER_BITS
@@ -604,19 +726,44 @@ def inferred_payout_groups(
     cur = pl.col("currency")
     money = lambda e: cur + pl.lit(" ") + format_minor_expr(e, cur)  # noqa: E731
     hundredths = ((-fee) * 10_000 + pl.col("gross") // 2) // pl.col("gross")  # of a percent
-    pct_text = (hundredths // 100).cast(pl.Utf8) + pl.lit(".") + (hundredths % 100).cast(pl.Utf8).str.zfill(2)
+    pct_text = (
+        (hundredths // 100).cast(pl.Utf8)
+        + pl.lit(".")
+        + (hundredths % 100).cast(pl.Utf8).str.zfill(2)
+    )
     account = rules.adjustments.accounts.get("processor_fee", "")
     evidence = (
-        pl.col("source") + pl.lit(" credit vs ") + n_orders.cast(pl.Utf8) + pl.lit(" orders '")
-        + pl.col("store") + pl.lit("' of ") + _date_text(pl.col("d1"))
-        + pl.when(pl.col("d2") != pl.col("d1")).then(pl.lit(" to ") + _date_text(pl.col("d2"))).otherwise(pl.lit(""))
-        + pl.lit(", gross ") + money(pl.col("gross"))
-        + pl.when(fee == 0).then(pl.lit(" equals the credit exactly"))
-        .otherwise(pl.lit(" less processor fee ") + money(-fee) + pl.lit(" (") + pct_text + pl.lit("%)")
-                   + (pl.lit(f" [{account}]") if account else pl.lit("")))
-        + pl.when(pl.col("_usual")).then(pl.lit("; fee rate close to the store's usual")).otherwise(pl.lit(""))
+        pl.col("source")
+        + pl.lit(" credit vs ")
+        + n_orders.cast(pl.Utf8)
+        + pl.lit(" orders '")
+        + pl.col("store")
+        + pl.lit("' of ")
+        + _date_text(pl.col("d1"))
+        + pl.when(pl.col("d2") != pl.col("d1"))
+        .then(pl.lit(" to ") + _date_text(pl.col("d2")))
+        .otherwise(pl.lit(""))
+        + pl.lit(", gross ")
+        + money(pl.col("gross"))
+        + pl.when(fee == 0)
+        .then(pl.lit(" equals the credit exactly"))
+        .otherwise(
+            pl.lit(" less processor fee ")
+            + money(-fee)
+            + pl.lit(" (")
+            + pct_text
+            + pl.lit("%)")
+            + (pl.lit(f" [{account}]") if account else pl.lit(""))
+        )
+        + pl.when(pl.col("_usual"))
+        .then(pl.lit("; fee rate close to the store's usual"))
+        .otherwise(pl.lit(""))
         + pl.when(pl.col("matched") > 0)
-        .then(pl.lit("; store named in the bank text (") + pl.col("bank_words").list.join(" ") + pl.lit(")"))
+        .then(
+            pl.lit("; store named in the bank text (")
+            + pl.col("bank_words").list.join(" ")
+            + pl.lit(")")
+        )
         .otherwise(pl.lit("; bank text does not name the store"))
     )
     out = cand.select(
@@ -626,12 +773,19 @@ def inferred_payout_groups(
         score=score,
         ledger_total="gross",
         adjustments=pl.when(fee != 0)
-        .then(pl.concat_list(pl.struct(cause=pl.lit("processor_fee"), amount_minor=fee).cast(ADJUSTMENT_DTYPE)))
+        .then(
+            pl.concat_list(
+                pl.struct(cause=pl.lit("processor_fee"), amount_minor=fee).cast(ADJUSTMENT_DTYPE)
+            )
+        )
         .otherwise(pl.lit([], dtype=pl.List(ADJUSTMENT_DTYPE))),
         evidence=evidence,
         open_minor=pl.lit(None, dtype=pl.Int64),
         review_reason=pl.when(fee != 0).then(
-            pl.lit("processor fee ") + money(-fee) + pl.lit(" (") + pct_text
+            pl.lit("processor fee ")
+            + money(-fee)
+            + pl.lit(" (")
+            + pct_text
             + pl.lit("%) inferred without a processor report")
         ),
     )
