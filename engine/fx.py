@@ -38,6 +38,8 @@ import numpy as np
 import polars as pl
 
 from engine.groups import ADJUSTMENT_DTYPE, GROUP_SCHEMA, conform, empty_groups
+from rapidfuzz import fuzz, process
+
 from engine.scoring import _levels, explain, score_candidates
 from models.money import CURRENCY_EXPONENTS, format_minor_expr, parse_amount_expr
 from rules.model import RuleSet
@@ -55,6 +57,8 @@ MAX_ALTERNATIVES = 5
 _FAVOURABLE_SHARE = Decimal("0.1")
 #: rates with more significant digits than this are not used (their products would overflow)
 _MAX_RATE_DIGITS = 18
+#: engine.scoring._name_similarity looks again (prefix of a name cut short) at pairs this similar or more
+_PREFIX_PASS_MIN = 50
 #: foreign amounts at or above 2**50 minor units take no part (key span of the range search)
 _AMOUNT_BITS = 50
 
@@ -252,9 +256,32 @@ def _candidate_pairs(
     return pairs.filter((days <= pl.col("window_after")) & (-days <= pl.col("window_before")))
 
 
-def _split(pairs: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
-    """Convert exactly at the bank date's rate and split ``bank - converted`` into
-    ``fx_difference`` and ``bank_charge``; pairs with no admissible split are dropped."""
+def _charge_options(df: pl.DataFrame, rules: RuleSet) -> np.ndarray:
+    """Charge magnitudes in each row's bank-currency minor units, rows x options; option 0 is
+    "no charge", the rest ascending."""
+    options = sorted({Decimal(0), *rules.fx.bank_charges})
+    bank_exp = df.select(_exponent(pl.col("bank_currency"))).to_series().fill_null(2).to_numpy()
+    by_exponent = np.array(
+        [[int((c.scaleb(e)).to_integral_value(rounding="ROUND_FLOOR")) for e in range(7)] for c in options],
+        dtype=np.int64,
+    )  # options x exponents 0..6
+    return by_exponent[:, np.clip(bank_exp, 0, 6)].T
+
+
+def _feasible(df: pl.DataFrame, charge: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row and charge option: (feasible, fx (signed), charge (signed))."""
+    sign = np.sign(df["amount_bank"].to_numpy())
+    # bank = converted + fx + charge, the charge against the bank side: charge_signed = -sign*c
+    charge_signed = -sign[:, None] * charge
+    fx = df["diff"].to_numpy()[:, None] - charge_signed
+    fx_against = -sign[:, None] * fx  # how much worse off the bank side is than the conversion
+    feasible = (fx_against <= df["_against"].to_numpy()[:, None]) & (fx_against >= -df["_favour"].to_numpy()[:, None])
+    return feasible, fx, charge_signed
+
+
+def _convert(pairs: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """Convert exactly at the bank date's rate (``converted``, ``diff = bank - converted``);
+    pairs whose difference no spread and charge explain are dropped."""
     spread_num, spread_den = _fraction(rules.fx.spread_max_pct / 100)
     fav_num, fav_den = _fraction(rules.fx.spread_max_pct * _FAVOURABLE_SHARE / 100)
     exp_bank, exp_ledger = _exponent(pl.col("bank_currency")), _exponent(pl.col("ledger_currency"))
@@ -271,29 +298,26 @@ def _split(pairs: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
         _favour=(pl.col("converted").abs().cast(pl.Int128) * fav_num // fav_den).cast(pl.Int64),
     )
     if df.height == 0:
-        return df.with_columns(fx_minor=pl.lit(0, pl.Int64), charge_minor=pl.lit(0, pl.Int64))
+        return df
+    feasible, _, _ = _feasible(df, _charge_options(df, rules))
+    return df.filter(pl.Series(feasible.any(axis=1)))
 
-    # charge options in the bank currency's minor units (per row: exponents differ)
-    options = sorted({Decimal(0), *rules.fx.bank_charges})
-    bank_exp = df.select(_exponent(pl.col("bank_currency"))).to_series().fill_null(2).to_numpy()
-    charge = np.stack([
-        np.array([int(c.scaleb(int(e))) for e in range(7)], dtype=np.int64)[np.clip(bank_exp, 0, 6)]
-        for c in options
-    ], axis=1)  # rows x options, magnitudes
-    sign = np.sign(df["amount_bank"].to_numpy())
-    diff = df["diff"].to_numpy()
-    against = df["_against"].to_numpy()
-    favour = df["_favour"].to_numpy()
-    # bank = converted + fx + charge, the charge against the bank side: charge_signed = -sign*c
-    charge_signed = -sign[:, None] * charge
-    fx = diff[:, None] - charge_signed
-    fx_against = -sign[:, None] * fx  # how much worse off the bank side is
-    feasible = (fx_against <= against[:, None]) & (fx_against >= -favour[:, None])
+
+def _split(df: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """Split ``bank - converted`` into ``fx_difference`` and ``bank_charge`` (``fx_minor``,
+    ``charge_minor``, signed): a charge that puts the bank's own rate on
+    :data:`BANK_RATE_DECIMALS` decimals first, then no charge, then the smallest."""
+    if df.height == 0:
+        return df.with_columns(fx_minor=pl.lit(0, pl.Int64), charge_minor=pl.lit(0, pl.Int64),
+                               rate_consistent=pl.lit(False))
+    charge = _charge_options(df, rules)
+    options = charge.shape[1]
+    feasible, fx, charge_signed = _feasible(df, charge)
 
     # the bank's own rate: (bank - charge) = round(amount * r * 10**shift / 10**d) for an integer r?
     target = np.abs(df["amount_bank"].to_numpy()[:, None] - charge_signed)
     consistent = _bank_rate_fits(df, target)
-    rank = np.where(feasible, np.where(consistent, 0, len(options)) + np.arange(len(options))[None, :], 10**6)
+    rank = np.where(feasible, np.where(consistent, 0, options) + np.arange(options)[None, :], 10**6)
     best = rank.argmin(axis=1)
     ok = rank[np.arange(len(best)), best] < 10**6
     rows = np.arange(len(best))
@@ -347,6 +371,61 @@ def _money(minor: pl.Expr, currency: pl.Expr) -> pl.Expr:
     return currency + pl.lit(" ") + format_minor_expr(minor, currency)
 
 
+def _could_reach(df: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet, floor: float) -> pl.Series:
+    """Whether a pair's score could reach ``floor``: a cheap upper bound of the pair evidence
+    (:func:`engine.scoring.score_candidates` then runs on the pairs that could). The name
+    level is exact but for the scorer's second look at names cut short (only pairs at
+    :data:`_PREFIX_PASS_MIN` or more, counted at the best level); the reference level is bounded
+    by whether the item's serial or another of its numbers is among the bank text's keys (a
+    full or serial reference always puts it there), else at most ``partial``."""
+    w = rules.weights
+    keys = df.select("bank_idx", "ledger_idx").join(
+        pb.select("bank_idx", "ref_keys", name_bank="name_key", script_bank="name_script"), on="bank_idx", how="left"
+    ).join(
+        pl_.select("ledger_idx", "ref_serial", "other_keys", name_ledger="name_key", script_ledger="name_script"),
+        on="ledger_idx", how="left",
+    )
+    # each distinct pair of names once (a payer's lines meet the same few foreign customers)
+    names = keys.select(pl.col("name_bank", "name_ledger").fill_null("")).unique()
+    names = names.with_columns(_similarity=pl.Series(process.cpdist(
+        names["name_bank"].to_list(), names["name_ledger"].to_list(),
+        scorer=fuzz.token_set_ratio, workers=-1, score_cutoff=_PREFIX_PASS_MIN, dtype=np.float64,
+    ), dtype=pl.Float64))
+    keys = keys.with_columns(pl.col("name_bank", "name_ledger").fill_null("")).join(
+        names, on=["name_bank", "name_ledger"], how="left", maintain_order="left"
+    )
+    best_name = max(level.weight for level in w.name)
+    similar_w, _ = _levels(pl.col("_similarity"), w.name, "min_similarity", ascending=False)
+    names_missing = (pl.col("name_bank") == "") | (pl.col("name_ledger") == "")
+    different_script = (
+        pl.col("script_bank").is_in(["cjk", "latin"]) & pl.col("script_ledger").is_in(["cjk", "latin"])
+        & (pl.col("script_bank") != pl.col("script_ledger"))
+    )
+    name_upper = (
+        pl.when(names_missing).then(pl.lit(w.name_missing))
+        .when(different_script).then(pl.lit(w.name_different_script))
+        .when(pl.col("_similarity") >= _PREFIX_PASS_MIN).then(pl.max_horizontal(similar_w, pl.lit(best_name)))
+        .otherwise(similar_w)
+    )
+    shared = (
+        pl.col("ref_keys").list.contains(pl.col("ref_serial")).fill_null(False)
+        | (pl.col("ref_keys").list.set_intersection(pl.col("other_keys")).list.len() > 0).fill_null(False)
+    )
+    r = w.reference
+    ref_upper = (
+        pl.when(shared).then(pl.lit(max(r.full, r.serial, r.number, r.partial, r.none, r.conflict)))
+        .when(pl.col("ref_keys").list.len() > 0).then(pl.lit(max(r.partial, r.none, r.conflict)))
+        .otherwise(pl.lit(max(r.none, r.conflict)))
+    )
+    date_weight, _ = _levels((pl.col("day_bank") - pl.col("day_ledger")).abs(), w.date, "max_days", ascending=True)
+    return keys.with_columns(
+        amount_weight=df["amount_weight"],
+        day_bank=df["day_bank"], day_ledger=df["day_ledger"],
+    ).select(
+        (pl.lit(w.prior) + ref_upper + name_upper + date_weight + pl.col("amount_weight")) >= floor
+    ).to_series()
+
+
 def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     """Candidate groups (:data:`engine.groups.GROUP_SCHEMA`, kind ``one_to_one``) pairing a bank
     line with a ledger item in another currency, converted at the bank date's rate.
@@ -388,12 +467,36 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
     pairs = _candidate_pairs(pb, pl_, line_rates, rules)
     if pairs.height == 0:
         return empty_groups()
-    df = _split(pairs, rules)
+    df = _convert(pairs, rules)
+    if df.height == 0:
+        return empty_groups()
+    w = rules.weights
+    review = rules.thresholds.review
+    floor = float(np.log2(review / (1.0 - review))) - rules.thresholds.ambiguity_margin if 0 < review < 1 else -np.inf
+
+    # the foreign amount the bank text states, if any
+    shown = _shown_amounts(pb)
+    stated = (
+        df.select("bank_idx", "ledger_idx", "ledger_currency", "amount_ledger")
+        .join(shown, left_on=["bank_idx", "ledger_currency"], right_on=["bank_idx", "shown_currency"])
+        .group_by("bank_idx", "ledger_idx")
+        .agg(
+            shown_equal=(pl.col("shown_minor") == pl.col("amount_ledger").abs()).any(),
+            shown_minor=pl.col("shown_minor").first(),
+        )
+    )
+    fit_weight = w.amount.exact * FIT_WEIGHT_SHARE
+    df = df.join(stated, on=["bank_idx", "ledger_idx"], how="left").with_columns(
+        amount_weight=pl.when(pl.col("shown_equal")).then(pl.lit(w.amount.exact))
+        .when(pl.col("shown_equal").is_null()).then(pl.lit(fit_weight))
+        .otherwise(pl.lit(w.amount.within_tolerance))
+    )
+    df = df.filter(_could_reach(df, pb, pl_, rules, floor))
+    df = _split(df, rules)
     if df.height == 0:
         return empty_groups()
 
     # pair evidence (reference, name, date) from the pair scorer; the amount is ours
-    w = rules.weights
     scored = score_candidates(
         df.select("bank_idx", "ledger_idx", via=pl.lit(0, dtype=pl.UInt8)), pb, pl_, rules
     )
@@ -425,29 +528,9 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
     )
     df = df.join(evidence, on=["bank_idx", "ledger_idx"], how="left")
 
-    # the foreign amount the bank text states, if any
-    shown = _shown_amounts(pb)
-    stated = (
-        df.select("bank_idx", "ledger_idx", "ledger_currency", "amount_ledger")
-        .join(shown, left_on=["bank_idx", "ledger_currency"], right_on=["bank_idx", "shown_currency"])
-        .group_by("bank_idx", "ledger_idx")
-        .agg(
-            shown_equal=(pl.col("shown_minor") == pl.col("amount_ledger").abs()).any(),
-            shown_minor=pl.col("shown_minor").first(),
-        )
-    )
-    df = df.join(stated, on=["bank_idx", "ledger_idx"], how="left")
-    fit_weight = w.amount.exact * FIT_WEIGHT_SHARE
-    amount_weight = (
-        pl.when(pl.col("shown_equal")).then(pl.lit(w.amount.exact))
-        .when(pl.col("shown_equal").is_null()).then(pl.lit(fit_weight))
-        .otherwise(pl.lit(w.amount.within_tolerance))
-    )
-    df = df.with_columns(score=pl.col("pair_score") + amount_weight)
+    df = df.with_columns(score=pl.col("pair_score") + pl.col("amount_weight"))
 
     # keep what could reach review, and at most MAX_ALTERNATIVES per bank line
-    review = rules.thresholds.review
-    floor = float(np.log2(review / (1.0 - review))) - rules.thresholds.ambiguity_margin if 0 < review < 1 else -np.inf
     df = (
         df.filter(pl.col("score") >= floor)
         .sort(["bank_idx", "score", "ledger_idx"], descending=[False, True, False])
