@@ -36,10 +36,9 @@ from decimal import Decimal
 
 import numpy as np
 import polars as pl
-
-from engine.groups import ADJUSTMENT_DTYPE, GROUP_SCHEMA, conform, empty_groups
 from rapidfuzz import fuzz, process
 
+from engine.groups import ADJUSTMENT_DTYPE, GROUP_SCHEMA, conform, empty_groups
 from engine.scoring import _levels, explain, score_candidates
 from models.money import CURRENCY_EXPONENTS, format_minor_expr, parse_amount_expr
 from rules.model import RuleSet
@@ -182,7 +181,7 @@ def _candidate_pairs(
     foreign amount, then the item's date window; with the rate of the bank date joined on."""
     spread_num, spread_den = _fraction(rules.fx.spread_max_pct / 100)
     fav_num, fav_den = _fraction(rules.fx.spread_max_pct * _FAVOURABLE_SHARE / 100)
-    charges = [c for c in rules.fx.bank_charges]
+    charges = list(rules.fx.bank_charges)
     max_charge = max(charges, default=Decimal(0))
 
     # the foreign-amount range (magnitudes) that can explain each bank line, widened by one unit
@@ -270,11 +269,11 @@ def _charge_options(df: pl.DataFrame, rules: RuleSet) -> np.ndarray:
 
 def _feasible(df: pl.DataFrame, charge: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row and charge option: (feasible, fx (signed), charge (signed))."""
-    sign = np.sign(df["amount_bank"].to_numpy())
-    # bank = converted + fx + charge, the charge against the bank side: charge_signed = -sign*c
-    charge_signed = -sign[:, None] * charge
+    # bank = converted + fx + charge: a charge always lowers the bank amount (less in, more
+    # out), and so does a spread against the bank side
+    charge_signed = -charge
     fx = df["diff"].to_numpy()[:, None] - charge_signed
-    fx_against = -sign[:, None] * fx  # how much worse off the bank side is than the conversion
+    fx_against = -fx  # how much worse off the bank side is than the conversion
     feasible = (fx_against <= df["_against"].to_numpy()[:, None]) & (fx_against >= -df["_favour"].to_numpy()[:, None])
     return feasible, fx, charge_signed
 

@@ -231,3 +231,16 @@ def test_same_currency_items_are_not_fx():
     bank = _bank((date(2026, 10, 5), 780000, "TT IN HARBOUR EASTERN TRADING INC INV-2026-00001"))
     rates = _rates((date(2026, 10, 5), "USD", "HKD", "7.8000"))
     assert fx_groups(bank, ledger, rates, RULES).height == 0
+
+
+def test_payment_out_costs_the_bank_side_more():
+    # a USD 4,702.17 bill paid from the HKD account: the bank sells USD at 7.7910 (mid 7.7804),
+    # HKD 36,634.61, and takes HKD 100: debit 36,734.61 = -36,584.76 - 49.85 - 100.00
+    rates = _rates((date(2026, 10, 5), "USD", "HKD", "7.7804"))
+    ledger = _ledger(("BILL-2026-00007", date(2026, 10, 1), -470217, "USD", "Harbour Eastern Trading Inc"))
+    bank = _bank((date(2026, 10, 5), -3673461, "TT OUT HARBOUR EASTERN TRADING INC BILL-2026-00007"))
+    groups = fx_groups(bank, ledger, rates, RULES)
+    g = groups.row(0, named=True)
+    assert g["ledger_total"] == -3658476
+    assert _adjustments(g) == {"fx_difference": -4985, "bank_charge": -10000}
+    assert _balanced(groups, bank)
