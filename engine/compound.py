@@ -55,6 +55,10 @@ DAY_BLOCK_SMALL_PENALTY = 4.0
 MAX_EXACT_TOTAL_BITS = 20.0
 #: a reference-less combination uses the items of ledger names at least this similar
 MIN_PAYER_SIMILARITY = 70.0
+#: a combination search uses the ledger names at most this much less similar than the best one
+PAYER_SIMILARITY_SPREAD = 5.0
+#: a line one item of a payer this similar pays exactly is a one-to-one: no combination search
+SAME_PAYER_SIMILARITY = 95.0
 #: a quoted item whose payer name is at most this similar (same script) is not the payer's
 UNRELATED_SIMILARITY = 50.0
 #: a batch reference: letters then digits (separators allowed), at least this many characters
@@ -136,7 +140,11 @@ def _payer_names(bank_names: pl.Series, ledger_names: pl.Series) -> pl.DataFrame
     pairs = pl.concat(parts).unique()
     if pairs.height == 0:
         return pl.DataFrame(schema={"name_bank": pl.Utf8, "name_ledger": pl.Utf8, "similarity": pl.Float64})
-    return _similarities(pairs).filter(pl.col("similarity") >= MIN_PAYER_SIMILARITY)
+    # the nearest names only: another company sharing two words of the name is someone else
+    return _similarities(pairs).filter(
+        (pl.col("similarity") >= MIN_PAYER_SIMILARITY)
+        & (pl.col("similarity") >= pl.col("similarity").max().over("name_bank") - PAYER_SIMILARITY_SPREAD)
+    )
 
 
 def _bank_keys(pb: pl.DataFrame, min_keys: int, *cols: str) -> pl.DataFrame:
@@ -236,10 +244,9 @@ def _listed(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame
     bank_keys = _bank_keys(pb, 2, "currency", "day", "amount_minor", "name_key", "name_script")
     if bank_keys.height == 0:
         return _raw(pl.DataFrame())
-    ledger_keys = pl.concat([
-        pl_.select("ledger_idx", "currency", key="ref_serial"),
-        pl_.select("ledger_idx", "currency", key="other_keys").explode("key"),
-    ]).drop_nulls("key").unique()
+    # the document's own number only: other numbers in its text (a yymm prefix shared by many
+    # supplier references) would make quoted numbers ambiguous
+    ledger_keys = pl_.select("ledger_idx", "currency", key="ref_serial").drop_nulls("key")
     led = pl_.select("ledger_idx", "type_norm", a_l="amount_minor", day_l="day", name_l="name_key",
                      script_l="name_script")
     quoted = (
@@ -383,15 +390,21 @@ def _day_blocks(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataF
     ), cap=DAY_BLOCK_MAX_BITS)
 
 
-def _claimed(pb: pl.DataFrame, pl_: pl.DataFrame) -> pl.Series:
-    """Ledger items a bank line quotes by number and pays exactly on its own: settled, so no
-    combination needs them (elimination)."""
-    keys = _bank_keys(pb, 1, "currency", "amount_minor")
-    return (
-        keys.join(pl_.select("ledger_idx", "currency", "amount_minor", key="ref_serial").drop_nulls("key"),
-                  on=["currency", "key", "amount_minor"])
-        ["ledger_idx"].unique()
+def _quoting(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> tuple[pl.Series, pl.Series]:
+    """Bank lines quoting the number of an item of the same currency and sign (theirs is a
+    reference match, not a combination search), and the items such a line pays exactly on its
+    own (settled: no combination needs them; elimination)."""
+    keys = _bank_keys(pb, 1, "currency", "amount_minor", "day")
+    hits = keys.join(
+        pl_.select("ledger_idx", "currency", key="ref_serial", a_l="amount_minor", day_l="day").drop_nulls("key"),
+        on=["currency", "key"],
+    ).filter(
+        (pl.col("a_l").sign() == pl.col("amount_minor").sign())
+        & (pl.col("day_l") - pl.col("day")).abs().le(rules.candidates.reference_window_days)
     )
+    lines = hits["bank_idx"].unique().cast(pl.UInt32)
+    settled = hits.filter(pl.col("a_l") == pl.col("amount_minor"))["ledger_idx"].unique().cast(pl.UInt32)
+    return lines, settled
 
 
 def _subsets(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet, skip: pl.Series,
@@ -411,9 +424,22 @@ def _subsets(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet, skip: pl.Serie
     if lines.height == 0 or ledger.height == 0:
         return _raw(pl.DataFrame())
     names = _payer_names(lines["name_key"], ledger["name_key"])
-    types = ledger.select("type_norm").unique()
+    # a line one item of the payer pays exactly (any date in the window) is a one-to-one
+    paired = (
+        lines.join(names.filter(pl.col("similarity") >= SAME_PAYER_SIMILARITY), left_on="name_key", right_on="name_bank")
+        .join(pl_.select(name_ledger="name_key", currency="currency", amount_minor="amount_minor", day_l="day"),
+              on=["name_ledger", "currency", "amount_minor"])
+        .filter(pl.col("day_l").is_between(pl.col("day") - cmp.block_window_days, pl.col("day") + GROUP_DAYS_AFTER))
+        ["bank_idx"].unique()
+    )
+    lines = lines.filter(~pl.col("bank_idx").is_in(paired.implode()))
+    kinds = ledger.select("name_key", "currency", "type_norm", sign=pl.col("amount_minor").sign()).unique()
     # one row per (line, payer name, item type)
-    links = lines.join(names, left_on="name_key", right_on="name_bank").join(types, how="cross")
+    links = (
+        lines.with_columns(sign=pl.col("amount_minor").sign())
+        .join(names, left_on="name_key", right_on="name_bank")
+        .join(kinds, left_on=["name_ledger", "currency", "sign"], right_on=["name_key", "currency", "sign"])
+    )
     if links.height == 0:
         return _raw(pl.DataFrame())
     bb, lb = _block_ids(
@@ -439,8 +465,7 @@ def _subsets(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet, skip: pl.Serie
     # smaller than the payment, together reaching it. One search per (line, item type).
     search = ["bank_idx", "type_norm"]
     block = (
-        block.with_columns(single=(pl.col("a") == pl.col("target")).any().over("bank_idx"))
-        .filter(~pl.col("single") & (pl.col("a") < pl.col("target")))
+        block.filter(pl.col("a") < pl.col("target"))
         .with_columns(near=pl.col("gap").rank("ordinal").over(search))
         .filter(pl.col("near") <= cmp.max_block_items)
         .with_columns(k=pl.len().over(search), reach=pl.col("a").sum().over(search))
@@ -705,9 +730,10 @@ def compound_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.D
     # lines a quoted list or batch explains exactly need no combination search, and the items of
     # an exact group or a line quoting and paying one exactly are no one else's
     exact = found.filter((pl.col("adjustments").list.len() == 0) & pl.col("open_minor").is_null())
-    skip = exact.filter(pl.col("kind") == "one_to_many")["bank_idx"].explode().unique()
-    claimed = pl.concat([exact["ledger_idx"].explode().unique(), _claimed(pb, pl_).cast(pl.UInt32)]).unique()
-    combos = _finish(_subsets(pb, pl_, rules, skip, claimed), pb, pl_, rules)
+    quoting, settled = _quoting(pb, pl_, rules)
+    skip = pl.concat([exact.filter(pl.col("kind") == "one_to_many")["bank_idx"].explode(), quoting]).unique()
+    taken = pl.concat([exact["ledger_idx"].explode(), settled]).unique()
+    combos = _finish(_subsets(pb, pl_, rules, skip, taken), pb, pl_, rules)
     groups = pl.concat([found, combos])
     # a line with an exact one-to-many group gets no approximate one
     exact_lines = groups.filter(
