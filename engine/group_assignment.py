@@ -13,8 +13,9 @@ exactly per component:
   vectorized), which also gives each chosen candidate's exact margin (the best selection
   without it) and the alternative that selection uses (the runner-up);
 - up to ``_MILP_LIMIT`` candidates: an integer program solved by HiGHS
-  (``scipy.optimize.milp``); margins are re-solved exactly for up to ``_RESOLVE_LIMIT`` chosen
-  candidates, otherwise taken against the best overlapping alternative (conservative);
+  (``scipy.optimize.milp``); a chosen candidate nothing overlaps keeps its whole weight as
+  margin; the others' margins are re-solved exactly when there are at most ``_RESOLVE_LIMIT`` of
+  them, otherwise taken against the best overlapping alternative (conservative);
 - larger components fall back to a greedy choice by weight (:data:`GREEDY_METHOD`), which the
   proposal's explanation states.
 """
@@ -27,7 +28,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from engine.assignment import ASSIGNED_SCHEMA, EXACT_METHOD, assign_one_to_one
+from engine.assignment import _PRUNE_BELOW_BEST, ASSIGNED_SCHEMA, EXACT_METHOD, assign_one_to_one
 
 ILP_METHOD = "exact (integer program over the component)"
 ILP_LOCAL_METHOD = "exact (integer program; margin against the overlapping alternatives)"
@@ -35,7 +36,7 @@ GREEDY_METHOD = "greedy by confidence (component too large for the exact method)
 
 _ENUMERATE_LIMIT = 14
 _MILP_LIMIT = 20_000
-_RESOLVE_LIMIT = 40
+_RESOLVE_LIMIT = 12
 _MILP_SECONDS = 20.0
 
 #: one row per chosen candidate of a mixed component
@@ -90,9 +91,13 @@ def _solve_milp(weights: np.ndarray, matrix: csr_matrix, conflict_lists: list[np
     x, total = solved
     chosen = np.flatnonzero(x).tolist()
     out = []
+    contested = [i for i in chosen if len(conflict_lists[i])]
     for i in chosen:
         rivals_all = conflict_lists[i]
-        if len(chosen) <= _RESOLVE_LIMIT:
+        if not len(rivals_all):  # nothing overlaps it: without it, the rest stays as it is
+            out.append((i, float(weights[i]), [], ILP_METHOD))
+            continue
+        if len(contested) <= _RESOLVE_LIMIT:
             alt = _milp(weights, matrix, excluded=i)
             if alt is not None:
                 ax, atotal = alt
@@ -175,6 +180,39 @@ def _solve_mixed(cands: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=list(CHOSEN_SCHEMA), orient="row").cast(CHOSEN_SCHEMA)
 
 
+def _prune(pairs: pl.DataFrame, groups: pl.DataFrame, n_bank: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Drop candidates far weaker (``_PRUNE_BELOW_BEST``) than the best candidate at every one of
+    their lines: such a candidate only matters if all those better ones are taken elsewhere,
+    and keeping it would chain unrelated components together."""
+    if groups.height == 0:
+        return pairs, groups
+    nodes = pl.concat([
+        pairs.select(pl.col("bank_idx").cast(pl.Int64).alias("node"), "weight"),
+        pairs.select((pl.col("ledger_idx").cast(pl.Int64) + n_bank).alias("node"), "weight"),
+        groups.select(pl.col("bank_idx").cast(pl.List(pl.Int64)).alias("node"), "weight").explode("node"),
+        groups.select(
+            pl.col("ledger_idx").cast(pl.List(pl.Int64)).list.eval(pl.element() + n_bank).alias("node"), "weight"
+        ).explode("node"),
+    ]).group_by("node").agg(pl.col("weight").max().alias("best"))
+    pairs = (
+        pairs.join(nodes.filter(pl.col("node") < n_bank)
+                   .select(pl.col("node").cast(pl.UInt32).alias("bank_idx"), pl.col("best").alias("_bb")),
+                   on="bank_idx", how="left")
+        .join(nodes.filter(pl.col("node") >= n_bank)
+              .select((pl.col("node") - n_bank).cast(pl.UInt32).alias("ledger_idx"), pl.col("best").alias("_lb")),
+              on="ledger_idx", how="left")
+        .filter((pl.col("weight") >= pl.col("_bb") - _PRUNE_BELOW_BEST) | (pl.col("weight") >= pl.col("_lb") - _PRUNE_BELOW_BEST))
+        .drop("_bb", "_lb")
+    )
+    members = pl.concat([
+        groups.select("group", pl.col("bank_idx").cast(pl.List(pl.Int64)).alias("node")).explode("node"),
+        groups.select("group", pl.col("ledger_idx").cast(pl.List(pl.Int64)).list.eval(pl.element() + n_bank)
+                      .alias("node")).explode("node"),
+    ]).join(nodes, on="node").join(groups.select("group", "weight"), on="group")
+    keep = members.filter(pl.col("weight") >= pl.col("best") - _PRUNE_BELOW_BEST).select("group").unique()
+    return pairs, groups.join(keep, on="group", how="semi")
+
+
 def assign_with_groups(
     pairs: pl.DataFrame, groups: pl.DataFrame, min_confidence: float, n_bank: int
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -202,6 +240,7 @@ def assign_with_groups(
     """
     pairs = pairs.filter(pl.col("confidence") >= min_confidence)
     groups = groups.with_row_index("group").filter(pl.col("confidence") >= min_confidence)
+    pairs, groups = _prune(pairs, groups, n_bank)
     pair_struct = pl.Struct({"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32})
     empty_ru = pl.DataFrame(schema={"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32,
                                     "runner_up_pairs": pl.List(pair_struct), "runner_up_groups": pl.List(pl.UInt32)})

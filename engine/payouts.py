@@ -43,7 +43,7 @@ __all__ = [
 #: the bank text quotes the payout id: as decisive as a full invoice reference and then some
 PAYOUT_ID_BITS = 15.0
 #: the report's net total equals the bank amount exactly (multi-line totals rarely collide)
-EXACT_NET_BITS = 8.0
+EXACT_NET_BITS = 10.0
 #: the bank text names the processor (one of the source's bank words)
 PROCESSOR_NAMED_BITS = 2.0
 #: a report line with no ledger item, or a net that differs from the bank amount

@@ -23,7 +23,7 @@ from engine.features import prepare_bank, prepare_ledger
 from engine.fx import fx_groups
 from engine.group_assignment import assign_with_groups
 from engine.groups import adjustment_total, conform, empty_groups
-from engine.payouts import inferred_payout_groups, report_payout_groups
+from engine.payouts import inferred_payout_groups, report_linked_ledger, report_payout_groups
 from engine.scoring import explain, score_candidates
 from models.ids import short_ids
 from models.money import format_minor_expr
@@ -379,7 +379,7 @@ def candidate_groups(
     if payout_lines is not None and payout_lines.height:
         report = conform(report_payout_groups(pb, pl_, payout_lines, rules))
         frames.append(report)
-        explained = pl_["id"].gather(report["ledger_idx"].explode().drop_nulls())
+        explained = report_linked_ledger(pl_, payout_lines)
     frames.append(inferred_payout_groups(pb, pl_, rules, exclude_ledger=explained))
     groups = pl.concat([conform(f) for f in frames]) if frames else empty_groups()
     bank_total = (

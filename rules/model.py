@@ -97,6 +97,8 @@ class Adjustments(_Strict):
             "overpayment": "2190",
             "fx_difference": "7100",
             "processor_fee": "6810",
+            "unlinked_report_lines": "1190",
+            "report_difference": "1190",
         }
     )
 

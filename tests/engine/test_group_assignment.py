@@ -37,9 +37,9 @@ def _run(pairs, groups, n_bank=10):
 
 
 def test_a_heavier_group_beats_the_pair_it_overlaps_and_names_it_as_runner_up():
-    chosen_pairs, chosen_groups, _ = _run([(0, 0, 5.0), (1, 5, 6.0)], [([0], [0, 1], 9.0)])
+    chosen_pairs, chosen_groups, _ = _run([(0, 0, 6.0), (1, 5, 6.0)], [([0], [0, 1], 9.0)])
     assert chosen_groups["group"].to_list() == [0]
-    assert chosen_groups["margin"][0] == pytest.approx(4.0)
+    assert chosen_groups["margin"][0] == pytest.approx(3.0)
     assert chosen_groups["runner_up_pairs"][0].to_list() == [{"bank_idx": 0, "ledger_idx": 0}]
     # the unrelated pair is still chosen, by the plain one-to-one path
     assert chosen_pairs.select("bank_idx", "ledger_idx").rows() == [(1, 5)]
@@ -86,3 +86,9 @@ def test_integer_program_is_optimal_and_uses_no_line_twice(seed, monkeypatch):
         used = [m for i in picked for m in members[i]]
         assert len(used) == len(set(used))
         assert math.isclose(sum(groups[i][2] for i in picked), expected)
+
+
+def test_a_candidate_far_weaker_than_the_best_at_all_its_lines_is_pruned():
+    # the pair (0, 0) is 5 bits below the group at bank line 0 and at ledger item 0
+    _, chosen_groups, _ = _run([(0, 0, 4.0)], [([0], [0, 1], 9.0)])
+    assert chosen_groups["runner_up_pairs"][0].to_list() == []
