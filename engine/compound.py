@@ -147,16 +147,33 @@ def _payer_names(bank_names: pl.Series, ledger_names: pl.Series) -> pl.DataFrame
     )
 
 
+def _year_prefix(lines: pl.DataFrame) -> str | None:
+    """The pattern of a year prefixing a reference (``INV-2026-00123``, ``inv 2026 00123``): a
+    year within one of the bank dates' years only, so a serial that merely looks like a year
+    (the 2094 of ``2526-2094 2544-2813``, the 1973 of ``2581-1973``) stays a number."""
+    if lines.height == 0:
+        return None
+    years = lines.select(lo=pl.col("date").dt.year().min(), hi=pl.col("date").dt.year().max()).row(0)
+    if years[0] is None:
+        return None
+    alternatives = "|".join(str(y) for y in range(years[0] - 1, years[1] + 2))
+    return _YEAR_PREFIX.replace("(?:19|20)[0-9]{2}", f"(?:{alternatives})")
+
+
 def _bank_keys(pb: pl.DataFrame, min_keys: int, *cols: str) -> pl.DataFrame:
     """One row per (bank line, number quoted in its text) for lines quoting at least
     ``min_keys`` numbers; a year that only prefixes a reference (the 2026 of INV-2026-00123,
     inv 2026 00123) is no number of its own."""
     lines = pb.filter(pl.col("ref_keys").list.len() >= min_keys)
-    keys = (
-        pl.when(pl.col("bank_text").str.contains(_YEAR_PREFIX))
-        .then(nz.text_reference_keys(pl.col("bank_text").str.replace_all(_YEAR_PREFIX, "${1}${2}")))
-        .otherwise(pl.col("ref_keys"))
-    )
+    prefix = _year_prefix(lines)
+    if prefix is None:
+        keys = pl.col("ref_keys")
+    else:
+        keys = (
+            pl.when(pl.col("bank_text").str.contains(prefix))
+            .then(nz.text_reference_keys(pl.col("bank_text").str.replace_all(prefix, "${1}${2}")))
+            .otherwise(pl.col("ref_keys"))
+        )
     return (
         lines.select("bank_idx", *cols, key=keys)
         .explode("key").drop_nulls("key")
@@ -257,10 +274,8 @@ def _listed(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame
             & (pl.col("day_l") >= pl.col("day") - rules.candidates.reference_window_days)
             & (pl.col("day_l") <= pl.col("day") + GROUP_DAYS_AFTER)
         )
-        # a number naming two items of the line (INV-2026-00681 and RCPT-2026-00681) is ambiguous
-        .with_columns(ambiguous=pl.len().over("bank_idx", "key") > 1)
         .group_by("bank_idx", "ledger_idx", maintain_order=True)
-        .agg(pl.all().exclude("key", "ambiguous").first(), ambiguous=pl.col("ambiguous").all())
+        .agg(pl.all().exclude("key").first(), keys=pl.col("key").unique())
     )
     # not another payer's item: a same-script name that is plainly different rules it out
     both_named = (pl.col("name_key").fill_null("") != "") & (pl.col("name_l").fill_null("") != "")
@@ -270,33 +285,62 @@ def _listed(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame
         sims = _similarities(check)
         quoted = quoted.join(sims, left_on=["name_key", "name_l"], right_on=["name_bank", "name_ledger"], how="left")
         quoted = quoted.filter(pl.col("similarity").is_null() | (pl.col("similarity") > UNRELATED_SIMILARITY))
-    quoted = quoted.with_columns(n=pl.len().over("bank_idx")).filter(
-        (pl.col("n") >= 2) & (pl.col("n") <= cmp.max_group_items)
+    # A short number may also be the serial of documents of other types (#BK1164 beside
+    # INV-2026-01164): one search per (line, item type). A type whose items are named by every
+    # number that named anything is a complete reading of the text.
+    typed = ["bank_idx", "type_norm"]
+    per_key = quoted.select("bank_idx", "type_norm", "ledger_idx", key="keys").explode("key")
+    coverage = (
+        per_key.with_columns(line_keys=pl.col("key").n_unique().over("bank_idx"))
+        # a number naming two items of one type (INV-2026-00681 and INV-2025-00681) is ambiguous
+        .group_by(typed).agg(
+            ambiguous=pl.col("key").is_duplicated().any(),
+            complete=pl.col("key").n_unique() == pl.col("line_keys").first(),
+        )
+        .with_columns(sole=pl.col("complete").sum().over("bank_idx") == 1)
+    )
+    quoted = (
+        quoted.join(coverage, on=typed)
+        .with_columns(n=pl.len().over(typed), n_line=pl.len().over("bank_idx"))
+        .filter((pl.col("n") >= 2) & (pl.col("n") <= cmp.max_group_items))
     )
     if quoted.height == 0:
         return _raw(pl.DataFrame())
     w = rules.weights
     whole = (
-        quoted.filter((~pl.col("ambiguous").any() & (pl.col("type_norm").n_unique() == 1)).over("bank_idx"))
-        .group_by("bank_idx")
-        .agg(pl.col("ledger_idx").sort().cast(pl.UInt32), total=pl.col("a_l").sum(), bank=pl.col("amount_minor").first())
+        quoted.filter(~pl.col("ambiguous"))
+        .group_by(typed)
+        .agg(pl.col("ledger_idx").sort().cast(pl.UInt32), exact=~(pl.col("complete") & pl.col("sole")).first())
         .select(
             kind=pl.lit("one_to_many"), bank_idx=_one_bank(pl.col("bank_idx")), ledger_idx="ledger_idx",
             base=pl.lit(w.prior + w.reference.full),
             how=pl.lit("pays the ") + pl.col("ledger_idx").list.len().cast(pl.Utf8) + pl.lit(" items quoted in the bank text"),
-            exact_only=pl.lit(False),
+            exact_only="exact",
         )
     )
     # a quoted number may also be another document's (a year, a cheque number): combinations of
-    # the quoted items that total the payment exactly
-    small = quoted.filter(pl.col("n") <= cmp.max_block_items).with_columns(
-        target=pl.col("amount_minor").abs(), a=pl.col("a_l").abs(),
-        pos=pl.col("ledger_idx").rank("ordinal").over("bank_idx") - 1,
-    ).filter(pl.col("a") < pl.col("target"))
-    subsets = _exact_subsets(small, 2, min(cmp.max_subset_size, max(2, int(small["n"].max() or 2))))
-    tried = small.group_by("bank_idx").agg(k=pl.len())
+    # the quoted items of one type that total the payment exactly, and of all the line's items
+    # when they are few
+    target = dict(target=pl.col("amount_minor").abs(), a=pl.col("a_l").abs())
+    searches = pl.concat([
+        quoted.filter(pl.col("n") <= cmp.max_block_items).with_columns(search=pl.col("type_norm")),
+        quoted.filter((pl.col("n_line") <= cmp.max_block_items) & (pl.col("n_line") > pl.col("n")))
+        .unique(["bank_idx", "ledger_idx"]).with_columns(search=pl.lit("*")),
+    ]).with_columns(**target).filter(pl.col("a") < pl.col("target"))
+    searches = searches.with_columns(
+        sid=pl.struct("bank_idx", "search").rank("dense").cast(pl.Int64),
+    ).with_columns(
+        pos=pl.col("ledger_idx").rank("ordinal").over("sid") - 1, k=pl.len().over("sid"),
+    ).filter(pl.col("k") >= 2)
+    max_k = int(searches["k"].max() or 2)
+    subsets = _exact_subsets(searches.drop("bank_idx").rename({"sid": "bank_idx"}), 2,
+                             min(cmp.max_subset_size, max(2, max_k)))
+    tried = searches.group_by("sid").agg(pl.col("bank_idx", "k").first())
     part = (
-        subsets.join(tried.with_columns(pl.col("bank_idx").cast(pl.UInt32)), on="bank_idx")
+        subsets.rename({"bank_idx": "sid"}).with_columns(pl.col("sid").cast(pl.Int64), pl.col("members").list.sort())
+        .join(tried, on="sid")
+        # the same combination from a type's search and the line's: once, from the smaller search
+        .sort("k").unique(["bank_idx", "members"], keep="first")
         .with_columns(fits=pl.len().over("bank_idx"))
         .select(
             kind=pl.lit("one_to_many"), bank_idx=_one_bank(pl.col("bank_idx")),

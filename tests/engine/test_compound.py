@@ -188,3 +188,33 @@ def test_no_group_across_currencies():
     items = [_invoice(100, 150011, 5), {**_invoice(101, 98765, 8), "currency": "USD"}]
     bank = _bank({"amount_minor": 150011 + 98765, "description": "FPS CR KAM WING TRADING LTD INV 00100/00101"})
     assert _groups(bank, _ledger(*items)).height == 0
+
+
+def _bill(ref, amount, days_before, name="Po Tung Mei Jewellery Company Limited", bill_id=None):
+    return {"id": bill_id or f"BILL-{ref}", "reference": ref, "date": DAY - timedelta(days=days_before),
+            "amount_minor": amount, "counterparty": name, "type": "bill", "description": "Goods supplied"}
+
+
+def test_listed_serials_that_look_like_years_are_numbers_not_year_prefixes():
+    # 2094 and 1973 follow another number; only a year near the bank date prefixes a reference
+    ledger = _ledger(_bill("2526-2094", -363200, 40), _bill("2544-2813", -2986603, 39),
+                     _bill("2581-1973", -1545800, 30), _bill("2569-5858", -1207594, 20))
+    bank = _bank({"amount_minor": -363200 - 2986603, "description": "AUTOPAY DR PO TUNG MEI JEWELLERY LTD 2526-2094 2544-2813"},
+                 {"amount_minor": -1545800 - 1207594, "description": "TT OUT PO TUNG MEI JEWELLERY CO LTD 2581-1973 2569-5858"})
+    groups = _groups(bank, ledger)
+    assert _ids(groups) >= {(("B1",), ("BILL-2526-2094", "BILL-2544-2813")),
+                            (("B2",), ("BILL-2569-5858", "BILL-2581-1973"))}
+
+
+def test_listed_numbers_shared_by_many_documents_of_other_types_still_find_the_invoices():
+    # short serials collide with web orders of other payers (another script: no name check)
+    orders = [{"id": f"#{p}{s}", "reference": f"#{p}{s}", "date": DAY - timedelta(days=3), "amount_minor": 20000 + i,
+               "counterparty": "Luk Kin Ling", "type": "order", "description": "Online order"}
+              for i, (p, s) in enumerate((p, s) for p in ("BK", "PH", "GB", "PK", "RS", "HB", "SA", "EC", "PO", "LS", "KK")
+                                          for s in (1164, 3358))]
+    ledger = _ledger(_invoice(1164, 298400, 60, name="Wing Wah Engineering Ltd."),
+                     _invoice(3358, 53000, 50, name="Wing Wah Engineering Ltd."), *orders)
+    groups = _groups(_bank({"amount_minor": 351400, "description": "CR TRF 榮華工程有限公司 INV 01164/03358",
+                            "counterparty": "榮華工程有限公司"}), ledger)
+    best = groups.row(0, named=True)
+    assert best["ledger_ids"] == ["INV-2026-01164", "INV-2026-03358"] and best["score"] >= 5.0
