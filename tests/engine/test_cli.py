@@ -309,14 +309,15 @@ def test_fx_and_processor_files_are_accepted_and_validated(runs):
 
 
 def test_rules_file_changes_behaviour(runs):
-    """rules_strict.toml sets only thresholds.auto = 0.999: same pairs, only B01 stays auto."""
+    """rules_strict.toml sets only thresholds.auto = 0.999: same pairs; only B01 (reference, exact
+    amount) and B11 (reference, short by a round HKD 35 bank charge) stay auto."""
     proc, out = runs["rules-strict"]
     assert proc.returncode == 0, proc.stderr
     assert "rule set 'strict'" in proc.stdout
     _, rows = read_csv(out / "matches.csv")
     status = {row["bank_ids"]: row["status"] for row in rows}
     assert status == {"B01": "auto", "B02": "review", "B03": "review", "B04": "review",
-                      "B05": "review", "B07": "review", "B11": "review"}
+                      "B05": "review", "B07": "review", "B11": "auto"}
 
 
 def test_invalid_rules_file_lists_every_problem_on_one_line(runs):

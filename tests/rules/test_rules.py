@@ -12,7 +12,7 @@ def test_default_rules_load_and_make_sense():
     assert 0 < rules.thresholds.review <= rules.thresholds.auto <= 1
     assert rules.window_for("INVOICE").after >= 45  # invoices paid 45 days late must match
     assert rules.window_for("receipt").after <= 14
-    assert rules.amount.minor("HKD") == (5000, 1, 200, 30000)
+    assert rules.amount.minor("HKD") == (20000, 1, 50, 1000000)  # HKD 200, 2%, at most HKD 10,000
     assert rules.amount.minor("JPY")[0] == 50
 
 
