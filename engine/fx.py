@@ -39,7 +39,8 @@ import polars as pl
 from rapidfuzz import fuzz, process
 
 from engine.groups import ADJUSTMENT_DTYPE, GROUP_SCHEMA, conform, empty_groups
-from engine.scoring import _levels, explain, score_candidates
+from engine.features import _CJK
+from engine.scoring import _levels, _name_similarity, explain, score_candidates
 from models.money import CURRENCY_EXPONENTS, format_minor_expr, parse_amount_expr
 from rules.model import RuleSet
 
@@ -58,8 +59,10 @@ _FAVOURABLE_SHARE = Decimal("0.1")
 _MAX_RATE_DIGITS = 18
 #: engine.scoring._name_similarity looks again (prefix of a name cut short) at pairs this similar or more
 _PREFIX_PASS_MIN = 50
-#: foreign amounts at or above 2**50 minor units take no part (key span of the range search)
-_AMOUNT_BITS = 50
+#: a ledger name is compared with the bank names sharing one of its this many rarest tokens
+_RARE_TOKENS = 3
+#: amounts of this many minor units or more take no part (exact products stay within Int128)
+_MAX_AMOUNT = 1 << 50
 
 _RATE_SCHEMA = {
     "base": pl.Utf8, "quote": pl.Utf8, "rate_day": pl.Int32, "rate_text": pl.Utf8,
@@ -148,111 +151,136 @@ def _fraction(value: Decimal) -> tuple[int, int]:
     return int(num), int(den)
 
 
-def _bank_line_rates(pb: pl.DataFrame, pl_: pl.DataFrame, fractions: pl.DataFrame, max_age: int) -> pl.DataFrame:
-    """One row per (bank line, foreign currency of some ledger item) with the rate in force on
-    the bank date: ``bank_idx``, ``ledger_currency``, ``rate_*``."""
-    foreign = pl_.select(pl.col("currency").alias("ledger_currency")).unique()
-    lines = (
-        pb.select("bank_idx", "day", pl.col("currency").alias("bank_currency"))
-        .join(foreign, how="cross")
-        .filter(pl.col("ledger_currency") != pl.col("bank_currency"))
-        .sort("day")
+def _tokens(names: pl.DataFrame) -> pl.DataFrame:
+    """(``name``, ``token``) for distinct names: the words of two characters or more, and the
+    character pairs of a word in Chinese script (such names have no spaces)."""
+    words = (
+        names.select("name", token=pl.col("name").str.split(" "))
+        .explode("token")
+        .filter(pl.col("token").str.len_chars() >= 2)
     )
-    if lines.height == 0 or fractions.height == 0:
-        return lines.clear().with_columns(
-            pl.lit(None, dtype=t).alias(c) for c, t in _RATE_SCHEMA.items() if c not in ("base", "quote")
+    cjk = pl.col("token").str.contains(_CJK)
+    pairs = (
+        words.filter(cjk & (pl.col("token").str.len_chars() > 2))
+        .with_columns(_at=pl.int_ranges(0, pl.col("token").str.len_chars() - 1))
+        .explode("_at")
+        .select("name", token=pl.col("token").str.slice(pl.col("_at"), 2))
+    )
+    return pl.concat([words, pairs]).unique()
+
+
+def _similar_names(bank_names: pl.Series, ledger_names: pl.Series, min_similarity: float) -> pl.DataFrame:
+    """Pairs of distinct names (``name_bank``, ``name_ledger``) at least ``min_similarity``
+    similar (:func:`engine.scoring._name_similarity`, prefix pass included). Only names that
+    share one of the ledger name's :data:`_RARE_TOKENS` rarest tokens (fewest bank names
+    carrying it) are compared; similar names share their distinctive words."""
+    bank = _tokens(pl.DataFrame({"name": bank_names.unique()}).filter(pl.col("name") != ""))
+    ledger = _tokens(pl.DataFrame({"name": ledger_names.unique()}).filter(pl.col("name") != ""))
+    spread = bank.group_by("token").agg(_n=pl.len())
+    ledger = (
+        ledger.join(spread, on="token", how="inner")
+        .sort("_n", "token")
+        .group_by("name", maintain_order=True)
+        .head(_RARE_TOKENS)
+    )
+    names = (
+        ledger.join(bank, on="token").select(name_bank="name_right", name_ledger="name").unique()
+    )
+    if names.height == 0:
+        return names
+    similarity = _name_similarity(names["name_bank"], names["name_ledger"])
+    return names.filter(pl.Series(similarity >= min_similarity))
+
+
+def _evidence_pairs(pb: pl.DataFrame, foreign: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """(``bank_idx``, ``ledger_idx``) pairs of a bank line and a foreign item with some evidence
+    besides the amount: the bank text states the item's amount in its currency, quotes one of
+    its numbers, or names a payer similar enough that a fitting conversion could reach review."""
+    frames = []
+    # the foreign amount stated in the bank text
+    shown = _shown_amounts(pb)
+    frames.append(
+        shown.join(
+            foreign.select("ledger_idx", "currency", _abs=pl.col("amount_minor").abs()),
+            left_on=["shown_currency", "shown_minor"], right_on=["currency", "_abs"],
+        ).select("bank_idx", "ledger_idx")
+    )
+    # a number of the item among the bank text's keys (a full or serial reference always is)
+    keys = pl.concat([
+        foreign.select("ledger_idx", key="ref_serial"),
+        foreign.select("ledger_idx", key="other_keys").explode("key"),
+    ]).drop_nulls("key").unique()
+    frames.append(
+        pb.select("bank_idx", key="ref_keys").explode("key").drop_nulls("key")
+        .join(keys, on="key").select("bank_idx", "ledger_idx")
+    )
+    # a similar payer name: levels worth something and enough, with the best date and a fit,
+    # to reach review
+    w = rules.weights
+    need = _floor(rules) - (w.prior + max(level.weight for level in w.date) + w.amount.exact * FIT_WEIGHT_SHARE + w.reference.none)
+    useful = [level.min_similarity for level in w.name if level.weight > max(w.name_missing, 0.0) and level.weight >= need]
+    if useful:
+        names = _similar_names(pb["name_key"].fill_null(""), foreign["name_key"].fill_null(""), min(useful))
+        frames.append(
+            pb.select("bank_idx", name_bank=pl.col("name_key"))
+            .join(names, on="name_bank")
+            .join(foreign.select("ledger_idx", name_ledger=pl.col("name_key")), on="name_ledger")
+            .select("bank_idx", "ledger_idx")
         )
-    return lines.join_asof(
+    return pl.concat([f.cast({"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32}) for f in frames]).unique()
+
+
+def _floor(rules: RuleSet) -> float:
+    """Lowest score kept: the review threshold in bits less the ambiguity margin."""
+    review = rules.thresholds.review
+    return float(np.log2(review / (1.0 - review))) - rules.thresholds.ambiguity_margin if 0 < review < 1 else -np.inf
+
+
+def _candidate_pairs(pb: pl.DataFrame, pl_: pl.DataFrame, fractions: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """Pairs of a bank line and a foreign item of the same sign with evidence besides the
+    amount (:func:`_evidence_pairs`), within the item's date window, with the rate of the bank
+    date (the nearest earlier one at most ``fx.max_rate_age_days`` old) joined on."""
+    bank = pb.select(
+        "bank_idx", pl.col("currency").alias("bank_currency"), pl.col("amount_minor").alias("amount_bank"),
+        pl.col("day").alias("day_bank"),
+    ).filter((pl.col("amount_bank") != 0) & (pl.col("amount_bank").abs() < _MAX_AMOUNT))
+    foreign_currencies = set(fractions["base"].unique().to_list())
+    foreign = pl_.filter(
+        (pl.col("amount_minor") != 0) & (pl.col("amount_minor").abs() < _MAX_AMOUNT)
+        & pl.col("currency").is_in(foreign_currencies)
+    )
+    if bank.height == 0 or foreign.height == 0:
+        return pl.DataFrame()
+    pairs = _evidence_pairs(pb, foreign, rules)
+    days = pl.col("day_bank") - pl.col("day_ledger")
+    pairs = (
+        pairs.join(bank, on="bank_idx")
+        .join(
+            foreign.select(
+                "ledger_idx", pl.col("currency").alias("ledger_currency"), pl.col("amount_minor").alias("amount_ledger"),
+                pl.col("day").alias("day_ledger"), "window_before", "window_after",
+            ),
+            on="ledger_idx",
+        )
+        .filter(
+            (pl.col("ledger_currency") != pl.col("bank_currency"))
+            & (pl.col("amount_bank").sign() == pl.col("amount_ledger").sign())
+            & (days <= pl.col("window_after")) & (-days <= pl.col("window_before"))
+        )
+        .sort("day_bank")
+    )
+    if pairs.height == 0:
+        return pl.DataFrame()
+    return pairs.join_asof(
         fractions,
-        left_on="day",
+        left_on="day_bank",
         right_on="rate_day",
         by_left=["ledger_currency", "bank_currency"],
         by_right=["base", "quote"],
         strategy="backward",
-        tolerance=max_age,
+        tolerance=rules.fx.max_rate_age_days,
         check_sortedness=False,
-    ).drop_nulls("rate_num")
-
-
-def _candidate_pairs(
-    pb: pl.DataFrame, pl_: pl.DataFrame, line_rates: pl.DataFrame, rules: RuleSet
-) -> pl.DataFrame:
-    """(bank line, foreign item) pairs whose amounts could fit, by a sorted range search on the
-    foreign amount, then the item's date window; with the rate of the bank date joined on."""
-    spread_num, spread_den = _fraction(rules.fx.spread_max_pct / 100)
-    fav_num, fav_den = _fraction(rules.fx.spread_max_pct * _FAVOURABLE_SHARE / 100)
-    charges = list(rules.fx.bank_charges)
-    max_charge = max(charges, default=Decimal(0))
-
-    # the foreign-amount range (magnitudes) that can explain each bank line, widened by one unit
-    bank = line_rates.join(
-        pb.select("bank_idx", pl.col("amount_minor").alias("amount_bank")), on="bank_idx"
-    ).filter(pl.col("amount_bank") != 0)
-    exp_bank, exp_ledger = _exponent(pl.col("bank_currency")), _exponent(pl.col("ledger_currency"))
-    shift = exp_bank - exp_ledger
-    # converted = amount * mul / div   (mul, div: Int128)
-    mul = pl.col("rate_num").cast(pl.Int128) * _pow10(shift)
-    div = pl.col("rate_den").cast(pl.Int128) * _pow10(-shift)
-    magnitude = pl.col("amount_bank").abs().cast(pl.Int128)
-    max_charge_minor = (pl.lit(int(max_charge * 10**6), dtype=pl.Int128) * _pow10(exp_bank)) // 10**6 + 1
-    receipt = pl.col("amount_bank") > 0
-    # money in: bank = C*(1-spread) - charge .. C*(1+fav); money out: bank = C*(1-fav) .. C*(1+spread) + charge
-    conv_low = pl.when(receipt).then(magnitude * fav_den // (fav_den + fav_num)).otherwise(
-        (magnitude - max_charge_minor).clip(0) * spread_den // (spread_den + spread_num)
-    )
-    conv_high = pl.when(receipt).then(
-        _div_ceil((magnitude + max_charge_minor) * spread_den, pl.lit(max(spread_den - spread_num, 1), dtype=pl.Int128))
-    ).otherwise(_div_ceil(magnitude * fav_den, pl.lit(max(fav_den - fav_num, 1), dtype=pl.Int128)))
-    limit = pl.lit((1 << _AMOUNT_BITS) - 1, dtype=pl.Int128)
-    bank = bank.with_columns(
-        _low=((conv_low * div // mul) - 1).clip(0, limit).cast(pl.Int64),
-        _high=(_div_ceil(conv_high * div, mul) + 1).clip(0, limit).cast(pl.Int64),
-        _sign=pl.col("amount_bank").sign().cast(pl.Int64),
-    )
-    ledger = pl_.select(
-        "ledger_idx", "currency", "amount_minor", "day", "window_before", "window_after",
-        _sign=pl.col("amount_minor").sign().cast(pl.Int64),
-    ).filter((pl.col("amount_minor") != 0) & (pl.col("amount_minor").abs() < (1 << _AMOUNT_BITS)))
-    if bank.height == 0 or ledger.height == 0:
-        return pl.DataFrame()
-
-    # blocks: (currency, sign) shared by both sides
-    blocks = pl.concat([
-        bank.select(pl.col("ledger_currency").alias("c"), pl.col("_sign").alias("s")),
-        ledger.select(pl.col("currency").alias("c"), pl.col("_sign").alias("s")),
-    ]).unique().sort("c", "s").with_row_index("block")
-    bank = bank.join(blocks, left_on=["ledger_currency", "_sign"], right_on=["c", "s"])
-    ledger = ledger.join(blocks, left_on=["currency", "_sign"], right_on=["c", "s"])
-    span = np.int64(1) << np.int64(_AMOUNT_BITS)
-    ledger_key = ledger["block"].cast(pl.Int64).to_numpy() * span + ledger["amount_minor"].abs().to_numpy()
-    order = np.argsort(ledger_key, kind="stable")
-    sorted_key = ledger_key[order]
-    bank_base = bank["block"].cast(pl.Int64).to_numpy() * span
-    lo = np.searchsorted(sorted_key, bank_base + bank["_low"].to_numpy(), side="left")
-    hi = np.searchsorted(sorted_key, bank_base + bank["_high"].to_numpy(), side="right")
-    count = hi - lo
-    total = int(count.sum())
-    if total == 0:
-        return pl.DataFrame()
-    rep = np.repeat(np.arange(bank.height), count)
-    positions = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(total)
-    ledger_rows = order[positions]
-
-    pairs = pl.concat(
-        [
-            bank.select(
-                "bank_idx", "bank_currency", "ledger_currency", "amount_bank", "day",
-                "rate_day", "rate_text", "rate_num", "rate_den", "inverse",
-            ).rename({"day": "day_bank"})[rep],
-            ledger.select(
-                "ledger_idx", pl.col("amount_minor").alias("amount_ledger"), pl.col("day").alias("day_ledger"),
-                "window_before", "window_after",
-            )[ledger_rows],
-        ],
-        how="horizontal",
-    )
-    days = pl.col("day_bank") - pl.col("day_ledger")
-    return pairs.filter((days <= pl.col("window_after")) & (-days <= pl.col("window_before")))
+    ).drop_nulls("rate_num").drop("base", "quote", strict=False)
 
 
 def _charge_options(df: pl.DataFrame, rules: RuleSet) -> np.ndarray:
@@ -460,18 +488,14 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
     if pb.height == 0 or pl_.height == 0 or rates.height == 0:
         return empty_groups()
     fractions = rate_fractions(rates)
-    line_rates = _bank_line_rates(pb, pl_, fractions, rules.fx.max_rate_age_days)
-    if line_rates.height == 0:
-        return empty_groups()
-    pairs = _candidate_pairs(pb, pl_, line_rates, rules)
+    pairs = _candidate_pairs(pb, pl_, fractions, rules)
     if pairs.height == 0:
         return empty_groups()
     df = _convert(pairs, rules)
     if df.height == 0:
         return empty_groups()
     w = rules.weights
-    review = rules.thresholds.review
-    floor = float(np.log2(review / (1.0 - review))) - rules.thresholds.ambiguity_margin if 0 < review < 1 else -np.inf
+    floor = _floor(rules)
 
     # the foreign amount the bank text states, if any
     shown = _shown_amounts(pb)

@@ -13,7 +13,7 @@ def test_default_rules_load_and_make_sense():
     assert rules.window_for("INVOICE").after >= 45  # invoices paid 45 days late must match
     assert rules.window_for("receipt").after <= 14
     assert rules.amount.minor("HKD") == (20000, 1, 50, 1000000)  # HKD 200, 2%, at most HKD 10,000
-    assert rules.amount.minor("JPY")[0] == 50
+    assert rules.amount.minor("JPY")[0] == 200  # no minor unit: 200 yen
 
 
 def test_bad_file_lists_every_problem(tmp_path: Path):
