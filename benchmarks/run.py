@@ -279,7 +279,8 @@ def results_table(results: list[SizeResult]) -> str:
     """The markdown table of a run: one row per size and system (recon, then the baseline)."""
     types = sorted({t for r in results for _, sys_ in r.systems() if sys_.report for t in sys_.report.truth_by_type})
     header = ["size", "system", "bank lines", "ledger lines", "gen s", "wall s", "peak RSS MB", "precision",
-              "recall", *[f"recall {t}" for t in types], "auto error", "auto coverage", "ceiling", "adj ok",
+              "recall", *[f"recall {t}" for t in types], "auto error",
+              *[f"auto error {t}" for t in types], "auto coverage", "ceiling", "adj ok",
               "status"]
     lines = ["| " + " | ".join(header) + " |", "|---:|---|" + "---:|" * (len(header) - 3) + "---|"]
     for r in results:
@@ -293,6 +294,7 @@ def results_table(results: list[SizeResult]) -> str:
                 format_ratio(rep.precision if rep else None), format_ratio(rep.recall if rep else None),
                 *[format_ratio(rep.recall_by_type.get(t) if rep else None) for t in types],
                 format_ratio(rep.auto_error_rate if rep else None),
+                *[format_ratio(rep.auto_error_rate_by_type.get(t) if rep else None) for t in types],
                 format_ratio(rep.auto_coverage if rep else None),
                 format_ratio(rep.auto_coverage_ceiling if rep else None),
                 format_ratio(rep.adjustment_total_accuracy if rep else None),
