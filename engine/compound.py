@@ -140,10 +140,14 @@ def _payer_names(bank_names: pl.Series, ledger_names: pl.Series) -> pl.DataFrame
     pairs = pl.concat(parts).unique()
     if pairs.height == 0:
         return pl.DataFrame(schema={"name_bank": pl.Utf8, "name_ledger": pl.Utf8, "similarity": pl.Float64})
-    # the nearest names only: another company sharing two words of the name is someone else
+    # the nearest names only: another company sharing two words of the name is someone else;
+    # a ledger name equal to the bank's is the payer, and names merely as similar (siu man kwan
+    # and siu man siu) are others
+    exact = pl.col("name_bank") == pl.col("name_ledger")
     return _similarities(pairs).filter(
         (pl.col("similarity") >= MIN_PAYER_SIMILARITY)
         & (pl.col("similarity") >= pl.col("similarity").max().over("name_bank") - PAYER_SIMILARITY_SPREAD)
+        & (exact | ~exact.any().over("name_bank"))
     )
 
 
@@ -434,18 +438,34 @@ def _day_blocks(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataF
     ), cap=DAY_BLOCK_MAX_BITS)
 
 
+def _drop_unrelated(pairs: pl.DataFrame) -> pl.DataFrame:
+    """``pairs`` (name_key, name_script, name_l, script_l) without the rows whose names are in
+    one script and plainly different (similarity at most :data:`UNRELATED_SIMILARITY`)."""
+    both_named = (pl.col("name_key").fill_null("") != "") & (pl.col("name_l").fill_null("") != "")
+    check = pairs.filter(both_named & (pl.col("name_script") == pl.col("script_l"))).select(
+        name_bank="name_key", name_ledger="name_l")
+    if check.height == 0:
+        return pairs
+    sims = _similarities(check).filter(pl.col("similarity") <= UNRELATED_SIMILARITY).drop("similarity")
+    return pairs.join(sims, left_on=["name_key", "name_l"], right_on=["name_bank", "name_ledger"], how="anti")
+
+
 def _quoting(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> tuple[pl.Series, pl.Series]:
     """Bank lines quoting the number of an item of the same currency and sign (theirs is a
     reference match, not a combination search), and the items such a line pays exactly on its
     own (settled: no combination needs them; elimination)."""
-    keys = _bank_keys(pb, 1, "currency", "amount_minor", "day")
+    keys = _bank_keys(pb, 1, "currency", "amount_minor", "day", "name_key", "name_script")
     hits = keys.join(
-        pl_.select("ledger_idx", "currency", key="ref_serial", a_l="amount_minor", day_l="day").drop_nulls("key"),
+        pl_.select("ledger_idx", "currency", key="ref_serial", a_l="amount_minor", day_l="day",
+                   name_l="name_key", script_l="name_script").drop_nulls("key"),
         on=["currency", "key"],
     ).filter(
         (pl.col("a_l").sign() == pl.col("amount_minor").sign())
         & (pl.col("day_l") - pl.col("day")).abs().le(rules.candidates.reference_window_days)
     )
+    # a number that is another payer's serial (a cheque number equal to someone's invoice
+    # number) quotes nothing: the line still needs its combination search
+    hits = _drop_unrelated(hits)
     lines = hits["bank_idx"].unique().cast(pl.UInt32)
     settled = hits.filter(pl.col("a_l") == pl.col("amount_minor"))["ledger_idx"].unique().cast(pl.UInt32)
     return lines, settled
@@ -469,14 +489,18 @@ def _subsets(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet, skip: pl.Serie
         return _raw(pl.DataFrame())
     names = _payer_names(lines["name_key"], ledger["name_key"])
     # a line one item of the payer pays exactly (any date in the window) is a one-to-one
-    paired = (
+    pairs = (
         lines.join(names.filter(pl.col("similarity") >= SAME_PAYER_SIMILARITY), left_on="name_key", right_on="name_bank")
-        .join(pl_.select(name_ledger="name_key", currency="currency", amount_minor="amount_minor", day_l="day"),
-              on=["name_ledger", "currency", "amount_minor"])
+        .join(pl_.select("ledger_idx", name_ledger="name_key", currency="currency", amount_minor="amount_minor",
+                         day_l="day"), on=["name_ledger", "currency", "amount_minor"])
         .filter(pl.col("day_l").is_between(pl.col("day") - cmp.block_window_days, pl.col("day") + GROUP_DAYS_AFTER))
-        ["bank_idx"].unique()
+        .unique(["bank_idx", "ledger_idx"])
     )
-    lines = lines.filter(~pl.col("bank_idx").is_in(paired.implode()))
+    lines = lines.filter(~pl.col("bank_idx").is_in(pairs["bank_idx"].implode()))
+    # elimination: an item that one such line, and only it, pays exactly (and that line no other
+    # item) is that line's; the payer's combinations need it no more
+    settled = pairs.filter((pl.len().over("bank_idx") == 1) & (pl.len().over("ledger_idx") == 1))["ledger_idx"]
+    ledger = ledger.filter(~pl.col("ledger_idx").is_in(settled.implode()))
     kinds = ledger.select("name_key", "currency", "type_norm", sign=pl.col("amount_minor").sign()).unique()
     # one row per (line, payer name, item type)
     links = (

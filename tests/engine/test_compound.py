@@ -218,3 +218,30 @@ def test_listed_numbers_shared_by_many_documents_of_other_types_still_find_the_i
                             "counterparty": "榮華工程有限公司"}), ledger)
     best = groups.row(0, named=True)
     assert best["ledger_ids"] == ["INV-2026-01164", "INV-2026-03358"] and best["score"] >= 5.0
+
+
+def test_an_equal_payer_name_excludes_names_only_as_similar():
+    items = [_invoice(100, 100011, 5, name="Siu Man Kwan"), _invoice(101, 200037, 8, name="Siu Man Kwan"),
+             _invoice(102, 150013, 6, name="Siu Man Siu"), _invoice(103, 150041, 9, name="Siu Man Siu")]
+    bank = _bank({"amount_minor": 150013 + 150041, "description": "CHQ DEP SIU MAN KWAN"},
+                 {"amount_minor": 100011 + 200037 + 1, "description": "CHQ DEP SIU MAN KWAN"})
+    assert _groups(bank, _ledger(*items)).height == 0
+
+
+def test_a_cheque_number_equal_to_another_payers_invoice_number_does_not_stop_the_search():
+    items = [_invoice(11439, 261200, 30, name="Hing Lik Mei Holdings Ltd"),
+             _invoice(19190, 300037, 25, name="Hing Lik Mei Holdings Ltd"),
+             _invoice(29234, 296011, 20, name="Hing Lik Mei Holdings Ltd"),
+             _invoice(12204, 857248, 10, name="Lucky Star Bakery Limited")]
+    bank = _bank({"amount_minor": 261200 + 300037 + 296011, "description": "CHQ DEP 012204 HING LIK MEI HOLDINGS LTD"})
+    assert _ids(_groups(bank, _ledger(*items))) == {
+        (("B1",), ("INV-2026-11439", "INV-2026-19190", "INV-2026-29234"))}
+
+
+def test_an_item_another_line_of_the_payer_pays_exactly_is_left_out_of_combinations():
+    items = [_invoice(100, 120011, 5), _invoice(101, 230037, 8), _invoice(102, 110023, 12)]
+    bank = _bank({"amount_minor": 120011, "description": "FPS CR KAM WING TRADING LTD"},
+                 {"amount_minor": 230037 + 120011, "description": "FPS CR KAM WING TRADING LTD"},
+                 {"amount_minor": 230037 + 110023, "description": "FPS CR KAM WING TRADING LTD"})
+    # 120011 is B1's: B2's only combination would need it; B3's does not
+    assert _ids(_groups(bank, _ledger(*items))) == {(("B3",), ("INV-2026-00101", "INV-2026-00102"))}
