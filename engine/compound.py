@@ -61,6 +61,8 @@ PAYER_SIMILARITY_SPREAD = 5.0
 SAME_PAYER_SIMILARITY = 95.0
 #: a quoted item whose payer name is at most this similar (same script) is not the payer's
 UNRELATED_SIMILARITY = 50.0
+#: a ledger reference quoted in full in the bank text has at least this many letters and digits
+FULL_REF_MIN_CHARS = 6
 #: a batch reference: letters then digits (separators allowed), at least this many characters
 BATCH_KEY_MIN_CHARS = 6
 
@@ -255,6 +257,10 @@ def _raw(df: pl.DataFrame, cap: float = MAX_EXACT_TOTAL_BITS) -> pl.DataFrame:
     return df.select([pl.col(c).cast(t) for c, t in _RAW.items()])
 
 
+def _alnum(text: pl.Expr) -> pl.Expr:
+    return text.fill_null("").str.to_lowercase().str.replace_all(r"[^a-z0-9]", "")
+
+
 def _one_bank(bank_idx: pl.Expr) -> pl.Expr:
     return pl.concat_list(bank_idx.cast(pl.UInt32))
 
@@ -262,14 +268,14 @@ def _one_bank(bank_idx: pl.Expr) -> pl.Expr:
 def _listed(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     """Items quoted by number in the bank text (two or more): all of them, or combinations."""
     cmp = rules.compound
-    bank_keys = _bank_keys(pb, 2, "currency", "day", "amount_minor", "name_key", "name_script")
+    bank_keys = _bank_keys(pb, 2, "currency", "day", "amount_minor", "name_key", "name_script", "bank_text")
     if bank_keys.height == 0:
         return _raw(pl.DataFrame())
     # the document's own number only: other numbers in its text (a yymm prefix shared by many
     # supplier references) would make quoted numbers ambiguous
     ledger_keys = pl_.select("ledger_idx", "currency", key="ref_serial").drop_nulls("key")
     led = pl_.select("ledger_idx", "type_norm", a_l="amount_minor", day_l="day", name_l="name_key",
-                     script_l="name_script")
+                     script_l="name_script", ref_alnum=_alnum(pl.col("doc_ref")))
     quoted = (
         bank_keys.join(ledger_keys, on=["currency", "key"])
         .join(led, on="ledger_idx")
@@ -279,7 +285,10 @@ def _listed(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame
             & (pl.col("day_l") <= pl.col("day") + GROUP_DAYS_AFTER)
         )
         .group_by("bank_idx", "ledger_idx", maintain_order=True)
-        .agg(pl.all().exclude("key").first(), keys=pl.col("key").unique())
+        .agg(pl.all().exclude("key", "bank_text").first(), keys=pl.col("key").unique(),
+             # the whole reference in the text (2534-1625, not only a 1625 many bills share)
+             full=(pl.col("ref_alnum").str.len_chars() >= FULL_REF_MIN_CHARS).first()
+             & _alnum(pl.col("bank_text")).first().str.contains(pl.col("ref_alnum").first(), literal=True))
     )
     # not another payer's item: a same-script name that is plainly different rules it out
     both_named = (pl.col("name_key").fill_null("") != "") & (pl.col("name_l").fill_null("") != "")
@@ -322,6 +331,22 @@ def _listed(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame
             exact_only="exact",
         )
     )
+    # the items of one type whose whole references the text quotes, when a number alone is
+    # ambiguous or shared with other payers' documents
+    fully = (
+        quoted.filter(pl.col("full"))
+        .with_columns(nf=pl.len().over(typed))
+        .filter((pl.col("nf") >= 2) & (pl.col("nf") < pl.col("n")) | (pl.col("nf") >= 2) & pl.col("ambiguous"))
+        .group_by(typed).agg(pl.col("ledger_idx").sort().cast(pl.UInt32))
+        .with_columns(sole=pl.len().over("bank_idx") == 1)
+        .select(
+            kind=pl.lit("one_to_many"), bank_idx=_one_bank(pl.col("bank_idx")), ledger_idx="ledger_idx",
+            base=pl.lit(w.prior + w.reference.full),
+            how=pl.lit("pays the ") + pl.col("ledger_idx").list.len().cast(pl.Utf8)
+            + pl.lit(" items whose references the bank text quotes in full"),
+            exact_only=~pl.col("sole"),
+        )
+    )
     # a quoted number may also be another document's (a year, a cheque number): combinations of
     # the quoted items of one type that total the payment exactly, and of all the line's items
     # when they are few
@@ -358,7 +383,7 @@ def _listed(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame
             exact_only=pl.lit(True),
         )
     )
-    return pl.concat([_raw(whole), _raw(part)])
+    return pl.concat([_raw(whole), _raw(fully), _raw(part)])
 
 
 def _batch_tokens(text: pl.Expr) -> pl.Expr:

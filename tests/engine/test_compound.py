@@ -245,3 +245,15 @@ def test_an_item_another_line_of_the_payer_pays_exactly_is_left_out_of_combinati
                  {"amount_minor": 230037 + 110023, "description": "FPS CR KAM WING TRADING LTD"})
     # 120011 is B1's: B2's only combination would need it; B3's does not
     assert _ids(_groups(bank, _ledger(*items))) == {(("B3",), ("INV-2026-00101", "INV-2026-00102"))}
+
+
+def test_references_quoted_in_full_resolve_numbers_other_bills_of_the_payer_share():
+    # at scale a four-digit serial repeats: 1625 is both 2534-1625 and 2580-1625 of this payer
+    ledger = _ledger(_bill("2534-1625", -502876, 40, name="建安紙業有限公司"), _bill("2533-0116", -140000, 35, name="建安紙業有限公司"),
+                     _bill("2580-1625", -77700, 10, name="建安紙業有限公司"), _bill("2590-0116", -88800, 8, name="建安紙業有限公司"))
+    bank = _bank({"amount_minor": -502876 - 140000, "description": "IBT DR 建安紙業有限公司 2533-0116 2534-1625",
+                  "counterparty": "建安紙業有限公司"})
+    groups = _groups(bank, ledger)
+    best = groups.row(0, named=True)
+    assert best["ledger_ids"] == ["BILL-2533-0116", "BILL-2534-1625"] and best["score"] >= 5.0
+    assert "references the bank text quotes in full" in best["evidence"]
