@@ -9,14 +9,17 @@ the best candidate at every one of their lines (as the one-to-one assignment doe
 
 - a component without any group is left to :func:`engine.assignment.assign_one_to_one`
   (the Hungarian method and its tiers);
-- a component with a single candidate takes it;
+- a component whose candidates all overlap each other (alternatives for one line) takes the
+  best; the second best is the runner-up (vectorized);
 - up to ``_ENUMERATE_LIMIT`` candidates: every feasible selection is enumerated (bit masks,
   vectorized), which also gives each chosen candidate's exact margin (the best selection
   without it) and the alternative that selection uses (the runner-up);
 - up to ``_MILP_LIMIT`` candidates: an integer program solved by HiGHS
-  (``scipy.optimize.milp``); a chosen candidate nothing overlaps keeps its whole weight as
-  margin; the others' margins are re-solved exactly when there are at most ``_RESOLVE_LIMIT`` of
-  them, otherwise taken against the best overlapping alternative (conservative);
+  (``scipy.optimize.milp``); a chosen candidate's margin is at least its weight less its
+  rivals' weights (see :func:`_solve_milp`); where that bound is below the ambiguity margin the
+  program is re-solved without it (exact), up to ``_RESOLVE_LIMIT`` times per component of at
+  most ``_RESOLVE_MAX_CANDIDATES`` candidates; otherwise the bound stands (conservative: it can
+  only send more to review);
 - larger components fall back to a greedy choice by weight (:data:`GREEDY_METHOD`), which the
   proposal's explanation states.
 """
@@ -37,7 +40,8 @@ GREEDY_METHOD = "greedy by confidence (component too large for the exact method)
 
 _ENUMERATE_LIMIT = 14
 _MILP_LIMIT = 20_000
-_RESOLVE_LIMIT = 12
+_RESOLVE_LIMIT = 6
+_RESOLVE_MAX_CANDIDATES = 250  # larger components keep the proven lower bound as margin
 _MILP_SECONDS = 20.0
 
 #: one row per chosen candidate of a mixed component
@@ -85,32 +89,51 @@ def _milp(weights: np.ndarray, matrix: csr_matrix, excluded: int | None = None) 
     return x, float(weights[x].sum())
 
 
-def _solve_milp(weights: np.ndarray, matrix: csr_matrix, conflict_lists: list[np.ndarray]) -> list[tuple] | None:
+def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: list[np.ndarray],
+                exact_below: float) -> list[tuple] | None:
+    """Integer program; margins re-solved exactly where they could matter.
+
+    Without a chosen candidate ``i``, the best selection can only gain what ``i``'s rivals (the
+    candidates overlapping it) add: everything else in it was compatible with ``i``; and it holds
+    at most one rival per line of ``i``. So ``w_i`` less the sum, over ``i``'s lines, of the best
+    rival at that line is a lower bound of the margin; when that bound already
+    reaches ``exact_below`` (the ambiguity margin) the status cannot change and the bound is
+    reported; otherwise the program is re-solved without ``i`` (up to ``_RESOLVE_LIMIT`` times).
+    """
+    incidence = incidence.tocsr()
+    matrix = incidence.T.tocsr()
     solved = _milp(weights, matrix)
     if solved is None:
         return None
     x, total = solved
     chosen = np.flatnonzero(x).tolist()
     out = []
-    contested = [i for i in chosen if len(conflict_lists[i])]
+    resolves = 0
     for i in chosen:
         rivals_all = conflict_lists[i]
         if not len(rivals_all):  # nothing overlaps it: without it, the rest stays as it is
             out.append((i, float(weights[i]), [], ILP_METHOD))
             continue
-        if len(contested) <= _RESOLVE_LIMIT:
+        best_rival = int(rivals_all[np.argmax(weights[rivals_all])])
+        if len(rivals_all) == 1:
+            bound = float(weights[i] - weights[best_rival])
+        else:
+            own_lines = incidence.indices[incidence.indptr[i]:incidence.indptr[i + 1]]
+            at_line = incidence[rivals_all][:, own_lines].toarray() * weights[rivals_all][:, None]
+            bound = float(weights[i] - min(weights[rivals_all].sum(), at_line.max(axis=0).sum()))
+        if bound >= exact_below:
+            out.append((i, bound, [best_rival], ILP_METHOD))
+            continue
+        if resolves < _RESOLVE_LIMIT and len(weights) <= _RESOLVE_MAX_CANDIDATES:
+            resolves += 1
             alt = _milp(weights, matrix, excluded=i)
             if alt is not None:
                 ax, atotal = alt
                 rivals = [int(j) for j in rivals_all if ax[j]]
                 out.append((i, total - atotal, rivals, ILP_METHOD))
                 continue
-        # conservative: the best overlapping alternative taking i's place, nothing else moving
-        if len(rivals_all):
-            j = int(rivals_all[np.argmax(weights[rivals_all])])
-            out.append((i, float(weights[i] - weights[j]), [j], ILP_LOCAL_METHOD))
-        else:
-            out.append((i, float(weights[i]), [], ILP_LOCAL_METHOD))
+        # the lower bound (conservative: more review, never a false auto)
+        out.append((i, max(bound, 0.0), [best_rival], ILP_LOCAL_METHOD))
     return out
 
 
@@ -133,46 +156,63 @@ def _greedy(weights: np.ndarray, conflict_lists: list[np.ndarray]) -> list[tuple
     return out
 
 
-def _solve_mixed(cands: pl.DataFrame) -> pl.DataFrame:
+def _solve_mixed(cands: pl.DataFrame, exact_below: float) -> pl.DataFrame:
     """Solve every mixed component. ``cands``: cand, component, weight, nodes (list)."""
     cands = cands.sort("component", "cand")
+    n_all = cands.height
     comp = cands["component"].to_numpy()
     weight = cands["weight"].to_numpy().astype(np.float64)
     cand_ids = cands["cand"].to_numpy()
-    members = cands.select("cand", "nodes").with_row_index("row").explode("nodes")
+    members = cands.select("nodes").with_row_index("row").explode("nodes")
     member_row = members["row"].to_numpy().astype(np.int64)
-    member_node = members["nodes"].to_numpy().astype(np.int64)
-    order = np.argsort(member_row, kind="stable")
-    member_row, member_node = member_row[order], member_node[order]
-    starts = np.searchsorted(member_row, np.arange(len(cands)))
-    ends = np.searchsorted(member_row, np.arange(len(cands)), side="right")
-    bounds = np.flatnonzero(np.diff(comp)) + 1
+    _, member_col = np.unique(members["nodes"].to_numpy().astype(np.int64), return_inverse=True)
+    incidence = csr_matrix((np.ones(len(member_row)), (member_row, member_col)), shape=(n_all, int(member_col.max()) + 1))
+    overlap = (incidence @ incidence.T).tocoo()
+    off = overlap.row != overlap.col
+    pair_i, pair_j = overlap.row[off].astype(np.int64), overlap.col[off].astype(np.int64)
+    order = np.lexsort((pair_j, pair_i))
+    pair_i, pair_j = pair_i[order], pair_j[order]
+
     rows: list[tuple] = []
-    for s, e in zip(np.r_[0, bounds], np.r_[bounds, len(comp)], strict=True):
+    bounds = np.flatnonzero(np.diff(comp)) + 1
+    starts, ends = np.r_[0, bounds], np.r_[bounds, n_all]
+    size = ends - starts
+    # cliques (every candidate overlaps every other: one bank line's alternatives) -> the best
+    # wins, the second best is the runner-up; vectorized
+    rivals_per_cand = np.bincount(pair_i, minlength=n_all)
+    comp_index = np.repeat(np.arange(len(starts)), size)
+    clique = np.zeros(len(starts), dtype=bool)
+    np.logical_and.at(clique, comp_index, rivals_per_cand == (size[comp_index] - 1))
+    clique_rows = np.flatnonzero(clique[comp_index])
+    if len(clique_rows):
+        frame = pl.DataFrame({"row": clique_rows, "c": comp_index[clique_rows], "w": weight[clique_rows]}).sort(
+            ["c", "w", "row"], descending=[False, True, False]
+        ).with_columns(rank=pl.int_range(pl.len()).over("c"))
+        first = frame.filter(pl.col("rank") == 0)
+        second = frame.filter(pl.col("rank") == 1).select("c", pl.col("row").alias("row2"), pl.col("w").alias("w2"))
+        best = first.join(second, on="c", how="left")
+        for row, w1, row2, w2 in best.select("row", "w", "row2", "w2").iter_rows():
+            rows.append((int(cand_ids[row]), float(w1 - (w2 or 0.0)),
+                         [] if row2 is None else [int(cand_ids[row2])], EXACT_METHOD))
+    pair_start = np.searchsorted(pair_i, np.arange(n_all + 1))
+    for c in np.flatnonzero(~clique).tolist():
+        s, e = int(starts[c]), int(ends[c])
         n = e - s
-        if n == 1:
-            rows.append((int(cand_ids[s]), float(weight[s]), [], EXACT_METHOD))
-            continue
-        # candidates x nodes incidence, conflicts = sharing a node
-        r = np.concatenate([np.full(ends[k] - starts[k], k - s) for k in range(s, e)])
-        nodes = member_node[starts[s]:ends[e - 1]]
-        _, node_col = np.unique(nodes, return_inverse=True)
-        incidence = csr_matrix((np.ones(len(r)), (r, node_col)), shape=(n, int(node_col.max()) + 1))
-        overlap = (incidence @ incidence.T).tocoo()
-        off = overlap.row != overlap.col
-        pairs_i, pairs_j = overlap.row[off], overlap.col[off]
         w = weight[s:e]
+        lo, hi = pair_start[s], pair_start[e]
+        pi, pj = pair_i[lo:hi] - s, pair_j[lo:hi] - s
         if n <= _ENUMERATE_LIMIT:
             conflict = np.zeros(n, dtype=np.int64)
-            np.bitwise_or.at(conflict, pairs_i, np.left_shift(1, pairs_j.astype(np.int64)))
+            np.bitwise_or.at(conflict, pi, np.left_shift(1, pj))
             solved = [(i, m, rv, EXACT_METHOD) for i, m, rv in _enumerate(w, conflict)]
         else:
-            order_i = np.argsort(pairs_i, kind="stable")
-            split = np.searchsorted(pairs_i[order_i], np.arange(n + 1))
-            conflict_lists = [pairs_j[order_i][split[k]:split[k + 1]] for k in range(n)]
+            split = pair_start[s:e + 1] - lo
+            conflict_lists = [pj[split[k]:split[k + 1]] for k in range(n)]
             solved = None
             if n <= _MILP_LIMIT:
-                solved = _solve_milp(w, incidence.T.tocsr(), conflict_lists)
+                sub = incidence[s:e]
+                sub = sub[:, np.unique(sub.indices)]  # only this component's lines as constraints
+                solved = _solve_milp(w, sub, conflict_lists, exact_below)
             if solved is None:
                 solved = _greedy(w, conflict_lists)
         rows.extend((int(cand_ids[s + i]), m, [int(cand_ids[s + j]) for j in rv], method) for i, m, rv, method in solved)
@@ -215,7 +255,7 @@ def _prune(pairs: pl.DataFrame, groups: pl.DataFrame, n_bank: int) -> tuple[pl.D
 
 
 def assign_with_groups(
-    pairs: pl.DataFrame, groups: pl.DataFrame, min_confidence: float, n_bank: int
+    pairs: pl.DataFrame, groups: pl.DataFrame, min_confidence: float, n_bank: int, ambiguity_margin: float = 1.0
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Choose pairs and groups consistently.
 
@@ -229,6 +269,9 @@ def assign_with_groups(
         Candidates below this are not considered (the review threshold).
     n_bank
         Rows of the bank frame (node numbering: ledger item ``i`` is node ``n_bank + i``).
+    ambiguity_margin
+        Margins below this are computed exactly (they decide ``review``); above it a proven lower
+        bound may be reported instead.
 
     Returns
     -------
@@ -295,7 +338,7 @@ def assign_with_groups(
             pl.concat_list(pl.col("bank_idx").cast(pl.Int64), pl.col("ledger_idx").cast(pl.Int64) + n_bank).alias("nodes"),
         ),
     ], how="vertical_relaxed")
-    solved = _solve_mixed(cands)
+    solved = _solve_mixed(cands, ambiguity_margin)
 
     group_no = groups["group"]
     mp_b, mp_l = mixed_pairs["bank_idx"], mixed_pairs["ledger_idx"]

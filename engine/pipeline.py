@@ -150,7 +150,7 @@ def match_frames(
         weight=(pl.col("score") - floor + 1.0).clip(lower_bound=1e-6),
         confidence=_confidence(pl.col("score")),
     )
-    chosen, chosen_groups, pair_runner_ups = assign_with_groups(scored, groups, th.review, pb.height)
+    chosen, chosen_groups, pair_runner_ups = assign_with_groups(scored, groups, th.review, pb.height, th.ambiguity_margin)
     timings["assignment"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
