@@ -10,9 +10,12 @@ groups (:data:`engine.groups.GROUP_SCHEMA`, kind ``one_to_one``):
    bank date, or the nearest earlier one at most ``fx.max_rate_age_days`` old (a Polars
    ``join_asof`` per currency pair). A pair quoted only the other way round (HKD/USD for a USD
    item) is inverted as an exact fraction. No rate, no group.
-2. **Blocking.** For every bank line and foreign currency, the range of foreign amounts whose
-   conversion could explain the bank amount is looked up in the foreign items sorted by amount
-   (``numpy.searchsorted``), then the ledger item's date window is applied.
+2. **Blocking.** Only pairs with evidence besides the amount are considered: the bank text
+   states the item's foreign amount, quotes one of its numbers (reference keys), or names the
+   same payer on cheap keys (equal without spaces, one leading word aside, or cut short);
+   exact joins, no pairwise comparison. A conversion that merely fits is no evidence: at a
+   million lines thousands of HKD lines fall in some foreign item's converted range by chance.
+   Then the item's date window and the rate of the bank date.
 3. **Exact check.** ``converted = amount x rate`` in the bank currency's minor units, integer
    arithmetic (Int128) on the rate's exact decimal text, rounded half away from zero. The bank
    amount must equal ``converted + fx_difference + bank_charge`` with ``fx_difference`` at most
@@ -39,8 +42,7 @@ import polars as pl
 from rapidfuzz import fuzz, process
 
 from engine.groups import ADJUSTMENT_DTYPE, GROUP_SCHEMA, conform, empty_groups
-from engine.features import _CJK
-from engine.scoring import _levels, _name_similarity, explain, score_candidates
+from engine.scoring import _levels, explain, score_candidates
 from models.money import CURRENCY_EXPONENTS, format_minor_expr, parse_amount_expr
 from rules.model import RuleSet
 
@@ -59,8 +61,8 @@ _FAVOURABLE_SHARE = Decimal("0.1")
 _MAX_RATE_DIGITS = 18
 #: engine.scoring._name_similarity looks again (prefix of a name cut short) at pairs this similar or more
 _PREFIX_PASS_MIN = 50
-#: a ledger name is compared with the bank names sharing one of its this many rarest tokens
-_RARE_TOKENS = 3
+#: a bank name this long or longer (without spaces) may be a ledger name cut short
+_PREFIX_KEY = 10
 #: amounts of this many minor units or more take no part (exact products stay within Int128)
 _MAX_AMOUNT = 1 << 50
 
@@ -151,54 +153,44 @@ def _fraction(value: Decimal) -> tuple[int, int]:
     return int(num), int(den)
 
 
-def _tokens(names: pl.DataFrame) -> pl.DataFrame:
-    """(``name``, ``token``) for distinct names: the words of two characters or more, and the
-    character pairs of a word in Chinese script (such names have no spaces)."""
-    words = (
-        names.select("name", token=pl.col("name").str.split(" "))
-        .explode("token")
-        .filter(pl.col("token").str.len_chars() >= 2)
-    )
-    cjk = pl.col("token").str.contains(_CJK)
-    pairs = (
-        words.filter(cjk & (pl.col("token").str.len_chars() > 2))
-        .with_columns(_at=pl.int_ranges(0, pl.col("token").str.len_chars() - 1))
-        .explode("_at")
-        .select("name", token=pl.col("token").str.slice(pl.col("_at"), 2))
-    )
-    return pl.concat([words, pairs]).unique()
+def _name_keys(names: pl.Series, *, drop_first_word: bool = False) -> pl.DataFrame:
+    """(``name``, ``key``) for distinct non-empty names: the name without spaces ("s a s" and
+    "sas" alike) and, with ``drop_first_word``, also without its first word (a bank text's
+    "deposit ..." or "instalment ..." before the payer)."""
+    frame = pl.DataFrame({"name": names.unique()}).filter(pl.col("name") != "")
+    keys = [frame.with_columns(key=pl.col("name").str.replace_all(" ", "", literal=True))]
+    if drop_first_word:
+        keys.append(
+            frame.filter(pl.col("name").str.contains(" ", literal=True)).with_columns(
+                key=pl.col("name").str.replace(r"^\S+ ", "").str.replace_all(" ", "", literal=True)
+            )
+        )
+    return pl.concat(keys).filter(pl.col("key").str.len_chars() > 0).unique()
 
 
-def _similar_names(bank_names: pl.Series, ledger_names: pl.Series, min_similarity: float) -> pl.DataFrame:
-    """Pairs of distinct names (``name_bank``, ``name_ledger``) at least ``min_similarity``
-    similar (:func:`engine.scoring._name_similarity`, prefix pass included). Only names that
-    share one of the ledger name's :data:`_RARE_TOKENS` rarest tokens (fewest bank names
-    carrying it) are compared; similar names share their distinctive words."""
-    bank = _tokens(pl.DataFrame({"name": bank_names.unique()}).filter(pl.col("name") != ""))
-    ledger = _tokens(pl.DataFrame({"name": ledger_names.unique()}).filter(pl.col("name") != ""))
-    spread = bank.group_by("token").agg(_n=pl.len())
-    ledger = (
-        ledger.join(spread, on="token", how="inner")
-        .sort("_n", "token")
-        .group_by("name", maintain_order=True)
-        .head(_RARE_TOKENS)
+def _same_names(bank_names: pl.Series, ledger_names: pl.Series) -> pl.DataFrame:
+    """Pairs of distinct names (``name_bank``, ``name_ledger``) that are the same payer on cheap
+    keys: equal without spaces (the bank name may carry one word before it), or the bank name
+    (:data:`_PREFIX_KEY` characters or more) a prefix of the ledger name, cut short."""
+    bank = _name_keys(bank_names, drop_first_word=True)
+    ledger = _name_keys(ledger_names)
+    equal = bank.join(ledger, on="key").select(name_bank="name", name_ledger="name_right")
+    cut = pl.col("key").str.slice(0, _PREFIX_KEY)
+    prefix = (
+        bank.filter(pl.col("key").str.len_chars() >= _PREFIX_KEY).with_columns(_p=cut)
+        .join(ledger.with_columns(_p=cut), on="_p")
+        .filter(pl.col("key_right").str.starts_with(pl.col("key")))
+        .select(name_bank="name", name_ledger="name_right")
     )
-    names = (
-        ledger.join(bank, on="token").select(name_bank="name_right", name_ledger="name").unique()
-    )
-    if names.height == 0:
-        return names
-    similarity = _name_similarity(names["name_bank"], names["name_ledger"])
-    return names.filter(pl.Series(similarity >= min_similarity))
+    return pl.concat([equal, prefix]).unique()
 
 
-def _evidence_pairs(pb: pl.DataFrame, foreign: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+def _evidence_pairs(pb: pl.DataFrame, foreign: pl.DataFrame, shown: pl.DataFrame) -> pl.DataFrame:
     """(``bank_idx``, ``ledger_idx``) pairs of a bank line and a foreign item with some evidence
     besides the amount: the bank text states the item's amount in its currency, quotes one of
-    its numbers, or names a payer similar enough that a fitting conversion could reach review."""
+    its numbers, or names the same payer (:func:`_same_names`)."""
     frames = []
-    # the foreign amount stated in the bank text
-    shown = _shown_amounts(pb)
+    # the foreign amount stated in the bank text (``shown``: :func:`_shown_amounts`)
     frames.append(
         shown.join(
             foreign.select("ledger_idx", "currency", _abs=pl.col("amount_minor").abs()),
@@ -214,19 +206,14 @@ def _evidence_pairs(pb: pl.DataFrame, foreign: pl.DataFrame, rules: RuleSet) -> 
         pb.select("bank_idx", key="ref_keys").explode("key").drop_nulls("key")
         .join(keys, on="key").select("bank_idx", "ledger_idx")
     )
-    # a similar payer name: levels worth something and enough, with the best date and a fit,
-    # to reach review
-    w = rules.weights
-    need = _floor(rules) - (w.prior + max(level.weight for level in w.date) + w.amount.exact * FIT_WEIGHT_SHARE + w.reference.none)
-    useful = [level.min_similarity for level in w.name if level.weight > max(w.name_missing, 0.0) and level.weight >= need]
-    if useful:
-        names = _similar_names(pb["name_key"].fill_null(""), foreign["name_key"].fill_null(""), min(useful))
-        frames.append(
-            pb.select("bank_idx", name_bank=pl.col("name_key"))
-            .join(names, on="name_bank")
-            .join(foreign.select("ledger_idx", name_ledger=pl.col("name_key")), on="name_ledger")
-            .select("bank_idx", "ledger_idx")
-        )
+    # the same payer name (cheap keys; other names are too many to compare at scale)
+    names = _same_names(pb["name_key"].fill_null(""), foreign["name_key"].fill_null(""))
+    frames.append(
+        pb.select("bank_idx", name_bank=pl.col("name_key"))
+        .join(names, on="name_bank")
+        .join(foreign.select("ledger_idx", name_ledger=pl.col("name_key")), on="name_ledger")
+        .select("bank_idx", "ledger_idx")
+    )
     return pl.concat([f.cast({"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32}) for f in frames]).unique()
 
 
@@ -236,7 +223,9 @@ def _floor(rules: RuleSet) -> float:
     return float(np.log2(review / (1.0 - review))) - rules.thresholds.ambiguity_margin if 0 < review < 1 else -np.inf
 
 
-def _candidate_pairs(pb: pl.DataFrame, pl_: pl.DataFrame, fractions: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+def _candidate_pairs(
+    pb: pl.DataFrame, pl_: pl.DataFrame, fractions: pl.DataFrame, shown: pl.DataFrame, rules: RuleSet
+) -> pl.DataFrame:
     """Pairs of a bank line and a foreign item of the same sign with evidence besides the
     amount (:func:`_evidence_pairs`), within the item's date window, with the rate of the bank
     date (the nearest earlier one at most ``fx.max_rate_age_days`` old) joined on."""
@@ -244,14 +233,18 @@ def _candidate_pairs(pb: pl.DataFrame, pl_: pl.DataFrame, fractions: pl.DataFram
         "bank_idx", pl.col("currency").alias("bank_currency"), pl.col("amount_minor").alias("amount_bank"),
         pl.col("day").alias("day_bank"),
     ).filter((pl.col("amount_bank") != 0) & (pl.col("amount_bank").abs() < _MAX_AMOUNT))
-    foreign_currencies = set(fractions["base"].unique().to_list())
+    # currencies some bank line can convert from (an item in the account's own currency is not foreign)
+    foreign_currencies = (
+        fractions.filter(pl.col("quote").is_in(bank["bank_currency"].unique().implode()) & (pl.col("base") != pl.col("quote")))
+        ["base"].unique().to_list()
+    )
     foreign = pl_.filter(
         (pl.col("amount_minor") != 0) & (pl.col("amount_minor").abs() < _MAX_AMOUNT)
         & pl.col("currency").is_in(foreign_currencies)
     )
     if bank.height == 0 or foreign.height == 0:
         return pl.DataFrame()
-    pairs = _evidence_pairs(pb, foreign, rules)
+    pairs = _evidence_pairs(pb, foreign, shown)
     days = pl.col("day_bank") - pl.col("day_ledger")
     pairs = (
         pairs.join(bank, on="bank_idx")
@@ -488,7 +481,9 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
     if pb.height == 0 or pl_.height == 0 or rates.height == 0:
         return empty_groups()
     fractions = rate_fractions(rates)
-    pairs = _candidate_pairs(pb, pl_, fractions, rules)
+    # the foreign amount the bank text states, if any
+    shown = _shown_amounts(pb)
+    pairs = _candidate_pairs(pb, pl_, fractions, shown, rules)
     if pairs.height == 0:
         return empty_groups()
     df = _convert(pairs, rules)
@@ -497,8 +492,6 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
     w = rules.weights
     floor = _floor(rules)
 
-    # the foreign amount the bank text states, if any
-    shown = _shown_amounts(pb)
     stated = (
         df.select("bank_idx", "ledger_idx", "ledger_currency", "amount_ledger")
         .join(shown, left_on=["bank_idx", "ledger_currency"], right_on=["bank_idx", "shown_currency"])

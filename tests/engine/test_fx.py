@@ -244,3 +244,29 @@ def test_payment_out_costs_the_bank_side_more():
     assert g["ledger_total"] == -3658476
     assert _adjustments(g) == {"fx_difference": -4985, "bank_charge": -10000}
     assert _balanced(groups, bank)
+
+
+def test_a_fitting_amount_alone_is_no_candidate():
+    # HKD 7,800.00 fits USD 1,000.00 at 7.80, but nothing else ties the line to the item
+    rates = _rates((date(2026, 10, 5), "USD", "HKD", "7.8000"))
+    ledger = _ledger(("INV-2026-00001", date(2026, 10, 4), 100000, "USD", "Harbour Eastern Trading Inc"))
+    bank = _bank((date(2026, 10, 5), 780000, "FPS CR CHAN TAI MAN"))
+    assert fx_groups(bank, ledger, rates, RULES).height == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "TT IN HARBOUR EASTERN TRADING INC",  # the same name
+        "TT IN HARBOUREASTERN TRADING",  # spaced differently
+        "TT IN HARBOUR EASTERN TRAD",  # cut short
+        "TT IN USD1000.00",  # the foreign amount stated (no name)
+        "TT IN CHAN TAI MAN INV-2026-00001",  # the reference quoted
+    ],
+)
+def test_name_stated_amount_or_reference_make_a_candidate(text):
+    rates = _rates((date(2026, 10, 5), "USD", "HKD", "7.8000"))
+    ledger = _ledger(("INV-2026-00001", date(2026, 9, 20), 100000, "USD", "Harbour Eastern Trading Inc"))
+    bank = _bank((date(2026, 10, 5), 780000, text))
+    groups = fx_groups(bank, ledger, rates, RULES)
+    assert groups["ledger_idx"].to_list() == [[0]]
