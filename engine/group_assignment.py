@@ -40,7 +40,7 @@ GREEDY_METHOD = "greedy by confidence (component too large for the exact method)
 
 _ENUMERATE_LIMIT = 14
 _MILP_LIMIT = 20_000
-_RESOLVE_LIMIT = 6
+_RESOLVE_LIMIT = 2
 _RESOLVE_MAX_CANDIDATES = 250  # larger components keep the proven lower bound as margin
 _MILP_SECONDS = 20.0
 
