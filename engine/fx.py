@@ -507,7 +507,9 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
         .when(pl.col("shown_equal").is_null()).then(pl.lit(fit_weight))
         .otherwise(pl.lit(w.amount.within_tolerance))
     )
-    df = df.filter(_could_reach(df, pb, pl_, rules, floor))
+    # (rivals too: a pair whose stated amount differs counts at the fit weight, see below)
+    rivals = df.with_columns(amount_weight=pl.max_horizontal("amount_weight", pl.lit(fit_weight)))
+    df = df.filter(_could_reach(rivals, pb, pl_, rules, floor))
     df = _split(df, rules)
     if df.height == 0:
         return empty_groups()
@@ -546,10 +548,19 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
 
     df = df.with_columns(score=pl.col("pair_score") + pl.col("amount_weight"))
 
-    # keep what could reach review, and at most MAX_ALTERNATIVES per bank line
+    # a group that is the only one both of its bank line and of its item is the clear choice
+    # (``weights.unique_amount``, as for an exact pair). Rivals are the pairs that fit and could
+    # reach review on their conversion alone: another item of the payer whose amount the bank
+    # text contradicts still keeps the ambiguity visible
+    rival = (pl.col("score") >= floor) | (pl.col("pair_score") + fit_weight >= floor)
+    df = df.filter(rival)
+    unique = (pl.len().over("bank_idx") == 1) & (pl.len().over("ledger_idx") == 1)
+    df = df.with_columns(unique=unique).filter(pl.col("score") >= floor).with_columns(
+        score=pl.col("score") + pl.when(pl.col("unique")).then(pl.lit(w.unique_amount)).otherwise(pl.lit(0.0))
+    )
+    # at most MAX_ALTERNATIVES per bank line
     df = (
-        df.filter(pl.col("score") >= floor)
-        .sort(["bank_idx", "score", "ledger_idx"], descending=[False, True, False])
+        df.sort(["bank_idx", "score", "ledger_idx"], descending=[False, True, False])
         .filter(pl.int_range(pl.len()).over("bank_idx") < MAX_ALTERNATIVES)
     )
     if df.height == 0:
@@ -593,6 +604,11 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
         score=pl.col("score"),
         ledger_total=pl.col("converted"),
         adjustments=adjustments.cast(pl.List(ADJUSTMENT_DTYPE)),
-        evidence=pl.concat_str([fx_phrase, shown_phrase, pl.col("pair_evidence")], separator="; ", ignore_nulls=True),
+        evidence=pl.concat_str(
+            [fx_phrase, shown_phrase,
+             pl.when(pl.col("unique")).then(pl.lit("no other FX candidate for this line or item")),
+             pl.col("pair_evidence")],
+            separator="; ", ignore_nulls=True,
+        ),
     )
     return conform(out).cast(GROUP_SCHEMA)

@@ -270,3 +270,25 @@ def test_name_stated_amount_or_reference_make_a_candidate(text):
     bank = _bank((date(2026, 10, 5), 780000, text))
     groups = fx_groups(bank, ledger, rates, RULES)
     assert groups["ledger_idx"].to_list() == [[0]]
+
+
+def test_stated_amount_same_payer_and_fit_are_decisive_when_unique():
+    rates = _rates((date(2026, 10, 5), "USD", "HKD", "7.8000"))
+    invoice = ("INV-2026-00001", date(2026, 9, 5), 100100, "USD", "Harbour Eastern Trading Inc")
+    bank = _bank((date(2026, 10, 5), 779000, "TT IN USD1001.00 HARBOUR EASTERN TRADING INC"))
+    g = fx_groups(bank, _ledger(invoice), rates, RULES).row(0, named=True)
+    assert g["score"] >= 5.5  # auto (0.97 is 5.0 bits)
+    assert "no other FX candidate" in g["evidence"]
+    # another invoice of the payer also fits: the stated amount still decides between them,
+    # but the group is no longer the clear choice on its own (review)
+    other = ("INV-2026-00002", date(2026, 9, 6), 100000, "USD", "Harbour Eastern Trading Inc")
+    groups = fx_groups(bank, _ledger(invoice, other), rates, RULES).sort("score", descending=True)
+    assert groups["ledger_idx"].to_list()[0] == [0]
+    assert groups["score"][0] < 5.0 and "no other FX candidate" not in groups["evidence"][0]
+    # so does another line of the payer that fits the invoice
+    two_lines = _bank(
+        (date(2026, 10, 5), 779000, "TT IN USD1001.00 HARBOUR EASTERN TRADING INC"),
+        (date(2026, 10, 6), 779500, "TT IN HARBOUR EASTERN TRADING INC"),
+    )
+    groups = fx_groups(two_lines, _ledger(invoice), rates, RULES).sort("score", descending=True)
+    assert groups["bank_idx"].to_list()[0] == [0] and groups["score"][0] < 5.0
