@@ -171,8 +171,8 @@ class Payouts(_Strict):
 
 class ReferenceWeights(_Strict):
     full: float = 10.0
-    serial: float = 6.0
-    number: float = 5.0
+    serial: float = 6.5
+    number: float = 5.5
     partial: float = 1.0
     none: float = 0.0
     conflict: float = -4.0
@@ -180,7 +180,7 @@ class ReferenceWeights(_Strict):
 
 class AmountWeights(_Strict):
     exact: float = 4.0
-    explained: float = 1.0  # a round bank charge, a whole-% discount, rounding to tens
+    explained: float = 1.5  # a round bank charge, a whole-% discount, rounding to tens
     within_tolerance: float = -1.0
 
 
