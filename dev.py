@@ -53,6 +53,8 @@ def sample() -> int:
         BIN / "recon", "match",
         "--bank", data / "bank.csv",
         "--ledger", data / "ledger.csv",
+        "--fx", data / "fx.csv",
+        "--processor", data / "stripe_payouts.csv",
         "--out", out,
         "--truth", data / "truth.csv",
     ])

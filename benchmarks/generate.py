@@ -10,7 +10,7 @@ deterministic for a seed: about 1.3 s per 100,000 bank lines, files included (so
 
 Two mixes (``--mix``): ``full`` (the default) has every case below; ``foundation`` is the
 one-to-one month of the foundation issue and reproduces its files byte for byte for a seed (the
-bundled ``benchmarks/sample/`` is ``--bank-lines 2000 --seed 7 --mix foundation``).
+bundled ``benchmarks/sample/`` is ``--bank-lines 2000 --seed 7``, the full mix).
 
 Case mix
 --------

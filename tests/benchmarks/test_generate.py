@@ -255,13 +255,13 @@ def test_ids_look_like_real_ones(month):
     assert (invoices["reference"] == invoices["id"]).all()
 
 
-def test_the_foundation_mix_reproduces_the_bundled_sample_byte_for_byte(written):
-    # benchmarks/sample/ was written by the foundation generator:
-    # python -m benchmarks.generate --bank-lines 2000 --seed 7 --mix foundation --out benchmarks/sample
+def test_the_full_mix_reproduces_the_bundled_sample_byte_for_byte(tmp_path):
+    # benchmarks/sample/ was written by the generator (full mix, the default):
+    # python -m benchmarks.generate --bank-lines 2000 --seed 7 --out benchmarks/sample
     sample = Path(__file__).resolve().parents[2] / "benchmarks" / "sample"
-    assert (N_BANK, SEED) == (2_000, 7)
-    for name in ("bank", "ledger", "truth", "labels"):
-        assert written[name].read_bytes() == (sample / f"{name}.csv").read_bytes(), name
+    assert main(["--bank-lines", "2000", "--seed", "7", "--out", str(tmp_path)]) == 0
+    for name in ("bank", "ledger", "truth", "labels", "fx", "stripe_payouts"):
+        assert (tmp_path / f"{name}.csv").read_bytes() == (sample / f"{name}.csv").read_bytes(), name
 
 
 def test_command_line_writes_the_files(tmp_path, capsys):
