@@ -115,42 +115,84 @@ def _first_words(name: pl.Expr, n: int, last: bool = False) -> pl.Expr:
     return pl.when(words.list.len() >= n).then(part.list.join(" "))
 
 
-def _similarities(pairs: pl.DataFrame) -> pl.DataFrame:
-    """``pairs`` (name_bank, name_ledger) + ``similarity`` (0-100), computed once per distinct
-    pair."""
-    distinct = pairs.select("name_bank", "name_ledger").unique()
-    sim = _name_similarity(distinct["name_bank"], distinct["name_ledger"])
-    return distinct.with_columns(similarity=pl.Series(sim, dtype=pl.Float64))
+class _NameSimilarity:
+    """Similarity (0-100) of (bank name, ledger name) pairs, each distinct pair worked out once
+    per run whichever generator asks first; equal names are 100 without a comparison.
+
+    Pairs are keyed by one 64-bit hash of the two names (joins on one integer, not two strings).
+    """
+
+    def __init__(self) -> None:
+        self.known = pl.DataFrame(schema={"pair": pl.UInt64, "similarity": pl.Float64})
+
+    @staticmethod
+    def _pair(bank: str, ledger: str) -> pl.Expr:
+        return pl.struct(b=pl.col(bank).fill_null(""), l=pl.col(ledger).fill_null("")).hash(seed=7)
+
+    def of(self, df: pl.DataFrame, bank: str = "name_key", ledger: str = "name_l") -> pl.DataFrame:
+        """``df`` with a ``similarity`` column for its ``bank`` and ``ledger`` name columns."""
+        df = df.with_columns(_pair=self._pair(bank, ledger))
+        new = (
+            df.filter(pl.col(bank) != pl.col(ledger))
+            .select("_pair", name_bank=bank, name_ledger=ledger)
+            .unique("_pair")
+            .join(self.known, left_on="_pair", right_on="pair", how="anti")
+        )
+        if new.height:
+            sim = _name_similarity(new["name_bank"], new["name_ledger"])
+            self.known = pl.concat([
+                self.known, pl.DataFrame({"pair": new["_pair"], "similarity": pl.Series(sim, dtype=pl.Float64)}),
+            ])
+        return (
+            df.join(self.known, left_on="_pair", right_on="pair", how="left")
+            .with_columns(similarity=pl.when(pl.col(bank) == pl.col(ledger)).then(pl.lit(100.0))
+                          .otherwise(pl.col("similarity")))
+            .drop("_pair")
+        )
 
 
-def _payer_names(bank_names: pl.Series, ledger_names: pl.Series) -> pl.DataFrame:
+def _plainly_other(df: pl.DataFrame, sims: _NameSimilarity) -> pl.DataFrame:
+    """``df`` (name_key, name_script, name_l, script_l) without the rows whose names are in one
+    script and plainly different (similarity at most :data:`UNRELATED_SIMILARITY`)."""
+    both_named = (pl.col("name_key").fill_null("") != "") & (pl.col("name_l").fill_null("") != "")
+    check = both_named & (pl.col("name_script") == pl.col("script_l")) & (pl.col("name_key") != pl.col("name_l"))
+    df = df.with_row_index("_row")
+    mask = df.select(check.fill_null(False)).to_series()
+    checked = sims.of(df.filter(mask).select("_row", "name_key", "name_l"))
+    other = checked.filter(pl.col("similarity") <= UNRELATED_SIMILARITY).select("_row")
+    return df.join(other, on="_row", how="anti").drop("_row")
+
+
+def _payer_names(lines: pl.DataFrame, ledger_names: pl.Series, sims: _NameSimilarity) -> pl.DataFrame:
     """Ledger name keys that may be the same payer as a bank name key: equal, or sharing the
     first or last two words (a name cut short, an English first name added), similarity at least
-    :data:`MIN_PAYER_SIMILARITY`. Columns name_bank, name_ledger, similarity."""
-    b = pl.DataFrame({"name_bank": bank_names}).filter(pl.col("name_bank").fill_null("") != "").unique()
+    :data:`MIN_PAYER_SIMILARITY`. ``lines`` has ``name_key`` and ``exact`` (the name is also a
+    ledger name: then that name only). Columns name_bank, name_ledger, similarity."""
+    b = lines.select(name_bank="name_key", exact="exact").filter(pl.col("name_bank").fill_null("") != "").unique()
     led = pl.DataFrame({"name_ledger": ledger_names}).filter(pl.col("name_ledger").fill_null("") != "").unique()
-    keyed_b = b.with_columns(k0=pl.col("name_bank"), k1=_first_words(pl.col("name_bank"), 2),
-                             k2=_first_words(pl.col("name_bank"), 2, last=True))
-    keyed_l = led.with_columns(k0=pl.col("name_ledger"), k1=_first_words(pl.col("name_ledger"), 2),
+    equal = b.filter("exact").select("name_bank", name_ledger="name_bank", similarity=pl.lit(100.0))
+    fuzzy = b.filter(~pl.col("exact"))
+    keyed_b = fuzzy.with_columns(k1=_first_words(pl.col("name_bank"), 2),
+                                 k2=_first_words(pl.col("name_bank"), 2, last=True))
+    keyed_l = led.with_columns(k1=_first_words(pl.col("name_ledger"), 2),
                                k2=_first_words(pl.col("name_ledger"), 2, last=True))
     parts = [
         keyed_b.select("name_bank", k=pl.col(k)).drop_nulls("k").join(
             keyed_l.select("name_ledger", k=pl.col(k)).drop_nulls("k"), on="k"
         ).select("name_bank", "name_ledger")
-        for k in ("k0", "k1", "k2")
+        for k in ("k1", "k2")
     ]
     pairs = pl.concat(parts).unique()
     if pairs.height == 0:
-        return pl.DataFrame(schema={"name_bank": pl.Utf8, "name_ledger": pl.Utf8, "similarity": pl.Float64})
+        return equal
     # the nearest names only: another company sharing two words of the name is someone else;
-    # a ledger name equal to the bank's is the payer, and names merely as similar (siu man kwan
-    # and siu man siu) are others
-    exact = pl.col("name_bank") == pl.col("name_ledger")
-    return _similarities(pairs).filter(
+    # a ledger name equal to the bank's is the payer (above), and names merely as similar
+    # (siu man kwan and siu man siu) are others
+    near = sims.of(pairs, "name_bank", "name_ledger").filter(
         (pl.col("similarity") >= MIN_PAYER_SIMILARITY)
         & (pl.col("similarity") >= pl.col("similarity").max().over("name_bank") - PAYER_SIMILARITY_SPREAD)
-        & (exact | ~exact.any().over("name_bank"))
     )
+    return pl.concat([equal, near.select("name_bank", "name_ledger", "similarity")])
 
 
 def _year_prefix(lines: pl.DataFrame) -> str | None:
@@ -172,17 +214,53 @@ def _bank_keys(pb: pl.DataFrame, min_keys: int, *cols: str) -> pl.DataFrame:
     inv 2026 00123) is no number of its own."""
     lines = pb.filter(pl.col("ref_keys").list.len() >= min_keys)
     prefix = _year_prefix(lines)
-    if prefix is None:
-        keys = pl.col("ref_keys")
-    else:
-        keys = (
-            pl.when(pl.col("bank_text").str.contains(prefix))
-            .then(nz.text_reference_keys(pl.col("bank_text").str.replace_all(prefix, "${1}${2}")))
-            .otherwise(pl.col("ref_keys"))
-        )
+    if prefix is not None:
+        # the text is read again only where a year prefixes a number
+        prefixed = pl.col("bank_text").str.contains(prefix)
+        lines = pl.concat([
+            lines.filter(~prefixed),
+            lines.filter(prefixed).with_columns(
+                ref_keys=nz.text_reference_keys(pl.col("bank_text").str.replace_all(prefix, "${1}${2}"))),
+        ])
     return (
-        lines.select("bank_idx", *cols, key=keys)
+        lines.select("bank_idx", *cols, key="ref_keys")
         .explode("key").drop_nulls("key")
+    )
+
+
+def _key_hits(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """One row per (bank line, number quoted in its text, ledger item with that serial) of the
+    same currency and sign, the item dated within the widest window a generator uses (listed,
+    instalments and the quoting check each narrow it). Joined on the number alone (one Int64)."""
+    cmp = rules.compound
+    before = max(rules.candidates.reference_window_days, cmp.instalment_window_days)
+    after = max(GROUP_DAYS_AFTER, rules.candidates.reference_window_days, rules.window_for("invoice").before)
+    keys = _bank_keys(pb.with_columns(nkeys=pl.col("ref_keys").list.len()), 1,
+                      "currency", "day", "amount_minor", "name_key", "name_script", "nkeys")
+    led = pl_.filter(pl.col("ref_serial").is_not_null() & (pl.col("amount_minor") != 0)).select(
+        "ledger_idx", "type_norm", key="ref_serial", currency_l="currency", a_l="amount_minor", day_l="day",
+        name_l="name_key", script_l="name_script", doc_ref="doc_ref",
+    )
+    return (
+        keys.join(led, on="key")
+        .filter(
+            (pl.col("currency") == pl.col("currency_l"))
+            & (pl.col("a_l").sign() == pl.col("amount_minor").sign())
+            & pl.col("day_l").is_between(pl.col("day") - before, pl.col("day") + after)
+        )
+        .drop("currency_l")
+    )
+
+
+def _quotes_in_full(hits: pl.DataFrame, pb: pl.DataFrame) -> pl.DataFrame:
+    """``hits`` + ``full_text`` (the item's whole reference, letters and digits only, is in the
+    bank text) and ``ref_alnum``."""
+    text = pb.select("bank_idx", _text=_alnum(pl.col("bank_text")))
+    return (
+        hits.with_columns(ref_alnum=_alnum(pl.col("doc_ref")))
+        .join(text, on="bank_idx", how="left")
+        .with_columns(full_text=pl.col("_text").str.contains(pl.col("ref_alnum"), literal=True))
+        .drop("_text")
     )
 
 
@@ -265,52 +343,44 @@ def _one_bank(bank_idx: pl.Expr) -> pl.Expr:
     return pl.concat_list(bank_idx.cast(pl.UInt32))
 
 
-def _listed(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
-    """Items quoted by number in the bank text (two or more): all of them, or combinations."""
+def _listed(pb: pl.DataFrame, hits: pl.DataFrame, rules: RuleSet, sims: _NameSimilarity) -> pl.DataFrame:
+    """Items quoted by number in the bank text (two or more): all of them, or combinations.
+
+    ``hits`` are the (line, number, item) rows of :func:`_key_hits`: the document's own number
+    only, as other numbers in its text (a yymm prefix shared by many supplier references) would
+    make quoted numbers ambiguous."""
     cmp = rules.compound
-    bank_keys = _bank_keys(pb, 2, "currency", "day", "amount_minor", "name_key", "name_script", "bank_text")
-    if bank_keys.height == 0:
+    quoted = hits.filter(
+        (pl.col("nkeys") >= 2)
+        & pl.col("day_l").is_between(pl.col("day") - rules.candidates.reference_window_days,
+                                     pl.col("day") + GROUP_DAYS_AFTER)
+    )
+    if quoted.height == 0:
         return _raw(pl.DataFrame())
-    # the document's own number only: other numbers in its text (a yymm prefix shared by many
-    # supplier references) would make quoted numbers ambiguous
-    ledger_keys = pl_.select("ledger_idx", "currency", key="ref_serial").drop_nulls("key")
-    led = pl_.select("ledger_idx", "type_norm", a_l="amount_minor", day_l="day", name_l="name_key",
-                     script_l="name_script", ref_alnum=_alnum(pl.col("doc_ref")))
-    quoted = (
-        bank_keys.join(ledger_keys, on=["currency", "key"])
-        .join(led, on="ledger_idx")
-        .filter(
-            (pl.col("a_l").sign() == pl.col("amount_minor").sign()) & (pl.col("a_l") != 0)
-            & (pl.col("day_l") >= pl.col("day") - rules.candidates.reference_window_days)
-            & (pl.col("day_l") <= pl.col("day") + GROUP_DAYS_AFTER)
-        )
-        .group_by("bank_idx", "ledger_idx", maintain_order=True)
-        .agg(pl.all().exclude("key", "bank_text").first(), keys=pl.col("key").unique(),
-             # the whole reference in the text (2534-1625, not only a 1625 many bills share)
-             full=(pl.col("ref_alnum").str.len_chars() >= FULL_REF_MIN_CHARS).first()
-             & _alnum(pl.col("bank_text")).first().str.contains(pl.col("ref_alnum").first(), literal=True))
+    pair = ["bank_idx", "ledger_idx"]
+    keys = quoted.group_by(pair).agg(keys=pl.col("key").unique())
+    quoted = _quotes_in_full(
+        quoted.unique(pair, keep="first", maintain_order=True).drop("key").join(keys, on=pair), pb
+    ).with_columns(
+        # the whole reference in the text (2534-1625, not only a 1625 many bills share)
+        full=(pl.col("ref_alnum").str.len_chars() >= FULL_REF_MIN_CHARS) & pl.col("full_text"),
     )
     # not another payer's item: a same-script name that is plainly different rules it out
-    both_named = (pl.col("name_key").fill_null("") != "") & (pl.col("name_l").fill_null("") != "")
-    same_script = pl.col("name_script") == pl.col("script_l")
-    check = quoted.filter(both_named & same_script).select(name_bank="name_key", name_ledger="name_l")
-    if check.height:
-        sims = _similarities(check)
-        quoted = quoted.join(sims, left_on=["name_key", "name_l"], right_on=["name_bank", "name_ledger"], how="left")
-        quoted = quoted.filter(pl.col("similarity").is_null() | (pl.col("similarity") > UNRELATED_SIMILARITY))
+    quoted = _plainly_other(quoted, sims)
     # A short number may also be the serial of documents of other types (#BK1164 beside
     # INV-2026-01164): one search per (line, item type). A type whose items are named by every
     # number that named anything is a complete reading of the text.
     typed = ["bank_idx", "type_norm"]
-    per_key = quoted.select("bank_idx", "type_norm", "ledger_idx", key="keys").explode("key")
+    per_key = quoted.select("bank_idx", "type_norm", key="keys").explode("key")
+    line_keys = per_key.group_by("bank_idx").agg(line_keys=pl.col("key").n_unique())
     coverage = (
-        per_key.with_columns(line_keys=pl.col("key").n_unique().over("bank_idx"))
+        per_key.group_by("bank_idx", "type_norm", "key").agg(named=pl.len())
         # a number naming two items of one type (INV-2026-00681 and INV-2025-00681) is ambiguous
-        .group_by(typed).agg(
-            ambiguous=pl.col("key").is_duplicated().any(),
-            complete=pl.col("key").n_unique() == pl.col("line_keys").first(),
-        )
+        .group_by(typed).agg(ambiguous=pl.col("named").max() > 1, type_keys=pl.len())
+        .join(line_keys, on="bank_idx")
+        .with_columns(complete=pl.col("type_keys") == pl.col("line_keys"))
         .with_columns(sole=pl.col("complete").sum().over("bank_idx") == 1)
+        .drop("type_keys", "line_keys")
     )
     quoted = (
         quoted.join(coverage, on=typed)
@@ -463,41 +533,61 @@ def _day_blocks(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataF
     ), cap=DAY_BLOCK_MAX_BITS)
 
 
-def _drop_unrelated(pairs: pl.DataFrame) -> pl.DataFrame:
-    """``pairs`` (name_key, name_script, name_l, script_l) without the rows whose names are in
-    one script and plainly different (similarity at most :data:`UNRELATED_SIMILARITY`)."""
-    both_named = (pl.col("name_key").fill_null("") != "") & (pl.col("name_l").fill_null("") != "")
-    check = pairs.filter(both_named & (pl.col("name_script") == pl.col("script_l"))).select(
-        name_bank="name_key", name_ledger="name_l")
-    if check.height == 0:
-        return pairs
-    sims = _similarities(check).filter(pl.col("similarity") <= UNRELATED_SIMILARITY).drop("similarity")
-    return pairs.join(sims, left_on=["name_key", "name_l"], right_on=["name_bank", "name_ledger"], how="anti")
-
-
-def _quoting(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> tuple[pl.Series, pl.Series]:
-    """Bank lines quoting the number of an item of the same currency and sign (theirs is a
-    reference match, not a combination search), and the items such a line pays exactly on its
-    own (settled: no combination needs them; elimination)."""
-    keys = _bank_keys(pb, 1, "currency", "amount_minor", "day", "name_key", "name_script")
-    hits = keys.join(
-        pl_.select("ledger_idx", "currency", key="ref_serial", a_l="amount_minor", day_l="day",
-                   name_l="name_key", script_l="name_script").drop_nulls("key"),
-        on=["currency", "key"],
-    ).filter(
-        (pl.col("a_l").sign() == pl.col("amount_minor").sign())
-        & (pl.col("day_l") - pl.col("day")).abs().le(rules.candidates.reference_window_days)
-    )
+def _quoting(hits: pl.DataFrame, rules: RuleSet, sims: _NameSimilarity) -> tuple[pl.Series, pl.Series]:
+    """Bank lines quoting the number of an item of the same currency and sign (``hits``,
+    :func:`_key_hits`; theirs is a reference match, not a combination search), and the items
+    such a line pays exactly on its own (settled: no combination needs them; elimination)."""
+    hits = hits.filter((pl.col("day_l") - pl.col("day")).abs() <= rules.candidates.reference_window_days)
     # a number that is another payer's serial (a cheque number equal to someone's invoice
-    # number) quotes nothing: the line still needs its combination search
-    hits = _drop_unrelated(hits)
-    lines = hits["bank_idx"].unique().cast(pl.UInt32)
-    settled = hits.filter(pl.col("a_l") == pl.col("amount_minor"))["ledger_idx"].unique().cast(pl.UInt32)
-    return lines, settled
+    # number) quotes nothing: the line still needs its combination search. Names are compared
+    # only where that decides something: lines with no hit that is plainly theirs, and items
+    # paid exactly.
+    checkable = (
+        (pl.col("name_key").fill_null("") != "") & (pl.col("name_l").fill_null("") != "")
+        & (pl.col("name_script") == pl.col("script_l")) & (pl.col("name_key") != pl.col("name_l"))
+    ).fill_null(False)
+    paid = pl.col("a_l") == pl.col("amount_minor")
+    unchecked = hits.filter(~checkable)
+    sure = unchecked["bank_idx"].unique().implode()
+    kept = _plainly_other(hits.filter(checkable & (~pl.col("bank_idx").is_in(sure) | paid)), sims)
+    lines = pl.concat([unchecked["bank_idx"], kept["bank_idx"]]).unique().cast(pl.UInt32)
+    settled = pl.concat([unchecked.filter(paid)["ledger_idx"], kept.filter(paid)["ledger_idx"]])
+    return lines, settled.unique().cast(pl.UInt32)
+
+
+def _pays_one(lines: pl.DataFrame, pl_: pl.DataFrame, names: pl.DataFrame, rules: RuleSet,
+              sims: _NameSimilarity) -> pl.DataFrame:
+    """(bank_idx, ledger_idx) where one item of the payer (an equal name when ``exact``, else a
+    ledger name in ``names`` sharing the first or last two words and at least
+    :data:`SAME_PAYER_SIMILARITY` similar) pays the line exactly, dated within the block window.
+    Joined on one 64-bit hash of (name or two words, currency, amount)."""
+    cmp = rules.compound
+    led = pl_.select("ledger_idx", "currency", "amount_minor", day_l="day", name_l="name_key").join(
+        names, left_on="name_l", right_on="name_ledger")
+
+    def key(word: str) -> pl.Expr:
+        return pl.struct(k=pl.col(word), c=pl.col("currency"), a=pl.col("amount_minor")).hash(seed=11)
+
+    exact = lines.filter("exact").select("bank_idx", "day", "name_key", _k=key("name_key"))
+    parts = [exact.join(led.select("ledger_idx", "day_l", "name_l", _k=key("name_l")), on="_k")]
+    fuzzy = lines.filter(~pl.col("exact"))
+    for k in ("k1", "k2"):
+        left = fuzzy.with_columns(_w=_first_words(pl.col("name_key"), 2, last=k == "k2")).drop_nulls("_w")
+        right = led.drop_nulls(k)
+        parts.append(left.select("bank_idx", "day", "name_key", _k=key("_w")).join(
+            right.select("ledger_idx", "day_l", "name_l", _k=key(k)), on="_k"))
+    pairs = (
+        pl.concat(parts)
+        .filter(pl.col("day_l").is_between(pl.col("day") - cmp.block_window_days, pl.col("day") + GROUP_DAYS_AFTER))
+        .unique(["bank_idx", "ledger_idx"])
+    )
+    return sims.of(pairs).filter(
+        (pl.col("name_key") == pl.col("name_l")) | (pl.col("similarity") >= SAME_PAYER_SIMILARITY)
+    ).select("bank_idx", "ledger_idx")
 
 
 def _subsets(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet, skip: pl.Series,
-             claimed: pl.Series) -> pl.DataFrame:
+             claimed: pl.Series, sims: _NameSimilarity) -> pl.DataFrame:
     """Combinations of one payer's open items of one type totalling a bank line that quotes
     none of them; items ``claimed`` elsewhere are left out."""
     cmp = rules.compound
@@ -512,16 +602,13 @@ def _subsets(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet, skip: pl.Serie
     ).select("ledger_idx", "currency", "day", "amount_minor", "name_key", "type_norm")
     if lines.height == 0 or ledger.height == 0:
         return _raw(pl.DataFrame())
-    names = _payer_names(lines["name_key"], ledger["name_key"])
+    ledger_names = ledger.select(name_ledger="name_key").unique().with_columns(
+        k1=_first_words(pl.col("name_ledger"), 2), k2=_first_words(pl.col("name_ledger"), 2, last=True))
+    lines = lines.with_columns(exact=pl.col("name_key").is_in(ledger_names["name_ledger"].implode()))
     # a line one item of the payer pays exactly (any date in the window) is a one-to-one
-    pairs = (
-        lines.join(names.filter(pl.col("similarity") >= SAME_PAYER_SIMILARITY), left_on="name_key", right_on="name_bank")
-        .join(pl_.select("ledger_idx", name_ledger="name_key", currency="currency", amount_minor="amount_minor",
-                         day_l="day"), on=["name_ledger", "currency", "amount_minor"])
-        .filter(pl.col("day_l").is_between(pl.col("day") - cmp.block_window_days, pl.col("day") + GROUP_DAYS_AFTER))
-        .unique(["bank_idx", "ledger_idx"])
-    )
+    pairs = _pays_one(lines, pl_, ledger_names, rules, sims)
     lines = lines.filter(~pl.col("bank_idx").is_in(pairs["bank_idx"].implode()))
+    names = _payer_names(lines, ledger_names["name_ledger"], sims)
     # elimination: an item that one such line, and only it, pays exactly (and that line no other
     # item) is that line's; the payer's combinations need it no more
     settled = pairs.filter((pl.len().over("bank_idx") == 1) & (pl.len().over("ledger_idx") == 1))["ledger_idx"]
@@ -591,43 +678,27 @@ def _subsets(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet, skip: pl.Serie
     )
 
 
-def _instalments(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
-    """Two or more bank lines quoting one item's number, each less than it, paying it in full or
-    in part (never more)."""
+def _instalments(pb: pl.DataFrame, hits: pl.DataFrame, rules: RuleSet, sims: _NameSimilarity) -> pl.DataFrame:
+    """Two or more bank lines quoting one item's number (``hits``, :func:`_key_hits`), each less
+    than it, paying it in full or in part (never more)."""
     cmp = rules.compound
     w = rules.weights
-    bank_keys = _bank_keys(pb, 1, "currency", "day", "amount_minor", "bank_text", "name_key", "name_script")
-    led = pl_.filter(pl.col("ref_serial").is_not_null() & (pl.col("amount_minor") != 0)).select(
-        "ledger_idx", "currency", key="ref_serial", a_l="amount_minor", day_l="day",
-        name_l="name_key", script_l="name_script",
-        ref_alnum=pl.col("doc_ref").str.to_lowercase().str.replace_all(r"[^a-z0-9]", ""),
-    )
-    pairs = (
-        bank_keys.join(led, on=["currency", "key"])
-        .filter(
-            (pl.col("a_l").sign() == pl.col("amount_minor").sign())
-            & (pl.col("amount_minor").abs() < pl.col("a_l").abs())
-            & pl.col("day").is_between(pl.col("day_l") - rules.window_for("invoice").before,
-                                       pl.col("day_l") + cmp.instalment_window_days)
-        )
-        .unique(["bank_idx", "ledger_idx"])
-    )
+    pairs = hits.filter(
+        (pl.col("amount_minor").abs() < pl.col("a_l").abs())
+        & pl.col("day").is_between(pl.col("day_l") - rules.window_for("invoice").before,
+                                   pl.col("day_l") + cmp.instalment_window_days)
+    ).unique(["bank_idx", "ledger_idx"], keep="first", maintain_order=True)
     if pairs.height == 0:
         return _raw(pl.DataFrame())
-    both_named = (pl.col("name_key").fill_null("") != "") & (pl.col("name_l").fill_null("") != "")
-    check = pairs.filter(both_named & (pl.col("name_script") == pl.col("script_l"))).select(
-        name_bank="name_key", name_ledger="name_l")
-    if check.height:
-        sims = _similarities(check)
-        pairs = pairs.join(sims, left_on=["name_key", "name_l"], right_on=["name_bank", "name_ledger"], how="left")
-        pairs = pairs.filter(pl.col("similarity").is_null() | (pl.col("similarity") > UNRELATED_SIMILARITY))
+    # an item only one line quotes needs no name check: it makes no group either way
+    pairs = _plainly_other(pairs.filter(pl.len().over("ledger_idx") >= 2), sims)
     pairs = pairs.with_columns(
-        full=pl.col("bank_text").str.replace_all(r"[^a-z0-9]", "").str.contains(pl.col("ref_alnum"), literal=True),
         near=(pl.col("day") - pl.col("day_l")).abs().rank("ordinal").over("ledger_idx"),
     ).filter(pl.col("near") <= cmp.max_instalments)
     pairs = pairs.with_columns(n=pl.len().over("ledger_idx")).filter(pl.col("n") >= 2).with_columns(
         pos=(pl.col("near") - 1).cast(pl.Int64)
     )
+    pairs = _quotes_in_full(pairs, pb).rename({"full_text": "full"})
     if pairs.height == 0:
         return _raw(pl.DataFrame())
     # every subset of at most max_instalments lines, by bit mask
@@ -672,7 +743,8 @@ def _instalments(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.Data
 # --------------------------------------------------------------------------------------------
 
 
-def _finish(raw: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+def _finish(raw: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet,
+            sims: _NameSimilarity) -> pl.DataFrame:
     """Totals, adjustment, name evidence, score and evidence text for raw groups."""
     if raw.height == 0:
         return empty_groups()
@@ -705,8 +777,7 @@ def _finish(raw: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleS
     ).filter((pl.col("name_bank").fill_null("") != "") & (pl.col("name_ledger").fill_null("") != ""))
     comparable = names.filter(pl.col("script_b") == pl.col("script_l"))
     if comparable.height:
-        sims = _similarities(comparable.select("name_bank", "name_ledger"))
-        comparable = comparable.join(sims, on=["name_bank", "name_ledger"])
+        comparable = sims.of(comparable, "name_bank", "name_ledger")
     else:
         comparable = comparable.with_columns(similarity=pl.lit(None, dtype=pl.Float64))
     name_sim = comparable.group_by("gid").agg(similarity=pl.col("similarity").min())
@@ -817,16 +888,18 @@ def compound_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.D
     """
     if pb.height == 0 or pl_.height == 0:
         return empty_groups()
-    explained = pl.concat([_listed(pb, pl_, rules), _batches(pb, pl_, rules), _day_blocks(pb, pl_, rules)])
-    instalments = _instalments(pb, pl_, rules)
-    found = _finish(pl.concat([explained, instalments]), pb, pl_, rules)
+    sims = _NameSimilarity()
+    hits = _key_hits(pb, pl_, rules)
+    explained = pl.concat([_listed(pb, hits, rules, sims), _batches(pb, pl_, rules), _day_blocks(pb, pl_, rules)])
+    instalments = _instalments(pb, hits, rules, sims)
+    found = _finish(pl.concat([explained, instalments]), pb, pl_, rules, sims)
     # lines a quoted list or batch explains exactly need no combination search, and the items of
     # an exact group or a line quoting and paying one exactly are no one else's
     exact = found.filter((pl.col("adjustments").list.len() == 0) & pl.col("open_minor").is_null())
-    quoting, settled = _quoting(pb, pl_, rules)
+    quoting, settled = _quoting(hits, rules, sims)
     skip = pl.concat([exact.filter(pl.col("kind") == "one_to_many")["bank_idx"].explode(), quoting]).unique()
     taken = pl.concat([exact["ledger_idx"].explode(), settled]).unique()
-    combos = _finish(_subsets(pb, pl_, rules, skip, taken), pb, pl_, rules)
+    combos = _finish(_subsets(pb, pl_, rules, skip, taken, sims), pb, pl_, rules, sims)
     groups = pl.concat([found, combos])
     # a line with an exact one-to-many group gets no approximate one
     exact_lines = groups.filter(
