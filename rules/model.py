@@ -207,6 +207,7 @@ def _default_name_levels() -> list[NameLevel]:
 
 def _default_date_levels() -> list[DateLevel]:
     return [
+        DateLevel(max_days=0, weight=2.5),
         DateLevel(max_days=1, weight=2.0),
         DateLevel(max_days=3, weight=1.5),
         DateLevel(max_days=10, weight=0.5),
