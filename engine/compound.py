@@ -255,7 +255,8 @@ def _key_hits(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFra
 def _quotes_in_full(hits: pl.DataFrame, pb: pl.DataFrame) -> pl.DataFrame:
     """``hits`` + ``full_text`` (the item's whole reference, letters and digits only, is in the
     bank text) and ``ref_alnum``."""
-    text = pb.select("bank_idx", _text=_alnum(pl.col("bank_text")))
+    text = pb.filter(pl.col("bank_idx").is_in(hits["bank_idx"].unique().implode())).select(
+        "bank_idx", _text=_alnum(pl.col("bank_text")))
     return (
         hits.with_columns(ref_alnum=_alnum(pl.col("doc_ref")))
         .join(text, on="bank_idx", how="left")
@@ -322,7 +323,7 @@ def _exact_subsets(block: pl.DataFrame, min_size: int, max_size: int) -> pl.Data
 
 _RAW = {
     "kind": pl.Utf8, "bank_idx": _MEMBER, "ledger_idx": _MEMBER, "base": pl.Float64,
-    "how": pl.Utf8, "exact_only": pl.Boolean, "cap": pl.Float64,
+    "how": pl.Utf8, "exact_only": pl.Boolean, "cap": pl.Float64, "own_name": pl.Boolean,
 }
 
 
@@ -332,6 +333,9 @@ def _raw(df: pl.DataFrame, cap: float = MAX_EXACT_TOTAL_BITS) -> pl.DataFrame:
         return pl.DataFrame(schema=_RAW)
     if "cap" not in df.columns:
         df = df.with_columns(cap=pl.lit(cap))
+    if "own_name" not in df.columns:
+        # the items' names are the payer's, to compare with the bank's
+        df = df.with_columns(own_name=pl.lit(True))
     return df.select([pl.col(c).cast(t) for c, t in _RAW.items()])
 
 
@@ -357,10 +361,14 @@ def _listed(pb: pl.DataFrame, hits: pl.DataFrame, rules: RuleSet, sims: _NameSim
     )
     if quoted.height == 0:
         return _raw(pl.DataFrame())
-    pair = ["bank_idx", "ledger_idx"]
-    keys = quoted.group_by(pair).agg(keys=pl.col("key").unique())
+    # one row per (line, item) with the numbers that named it; grouped on one packed integer
+    pair = pl.col("bank_idx").cast(pl.UInt64) * (1 << 32) + pl.col("ledger_idx").cast(pl.UInt64)
+    first = (
+        quoted.with_row_index("_row").group_by(pair.alias("_pair"))
+        .agg(pl.col("_row").first(), keys=pl.col("key").unique()).sort("_row")
+    )
     quoted = _quotes_in_full(
-        quoted.unique(pair, keep="first", maintain_order=True).drop("key").join(keys, on=pair), pb
+        quoted.drop("key").gather(first["_row"]).with_columns(keys=first["keys"]), pb
     ).with_columns(
         # the whole reference in the text (2534-1625, not only a 1625 many bills share)
         full=(pl.col("ref_alnum").str.len_chars() >= FULL_REF_MIN_CHARS) & pl.col("full_text"),
@@ -511,14 +519,17 @@ def _day_blocks(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataF
         pl_.with_columns(sign=pl.col("amount_minor").sign(), desc=desc)
         .filter(pl.col("sign") != 0)
         .group_by("currency", "sign", "type_norm", "desc", "day")
-        .agg(pl.col("ledger_idx").sort().cast(pl.UInt32), total=pl.col("amount_minor").sum(), n=pl.len())
+        .agg(pl.col("ledger_idx").sort().cast(pl.UInt32), total=pl.col("amount_minor").sum(), n=pl.len(),
+             payees=pl.col("name_key").n_unique())
         .filter((pl.col("n") >= 2) & (pl.col("n") <= cmp.max_group_items))
     )
     if blocks.height == 0:
         return _raw(pl.DataFrame())
     w = rules.weights
     hits = (
-        pb.select("bank_idx", "currency", day_b="day", total="amount_minor")
+        pb.select("bank_idx", "currency", day_b="day", total="amount_minor",
+                  # a name the books know (a supplier's) is a payer name; a leftover word is not
+                  named=pl.col("name_key").is_in(pl_["name_key"].drop_nulls().unique().implode()))
         .join(blocks, on=["currency", "total"])
         .filter(pl.col("day_b").is_between(pl.col("day"), pl.col("day") + DAY_BLOCK_LAG_DAYS))
     )
@@ -530,6 +541,9 @@ def _day_blocks(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataF
         + pl.when(pl.col("desc") != "").then(pl.col("desc")).otherwise(pl.col("type_norm"))
         + pl.lit("' items booked on one day"),
         exact_only=pl.lit(True),
+        # one payment out to several people (a payroll run) whose text names no one the books
+        # know: the people's names are not the payer's
+        own_name=(pl.col("payees") <= 1) | (pl.col("sign") > 0) | pl.col("named"),
     ), cap=DAY_BLOCK_MAX_BITS)
 
 
@@ -782,6 +796,9 @@ def _finish(raw: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleS
         comparable = comparable.with_columns(similarity=pl.lit(None, dtype=pl.Float64))
     name_sim = comparable.group_by("gid").agg(similarity=pl.col("similarity").min())
     scripts = names.group_by("gid").agg(other_script=(pl.col("script_b") != pl.col("script_l")).any())
+    several = raw.filter(~pl.col("own_name")).select("gid")
+    name_sim = name_sim.join(several, on="gid", how="anti")
+    scripts = scripts.join(several, on="gid", how="anti")
     df = (
         raw.join(totals_b, on="gid").join(totals_l, on="gid")
         .join(name_sim, on="gid", how="left").join(scripts, on="gid", how="left")
@@ -813,6 +830,7 @@ def _finish(raw: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleS
     name_label = (
         pl.when(sim.is_not_null()).then(label)
         .when(pl.col("other_script").fill_null(False)).then(pl.lit("name in another script"))
+        .when(~pl.col("own_name")).then(pl.lit("several payees: no payer name to compare"))
         .otherwise(pl.lit("no payer name to compare"))
     )
     money_in = pl.col("bank_total") > 0

@@ -257,3 +257,27 @@ def test_references_quoted_in_full_resolve_numbers_other_bills_of_the_payer_shar
     best = groups.row(0, named=True)
     assert best["ledger_ids"] == ["BILL-2533-0116", "BILL-2534-1625"] and best["score"] >= 5.0
     assert "references the bank text quotes in full" in best["evidence"]
+
+
+def test_payroll_day_block_paying_several_people_takes_no_name_penalty():
+    people = ["Lai Siu Hin", "Tam Ming-pui", "Chan Yin Fuk", "Cheung Shing-kin", "Ko Yan Yee", "Chu Ting Hang"]
+    wages = [{"id": f"PRL-2026-{i:05d}", "reference": f"P{i:05d}", "date": DAY, "amount_minor": -(650000 + i * 917),
+              "counterparty": name, "type": "payroll", "description": "Wages Oct 2026"}
+             for i, name in enumerate(people, start=1)]
+    total = sum(w["amount_minor"] for w in wages)
+    groups = _groups(_bank({"amount_minor": total, "description": "AUTOPAY DR PAYROLL BATCH PB2610-011"}),
+                     _ledger(*wages))
+    best = groups.row(0, named=True)
+    assert best["ledger_ids"] == [w["id"] for w in wages]
+    assert best["score"] >= 5.5 and "unrelated name" not in best["evidence"]
+
+
+def test_instalments_quoting_the_invoice_in_full_reach_auto_with_a_name_in_another_script():
+    ledger = _ledger(_invoice(5640, 2309300, 10, name="Chan Chi Shuk"))
+    bank = _bank(
+        {"amount_minor": 1309300, "date": DAY - timedelta(days=4), "description": "CR TRF PART PYT INV-2026-05640 陳志淑"},
+        {"amount_minor": 1000000, "description": "FPS CR 05640 陳志淑"},
+    )
+    best = _groups(bank, ledger).filter(kind="many_to_one").row(0, named=True)
+    assert best["bank_ids"] == ["B1", "B2"] and best["open_minor"] is None
+    assert best["score"] >= 5.5 and "another script" in best["evidence"]
