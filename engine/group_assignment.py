@@ -40,8 +40,8 @@ GREEDY_METHOD = "greedy by confidence (component too large for the exact method)
 
 _ENUMERATE_LIMIT = 14
 _MILP_LIMIT = 20_000
-_RESOLVE_LIMIT = 2
-_RESOLVE_MAX_CANDIDATES = 250  # larger components keep the proven lower bound as margin
+_RESOLVE_LIMIT = 1
+_RESOLVE_MAX_CANDIDATES = 60  # larger components keep the proven lower bound as margin
 _MILP_SECONDS = 20.0
 
 #: one row per chosen candidate of a mixed component
@@ -70,6 +70,37 @@ def _enumerate(weights: np.ndarray, conflict: np.ndarray) -> list[tuple[int, flo
         rivals = [j for j in np.flatnonzero(bits[alt]).tolist() if (int(conflict[i]) >> j) & 1]
         out.append((i, float(totals[best] - without[alt]), rivals))
     return out
+
+
+def _enumerate_batch(weights: np.ndarray, conflict: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_enumerate` for ``k`` components of the same size ``n`` at once.
+
+    ``weights`` and ``conflict`` (bit masks of the overlapping candidates) are ``k x n``.
+    Returns ``(chosen, margin, rival_mask)``, each ``k x n``: whether a candidate is chosen, its
+    margin (the best total without it is that much lower) and, as a bit mask, the candidates
+    that best selection uses in its place.
+    """
+    k, n = weights.shape
+    masks = np.arange(1 << n, dtype=np.int64)
+    bits = ((masks[:, None] >> np.arange(n)) & 1).astype(bool)  # 2^n x n
+    out_chosen = np.zeros((k, n), dtype=bool)
+    out_margin = np.zeros((k, n))
+    out_rivals = np.zeros((k, n), dtype=np.int64)
+    step = max(1, (1 << 22) // ((1 << n) * n))  # components per chunk: bounded memory
+    for lo in range(0, k, step):
+        w, c = weights[lo:lo + step], conflict[lo:lo + step]
+        clash = (bits[None, :, :] & ((masks[None, :, None] & c[:, None, :]) != 0)).any(axis=2)  # kk x 2^n
+        totals = np.where(clash, -np.inf, w @ bits.T)  # kk x 2^n
+        best = np.argmax(totals, axis=1)
+        best_total = totals[np.arange(len(w)), best]
+        chosen = bits[best]  # kk x n
+        for i in range(n):
+            without = np.where(bits[None, :, i], -np.inf, totals)
+            alt = np.argmax(without, axis=1)
+            out_margin[lo:lo + step, i] = best_total - without[np.arange(len(w)), alt]
+            out_rivals[lo:lo + step, i] = masks[alt] & c[:, i]
+        out_chosen[lo:lo + step] = chosen
+    return out_chosen, out_margin, out_rivals
 
 
 def _milp(weights: np.ndarray, matrix: csr_matrix, excluded: int | None = None) -> tuple[np.ndarray, float] | None:
@@ -102,6 +133,8 @@ def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: list
     """
     incidence = incidence.tocsr()
     matrix = incidence.T.tocsr()
+    small = incidence.shape[0] * incidence.shape[1] <= 4_000_000
+    dense = incidence.toarray() > 0 if small else None
     solved = _milp(weights, matrix)
     if solved is None:
         return None
@@ -118,9 +151,12 @@ def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: list
         if len(rivals_all) == 1:
             bound = float(weights[i] - weights[best_rival])
         else:
-            own_lines = incidence.indices[incidence.indptr[i]:incidence.indptr[i + 1]]
-            at_line = incidence[rivals_all][:, own_lines].toarray() * weights[rivals_all][:, None]
-            bound = float(weights[i] - min(weights[rivals_all].sum(), at_line.max(axis=0).sum()))
+            gain = weights[rivals_all].sum()
+            if dense is not None:
+                own_lines = incidence.indices[incidence.indptr[i]:incidence.indptr[i + 1]]
+                at_line = dense[np.ix_(rivals_all, own_lines)] * weights[rivals_all][:, None]
+                gain = min(gain, at_line.max(axis=0).sum())
+            bound = float(weights[i] - gain)
         if bound >= exact_below:
             out.append((i, bound, [best_rival], ILP_METHOD))
             continue
@@ -195,26 +231,36 @@ def _solve_mixed(cands: pl.DataFrame, exact_below: float) -> pl.DataFrame:
             rows.append((int(cand_ids[row]), float(w1 - (w2 or 0.0)),
                          [] if row2 is None else [int(cand_ids[row2])], EXACT_METHOD))
     pair_start = np.searchsorted(pair_i, np.arange(n_all + 1))
-    for c in np.flatnonzero(~clique).tolist():
+    # small components: every feasible selection enumerated, all components of a size at once
+    small = ~clique & (size <= _ENUMERATE_LIMIT)
+    for n in np.unique(size[small]).tolist():
+        comps = np.flatnonzero(small & (size == n))
+        rows_of = starts[comps][:, None] + np.arange(n)[None, :]  # k x n candidate rows
+        in_pair = np.isin(comp_index[pair_i], comps)
+        local_i = pair_i[in_pair] - starts[comp_index[pair_i[in_pair]]]
+        local_j = pair_j[in_pair] - starts[comp_index[pair_j[in_pair]]]
+        slot = np.searchsorted(comps, comp_index[pair_i[in_pair]])
+        conflict = np.zeros((len(comps), n), dtype=np.int64)
+        np.bitwise_or.at(conflict, (slot, local_i), np.left_shift(1, local_j))
+        chosen, margin, rivals = _enumerate_batch(weight[rows_of], conflict)
+        for kk, i in zip(*np.nonzero(chosen), strict=True):
+            rival_rows = [int(cand_ids[rows_of[kk, j]]) for j in range(n) if (rivals[kk, i] >> j) & 1]
+            rows.append((int(cand_ids[rows_of[kk, i]]), float(margin[kk, i]), rival_rows, EXACT_METHOD))
+    for c in np.flatnonzero(~clique & ~small).tolist():
         s, e = int(starts[c]), int(ends[c])
         n = e - s
         w = weight[s:e]
         lo, hi = pair_start[s], pair_start[e]
-        pi, pj = pair_i[lo:hi] - s, pair_j[lo:hi] - s
-        if n <= _ENUMERATE_LIMIT:
-            conflict = np.zeros(n, dtype=np.int64)
-            np.bitwise_or.at(conflict, pi, np.left_shift(1, pj))
-            solved = [(i, m, rv, EXACT_METHOD) for i, m, rv in _enumerate(w, conflict)]
-        else:
-            split = pair_start[s:e + 1] - lo
-            conflict_lists = [pj[split[k]:split[k + 1]] for k in range(n)]
-            solved = None
-            if n <= _MILP_LIMIT:
-                sub = incidence[s:e]
-                sub = sub[:, np.unique(sub.indices)]  # only this component's lines as constraints
-                solved = _solve_milp(w, sub, conflict_lists, exact_below)
-            if solved is None:
-                solved = _greedy(w, conflict_lists)
+        pj = pair_j[lo:hi] - s
+        split = pair_start[s:e + 1] - lo
+        conflict_lists = [pj[split[k]:split[k + 1]] for k in range(n)]
+        solved = None
+        if n <= _MILP_LIMIT:
+            sub = incidence[s:e]
+            sub = sub[:, np.unique(sub.indices)]  # only this component's lines as constraints
+            solved = _solve_milp(w, sub, conflict_lists, exact_below)
+        if solved is None:
+            solved = _greedy(w, conflict_lists)
         rows.extend((int(cand_ids[s + i]), m, [int(cand_ids[s + j]) for j in rv], method) for i, m, rv, method in solved)
     if not rows:
         return pl.DataFrame(schema=CHOSEN_SCHEMA)
