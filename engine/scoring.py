@@ -31,13 +31,13 @@ SCORED_SCHEMA: dict[str, pl.DataType] = {
     "amount_bank": pl.Int64, "amount_ledger": pl.Int64, "currency": pl.Utf8, "doc_ref": pl.Utf8,
     "shared_number": pl.Int64, "n_exact_bank": pl.Int32, "n_exact_ledger": pl.Int32,
     "_clear_bank": pl.Boolean, "_clear_ledger": pl.Boolean, "name_bank": pl.Utf8,
-    "name_ledger": pl.Utf8, "in_window": pl.Boolean, "type_norm": pl.Utf8,
+    "name_ledger": pl.Utf8, "in_window": pl.Boolean, "type_norm": pl.Utf8, "fifo": pl.Boolean,
 }
 #: what :func:`explain` needs besides ``SCORED_COLUMNS``
 _EVIDENCE_COLUMNS = [
     "amount_bank", "amount_ledger", "currency", "doc_ref", "shared_number", "n_exact_bank",
     "n_exact_ledger", "_clear_bank", "_clear_ledger", "name_bank", "name_ledger", "in_window",
-    "type_norm",
+    "type_norm", "fifo",
 ]
 
 
@@ -92,6 +92,11 @@ def _levels(value: pl.Expr, levels: list, attr: str, ascending: bool) -> tuple[p
         weight = pl.when(cond).then(pl.lit(levels[i].weight)).otherwise(weight)
         index = pl.when(cond).then(pl.lit(i)).otherwise(index)
     return weight, index
+
+
+def _top_name_weight(w) -> float:
+    """The weight of the top name level ("same name"): the oldest-first rule needs it."""
+    return max(lvl.weight for lvl in w.name)
 
 
 def score_candidates(
@@ -202,9 +207,27 @@ def score_candidates(
     window_weight = pl.when(in_window).then(pl.lit(0.0)).otherwise(pl.lit(w.outside_window))
     unique = pl.col("_clear_bank") & pl.col("_clear_ledger")
     competing = (pl.col("n_exact_bank") - 1 + pl.col("n_exact_ledger") - 1).clip(0, 6)
+    # payments applied oldest first: when one payer (same name) has as many same-amount
+    # payments as same-amount items, the k-th payment by date pays the k-th oldest item
+    in_scope = exact & (pl.col("name_weight") >= _top_name_weight(w))
+    scope = df.filter(in_scope).select("bank_idx", "ledger_idx", "name_ledger", "amount_ledger", "day_bank", "day_ledger")
+    key = ["name_ledger", "amount_ledger"]
+    bank_rank = scope.unique(["bank_idx", *key]).with_columns(
+        _rb=pl.struct("day_bank", "bank_idx").rank("dense").over(key), _nb=pl.len().over(key),
+    ).select("bank_idx", *key, "_rb", "_nb")
+    ledger_rank = scope.unique(["ledger_idx", *key]).with_columns(
+        _rl=pl.struct("day_ledger", "ledger_idx").rank("dense").over(key), _nl=pl.len().over(key),
+    ).select("ledger_idx", *key, "_rl", "_nl")
+    fifo = (
+        scope.join(bank_rank, on=["bank_idx", *key]).join(ledger_rank, on=["ledger_idx", *key])
+        .filter((pl.col("_rb") == pl.col("_rl")) & (pl.col("_nb") > 1) & (pl.col("_nb") == pl.col("_nl")))
+        .select("bank_idx", "ledger_idx", pl.lit(True).alias("fifo"))
+    )
+    df = df.join(fifo, on=["bank_idx", "ledger_idx"], how="left").with_columns(pl.col("fifo").fill_null(False))
     uniq_weight = (
         pl.when(unique).then(pl.lit(w.unique_amount))
-        .when(exact).then(competing.cast(pl.Float64) * w.competing_amount)
+        .when(exact).then(competing.cast(pl.Float64) * w.competing_amount
+                          + pl.when(pl.col("fifo")).then(pl.lit(w.oldest_first)).otherwise(pl.lit(0.0)))
         .otherwise(pl.lit(0.0))
     )
     df = df.with_columns(
@@ -264,6 +287,8 @@ def _evidence(rules: RuleSet) -> pl.Expr:
         .then(
             (pl.col("n_exact_bank") + pl.col("n_exact_ledger") - 2).cast(pl.Utf8)
             + pl.lit(" other candidate(s) with this amount")
+            + pl.when(pl.col("fifo")).then(pl.lit(" (the payer's payments applied oldest item first)"))
+            .otherwise(pl.lit(""))
         )
         .otherwise(pl.lit(None, dtype=pl.Utf8))
     )

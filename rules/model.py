@@ -227,6 +227,7 @@ class Weights(_Strict):
     outside_window: float = -4.0
     unique_amount: float = 2.5
     competing_amount: float = 0.0
+    oldest_first: float = 2.0  # same payer, same amount: k-th payment to the k-th oldest item
 
     @field_validator("name")
     @classmethod
