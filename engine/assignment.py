@@ -12,7 +12,9 @@ confidences, does not flatten out near 1:
   (``scipy.optimize.linear_sum_assignment``) and, for each chosen pair, re-solved without it to
   measure how much worse the best alternative is (the ambiguity margin) and who the runner-up is;
 - larger components (up to ``_DENSE_LIMIT`` lines per side) are solved exactly one by one; their
-  margins come from the nearest alternative edges (vectorized, conservative);
+  margins come from the nearest alternative edges (vectorized), and those below the ambiguity
+  margin are computed exactly by re-solving without the pair (components up to
+  ``_EXACT_MARGIN_LIMIT`` lines a side);
 - a component larger still falls back to the mutual-best heuristic (:func:`_mutual_best`), and
   ``method`` says so (it ends up in the proposal's explanation).
 """
@@ -41,6 +43,7 @@ ASSIGNED_SCHEMA = {
 _PRUNE_BELOW_BEST = 4.0  # weight units (bits when weighing by evidence)
 _RESOLVE_LIMIT = 12  # components up to this many lines per side: re-solved per choice
 _DENSE_LIMIT = 1500  # up to this many per side: exact Hungarian method on the dense matrix
+_EXACT_MARGIN_LIMIT = 300  # up to this many per side: close margins re-solved exactly
 
 
 def _solve(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -150,7 +153,55 @@ def _local_margins(edges: pl.DataFrame, chosen: pl.DataFrame, method: str) -> pl
     )
 
 
-def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, weight: str = "confidence") -> pl.DataFrame:
+def _exact_close_margins(edges: pl.DataFrame, chosen: pl.DataFrame, exact_below: float) -> pl.DataFrame:
+    """Exact margins for the chosen pairs whose local estimate is below ``exact_below``, in
+    components of at most ``_EXACT_MARGIN_LIMIT`` lines a side: the component is solved again
+    without the pair (the estimate ignores that the alternative's line or item is itself taken,
+    which can make two equally good-looking days a clear call)."""
+    close = chosen.filter(pl.col("margin") < exact_below).join(
+        edges.select("bank_idx", "component", "n_bank", "n_ledger").unique("bank_idx"), on="bank_idx"
+    ).filter(pl.max_horizontal("n_bank", "n_ledger") <= _EXACT_MARGIN_LIMIT)
+    if close.height == 0:
+        return chosen
+    comps = close["component"].unique().sort()
+    sub = edges.join(pl.DataFrame({"component": comps}), on="component").sort("component")
+    comp = sub["component"].to_numpy()
+    gb = sub["bank_idx"].to_numpy().astype(np.int64)
+    gl = sub["ledger_idx"].to_numpy().astype(np.int64)
+    gc = sub["confidence"].to_numpy().astype(np.float64)
+    bounds = np.flatnonzero(np.diff(comp)) + 1
+    wanted = close.group_by("component").agg("bank_idx", "ledger_idx")
+    wanted_map = {c: (b, l_) for c, b, l_ in wanted.iter_rows()}
+    rows = []
+    for s, e in zip(np.r_[0, bounds], np.r_[bounds, len(comp)], strict=True):
+        ub, bi = np.unique(gb[s:e], return_inverse=True)
+        ul, li = np.unique(gl[s:e], return_inverse=True)
+        weights = np.zeros((len(ub), len(ul)))
+        weights[bi, li] = gc[s:e]
+        _, _, total = _solve(weights)
+        for b, l_ in zip(*wanted_map[int(comp[s])], strict=True):
+            r, c = int(np.searchsorted(ub, b)), int(np.searchsorted(ul, l_))
+            saved = weights[r, c]
+            weights[r, c] = 0.0
+            ar, ac, alt_total = _solve(weights)
+            weights[r, c] = saved
+            alt = dict(zip(ar.tolist(), ac.tolist(), strict=True))
+            alt_col = {v: k for k, v in alt.items()}
+            rows.append((b, l_, total - alt_total,
+                         int(ub[alt_col[c]]) if c in alt_col and r not in alt else None,
+                         int(ul[alt[r]]) if r in alt else None))
+    exact = pl.DataFrame(rows, schema={"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32, "_m": pl.Float64,
+                                       "_rb": pl.UInt32, "_rl": pl.UInt32}, orient="row")
+    return chosen.join(exact, on=["bank_idx", "ledger_idx"], how="left").with_columns(
+        margin=pl.coalesce("_m", "margin"),
+        runner_up_bank_idx=pl.when(pl.col("_m").is_not_null()).then(pl.col("_rb")).otherwise(pl.col("runner_up_bank_idx")),
+        runner_up_ledger_idx=pl.when(pl.col("_m").is_not_null()).then(pl.col("_rl")).otherwise(pl.col("runner_up_ledger_idx")),
+        method=pl.when(pl.col("_m").is_not_null()).then(pl.lit(EXACT_METHOD)).otherwise(pl.col("method")),
+    ).drop("_m", "_rb", "_rl")
+
+
+def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, weight: str = "confidence",
+                      exact_below: float = 1.0) -> pl.DataFrame:
     """Globally consistent one-to-one assignment maximising the total weight per component.
 
     Parameters
@@ -162,6 +213,9 @@ def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, weight: str =
         Pairs below this confidence are not considered (the review threshold).
     weight
         The column to maximise.
+    exact_below
+        In components solved with estimated margins, a chosen pair whose estimate is below this
+        (the ambiguity margin) gets its exact margin (the component re-solved without it).
 
     Returns
     -------
@@ -248,7 +302,8 @@ def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, weight: str =
             {"bank_idx": np.concatenate(picked_b).astype(np.uint32),
              "ledger_idx": np.concatenate(picked_l).astype(np.uint32)}
         )
-        frames.append(_local_margins(middle, chosen, LARGE_METHOD).cast(ASSIGNED_SCHEMA))
+        local = _local_margins(middle, chosen, LARGE_METHOD)
+        frames.append(_exact_close_margins(middle, local, exact_below).cast(ASSIGNED_SCHEMA))
     huge = general.filter(pl.max_horizontal("n_bank", "n_ledger") > _DENSE_LIMIT)
     if huge.height:
         frames.append(_local_margins(huge, _mutual_best(huge), HEURISTIC_METHOD).cast(ASSIGNED_SCHEMA))

@@ -337,7 +337,7 @@ def assign_with_groups(
     chosen_groups_schema = {"group": pl.UInt32, "margin": pl.Float64, "method": pl.Utf8,
                             "runner_up_pairs": pl.List(pair_struct), "runner_up_groups": pl.List(pl.UInt32)}
     if groups.height == 0:
-        return assign_one_to_one(pairs, min_confidence, weight="weight"), pl.DataFrame(schema=chosen_groups_schema), empty_ru
+        return assign_one_to_one(pairs, min_confidence, weight="weight", exact_below=ambiguity_margin), pl.DataFrame(schema=chosen_groups_schema), empty_ru
 
     group_nodes = groups.select(
         "group",
@@ -367,7 +367,7 @@ def assign_with_groups(
     pair_mixed = mixed[comp_of_pair] if len(comp_of_pair) else np.zeros(0, dtype=bool)
 
     plain = pairs.filter(pl.Series(~pair_mixed))
-    chosen_plain = assign_one_to_one(plain, min_confidence, weight="weight")
+    chosen_plain = assign_one_to_one(plain, min_confidence, weight="weight", exact_below=ambiguity_margin)
 
     mixed_pairs = pairs.filter(pl.Series(pair_mixed)).with_columns(component=pl.Series(comp_of_pair[pair_mixed]))
     n_groups = groups.height

@@ -3,7 +3,7 @@ import polars as pl
 from scipy.optimize import linear_sum_assignment
 
 import engine.assignment as assignment
-from engine.assignment import HEURISTIC_METHOD, LARGE_METHOD, assign_one_to_one
+from engine.assignment import EXACT_METHOD, HEURISTIC_METHOD, LARGE_METHOD, assign_one_to_one
 
 
 def _edges(rows):
@@ -54,7 +54,7 @@ def test_large_component_is_solved_exactly_and_says_how():
     rows = [(b, led, 0.9 - 0.01 * abs(b - led)) for b in range(20) for led in range(20) if abs(b - led) <= 2]
     rows += [(0, 1, 0.95)]  # tempting for bank 0, but item 1 then leaves bank 1 worse off
     edges = _edges(rows).unique(subset=["bank_idx", "ledger_idx"], keep="last")
-    out = assign_one_to_one(edges, 0.5)
+    out = assign_one_to_one(edges, 0.5, exact_below=-1.0)  # estimated margins only
     assert len(out) == 20
     assert (out["method"] == LARGE_METHOD).all()
     assert out["bank_idx"].n_unique() == 20 and out["ledger_idx"].n_unique() == 20
@@ -63,6 +63,22 @@ def test_large_component_is_solved_exactly_and_says_how():
     dense[edges["bank_idx"].to_numpy(), edges["ledger_idx"].to_numpy()] = edges["confidence"].to_numpy()
     r, c = linear_sum_assignment(dense, maximize=True)
     assert abs(total - dense[r, c].sum()) < 1e-9  # the same optimum as the dense Hungarian method
+
+
+def test_close_margins_in_a_large_component_are_exact():
+    rows = [(b, led, 0.9 - 0.01 * abs(b - led)) for b in range(20) for led in range(20) if abs(b - led) <= 2]
+    edges = _edges(rows)
+    out = assign_one_to_one(edges, 0.5, exact_below=1.0)  # every estimate is below 1: all re-solved
+    assert (out["method"] == EXACT_METHOD).all()
+    dense = np.zeros((20, 20))
+    dense[edges["bank_idx"].to_numpy(), edges["ledger_idx"].to_numpy()] = edges["confidence"].to_numpy()
+    r, c = linear_sum_assignment(dense, maximize=True)
+    best = dense[r, c].sum()
+    for b, led, margin in out.select("bank_idx", "ledger_idx", "margin").iter_rows():
+        alt = dense.copy()
+        alt[b, led] = 0.0
+        ar, ac = linear_sum_assignment(alt, maximize=True)
+        assert abs(margin - (best - alt[ar, ac].sum())) < 1e-9
 
 
 def test_component_beyond_the_exact_limit_uses_the_heuristic_and_says_so(monkeypatch):
