@@ -32,10 +32,18 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from engine.assignment import _PRUNE_BELOW_BEST, ASSIGNED_SCHEMA, EXACT_METHOD, assign_one_to_one
+from engine.assignment import (
+    _EXACT_MARGIN_LIMIT,
+    _PRUNE_BELOW_BEST,
+    ASSIGNED_SCHEMA,
+    EXACT_METHOD,
+    _solve,
+    assign_one_to_one,
+)
 
 ILP_METHOD = "exact (integer program over the component)"
 ILP_LOCAL_METHOD = "exact (integer program; margin against the overlapping alternatives)"
+ILP_PAIRS_METHOD = "exact (integer program; margin against the other pairings and single groups)"
 GREEDY_METHOD = "greedy by confidence (component too large for the exact method)"
 
 _ENUMERATE_LIMIT = 14
@@ -120,8 +128,57 @@ def _milp(weights: np.ndarray, matrix: csr_matrix, excluded: int | None = None) 
     return x, float(weights[x].sum())
 
 
+def _pair_margins(weights: np.ndarray, incidence: csr_matrix, is_pair: np.ndarray, chosen: np.ndarray,
+                  wanted: list[int]) -> dict[int, tuple[float, list[int]]]:
+    """Margins of chosen pairs against the other pairings, the chosen groups held fixed: the
+    pairs clear of the chosen groups form a bipartite matching, re-solved (Hungarian method)
+    without each wanted pair. Returns {candidate: (margin, runner-up candidates)}; empty when
+    too large. (:func:`_solve_milp` then also weighs each overlapping group taking its place.)"""
+    incidence.sort_indices()
+    blocked = np.zeros(incidence.shape[1], dtype=bool)
+    for g in np.flatnonzero(chosen & ~is_pair).tolist():
+        blocked[incidence.indices[incidence.indptr[g]:incidence.indptr[g + 1]]] = True
+    starts = incidence.indptr[:-1]
+    free = is_pair & (incidence.indptr[1:] - starts == 2)
+    first = np.where(free, incidence.indices[np.minimum(starts, len(incidence.indices) - 1)], 0)
+    second = np.where(free, incidence.indices[np.minimum(starts + 1, len(incidence.indices) - 1)], 0)
+    free &= ~blocked[first] & ~blocked[second]
+    cands = np.flatnonzero(free)
+    if len(cands) == 0:
+        return {}
+    ub, r = np.unique(first[cands], return_inverse=True)
+    ul, c = np.unique(second[cands], return_inverse=True)
+    # without the chosen groups the pairs fall apart into small matchings: solve each alone
+    graph = coo_matrix((np.ones(len(cands)), (r, c + len(ub))), shape=(len(ub) + len(ul),) * 2)
+    _, part = connected_components(graph, directed=False)
+    part_of = part[r]
+    wanted_set = {int(i) for i in wanted if free[i]}
+    out = {}
+    for q in np.unique(part_of[np.isin(cands, list(wanted_set))]).tolist():
+        members = np.flatnonzero(part_of == q)
+        qr, rr = np.unique(r[members], return_inverse=True)
+        qc, cc = np.unique(c[members], return_inverse=True)
+        if max(len(qr), len(qc)) > _EXACT_MARGIN_LIMIT:
+            continue
+        matrix = np.zeros((len(qr), len(qc)))
+        matrix[rr, cc] = weights[cands[members]]
+        at = {(int(a), int(b)): int(cands[m]) for a, b, m in zip(rr, cc, members, strict=True)}
+        _, _, total = _solve(matrix)
+        for a, b, m in zip(rr, cc, members, strict=True):
+            i = int(cands[m])
+            if i not in wanted_set:
+                continue
+            saved = matrix[a, b]
+            matrix[a, b] = 0.0
+            ar, ac, alt_total = _solve(matrix)
+            matrix[a, b] = saved
+            rivals = [at[(int(x), int(y))] for x, y in zip(ar, ac, strict=True) if (x == a) != (y == b)]
+            out[i] = (total - alt_total, rivals)
+    return out
+
+
 def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: list[np.ndarray],
-                exact_below: float) -> list[tuple] | None:
+                exact_below: float, is_pair: np.ndarray | None = None) -> list[tuple] | None:
     """Integer program; margins re-solved exactly where they could matter.
 
     Without a chosen candidate ``i``, the best selection can only gain what ``i``'s rivals (the
@@ -142,6 +199,12 @@ def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: list
     chosen = np.flatnonzero(x).tolist()
     out = []
     resolves = 0
+    # chosen pairs with only pairs as rivals: exact margins by the Hungarian method, the chosen
+    # groups held fixed (cheap, so every close one gets it)
+    contested_pairs = []
+    if is_pair is not None:
+        contested_pairs = [i for i in chosen if is_pair[i] and len(conflict_lists[i])]
+    by_hungarian = _pair_margins(weights, incidence, is_pair, x, contested_pairs) if contested_pairs else {}
     for i in chosen:
         rivals_all = conflict_lists[i]
         if not len(rivals_all):  # nothing overlaps it: without it, the rest stays as it is
@@ -159,6 +222,16 @@ def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: list
             bound = float(weights[i] - gain)
         if bound >= exact_below:
             out.append((i, bound, [best_rival], ILP_METHOD))
+            continue
+        if i in by_hungarian:
+            margin, rivals = by_hungarian[i]
+            # and against each group that could take its place with what it overlaps
+            for g in rivals_all[~is_pair[rivals_all]].tolist():
+                displaced = conflict_lists[g][x[conflict_lists[g]]]
+                loss = float(weights[displaced].sum() - weights[g])
+                if loss < margin:
+                    margin, rivals = loss, [g]
+            out.append((i, margin, rivals, ILP_PAIRS_METHOD))
             continue
         if resolves < _RESOLVE_LIMIT and len(weights) <= _RESOLVE_MAX_CANDIDATES:
             resolves += 1
@@ -192,13 +265,15 @@ def _greedy(weights: np.ndarray, conflict_lists: list[np.ndarray]) -> list[tuple
     return out
 
 
-def _solve_mixed(cands: pl.DataFrame, exact_below: float) -> pl.DataFrame:
-    """Solve every mixed component. ``cands``: cand, component, weight, nodes (list)."""
+def _solve_mixed(cands: pl.DataFrame, exact_below: float, n_groups: int = 0) -> pl.DataFrame:
+    """Solve every mixed component. ``cands``: cand, component, weight, nodes (list); candidates
+    numbered ``n_groups`` and above are pairs."""
     cands = cands.sort("component", "cand")
     n_all = cands.height
     comp = cands["component"].to_numpy()
     weight = cands["weight"].to_numpy().astype(np.float64)
     cand_ids = cands["cand"].to_numpy()
+    is_pair = cand_ids >= n_groups
     members = cands.select("nodes").with_row_index("row").explode("nodes")
     member_row = members["row"].to_numpy().astype(np.int64)
     _, member_col = np.unique(members["nodes"].to_numpy().astype(np.int64), return_inverse=True)
@@ -258,7 +333,7 @@ def _solve_mixed(cands: pl.DataFrame, exact_below: float) -> pl.DataFrame:
         if n <= _MILP_LIMIT:
             sub = incidence[s:e]
             sub = sub[:, np.unique(sub.indices)]  # only this component's lines as constraints
-            solved = _solve_milp(w, sub, conflict_lists, exact_below)
+            solved = _solve_milp(w, sub, conflict_lists, exact_below, is_pair[s:e])
         if solved is None:
             solved = _greedy(w, conflict_lists)
         rows.extend((int(cand_ids[s + i]), m, [int(cand_ids[s + j]) for j in rv], method) for i, m, rv, method in solved)
@@ -384,7 +459,7 @@ def assign_with_groups(
             pl.concat_list(pl.col("bank_idx").cast(pl.Int64), pl.col("ledger_idx").cast(pl.Int64) + n_bank).alias("nodes"),
         ),
     ], how="vertical_relaxed")
-    solved = _solve_mixed(cands, ambiguity_margin)
+    solved = _solve_mixed(cands, ambiguity_margin, n_groups)
 
     group_no = groups["group"]
     mp_b, mp_l = mixed_pairs["bank_idx"], mixed_pairs["ledger_idx"]
