@@ -92,3 +92,17 @@ def test_a_candidate_far_weaker_than_the_best_at_all_its_lines_is_pruned():
     # the pair (0, 0) is 5 bits below the group at bank line 0 and at ledger item 0
     _, chosen_groups, _ = _run([(0, 0, 4.0)], [([0], [0, 1], 9.0)])
     assert chosen_groups["runner_up_pairs"][0].to_list() == []
+
+
+def test_pair_margins_in_a_component_with_groups_count_the_whole_swap(monkeypatch):
+    # b0-l0 and b1-l1 (6 each) against the swap b0-l1 + b1-l0 (5.5 each): the swap loses 1 bit;
+    # a weak group over l0 and l1 would lose 9. Forced through the integer program.
+    monkeypatch.setattr(ga, "_ENUMERATE_LIMIT", 2)
+    pairs = [(0, 0, 6.0), (0, 1, 5.5), (1, 1, 6.0), (1, 0, 5.5)]
+    chosen_pairs, chosen_groups, _ = _run(pairs, [([2], [0, 1], 3.0)])
+    assert chosen_groups.height == 0
+    got = {(b, l_): (m, method) for b, l_, m, method in chosen_pairs.select("bank_idx", "ledger_idx", "margin", "method").iter_rows()}
+    assert set(got) == {(0, 0), (1, 1)}
+    for margin, method in got.values():
+        assert margin == pytest.approx(1.0)
+        assert method == ga.ILP_PAIRS_METHOD
