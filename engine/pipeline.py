@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -129,17 +130,23 @@ def match_frames(
     pl_ = prepare_ledger(ledger, rules)
     timings["prepare"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    pairs = generate_candidates(pb, pl_, rules)
-    timings["candidates"] = time.perf_counter() - t0
+    # the group generators and the pair stages are independent: run them side by side (both
+    # are mostly Polars/numpy work, which releases the GIL)
+    def timed_groups() -> tuple[pl.DataFrame, float]:
+        start = time.perf_counter()
+        return candidate_groups(pb, pl_, rules, fx_rates, payout_lines), time.perf_counter() - start
 
-    t0 = time.perf_counter()
-    scored = score_candidates(pairs, pb, pl_, rules)
-    timings["scoring"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    groups = candidate_groups(pb, pl_, rules, fx_rates, payout_lines)
-    timings["groups"] = time.perf_counter() - t0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        groups_job = pool.submit(timed_groups)
+        t0 = time.perf_counter()
+        pairs = generate_candidates(pb, pl_, rules)
+        timings["candidates"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        scored = score_candidates(pairs, pb, pl_, rules)
+        timings["scoring"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        groups, timings["groups"] = groups_job.result()
+        timings["waiting for groups"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     th = rules.thresholds
