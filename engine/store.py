@@ -34,6 +34,8 @@ _DDL = [
         run_id VARCHAR, match_id VARCHAR, match_type VARCHAR, status VARCHAR, confidence DOUBLE,
         bank_ids VARCHAR, ledger_ids VARCHAR, bank_amount VARCHAR, ledger_amount VARCHAR,
         difference VARCHAR, currency VARCHAR, explanation VARCHAR, adjustments VARCHAR)""",
+    # added with compound matches; a workspace from an earlier version gains the column
+    "ALTER TABLE proposals ADD COLUMN IF NOT EXISTS open_amount VARCHAR",
     """CREATE TABLE IF NOT EXISTS match_lines (
         run_id VARCHAR, match_id VARCHAR, side VARCHAR, id VARCHAR, amount_minor BIGINT,
         currency VARCHAR)""",
@@ -125,7 +127,7 @@ class Workspace:
             self._append("proposals", proposals.select(
                 "match_id", "match_type", "status", "confidence", "bank_ids", "ledger_ids",
                 "bank_amount", "ledger_amount", "difference", "currency", "explanation",
-                "adjustments"), run_id)
+                "adjustments", "open_amount"), run_id)
             self._append("match_lines", match_lines, run_id)
             self._append("rejects", rejects, run_id)
             self.con.execute(

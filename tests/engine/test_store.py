@@ -142,3 +142,21 @@ def test_rerun_of_a_bank_file_without_ids_adds_no_duplicate_lines(tmp_path):
     # the two identical HKD 200.00 cash deposits are two lines, each stored once
     assert query(ws, "SELECT count(*) FROM bank_lines WHERE amount_minor = 20000") == [(2,)]
     assert query(ws, "SELECT count(*) FROM bank_lines") == [(3,)]
+
+
+def test_a_workspace_from_before_compound_matches_gains_the_open_amount_column(tmp_path):
+    # the proposals table as the first version created it: no open_amount column
+    old = tmp_path / "old.duckdb"
+    with duckdb.connect(str(old)) as con:
+        con.execute(
+            "CREATE TABLE proposals (run_id VARCHAR, match_id VARCHAR, match_type VARCHAR, status VARCHAR, "
+            "confidence DOUBLE, bank_ids VARCHAR, ledger_ids VARCHAR, bank_amount VARCHAR, "
+            "ledger_amount VARCHAR, difference VARCHAR, currency VARCHAR, explanation VARCHAR, "
+            "adjustments VARCHAR)"
+        )
+        con.execute("INSERT INTO proposals (run_id, match_id) VALUES ('R-old', 'M-old')")
+    result = recon.match(bank=BANK, ledger=LEDGER)
+    result.write(tmp_path / "out", workspace=old)
+    rows = query(old, "SELECT run_id, count(*), count(open_amount) FROM proposals GROUP BY run_id ORDER BY run_id")
+    assert rows[0][0] != "R-old" and rows[0][1] == rows[0][2] == result.proposals.height  # new run, column filled
+    assert rows[1] == ("R-old", 1, 0)  # the old run kept, its open amount unknown
