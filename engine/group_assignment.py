@@ -154,7 +154,9 @@ def _pair_margins(weights: np.ndarray, incidence: csr_matrix, is_pair: np.ndarra
     part_of = part[r]
     wanted_set = {int(i) for i in wanted if free[i]}
     out = {}
-    for q in np.unique(part_of[np.isin(cands, list(wanted_set))]).tolist():
+    is_wanted = np.zeros(len(free), dtype=bool)
+    is_wanted[list(wanted_set)] = True
+    for q in np.unique(part_of[is_wanted[cands]]).tolist():
         members = np.flatnonzero(part_of == q)
         qr, rr = np.unique(r[members], return_inverse=True)
         qc, cc = np.unique(c[members], return_inverse=True)
@@ -177,7 +179,7 @@ def _pair_margins(weights: np.ndarray, incidence: csr_matrix, is_pair: np.ndarra
     return out
 
 
-def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: list[np.ndarray],
+def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: _Rivals,
                 exact_below: float, is_pair: np.ndarray | None = None) -> list[tuple] | None:
     """Integer program; margins re-solved exactly where they could matter.
 
@@ -246,7 +248,26 @@ def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: list
     return out
 
 
-def _greedy(weights: np.ndarray, conflict_lists: list[np.ndarray]) -> list[tuple]:
+class _Rivals:
+    """The candidates overlapping candidate ``i`` (sharing a line), worked out when asked for
+    from a component's candidates x lines incidence (never the quadratic full list)."""
+
+    def __init__(self, incidence: csr_matrix):
+        self.rows = incidence.tocsr()
+        self.cols = incidence.tocsc()
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        got = self._cache.get(i)
+        if got is None:
+            lines = self.rows.indices[self.rows.indptr[i]:self.rows.indptr[i + 1]]
+            touching = np.concatenate([self.cols.indices[self.cols.indptr[k]:self.cols.indptr[k + 1]] for k in lines])
+            got = np.unique(touching[touching != i]).astype(np.int64)
+            self._cache[i] = got
+        return got
+
+
+def _greedy(weights: np.ndarray, conflict_lists: _Rivals) -> list[tuple]:
     taken = np.zeros(len(weights), dtype=bool)
     blocked = np.zeros(len(weights), dtype=bool)
     for i in np.argsort(-weights, kind="stable").tolist():
@@ -278,22 +299,31 @@ def _solve_mixed(cands: pl.DataFrame, exact_below: float, n_groups: int = 0) -> 
     member_row = members["row"].to_numpy().astype(np.int64)
     _, member_col = np.unique(members["nodes"].to_numpy().astype(np.int64), return_inverse=True)
     incidence = csr_matrix((np.ones(len(member_row)), (member_row, member_col)), shape=(n_all, int(member_col.max()) + 1))
-    overlap = (incidence @ incidence.T).tocoo()
-    off = overlap.row != overlap.col
-    pair_i, pair_j = overlap.row[off].astype(np.int64), overlap.col[off].astype(np.int64)
-    order = np.lexsort((pair_j, pair_i))
-    pair_i, pair_j = pair_i[order], pair_j[order]
 
     rows: list[tuple] = []
+    frames: list[pl.DataFrame] = []
     bounds = np.flatnonzero(np.diff(comp)) + 1
     starts, ends = np.r_[0, bounds], np.r_[bounds, n_all]
     size = ends - starts
-    # cliques (every candidate overlaps every other: one bank line's alternatives) -> the best
-    # wins, the second best is the runner-up; vectorized
-    rivals_per_cand = np.bincount(pair_i, minlength=n_all)
     comp_index = np.repeat(np.arange(len(starts)), size)
-    clique = np.zeros(len(starts), dtype=bool)
-    np.logical_and.at(clique, comp_index, rivals_per_cand == (size[comp_index] - 1))
+    # cliques (one line that every candidate of the component uses: that line's alternatives)
+    # -> the best wins, the second best is the runner-up; vectorized
+    node_degree = np.bincount(member_col)
+    comp_best_degree = np.zeros(len(starts), dtype=np.int64)
+    np.maximum.at(comp_best_degree, comp_index[member_row], node_degree[member_col])
+    clique = comp_best_degree == size
+    # overlapping pairs, only where needed (small components): a line used by many candidates
+    # would make the full list quadratic
+    small = ~clique & (size <= _ENUMERATE_LIMIT)
+    small_rows = np.flatnonzero(small[comp_index])
+    if len(small_rows):
+        part = incidence[small_rows]
+        overlap = (part @ part.T).tocoo()
+        off = overlap.row != overlap.col
+        pair_i, pair_j = small_rows[overlap.row[off]], small_rows[overlap.col[off]]
+    else:
+        pair_i = pair_j = np.zeros(0, dtype=np.int64)
+    comp_of_pair = comp_index[pair_i]
     clique_rows = np.flatnonzero(clique[comp_index])
     if len(clique_rows):
         frame = pl.DataFrame({"row": clique_rows, "c": comp_index[clique_rows], "w": weight[clique_rows]}).sort(
@@ -302,44 +332,59 @@ def _solve_mixed(cands: pl.DataFrame, exact_below: float, n_groups: int = 0) -> 
         first = frame.filter(pl.col("rank") == 0)
         second = frame.filter(pl.col("rank") == 1).select("c", pl.col("row").alias("row2"), pl.col("w").alias("w2"))
         best = first.join(second, on="c", how="left")
-        for row, w1, row2, w2 in best.select("row", "w", "row2", "w2").iter_rows():
-            rows.append((int(cand_ids[row]), float(w1 - (w2 or 0.0)),
-                         [] if row2 is None else [int(cand_ids[row2])], EXACT_METHOD))
-    pair_start = np.searchsorted(pair_i, np.arange(n_all + 1))
+        row2 = best["row2"].fill_null(-1).to_numpy()
+        frames.append(pl.DataFrame({
+            "cand": cand_ids[best["row"].to_numpy()],
+            "margin": (best["w"] - best["w2"].fill_null(0.0)).to_numpy(),
+            "runner_up": pl.Series(np.where(row2 >= 0, cand_ids[np.maximum(row2, 0)], -1)),
+            "method": EXACT_METHOD,
+        }).with_columns(
+            runner_up=pl.when(pl.col("runner_up") >= 0).then(pl.concat_list("runner_up"))
+            .otherwise(pl.lit([], dtype=pl.List(pl.Int64)))
+        ))
     # small components: every feasible selection enumerated, all components of a size at once
-    small = ~clique & (size <= _ENUMERATE_LIMIT)
     for n in np.unique(size[small]).tolist():
         comps = np.flatnonzero(small & (size == n))
         rows_of = starts[comps][:, None] + np.arange(n)[None, :]  # k x n candidate rows
-        in_pair = np.isin(comp_index[pair_i], comps)
-        local_i = pair_i[in_pair] - starts[comp_index[pair_i[in_pair]]]
+        selected = np.zeros(len(starts), dtype=bool)
+        selected[comps] = True
+        in_pair = selected[comp_of_pair]
+        local_i = pair_i[in_pair] - starts[comp_of_pair[in_pair]]
         local_j = pair_j[in_pair] - starts[comp_index[pair_j[in_pair]]]
-        slot = np.searchsorted(comps, comp_index[pair_i[in_pair]])
+        slot = np.searchsorted(comps, comp_of_pair[in_pair])
         conflict = np.zeros((len(comps), n), dtype=np.int64)
         np.bitwise_or.at(conflict, (slot, local_i), np.left_shift(1, local_j))
         chosen, margin, rivals = _enumerate_batch(weight[rows_of], conflict)
-        for kk, i in zip(*np.nonzero(chosen), strict=True):
-            rival_rows = [int(cand_ids[rows_of[kk, j]]) for j in range(n) if (rivals[kk, i] >> j) & 1]
-            rows.append((int(cand_ids[rows_of[kk, i]]), float(margin[kk, i]), rival_rows, EXACT_METHOD))
+        kk, ii = np.nonzero(chosen)
+        rival_bits = (rivals[kk, ii][:, None] >> np.arange(n)[None, :]) & 1  # chosen x n
+        which, jj = np.nonzero(rival_bits)
+        runner = (
+            pl.DataFrame({"k": which, "r": cand_ids[rows_of[kk[which], jj]]})
+            .group_by("k").agg(pl.col("r"))
+        )
+        frames.append(
+            pl.DataFrame({"k": np.arange(len(kk)), "cand": cand_ids[rows_of[kk, ii]], "margin": margin[kk, ii]})
+            .join(runner, on="k", how="left")
+            .select("cand", "margin", pl.col("r").fill_null(pl.lit([], dtype=pl.List(pl.Int64))).alias("runner_up"),
+                    pl.lit(EXACT_METHOD).alias("method"))
+        )
     for c in np.flatnonzero(~clique & ~small).tolist():
         s, e = int(starts[c]), int(ends[c])
-        n = e - s
         w = weight[s:e]
-        lo, hi = pair_start[s], pair_start[e]
-        pj = pair_j[lo:hi] - s
-        split = pair_start[s:e + 1] - lo
-        conflict_lists = [pj[split[k]:split[k + 1]] for k in range(n)]
+        sub = incidence[s:e]
+        sub = sub[:, np.unique(sub.indices)]  # only this component's lines as constraints
+        rivals = _Rivals(sub)
         solved = None
-        if n <= _MILP_LIMIT:
-            sub = incidence[s:e]
-            sub = sub[:, np.unique(sub.indices)]  # only this component's lines as constraints
-            solved = _solve_milp(w, sub, conflict_lists, exact_below, is_pair[s:e])
+        if e - s <= _MILP_LIMIT:
+            solved = _solve_milp(w, sub, rivals, exact_below, is_pair[s:e])
         if solved is None:
-            solved = _greedy(w, conflict_lists)
+            solved = _greedy(w, rivals)
         rows.extend((int(cand_ids[s + i]), m, [int(cand_ids[s + j]) for j in rv], method) for i, m, rv, method in solved)
-    if not rows:
+    if rows:
+        frames.append(pl.DataFrame(rows, schema=list(CHOSEN_SCHEMA), orient="row"))
+    if not frames:
         return pl.DataFrame(schema=CHOSEN_SCHEMA)
-    return pl.DataFrame(rows, schema=list(CHOSEN_SCHEMA), orient="row").cast(CHOSEN_SCHEMA)
+    return pl.concat([f.cast(CHOSEN_SCHEMA) for f in frames])
 
 
 def _prune(pairs: pl.DataFrame, groups: pl.DataFrame, n_bank: int) -> tuple[pl.DataFrame, pl.DataFrame]:
