@@ -250,7 +250,9 @@ def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: _Riv
 
 class _Rivals:
     """The candidates overlapping candidate ``i`` (sharing a line), worked out when asked for
-    from a component's candidates x lines incidence (never the quadratic full list)."""
+    from a component's candidates x lines incidence (never the quadratic full list). For a pair
+    a rival sharing both its lines is listed twice (only a group can): sums over rivals then
+    understate margins, never overstate them."""
 
     def __init__(self, incidence: csr_matrix):
         self.rows = incidence.tocsr()
@@ -262,7 +264,9 @@ class _Rivals:
         if got is None:
             lines = self.rows.indices[self.rows.indptr[i]:self.rows.indptr[i + 1]]
             touching = np.concatenate([self.cols.indices[self.cols.indptr[k]:self.cols.indptr[k + 1]] for k in lines])
-            got = np.unique(touching[touching != i]).astype(np.int64)
+            got = touching[touching != i].astype(np.int64)
+            if len(lines) > 2:  # a group: a rival may share several of its lines
+                got = np.unique(got)
             self._cache[i] = got
         return got
 
@@ -379,7 +383,8 @@ def _solve_mixed(cands: pl.DataFrame, exact_below: float, n_groups: int = 0) -> 
             solved = _solve_milp(w, sub, rivals, exact_below, is_pair[s:e])
         if solved is None:
             solved = _greedy(w, rivals)
-        rows.extend((int(cand_ids[s + i]), m, [int(cand_ids[s + j]) for j in rv], method) for i, m, rv, method in solved)
+        rows.extend((int(cand_ids[s + i]), m, list(dict.fromkeys(int(cand_ids[s + j]) for j in rv)), method)
+                    for i, m, rv, method in solved)
     if rows:
         frames.append(pl.DataFrame(rows, schema=list(CHOSEN_SCHEMA), orient="row"))
     if not frames:
