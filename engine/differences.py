@@ -46,8 +46,10 @@ def is_bank_charge(rules: RuleSet) -> pl.Expr:
 def is_discount(rules: RuleSet) -> pl.Expr:
     short = _short() * pl.col("amount_ledger").sign()  # money out: paying less is the discount
     ledger_abs = pl.col("amount_ledger").abs()
-    pct = (short * 100 / ledger_abs).round(0)
-    return (pct >= 1) & (pct <= float(rules.adjustments.discount_max_pct)) & ((short * 100 - pct * ledger_abs).abs() < 100)
+    # the nearest whole percentage, in integers (no float near an amount)
+    pct = (short * 100 + ledger_abs // 2) // pl.when(ledger_abs > 0).then(ledger_abs).otherwise(1)
+    max_pct = int(rules.adjustments.discount_max_pct)
+    return (pct >= 1) & (pct <= max_pct) & ((short * 100 - pct * ledger_abs).abs() < 100)
 
 
 def is_rounding() -> pl.Expr:

@@ -43,7 +43,7 @@ from rapidfuzz import fuzz, process
 
 from engine.groups import ADJUSTMENT_DTYPE, GROUP_SCHEMA, conform, empty_groups
 from engine.scoring import _levels, explain, score_candidates
-from models.money import CURRENCY_EXPONENTS, format_minor_expr, parse_amount_expr
+from models.money import CURRENCY_EXPONENTS, exponent_expr, format_minor_expr, parse_amount_expr
 from rules.model import RuleSet
 
 __all__ = ["BANK_RATE_DECIMALS", "FIT_WEIGHT_SHARE", "MAX_ALTERNATIVES", "fx_groups", "rate_fractions"]
@@ -133,10 +133,6 @@ def rate_fractions(rates: pl.DataFrame) -> pl.DataFrame:
         )
     )
     return pl.concat([direct, inverse]).select(list(_RATE_SCHEMA)).cast(_RATE_SCHEMA).sort("rate_day")
-
-
-def _exponent(currency: pl.Expr) -> pl.Expr:
-    return currency.replace_strict(CURRENCY_EXPONENTS, default=None, return_dtype=pl.Int64)
 
 
 def _pow10(exponent: pl.Expr) -> pl.Expr:
@@ -280,7 +276,7 @@ def _charge_options(df: pl.DataFrame, rules: RuleSet) -> np.ndarray:
     """Charge magnitudes in each row's bank-currency minor units, rows x options; option 0 is
     "no charge", the rest ascending."""
     options = sorted({Decimal(0), *rules.fx.bank_charges})
-    bank_exp = df.select(_exponent(pl.col("bank_currency"))).to_series().fill_null(2).to_numpy()
+    bank_exp = df.select(exponent_expr(pl.col("bank_currency"))).to_series().fill_null(2).to_numpy()
     by_exponent = np.array(
         [[int((c.scaleb(e)).to_integral_value(rounding="ROUND_FLOOR")) for e in range(7)] for c in options],
         dtype=np.int64,
@@ -304,7 +300,7 @@ def _convert(pairs: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     pairs whose difference no spread and charge explain are dropped."""
     spread_num, spread_den = _fraction(rules.fx.spread_max_pct / 100)
     fav_num, fav_den = _fraction(rules.fx.spread_max_pct * _FAVOURABLE_SHARE / 100)
-    exp_bank, exp_ledger = _exponent(pl.col("bank_currency")), _exponent(pl.col("ledger_currency"))
+    exp_bank, exp_ledger = exponent_expr(pl.col("bank_currency")), exponent_expr(pl.col("ledger_currency"))
     shift = exp_bank - exp_ledger
     mul = pl.col("rate_num").cast(pl.Int128) * _pow10(shift)
     div = pl.col("rate_den").cast(pl.Int128) * _pow10(-shift)
@@ -354,7 +350,7 @@ def _bank_rate_fits(df: pl.DataFrame, target: np.ndarray) -> np.ndarray:
     converted at some rate with :data:`BANK_RATE_DECIMALS` decimals, rounded half up: an
     integer ``r`` with ``|amount| * r * 10**(shift - d)`` in ``[target - 1/2, target + 1/2)``,
     i.e. ``(2t - 1) q <= 2 |amount| m r < (2t + 1) q``."""
-    shift = _exponent(pl.col("bank_currency")) - _exponent(pl.col("ledger_currency"))
+    shift = exponent_expr(pl.col("bank_currency")) - exponent_expr(pl.col("ledger_currency"))
     m = _pow10(shift - BANK_RATE_DECIMALS)
     q = _pow10(BANK_RATE_DECIMALS - shift)
     frame = df.select(

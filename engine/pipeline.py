@@ -190,15 +190,8 @@ def _adjustments_expr(rules: RuleSet) -> pl.Expr:
     payment and money out that is larger an overpayment; a positive difference is money in
     overpaid or money out short-paid (a discount taken)."""
     diff = pl.col("amount_bank") - pl.col("amount_ledger")
-    cause = difference_cause(rules)
-    account = cause.replace_strict(rules.adjustments.accounts, default="", return_dtype=pl.Utf8)
-    return (
-        pl.when(diff == 0)
-        .then(pl.lit(""))
-        .otherwise(
-            cause + pl.lit(" ") + format_minor_expr(diff, pl.col("currency"))
-            + pl.when(account != "").then(pl.lit(" (") + account + pl.lit(")")).otherwise(pl.lit(""))
-        )
+    return pl.when(diff == 0).then(pl.lit("")).otherwise(
+        adjustment_line(difference_cause(rules), diff, pl.col("currency"), rules)
     )
 
 
@@ -439,11 +432,12 @@ def _group_labels(groups, chosen_groups, pair_runner_ups, pb, pl_) -> pl.DataFra
     )
 
 
-def _adjustment_text(rules: RuleSet) -> pl.Expr:
-    """``cause amount (account)`` for one adjustment struct (``amount_minor`` + ``currency``)."""
-    account = pl.col("cause").replace_strict(rules.adjustments.accounts, default="", return_dtype=pl.Utf8)
+def adjustment_line(cause: pl.Expr, amount_minor: pl.Expr, currency: pl.Expr, rules: RuleSet) -> pl.Expr:
+    """One adjustment line as ``matches.csv`` writes it: ``cause amount (account)``, the
+    account from ``rules.adjustments.accounts`` (left out when the cause has none)."""
+    account = cause.replace_strict(rules.adjustments.accounts, default="", return_dtype=pl.Utf8)
     return (
-        pl.col("cause") + pl.lit(" ") + format_minor_expr(pl.col("amount_minor"), pl.col("currency"))
+        cause + pl.lit(" ") + format_minor_expr(amount_minor, currency)
         + pl.when(account != "").then(pl.lit(" (") + account + pl.lit(")")).otherwise(pl.lit(""))
     )
 
@@ -471,7 +465,8 @@ def _group_proposals(chosen_groups, groups, pb, pl_, rules, labels):
         chosen.select("group", "adjustments").explode("adjustments").drop_nulls("adjustments")
         .unnest("adjustments")
         .join(bank_agg.select("group", "currency"), on="group")
-        .group_by("group", maintain_order=True).agg(_adjustment_text(rules).str.join("; ").alias("adjustment_text"))
+        .group_by("group", maintain_order=True).agg(adjustment_line(pl.col("cause"), pl.col("amount_minor"), pl.col("currency"), rules)
+             .str.join("; ").alias("adjustment_text"))
     )
     # runner-ups: other groups, or plain pairs
     ru_groups = (

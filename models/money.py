@@ -112,7 +112,8 @@ def format_minor(minor: int, currency: str) -> str:
     return str(from_minor(minor, currency))
 
 
-def _exponent_expr(currency: pl.Expr) -> pl.Expr:
+def exponent_expr(currency: pl.Expr) -> pl.Expr:
+    """The ISO 4217 exponent of each row's currency code (null for an unknown code)."""
     return currency.replace_strict(CURRENCY_EXPONENTS, default=None, return_dtype=pl.Int64)
 
 
@@ -126,7 +127,7 @@ def parse_amount_expr(text: pl.Expr, currency: pl.Expr) -> tuple[pl.Expr, pl.Exp
         row and a human-readable reason for a bad one.
     """
     s = text.str.strip_chars()
-    exponent = _exponent_expr(currency)
+    exponent = exponent_expr(currency)
     well_formed = s.str.contains(r"^[+-]?[0-9]+(\.[0-9]+)?$")
     int_digits = s.str.extract(r"^[+-]?([0-9]+)", 1)
     raw_frac = s.str.extract(r"\.([0-9]+)$", 1).fill_null("")
@@ -164,7 +165,7 @@ def parse_amount_expr(text: pl.Expr, currency: pl.Expr) -> tuple[pl.Expr, pl.Exp
 
 def format_minor_expr(minor: pl.Expr, currency: pl.Expr) -> pl.Expr:
     """Vectorized inverse of :func:`parse_amount_expr`: minor units -> exact decimal text."""
-    exponent = _exponent_expr(currency)
+    exponent = exponent_expr(currency)
     scale = pl.lit(10, dtype=pl.Int64).pow(exponent.clip(0, 6)).cast(pl.Int64)
     magnitude = minor.abs()
     whole = (magnitude // scale).cast(pl.Utf8)
