@@ -43,7 +43,9 @@ __all__ = [
     "reference_digits",
     "reference_serial",
     "reference_strength",
+    "ledger_reference_profile",
     "reference_strength_from_profile",
+    "reference_strength_from_profiles",
     "split_channel",
     "text_digits",
     "text_reference_keys",
@@ -746,6 +748,48 @@ def reference_strength(bank_text: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr
     return reference_strength_from_profile(bank_reference_profile(bank_text), ledger_reference)
 
 
+def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
+    """The ledger side of :func:`reference_strength`, to compute once per ledger item (like
+    :func:`bank_reference_profile` for the bank side) rather than once per candidate pair.
+
+    Parameters
+    ----------
+    ledger_reference
+        ``String`` expression: the ledger item's reference.
+
+    Returns
+    -------
+    pl.Expr
+        ``Struct`` named ``ledger_reference_profile``: the reference folded to lower case
+        (``text``), its letters and digits with its digit groups marked (``marked``) and run together (``joined``), their count
+        (``size``), its year (``year``, ``year_value``) and serial (``serial``, its value
+        ``serial_value``, its length ``serial_length`` and digit multiset
+        ``serial_signature``).
+
+    Examples
+    --------
+    >>> df = pl.DataFrame({"r": ["INV-2026-00123"]})
+    >>> df.select(ledger_reference_profile(pl.col("r")).struct.unnest()).row(0)[:6]
+    ('inv-2026-00123', 'inv|2026||00123|', '2026', '00123', 'inv|202600123|', 12)
+    """
+    f = pl.field
+    # Each stage is materialized once as a struct field and read by the next stage.
+    stage = pl.struct(text=_fold_width(ledger_reference).str.to_lowercase()).struct.with_fields(
+        marked=_marked(f("text")),
+        year=f("text").str.extract(_REFERENCE_YEAR, 1),
+        serial=f("text").str.extract(_LAST_DIGIT_RUN, 1).str.replace(_YEAR_PREFIXED_RUN, "${1}"),
+    )
+    stage = stage.struct.with_fields(
+        joined=f("marked").str.replace_all(_MARK * 2, "", literal=True),
+        size=f("marked").str.len_chars() - f("marked").str.count_matches(_MARK, literal=True),
+        year_value=f("year").cast(pl.Int64),
+        serial_value=f("serial").cast(pl.Int64, strict=False).replace(0, None),
+        serial_length=f("serial").str.len_bytes().cast(pl.Int64),
+    )
+    stage = stage.struct.with_fields(serial_signature=_digit_signature(f("serial_value")))
+    return stage.alias("ledger_reference_profile")
+
+
 def reference_strength_from_profile(bank_profile: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr:
     """:func:`reference_strength` with the bank side precomputed by :func:`bank_reference_profile`.
 
@@ -771,27 +815,28 @@ def reference_strength_from_profile(bank_profile: pl.Expr, ledger_reference: pl.
     >>> pairs.select(strength)["reference_strength"].to_list()
     ['full', 'none']
     """
+    return reference_strength_from_profiles(bank_profile, ledger_reference_profile(ledger_reference))
+
+
+def reference_strength_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr) -> pl.Expr:
+    """:func:`reference_strength` on both precomputed sides: ``bank_profile`` from
+    :func:`bank_reference_profile`, ``ledger_profile`` from :func:`ledger_reference_profile`
+    (``Struct`` expressions in the same frame). Returns ``String`` ``reference_strength``."""
     f = pl.field
-    # Each stage is materialized once as a struct field and read by the next stage.
-    stage = pl.struct(
-        bank=bank_profile, ledger=_fold_width(ledger_reference).str.to_lowercase()
-    ).struct.with_fields(
+    stage = pl.struct(bank=bank_profile, ledger=ledger_profile).struct.with_fields(
         bank_marked=f("bank").struct.field("marked"),
         bank_keys=f("bank").struct.field("keys"),
         bank_signatures=f("bank").struct.field("signatures"),
-        ledger_marked=_marked(f("ledger")),
-        year=f("ledger").str.extract(_REFERENCE_YEAR, 1),
-        serial=f("ledger").str.extract(_LAST_DIGIT_RUN, 1).str.replace(_YEAR_PREFIXED_RUN, "${1}"),
+        ledger_marked=f("ledger").struct.field("marked"),
+        ledger_joined=f("ledger").struct.field("joined"),
+        ledger_size=f("ledger").struct.field("size"),
+        year=f("ledger").struct.field("year"),
+        serial=f("ledger").struct.field("serial"),
+        year_value=f("ledger").struct.field("year_value"),
+        serial_value=f("ledger").struct.field("serial_value"),
+        serial_length=f("ledger").struct.field("serial_length"),
+        serial_signature=f("ledger").struct.field("serial_signature"),
     )
-    stage = stage.struct.with_fields(
-        ledger_joined=f("ledger_marked").str.replace_all(_MARK * 2, "", literal=True),
-        ledger_size=f("ledger_marked").str.len_chars()
-        - f("ledger_marked").str.count_matches(_MARK, literal=True),
-        year_value=f("year").cast(pl.Int64),
-        serial_value=f("serial").cast(pl.Int64, strict=False).replace(0, None),
-        serial_length=f("serial").str.len_bytes().cast(pl.Int64),
-    )
-    stage = stage.struct.with_fields(serial_signature=_digit_signature(f("serial_value")))
 
     bank_marked, keys = f("bank_marked"), f("bank_keys")
     year, serial, value, length = f("year"), f("serial"), f("serial_value"), f("serial_length")

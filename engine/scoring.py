@@ -62,20 +62,30 @@ def _name_similarity(bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarr
     return similarity
 
 
-def _reference_strength(df: pl.DataFrame) -> pl.Series:
+def _reference_strength(df: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame) -> pl.Series:
     """Reference strength per pair, worked out only where it can be anything but "none": the
-    bank text has a reference key and the ledger reference has a digit."""
+    bank text has a reference key and the ledger reference has a digit. Each side's profile is
+    computed once per line (the ledger's only for the items that need it) and gathered."""
     possible = (
         (pl.col("ref_keys").list.len() > 0) & (pl.col("ref_digit_count") > 0) & pl.col("doc_ref").is_not_null()
     )
     rows = df.select(pl.arg_where(possible)).to_series()
     strength = pl.repeat("none", df.height, dtype=pl.Utf8, eager=True)
     if rows.len():
+        pairs = df.select(pl.col("bank_idx", "ledger_idx").gather(rows))
+        items = pairs["ledger_idx"].unique()
+        profiles = ledger.select(pl.col("doc_ref").gather(items)).select(
+            nz.ledger_reference_profile(pl.col("doc_ref"))
+        ).to_series()
+        # position of each pair's item among ``items``: a dense lookup by ledger row
+        slot = np.zeros(ledger.height, dtype=np.uint32)
+        slot[items.to_numpy()] = np.arange(items.len(), dtype=np.uint32)
         found = (
-            df.lazy()
-            .select(pl.col("reference_profile", "doc_ref").gather(rows))
-            .select(nz.reference_strength_from_profile(pl.col("reference_profile"), pl.col("doc_ref")))
-            .collect()
+            pl.DataFrame({
+                "reference_profile": bank["reference_profile"].gather(pairs["bank_idx"]),
+                "ledger_profile": profiles.gather(slot[pairs["ledger_idx"].to_numpy()]),
+            })
+            .select(nz.reference_strength_from_profiles(pl.col("reference_profile"), pl.col("ledger_profile")))
             .to_series()
         )
         strength = strength.scatter(rows, found)
@@ -121,26 +131,27 @@ def score_candidates(
     """
     w = rules.weights
     b = bank.select(
-        "bank_idx", pl.col("amount_minor").alias("amount_bank"), pl.col("currency").alias("currency"),
-        pl.col("day").alias("day_bank"), "reference_profile", "ref_keys",
+        pl.col("amount_minor").alias("amount_bank"), pl.col("currency").alias("currency"),
+        pl.col("day").alias("day_bank"), "ref_keys",
         pl.col("name_key").alias("name_bank"),
         "explicit_ref_digits", pl.col("name_script").alias("script_bank"),
     )
     led = ledger.select(
-        "ledger_idx", pl.col("amount_minor").alias("amount_ledger"), pl.col("day").alias("day_ledger"),
+        pl.col("amount_minor").alias("amount_ledger"), pl.col("day").alias("day_ledger"),
         "doc_ref", "ref_digit_count", "other_keys", pl.col("name_key").alias("name_ledger"), pl.col("name_script").alias("script_ledger"),
         "window_before", "window_after", "type_norm",
     )
-    df = pairs.join(b, on="bank_idx", how="left").join(led, on="ledger_idx", how="left")
-    if df.height == 0:
+    if pairs.height == 0:
         return pl.DataFrame(schema=SCORED_SCHEMA)
+    # bank_idx / ledger_idx are row numbers of the prepared frames: gather, no hash join
+    df = pl.concat([pairs, b[pairs["bank_idx"]], led[pairs["ledger_idx"]]], how="horizontal")
 
     similarity = _name_similarity(df["name_bank"], df["name_ledger"])
     df = df.with_columns(
         name_similarity=pl.Series(similarity),
         amount_diff=pl.col("amount_bank") - pl.col("amount_ledger"),
         days=(pl.col("day_bank") - pl.col("day_ledger")).cast(pl.Int32),
-        ref_strength=_reference_strength(df),
+        ref_strength=_reference_strength(df, bank, ledger),
         shared_number=pl.col("ref_keys").list.set_intersection(pl.col("other_keys")).list.first(),
     )
     exact = pl.col("amount_diff") == 0
