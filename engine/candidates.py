@@ -43,9 +43,8 @@ def _block_ids(bank_keys: pl.DataFrame, ledger_keys: pl.DataFrame) -> tuple[np.n
     """
     both = pl.concat([bank_keys, ledger_keys], how="vertical_relaxed")
     null = both.select(pl.any_horizontal(pl.all().is_null())).to_series().to_numpy()
-    hashes = both.select(pl.struct(pl.all()).hash()).to_series().to_numpy()
-    _, ids = np.unique(hashes, return_inverse=True)
-    ids = np.where(null, -1, ids.astype(np.int64))
+    ids = both.select(pl.struct(pl.all()).hash().rank("dense")).to_series().to_numpy()
+    ids = np.where(null, -1, ids.astype(np.int64) - 1)
     return ids[: bank_keys.height], ids[bank_keys.height :]
 
 
@@ -257,17 +256,16 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
         np.sign(bank_amount[b]) == np.sign(ledger_amount[l_])
     )
     key = (b[keep].astype(np.uint64) << np.uint64(32)) | l_[keep].astype(np.uint64)
-    pairs = (
-        pl.DataFrame({"key": key, "via": via[keep]})
-        .group_by("key")
-        .agg(pl.col("via").bitwise_or())
-        .sort("key")
-    )
-    merged = pairs["key"].to_numpy()
+    # one row per pair, its generators' flags or-ed: sort by pair, then reduce each run
+    pairs = pl.DataFrame({"key": key, "via": via[keep]}).sort("key")
+    sorted_key = pairs["key"].to_numpy()
+    first = np.flatnonzero(np.concatenate([sorted_key[:1] == sorted_key[:1], sorted_key[1:] != sorted_key[:-1]]))
+    merged = sorted_key[first]
     return pl.DataFrame(
         {
             "bank_idx": (merged >> np.uint64(32)).astype(np.uint32),
             "ledger_idx": (merged & np.uint64(0xFFFFFFFF)).astype(np.uint32),
-            "via": pairs["via"].cast(pl.UInt8),
-        }
+            "via": np.bitwise_or.reduceat(pairs["via"].to_numpy(), first) if len(first) else np.empty(0, np.uint8),
+        },
+        schema=CANDIDATE_SCHEMA,
     )
