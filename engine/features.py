@@ -30,17 +30,28 @@ def _nonempty(col: str) -> pl.Expr:
 _CHARGE_CHANNELS = ["BANK CHARGES", "SERVICE FEE", "INT"]
 
 
-def _name(source: pl.Expr, narrative: pl.Expr) -> pl.Expr:
-    """The payer/payee name key. When the text holds no name and is not a payment channel
-    (``SERVICE FEE``, ``TT COMM``, ``Bank charges - cable charges``), its words stand in, so a
-    bank charge can still be compared with its journal line; a payment with no name
-    (``CHQ DEP 00456``) stays nameless."""
-    text = nz.normalize_text(narrative)
-    channel, _ = nz.split_channel(text)
-    fallback = pl.when(channel.is_null() | channel.is_in(_CHARGE_CHANNELS)).then(
-        text.str.replace_all(r"[^\p{L}]+", " ").str.strip_chars(" ")
-    )
-    return pl.coalesce(nz.name_key(source), fallback).fill_null("")
+def _name_keys(frame: pl.DataFrame) -> pl.Series:
+    """The payer/payee name key per row: the counterparty's, or the description's when there is
+    no counterparty. When that holds no name and is not a payment channel (``SERVICE FEE``,
+    ``TT COMM``, ``Bank charges - cable charges``), the description's words stand in, so a bank
+    charge can still be compared with its journal line; a payment with no name
+    (``CHQ DEP 00456``) stays nameless (``""``).
+
+    Names repeat (a customer's every invoice), so each distinct name is keyed once and the
+    stand-in words are worked out only for the rows without a name."""
+    description = pl.col("description").fill_null("")
+    source = frame.select(pl.coalesce(_nonempty("counterparty"), description).alias("source"))
+    keyed = source.unique().with_columns(key=nz.name_key(pl.col("source")))
+    key = source.join(keyed, on="source", how="left", maintain_order="left")["key"]
+    nameless = key.is_null().arg_true()
+    if nameless.len():
+        text = nz.normalize_text(description)
+        channel, _ = nz.split_channel(text)
+        fallback = pl.when(channel.is_null() | channel.is_in(_CHARGE_CHANNELS)).then(
+            text.str.replace_all(r"[^\p{L}]+", " ").str.strip_chars(" ")
+        )
+        key = key.scatter(nameless, frame.select(pl.col("description").gather(nameless)).select(fallback).to_series())
+    return key.fill_null("").alias("name_key")
 
 
 def _script(expr: pl.Expr) -> pl.Expr:
@@ -62,12 +73,11 @@ def prepare_bank(bank: pl.DataFrame) -> pl.DataFrame:
     )
     norm = nz.normalize_text(pl.col("description").fill_null(""))
     channel, _rest = nz.split_channel(norm)
-    name_source = pl.coalesce(_nonempty("counterparty"), pl.col("description").fill_null(""))
-    return bank.with_row_index("bank_idx").with_columns(
+    return bank.lazy().with_row_index("bank_idx").with_columns(
         day=pl.col("date").cast(pl.Int32),
         channel=channel,
         bank_text=nz.normalize_text(text),
-        name_key=_name(name_source, pl.col("description").fill_null("")),
+        name_key=_name_keys(bank),
         reference_profile=nz.bank_reference_profile(text),
     ).with_columns(
         ref_keys=pl.col("reference_profile").struct.field("keys"),
@@ -79,7 +89,7 @@ def prepare_bank(bank: pl.DataFrame) -> pl.DataFrame:
         .fill_null(0)
         .cast(pl.Int32),
         name_script=_script(pl.col("name_key")),
-    )
+    ).collect()
 
 
 def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
@@ -88,7 +98,6 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     The reference compared with bank text is the item's ``reference`` or, when empty, its ``id``.
     """
     doc_ref = pl.coalesce(_nonempty("reference"), pl.col("id"))
-    name_source = pl.coalesce(_nonempty("counterparty"), pl.col("description").fill_null(""))
     # other document numbers the item's text carries (our cheque number on a bill, a PO
     # number): 4+ digits, years left out
     other_keys = (
@@ -101,14 +110,14 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     types = pl.col("type").fill_null("").str.strip_chars().str.to_lowercase()
     before = {t: w.before for t, w in rules.dates.by_type.items()}
     after = {t: w.after for t, w in rules.dates.by_type.items()}
-    return ledger.with_row_index("ledger_idx").with_columns(
+    return ledger.lazy().with_row_index("ledger_idx").with_columns(
         day=pl.col("date").cast(pl.Int32),
         doc_ref=doc_ref,
         ref_serial=nz.reference_serial(doc_ref),
         ref_digit_count=nz.reference_digits(doc_ref).str.len_chars().fill_null(0).cast(pl.Int32),
         other_keys=other_keys,
-        name_key=_name(name_source, pl.col("description").fill_null("")),
+        name_key=_name_keys(ledger),
         window_before=types.replace_strict(before, default=rules.dates.default.before, return_dtype=pl.Int32),
         window_after=types.replace_strict(after, default=rules.dates.default.after, return_dtype=pl.Int32),
         type_norm=types,
-    ).with_columns(name_script=_script(pl.col("name_key")))
+    ).with_columns(name_script=_script(pl.col("name_key"))).collect()
