@@ -106,3 +106,27 @@ def test_pair_margins_in_a_component_with_groups_count_the_whole_swap(monkeypatc
     for margin, method in got.values():
         assert margin == pytest.approx(1.0)
         assert method == ga.ILP_PAIRS_METHOD
+
+
+def test_components_solved_together_each_get_their_own_optimum(monkeypatch):
+    # three independent components (disjoint lines), forced through one batched integer program
+    monkeypatch.setattr(ga, "_ENUMERATE_LIMIT", 2)
+    rng = np.random.default_rng(7)
+    groups, members, parts = [], [], []
+    for comp in range(3):
+        start = len(groups)
+        for _ in range(9):
+            bank = sorted((10 * comp + rng.choice(4, size=int(rng.integers(1, 3)), replace=False)).tolist())
+            ledger = sorted((10 * comp + rng.choice(6, size=int(rng.integers(1, 4)), replace=False)).tolist())
+            groups.append((bank, ledger, float(rng.uniform(6, 9.9))))
+            members.append([f"b{b}" for b in bank] + [f"l{x}" for x in ledger])
+        parts.append(range(start, len(groups)))
+    calls = []
+    batch = ga._milp_batch
+    monkeypatch.setattr(ga, "_milp_batch", lambda *a: calls.append(len(a[2])) or batch(*a))
+    _, chosen, _ = _run([], groups, n_bank=40)
+    assert calls and max(calls) > 1  # several components went to HiGHS in one call
+    picked = set(chosen["group"].to_list())
+    for part in parts:
+        expected = _best_by_brute_force([groups[i][2] for i in part], [members[i] for i in part])
+        assert math.isclose(sum(groups[i][2] for i in part if i in picked), expected)
