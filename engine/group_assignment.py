@@ -424,7 +424,11 @@ def _solve_mixed(cands: pl.DataFrame, exact_below: float, n_groups: int = 0) -> 
         rows.extend((int(cand_ids[s + i]), m, list(dict.fromkeys(int(cand_ids[s + j]) for j in rv)), method)
                     for i, m, rv, method in solved)
     if rows:
-        frames.append(pl.DataFrame(rows, schema=list(CHOSEN_SCHEMA), orient="row"))
+        cand_col, margin_col, runner_col, method_col = zip(*rows, strict=True)
+        frames.append(pl.DataFrame(
+            {"cand": cand_col, "margin": margin_col, "runner_up": runner_col, "method": method_col},
+            schema=CHOSEN_SCHEMA,
+        ))
     if not frames:
         return pl.DataFrame(schema=CHOSEN_SCHEMA)
     return pl.concat([f.cast(CHOSEN_SCHEMA) for f in frames])
