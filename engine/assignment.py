@@ -8,7 +8,10 @@ confidences, does not flatten out near 1:
 
 - a component with a single bank line or a single ledger item (the vast majority) is solved
   vectorized: its best edge wins, the second best is the runner-up;
-- a component with several lines on both sides is solved with the Hungarian method
+- a component with several lines on both sides and at most ``_ENUMERATE_EDGES`` edges has every
+  matching enumerated (all such components of one size at once, vectorized); the best wins, and
+  the best without each chosen pair gives its ambiguity margin and runner-up;
+- up to ``_RESOLVE_LIMIT`` lines a side it is solved with the Hungarian method
   (``scipy.optimize.linear_sum_assignment``) and, for each chosen pair, re-solved without it to
   measure how much worse the best alternative is (the ambiguity margin) and who the runner-up is;
 - larger components (up to ``_DENSE_LIMIT`` lines per side) are solved exactly one by one; their
@@ -42,6 +45,7 @@ ASSIGNED_SCHEMA = {
 
 _PRUNE_BELOW_BEST = 4.0  # weight units (bits when weighing by evidence)
 _RESOLVE_LIMIT = 12  # components up to this many lines per side: re-solved per choice
+_ENUMERATE_EDGES = 10  # ... and up to this many edges: every matching enumerated, in batches
 _DENSE_LIMIT = 1500  # up to this many per side: exact Hungarian method on the dense matrix
 _EXACT_MARGIN_LIMIT = 300  # up to this many per side: close margins re-solved exactly
 
@@ -51,6 +55,38 @@ def _solve(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     keep = weights[rows, cols] > 0
     rows, cols = rows[keep], cols[keep]
     return rows, cols, float(weights[rows, cols].sum())
+
+
+def _enumerate_batch(weights: np.ndarray, conflict: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact weighted set packing by enumeration, for ``k`` components of the same size ``n``
+    (a few candidates each) at once: every selection of non-overlapping candidates is scored.
+
+    ``weights`` and ``conflict`` (bit masks of the overlapping candidates) are ``k x n``.
+    Returns ``(chosen, margin, rival_mask)``, each ``k x n``: whether a candidate is chosen, its
+    margin (the best total without it is that much lower) and, as a bit mask, the candidates
+    that best selection uses in its place.
+    """
+    k, n = weights.shape
+    masks = np.arange(1 << n, dtype=np.int64)
+    bits = ((masks[:, None] >> np.arange(n)) & 1).astype(bool)  # 2^n x n
+    out_chosen = np.zeros((k, n), dtype=bool)
+    out_margin = np.zeros((k, n))
+    out_rivals = np.zeros((k, n), dtype=np.int64)
+    step = max(1, (1 << 22) // ((1 << n) * n))  # components per chunk: bounded memory
+    for lo in range(0, k, step):
+        w, c = weights[lo:lo + step], conflict[lo:lo + step]
+        clash = (bits[None, :, :] & ((masks[None, :, None] & c[:, None, :]) != 0)).any(axis=2)  # kk x 2^n
+        totals = np.where(clash, -np.inf, w @ bits.T)  # kk x 2^n
+        best = np.argmax(totals, axis=1)
+        best_total = totals[np.arange(len(w)), best]
+        chosen = bits[best]  # kk x n
+        for i in range(n):
+            without = np.where(bits[None, :, i], -np.inf, totals)
+            alt = np.argmax(without, axis=1)
+            out_margin[lo:lo + step, i] = best_total - without[np.arange(len(w)), alt]
+            out_rivals[lo:lo + step, i] = masks[alt] & c[:, i]
+        out_chosen[lo:lo + step] = chosen
+    return out_chosen, out_margin, out_rivals
 
 
 def _solve_component(b: np.ndarray, l_: np.ndarray, c: np.ndarray) -> list[tuple]:
@@ -75,6 +111,44 @@ def _solve_component(b: np.ndarray, l_: np.ndarray, c: np.ndarray) -> list[tuple
             rb = ub[alt_col_map[col]]
         out.append((ub[r], ul[col], total - alt_total, rb, rl, EXACT_METHOD))
     return out
+
+
+def _enumerate_components(edges: pl.DataFrame) -> pl.DataFrame:
+    """Exact matching with exact margins for components of at most ``_ENUMERATE_EDGES`` edges,
+    all components with the same number of edges at once (:func:`_enumerate_batch`; edges
+    conflict when they share a bank line or a ledger item). The runner-up is what the best
+    matching without the chosen pair gives the bank line instead, else the ledger item."""
+    edges = edges.sort("n_edges", "component", "bank_idx", "ledger_idx")
+    sizes = edges["n_edges"].to_numpy()
+    comp = edges["component"].to_numpy()
+    gb = edges["bank_idx"].to_numpy().astype(np.int64)
+    gl = edges["ledger_idx"].to_numpy().astype(np.int64)
+    gc = edges["confidence"].to_numpy().astype(np.float64)
+    starts = np.flatnonzero(np.r_[True, comp[1:] != comp[:-1]])
+    out = []
+    for n in np.unique(sizes[starts]).tolist():
+        rows_of = starts[sizes[starts] == n][:, None] + np.arange(n)[None, :]  # k x n edges
+        b, l_ = gb[rows_of], gl[rows_of]
+        shares_bank = b[:, :, None] == b[:, None, :]  # k x n x n
+        overlap = (shares_bank | (l_[:, :, None] == l_[:, None, :])) & ~np.eye(n, dtype=bool)
+        conflict = (overlap.astype(np.int64) << np.arange(n)).sum(axis=2)
+        chosen, margin, rivals = _enumerate_batch(gc[rows_of], conflict)
+        kk, ii = np.nonzero(chosen)
+        rival = ((rivals[kk, ii][:, None] >> np.arange(n)) & 1).astype(bool)  # chosen x n
+        via_bank = rival & shares_bank[kk, ii]  # the bank line takes another item
+        via_item = rival & ~shares_bank[kk, ii]  # the item goes to another bank line
+        has_bank, has_item = via_bank.any(axis=1), via_item.any(axis=1)
+        alt_item = l_[kk, np.argmax(via_bank, axis=1)]
+        alt_bank = b[kk, np.argmax(via_item, axis=1)]
+        out.append(pl.DataFrame({
+            "bank_idx": b[kk, ii], "ledger_idx": l_[kk, ii], "margin": margin[kk, ii],
+            "runner_up_bank_idx": pl.Series(np.where(~has_bank & has_item, alt_bank, -1)),
+            "runner_up_ledger_idx": pl.Series(np.where(has_bank, alt_item, -1)),
+        }).with_columns(
+            pl.col("runner_up_bank_idx", "runner_up_ledger_idx").replace(-1, None),
+            method=pl.lit(EXACT_METHOD),
+        ))
+    return pl.concat(out)
 
 
 def _solve_dense(b: np.ndarray, l_: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -273,6 +347,12 @@ def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, weight: str =
     general = edges.filter((pl.col("n_bank") > 1) & (pl.col("n_ledger") > 1)).sort("component")
     frames = [star_out.cast(ASSIGNED_SCHEMA)]
     small = general.filter(pl.max_horizontal("n_bank", "n_ledger") <= _RESOLVE_LIMIT)
+    if small.height:
+        small = small.with_columns(n_edges=pl.len().over("component"))
+        few = small.filter(pl.col("n_edges") <= _ENUMERATE_EDGES)
+        if few.height:
+            frames.append(_enumerate_components(few).cast(ASSIGNED_SCHEMA))
+        small = small.filter(pl.col("n_edges") > _ENUMERATE_EDGES)
     if small.height:
         rows: list[tuple] = []
         comp = small["component"].to_numpy()

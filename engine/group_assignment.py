@@ -37,6 +37,7 @@ from engine.assignment import (
     _PRUNE_BELOW_BEST,
     ASSIGNED_SCHEMA,
     EXACT_METHOD,
+    _enumerate_batch,
     _solve,
     assign_one_to_one,
 )
@@ -60,56 +61,6 @@ CHOSEN_SCHEMA = {
     "runner_up": pl.List(pl.Int64),
     "method": pl.Utf8,
 }
-
-
-def _enumerate(weights: np.ndarray, conflict: np.ndarray) -> list[tuple[int, float, list[int]]]:
-    """Exact set packing by enumeration (n <= _ENUMERATE_LIMIT): chosen (index, margin, runner-ups)."""
-    n = len(weights)
-    masks = np.arange(1 << n, dtype=np.int64)
-    bits = ((masks[:, None] >> np.arange(n)) & 1).astype(bool)
-    feasible = np.ones(len(masks), dtype=bool)
-    for i in range(n):
-        feasible &= ~(bits[:, i] & ((masks & int(conflict[i])) != 0))
-    totals = np.where(feasible, bits @ weights, -np.inf)
-    best = int(np.argmax(totals))
-    out = []
-    for i in np.flatnonzero(bits[best]).tolist():
-        without = np.where(bits[:, i], -np.inf, totals)
-        alt = int(np.argmax(without))
-        rivals = [j for j in np.flatnonzero(bits[alt]).tolist() if (int(conflict[i]) >> j) & 1]
-        out.append((i, float(totals[best] - without[alt]), rivals))
-    return out
-
-
-def _enumerate_batch(weights: np.ndarray, conflict: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_enumerate` for ``k`` components of the same size ``n`` at once.
-
-    ``weights`` and ``conflict`` (bit masks of the overlapping candidates) are ``k x n``.
-    Returns ``(chosen, margin, rival_mask)``, each ``k x n``: whether a candidate is chosen, its
-    margin (the best total without it is that much lower) and, as a bit mask, the candidates
-    that best selection uses in its place.
-    """
-    k, n = weights.shape
-    masks = np.arange(1 << n, dtype=np.int64)
-    bits = ((masks[:, None] >> np.arange(n)) & 1).astype(bool)  # 2^n x n
-    out_chosen = np.zeros((k, n), dtype=bool)
-    out_margin = np.zeros((k, n))
-    out_rivals = np.zeros((k, n), dtype=np.int64)
-    step = max(1, (1 << 22) // ((1 << n) * n))  # components per chunk: bounded memory
-    for lo in range(0, k, step):
-        w, c = weights[lo:lo + step], conflict[lo:lo + step]
-        clash = (bits[None, :, :] & ((masks[None, :, None] & c[:, None, :]) != 0)).any(axis=2)  # kk x 2^n
-        totals = np.where(clash, -np.inf, w @ bits.T)  # kk x 2^n
-        best = np.argmax(totals, axis=1)
-        best_total = totals[np.arange(len(w)), best]
-        chosen = bits[best]  # kk x n
-        for i in range(n):
-            without = np.where(bits[None, :, i], -np.inf, totals)
-            alt = np.argmax(without, axis=1)
-            out_margin[lo:lo + step, i] = best_total - without[np.arange(len(w)), alt]
-            out_rivals[lo:lo + step, i] = masks[alt] & c[:, i]
-        out_chosen[lo:lo + step] = chosen
-    return out_chosen, out_margin, out_rivals
 
 
 def _milp(weights: np.ndarray, matrix: csr_matrix, excluded: int | None = None) -> tuple[np.ndarray, float] | None:

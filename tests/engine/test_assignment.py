@@ -87,3 +87,27 @@ def test_component_beyond_the_exact_limit_uses_the_heuristic_and_says_so(monkeyp
     out = assign_one_to_one(_edges(rows), 0.5)
     assert (out["method"] == HEURISTIC_METHOD).all()
     assert sorted(zip(out["bank_idx"].to_list(), out["ledger_idx"].to_list(), strict=True)) == [(i, i) for i in range(20)]
+
+
+def test_enumerated_small_components_agree_with_the_hungarian_method(monkeypatch):
+    # many small components (2-4 lines a side, up to 10 edges) with distinct random weights: the
+    # batched enumeration must pick the same pairs with the same margins and runner-ups as
+    # solving each component alone with the Hungarian method and re-solving without each pair
+    rng = np.random.default_rng(11)
+    rows = []
+    for comp in range(300):
+        nb, nl = int(rng.integers(2, 5)), int(rng.integers(2, 5))
+        cells = rng.permutation(nb * nl)[: int(rng.integers(3, min(nb * nl, 10) + 1))]
+        for cell in cells.tolist():
+            rows.append((100 * comp + cell // nl, 100 * comp + 50 + cell % nl, float(rng.uniform(0.5, 1.0))))
+    edges = _edges(rows)
+    enumerated = assign_one_to_one(edges, 0.5)
+    monkeypatch.setattr(assignment, "_ENUMERATE_EDGES", 0)
+    hungarian = assign_one_to_one(edges, 0.5)
+    assert (enumerated["method"] == EXACT_METHOD).all()
+    assert _pairs(enumerated) == _pairs(hungarian)
+    a = enumerated.sort("bank_idx", "ledger_idx")
+    b = hungarian.sort("bank_idx", "ledger_idx")
+    assert np.allclose(a["margin"].to_numpy(), b["margin"].to_numpy())
+    assert a["runner_up_bank_idx"].to_list() == b["runner_up_bank_idx"].to_list()
+    assert a["runner_up_ledger_idx"].to_list() == b["runner_up_ledger_idx"].to_list()
