@@ -44,20 +44,26 @@ _EVIDENCE_COLUMNS = [
 def _name_similarity(bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarray:
     """Similarity 0-100 of normalised names; a bank name cut short (bank descriptions are often
     truncated at a fixed width) is compared with the same-length prefix of the ledger name."""
-    b = bank_names.fill_null("").to_list()
-    led = ledger_names.fill_null("").to_list()
-    if not b:
+    bank_names, ledger_names = bank_names.fill_null(""), ledger_names.fill_null("")
+    if not len(bank_names):
         return np.empty(0, dtype=np.float64)
-    similarity = process.cpdist(b, led, scorer=fuzz.token_set_ratio, workers=-1).astype(np.float64)
-    prefix_len = bank_names.fill_null("").str.len_chars()
+    # equal names score 100 and a missing one 0 (as the scorer would say): only the rest is compared
+    both = ((bank_names != "") & (ledger_names != "")).to_numpy()
+    equal = (bank_names == ledger_names).to_numpy() & both
+    similarity = np.where(equal, 100.0, 0.0)
+    compare = np.flatnonzero(both & ~equal)
+    if len(compare):
+        similarity[compare] = process.cpdist(
+            bank_names.gather(compare).to_list(), ledger_names.gather(compare).to_list(),
+            scorer=fuzz.token_set_ratio, workers=-1,
+        )
+    prefix_len = bank_names.str.len_chars()
     # a bank name cut short still shares most of its words: only long names that match partly
     # (not already well, not hardly at all) are worth the second look
     again = np.flatnonzero((prefix_len >= 10).to_numpy() & (similarity < 95) & (similarity >= 50))
     if len(again):
-        ledger_prefix = (
-            ledger_names.fill_null("").gather(again).str.slice(0, prefix_len.gather(again)).to_list()
-        )
-        prefix = process.cpdist(bank_names.fill_null("").gather(again).to_list(), ledger_prefix, scorer=fuzz.ratio, workers=-1)
+        ledger_prefix = ledger_names.gather(again).str.slice(0, prefix_len.gather(again)).to_list()
+        prefix = process.cpdist(bank_names.gather(again).to_list(), ledger_prefix, scorer=fuzz.ratio, workers=-1)
         similarity[again] = np.maximum(similarity[again], prefix)
     return similarity
 
