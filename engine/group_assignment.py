@@ -26,6 +26,8 @@ the best candidate at every one of their lines (as the one-to-one assignment doe
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import polars as pl
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -485,7 +487,10 @@ def assign_with_groups(
     pair_mixed = mixed[comp_of_pair] if len(comp_of_pair) else np.zeros(0, dtype=bool)
 
     plain = pairs.filter(pl.Series(~pair_mixed))
-    chosen_plain = assign_one_to_one(plain, min_confidence, weight="weight", exact_below=ambiguity_margin)
+    # components of pairs only and mixed components are independent: solve them side by side
+    # (much of each is numpy, scipy and polars work that releases the GIL)
+    pool = ThreadPoolExecutor(max_workers=1)
+    plain_job = pool.submit(assign_one_to_one, plain, min_confidence, weight="weight", exact_below=ambiguity_margin)
 
     mixed_pairs = pairs.filter(pl.Series(pair_mixed)).with_columns(component=pl.Series(comp_of_pair[pair_mixed]))
     n_groups = groups.height
@@ -502,7 +507,9 @@ def assign_with_groups(
             pl.concat_list(pl.col("bank_idx").cast(pl.Int64), pl.col("ledger_idx").cast(pl.Int64) + n_bank).alias("nodes"),
         ),
     ], how="vertical_relaxed")
-    solved = _solve_mixed(cands, ambiguity_margin, n_groups)
+    with pool:
+        solved = _solve_mixed(cands, ambiguity_margin, n_groups)
+        chosen_plain = plain_job.result()
 
     group_no = groups["group"]
     mp_b, mp_l = mixed_pairs["bank_idx"], mixed_pairs["ledger_idx"]
