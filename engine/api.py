@@ -78,6 +78,7 @@ class MatchResult:
     started_at: datetime
     extra_inputs: dict = field(default_factory=dict)
     seconds: float = 0.0
+    _counts: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def proposals(self) -> pl.DataFrame:
@@ -112,14 +113,17 @@ class MatchResult:
         return pl.concat([self.bank.duplicates, self.ledger.duplicates])
 
     def counts(self) -> dict[str, int]:
-        counts = self.outcome.counts()
-        counts.update(
-            bank_lines=self.bank.frame.height,
-            ledger_items=self.ledger.frame.height,
-            rejects=self.rejects.height,
-            duplicates=self.duplicates.height,
-        )
-        return counts
+        # worked out once (the run's frames do not change): write() and the summary both ask
+        if self._counts is None:
+            counts = self.outcome.counts()
+            counts.update(
+                bank_lines=self.bank.frame.height,
+                ledger_items=self.ledger.frame.height,
+                rejects=self.rejects.height,
+                duplicates=self.duplicates.height,
+            )
+            self._counts = counts
+        return dict(self._counts)
 
     def output_frames(self) -> dict[str, pl.DataFrame]:
         return {
@@ -135,16 +139,18 @@ class MatchResult:
         (default ``out_dir/recon.duckdb``)."""
         ws_path = Path(workspace) if workspace else Path(out_dir) / "recon.duckdb"
         # the CSV files and the workspace are independent: write them side by side (polars and
-        # DuckDB both release the GIL while they work)
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        # DuckDB both release the GIL while they work); the counts, stored last in the workspace,
+        # are worked out meanwhile
+        with ThreadPoolExecutor(max_workers=2) as pool:
             csv_files = pool.submit(write_outputs, out_dir, self.output_frames())
-            new = self._record(ws_path, out_dir)
+            counts = pool.submit(self.counts)
+            new = self._record(ws_path, out_dir, counts=counts.result)
             written = csv_files.result()
         written["workspace"] = ws_path
         self.workspace_new_lines = new
         return written
 
-    def _record(self, ws_path: Path, out_dir: str | Path) -> dict[str, int]:
+    def _record(self, ws_path: Path, out_dir: str | Path, counts=None) -> dict[str, int]:
         with Workspace(ws_path) as ws:
             new = ws.record_run(
                 run_id=self.run_id,
@@ -161,7 +167,7 @@ class MatchResult:
                     "ledger": [s.__dict__ for s in self.stats if s.side == "ledger"],
                     **self.extra_inputs,
                 },
-                counts=self.counts(),
+                counts=counts or self.counts,
                 out_dir=str(out_dir),
             )
         return new
