@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import duckdb
 import polars as pl
 
 from engine.assignment import EXACT_METHOD
@@ -26,7 +27,6 @@ from engine.group_assignment import assign_with_groups
 from engine.groups import adjustment_total, conform, empty_groups
 from engine.payouts import inferred_payout_groups, report_linked_ledger, report_payout_groups
 from engine.scoring import explain, score_candidates
-from models.ids import short_ids
 from models.money import format_minor_expr
 from models.schema import BANK_SCHEMA, ID_SEPARATOR, LEDGER_SCHEMA, MATCH_COLUMNS
 from rules.model import RuleSet
@@ -83,11 +83,36 @@ class MatchOutcome:
 
 def match_id_expr(bank_ids: pl.Expr, ledger_ids: pl.Expr) -> pl.Expr:
     """Stable id of a match group: same bank and ledger ids -> same id, in any order."""
-    key = (
-        pl.lit("b:") + bank_ids.list.sort().list.join("\x1f")
-        + pl.lit("|l:") + ledger_ids.list.sort().list.join("\x1f")
+    return _match_id_of_sorted(bank_ids.list.sort(), ledger_ids.list.sort())
+
+
+def _match_id_of_sorted(bank_ids: pl.Expr, ledger_ids: pl.Expr) -> pl.Expr:
+    """:func:`match_id_expr` of id lists already in id order."""
+    return _match_id_of_key(
+        pl.lit("b:") + bank_ids.list.join("\x1f") + pl.lit("|l:") + ledger_ids.list.join("\x1f")
     )
-    return key.map_batches(lambda keys: short_ids("M-", keys), return_dtype=pl.Utf8)
+
+
+def _match_id_of_key(key: pl.Expr) -> pl.Expr:
+    """``models.ids.short_id("M-", key)`` of each key (``b:`` + bank ids + ``|l:`` + ledger
+    ids): the first 16 hex digits of the SHA-1 of its UTF-8 bytes, computed by DuckDB's
+    ``sha1`` over the whole column (hashlib would take one Python call per row)."""
+    return key.map_batches(_match_ids, return_dtype=pl.Utf8)
+
+
+def _match_ids(keys: pl.Series) -> pl.Series:
+    staged = keys.rename("key").to_frame().to_arrow()
+    with duckdb.connect() as con:
+        con.register("staged", staged)
+        # a projection without ORDER BY keeps the input order (preserve_insertion_order)
+        ids = con.sql("SELECT 'M-' || left(sha1(key), 16) AS match_id FROM staged").to_arrow_table()
+    return pl.Series(keys.name, ids.column("match_id"), dtype=pl.Utf8)
+
+
+def _id_order(match_id: pl.Expr) -> pl.Expr:
+    """A number that sorts match ids as their text does ("M-" + 16 lowercase hex digits), so
+    the outputs are sorted on one integer rather than on text."""
+    return match_id.str.slice(2).str.to_integer(base=16, dtype=pl.UInt64)
 
 
 def _fmt(value: pl.Expr, digits: int = 2) -> pl.Expr:
@@ -161,23 +186,44 @@ def match_frames(
     timings["assignment"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    outputs = _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules)
+    timings["output"] = time.perf_counter() - t0
+    return MatchOutcome(*outputs, timings)
+
+
+def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules):
+    """Proposals, match lines, unmatched bank lines and ledger items, and the candidate view
+    of the chosen pairs and groups (the fields of :class:`MatchOutcome`, in order)."""
+    # gathers from a column in many chunks are an order of magnitude slower than from one
+    pb = pb.with_columns(pb[name].rechunk() for name in ("id", "amount_minor", "currency", "date", "description"))
+    pl_ = pl_.with_columns(
+        pl_[name].rechunk() for name in ("id", "amount_minor", "currency", "date", "counterparty", "description")
+    )
     labels = _group_labels(groups, chosen_groups, pair_runner_ups, pb, pl_)
-    proposals, lines = _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups, labels)
-    g_proposals, g_lines = _group_proposals(chosen_groups, groups, pb, pl_, rules, labels)
-    proposals = pl.concat([proposals, g_proposals], how="vertical_relaxed").sort("match_id")
-    lines = pl.concat([lines, g_lines], how="vertical_relaxed").sort("match_id", "side", "id")
     taken = pl.concat([
         chosen.select("bank_idx", "ledger_idx"),
         chosen_groups.join(groups.with_row_index("group").select("group", "bank_idx", "ledger_idx"), on="group")
         .select("bank_idx", "ledger_idx").explode("bank_idx").explode("ledger_idx"),
     ])
-    unmatched_bank, unmatched_ledger = _unmatched(taken, scored, pb, pl_, rules)
-    cand_view = scored.with_columns(
-        bank_id=pb["id"].gather(scored["bank_idx"]),
-        ledger_id=pl_["id"].gather(scored["ledger_idx"]),
-    )
-    timings["output"] = time.perf_counter() - t0
-    return MatchOutcome(proposals, lines, unmatched_bank, unmatched_ledger, cand_view, timings)
+    # the pair proposals, the group proposals and the unmatched lines are independent; much of
+    # their work is one expression at a time (one core), so build them side by side
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        group_job = pool.submit(_group_proposals, chosen_groups, groups, pb, pl_, rules, labels)
+        unmatched_job = pool.submit(_unmatched, taken, scored, pb, pl_, rules)
+        proposals, lines = _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups, labels)
+        g_proposals, g_lines = group_job.result()
+        proposals = pl.concat([proposals, g_proposals], how="vertical_relaxed").sort(_id_order(pl.col("match_id")))
+        # by match id, then side, then id: each match's lines come bank lines first, each side in
+        # id order, so a stable sort on the match id alone gives that order
+        lines = pl.concat([lines, g_lines], how="vertical_relaxed").sort(
+            _id_order(pl.col("match_id")), maintain_order=True
+        )
+        cand_view = scored.with_columns(
+            bank_id=pb["id"].gather(scored["bank_idx"]),
+            ledger_id=pl_["id"].gather(scored["ledger_idx"]),
+        )
+        unmatched_bank, unmatched_ledger = unmatched_job.result()
+    return proposals, lines, unmatched_bank, unmatched_ledger, cand_view
 
 
 def _adjustments_expr(rules: RuleSet) -> pl.Expr:
@@ -195,38 +241,127 @@ def _adjustments_expr(rules: RuleSet) -> pl.Expr:
     )
 
 
-def _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups=None, labels=None):
-    th = rules.thresholds
-    def pair_key(bank: str, ledger: str) -> pl.Expr:
-        return (pl.col(bank).cast(pl.UInt64) * (1 << 32) + pl.col(ledger).cast(pl.UInt64)).alias("_pk")
+def _scored_rows(scored: pl.DataFrame, *pairs: tuple[pl.Series, pl.Series]) -> list[pl.Series]:
+    """The row of ``scored`` holding each (bank_idx, ledger_idx) pair, null where the pair was
+    not scored (or an index is null): one binary search per pair over the pair keys, sorted
+    once, instead of a hash table over all scored pairs per look-up. Scored pairs are unique."""
+    def key(bank: pl.Series, ledger: pl.Series) -> pl.Series:
+        return bank.cast(pl.UInt64) * (1 << 32) + ledger.cast(pl.UInt64)
 
-    keyed = scored.with_columns(pair_key("bank_idx", "ledger_idx"))
-    picked = chosen.select(pair_key("bank_idx", "ledger_idx")).join(keyed, on="_pk", how="left")
-    picked = picked.with_columns(evidence=explain(picked, rules))
-    conf = keyed.select("_pk", "confidence")
-    df = (
-        chosen.with_columns(pair_key("bank_idx", "ledger_idx"))
-        .join(picked.select("_pk", "confidence", "evidence", "amount_bank", "amount_ledger", "currency"),
-              on="_pk", how="left")
+    keys = key(scored["bank_idx"], scored["ledger_idx"]).rechunk()
+    order = None
+    if not keys.is_sorted():
+        order = keys.arg_sort()
+        keys = keys.gather(order)
+    rows = []
+    for bank, ledger in pairs:
+        wanted = key(bank, ledger)
+        if keys.len() == 0:
+            rows.append(pl.Series(dtype=pl.UInt32).extend_constant(None, wanted.len()))
+            continue
+        pos = keys.search_sorted(wanted.fill_null(0), side="left").clip(upper_bound=keys.len() - 1)
+        found = pl.DataFrame({"pos": pos, "hit": (keys.gather(pos) == wanted).fill_null(False)})
+        row = found.select(pl.when(pl.col("hit")).then(pl.col("pos"))).to_series()
+        rows.append(row if order is None else order.gather(row))
+    return rows
+
+
+def _only_where(df: pl.DataFrame, rows: pl.Expr, **columns: pl.Expr) -> pl.DataFrame:
+    """``df`` plus ``columns`` evaluated only on the rows where ``rows`` holds (null on the
+    others). Polars evaluates every branch of a when/then on every row, so text that only a
+    few rows need is cheaper built on those rows alone."""
+    numbered = df.with_row_index("_row")
+    # lazily, so that only the columns the expressions use are filtered
+    subset = numbered.lazy().filter(rows).select("_row", **columns).collect()
+    return numbered.join(subset, on="_row", how="left", maintain_order="left").drop("_row")
+
+
+def _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups=None, labels=None):
+    """Proposals and match lines of the chosen pairs, unsorted (the caller sorts them with the
+    group proposals); the lines are all bank lines, then all ledger lines."""
+    bank_idx, ledger_idx = chosen["bank_idx"], chosen["ledger_idx"]
+    picked_rows, ru_ledger_rows, ru_bank_rows = _scored_rows(
+        scored,
+        (bank_idx, ledger_idx),
         # the runner-up pair: this bank line with another item, or this item with another line
-        .with_columns(pair_key("bank_idx", "runner_up_ledger_idx"))
-        .join(conf.rename({"confidence": "_c1"}), on="_pk", how="left")
-        .with_columns(pair_key("runner_up_bank_idx", "ledger_idx"))
-        .join(conf.rename({"confidence": "_c2"}), on="_pk", how="left")
-        .with_columns(runner_up_confidence=pl.coalesce("_c1", "_c2"))
+        (bank_idx, chosen["runner_up_ledger_idx"]),
+        (chosen["runner_up_bank_idx"], ledger_idx),
     )
+    picked = scored.select(pl.all().gather(picked_rows))
+    df = _pair_columns(chosen, picked, scored, pb, pl_, rules, pair_runner_ups, labels, ru_ledger_rows, ru_bank_rows)
+    df = df.with_columns(evidence=explain(picked, rules)).with_columns(
+        explanation=pl.concat_str(
+            [
+                pl.col("evidence"),
+                pl.when(pl.col("amount_bank") != pl.col("amount_ledger"))
+                .then(pl.lit("balanced by ") + pl.col("_adjustments")),
+                pl.when(pl.col("status") == "review").then(pl.lit("review: ") + pl.col("_why_review")),
+                pl.when(pl.col("method") != EXACT_METHOD).then(pl.lit("assignment: ") + pl.col("method")),
+            ],
+            separator="; ",
+            ignore_nulls=True,
+        ),
+    )
+    proposals = df.select(
+        "match_id",
+        pl.lit("one_to_one").alias("match_type"),
+        "status",
+        pl.col("confidence").round(4),
+        # one id a side: the id lists joined by ID_SEPARATOR are the ids themselves
+        pl.col("bank_id").alias("bank_ids"),
+        pl.col("ledger_id").alias("ledger_ids"),
+        "bank_amount",
+        "ledger_amount",
+        "difference",
+        "currency",
+        "explanation",
+        "adjustments",
+        pl.col("margin").round(4),
+        "runner_up",
+        "method",
+        pl.col("bank_date").cast(pl.Utf8).alias("bank_dates"),
+        pl.col("ledger_date").cast(pl.Utf8).alias("ledger_dates"),
+        # the lines' own text, byte-exact, so a reviewer sees who paid without a look-up
+        pl.col("bank_description").alias("bank_descriptions"),
+        pl.col("ledger_counterparty").alias("ledger_counterparties"),
+        pl.col("ledger_description").alias("ledger_descriptions"),
+        pl.lit("").alias("open_amount"),
+    )
+    assert proposals.columns[: len(MATCH_COLUMNS)] == MATCH_COLUMNS
+    lines = pl.concat([
+        df.select("match_id", pl.lit("bank").alias("side"), pl.col("bank_id").alias("id"),
+                  pl.col("amount_bank").alias("amount_minor"), "currency"),
+        df.select("match_id", pl.lit("ledger").alias("side"), pl.col("ledger_id").alias("id"),
+                  pl.col("amount_ledger").alias("amount_minor"), "currency"),
+    ])
+    return proposals, lines
+
+
+def _pair_columns(chosen, picked, scored, pb, pl_, rules, pair_runner_ups, labels, ru_ledger_rows, ru_bank_rows):
+    """``chosen`` (same rows, same order) with the columns of the pair proposals but the
+    explanation; ``picked`` are the scored rows of the chosen pairs, ``ru_*_rows`` those of
+    their runner-up pairs."""
+    th = rules.thresholds
+    bank_idx, ledger_idx = chosen["bank_idx"], chosen["ledger_idx"]
+    confidence = scored["confidence"]
     bank_ids, ledger_ids = pb["id"], pl_["id"]
-    df = df.with_columns(
-        bank_id=bank_ids.gather(df["bank_idx"]),
-        bank_date=pb["date"].gather(df["bank_idx"]),
-        ledger_id=ledger_ids.gather(df["ledger_idx"]),
-        ledger_date=pl_["date"].gather(df["ledger_idx"]),
-        ru_bank=bank_ids.gather(df["runner_up_bank_idx"]),
-        ru_ledger=ledger_ids.gather(df["runner_up_ledger_idx"]),
-        bank_description=pb["description"].gather(df["bank_idx"]),
-        ledger_counterparty=pl_["counterparty"].gather(df["ledger_idx"]),
-        ledger_description=pl_["description"].gather(df["ledger_idx"]),
-    )
+    df = chosen.with_columns(
+        confidence=picked["confidence"],
+        amount_bank=picked["amount_bank"],
+        amount_ledger=picked["amount_ledger"],
+        currency=picked["currency"],
+        _c1=confidence.gather(ru_ledger_rows),
+        _c2=confidence.gather(ru_bank_rows),
+        bank_id=bank_ids.gather(bank_idx),
+        bank_date=pb["date"].gather(bank_idx),
+        ledger_id=ledger_ids.gather(ledger_idx),
+        ledger_date=pl_["date"].gather(ledger_idx),
+        ru_bank=bank_ids.gather(chosen["runner_up_bank_idx"]),
+        ru_ledger=ledger_ids.gather(chosen["runner_up_ledger_idx"]),
+        bank_description=pb["description"].gather(bank_idx),
+        ledger_counterparty=pl_["counterparty"].gather(ledger_idx),
+        ledger_description=pl_["description"].gather(ledger_idx),
+    ).with_columns(runner_up_confidence=pl.coalesce("_c1", "_c2"))
     ambiguous = pl.col("margin") < th.ambiguity_margin
     if pair_runner_ups is not None and pair_runner_ups.height and labels is not None:
         group_text = (
@@ -234,7 +369,7 @@ def _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups=None, labels=None
             .join(labels, left_on="runner_up_groups", right_on="group", how="inner")
             .group_by("bank_idx", "ledger_idx").agg(pl.col("label").str.join(" / ").alias("ru_group"))
         )
-        df = df.join(group_text, on=["bank_idx", "ledger_idx"], how="left")
+        df = df.join(group_text, on=["bank_idx", "ledger_idx"], how="left", maintain_order="left")
     else:
         df = df.with_columns(ru_group=pl.lit(None, dtype=pl.Utf8))
     runner_up = (
@@ -261,78 +396,66 @@ def _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups=None, labels=None
         .then(pl.lit("confidence ") + _fmt(pl.col("confidence")) + pl.lit(" below auto threshold ")
               + pl.lit(str(th.auto)))
     )
-    df = df.with_columns(status=status).with_columns(
-        explanation=pl.concat_str(
-            [
-                pl.col("evidence"),
-                pl.when(pl.col("amount_bank") != pl.col("amount_ledger"))
-                .then(pl.lit("balanced by ") + _adjustments_expr(rules)),
-                pl.when(pl.col("status") == "review").then(pl.lit("review: ") + why_review),
-                pl.when(pl.col("method") != EXACT_METHOD).then(pl.lit("assignment: ") + pl.col("method")),
-            ],
-            separator="; ",
-            ignore_nulls=True,
-        ),
-        runner_up=pl.when(runner_up.is_not_null()).then(runner_up_text).otherwise(pl.lit("")),
-        bank_list=pl.concat_list(pl.col("bank_id")),
-        ledger_list=pl.concat_list(pl.col("ledger_id")),
+    diff = pl.col("amount_bank") - pl.col("amount_ledger")
+    differs = (diff != 0).fill_null(True)
+    has_runner_up_text = runner_up.is_not_null() | (pl.col("status") == "review")
+    df = df.with_columns(
+        status=status,
+        # match_id_expr of one bank id and one ledger id, without the lists
+        match_id=_match_id_of_key(pl.lit("b:") + pl.col("bank_id") + pl.lit("|l:") + pl.col("ledger_id")),
+        bank_amount=format_minor_expr(pl.col("amount_bank"), pl.col("currency")),
     )
-    df = df.with_columns(match_id=match_id_expr(pl.col("bank_list"), pl.col("ledger_list")))
-    proposals = df.select(
-        "match_id",
-        pl.lit("one_to_one").alias("match_type"),
-        "status",
-        pl.col("confidence").round(4),
-        pl.col("bank_list").list.join(ID_SEPARATOR).alias("bank_ids"),
-        pl.col("ledger_list").list.join(ID_SEPARATOR).alias("ledger_ids"),
-        format_minor_expr(pl.col("amount_bank"), pl.col("currency")).alias("bank_amount"),
-        format_minor_expr(pl.col("amount_ledger"), pl.col("currency")).alias("ledger_amount"),
-        format_minor_expr(pl.col("amount_bank") - pl.col("amount_ledger"), pl.col("currency")).alias("difference"),
-        "currency",
-        "explanation",
-        _adjustments_expr(rules).alias("adjustments"),
-        pl.col("margin").round(4),
-        "runner_up",
-        "method",
-        pl.col("bank_date").cast(pl.Utf8).alias("bank_dates"),
-        pl.col("ledger_date").cast(pl.Utf8).alias("ledger_dates"),
-        # the lines' own text, byte-exact, so a reviewer sees who paid without a look-up
-        pl.col("bank_description").alias("bank_descriptions"),
-        pl.col("ledger_counterparty").alias("ledger_counterparties"),
-        pl.col("ledger_description").alias("ledger_descriptions"),
-        pl.lit("").alias("open_amount"),
-    ).sort("match_id")
-    assert proposals.columns[: len(MATCH_COLUMNS)] == MATCH_COLUMNS
-    lines = pl.concat([
-        df.select("match_id", pl.lit("bank").alias("side"), pl.col("bank_id").alias("id"),
-                  pl.col("amount_bank").alias("amount_minor"), "currency"),
-        df.select("match_id", pl.lit("ledger").alias("side"), pl.col("ledger_id").alias("id"),
-                  pl.col("amount_ledger").alias("amount_minor"), "currency"),
-    ]).sort("match_id", "side", "id")
-    return proposals, lines
+    # the text only a few pairs need (a difference, a runner-up, why to review) is built on those
+    # pairs alone; the others get what it would be for them: no adjustment, the bank amount, zero
+    df = _only_where(
+        df, differs,
+        _adjustments=_adjustments_expr(rules),
+        _ledger_amount=format_minor_expr(pl.col("amount_ledger"), pl.col("currency")),
+        _difference=format_minor_expr(diff, pl.col("currency")),
+    )
+    df = _only_where(
+        df, has_runner_up_text,
+        _runner_up=pl.when(runner_up.is_not_null()).then(runner_up_text).otherwise(pl.lit("")),
+        _why_review=why_review,
+    )
+    zero = df.select(pl.col("currency").unique()).with_columns(
+        _zero=format_minor_expr(pl.lit(0, dtype=pl.Int64), pl.col("currency"))
+    )
+    return df.join(zero, on="currency", how="left", nulls_equal=True, maintain_order="left").with_columns(
+        adjustments=pl.when(differs).then(pl.col("_adjustments")).otherwise(pl.lit("")),
+        ledger_amount=pl.when(differs).then(pl.col("_ledger_amount")).otherwise(pl.col("bank_amount")),
+        difference=pl.when(differs).then(pl.col("_difference")).otherwise(pl.col("_zero")),
+        runner_up=pl.when(has_runner_up_text).then(pl.col("_runner_up")).otherwise(pl.lit("")),
+    )
 
 
 def _unmatched(taken, scored, pb, pl_, rules):
+    """Bank lines and ledger items in no proposal, each with the reason (its best candidate and
+    what became of it). ``bank_idx`` / ``ledger_idx`` are the row numbers of ``pb`` / ``pl_``."""
     review = rules.thresholds.review
     taken = taken.select("bank_idx", "ledger_idx")
-    ids_b = pb.select("bank_idx", pl.col("id").alias("bank_id"))
-    ids_l = pl_.select("ledger_idx", pl.col("id").alias("ledger_id"))
+    ids = {"bank_idx": pb["id"], "ledger_idx": pl_["id"]}
 
-    def side(frame, own, other, other_ids, other_id_col, noun_other, noun_self):
-        rest = frame.join(taken.select(own), on=own, how="anti")
-        taken_other = taken.unique(other, keep="first", maintain_order=True)
+    def side(frame, own, other, columns, other_id_col, noun_other, noun_self):
+        rest = frame.select(own, *columns).filter(~pl.col(own).is_in(taken[own].implode()))
+        # the best candidate of each line: highest confidence, then lowest index on the other side
         best = (
             scored.select(own, other, "confidence")
-            .join(rest.select(own), on=own, how="semi")
+            .filter(pl.col(own).is_in(rest[own].implode()))
             .sort(["confidence", other], descending=[True, False])
             .group_by(own, maintain_order=True)
             .first()
-            .join(other_ids, on=other, how="left")
-            .join(taken_other.select(pl.col(other), pl.col(own).alias("_taker")), on=other, how="left")
         )
-        own_ids = ids_b if own == "bank_idx" else ids_l
-        best = best.join(
-            own_ids.rename({own: "_taker", own_ids.columns[1]: "_taker_id"}), on="_taker", how="left"
+        # who took that candidate (the first line of this side taking it)
+        taker = (
+            taken.filter(pl.col(other).is_in(best[other].implode()))
+            .unique(other, keep="first", maintain_order=True)
+            .select(other, pl.col(own).alias("_taker"))
+        )
+        best = best.join(taker, on=other, how="left")
+        best = best.with_columns(
+            ids[other].gather(best[other]).alias(other_id_col),
+            ids[own].gather(best["_taker"]).alias("_taker_id"),
         )
         reason = (
             pl.when(pl.col("confidence").is_null())
@@ -346,13 +469,13 @@ def _unmatched(taken, scored, pb, pl_, rules):
                   + pl.col("_taker_id") + pl.lit(" with a better overall fit"))
             .otherwise(pl.lit("not chosen in the global assignment"))
         )
-        out = rest.join(best, on=own, how="left").with_columns(reason=reason)
-        return out
+        return (
+            rest.join(best, on=own, how="left", maintain_order="left")
+            .with_columns(reason=reason).sort(own).select(*columns, "reason")
+        )
 
-    ub = side(pb, "bank_idx", "ledger_idx", ids_l, "ledger_id", "ledger item", "bank line")
-    ul = side(pl_, "ledger_idx", "bank_idx", ids_b, "bank_id", "bank line", "ledger item")
-    ub = ub.sort("bank_idx").select(*BANK_SCHEMA, "reason")
-    ul = ul.sort("ledger_idx").select(*LEDGER_SCHEMA, "reason")
+    ub = side(pb, "bank_idx", "ledger_idx", list(BANK_SCHEMA), "ledger_id", "ledger item", "bank line")
+    ul = side(pl_, "ledger_idx", "bank_idx", list(LEDGER_SCHEMA), "bank_id", "bank line", "ledger item")
     return ub, ul
 
 
@@ -399,17 +522,13 @@ def candidate_groups(
 
 def _member_frames(chosen: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Long form of the chosen groups' members (``group`` + the line's columns), sorted by id."""
-    bank = (
-        chosen.select("group", "bank_idx").explode("bank_idx")
-        .join(pb.select("bank_idx", "id", "amount_minor", "currency", "date", "description"), on="bank_idx")
-        .sort("group", "id")
-    )
-    ledger = (
-        chosen.select("group", "ledger_idx").explode("ledger_idx")
-        .join(pl_.select("ledger_idx", "id", "amount_minor", "currency", "date", "counterparty", "description"),
-              on="ledger_idx")
-        .sort("group", "id")
-    )
+    def members(frame: pl.DataFrame, idx: str, columns: list[str]) -> pl.DataFrame:
+        long = chosen.select("group", idx).explode(idx).drop_nulls(idx)
+        # the index is the row number: a gather, not a join
+        return long.hstack(frame.select(pl.col(columns).gather(long[idx]))).sort("group", "id")
+
+    bank = members(pb, "bank_idx", ["id", "amount_minor", "currency", "date", "description"])
+    ledger = members(pl_, "ledger_idx", ["id", "amount_minor", "currency", "date", "counterparty", "description"])
     return bank, ledger
 
 
@@ -447,20 +566,23 @@ def _group_proposals(chosen_groups, groups, pb, pl_, rules, labels):
     th = rules.thresholds
     chosen = chosen_groups.join(groups.with_row_index("group"), on="group")
     bank, ledger = _member_frames(chosen, pb, pl_)
+    # texts are gathered into lists and joined afterwards (faster than str.join per group)
+    bank_texts = ["bank_dates", "bank_descriptions"]
     bank_agg = bank.group_by("group").agg(
         pl.col("id").alias("bank_list"),
         pl.col("amount_minor").sum().alias("bank_total"),
         pl.col("currency").first(),
-        pl.col("date").cast(pl.Utf8).str.join(ID_SEPARATOR).alias("bank_dates"),
-        pl.col("description").fill_null("").str.join(ID_SEPARATOR).alias("bank_descriptions"),
-    )
+        pl.col("date").cast(pl.Utf8).alias("bank_dates"),
+        pl.col("description").fill_null("").alias("bank_descriptions"),
+    ).with_columns(pl.col(bank_texts).list.join(ID_SEPARATOR))
+    ledger_texts = ["ledger_dates", "ledger_counterparties", "ledger_descriptions"]
     ledger_agg = ledger.group_by("group").agg(
         pl.col("id").alias("ledger_list"),
         pl.col("currency").first().alias("ledger_currency"),
-        pl.col("date").cast(pl.Utf8).str.join(ID_SEPARATOR).alias("ledger_dates"),
-        pl.col("counterparty").fill_null("").str.join(ID_SEPARATOR).alias("ledger_counterparties"),
-        pl.col("description").fill_null("").str.join(ID_SEPARATOR).alias("ledger_descriptions"),
-    )
+        pl.col("date").cast(pl.Utf8).alias("ledger_dates"),
+        pl.col("counterparty").fill_null("").alias("ledger_counterparties"),
+        pl.col("description").fill_null("").alias("ledger_descriptions"),
+    ).with_columns(pl.col(ledger_texts).list.join(ID_SEPARATOR))
     adjustments = (
         chosen.select("group", "adjustments").explode("adjustments").drop_nulls("adjustments")
         .unnest("adjustments")
@@ -476,9 +598,10 @@ def _group_proposals(chosen_groups, groups, pb, pl_, rules, labels):
     )
     ru_pairs = chosen.select("group", pl.col("runner_up_pairs").alias("ru")).explode("ru").drop_nulls("ru").unnest("ru")
     ru_pairs = (
-        ru_pairs.join(pb.select("bank_idx", pl.col("id").alias("b")), on="bank_idx")
-        .join(pl_.select("ledger_idx", pl.col("id").alias("l")), on="ledger_idx")
-        .group_by("group").agg(
+        ru_pairs.with_columns(b=pb["id"].gather(ru_pairs["bank_idx"]), l=pl_["id"].gather(ru_pairs["ledger_idx"]))
+        # listed by ledger item, then bank line
+        .sort("ledger_idx", "bank_idx")
+        .group_by("group", maintain_order=True).agg(
             (pl.lit("bank line ") + pl.col("b") + pl.lit(" with ledger ") + pl.col("l")).str.join(" / ").alias("ru_p")
         )
     )
@@ -526,7 +649,8 @@ def _group_proposals(chosen_groups, groups, pb, pl_, rules, labels):
             separator="; ",
             ignore_nulls=True,
         ),
-        match_id=match_id_expr(pl.col("bank_list"), pl.col("ledger_list")),
+        # the members are sorted by id (_member_frames), and so are the lists
+        match_id=_match_id_of_sorted(pl.col("bank_list"), pl.col("ledger_list")),
     )
     proposals = df.select(
         "match_id",
@@ -552,8 +676,12 @@ def _group_proposals(chosen_groups, groups, pb, pl_, rules, labels):
         pl.when(pl.col("open_minor").is_not_null()).then(open_text).otherwise(pl.lit("")).alias("open_amount"),
     )
     ids = df.select("group", "match_id")
+    # all bank lines, then all ledger lines, each group's members in id order (as the caller's
+    # stable sort by match id needs them)
     lines = pl.concat([
-        bank.join(ids, on="group").select("match_id", pl.lit("bank").alias("side"), "id", "amount_minor", "currency"),
-        ledger.join(ids, on="group").select("match_id", pl.lit("ledger").alias("side"), "id", "amount_minor", "currency"),
+        bank.join(ids, on="group", maintain_order="left")
+        .select("match_id", pl.lit("bank").alias("side"), "id", "amount_minor", "currency"),
+        ledger.join(ids, on="group", maintain_order="left")
+        .select("match_id", pl.lit("ledger").alias("side"), "id", "amount_minor", "currency"),
     ])
     return proposals, lines
