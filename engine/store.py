@@ -88,7 +88,7 @@ class Workspace:
 
     def query(self, sql: str, params: list | None = None) -> pl.DataFrame:
         """Run SQL against the workspace and return a Polars frame."""
-        return self.con.execute(sql, params or []).pl()
+        return self.con.sql(sql, params=params or None).pl()
 
     def _stage(self, frame: pl.DataFrame) -> None:
         # as Arrow string views, which DuckDB reads without a copy (the default, large strings,

@@ -160,3 +160,13 @@ def test_a_workspace_from_before_compound_matches_gains_the_open_amount_column(t
     rows = query(old, "SELECT run_id, count(*), count(open_amount) FROM proposals GROUP BY run_id ORDER BY run_id")
     assert rows[0][0] != "R-old" and rows[0][1] == rows[0][2] == result.proposals.height  # new run, column filled
     assert rows[1] == ("R-old", 1, 0)  # the old run kept, its open amount unknown
+
+
+def test_workspace_query_returns_a_polars_frame(first_run):
+    from engine.store import Workspace
+
+    result, ws = first_run
+    with Workspace(ws) as workspace:
+        frame = workspace.query("SELECT status, count(*) AS n FROM proposals WHERE run_id = ? GROUP BY ALL ORDER BY status",
+                                [result.run_id])
+    assert frame.rows() == [("auto", 6), ("review", 1)]
