@@ -29,6 +29,9 @@ combination search ``compound.subset_penalty`` bits per doubling of the combinat
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -67,6 +70,9 @@ FULL_REF_MIN_CHARS = 6
 BATCH_KEY_MIN_CHARS = 6
 
 _BATCH_TOKEN = r"[a-z]{1,6}[0-9][0-9/\-]*[0-9]"
+#: what lower-cases to a letter of _BATCH_TOKEN just before a digit: A-Z, a-z and the Kelvin sign
+#: (the one other character whose lower case is a single a-z; İ lower-cases to i + a dot)
+_LETTER_DIGIT = r"[A-Za-z\x{212A}][0-9]"
 _YEAR_PREFIX = r"(^|[^0-9])(?:19|20)[0-9]{2}([ /\-][0-9]{3,})"
 _MEMBER = pl.List(pl.UInt32)
 
@@ -109,76 +115,166 @@ def _bank_charge_max(currency: pl.Expr, rules: RuleSet, currencies: list[str]) -
     return expr
 
 
-def _first_words(name: pl.Expr, n: int, last: bool = False) -> pl.Expr:
-    words = name.str.split(" ")
-    part = words.list.tail(n) if last else words.list.head(n)
-    return pl.when(words.list.len() >= n).then(part.list.join(" "))
+def _two_words(name: pl.Expr, last: bool = False) -> pl.Expr:
+    """The first (last) two words of a name, split on single spaces; null for one word."""
+    return name.str.extract(r"([^ ]* [^ ]*)$" if last else r"^([^ ]* [^ ]*)")
+
+
+def _few_codes(*columns: pl.Series) -> tuple[list[pl.Series], pl.Series]:
+    """:func:`_codes` for columns of a few distinct strings (currencies, scripts, types)."""
+    values = pl.concat([c.unique() for c in columns]).unique().drop_nulls().sort()
+    enum = pl.Enum(values)
+    return [c.cast(enum).to_physical().cast(pl.UInt32) for c in columns], values
+
+
+def _codes(*columns: pl.Series) -> tuple[list[pl.Series], pl.Series]:
+    """Dense ``UInt32`` codes of string ``columns``, equal strings equal codes across all of them
+    (null stays null), and the strings in code order. Generators join and compare codes.
+
+    A string's code is found by its 64-bit hash (one integer join); every string is then checked
+    against the string of its code, and should two strings share a hash they are coded by text.
+    """
+    text = pl.concat([c.cast(pl.Utf8) for c in columns]).rename("s")
+    hashes = text.hash()
+    firsts = hashes.arg_unique()
+    firsts = firsts.filter(text.gather(firsts).is_not_null())
+    values = text.gather(firsts)
+    table = pl.DataFrame({"h": hashes.gather(firsts), "code": pl.arange(0, firsts.len(), dtype=pl.UInt32, eager=True)})
+    codes = (
+        pl.DataFrame({"h": hashes, "known": text.is_not_null()})
+        .join(table, on="h", how="left", maintain_order="left")
+        .select(pl.when("known").then(pl.col("code")))
+        .to_series()
+    )
+    if not (values.gather(codes) == text).all():
+        values = text.unique().drop_nulls().sort()
+        codes = text.cast(pl.Enum(values)).to_physical().cast(pl.UInt32)
+    out, start = [], 0
+    for c in columns:
+        out.append(codes.slice(start, c.len()))
+        start += c.len()
+    return out, values
+
+
+class _Vocab(NamedTuple):
+    """The strings of the codes (:func:`_codes`), in code order."""
+
+    names: pl.Series
+    currencies: pl.Series
+    types: pl.Series
+
+
+def _high_low(high: str | pl.Expr, low: str | pl.Expr) -> pl.Expr:
+    """Two ``UInt32`` columns packed in one ``UInt64`` (a group key of one integer)."""
+    high, low = (pl.col(c) if isinstance(c, str) else c for c in (high, low))
+    return high.cast(pl.UInt64) * (1 << 32) + low.cast(pl.UInt64)
+
+
+def _not_in(rows: pl.Series, height: int) -> pl.Series:
+    """A mask of ``height`` rows, false at ``rows`` (row numbers)."""
+    mask = np.ones(height, dtype=bool)
+    mask[rows.drop_nulls().to_numpy()] = False
+    return pl.Series(mask)
+
+
+def _side(frame: pl.DataFrame, rows: pl.Series, **columns: str) -> pl.DataFrame:
+    """``frame``'s ``columns`` (new name = old name) at ``rows`` (row numbers), in that order."""
+    return frame.select(**columns)[rows]
 
 
 class _NameSimilarity:
     """Similarity (0-100) of (bank name, ledger name) pairs, each distinct pair worked out once
     per run whichever generator asks first; equal names are 100 without a comparison.
 
-    Pairs are keyed by one 64-bit hash of the two names (joins on one integer, not two strings).
+    Names are integer ids into ``vocab`` (:func:`_codes` of both sides' ``name_key``); a pair is
+    one ``UInt64`` (bank id high, ledger id low). Generators on two threads may ask at once.
     """
 
-    def __init__(self) -> None:
-        self.known = pl.DataFrame(schema={"pair": pl.UInt64, "similarity": pl.Float64})
+    def __init__(self, vocab: pl.Series) -> None:
+        self.vocab = vocab
+        self.lock = threading.Lock()
+        self._words_lock = threading.Lock()
+        # the pairs worked out so far, sorted, and their similarities
+        self.pairs = np.empty(0, dtype=np.uint64)
+        self.similarity = np.empty(0, dtype=np.float64)
+        self._words: pl.DataFrame | None = None
 
-    @staticmethod
-    def _pair(bank: str, ledger: str) -> pl.Expr:
-        return pl.struct(b=pl.col(bank).fill_null(""), l=pl.col(ledger).fill_null("")).hash(seed=7)
+    def words(self) -> pl.DataFrame:
+        """Per name id (``name``): the codes of its first two (``k1``) and last two (``k2``)
+        words, null for a name of one word."""
+        with self._words_lock:
+            return self._word_codes()
 
-    def of(self, df: pl.DataFrame, bank: str = "name_key", ledger: str = "name_l") -> pl.DataFrame:
-        """``df`` with a ``similarity`` column for its ``bank`` and ``ledger`` name columns."""
-        df = df.with_columns(_pair=self._pair(bank, ledger))
-        new = (
-            df.filter(pl.col(bank) != pl.col(ledger))
-            .select("_pair", name_bank=bank, name_ledger=ledger)
-            .unique("_pair")
-            .join(self.known, left_on="_pair", right_on="pair", how="anti")
-        )
-        if new.height:
-            sim = _name_similarity(new["name_bank"], new["name_ledger"])
-            self.known = pl.concat([
-                self.known, pl.DataFrame({"pair": new["_pair"], "similarity": pl.Series(sim, dtype=pl.Float64)}),
-            ])
-        return (
-            df.join(self.known, left_on="_pair", right_on="pair", how="left")
-            .with_columns(similarity=pl.when(pl.col(bank) == pl.col(ledger)).then(pl.lit(100.0))
-                          .otherwise(pl.col("similarity")))
-            .drop("_pair")
-        )
+    def _word_codes(self) -> pl.DataFrame:
+        if self._words is None:
+            vocab = pl.DataFrame({"v": self.vocab})
+            keys = vocab.select(k1=_two_words(pl.col("v")), k2=_two_words(pl.col("v"), last=True))
+            (k1, k2), _ = _codes(keys["k1"], keys["k2"])
+            self._words = pl.DataFrame({
+                "name": pl.arange(0, self.vocab.len(), dtype=pl.UInt32, eager=True), "k1": k1, "k2": k2,
+            })
+        return self._words
+
+    def of(self, bank: pl.Series, ledger: pl.Series) -> pl.Series:
+        """Similarity of each (``bank``, ``ledger``) name id pair (ids of non-empty names, no
+        nulls)."""
+        with self.lock:
+            return self._of(bank, ledger)
+
+    def _of(self, bank: pl.Series, ledger: pl.Series) -> pl.Series:
+        b = bank.cast(pl.UInt64).to_numpy()
+        led = ledger.cast(pl.UInt64).to_numpy()
+        differ = np.flatnonzero(b != led)
+        pair = (b[differ] << np.uint64(32)) | led[differ]
+        # in pair order (look-ups in order stay in cache)
+        order = np.argsort(pair)
+        pair = pair[order]
+        asked = pair[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else pair
+        new = asked
+        if len(self.pairs):
+            at = np.minimum(np.searchsorted(self.pairs, asked), len(self.pairs) - 1)
+            new = asked[self.pairs[at] != asked]
+        if len(new):
+            sim = _name_similarity(
+                self.vocab.gather(pl.Series(new >> np.uint64(32)).cast(pl.UInt32)),
+                self.vocab.gather(pl.Series(new & np.uint64(0xFFFFFFFF)).cast(pl.UInt32)),
+            )
+            slots = np.searchsorted(self.pairs, new)
+            self.pairs = np.insert(self.pairs, slots, new)
+            self.similarity = np.insert(self.similarity, slots, sim)
+        out = np.full(len(b), 100.0)
+        out[differ[order]] = self.similarity[np.searchsorted(self.pairs, pair)]
+        return pl.Series("similarity", out)
 
 
-def _plainly_other(df: pl.DataFrame, sims: _NameSimilarity) -> pl.DataFrame:
-    """``df`` (name_key, name_script, name_l, script_l) without the rows whose names are in one
-    script and plainly different (similarity at most :data:`UNRELATED_SIMILARITY`)."""
-    both_named = (pl.col("name_key").fill_null("") != "") & (pl.col("name_l").fill_null("") != "")
-    check = both_named & (pl.col("name_script") == pl.col("script_l")) & (pl.col("name_key") != pl.col("name_l"))
-    df = df.with_row_index("_row")
-    mask = df.select(check.fill_null(False)).to_series()
-    checked = sims.of(df.filter(mask).select("_row", "name_key", "name_l"))
-    other = checked.filter(pl.col("similarity") <= UNRELATED_SIMILARITY).select("_row")
-    return df.join(other, on="_row", how="anti").drop("_row")
+def _plainly_other(df: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
+                   sims: _NameSimilarity) -> pl.DataFrame:
+    """``df`` (``bank_idx``, ``ledger_idx``) without the rows whose names are in one script and
+    plainly different (similarity at most :data:`UNRELATED_SIMILARITY`)."""
+    b = _side(bank, df["bank_idx"], named="named", name="name", script="script")
+    led = _side(ledger, df["ledger_idx"], named="named", name="name", script="script")
+    check = (b["named"] & led["named"] & (b["script"] == led["script"]) & (b["name"] != led["name"])).fill_null(False)
+    rows = check.arg_true()
+    if rows.len() == 0:
+        return df
+    similarity = sims.of(b["name"].gather(rows), led["name"].gather(rows))
+    keep = np.ones(df.height, dtype=bool)
+    keep[rows.filter(similarity <= UNRELATED_SIMILARITY).to_numpy()] = False
+    return df.filter(pl.Series(keep))
 
 
-def _payer_names(lines: pl.DataFrame, ledger_names: pl.Series, sims: _NameSimilarity) -> pl.DataFrame:
-    """Ledger name keys that may be the same payer as a bank name key: equal, or sharing the
-    first or last two words (a name cut short, an English first name added), similarity at least
-    :data:`MIN_PAYER_SIMILARITY`. ``lines`` has ``name_key`` and ``exact`` (the name is also a
-    ledger name: then that name only). Columns name_bank, name_ledger, similarity."""
-    b = lines.select(name_bank="name_key", exact="exact").filter(pl.col("name_bank").fill_null("") != "").unique()
-    led = pl.DataFrame({"name_ledger": ledger_names}).filter(pl.col("name_ledger").fill_null("") != "").unique()
+def _payer_names(lines: pl.DataFrame, ledger_names: pl.DataFrame, sims: _NameSimilarity) -> pl.DataFrame:
+    """Ledger names that may be the same payer as a bank name: equal, or sharing the first or
+    last two words (a name cut short, an English first name added), similarity at least
+    :data:`MIN_PAYER_SIMILARITY`. ``lines`` has ``name`` (a non-empty name's id) and ``exact``
+    (the name is also a ledger name: then that name only); ``ledger_names`` has ``name`` and its
+    ``k1`` / ``k2`` (:meth:`_NameSimilarity.words`). Columns name_bank, name_ledger, similarity."""
+    b = lines.select(name_bank="name", exact="exact").unique()
     equal = b.filter("exact").select("name_bank", name_ledger="name_bank", similarity=pl.lit(100.0))
-    fuzzy = b.filter(~pl.col("exact"))
-    keyed_b = fuzzy.with_columns(k1=_first_words(pl.col("name_bank"), 2),
-                                 k2=_first_words(pl.col("name_bank"), 2, last=True))
-    keyed_l = led.with_columns(k1=_first_words(pl.col("name_ledger"), 2),
-                               k2=_first_words(pl.col("name_ledger"), 2, last=True))
+    fuzzy = b.filter(~pl.col("exact")).join(sims.words(), left_on="name_bank", right_on="name")
     parts = [
-        keyed_b.select("name_bank", k=pl.col(k)).drop_nulls("k").join(
-            keyed_l.select("name_ledger", k=pl.col(k)).drop_nulls("k"), on="k"
+        fuzzy.select("name_bank", k=pl.col(k)).drop_nulls("k").join(
+            ledger_names.select(name_ledger="name", k=pl.col(k)).drop_nulls("k"), on="k"
         ).select("name_bank", "name_ledger")
         for k in ("k1", "k2")
     ]
@@ -188,7 +284,7 @@ def _payer_names(lines: pl.DataFrame, ledger_names: pl.Series, sims: _NameSimila
     # the nearest names only: another company sharing two words of the name is someone else;
     # a ledger name equal to the bank's is the payer (above), and names merely as similar
     # (siu man kwan and siu man siu) are others
-    near = sims.of(pairs, "name_bank", "name_ledger").filter(
+    near = pairs.with_columns(similarity=sims.of(pairs["name_bank"], pairs["name_ledger"])).filter(
         (pl.col("similarity") >= MIN_PAYER_SIMILARITY)
         & (pl.col("similarity") >= pl.col("similarity").max().over("name_bank") - PAYER_SIMILARITY_SPREAD)
     )
@@ -208,61 +304,81 @@ def _year_prefix(lines: pl.DataFrame) -> str | None:
     return _YEAR_PREFIX.replace("(?:19|20)[0-9]{2}", f"(?:{alternatives})")
 
 
-def _bank_keys(pb: pl.DataFrame, min_keys: int, *cols: str) -> pl.DataFrame:
-    """One row per (bank line, number quoted in its text) for lines quoting at least
-    ``min_keys`` numbers; a year that only prefixes a reference (the 2026 of INV-2026-00123,
-    inv 2026 00123) is no number of its own."""
-    lines = pb.filter(pl.col("ref_keys").list.len() >= min_keys)
+def _bank_keys(bank: pl.DataFrame) -> pl.DataFrame:
+    """One row per (bank line, number quoted in its text), with ``nkeys`` (how many numbers the
+    line's ``ref_keys`` has); a year that only prefixes a reference (the 2026 of
+    INV-2026-00123, inv 2026 00123) is no number of its own. A line's keys are distinct
+    (:func:`engine.normalize.text_reference_keys`)."""
+    lines = bank.select("bank_idx", "date", "bank_text", "ref_keys").filter(
+        pl.col("ref_keys").list.len() >= 1).with_columns(nkeys=pl.col("ref_keys").list.len())
     prefix = _year_prefix(lines)
     if prefix is not None:
         # the text is read again only where a year prefixes a number
-        prefixed = pl.col("bank_text").str.contains(prefix)
+        lines = lines.with_columns(_prefixed=pl.col("bank_text").str.contains(prefix))
         lines = pl.concat([
-            lines.filter(~prefixed),
-            lines.filter(prefixed).with_columns(
+            lines.filter(~pl.col("_prefixed")),
+            lines.filter(pl.col("_prefixed")).with_columns(
                 ref_keys=nz.text_reference_keys(pl.col("bank_text").str.replace_all(prefix, "${1}${2}"))),
         ])
     return (
-        lines.select("bank_idx", *cols, key="ref_keys")
+        lines.select("bank_idx", "nkeys", key="ref_keys")
         .explode("key").drop_nulls("key")
     )
 
 
-def _key_hits(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
-    """One row per (bank line, number quoted in its text, ledger item with that serial) of the
+def _key_hits(keys: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """One row per (bank line, ledger item with the serial of a number quoted in its text) of the
     same currency and sign, the item dated within the widest window a generator uses (listed,
-    instalments and the quoting check each narrow it). Joined on the number alone (one Int64)."""
+    instalments and the quoting check each narrow it): ``bank_idx``, ``ledger_idx``, ``key``,
+    ``nkeys``, ``day``, ``amount_minor``, ``day_l``, ``a_l``. An item has one serial, so a (line,
+    item) pair is one row. Integers only: names and texts are gathered where they are needed.
+    ``keys`` are the lines' numbers (:func:`_bank_keys`)."""
     cmp = rules.compound
     before = max(rules.candidates.reference_window_days, cmp.instalment_window_days)
     after = max(GROUP_DAYS_AFTER, rules.candidates.reference_window_days, rules.window_for("invoice").before)
-    keys = _bank_keys(pb.with_columns(nkeys=pl.col("ref_keys").list.len()), 1,
-                      "currency", "day", "amount_minor", "name_key", "name_script", "nkeys")
-    led = pl_.filter(pl.col("ref_serial").is_not_null() & (pl.col("amount_minor") != 0)).select(
-        "ledger_idx", "type_norm", key="ref_serial", currency_l="currency", a_l="amount_minor", day_l="day",
-        name_l="name_key", script_l="name_script", doc_ref="doc_ref",
+    keys = pl.concat([keys, _side(bank, keys["bank_idx"], cur="cur", day="day", amount_minor="amount_minor")],
+                     how="horizontal").filter(pl.col("amount_minor") != 0)
+    led = ledger.filter(pl.col("ref_serial").is_not_null() & (pl.col("amount_minor") != 0)).select(
+        "ledger_idx", "cur", key="ref_serial", a_l="amount_minor", day_l="day",
     )
+    # (number, currency, sign) as one Int64 when the numbers allow (a serial outside the bank's
+    # numbers' range matches nothing)
+    lo, hi = keys["key"].min(), keys["key"].max()
+    scale = 2 * (int(bank["cur"].max() or 0) + int(ledger["cur"].max() or 0) + 2)
+    on: str | list[str] = ["key", "cur", "_pos"]
+    keys = keys.with_columns(_pos=pl.col("amount_minor") > 0)
+    led = led.with_columns(_pos=pl.col("a_l") > 0)
+    if lo is not None and lo >= 0 and (hi + 1) * scale < 1 << 62:
+        packed = pl.col("key") * scale + pl.col("cur").cast(pl.Int64) * 2 + pl.col("_pos").cast(pl.Int64)
+        keys = keys.with_columns(_on=packed)
+        led = led.filter(pl.col("key").is_between(lo, hi)).with_columns(_on=packed).drop("key", "cur", "_pos")
+        on = "_on"
     return (
-        keys.join(led, on="key")
-        .filter(
-            (pl.col("currency") == pl.col("currency_l"))
-            & (pl.col("a_l").sign() == pl.col("amount_minor").sign())
-            & pl.col("day_l").is_between(pl.col("day") - before, pl.col("day") + after)
+        keys.join(led, on=on)
+        .filter(pl.col("day_l").is_between(pl.col("day") - before, pl.col("day") + after))
+        .select("bank_idx", "ledger_idx", "key", "nkeys", "day", "amount_minor", "day_l", "a_l")
+    )
+
+
+def _quotes_in_full(df: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, min_chars: int = 0) -> pl.DataFrame:
+    """``df`` (``bank_idx``, ``ledger_idx``) + ``full``: the item's whole reference, letters and
+    digits only and at least ``min_chars`` of them, is in the bank text."""
+    df = df.with_columns(_ref=_alnum(ledger["doc_ref"].gather(df["ledger_idx"])))
+    long_enough = df["_ref"].str.len_chars() >= min_chars
+    rows = long_enough.arg_true()
+    full = np.zeros(df.height, dtype=bool)
+    if rows.len():
+        check = df.select(pl.col("bank_idx", "_ref").gather(rows))
+        lines = check["bank_idx"].unique()
+        text = pl.DataFrame({"bank_idx": lines, "_text": bank["bank_text"].gather(lines)}).with_columns(
+            _text=_alnum(pl.col("_text")))
+        found = (
+            check.join(text, on="bank_idx", how="left", maintain_order="left")
+            .select(pl.col("_text").str.contains(pl.col("_ref"), literal=True))
+            .to_series().fill_null(False).to_numpy()
         )
-        .drop("currency_l")
-    )
-
-
-def _quotes_in_full(hits: pl.DataFrame, pb: pl.DataFrame) -> pl.DataFrame:
-    """``hits`` + ``full_text`` (the item's whole reference, letters and digits only, is in the
-    bank text) and ``ref_alnum``."""
-    text = pb.filter(pl.col("bank_idx").is_in(hits["bank_idx"].unique().implode())).select(
-        "bank_idx", _text=_alnum(pl.col("bank_text")))
-    return (
-        hits.with_columns(ref_alnum=_alnum(pl.col("doc_ref")))
-        .join(text, on="bank_idx", how="left")
-        .with_columns(full_text=pl.col("_text").str.contains(pl.col("ref_alnum"), literal=True))
-        .drop("_text")
-    )
+        full[rows.to_numpy()] = found
+    return df.drop("_ref").with_columns(full=pl.Series(full))
 
 
 def _combinations_tried(n: pl.Expr, max_size: int) -> pl.Expr:
@@ -281,39 +397,70 @@ def _combinations_tried(n: pl.Expr, max_size: int) -> pl.Expr:
 def _exact_subsets(block: pl.DataFrame, min_size: int, max_size: int) -> pl.DataFrame:
     """Combinations of ``min_size..max_size`` block items whose amounts total the target.
 
-    ``block`` has ``bank_idx``, ``target`` (> 0), ``ledger_idx``, ``a`` (the item's amount,
-    > 0, same sign as the target) and ``pos`` (0.. within the bank line). Combinations of half
-    the size are built by joins on the bank line (positions increasing, so each set once) and a
-    left half is joined with a right half on the remaining amount. Returns ``bank_idx``,
-    ``members`` (list of ledger_idx in position order).
+    ``block`` has ``sid`` (one search), ``target`` (> 0, one per search), ``ledger_idx``, ``a``
+    (the item's amount, > 0, same sign as the target) and ``pos`` (0, 1, ... within the search).
+    Pairs of a search's items are listed directly (positions increasing, so each set once), larger
+    halves by joins on the search; a left half is joined with a right half on the remaining
+    amount (search and amount in one integer when they fit). Members are columns until the end.
+    Returns ``sid`` and ``members`` (list of ledger_idx in position order).
     """
-    out_schema = {"bank_idx": pl.UInt32, "members": _MEMBER}
-    if block.height == 0 or max_size < min_size:
+    out_schema = {"sid": block.schema["sid"], "members": _MEMBER}
+    if block.height == 0 or max_size < min_size or max_size < 2:
         return pl.DataFrame(schema=out_schema)
-    items = block.select("bank_idx", "target", "ledger_idx", "a", "pos")
-    combos = {
-        1: items.select(
-            "bank_idx", "target", first="pos", last="pos", s="a",
-            m=pl.concat_list(pl.col("ledger_idx").cast(pl.UInt32)),
-        )
-    }
+    # a search's items together in position order; g numbers the searches 0, 1, ...
+    items = block.select("sid", "target", "a", "pos", m0=pl.col("ledger_idx").cast(pl.UInt32)).sort("sid", "pos")
+    sid = items["sid"].to_numpy()
+    new_search = np.r_[True, sid[1:] != sid[:-1]]
+    g = np.cumsum(new_search) - 1
+    starts = np.flatnonzero(new_search)
+    ends = np.r_[starts[1:], len(sid)]
+    searches = items["sid"].gather(starts)
+    items = items.drop("sid").with_columns(g=pl.Series(g, dtype=pl.UInt32))
+    # every pair of a search's items: each row with each later row of its search
+    row = np.arange(len(sid))
+    later = ends[g] - row - 1
+    first_row = np.repeat(row, later)
+    second_row = first_row + 1 + np.arange(len(first_row)) - np.repeat(np.cumsum(later) - later, later)
+    a, pos, m0 = items["a"].to_numpy(), items["pos"].to_numpy(), items["m0"].to_numpy()
+    pairs = pl.DataFrame({
+        "g": g[first_row].astype(np.uint32), "target": items["target"].to_numpy()[first_row],
+        "first": pos[first_row], "last": pos[second_row], "s": a[first_row] + a[second_row],
+        "m0": m0[first_row], "m1": m0[second_row],
+    })
+    combos = {1: items.select("g", "target", "m0", first="pos", last="pos", s="a"),
+              2: pairs.filter(pl.col("s") < pl.col("target"))}
     half = max_size - max_size // 2
-    right = items.select("bank_idx", p2="pos", a2="a", l2=pl.col("ledger_idx").cast(pl.UInt32))
-    for k in range(2, half + 1):
+    right = items.select("g", p2="pos", a2="a", l2="m0")
+    for k in range(3, half + 1):
+        members = [f"m{i}" for i in range(k - 1)]
         combos[k] = (
-            combos[k - 1].join(right, on="bank_idx")
+            combos[k - 1].join(right, on="g")
             .filter((pl.col("p2") > pl.col("last")) & (pl.col("s") + pl.col("a2") < pl.col("target")))
-            .select("bank_idx", "target", "first", last="p2", s=pl.col("s") + pl.col("a2"),
-                    m=pl.concat_list("m", "l2"))
+            .select("g", "target", "first", *members, last="p2", s=pl.col("s") + pl.col("a2"),
+                    **{f"m{k - 1}": pl.col("l2")})
         )
+    packed = int(items["target"].max()) < 1 << 32
     found = []
     for size in range(max(min_size, 2), max_size + 1):
+        if size == 2:
+            hit = pairs.filter(pl.col("s") == pl.col("target")).select("g", "m0", r0="m1")
+            found.append(hit.select("g", members=pl.concat_list("m0", "r0")))
+            continue
         a, b = size - size // 2, size // 2
-        left = combos[a].with_columns(need=pl.col("target") - pl.col("s"))
-        rhs = combos[b].select("bank_idx", need="s", first_r="first", m_r="m")
-        hit = left.join(rhs, on=["bank_idx", "need"]).filter(pl.col("last") < pl.col("first_r"))
-        found.append(hit.select("bank_idx", members=pl.concat_list("m", "m_r")))
-    return pl.concat(found).with_columns(pl.col("bank_idx").cast(pl.UInt32), pl.col("members").cast(_MEMBER))
+        left = combos[a].select("g", "last", *[f"m{i}" for i in range(a)], need=pl.col("target") - pl.col("s"))
+        rhs = combos[b].select("g", need="s", first_r="first", **{f"r{i}": f"m{i}" for i in range(b)})
+        if packed:
+            key = pl.col("g").cast(pl.Int64) * (1 << 32) + pl.col("need")
+            left = left.with_columns(_k=key).drop("g", "need")
+            rhs = rhs.filter(pl.col("need") < 1 << 32).with_columns(_k=key).drop("need")
+            hit = left.join(rhs, on="_k")
+        else:
+            hit = left.join(rhs, on=["g", "need"])
+        hit = hit.filter(pl.col("last") < pl.col("first_r"))
+        found.append(hit.select(
+            "g", members=pl.concat_list(*[f"m{i}" for i in range(a)], *[f"r{i}" for i in range(b)])))
+    found = pl.concat(found)
+    return found.select(sid=searches.gather(found["g"]), members=pl.col("members").cast(_MEMBER))
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,65 +490,67 @@ def _alnum(text: pl.Expr) -> pl.Expr:
     return text.fill_null("").str.to_lowercase().str.replace_all(r"[^a-z0-9]", "")
 
 
+def _sorted(lists: pl.Expr) -> pl.Expr:
+    """Each list sorted (as ``list.sort``, which is many times slower on an eager frame)."""
+    return lists.list.eval(pl.element().sort())
+
+
 def _one_bank(bank_idx: pl.Expr) -> pl.Expr:
     return pl.concat_list(bank_idx.cast(pl.UInt32))
 
 
-def _listed(pb: pl.DataFrame, hits: pl.DataFrame, rules: RuleSet, sims: _NameSimilarity) -> pl.DataFrame:
+def _listed(bank: pl.DataFrame, ledger: pl.DataFrame, hits: pl.DataFrame, types: pl.Series, rules: RuleSet,
+            sims: _NameSimilarity, beside: Executor) -> pl.DataFrame:
     """Items quoted by number in the bank text (two or more): all of them, or combinations.
 
-    ``hits`` are the (line, number, item) rows of :func:`_key_hits`: the document's own number
-    only, as other numbers in its text (a yymm prefix shared by many supplier references) would
-    make quoted numbers ambiguous."""
+    ``hits`` are the (line, item) rows of :func:`_key_hits`: the document's own number only, as
+    other numbers in its text (a yymm prefix shared by many supplier references) would make
+    quoted numbers ambiguous. A (line, item type) is one ``UInt64`` (``bt``). The references
+    quoted in full are read on ``beside`` meanwhile."""
     cmp = rules.compound
     quoted = hits.filter(
         (pl.col("nkeys") >= 2)
         & pl.col("day_l").is_between(pl.col("day") - rules.candidates.reference_window_days,
                                      pl.col("day") + GROUP_DAYS_AFTER)
-    )
+    ).select("bank_idx", "ledger_idx", "key", "amount_minor", "a_l")
     if quoted.height == 0:
         return _raw(pl.DataFrame())
-    # one row per (line, item) with the numbers that named it; grouped on one packed integer
-    pair = pl.col("bank_idx").cast(pl.UInt64) * (1 << 32) + pl.col("ledger_idx").cast(pl.UInt64)
-    first = (
-        quoted.with_row_index("_row").group_by(pair.alias("_pair"))
-        .agg(pl.col("_row").first(), keys=pl.col("key").unique()).sort("_row")
-    )
-    quoted = _quotes_in_full(
-        quoted.drop("key").gather(first["_row"]).with_columns(keys=first["keys"]), pb
-    ).with_columns(
-        # the whole reference in the text (2534-1625, not only a 1625 many bills share)
-        full=(pl.col("ref_alnum").str.len_chars() >= FULL_REF_MIN_CHARS) & pl.col("full_text"),
-    )
+    # item types by code (an item of no type: a code of its own for the reading of the text,
+    # and no search); search ``types.len()``: any type
+    quoted = quoted.with_columns(type=ledger["type"].gather(quoted["ledger_idx"])).with_columns(
+        bt=_high_low("bank_idx", pl.col("type").fill_null(types.len() + 1)))
+    # a line quoting no two items of one type makes no group, whatever the names say
+    quoted = quoted.filter(pl.col("bank_idx").is_in(quoted.filter(pl.col("bt").is_duplicated())["bank_idx"].implode()))
     # not another payer's item: a same-script name that is plainly different rules it out
-    quoted = _plainly_other(quoted, sims)
+    quoted = _plainly_other(quoted, bank, ledger, sims)
     # A short number may also be the serial of documents of other types (#BK1164 beside
     # INV-2026-01164): one search per (line, item type). A type whose items are named by every
     # number that named anything is a complete reading of the text.
-    typed = ["bank_idx", "type_norm"]
-    per_key = quoted.select("bank_idx", "type_norm", key="keys").explode("key")
-    line_keys = per_key.group_by("bank_idx").agg(line_keys=pl.col("key").n_unique())
+    line_keys = quoted.group_by("bank_idx").agg(line_keys=pl.col("key").n_unique())
     coverage = (
-        per_key.group_by("bank_idx", "type_norm", "key").agg(named=pl.len())
+        quoted.group_by("bt", "key").agg(named=pl.len(), bank_idx=pl.col("bank_idx").first())
         # a number naming two items of one type (INV-2026-00681 and INV-2025-00681) is ambiguous
-        .group_by(typed).agg(ambiguous=pl.col("named").max() > 1, type_keys=pl.len())
+        .group_by("bt").agg(ambiguous=pl.col("named").max() > 1, type_keys=pl.len(),
+                            bank_idx=pl.col("bank_idx").first())
         .join(line_keys, on="bank_idx")
         .with_columns(complete=pl.col("type_keys") == pl.col("line_keys"))
         .with_columns(sole=pl.col("complete").sum().over("bank_idx") == 1)
-        .drop("type_keys", "line_keys")
+        .select("bt", "ambiguous", "complete", "sole")
     )
     quoted = (
-        quoted.join(coverage, on=typed)
-        .with_columns(n=pl.len().over(typed), n_line=pl.len().over("bank_idx"))
+        quoted.drop_nulls("type")
+        .with_columns(n=pl.len().over("bt"), n_line=pl.len().over("bank_idx"))
         .filter((pl.col("n") >= 2) & (pl.col("n") <= cmp.max_group_items))
+        .join(coverage, on="bt")
     )
     if quoted.height == 0:
         return _raw(pl.DataFrame())
     w = rules.weights
     whole = (
         quoted.filter(~pl.col("ambiguous"))
-        .group_by(typed)
-        .agg(pl.col("ledger_idx").sort().cast(pl.UInt32), exact=~(pl.col("complete") & pl.col("sole")).first())
+        .group_by("bt")
+        .agg(pl.col("bank_idx").first(), pl.col("ledger_idx").sort().cast(pl.UInt32),
+             exact=~(pl.col("complete") & pl.col("sole")).first())
         .select(
             kind=pl.lit("one_to_many"), bank_idx=_one_bank(pl.col("bank_idx")), ledger_idx="ledger_idx",
             base=pl.lit(w.prior + w.reference.full),
@@ -409,49 +558,31 @@ def _listed(pb: pl.DataFrame, hits: pl.DataFrame, rules: RuleSet, sims: _NameSim
             exact_only="exact",
         )
     )
-    # the items of one type whose whole references the text quotes, when a number alone is
-    # ambiguous or shared with other payers' documents
-    fully = (
-        quoted.filter(pl.col("full"))
-        .with_columns(nf=pl.len().over(typed))
-        .filter((pl.col("nf") >= 2) & (pl.col("nf") < pl.col("n")) | (pl.col("nf") >= 2) & pl.col("ambiguous"))
-        .group_by(typed).agg(pl.col("ledger_idx").sort().cast(pl.UInt32))
-        .with_columns(sole=pl.len().over("bank_idx") == 1)
-        .select(
-            kind=pl.lit("one_to_many"), bank_idx=_one_bank(pl.col("bank_idx")), ledger_idx="ledger_idx",
-            base=pl.lit(w.prior + w.reference.full),
-            how=pl.lit("pays the ") + pl.col("ledger_idx").list.len().cast(pl.Utf8)
-            + pl.lit(" items whose references the bank text quotes in full"),
-            exact_only=~pl.col("sole"),
-        )
-    )
+    fully = beside.submit(_quoted_in_full, quoted, bank, ledger, rules)
     # a quoted number may also be another document's (a year, a cheque number): combinations of
     # the quoted items of one type that total the payment exactly, and of all the line's items
     # when they are few
     target = dict(target=pl.col("amount_minor").abs(), a=pl.col("a_l").abs())
     searches = pl.concat([
-        quoted.filter(pl.col("n") <= cmp.max_block_items).with_columns(search=pl.col("type_norm")),
+        quoted.filter(pl.col("n") <= cmp.max_block_items).with_columns(search=pl.col("type")),
         quoted.filter((pl.col("n_line") <= cmp.max_block_items) & (pl.col("n_line") > pl.col("n")))
-        .unique(["bank_idx", "ledger_idx"]).with_columns(search=pl.lit("*")),
+        .with_columns(search=pl.lit(types.len(), dtype=pl.UInt32)),
     ]).with_columns(**target).filter(pl.col("a") < pl.col("target"))
-    searches = searches.with_columns(
-        sid=pl.struct("bank_idx", "search").rank("dense").cast(pl.Int64),
-    ).with_columns(
+    searches = searches.with_columns(sid=_high_low("bank_idx", "search")).with_columns(
         pos=pl.col("ledger_idx").rank("ordinal").over("sid") - 1, k=pl.len().over("sid"),
     ).filter(pl.col("k") >= 2)
     max_k = int(searches["k"].max() or 2)
-    subsets = _exact_subsets(searches.drop("bank_idx").rename({"sid": "bank_idx"}), 2,
-                             min(cmp.max_subset_size, max(2, max_k)))
+    subsets = _exact_subsets(searches, 2, min(cmp.max_subset_size, max(2, max_k)))
     tried = searches.group_by("sid").agg(pl.col("bank_idx", "k").first())
     part = (
-        subsets.rename({"bank_idx": "sid"}).with_columns(pl.col("sid").cast(pl.Int64), pl.col("members").list.sort())
+        subsets.with_columns(_sorted(pl.col("members")))
         .join(tried, on="sid")
         # the same combination from a type's search and the line's: once, from the smaller search
         .sort("k").unique(["bank_idx", "members"], keep="first")
         .with_columns(fits=pl.len().over("bank_idx"))
         .select(
             kind=pl.lit("one_to_many"), bank_idx=_one_bank(pl.col("bank_idx")),
-            ledger_idx=pl.col("members").list.sort(),
+            ledger_idx="members",
             base=w.prior + w.reference.full
             - cmp.subset_penalty * _combinations_tried(pl.col("k"), cmp.max_subset_size).log(2)
             + pl.when(pl.col("fits") == 1).then(pl.lit(w.unique_amount)).otherwise(pl.lit(w.competing_amount)),
@@ -461,40 +592,78 @@ def _listed(pb: pl.DataFrame, hits: pl.DataFrame, rules: RuleSet, sims: _NameSim
             exact_only=pl.lit(True),
         )
     )
-    return pl.concat([_raw(whole), _raw(fully), _raw(part)])
+    return pl.concat([_raw(whole), fully.result(), _raw(part)])
 
 
-def _batch_tokens(text: pl.Expr) -> pl.Expr:
-    """Letter+digit references in normalised text, separators removed (``pb2610-001`` ->
-    ``pb2610001``)."""
-    return text.str.to_lowercase().str.extract_all(_BATCH_TOKEN).list.eval(
-        pl.element().str.replace_all(r"[/\-]", "").filter(pl.element().str.len_chars() >= BATCH_KEY_MIN_CHARS)
-    ).list.unique()
+def _quoted_in_full(quoted: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """The items of one type whose whole references the text quotes (2534-1625, not only a 1625
+    many bills share), when a number alone is ambiguous or shared with other payers' documents
+    (``quoted``: the listed items of :func:`_listed`)."""
+    w = rules.weights
+    quoted = _quotes_in_full(quoted, bank, ledger, FULL_REF_MIN_CHARS)
+    return _raw(
+        quoted.filter(pl.col("full"))
+        .with_columns(nf=pl.len().over("bt"))
+        .filter((pl.col("nf") >= 2) & (pl.col("nf") < pl.col("n")) | (pl.col("nf") >= 2) & pl.col("ambiguous"))
+        .group_by("bt").agg(pl.col("bank_idx").first(), pl.col("ledger_idx").sort().cast(pl.UInt32))
+        .with_columns(sole=pl.len().over("bank_idx") == 1)
+        .select(
+            kind=pl.lit("one_to_many"), bank_idx=_one_bank(pl.col("bank_idx")), ledger_idx="ledger_idx",
+            base=pl.lit(w.prior + w.reference.full),
+            how=pl.lit("pays the ") + pl.col("ledger_idx").list.len().cast(pl.Utf8)
+            + pl.lit(" items whose references the bank text quotes in full"),
+            exact_only=~pl.col("sole"),
+        )
+    )
 
 
-def _batches(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+def _batch_tokens(frame: pl.DataFrame, idx: str, text: pl.Expr) -> pl.DataFrame:
+    """(``idx``, ``key``) for the letter+digit references in ``text``, separators removed
+    (``pb2610-001`` -> ``pb2610001``); one row per distinct pair. Only a text with a letter
+    before a digit (:data:`_LETTER_DIGIT`) is read."""
+    return (
+        frame.select(idx, text=text).filter(pl.col("text").str.contains(_LETTER_DIGIT))
+        .select(idx, key=pl.col("text").str.to_lowercase().str.extract_all(_BATCH_TOKEN))
+        .explode("key").drop_nulls("key")
+        .with_columns(pl.col("key").str.replace_all(r"[/\-]", ""))
+        .filter(pl.col("key").str.len_chars() >= BATCH_KEY_MIN_CHARS)
+        .unique([idx, "key"])
+    )
+
+
+def _batches(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     """All items sharing a reference the bank text quotes (a payroll or supplier batch)."""
     cmp = rules.compound
-    text = pl.concat_str([pl.col("description").fill_null(""), pl.col("reference").fill_null("")], separator=" ")
+    # an item's references are those of its description and of its reference (a token has no
+    # space, so none spans the two); descriptions repeat, so each is read once
+    descriptions = ledger.select(d=pl.col("description").fill_null("")).unique()
+    described = _batch_tokens(descriptions, "d", pl.col("d"))
     ledger_tokens = (
-        pl_.select("ledger_idx", "currency", "amount_minor", "day", key=_batch_tokens(text))
-        .explode("key").drop_nulls("key").unique(["ledger_idx", "key"])
-        .with_columns(sign=pl.col("amount_minor").sign())
+        pl.concat([
+            ledger.select("ledger_idx", d=pl.col("description").fill_null("")).join(described, on="d").drop("d"),
+            _batch_tokens(ledger, "ledger_idx", pl.col("reference").fill_null("")),
+        ])
+        .unique(["ledger_idx", "key"])
     )
+    ledger_tokens = pl.concat(
+        [ledger_tokens, _side(ledger, ledger_tokens["ledger_idx"], cur="cur", amount_minor="amount_minor", day="day")],
+        how="horizontal",
+    ).with_columns(sign=pl.col("amount_minor").sign())
     blocks = (
-        ledger_tokens.group_by("currency", "sign", "key")
+        ledger_tokens.group_by("cur", "sign", "key")
         .agg(pl.col("ledger_idx").sort().cast(pl.UInt32), total=pl.col("amount_minor").sum(),
              first_day=pl.col("day").min(), last_day=pl.col("day").max(), n=pl.len())
         .filter((pl.col("n") >= 2) & (pl.col("n") <= cmp.max_group_items))
     )
     if blocks.height == 0:
         return _raw(pl.DataFrame())
-    bank_tokens = (
-        pb.select("bank_idx", "currency", "day", "amount_minor", key=_batch_tokens(pl.col("bank_text")))
-        .explode("key").drop_nulls("key").with_columns(sign=pl.col("amount_minor").sign())
-    )
+    bank_tokens = _batch_tokens(bank, "bank_idx", pl.col("bank_text"))
+    bank_tokens = pl.concat(
+        [bank_tokens, _side(bank, bank_tokens["bank_idx"], cur="cur", day="day", amount_minor="amount_minor")],
+        how="horizontal",
+    ).with_columns(sign=pl.col("amount_minor").sign())
     w = rules.weights
-    hits = bank_tokens.join(blocks, on=["currency", "sign", "key"]).filter(
+    hits = bank_tokens.join(blocks, on=["cur", "sign", "key"]).filter(
         (pl.col("first_day") >= pl.col("day") - cmp.block_window_days)
         & (pl.col("last_day") <= pl.col("day") + GROUP_DAYS_AFTER)
     )
@@ -507,32 +676,37 @@ def _batches(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFram
     ))
 
 
-def _day_blocks(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+def _day_blocks(bank: pl.DataFrame, ledger: pl.DataFrame, types: pl.Series, rules: RuleSet) -> pl.DataFrame:
     """A day's items of one type and description (references removed) whose total equals a
     bank line paid that day or up to DAY_BLOCK_LAG_DAYS later (a payroll run)."""
     cmp = rules.compound
-    desc = (
-        pl.col("description").fill_null("").str.to_lowercase()
+    # each distinct description is cleaned once; items are grouped on the cleaned text's code
+    (described,), raw = _codes(ledger["description"].fill_null(""))
+    cleaned = raw.to_frame("d").select(
+        pl.col("d").str.to_lowercase()
         .str.replace_all(r"\S*[0-9]\S*", " ").str.replace_all(r"[^\p{L}]+", " ").str.strip_chars()
-    )
+    ).to_series()
+    (clean_code,), descs = _codes(cleaned)
     blocks = (
-        pl_.with_columns(sign=pl.col("amount_minor").sign(), desc=desc)
+        ledger.select("ledger_idx", "cur", "type", "day", "amount_minor", "name", sign=pl.col("amount_minor").sign(),
+                      desc=clean_code.gather(described))
         .filter(pl.col("sign") != 0)
-        .group_by("currency", "sign", "type_norm", "desc", "day")
+        .group_by("cur", "sign", "type", "desc", "day")
         .agg(pl.col("ledger_idx").sort().cast(pl.UInt32), total=pl.col("amount_minor").sum(), n=pl.len(),
-             payees=pl.col("name_key").n_unique())
+             payees=pl.col("name").n_unique())
         .filter((pl.col("n") >= 2) & (pl.col("n") <= cmp.max_group_items))
     )
     if blocks.height == 0:
         return _raw(pl.DataFrame())
     w = rules.weights
     hits = (
-        pb.select("bank_idx", "currency", day_b="day", total="amount_minor",
-                  # a name the books know (a supplier's) is a payer name; a leftover word is not
-                  named=pl.col("name_key").is_in(pl_["name_key"].drop_nulls().unique().implode()))
-        .join(blocks, on=["currency", "total"])
+        bank.select("bank_idx", "cur", day_b="day", total="amount_minor",
+                    # a name the books know (a supplier's) is a payer name; a leftover word is not
+                    named=pl.col("name").is_in(ledger["name"].drop_nulls().unique().implode()))
+        .join(blocks, on=["cur", "total"])
         .filter(pl.col("day_b").is_between(pl.col("day"), pl.col("day") + DAY_BLOCK_LAG_DAYS))
     )
+    hits = hits.with_columns(desc=descs.gather(hits["desc"]), type_norm=types.gather(hits["type"]))
     return _raw(hits.select(
         kind=pl.lit("one_to_many"), bank_idx=_one_bank(pl.col("bank_idx")), ledger_idx="ledger_idx",
         base=w.prior
@@ -547,7 +721,8 @@ def _day_blocks(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataF
     ), cap=DAY_BLOCK_MAX_BITS)
 
 
-def _quoting(hits: pl.DataFrame, rules: RuleSet, sims: _NameSimilarity) -> tuple[pl.Series, pl.Series]:
+def _quoting(hits: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet,
+             sims: _NameSimilarity) -> tuple[pl.Series, pl.Series]:
     """Bank lines quoting the number of an item of the same currency and sign (``hits``,
     :func:`_key_hits`; theirs is a reference match, not a combination search), and the items
     such a line pays exactly on its own (settled: no combination needs them; elimination)."""
@@ -556,115 +731,128 @@ def _quoting(hits: pl.DataFrame, rules: RuleSet, sims: _NameSimilarity) -> tuple
     # number) quotes nothing: the line still needs its combination search. Names are compared
     # only where that decides something: lines with no hit that is plainly theirs, and items
     # paid exactly.
-    checkable = (
-        (pl.col("name_key").fill_null("") != "") & (pl.col("name_l").fill_null("") != "")
-        & (pl.col("name_script") == pl.col("script_l")) & (pl.col("name_key") != pl.col("name_l"))
-    ).fill_null(False)
-    paid = pl.col("a_l") == pl.col("amount_minor")
-    unchecked = hits.filter(~checkable)
+    b = _side(bank, hits["bank_idx"], named="named", name="name", script="script")
+    led = _side(ledger, hits["ledger_idx"], named="named", name="name", script="script")
+    checkable = (b["named"] & led["named"] & (b["script"] == led["script"]) & (b["name"] != led["name"])).fill_null(False)
+    hits = hits.select("bank_idx", "ledger_idx", paid=pl.col("a_l") == pl.col("amount_minor")).with_columns(
+        checkable=checkable)
+    unchecked = hits.filter(~pl.col("checkable"))
     sure = unchecked["bank_idx"].unique().implode()
-    kept = _plainly_other(hits.filter(checkable & (~pl.col("bank_idx").is_in(sure) | paid)), sims)
+    kept = _plainly_other(hits.filter(pl.col("checkable") & (~pl.col("bank_idx").is_in(sure) | pl.col("paid"))),
+                          bank, ledger, sims)
     lines = pl.concat([unchecked["bank_idx"], kept["bank_idx"]]).unique().cast(pl.UInt32)
-    settled = pl.concat([unchecked.filter(paid)["ledger_idx"], kept.filter(paid)["ledger_idx"]])
+    settled = pl.concat([unchecked.filter("paid")["ledger_idx"], kept.filter("paid")["ledger_idx"]])
     return lines, settled.unique().cast(pl.UInt32)
 
 
-def _pays_one(lines: pl.DataFrame, pl_: pl.DataFrame, names: pl.DataFrame, rules: RuleSet,
+def _pays_one(lines: pl.DataFrame, ledger: pl.DataFrame, names: pl.DataFrame, rules: RuleSet,
               sims: _NameSimilarity) -> pl.DataFrame:
     """(bank_idx, ledger_idx) where one item of the payer (an equal name when ``exact``, else a
     ledger name in ``names`` sharing the first or last two words and at least
     :data:`SAME_PAYER_SIMILARITY` similar) pays the line exactly, dated within the block window.
-    Joined on one 64-bit hash of (name or two words, currency, amount)."""
+    Joined on (name or two words, currency) packed in one integer, and the amount."""
     cmp = rules.compound
-    led = pl_.select("ledger_idx", "currency", "amount_minor", day_l="day", name_l="name_key").join(
-        names, left_on="name_l", right_on="name_ledger")
+    words = sims.words()
+    # the payer's items of a line's amount only
+    led = ledger.filter(
+        pl.col("amount_minor").is_in(lines["amount_minor"].unique().implode())
+        & pl.col("name").is_in(names["name"].implode())
+    ).select("ledger_idx", "cur", "amount_minor", day_l="day", name_l="name")
+    led = led.with_columns(k1=words["k1"].gather(led["name_l"]), k2=words["k2"].gather(led["name_l"]))
+    # a null currency is a currency here (as one hash of name, currency and amount would have it)
+    on = ["_k", "amount_minor"]
 
     def key(word: str) -> pl.Expr:
-        return pl.struct(k=pl.col(word), c=pl.col("currency"), a=pl.col("amount_minor")).hash(seed=11)
+        return _high_low(word, "cur").fill_null(pl.col(word).cast(pl.UInt64) * (1 << 32) + 0xFFFFFFFF)
 
-    exact = lines.filter("exact").select("bank_idx", "day", "name_key", _k=key("name_key"))
-    parts = [exact.join(led.select("ledger_idx", "day_l", "name_l", _k=key("name_l")), on="_k")]
+    exact = lines.filter("exact")
+    parts = [exact.select("bank_idx", "day", "name", "amount_minor", _k=key("name")).join(
+        led.select("ledger_idx", "day_l", "name_l", "amount_minor", _k=key("name_l")), on=on)]
     fuzzy = lines.filter(~pl.col("exact"))
+    fuzzy = fuzzy.with_columns(k1=words["k1"].gather(fuzzy["name"]), k2=words["k2"].gather(fuzzy["name"]))
     for k in ("k1", "k2"):
-        left = fuzzy.with_columns(_w=_first_words(pl.col("name_key"), 2, last=k == "k2")).drop_nulls("_w")
-        right = led.drop_nulls(k)
-        parts.append(left.select("bank_idx", "day", "name_key", _k=key("_w")).join(
-            right.select("ledger_idx", "day_l", "name_l", _k=key(k)), on="_k"))
+        left = fuzzy.drop_nulls(k).select("bank_idx", "day", "name", "amount_minor", _k=key(k))
+        right = led.drop_nulls(k).select("ledger_idx", "day_l", "name_l", "amount_minor", _k=key(k))
+        parts.append(left.join(right, on=on))
     pairs = (
         pl.concat(parts)
         .filter(pl.col("day_l").is_between(pl.col("day") - cmp.block_window_days, pl.col("day") + GROUP_DAYS_AFTER))
-        .unique(["bank_idx", "ledger_idx"])
+        .unique(_high_low("bank_idx", "ledger_idx"))
     )
-    return sims.of(pairs).filter(
-        (pl.col("name_key") == pl.col("name_l")) | (pl.col("similarity") >= SAME_PAYER_SIMILARITY)
+    return pairs.filter(
+        (pl.col("name") == pl.col("name_l"))
+        | (sims.of(pairs["name"], pairs["name_l"]) >= SAME_PAYER_SIMILARITY)
     ).select("bank_idx", "ledger_idx")
 
 
-def _subsets(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet, skip: pl.Series,
+def _subsets(bank: pl.DataFrame, ledger: pl.DataFrame, vocab: _Vocab, rules: RuleSet, skip: pl.Series,
              claimed: pl.Series, sims: _NameSimilarity) -> pl.DataFrame:
     """Combinations of one payer's open items of one type totalling a bank line that quotes
     none of them; items ``claimed`` elsewhere are left out."""
     cmp = rules.compound
     w = rules.weights
-    lines = pb.filter(
-        (pl.col("name_key").fill_null("") != "") & (pl.col("amount_minor") != 0)
-        & ~pl.col("bank_idx").is_in(skip.implode())
-    ).select("bank_idx", "currency", "day", "amount_minor", "name_key")
-    ledger = pl_.filter(
-        (pl.col("name_key").fill_null("") != "") & (pl.col("amount_minor") != 0)
-        & ~pl.col("ledger_idx").is_in(claimed.implode())
-    ).select("ledger_idx", "currency", "day", "amount_minor", "name_key", "type_norm")
-    if lines.height == 0 or ledger.height == 0:
+    lines = bank.filter(
+        pl.col("named") & (pl.col("amount_minor") != 0) & _not_in(skip, bank.height)
+    ).select("bank_idx", "cur", "day", "amount_minor", "name")
+    items = ledger.filter(
+        pl.col("named") & (pl.col("amount_minor") != 0) & _not_in(claimed, ledger.height)
+    ).select("ledger_idx", "cur", "day", "amount_minor", "name", "type")
+    if lines.height == 0 or items.height == 0:
         return _raw(pl.DataFrame())
-    ledger_names = ledger.select(name_ledger="name_key").unique().with_columns(
-        k1=_first_words(pl.col("name_ledger"), 2), k2=_first_words(pl.col("name_ledger"), 2, last=True))
-    lines = lines.with_columns(exact=pl.col("name_key").is_in(ledger_names["name_ledger"].implode()))
+    ledger_names = items.select("name").unique().join(sims.words(), on="name")
+    lines = lines.with_columns(exact=pl.col("name").is_in(ledger_names["name"].implode()))
     # a line one item of the payer pays exactly (any date in the window) is a one-to-one
-    pairs = _pays_one(lines, pl_, ledger_names, rules, sims)
+    pairs = _pays_one(lines, ledger, ledger_names, rules, sims)
     lines = lines.filter(~pl.col("bank_idx").is_in(pairs["bank_idx"].implode()))
-    names = _payer_names(lines, ledger_names["name_ledger"], sims)
+    names = _payer_names(lines, ledger_names, sims)
     # elimination: an item that one such line, and only it, pays exactly (and that line no other
     # item) is that line's; the payer's combinations need it no more
     settled = pairs.filter((pl.len().over("bank_idx") == 1) & (pl.len().over("ledger_idx") == 1))["ledger_idx"]
-    ledger = ledger.filter(~pl.col("ledger_idx").is_in(settled.implode()))
-    kinds = ledger.select("name_key", "currency", "type_norm", sign=pl.col("amount_minor").sign()).unique()
+    items = items.filter(~pl.col("ledger_idx").is_in(settled.implode()))
+    items = items.with_columns(sign=pl.col("amount_minor").sign())
+    kinds = items.select("name", "cur", "type", "sign").unique()
+    # block ids as engine.candidates._block_ids gives them for the names, currencies and types as
+    # text (their order decides which of a crowded day's items a window keeps), once per kind
+    as_text = pl.DataFrame({
+        "name_ledger": vocab.names.gather(kinds["name"]), "currency": vocab.currencies.gather(kinds["cur"]),
+        "type_norm": vocab.types.gather(kinds["type"]), "sign": kinds["sign"],
+    })
+    kinds = kinds.with_columns(block=_block_ids(as_text, as_text.clear())[0])
+    items = items.join(kinds, on=["name", "cur", "type", "sign"], how="left", nulls_equal=True, maintain_order="left")
     # one row per (line, payer name, item type)
     links = (
         lines.with_columns(sign=pl.col("amount_minor").sign())
-        .join(names, left_on="name_key", right_on="name_bank")
-        .join(kinds, left_on=["name_ledger", "currency", "sign"], right_on=["name_key", "currency", "sign"])
+        .join(names, left_on="name", right_on="name_bank")
+        .join(kinds, left_on=["name_ledger", "cur", "sign"], right_on=["name", "cur", "sign"])
     )
     if links.height == 0:
         return _raw(pl.DataFrame())
-    bb, lb = _block_ids(
-        links.select("name_ledger", "currency", "type_norm", sign=pl.col("amount_minor").sign()),
-        ledger.select(name_ledger="name_key", currency="currency", type_norm="type_norm",
-                      sign=pl.col("amount_minor").sign()),
-    )
     offset = 1 << 20
     li, ri = window_pairs(
-        bb, links["day"].cast(pl.Int64).to_numpy() + offset, lb, ledger["day"].cast(pl.Int64).to_numpy() + offset,
+        links["block"].to_numpy(), links["day"].cast(pl.Int64).to_numpy() + offset,
+        items["block"].to_numpy(), items["day"].cast(pl.Int64).to_numpy() + offset,
         cmp.block_window_days, 0, cmp.max_block_items, 1 << 21,
     )
     block = pl.DataFrame({
         "bank_idx": links["bank_idx"].to_numpy()[li],
-        "type_norm": links["type_norm"].gather(li),
-        "ledger_idx": ledger["ledger_idx"].to_numpy()[ri],
+        "type": links["type"].to_numpy()[li],
+        "ledger_idx": items["ledger_idx"].to_numpy()[ri],
         "amount_minor": links["amount_minor"].to_numpy()[li],
-        "a_l": ledger["amount_minor"].to_numpy()[ri],
-        "gap": links["day"].to_numpy()[li] - ledger["day"].to_numpy()[ri],
+        "a_l": items["amount_minor"].to_numpy()[ri],
+        "gap": links["day"].cast(pl.Int64).to_numpy()[li] - items["day"].cast(pl.Int64).to_numpy()[ri],
     }).unique(["bank_idx", "ledger_idx"])
     block = block.with_columns(target=pl.col("amount_minor").abs(), a=pl.col("a_l").abs())
     # a line an item of the payer pays exactly is a one-to-one; others need at least two items
-    # smaller than the payment, together reaching it. One search per (line, item type).
-    search = ["bank_idx", "type_norm"]
+    # smaller than the payment, together reaching it. One search per (line, item type): the
+    # nearest items, the lower row first among items of one day.
+    block = block.filter(pl.col("a") < pl.col("target")).with_columns(bt=_high_low("bank_idx", "type"))
+    nearness = (pl.col("gap") - pl.col("gap").min()) * (1 << 32) + pl.col("ledger_idx").cast(pl.Int64)
     block = (
-        block.filter(pl.col("a") < pl.col("target"))
-        .with_columns(near=pl.col("gap").rank("ordinal").over(search))
+        block.with_columns(near=nearness.rank("ordinal").over("bt"))
         .filter(pl.col("near") <= cmp.max_block_items)
-        .with_columns(k=pl.len().over(search), reach=pl.col("a").sum().over(search))
+        .with_columns(k=pl.len().over("bt"), reach=pl.col("a").sum().over("bt"))
         .filter((pl.col("k") >= 2) & (pl.col("reach") >= pl.col("target")))
-        .with_columns(pos=pl.col("near") - 1, sid=pl.struct(search).rank("dense").cast(pl.Int64))
+        .with_columns(pos=pl.col("near") - 1, sid=pl.col("bt"))
     )
     if block.height == 0:
         return _raw(pl.DataFrame())
@@ -673,13 +861,12 @@ def _subsets(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet, skip: pl.Serie
         .with_columns(combos=_combinations_tried(pl.col("k"), cmp.max_subset_size))
         .with_columns(combos=pl.col("combos").sum().over("bank_idx"))
     )
-    found = _exact_subsets(block.drop("bank_idx").rename({"sid": "bank_idx"}), 2, cmp.max_subset_size)
-    found = found.rename({"bank_idx": "sid"}).with_columns(pl.col("sid").cast(pl.Int64)).join(searches, on="sid")
+    found = _exact_subsets(block, 2, cmp.max_subset_size).join(searches, on="sid")
     return _raw(
         found.with_columns(fits=pl.len().over("bank_idx"))
         .select(
             kind=pl.lit("one_to_many"), bank_idx=_one_bank(pl.col("bank_idx")),
-            ledger_idx=pl.col("members").list.sort(),
+            ledger_idx=_sorted(pl.col("members")),
             base=w.prior - cmp.subset_penalty * pl.col("combos").log(2)
             + pl.when(pl.col("fits") == 1).then(pl.lit(w.unique_amount)).otherwise(pl.lit(w.competing_amount)),
             how=pl.lit("pays ") + pl.col("members").list.len().cast(pl.Utf8)
@@ -692,7 +879,8 @@ def _subsets(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet, skip: pl.Serie
     )
 
 
-def _instalments(pb: pl.DataFrame, hits: pl.DataFrame, rules: RuleSet, sims: _NameSimilarity) -> pl.DataFrame:
+def _instalments(bank: pl.DataFrame, ledger: pl.DataFrame, hits: pl.DataFrame, rules: RuleSet,
+                 sims: _NameSimilarity) -> pl.DataFrame:
     """Two or more bank lines quoting one item's number (``hits``, :func:`_key_hits`), each less
     than it, paying it in full or in part (never more)."""
     cmp = rules.compound
@@ -701,20 +889,20 @@ def _instalments(pb: pl.DataFrame, hits: pl.DataFrame, rules: RuleSet, sims: _Na
         (pl.col("amount_minor").abs() < pl.col("a_l").abs())
         & pl.col("day").is_between(pl.col("day_l") - rules.window_for("invoice").before,
                                    pl.col("day_l") + cmp.instalment_window_days)
-    ).unique(["bank_idx", "ledger_idx"], keep="first", maintain_order=True)
+    ).select("bank_idx", "ledger_idx", "amount_minor", "a_l", "day", "day_l")
     if pairs.height == 0:
         return _raw(pl.DataFrame())
     # an item only one line quotes needs no name check: it makes no group either way
-    pairs = _plainly_other(pairs.filter(pl.len().over("ledger_idx") >= 2), sims)
-    pairs = pairs.with_columns(
-        near=(pl.col("day") - pl.col("day_l")).abs().rank("ordinal").over("ledger_idx"),
-    ).filter(pl.col("near") <= cmp.max_instalments)
+    pairs = _plainly_other(pairs.filter(pl.len().over("ledger_idx") >= 2), bank, ledger, sims)
+    # the nearest lines, the lower row first among lines of one day
+    nearness = (pl.col("day") - pl.col("day_l")).abs().cast(pl.Int64) * (1 << 32) + pl.col("bank_idx").cast(pl.Int64)
+    pairs = pairs.with_columns(near=nearness.rank("ordinal").over("ledger_idx")).filter(pl.col("near") <= cmp.max_instalments)
     pairs = pairs.with_columns(n=pl.len().over("ledger_idx")).filter(pl.col("n") >= 2).with_columns(
         pos=(pl.col("near") - 1).cast(pl.Int64)
     )
-    pairs = _quotes_in_full(pairs, pb).rename({"full_text": "full"})
     if pairs.height == 0:
         return _raw(pl.DataFrame())
+    pairs = _quotes_in_full(pairs, bank, ledger)
     # every subset of at most max_instalments lines, by bit mask
     n_max = int(pairs["n"].max())
     mask = np.arange(1, 1 << n_max, dtype=np.int64)
@@ -744,7 +932,7 @@ def _instalments(pb: pl.DataFrame, hits: pl.DataFrame, rules: RuleSet, sims: _Na
     ref_bits = pl.when(pl.col("all_full")).then(pl.lit(w.reference.full)).otherwise(pl.lit(w.reference.serial))
     return _raw(subsets.select(
         kind=pl.lit("many_to_one"),
-        bank_idx=pl.col("bank_idx").list.sort(),
+        bank_idx=_sorted(pl.col("bank_idx")),
         ledger_idx=pl.concat_list(pl.col("ledger_idx").cast(pl.UInt32)),
         base=w.prior + ref_bits,
         how=pl.col("bank_idx").list.len().cast(pl.Utf8) + pl.lit(" payments quoting the item's number"),
@@ -757,55 +945,40 @@ def _instalments(pb: pl.DataFrame, hits: pl.DataFrame, rules: RuleSet, sims: _Na
 # --------------------------------------------------------------------------------------------
 
 
-def _finish(raw: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet,
-            sims: _NameSimilarity) -> pl.DataFrame:
-    """Totals, adjustment, name evidence, score and evidence text for raw groups."""
+def _totals(raw: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame | None:
+    """Raw groups (lists of bank_idx and ledger_idx sorted, as every generator gives them), one
+    row per group, with their totals (``bank_total``, ``item_total``, ``diff``, ``currency``):
+    those of one currency whose totals fit (exactly, within the tolerance, or paid in part).
+    None when no group fits."""
     if raw.height == 0:
-        return empty_groups()
-    w = rules.weights
-    raw = (
-        raw.with_columns(pl.col("bank_idx").list.sort(), pl.col("ledger_idx").list.sort())
-        .sort("base", descending=True)
-        .unique(["kind", "bank_idx", "ledger_idx"], keep="first", maintain_order=True)
-        .with_row_index("gid")
-    )
-    bank_side = raw.select("gid", b="bank_idx").explode("b").join(
-        pb.select(b="bank_idx", amount_b="amount_minor", currency="currency", name_bank="name_key",
-                  script_b="name_script"), on="b")
-    ledger_side = raw.select("gid", l="ledger_idx").explode("l").join(
-        pl_.select(l="ledger_idx", amount_l="amount_minor", currency_l="currency", doc_ref="doc_ref",
-                   name_ledger="name_key", script_l="name_script"), on="l")
+        return None
+    # one row per group: the most bits, then a fixed order of the rest (the same every run)
+    group = ["kind", "bank_idx", "ledger_idx"]
+    repeated = raw.select(pl.struct(group).is_duplicated()).to_series()
+    raw = pl.concat([
+        raw.filter(~repeated),
+        raw.filter(repeated)
+        .sort(["base", *group, "how", "exact_only", "cap", "own_name"], descending=[True] + [False] * 7)
+        .unique(group, keep="first", maintain_order=True),
+    ]).with_row_index("gid")
+    b_rows = raw.select("gid", b="bank_idx").explode("b")
+    bank_side = pl.concat([b_rows, _side(bank, b_rows["b"], amount_b="amount_minor", cur="cur")], how="horizontal")
+    l_rows = raw.select("gid", l="ledger_idx").explode("l")
+    ledger_side = pl.concat([l_rows, _side(ledger, l_rows["l"], amount_l="amount_minor", cur_l="cur")],
+                            how="horizontal")
     totals_b = bank_side.group_by("gid").agg(
-        bank_total=pl.col("amount_b").sum(), currency=pl.col("currency").first(),
-        n_currency=pl.col("currency").n_unique(),
+        bank_total=pl.col("amount_b").sum(), cur=pl.col("cur").first(), n_currency=pl.col("cur").n_unique(),
     )
-    totals_l = ledger_side.sort("doc_ref").group_by("gid").agg(
-        item_total=pl.col("amount_l").sum(), currency_l=pl.col("currency_l").first(),
-        n_currency_l=pl.col("currency_l").n_unique(),
-        refs=pl.col("doc_ref").fill_null("?").head(8).str.join(", ")
-        + pl.when(pl.len() > 8).then(pl.lit(", ...")).otherwise(pl.lit("")),
+    totals_l = ledger_side.group_by("gid").agg(
+        item_total=pl.col("amount_l").sum(), cur_l=pl.col("cur_l").first(), n_currency_l=pl.col("cur_l").n_unique(),
     )
-    # payer name: the weakest similarity between a bank line and an item of the group
-    names = bank_side.select("gid", "name_bank", "script_b").join(
-        ledger_side.select("gid", "name_ledger", "script_l"), on="gid"
-    ).filter((pl.col("name_bank").fill_null("") != "") & (pl.col("name_ledger").fill_null("") != ""))
-    comparable = names.filter(pl.col("script_b") == pl.col("script_l"))
-    if comparable.height:
-        comparable = sims.of(comparable, "name_bank", "name_ledger")
-    else:
-        comparable = comparable.with_columns(similarity=pl.lit(None, dtype=pl.Float64))
-    name_sim = comparable.group_by("gid").agg(similarity=pl.col("similarity").min())
-    scripts = names.group_by("gid").agg(other_script=(pl.col("script_b") != pl.col("script_l")).any())
-    several = raw.filter(~pl.col("own_name")).select("gid")
-    name_sim = name_sim.join(several, on="gid", how="anti")
-    scripts = scripts.join(several, on="gid", how="anti")
     df = (
         raw.join(totals_b, on="gid").join(totals_l, on="gid")
-        .join(name_sim, on="gid", how="left").join(scripts, on="gid", how="left")
-        .filter((pl.col("n_currency") == 1) & (pl.col("n_currency_l") == 1) & (pl.col("currency") == pl.col("currency_l")))
+        .filter((pl.col("n_currency") == 1) & (pl.col("n_currency_l") == 1) & (pl.col("cur") == pl.col("cur_l")))
     )
     if df.height == 0:
-        return empty_groups()
+        return None
+    df = df.with_columns(currency=bank["currency"].gather(df["bank_idx"].list.first()))
     currencies = df["currency"].unique().drop_nulls().to_list()
     diff = pl.col("bank_total") - pl.col("item_total")
     tol = _tolerance(pl.col("item_total").abs(), pl.col("currency"), rules, currencies)
@@ -813,8 +986,41 @@ def _finish(raw: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleS
     df = df.with_columns(diff=diff).filter(
         many_to_one | (pl.col("diff") == 0) | (~pl.col("exact_only") & (pl.col("diff").abs() <= tol))
     )
-    if df.height == 0:
+    return df.drop("gid", "cur", "cur_l", "n_currency", "n_currency_l") if df.height else None
+
+
+def _describe(df: pl.DataFrame | None, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet,
+              sims: _NameSimilarity) -> pl.DataFrame:
+    """Adjustment, name evidence, score and evidence text for the groups of :func:`_totals`."""
+    if df is None:
         return empty_groups()
+    w = rules.weights
+    currencies = df["currency"].unique().drop_nulls().to_list()
+    many_to_one = pl.col("kind") == "many_to_one"
+    df = df.with_row_index("gid")
+    # the items' references and the names
+    b_rows = df.select("gid", b="bank_idx").explode("b")
+    bank_side = pl.concat([b_rows, _side(bank, b_rows["b"], name_bank="name", named_b="named", script_b="script")],
+                          how="horizontal")
+    l_rows = df.select("gid", l="ledger_idx").explode("l")
+    ledger_side = pl.concat([l_rows, _side(ledger, l_rows["l"], doc_ref="doc_ref", name_ledger="name",
+                                           named_l="named", script_l="script")], how="horizontal")
+    refs = ledger_side.group_by("gid").agg(
+        refs=pl.col("doc_ref").sort().head(8).fill_null("?").str.join(", ")
+        + pl.when(pl.len() > 8).then(pl.lit(", ...")).otherwise(pl.lit("")),
+    )
+    # payer name: the weakest similarity between a bank line and an item of the group
+    names = bank_side.filter("named_b").select("gid", "name_bank", "script_b").join(
+        ledger_side.filter("named_l").select("gid", "name_ledger", "script_l"), on="gid"
+    )
+    comparable = names.filter(pl.col("script_b") == pl.col("script_l"))
+    comparable = comparable.with_columns(similarity=sims.of(comparable["name_bank"], comparable["name_ledger"]))
+    name_sim = comparable.group_by("gid").agg(similarity=pl.col("similarity").min())
+    scripts = names.group_by("gid").agg(other_script=(pl.col("script_b") != pl.col("script_l")).any())
+    several = df.filter(~pl.col("own_name")).select("gid")
+    name_sim = name_sim.join(several, on="gid", how="anti")
+    scripts = scripts.join(several, on="gid", how="anti")
+    df = df.join(refs, on="gid").join(name_sim, on="gid", how="left").join(scripts, on="gid", how="left")
     # name level
     sim = pl.col("similarity")
     weight = pl.lit(w.name[-1].weight)
@@ -845,7 +1051,14 @@ def _finish(raw: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleS
     )
     adjusted = ~many_to_one & (pl.col("diff") != 0)
     cur = pl.col("currency")
-    fmt = lambda e: cur + pl.lit(" ") + format_minor_expr(e, cur)  # noqa: E731
+    df = df.with_columns(**{  # each amount's words once
+        f"_{c}": cur + pl.lit(" ") + format_minor_expr(e, cur)
+        for c, e in (("bank_total", pl.col("bank_total")), ("item_total", pl.col("item_total")),
+                     ("diff", pl.col("diff")), ("open", -pl.col("diff")))
+    }, _cause=cause)
+    cause = pl.col("_cause")
+    fmt = {"bank_total": pl.col("_bank_total"), "item_total": pl.col("_item_total"), "diff": pl.col("_diff"),
+           "open": pl.col("_open")}
     exact_bits = _exact_total_bits(pl.col("bank_total").abs(), w.amount.exact)
     amount_bits = (
         pl.when(pl.col("diff") == 0).then(pl.min_horizontal(exact_bits, pl.col("cap")))
@@ -855,15 +1068,15 @@ def _finish(raw: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleS
     open_minor = pl.when(many_to_one & (pl.col("diff") != 0)).then(-pl.col("diff"))
     total_words = (
         pl.when(many_to_one & (pl.col("diff") == 0))
-        .then(pl.lit("; total ") + fmt(pl.col("bank_total")) + pl.lit(" pays ") + pl.col("refs") + pl.lit(" in full"))
+        .then(pl.lit("; total ") + fmt["bank_total"] + pl.lit(" pays ") + pl.col("refs") + pl.lit(" in full"))
         .when(many_to_one)
-        .then(pl.lit("; ") + fmt(pl.col("bank_total")) + pl.lit(" paid so far of ") + fmt(pl.col("item_total"))
-              + pl.lit(" (") + pl.col("refs") + pl.lit("); ") + fmt(-pl.col("diff")) + pl.lit(" still open"))
+        .then(pl.lit("; ") + fmt["bank_total"] + pl.lit(" paid so far of ") + fmt["item_total"]
+              + pl.lit(" (") + pl.col("refs") + pl.lit("); ") + fmt["open"] + pl.lit(" still open"))
         .when(pl.col("diff") == 0)
-        .then(pl.lit(" (") + pl.col("refs") + pl.lit("); total ") + fmt(pl.col("item_total"))
+        .then(pl.lit(" (") + pl.col("refs") + pl.lit("); total ") + fmt["item_total"]
               + pl.lit(" equals the payment exactly"))
-        .otherwise(pl.lit(" (") + pl.col("refs") + pl.lit("); total ") + fmt(pl.col("item_total"))
-                   + pl.lit(", payment differs by ") + fmt(pl.col("diff")) + pl.lit(" (") + cause + pl.lit(")"))
+        .otherwise(pl.lit(" (") + pl.col("refs") + pl.lit("); total ") + fmt["item_total"]
+                   + pl.lit(", payment differs by ") + fmt["diff"] + pl.lit(" (") + cause + pl.lit(")"))
     )
     out = df.select(
         "kind", "bank_idx", "ledger_idx",
@@ -879,6 +1092,26 @@ def _finish(raw: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleS
     return conform(out)
 
 
+def _coded_sides(pb: pl.DataFrame, pl_: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, _Vocab]:
+    """The columns the generators read, with ``UInt32`` codes (:func:`_codes`) for the name
+    (``name``; ``named``: non-empty), currency (``cur``), name script (``script``) and item type
+    (``type``). Returns bank, ledger and the codes' strings."""
+    for frame, idx in ((pb, "bank_idx"), (pl_, "ledger_idx")):
+        if not np.array_equal(frame[idx].to_numpy(), np.arange(frame.height)):
+            raise ValueError(f"{idx} must be the row number (0, 1, ...): pass the frames of prepare_bank / "
+                             "prepare_ledger unfiltered")
+    (name_b, name_l), vocab = _codes(pb["name_key"], pl_["name_key"])
+    (cur_b, cur_l), currencies = _few_codes(pb["currency"], pl_["currency"])
+    (script_b, script_l), _ = _few_codes(pb["name_script"], pl_["name_script"])
+    (type_l,), types = _few_codes(pl_["type_norm"])
+    named = pl.col("name_key").fill_null("") != ""
+    bank = pb.select("bank_idx", "date", "day", "amount_minor", "currency", "bank_text", "ref_keys", named=named).with_columns(
+        name=name_b, cur=cur_b, script=script_b)
+    ledger = pl_.select("ledger_idx", "day", "amount_minor", "currency", "doc_ref", "ref_serial", "description",
+                        "reference", named=named).with_columns(name=name_l, cur=cur_l, script=script_l, type=type_l)
+    return bank, ledger, _Vocab(vocab, currencies, types)
+
+
 def compound_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     """Candidate groups (:data:`engine.groups.GROUP_SCHEMA`) for one bank line settling several
     ledger items (kind ``one_to_many``) and several bank lines settling one ledger item (kind
@@ -888,7 +1121,7 @@ def compound_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.D
     ----------
     pb, pl_
         Prepared bank lines and ledger items (:func:`engine.features.prepare_bank` /
-        :func:`~engine.features.prepare_ledger`).
+        :func:`~engine.features.prepare_ledger`); ``bank_idx`` / ``ledger_idx`` are row numbers.
     rules
         The rule set (``compound``, ``amount``, ``adjustments`` and ``weights`` sections).
 
@@ -898,7 +1131,14 @@ def compound_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.D
         One row per candidate group, every fitting alternative included (two combinations with
         the same total are two rows); same currency and sign on both sides; ``bank total ==
         ledger_total + sum(adjustments)`` exactly. A partly paid item (instalments) has
-        ``ledger_total`` = the bank total and ``open_minor`` = what is still open.
+        ``ledger_total`` = the bank total and ``open_minor`` = what is still open. Rows are by
+        score, highest first, ties in a fixed order (kind, bank_idx, ledger_idx, evidence), so
+        the same input gives the same frame every run.
+
+    Raises
+    ------
+    ValueError
+        ``bank_idx`` / ``ledger_idx`` are not the row numbers.
 
     Examples
     --------
@@ -906,19 +1146,36 @@ def compound_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.D
     """
     if pb.height == 0 or pl_.height == 0:
         return empty_groups()
-    sims = _NameSimilarity()
-    hits = _key_hits(pb, pl_, rules)
-    explained = pl.concat([_listed(pb, hits, rules, sims), _batches(pb, pl_, rules), _day_blocks(pb, pl_, rules)])
-    instalments = _instalments(pb, hits, rules, sims)
-    found = _finish(pl.concat([explained, instalments]), pb, pl_, rules, sims)
-    # lines a quoted list or batch explains exactly need no combination search, and the items of
-    # an exact group or a line quoting and paying one exactly are no one else's
-    exact = found.filter((pl.col("adjustments").list.len() == 0) & pl.col("open_minor").is_null())
-    quoting, settled = _quoting(hits, rules, sims)
-    skip = pl.concat([exact.filter(pl.col("kind") == "one_to_many")["bank_idx"].explode(), quoting]).unique()
-    taken = pl.concat([exact["ledger_idx"].explode(), settled]).unique()
-    combos = _finish(_subsets(pb, pl_, rules, skip, taken, sims), pb, pl_, rules, sims)
-    groups = pl.concat([found, combos])
+    # Much of the work is text (regular expressions) on one core, so independent steps run on a
+    # second thread: the numbers in the bank text, batches, instalments, the quoting check, the
+    # references quoted in full and the words of the explained groups, beside coding the names,
+    # day blocks, the listed items and the combination search. All steps only read the frames;
+    # the name similarities are shared under a lock. The result does not depend on the timing.
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        keys = beside.submit(_bank_keys, pb)
+        bank, ledger, vocab = _coded_sides(pb, pl_)
+        batches = beside.submit(_batches, bank, ledger, rules)
+        sims = _NameSimilarity(vocab.names)
+        day_blocks = _day_blocks(bank, ledger, vocab.types, rules)
+        hits = _key_hits(keys.result(), bank, ledger, rules)
+        instalments = beside.submit(_instalments, bank, ledger, hits, rules, sims)
+        quoting = beside.submit(_quoting, hits, bank, ledger, rules, sims)
+        listed = _listed(bank, ledger, hits, vocab.types, rules, sims, beside)
+        explained = _totals(pl.concat([listed, batches.result(), day_blocks, instalments.result()]), bank, ledger,
+                            rules)
+        beside.submit(sims.words)  # for the combination search, while the thread is free
+        found = beside.submit(_describe, explained, bank, ledger, rules, sims)
+        quoting, settled = quoting.result()
+        # lines a quoted list or batch explains exactly need no combination search, and the items
+        # of an exact group (no adjustment, nothing left open) or a line quoting and paying one
+        # exactly are no one else's
+        exact = explained.filter(pl.col("diff") == 0) if explained is not None else pl.DataFrame(
+            schema={"kind": pl.Utf8, "bank_idx": _MEMBER, "ledger_idx": _MEMBER})
+        skip = pl.concat([exact.filter(pl.col("kind") == "one_to_many")["bank_idx"].explode(), quoting]).unique()
+        taken = pl.concat([exact["ledger_idx"].explode(), settled]).unique()
+        combos = _describe(_totals(_subsets(bank, ledger, vocab, rules, skip, taken, sims), bank, ledger, rules),
+                           bank, ledger, rules, sims)
+        groups = pl.concat([found.result(), combos])
     # a line with an exact one-to-many group gets no approximate one
     exact_lines = groups.filter(
         (pl.col("kind") == "one_to_many") & (pl.col("adjustments").list.len() == 0)
@@ -926,6 +1183,7 @@ def compound_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.D
     approximate = (pl.col("kind") == "one_to_many") & (pl.col("adjustments").list.len() > 0)
     groups = groups.filter(~(approximate & pl.col("bank_idx").list.first().is_in(exact_lines.implode())))
     return (
-        groups.sort("score", descending=True)
+        groups.sort(["score", "kind", "bank_idx", "ledger_idx", "evidence", "ledger_total", "open_minor"],
+                    descending=[True] + [False] * 6)
         .unique(["kind", "bank_idx", "ledger_idx"], keep="first", maintain_order=True)
     )
