@@ -42,28 +42,38 @@ _EVIDENCE_COLUMNS = [
 
 
 def _name_similarity(bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarray:
-    """Similarity 0-100 of normalised names; a bank name cut short (bank descriptions are often
-    truncated at a fixed width) is compared with the same-length prefix of the ledger name."""
-    bank_names, ledger_names = bank_names.fill_null(""), ledger_names.fill_null("")
-    if not len(bank_names):
+    """Similarity 0-100 of pair-aligned normalised names (see :func:`_pair_name_similarity`)."""
+    rows = np.arange(len(bank_names))
+    return _pair_name_similarity(rows, rows, bank_names, ledger_names)
+
+
+def _pair_name_similarity(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank_names: pl.Series,
+                          ledger_names: pl.Series) -> np.ndarray:
+    """Similarity 0-100 of the names at ``bank_rows`` / ``ledger_rows`` (pair-aligned row
+    numbers into the per-line ``bank_names`` / ``ledger_names``); a bank name cut short (bank
+    descriptions are often truncated at a fixed width) is compared with the same-length prefix of
+    the ledger name. Names are looked up as Python strings by row (numpy object arrays), which is
+    what rapidfuzz takes, instead of materialising a string column per pair."""
+    if not len(bank_rows):
         return np.empty(0, dtype=np.float64)
+    bank_text = np.array(bank_names.fill_null("").to_list(), dtype=object)[bank_rows]
+    ledger_text = np.array(ledger_names.fill_null("").to_list(), dtype=object)[ledger_rows]
     # equal names score 100 and a missing one 0 (as the scorer would say): only the rest is compared
-    both = ((bank_names != "") & (ledger_names != "")).to_numpy()
-    equal = (bank_names == ledger_names).to_numpy() & both
+    both = (bank_names.fill_null("") != "").to_numpy()[bank_rows] & (ledger_names.fill_null("") != "").to_numpy()[ledger_rows]
+    equal = both & (bank_text == ledger_text)
     similarity = np.where(equal, 100.0, 0.0)
     compare = np.flatnonzero(both & ~equal)
     if len(compare):
         similarity[compare] = process.cpdist(
-            bank_names.gather(compare).to_list(), ledger_names.gather(compare).to_list(),
-            scorer=fuzz.token_set_ratio, workers=-1,
+            bank_text[compare].tolist(), ledger_text[compare].tolist(), scorer=fuzz.token_set_ratio, workers=-1,
         )
-    prefix_len = bank_names.str.len_chars()
+    prefix_len = bank_names.fill_null("").str.len_chars().to_numpy()[bank_rows]
     # a bank name cut short still shares most of its words: only long names that match partly
     # (not already well, not hardly at all) are worth the second look
-    again = np.flatnonzero((prefix_len >= 10).to_numpy() & (similarity < 95) & (similarity >= 50))
+    again = np.flatnonzero((prefix_len >= 10) & (similarity < 95) & (similarity >= 50))
     if len(again):
-        ledger_prefix = ledger_names.gather(again).str.slice(0, prefix_len.gather(again)).to_list()
-        prefix = process.cpdist(bank_names.gather(again).to_list(), ledger_prefix, scorer=fuzz.ratio, workers=-1)
+        ledger_prefix = pl.Series(ledger_text[again].tolist(), dtype=pl.Utf8).str.slice(0, pl.Series(prefix_len[again]))
+        prefix = process.cpdist(bank_text[again].tolist(), ledger_prefix.to_list(), scorer=fuzz.ratio, workers=-1)
         similarity[again] = np.maximum(similarity[again], prefix)
     return similarity
 
@@ -152,7 +162,9 @@ def score_candidates(
     # bank_idx / ledger_idx are row numbers of the prepared frames: gather, no hash join
     df = pl.concat([pairs, b[pairs["bank_idx"]], led[pairs["ledger_idx"]]], how="horizontal")
 
-    similarity = _name_similarity(df["name_bank"], df["name_ledger"])
+    similarity = _pair_name_similarity(
+        pairs["bank_idx"].to_numpy(), pairs["ledger_idx"].to_numpy(), bank["name_key"], ledger["name_key"]
+    )
     df = df.with_columns(
         name_similarity=pl.Series(similarity),
         amount_diff=pl.col("amount_bank") - pl.col("amount_ledger"),
