@@ -219,6 +219,8 @@ def match(
     with ThreadPoolExecutor(max_workers=1) as pool:
         ledger_job = None if isinstance(ledger, LoadResult) else pool.submit(load_ledger, ledger, ledger_format)
         bank_res = bank if isinstance(bank, LoadResult) else load_bank(bank, bank_format)
+        # the bank side is usually the quicker one: the processor report follows it
+        payouts = load_processor(processor, processor_format) if _paths(processor) else None
         ledger_res = ledger if ledger_job is None else ledger_job.result()
     rejects = [bank_res.rejects, ledger_res.rejects]
     stats = [*bank_res.stats, *ledger_res.stats]
@@ -229,8 +231,7 @@ def match(
         rejects.append(fx_rejects)
         extra["fx"] = {"file": str(fx), "rates": fx_frame.height, "rejected": fx_rejects.height}
         stats.append(FileStats(str(fx), "fx", fx_frame.height + fx_rejects.height, fx_frame.height, fx_rejects.height))
-    if _paths(processor):
-        payouts = load_processor(processor, processor_format)
+    if payouts is not None:
         payout_lines = payouts.frame
         rejects.append(payouts.rejects)
         stats.extend(payouts.stats)

@@ -151,8 +151,10 @@ def match_frames(
     # files listed the lines in, so the same inputs always give the same proposals and ids
     bank = bank.sort("id")
     ledger = ledger.sort("id")
-    pb = prepare_bank(bank)
-    pl_ = prepare_ledger(ledger, rules)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the two sides side by side
+        ledger_job = pool.submit(prepare_ledger, ledger, rules)
+        pb = prepare_bank(bank)
+        pl_ = ledger_job.result()
     timings["prepare"] = time.perf_counter() - t0
 
     # the group generators and the pair stages are independent: run them side by side (both
