@@ -108,6 +108,12 @@ def _reference_strength(df: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFra
     return strength.alias("ref_strength")
 
 
+def _script_code(script: pl.Expr) -> pl.Expr:
+    """A name's script as a small code, 0 for mixed or none: two names in different scripts
+    (``cjk`` vs ``latin``) are not compared."""
+    return script.replace_strict({"cjk": 1, "latin": 2}, default=0, return_dtype=pl.UInt8)
+
+
 def _levels(value: pl.Expr, levels: list, attr: str, ascending: bool) -> tuple[pl.Expr, pl.Expr]:
     """Map a numeric value onto ordered levels -> (weight, level index)."""
     weight = pl.lit(levels[-1].weight)
@@ -150,11 +156,12 @@ def score_candidates(
         pl.col("amount_minor").alias("amount_bank"), pl.col("currency").alias("currency"),
         pl.col("day").alias("day_bank"), "ref_keys",
         pl.col("name_key").alias("name_bank"),
-        "explicit_ref_digits", pl.col("name_script").alias("script_bank"),
+        "explicit_ref_digits", _script_code(pl.col("name_script")).alias("script_bank"),
     )
     led = ledger.select(
         pl.col("amount_minor").alias("amount_ledger"), pl.col("day").alias("day_ledger"),
-        "doc_ref", "ref_digit_count", "other_keys", pl.col("name_key").alias("name_ledger"), pl.col("name_script").alias("script_ledger"),
+        "doc_ref", "ref_digit_count", "other_keys", pl.col("name_key").alias("name_ledger"),
+        _script_code(pl.col("name_script")).alias("script_ledger"),
         "window_before", "window_after", "type_norm",
     )
     if pairs.height == 0:
@@ -201,8 +208,7 @@ def score_candidates(
 
     names_missing = (pl.col("name_bank") == "") | (pl.col("name_ledger") == "")
     different_script = (
-        pl.col("script_bank").is_in(["cjk", "latin"])
-        & pl.col("script_ledger").is_in(["cjk", "latin"])
+        (pl.col("script_bank") > 0) & (pl.col("script_ledger") > 0)
         & (pl.col("script_bank") != pl.col("script_ledger"))
     )
     name_w, name_i = _levels(pl.col("name_similarity"), w.name, "min_similarity", ascending=False)
