@@ -292,3 +292,19 @@ def test_stricter_auto_threshold_moves_auto_to_review_without_changing_pairs(res
         assert "below auto threshold 0.999" in _row(strict.proposals, bank_id)["explanation"]
     assert stricter.thresholds.auto == 0.999
     assert recon.default_rules().thresholds.auto != 0.999  # the default is left alone
+
+
+def test_match_ids_are_the_sha1_short_ids_of_the_sorted_member_ids():
+    # ids a user may look up later: the same members give the same id in any order, and the id
+    # is models.ids.short_id of "b:" + bank ids + "|l:" + ledger ids (names byte-exact, CJK too)
+    import hashlib
+
+    from engine.pipeline import match_id_expr
+
+    frame = pl.DataFrame({
+        "bank": [["B2", "B1"], ["陳大文-01"], ["B9"]],
+        "ledger": [["INV-2", "INV-10"], ["金港貿易有限公司/7"], ["x" * 5000]],
+    })
+    ids = frame.select(match_id_expr(pl.col("bank"), pl.col("ledger")).alias("id"))["id"].to_list()
+    keys = ["b:B1\x1fB2|l:INV-10\x1fINV-2", "b:陳大文-01|l:金港貿易有限公司/7", "b:B9|l:" + "x" * 5000]
+    assert ids == ["M-" + hashlib.sha1(k.encode("utf-8")).hexdigest()[:16] for k in keys]
