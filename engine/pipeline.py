@@ -188,12 +188,12 @@ def match_frames(
     timings["assignment"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    outputs = _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules)
+    outputs = _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules, fx_rates)
     timings["output"] = time.perf_counter() - t0
     return MatchOutcome(*outputs, timings)
 
 
-def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules):
+def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules, fx_rates=None):
     """Proposals, match lines, unmatched bank lines and ledger items, and the candidate view
     of the chosen pairs and groups (the fields of :class:`MatchOutcome`, in order)."""
     # gathers from a column in many chunks are an order of magnitude slower than from one
@@ -211,7 +211,7 @@ def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, ru
     # their work is one expression at a time (one core), so build them side by side
     with ThreadPoolExecutor(max_workers=1) as pool:
         group_job = pool.submit(_group_proposals, chosen_groups, groups, pb, pl_, rules, labels)
-        unmatched_job = pool.submit(_unmatched, taken, scored, pb, pl_, rules)
+        unmatched_job = pool.submit(_unmatched, taken, scored, pb, pl_, rules, fx_rates)
         proposals, lines = _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups, labels)
         g_proposals, g_lines = group_job.result()
         proposals = pl.concat([proposals, g_proposals], how="vertical_relaxed").sort(_id_order(pl.col("match_id")))
@@ -431,9 +431,10 @@ def _pair_columns(chosen, picked, scored, pb, pl_, rules, pair_runner_ups, label
     )
 
 
-def _unmatched(taken, scored, pb, pl_, rules):
+def _unmatched(taken, scored, pb, pl_, rules, fx_rates=None):
     """Bank lines and ledger items in no proposal, each with the reason (its best candidate and
-    what became of it). ``bank_idx`` / ``ledger_idx`` are the row numbers of ``pb`` / ``pl_``."""
+    what became of it). ``bank_idx`` / ``ledger_idx`` are the row numbers of ``pb`` / ``pl_``.
+    An item in a currency no bank line has, with no rate to convert it, says so."""
     review = rules.thresholds.review
     taken = taken.select("bank_idx", "ledger_idx")
     ids = {"bank_idx": pb["id"], "ledger_idx": pl_["id"]}
@@ -478,7 +479,37 @@ def _unmatched(taken, scored, pb, pl_, rules):
 
     ub = side(pb, "bank_idx", "ledger_idx", list(BANK_SCHEMA), "ledger_id", "ledger item", "bank line")
     ul = side(pl_, "ledger_idx", "bank_idx", list(LEDGER_SCHEMA), "bank_id", "bank line", "ledger item")
-    return ub, ul
+    return ub, _unconvertible(ul, pb, fx_rates)
+
+
+def _unconvertible(unmatched_ledger: pl.DataFrame, pb: pl.DataFrame, fx_rates: pl.DataFrame | None) -> pl.DataFrame:
+    """Unmatched items with no candidate at all, in a currency no bank line has and that no
+    FX rate (either way round) converts into a bank currency: the reason names the missing rate
+    instead of the generic "no bank line with this amount"."""
+    bank_currencies = sorted(pb["currency"].unique().to_list())
+    if not bank_currencies or unmatched_ledger.height == 0:
+        return unmatched_ledger
+    quoted: set[tuple[str, str]] = set()
+    if fx_rates is not None:
+        for base, quote in fx_rates.select("base", "quote").unique().iter_rows():
+            quoted |= {(base, quote), (quote, base)}
+    foreign = [
+        c for c in unmatched_ledger["currency"].unique().to_list()
+        if c not in bank_currencies and not any((c, b) in quoted for b in bank_currencies)
+    ]
+    if not foreign:
+        return unmatched_ledger
+    into = "/".join(bank_currencies)
+    missing = (
+        pl.lit("no FX rates were given (--fx) to convert it")
+        if fx_rates is None or fx_rates.height == 0
+        else pl.lit("the FX rates given (--fx) have no ") + pl.col("currency") + pl.lit(f"/{into} rate to convert it")
+    )
+    return unmatched_ledger.with_columns(
+        reason=pl.when(pl.col("currency").is_in(foreign) & pl.col("reason").str.starts_with("no bank line with"))
+        .then(pl.lit("no bank line in ") + pl.col("currency") + pl.lit(f" (the bank account is in {into}), and ") + missing)
+        .otherwise(pl.col("reason"))
+    )
 
 
 def _confidence(score: pl.Expr) -> pl.Expr:

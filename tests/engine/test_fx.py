@@ -292,3 +292,40 @@ def test_stated_amount_same_payer_and_fit_are_decisive_when_unique():
     )
     groups = fx_groups(two_lines, _ledger(invoice), rates, RULES).sort("score", descending=True)
     assert groups["bank_idx"].to_list()[0] == [0] and groups["score"][0] < 5.0
+
+
+def _canonical_bank(*lines):
+    return _frame(BANK_SCHEMA, [
+        {"id": f"B{i}", "date": d, "amount_minor": amount, "currency": "HKD", "description": text}
+        for i, (d, amount, text) in enumerate(lines, start=1)
+    ])
+
+
+def _canonical_ledger(*items):
+    return _frame(LEDGER_SCHEMA, [
+        {"id": ref, "date": d, "amount_minor": amount, "currency": currency, "counterparty": name,
+         "reference": ref, "type": "invoice", "due_date": None}
+        for ref, d, amount, currency, name in items
+    ])
+
+
+def test_an_item_no_rate_can_convert_says_which_rate_is_missing():
+    from engine.pipeline import match_frames
+
+    bank = _canonical_bank((date(2026, 10, 5), 12345, "FPS CR SOMEONE ELSE"))
+    ledger = _canonical_ledger(
+        USD_INVOICE, ("INV-2026-00002", date(2026, 9, 21), 10000, "EUR", "Kam Wing Trading"),
+    )
+    with_eur = match_frames(bank, ledger, RULES, fx_rates=_rates((date(2026, 10, 1), "EUR", "HKD", "8.4")))
+    reasons = dict(with_eur.unmatched_ledger.select("id", "reason").iter_rows())
+    assert reasons["INV-2026-00001"] == (
+        "no bank line in USD (the bank account is in HKD), and the FX rates given (--fx) have no "
+        "USD/HKD rate to convert it"
+    )
+    assert reasons["INV-2026-00002"].startswith("no bank line with this amount")  # a rate exists
+    without = match_frames(bank, ledger, RULES)
+    reasons = dict(without.unmatched_ledger.select("id", "reason").iter_rows())
+    assert reasons["INV-2026-00001"] == (
+        "no bank line in USD (the bank account is in HKD), and no FX rates were given (--fx) to convert it"
+    )
+    assert reasons["INV-2026-00002"].endswith("no FX rates were given (--fx) to convert it")
