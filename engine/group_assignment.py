@@ -489,25 +489,23 @@ def assign_with_groups(
     plain = pairs.filter(pl.Series(~pair_mixed))
     # components of pairs only and mixed components are independent: solve them side by side
     # (much of each is numpy, scipy and polars work that releases the GIL)
-    pool = ThreadPoolExecutor(max_workers=1)
-    plain_job = pool.submit(assign_one_to_one, plain, min_confidence, weight="weight", exact_below=ambiguity_margin)
-
-    mixed_pairs = pairs.filter(pl.Series(pair_mixed)).with_columns(component=pl.Series(comp_of_pair[pair_mixed]))
-    n_groups = groups.height
-    cands = pl.concat([
-        groups.select(
-            pl.int_range(n_groups, dtype=pl.Int64).alias("cand"),
-            pl.Series("component", comp_of_group),
-            "weight",
-        ).with_columns(nodes=group_nodes["nodes"]),
-        mixed_pairs.select(
-            (pl.int_range(pl.len(), dtype=pl.Int64) + n_groups).alias("cand"),
-            "component",
-            "weight",
-            pl.concat_list(pl.col("bank_idx").cast(pl.Int64), pl.col("ledger_idx").cast(pl.Int64) + n_bank).alias("nodes"),
-        ),
-    ], how="vertical_relaxed")
-    with pool:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        plain_job = pool.submit(assign_one_to_one, plain, min_confidence, weight="weight", exact_below=ambiguity_margin)
+        mixed_pairs = pairs.filter(pl.Series(pair_mixed)).with_columns(component=pl.Series(comp_of_pair[pair_mixed]))
+        n_groups = groups.height
+        cands = pl.concat([
+            groups.select(
+                pl.int_range(n_groups, dtype=pl.Int64).alias("cand"),
+                pl.Series("component", comp_of_group),
+                "weight",
+            ).with_columns(nodes=group_nodes["nodes"]),
+            mixed_pairs.select(
+                (pl.int_range(pl.len(), dtype=pl.Int64) + n_groups).alias("cand"),
+                "component",
+                "weight",
+                pl.concat_list(pl.col("bank_idx").cast(pl.Int64), pl.col("ledger_idx").cast(pl.Int64) + n_bank).alias("nodes"),
+            ),
+        ], how="vertical_relaxed")
         solved = _solve_mixed(cands, ambiguity_margin, n_groups)
         chosen_plain = plain_job.result()
 
