@@ -26,7 +26,7 @@ from engine.fx import fx_groups
 from engine.group_assignment import assign_with_groups
 from engine.groups import adjustment_total, conform, empty_groups
 from engine.payouts import inferred_payout_groups, report_linked_ledger, report_payout_groups
-from engine.scoring import explain, score_candidates
+from engine.scoring import explain, score_candidates, with_evidence
 from models.money import format_minor_expr
 from models.schema import BANK_SCHEMA, ID_SEPARATOR, LEDGER_SCHEMA, MATCH_COLUMNS
 from rules.model import RuleSet
@@ -44,8 +44,11 @@ class MatchOutcome:
         Long form: ``match_id``, ``side`` ('bank'/'ledger'), ``id``, ``amount_minor``, ``currency``.
     unmatched_bank, unmatched_ledger
         Canonical rows not in any proposal, plus ``reason``.
+    scored
+        All scored candidate pairs in compact form (``engine.scoring.COMPACT_SCHEMA``).
     candidates
-        All scored candidate pairs (ids, confidence, level columns) for analysts;
+        All scored candidate pairs (ids, confidence, level columns and the evidence text
+        columns) for analysts, built from ``scored`` the first time it is read;
         :meth:`explain_candidates` renders the evidence sentence of the ones you pick.
     timings
         Seconds per stage.
@@ -55,8 +58,21 @@ class MatchOutcome:
     match_lines: pl.DataFrame
     unmatched_bank: pl.DataFrame
     unmatched_ledger: pl.DataFrame
-    candidates: pl.DataFrame
+    scored: pl.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
+    #: the per-line columns the candidate view gathers (prepared bank / ledger frames)
+    lines: tuple[pl.DataFrame, pl.DataFrame, RuleSet] | None = field(default=None, repr=False)
+    _candidates: pl.DataFrame | None = field(default=None, init=False, repr=False)
+
+    @property
+    def candidates(self) -> pl.DataFrame:
+        if self._candidates is None:
+            bank, ledger, rules = self.lines
+            self._candidates = with_evidence(self.scored, bank, ledger, rules).with_columns(
+                bank_id=bank["id"].gather(self.scored["bank_idx"]),
+                ledger_id=ledger["id"].gather(self.scored["ledger_idx"]),
+            )
+        return self._candidates
 
     def explain_candidates(self, candidates: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
         """``candidates`` (rows of :attr:`candidates`) with their readable ``evidence``."""
@@ -169,7 +185,7 @@ def match_frames(
         pairs = generate_candidates(pb, pl_, rules)
         timings["candidates"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        scored = score_candidates(pairs, pb, pl_, rules)
+        scored = score_candidates(pairs, pb, pl_, rules, evidence=False)
         timings["scoring"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         groups, timings["groups"] = groups_job.result()
@@ -190,12 +206,15 @@ def match_frames(
     t0 = time.perf_counter()
     outputs = _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules, fx_rates)
     timings["output"] = time.perf_counter() - t0
-    return MatchOutcome(*outputs, timings)
+    # what the candidate view gathers per line, not the whole prepared frames
+    lines = (pb.select("id", "amount_minor", "currency", "name_key"),
+             pl_.select("id", "amount_minor", "doc_ref", "name_key", "type_norm"), rules)
+    return MatchOutcome(*outputs, scored.drop("weight"), timings, lines)
 
 
 def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules, fx_rates=None):
-    """Proposals, match lines, unmatched bank lines and ledger items, and the candidate view
-    of the chosen pairs and groups (the fields of :class:`MatchOutcome`, in order)."""
+    """Proposals, match lines, unmatched bank lines and ledger items (the first fields of
+    :class:`MatchOutcome`, in order)."""
     # gathers from a column in many chunks are an order of magnitude slower than from one
     pb = pb.with_columns(pb[name].rechunk() for name in ("id", "amount_minor", "currency", "date", "description"))
     pl_ = pl_.with_columns(
@@ -220,12 +239,8 @@ def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, ru
         lines = pl.concat([lines, g_lines], how="vertical_relaxed").sort(
             _id_order(pl.col("match_id")), maintain_order=True
         )
-        cand_view = scored.with_columns(
-            bank_id=pb["id"].gather(scored["bank_idx"]),
-            ledger_id=pl_["id"].gather(scored["ledger_idx"]),
-        )
         unmatched_bank, unmatched_ledger = unmatched_job.result()
-    return proposals, lines, unmatched_bank, unmatched_ledger, cand_view
+    return proposals, lines, unmatched_bank, unmatched_ledger
 
 
 def _adjustments_expr(rules: RuleSet) -> pl.Expr:
@@ -289,7 +304,7 @@ def _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups=None, labels=None
         (bank_idx, chosen["runner_up_ledger_idx"]),
         (chosen["runner_up_bank_idx"], ledger_idx),
     )
-    picked = scored.select(pl.all().gather(picked_rows))
+    picked = with_evidence(scored.select(pl.all().gather(picked_rows)), pb, pl_, rules)
     df = _pair_columns(chosen, picked, scored, pb, pl_, rules, pair_runner_ups, labels, ru_ledger_rows, ru_bank_rows)
     df = df.with_columns(evidence=explain(picked, rules)).with_columns(
         explanation=pl.concat_str(

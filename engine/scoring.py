@@ -39,6 +39,19 @@ _EVIDENCE_COLUMNS = [
     "n_exact_ledger", "_clear_bank", "_clear_ledger", "name_bank", "name_ledger", "in_window",
     "type_norm", "fifo",
 ]
+#: what :func:`score_candidates` gives without the evidence text (``evidence=False``): the levels
+#: as codes (``ref_code``: position in ``REF_LEVELS``; ``name_code``: position among the rule
+#: set's name levels, then "missing", then "different script")
+COMPACT_SCHEMA: dict[str, pl.DataType] = {
+    "bank_idx": pl.UInt32, "ledger_idx": pl.UInt32, "via": pl.UInt8, "score": pl.Float64,
+    "confidence": pl.Float64, "amount_diff": pl.Int64, "ref_code": pl.UInt8,
+    "name_similarity": pl.Float64, "name_code": pl.UInt8, "days": pl.Int32, "shared_number": pl.Int64,
+    "n_exact_bank": pl.Int32, "n_exact_ledger": pl.Int32, "_clear_bank": pl.Boolean,
+    "_clear_ledger": pl.Boolean, "in_window": pl.Boolean, "fifo": pl.Boolean,
+}
+#: reference levels, strongest first; scored pairs hold their position (``ref_code``)
+REF_LEVELS = ["full", "serial", "number", "partial", "conflict", "none"]
+_FULL, _SERIAL, _NUMBER, _PARTIAL, _CONFLICT, _NONE = range(len(REF_LEVELS))
 
 
 def _name_similarity(bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarray:
@@ -78,34 +91,42 @@ def _pair_name_similarity(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank_n
     return similarity
 
 
-def _reference_strength(df: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame) -> pl.Series:
-    """Reference strength per pair, worked out only where it can be anything but "none": the
-    bank text has a reference key and the ledger reference has a digit. Each side's profile is
-    computed once per line (the ledger's only for the items that need it) and gathered."""
-    possible = (
-        (pl.col("ref_keys").list.len() > 0) & (pl.col("ref_digit_count") > 0) & pl.col("doc_ref").is_not_null()
-    )
-    rows = df.select(pl.arg_where(possible)).to_series()
-    strength = pl.repeat("none", df.height, dtype=pl.Utf8, eager=True)
-    if rows.len():
-        pairs = df.select(pl.col("bank_idx", "ledger_idx").gather(rows))
-        items = pairs["ledger_idx"].unique()
+def _reference_strength(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataFrame,
+                        ledger: pl.DataFrame) -> np.ndarray:
+    """Reference strength code per pair (``_FULL``, ``_SERIAL``, ``_PARTIAL`` or ``_NONE``),
+    worked out only where it can be anything but "none": the bank text has a reference key and
+    the ledger reference has a digit. Each side's profile is computed once per line (the
+    ledger's only for the items that need it) and gathered."""
+    has_keys = (bank["ref_keys"].list.len() > 0).fill_null(False).to_numpy()
+    has_ref = ((ledger["ref_digit_count"] > 0) & ledger["doc_ref"].is_not_null()).fill_null(False).to_numpy()
+    rows = np.flatnonzero(has_keys[bank_rows] & has_ref[ledger_rows])
+    strength = np.full(len(bank_rows), _NONE, dtype=np.uint8)
+    if len(rows):
+        pair_bank, pair_ledger = bank_rows[rows], ledger_rows[rows]
+        wanted = np.zeros(ledger.height, dtype=bool)
+        wanted[pair_ledger] = True
+        items = np.flatnonzero(wanted)
         profiles = ledger.select(pl.col("doc_ref").gather(items)).select(
             nz.ledger_reference_profile(pl.col("doc_ref"))
         ).to_series()
         # position of each pair's item among ``items``: a dense lookup by ledger row
         slot = np.zeros(ledger.height, dtype=np.uint32)
-        slot[items.to_numpy()] = np.arange(items.len(), dtype=np.uint32)
+        slot[items] = np.arange(len(items), dtype=np.uint32)
         found = (
             pl.DataFrame({
-                "reference_profile": bank["reference_profile"].gather(pairs["bank_idx"]),
-                "ledger_profile": profiles.gather(slot[pairs["ledger_idx"].to_numpy()]),
+                "reference_profile": bank["reference_profile"].gather(pair_bank),
+                "ledger_profile": profiles.gather(slot[pair_ledger]),
             })
-            .select(nz.reference_strength_from_profiles(pl.col("reference_profile"), pl.col("ledger_profile")))
+            .select(
+                nz.reference_strength_from_profiles(pl.col("reference_profile"), pl.col("ledger_profile"))
+                .replace_strict({"full": _FULL, "serial": _SERIAL, "partial": _PARTIAL, "none": _NONE},
+                                return_dtype=pl.UInt8)
+            )
             .to_series()
+            .to_numpy()
         )
-        strength = strength.scatter(rows, found)
-    return strength.alias("ref_strength")
+        strength[rows] = found
+    return strength
 
 
 def _script_code(script: pl.Expr) -> pl.Expr:
@@ -131,8 +152,29 @@ def _top_name_weight(w) -> float:
     return max(lvl.weight for lvl in w.name)
 
 
+def _level_index(value: np.ndarray, bounds: list[float], ascending: bool) -> np.ndarray:
+    """:func:`_levels` in numpy: the index of the first level whose bound ``value`` meets
+    (``value <= bound`` for ascending bounds, ``>=`` for descending ones), else the last."""
+    met = np.zeros(len(value), dtype=np.int64) + (len(bounds) - 1)
+    for i in reversed(range(len(bounds))):
+        met = np.where(value <= bounds[i] if ascending else value >= bounds[i], i, met)
+    return met
+
+
+def _per_group(rows: np.ndarray, size: int, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each pair, over the pairs of its group (same ``rows`` value) where ``mask`` holds:
+    the highest value (``-inf`` when none) and how many pairs there are."""
+    best = np.full(size, -np.inf)
+    np.maximum.at(best, rows[mask], values[mask])
+    return best[rows], np.bincount(rows[mask], minlength=size)[rows]
+
+
+def _column(frame: pl.DataFrame, name: str, fill=0) -> np.ndarray:
+    return frame[name].fill_null(fill).to_numpy()
+
+
 def score_candidates(
-    pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
+    pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet, evidence: bool = True
 ) -> pl.DataFrame:
     """Score candidate pairs.
 
@@ -144,6 +186,10 @@ def score_candidates(
         Prepared frames from :mod:`engine.features`.
     rules
         Weights and levels.
+    evidence
+        With the text columns :func:`explain` reads (``SCORED_SCHEMA``); without them
+        (``COMPACT_SCHEMA``: levels as codes, no names or references), which is all the
+        assignment needs: :func:`with_evidence` adds them to the pairs that need them.
 
     Returns
     -------
@@ -152,126 +198,162 @@ def score_candidates(
         (:func:`explain` renders them as a sentence).
     """
     w = rules.weights
-    b = bank.select(
-        pl.col("amount_minor").alias("amount_bank"), pl.col("currency").alias("currency"),
-        pl.col("day").alias("day_bank"), "ref_keys",
-        pl.col("name_key").alias("name_bank"),
-        "explicit_ref_digits", _script_code(pl.col("name_script")).alias("script_bank"),
-    )
-    led = ledger.select(
-        pl.col("amount_minor").alias("amount_ledger"), pl.col("day").alias("day_ledger"),
-        "doc_ref", "ref_digit_count", "other_keys", pl.col("name_key").alias("name_ledger"),
-        _script_code(pl.col("name_script")).alias("script_ledger"),
-        "window_before", "window_after", "type_norm",
-    )
     if pairs.height == 0:
-        return pl.DataFrame(schema=SCORED_SCHEMA)
-    # bank_idx / ledger_idx are row numbers of the prepared frames: gather, no hash join
-    df = pl.concat([pairs, b[pairs["bank_idx"]], led[pairs["ledger_idx"]]], how="horizontal")
+        compact = pl.DataFrame(schema=COMPACT_SCHEMA)
+        return with_evidence(compact, bank, ledger, rules) if evidence else compact
+    # bank_idx / ledger_idx are row numbers of the prepared frames: everything per pair is a
+    # gather of a per-line array (numbers only; text stays per line)
+    b = pairs["bank_idx"].to_numpy().astype(np.int64)
+    l_ = pairs["ledger_idx"].to_numpy().astype(np.int64)
+    amount_bank = bank["amount_minor"].to_numpy()[b]
+    amount_ledger = ledger["amount_minor"].to_numpy()[l_]
+    amount_diff = amount_bank - amount_ledger
+    exact = amount_diff == 0
+    days = (bank["day"].to_numpy()[b] - ledger["day"].to_numpy()[l_]).astype(np.int32)
+    similarity = _pair_name_similarity(b, l_, bank["name_key"], ledger["name_key"])
 
-    similarity = _pair_name_similarity(
-        pairs["bank_idx"].to_numpy(), pairs["ledger_idx"].to_numpy(), bank["name_key"], ledger["name_key"]
-    )
-    df = df.with_columns(
-        name_similarity=pl.Series(similarity),
-        amount_diff=pl.col("amount_bank") - pl.col("amount_ledger"),
-        days=(pl.col("day_bank") - pl.col("day_ledger")).cast(pl.Int32),
-        ref_strength=_reference_strength(df, bank, ledger),
-        shared_number=pl.col("ref_keys").list.set_intersection(pl.col("other_keys")).list.first(),
-    )
-    exact = pl.col("amount_diff") == 0
-
-    ref_level = (
-        pl.when(pl.col("ref_strength").is_in(["full", "serial", "partial"]))
-        .then(pl.col("ref_strength"))
-        .when(pl.col("shared_number").is_not_null())
-        .then(pl.lit("number"))
-        # the bank quotes a complete document number of its own that is not this one (a number
-        # cut short by the bank's field width is no conflict)
-        .when(
-            (pl.col("ref_digit_count") >= 3)
-            & (pl.col("explicit_ref_digits") >= pl.col("ref_digit_count"))
+    # reference: the ledger reference as written or its serial in the bank text (or a close
+    # one), another number of the item's, or a different complete document number quoted
+    ref_code = _reference_strength(b, l_, bank, ledger)
+    shared_number = pl.repeat(None, len(b), dtype=pl.Int64, eager=True)
+    has_keys = (bank["ref_keys"].list.len() > 0).fill_null(False).to_numpy()
+    has_other = (ledger["other_keys"].list.len() > 0).fill_null(False).to_numpy()
+    both = np.flatnonzero(has_keys[b] & has_other[l_])
+    if len(both):
+        lists = pl.DataFrame({
+            "ref_keys": bank["ref_keys"].gather(b[both]), "other_keys": ledger["other_keys"].gather(l_[both]),
+        })
+        shared_number = shared_number.scatter(
+            both, lists.select(pl.col("ref_keys").list.set_intersection(pl.col("other_keys")).list.first()).to_series()
         )
-        .then(pl.lit("conflict"))
-        .otherwise(pl.lit("none"))
-    )
-    ref_weight = ref_level.replace_strict(
-        {"full": w.reference.full, "serial": w.reference.serial, "number": w.reference.number,
-         "partial": w.reference.partial, "conflict": w.reference.conflict, "none": w.reference.none},
-        return_dtype=pl.Float64,
-    )
-    amount_weight = (
-        pl.when(exact).then(pl.lit(w.amount.exact))
-        .when(difference_explained(rules)).then(pl.lit(w.amount.explained))
-        .otherwise(pl.lit(w.amount.within_tolerance))
-    )
+    shared = shared_number.is_not_null().to_numpy()
+    digits = _column(ledger, "ref_digit_count")[l_]
+    # the bank quotes a complete document number of its own that is not this one (a number
+    # cut short by the bank's field width is no conflict)
+    conflict = (digits >= 3) & (_column(bank, "explicit_ref_digits")[b] >= digits)
+    loose = ref_code == _NONE
+    ref_code[loose & shared] = _NUMBER
+    ref_code[loose & ~shared & conflict] = _CONFLICT
+    ref_weight = np.array([getattr(w.reference, level) for level in REF_LEVELS])[ref_code]
 
-    names_missing = (pl.col("name_bank") == "") | (pl.col("name_ledger") == "")
-    different_script = (
-        (pl.col("script_bank") > 0) & (pl.col("script_ledger") > 0)
-        & (pl.col("script_bank") != pl.col("script_ledger"))
-    )
-    name_w, name_i = _levels(pl.col("name_similarity"), w.name, "min_similarity", ascending=False)
-    name_labels = [lvl.label for lvl in w.name]
-    name_level = (
-        pl.when(names_missing).then(pl.lit("missing"))
-        .when(different_script).then(pl.lit("different script"))
-        .otherwise(name_i.replace_strict(dict(enumerate(name_labels)), return_dtype=pl.Utf8))
-    )
-    name_weight = (
-        pl.when(names_missing).then(pl.lit(w.name_missing))
-        .when(different_script).then(pl.lit(w.name_different_script))
-        .otherwise(name_w)
-    )
+    amount_weight = np.where(exact, w.amount.exact, w.amount.within_tolerance)
+    differ = np.flatnonzero(~exact)
+    if len(differ):
+        explained = pl.DataFrame({
+            "amount_bank": amount_bank[differ], "amount_ledger": amount_ledger[differ],
+            "currency": bank["currency"].gather(b[differ]),
+        }).select(difference_explained(rules)).to_series().fill_null(False).to_numpy()
+        amount_weight[differ[explained]] = w.amount.explained
+
+    # names: missing on either side, in different scripts (not compared), or the similarity level
+    unnamed_bank = (bank["name_key"].fill_null("") == "").to_numpy()
+    unnamed_ledger = (ledger["name_key"].fill_null("") == "").to_numpy()
+    names_missing = unnamed_bank[b] | unnamed_ledger[l_]
+    script_bank = bank.select(_script_code(pl.col("name_script"))).to_series().to_numpy()[b]
+    script_ledger = ledger.select(_script_code(pl.col("name_script"))).to_series().to_numpy()[l_]
+    different_script = (script_bank > 0) & (script_ledger > 0) & (script_bank != script_ledger)
+    level = _level_index(similarity, [lvl.min_similarity for lvl in w.name], ascending=False)
+    name_weight = np.array([lvl.weight for lvl in w.name])[level]
+    name_code = level.astype(np.uint8)
+    name_code[different_script] = len(w.name) + 1
+    name_weight[different_script] = w.name_different_script
+    name_code[names_missing] = len(w.name)
+    name_weight[names_missing] = w.name_missing
+
     # an exact-amount pair is the clear choice when no other exact-amount candidate of the same
     # bank line / ledger item has name evidence as good as its own
-    df = df.with_columns(name_level=name_level, name_weight=name_weight)
-    masked = pl.when(exact).then(pl.col("name_weight")).otherwise(pl.lit(-1e9))
-    at_best = exact & (pl.col("name_weight") == pl.col("_best"))
-    df = df.with_columns(_best=masked.max().over("bank_idx")).with_columns(
-        _clear_bank=at_best & (at_best.cast(pl.Int32).sum().over("bank_idx") == 1),
-        n_exact_bank=exact.cast(pl.Int32).sum().over("bank_idx"),
-    ).with_columns(_best=masked.max().over("ledger_idx")).with_columns(
-        _clear_ledger=at_best & (at_best.cast(pl.Int32).sum().over("ledger_idx") == 1),
-        n_exact_ledger=exact.cast(pl.Int32).sum().over("ledger_idx"),
+    best_bank, n_exact_bank = _per_group(b, bank.height, name_weight, exact)
+    best_ledger, n_exact_ledger = _per_group(l_, ledger.height, name_weight, exact)
+    at_bank_best = exact & (name_weight == best_bank)
+    at_ledger_best = exact & (name_weight == best_ledger)
+    clear_bank = at_bank_best & (_per_group(b, bank.height, name_weight, at_bank_best)[1] == 1)
+    clear_ledger = at_ledger_best & (_per_group(l_, ledger.height, name_weight, at_ledger_best)[1] == 1)
+
+    date_weight = np.array([lvl.weight for lvl in w.date])[
+        _level_index(np.abs(days), [lvl.max_days for lvl in w.date], ascending=True)
+    ]
+    in_window = (days <= _column(ledger, "window_after")[l_]) & (-days <= _column(ledger, "window_before")[l_])
+    window_weight = np.where(in_window, 0.0, w.outside_window)
+    fifo = _oldest_first(b, l_, exact & (name_weight >= _top_name_weight(w)), bank, ledger, amount_ledger)
+    competing = np.clip(n_exact_bank - 1 + n_exact_ledger - 1, 0, 6)
+    uniq_weight = np.where(
+        clear_bank & clear_ledger,
+        w.unique_amount,
+        np.where(exact, competing.astype(np.float64) * w.competing_amount + np.where(fifo, w.oldest_first, 0.0), 0.0),
     )
-    name_weight = pl.col("name_weight")
-    abs_days = pl.col("days").abs()
-    date_w, _ = _levels(abs_days, w.date, "max_days", ascending=True)
-    in_window = (pl.col("days") <= pl.col("window_after")) & (-pl.col("days") <= pl.col("window_before"))
-    window_weight = pl.when(in_window).then(pl.lit(0.0)).otherwise(pl.lit(w.outside_window))
-    unique = pl.col("_clear_bank") & pl.col("_clear_ledger")
-    competing = (pl.col("n_exact_bank") - 1 + pl.col("n_exact_ledger") - 1).clip(0, 6)
-    # payments applied oldest first: when one payer (same name) has as many same-amount
-    # payments as same-amount items, the k-th payment by date pays the k-th oldest item
-    in_scope = exact & (pl.col("name_weight") >= _top_name_weight(w))
-    scope = df.filter(in_scope).select("bank_idx", "ledger_idx", "name_ledger", "amount_ledger", "day_bank", "day_ledger")
-    key = ["name_ledger", "amount_ledger"]
-    bank_rank = scope.unique(["bank_idx", *key]).with_columns(
-        _rb=pl.struct("day_bank", "bank_idx").rank("dense").over(key), _nb=pl.len().over(key),
-    ).select("bank_idx", *key, "_rb", "_nb")
-    ledger_rank = scope.unique(["ledger_idx", *key]).with_columns(
-        _rl=pl.struct("day_ledger", "ledger_idx").rank("dense").over(key), _nl=pl.len().over(key),
-    ).select("ledger_idx", *key, "_rl", "_nl")
-    fifo = (
-        scope.join(bank_rank, on=["bank_idx", *key]).join(ledger_rank, on=["ledger_idx", *key])
-        .filter((pl.col("_rb") == pl.col("_rl")) & (pl.col("_nb") > 1) & (pl.col("_nb") == pl.col("_nl")))
-        .select("bank_idx", "ledger_idx", pl.lit(True).alias("fifo"))
-    )
-    df = df.join(fifo, on=["bank_idx", "ledger_idx"], how="left").with_columns(pl.col("fifo").fill_null(False))
-    uniq_weight = (
-        pl.when(unique).then(pl.lit(w.unique_amount))
-        .when(exact).then(competing.cast(pl.Float64) * w.competing_amount
-                          + pl.when(pl.col("fifo")).then(pl.lit(w.oldest_first)).otherwise(pl.lit(0.0)))
-        .otherwise(pl.lit(0.0))
-    )
-    df = df.with_columns(
-        ref_level=ref_level, in_window=in_window,
-        score=pl.lit(w.prior) + ref_weight + amount_weight + name_weight + date_w + window_weight + uniq_weight,
+    score = w.prior + ref_weight + amount_weight + name_weight + date_weight + window_weight + uniq_weight
+    compact = pairs.select("bank_idx", "ledger_idx", "via").with_columns(
+        score=pl.Series(score),
+        amount_diff=pl.Series(amount_diff),
+        ref_code=pl.Series(ref_code),
+        name_similarity=pl.Series(similarity),
+        name_code=pl.Series(name_code),
+        days=pl.Series(days),
+        shared_number=shared_number,
+        n_exact_bank=pl.Series(n_exact_bank, dtype=pl.Int32),
+        n_exact_ledger=pl.Series(n_exact_ledger, dtype=pl.Int32),
+        _clear_bank=pl.Series(clear_bank),
+        _clear_ledger=pl.Series(clear_ledger),
+        in_window=pl.Series(in_window),
+        fifo=pl.Series(fifo),
     ).with_columns(
         confidence=(1.0 / (1.0 + pl.lit(2.0).pow(-pl.col("score")))).round(4),
+    ).select(list(COMPACT_SCHEMA))
+    return with_evidence(compact, bank, ledger, rules) if evidence else compact
+
+
+def _oldest_first(b: np.ndarray, l_: np.ndarray, in_scope: np.ndarray, bank: pl.DataFrame,
+                  ledger: pl.DataFrame, amount_ledger: np.ndarray) -> np.ndarray:
+    """Payments applied oldest first: among the exact-amount, same-name pairs (``in_scope``),
+    when one payer (same ledger name) has as many same-amount payments as same-amount items
+    and more than one, the k-th payment by date pays the k-th oldest item."""
+    fifo = np.zeros(len(b), dtype=bool)
+    rows = np.flatnonzero(in_scope)
+    if not len(rows):
+        return fifo
+    # the ledger name as a number (equal names, equal numbers): the payer key is an integer
+    name_id = ledger["name_key"].cast(pl.Categorical).to_physical().to_numpy()
+    # a line's place in date order (then row order) as one integer: day * 2**32 + row
+    def when(day: np.ndarray, row: np.ndarray) -> np.ndarray:
+        return (day.astype(np.int64) << 32) + row
+
+    scope = pl.DataFrame({
+        "row": rows, "bank_idx": b[rows], "ledger_idx": l_[rows], "name": name_id[l_[rows]],
+        "amount": amount_ledger[rows],
+        "when_bank": when(bank["day"].to_numpy()[b[rows]], b[rows]),
+        "when_ledger": when(ledger["day"].to_numpy()[l_[rows]], l_[rows]),
+    })
+    key = ["name", "amount"]
+    bank_rank = scope.unique(["bank_idx", *key]).with_columns(
+        _rb=pl.col("when_bank").rank("dense").over(key), _nb=pl.len().over(key),
+    ).select("bank_idx", *key, "_rb", "_nb")
+    ledger_rank = scope.unique(["ledger_idx", *key]).with_columns(
+        _rl=pl.col("when_ledger").rank("dense").over(key), _nl=pl.len().over(key),
+    ).select("ledger_idx", *key, "_rl", "_nl")
+    hits = (
+        scope.join(bank_rank, on=["bank_idx", *key]).join(ledger_rank, on=["ledger_idx", *key])
+        .filter((pl.col("_rb") == pl.col("_rl")) & (pl.col("_nb") > 1) & (pl.col("_nb") == pl.col("_nl")))
     )
-    return df.select(*SCORED_COLUMNS, *_EVIDENCE_COLUMNS)
+    fifo[hits["row"].to_numpy()] = True
+    return fifo
+
+
+def with_evidence(scored: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """Compact scored pairs (``score_candidates(..., evidence=False)``) with the level names and
+    the text columns :func:`explain` reads (``SCORED_SCHEMA``, in its column order)."""
+    names = [lvl.label for lvl in rules.weights.name] + ["missing", "different script"]
+    b, l_ = scored["bank_idx"], scored["ledger_idx"]
+    return scored.with_columns(
+        ref_level=pl.col("ref_code").replace_strict(dict(enumerate(REF_LEVELS)), return_dtype=pl.Utf8),
+        name_level=pl.col("name_code").replace_strict(dict(enumerate(names)), return_dtype=pl.Utf8),
+        amount_bank=bank["amount_minor"].gather(b),
+        amount_ledger=ledger["amount_minor"].gather(l_),
+        currency=bank["currency"].gather(b),
+        doc_ref=ledger["doc_ref"].gather(l_),
+        name_bank=bank["name_key"].gather(b),
+        name_ledger=ledger["name_key"].gather(l_),
+        type_norm=ledger["type_norm"].gather(l_),
+    ).select(list(SCORED_SCHEMA)).cast(SCORED_SCHEMA)
 
 
 def explain(scored: pl.DataFrame, rules: RuleSet) -> pl.Series:
