@@ -117,6 +117,17 @@ def _source_expr(text: pl.Expr, rules: RuleSet, side: str) -> pl.Expr:
     return expr
 
 
+def _any_source(text: pl.Expr, rules: RuleSet, side: str) -> pl.Expr:
+    """Whether the text contains the ``{side}_words`` of some payout source (one pass of one
+    pattern; :func:`_source_expr` is not null exactly where this holds)."""
+    words = [
+        w
+        for source in rules.payouts.sources
+        for w in (source.bank_words if side == "bank" else source.ledger_words)
+    ]
+    return text.fill_null("").str.contains(_word_pattern(words))
+
+
 def _date_text(day: pl.Expr) -> pl.Expr:
     return day.cast(pl.Date).dt.strftime("%Y-%m-%d")
 
@@ -169,7 +180,8 @@ def _payouts(payout_lines: pl.DataFrame) -> pl.DataFrame:
 
 
 def _line_links(pl_: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
-    """Ledger item of each report line that needs one (``line_no``, ``ledger_idx``).
+    """Ledger item of each report line that needs one (``line_no``, ``ledger_idx`` and the
+    item's ``amount_minor``).
 
     A line's keys are its ``order_id`` (payment metadata) or, when absent, the tokens of its
     description holding a digit ("Order SO-2026-00114", "Refund for order SO-2026-00136"). A key
@@ -196,19 +208,35 @@ def _line_links(pl_: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
         .unique()
     )
     if keys.height == 0:
-        return pl.DataFrame(schema={"line_no": pl.UInt32, "ledger_idx": pl.UInt32})
-    ledger = pl_.select("ledger_idx", "currency", "amount_minor", "type_norm", "id", "reference")
-    by_id = ledger.with_columns(
-        key=pl.col("id").str.strip_chars().str.to_lowercase(), via=pl.lit(0)
+        return pl.DataFrame(
+            schema={
+                "line_no": pl.UInt32,
+                "ledger_idx": pl.UInt32,
+                "amount_minor": pl_.schema["amount_minor"],
+            }
+        )
+    # the items' keys, kept where some line has the key: a light frame (the row, currency, key),
+    # the amount and type gathered for the few rows that link
+    wanted = keys["key"].unique().implode()
+    ledger = pl_.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), "currency", "id", "reference"
     )
-    by_ref = ledger.with_columns(
-        key=pl.col("reference").fill_null("").str.strip_chars().str.to_lowercase(), via=pl.lit(1)
-    ).filter(pl.col("key") != "")
-    ledger_keys = pl.concat([by_id, by_ref]).drop("id", "reference")
+    by_id = ledger.select(
+        "_row", "currency", key=pl.col("id").str.strip_chars().str.to_lowercase(), via=pl.lit(0)
+    ).filter(pl.col("key").is_in(wanted))
+    by_ref = ledger.select(
+        "_row",
+        "currency",
+        key=pl.col("reference").fill_null("").str.strip_chars().str.to_lowercase(),
+        via=pl.lit(1),
+    ).filter((pl.col("key") != "") & pl.col("key").is_in(wanted))
+    joined = keys.join(pl.concat([by_id, by_ref]), on=["key", "currency"], how="inner")
+    joined = joined.hstack(
+        pl_.select(pl.col("ledger_idx", "amount_minor", "type_norm").gather(joined["_row"]))
+    )
     charge = pl.col("gross_minor") > 0
     return (
-        keys.join(ledger_keys, on=["key", "currency"], how="inner")
-        .filter(
+        joined.filter(
             pl.when(charge)
             .then(pl.col("amount_minor") > 0)
             .otherwise(
@@ -228,7 +256,9 @@ def _line_links(pl_: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
         .sort("_rank", "line_no", "ledger_idx")
         .unique("line_no", keep="first", maintain_order=True)
         .unique("ledger_idx", keep="first", maintain_order=True)
-        .select(pl.col("line_no").cast(pl.UInt32), pl.col("ledger_idx").cast(pl.UInt32))
+        .select(
+            pl.col("line_no").cast(pl.UInt32), pl.col("ledger_idx").cast(pl.UInt32), "amount_minor"
+        )
     )
 
 
@@ -255,16 +285,29 @@ def _bank_links(pb: pl.DataFrame, payouts: pl.DataFrame, rules: RuleSet) -> pl.D
     """(payout_id, bank_idx, how) pairs: the payout id quoted in the bank text (``id``), else
     the exact net amount in the same currency within ``report_window_days`` after the payout
     date (``amount``), on bank lines quoting no other payout's id."""
-    tokens = pb.select("bank_idx", token=_tokens(pl.col("bank_text"))).explode("token").drop_nulls()
     ids = payouts.select(
         "payout_id", token=pl.col("payout_id").str.strip_chars().str.to_lowercase()
     ).filter(pl.col("token").str.len_chars() >= _SHORT_ID)
+    # a token equal to an id is in the lower-cased text: only such texts are split into tokens
+    quotes = (
+        pl.col("bank_text")
+        .fill_null("")
+        .str.to_lowercase()
+        .str.contains_any(ids["token"].unique().to_list())
+    )
+    tokens = (
+        pb.select("bank_idx", "bank_text")
+        .filter(quotes if ids.height else pl.lit(False))
+        .select("bank_idx", token=_tokens(pl.col("bank_text")))
+        .explode("token")
+        .drop_nulls()
+    )
     by_id = tokens.join(ids, on="token", how="inner").select("payout_id", "bank_idx").unique()
     quoting = by_id["bank_idx"].unique()
     linked_payouts = by_id["payout_id"].unique()
     window = rules.payouts.report_window_days
-    bank = pb.filter(~pl.col("bank_idx").is_in(quoting.implode())).select(
-        "bank_idx", "currency", "amount_minor", "day"
+    bank = pb.select("bank_idx", "currency", "amount_minor", "day").filter(
+        ~pl.col("bank_idx").is_in(quoting.implode())
     )
     by_amount = (
         payouts.filter(
@@ -325,12 +368,9 @@ def report_payout_groups(
     if links.height == 0:
         return empty_groups()
     lines = _report_lines(payout_lines)
-    line_item = _line_links(pl_, lines)
-    amounts = pl_.select(pl.col("ledger_idx").cast(pl.UInt32), "amount_minor")
-    lines = (
-        lines.with_columns(pl.col("line_no").cast(pl.UInt32))
-        .join(line_item, on="line_no", how="left")
-        .join(amounts, on="ledger_idx", how="left")
+    line_item = _line_links(pl_, lines)  # with the item's amount
+    lines = lines.with_columns(pl.col("line_no").cast(pl.UInt32)).join(
+        line_item, on="line_no", how="left", maintain_order="left"
     )
     unlinked = pl.col("needs_item") & pl.col("ledger_idx").is_null()
     unlinked_text = (
@@ -516,6 +556,46 @@ def report_payout_groups(
 # --------------------------------------------------------------------------------------------
 
 
+def _store_pairs(bank: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+    """(bank line, store) pairs of the same source and currency whose store words include every
+    store word of the bank text (``bank_words``; ``matched`` = how many), in bank line order
+    then store order. A line naming no store pairs with every store of its source and
+    currency; a line naming some, with the stores that have all its words (found by word)."""
+    lines = bank.select(
+        "bank_idx", "source", "currency", "day", "amount_minor", bank_words="store_words"
+    ).with_row_index("_b")
+    named = pl.col("bank_words").list.len() > 0
+    keys = ["source", "currency"]
+    every = (
+        lines.filter(~named)
+        .select("_b", *keys)
+        .join(stores.select("store_no", *keys), on=keys)
+        .select("_b", "store_no")
+    )
+    store_words = (
+        stores.select("store_no", *keys, word="store_words")
+        .explode("word")
+        .drop_nulls("word")
+        .unique()
+    )
+    by_word = (
+        lines.filter(named)
+        .select("_b", *keys, n=pl.col("bank_words").list.len(), word="bank_words")
+        .explode("word")
+        .join(store_words, on=[*keys, "word"])
+        .group_by("_b", "store_no")
+        .agg(found=pl.len(), n=pl.col("n").first())
+        .filter(pl.col("found") == pl.col("n"))
+        .select("_b", "store_no")
+    )
+    found = pl.concat([every, by_word]).sort("_b", "store_no")
+    return (
+        lines.drop("_b")[found["_b"]]
+        .hstack(stores.select("store_no", "store", words_ledger="store_words")[found["store_no"]])
+        .with_columns(matched=pl.col("bank_words").list.len())
+    )
+
+
 def _scaled_pct(pct: Decimal) -> int:
     """A percentage in millionths of the whole (4 decimal places of the percentage)."""
     return int((Decimal(pct) * 10_000).to_integral_value())
@@ -593,14 +673,17 @@ def inferred_payout_groups(
         )
         for s in cfg.sources
     }
+    # the columns used, and the source worked out for the lines naming one only
     bank = (
-        pb.filter(pl.col("amount_minor") > 0)
+        pb.select("bank_idx", "bank_text", "amount_minor", "currency", "day")
+        .filter((pl.col("amount_minor") > 0) & _any_source(pl.col("bank_text"), rules, "bank"))
         .with_columns(source=_source_expr(pl.col("bank_text"), rules, "bank"))
         .filter(pl.col("source").is_not_null())
         .with_columns(skip=pl.col("source").replace_strict(skip, return_dtype=pl.List(pl.Utf8)))
     )
     orders = (
-        pl_.filter(pl.col("amount_minor") > 0)
+        pl_.select("ledger_idx", "id", "description", "amount_minor", "currency", "day")
+        .filter((pl.col("amount_minor") > 0) & _any_source(pl.col("description"), rules, "ledger"))
         .with_columns(source=_source_expr(pl.col("description"), rules, "ledger"))
         .filter(pl.col("source").is_not_null() & pl.col("day").is_not_null())
     )
@@ -610,31 +693,20 @@ def inferred_payout_groups(
         orders = orders.filter(~pl.col(column).is_in(values.implode()))
     if bank.height == 0 or orders.height == 0:
         return empty_groups()
-    orders = orders.with_columns(
-        store=pl.col("description").fill_null("").str.strip_chars(),
-        store_words=_words(pl.col("description")),
-    )
+    orders = orders.with_columns(store=pl.col("description").fill_null("").str.strip_chars())
+    # a store's words are its description's (stripping blanks takes no letter away)
     stores = (
-        orders.group_by("source", "currency", "store")
-        .agg(pl.col("store_words").first())
+        orders.select("source", "currency", "store")
+        .unique()
         .sort("source", "currency", "store")
         .with_row_index("store_no")
+        .with_columns(store_words=_words(pl.col("store")))
     )
     store_words = _bank_store_words(bank, orders)
-    bank = bank.join(store_words, on="bank_idx", how="left").with_columns(
+    bank = bank.join(store_words, on="bank_idx", how="left", maintain_order="left").with_columns(
         store_words=pl.col("store_words").fill_null(pl.lit([], dtype=pl.List(pl.Utf8)))
     )
-    # (bank line, store) pairs: same source and currency, every store word of the bank found
-    pairs = (
-        bank.select(
-            "bank_idx", "source", "currency", "day", "amount_minor", bank_words="store_words"
-        )
-        .join(
-            stores.rename({"store_words": "words_ledger"}), on=["source", "currency"], how="inner"
-        )
-        .filter(pl.col("bank_words").list.set_difference(pl.col("words_ledger")).list.len() == 0)
-        .with_columns(matched=pl.col("bank_words").list.len())
-    )
+    pairs = _store_pairs(bank, stores)
     if pairs.height == 0:
         return empty_groups()
     # orders sorted by (store, day): cumulative gross, searchsorted for any day range
