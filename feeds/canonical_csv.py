@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from feeds._common import FINGERPRINT_SEPARATOR, as_schema, fingerprint_of_key, read_file
 from models.errors import FeedFormatError
-from models.money import CURRENCY_EXPONENTS, parse_amount_expr
+from models.money import CURRENCY_EXPONENTS, parse_amount_expr, parse_amount_struct
 from models.schema import (
     BANK_SCHEMA,
     LEDGER_SCHEMA,
@@ -530,34 +530,62 @@ def reject_frame(frame: pl.DataFrame, source: str, checks: list[tuple[str, str]]
 # --------------------------------------------------------------------------------------------
 
 
-def date_exprs(text: pl.Expr, label: str, *, required: bool) -> tuple[pl.Expr, pl.Expr]:
-    """(Date, reason) for YYYY-MM-DD text; reason is null when the value is fine."""
-    s = text.str.strip_chars()
-    parsed = pl.when(s.str.contains(_DATE_PATTERN)).then(s.str.to_date("%Y-%m-%d", strict=False))
-    empty = s.is_null() | (s == "")
+def _date_struct(text: pl.Expr, label: str, *, required: bool) -> pl.Expr:
+    """:func:`date_exprs` as one ``Struct`` (``value``, ``reason``): the stripped text is
+    worked out once, and the reason text is built for the bad rows only."""
+    f = pl.field
+    stage = pl.struct(s=text.str.strip_chars()).struct.with_fields(
+        value=pl.when(f("s").str.contains(_DATE_PATTERN)).then(
+            f("s").str.to_date("%Y-%m-%d", strict=False)
+        ),
+        empty=f("s").is_null() | (f("s") == ""),
+    )
+    stage = stage.struct.with_fields(
+        bad_s=pl.when(~f("empty") & f("value").is_null()).then(f("s"))
+    )
     reason = (
-        pl.when(empty)
+        pl.when(f("empty"))
         .then(pl.lit(f"{label} is empty") if required else _NULL_TEXT)
-        .when(parsed.is_null())
-        .then(pl.lit(f"{label} '") + s + pl.lit("' is not a valid YYYY-MM-DD date"))
+        .when(f("value").is_null())
+        .then(pl.lit(f"{label} '") + f("bad_s") + pl.lit("' is not a valid YYYY-MM-DD date"))
         .otherwise(_NULL_TEXT)
     )
-    return parsed, reason
+    return stage.struct.with_fields(reason=reason).struct.drop(["s", "empty", "bad_s"])
+
+
+def date_exprs(text: pl.Expr, label: str, *, required: bool) -> tuple[pl.Expr, pl.Expr]:
+    """(Date, reason) for YYYY-MM-DD text; reason is null when the value is fine."""
+    parsed = _date_struct(text, label, required=required)
+    name = text.meta.output_name(raise_if_undetermined=False) or "literal"
+    return parsed.struct.field("value").alias(name), parsed.struct.field("reason").alias("literal")
+
+
+def _currency_struct(text: pl.Expr, label: str = "currency") -> pl.Expr:
+    """:func:`currency_exprs` as one ``Struct`` (``code``, ``reason``), the code worked out
+    once and the reason text built for the bad rows only."""
+    f = pl.field
+    stage = pl.struct(code=text.str.strip_chars().str.to_uppercase()).struct.with_fields(
+        empty=f("code").is_null() | (f("code") == ""),
+        known=f("code").is_in(list(CURRENCY_EXPONENTS)),
+    )
+    stage = stage.struct.with_fields(bad_code=pl.when(~f("empty") & ~f("known")).then(f("code")))
+    reason = (
+        pl.when(f("empty"))
+        .then(pl.lit(f"{label} is empty"))
+        .when(~f("known"))
+        .then(
+            pl.lit(f"{label} '") + f("bad_code") + pl.lit("' is not an ISO 4217 code (e.g. HKD, USD, JPY)")
+        )
+        .otherwise(_NULL_TEXT)
+    )
+    return stage.struct.with_fields(reason=reason).struct.drop(["empty", "known", "bad_code"])
 
 
 def currency_exprs(text: pl.Expr, label: str = "currency") -> tuple[pl.Expr, pl.Expr]:
     """(ISO 4217 code, reason): blanks stripped, upper-cased, checked against the code list."""
-    code = text.str.strip_chars().str.to_uppercase()
-    reason = (
-        pl.when(code.is_null() | (code == ""))
-        .then(pl.lit(f"{label} is empty"))
-        .when(~code.is_in(list(CURRENCY_EXPONENTS)))
-        .then(
-            pl.lit(f"{label} '") + code + pl.lit("' is not an ISO 4217 code (e.g. HKD, USD, JPY)")
-        )
-        .otherwise(_NULL_TEXT)
-    )
-    return code, reason
+    parsed = _currency_struct(text, label)
+    name = text.meta.output_name(raise_if_undetermined=False) or "literal"
+    return parsed.struct.field("code").alias(name), parsed.struct.field("reason").alias("literal")
 
 
 def amount_exprs(
@@ -616,28 +644,30 @@ def canonical_from_table(
     def text(name: str) -> pl.Expr:
         return pl.col(columns[name]) if name in columns else pl.lit("")
 
-    date, date_reason = date_exprs(text("date"), "date", required=True)
-    currency, currency_reason = currency_exprs(text("currency"))
-    checked = table.rows.with_columns(_currency=currency, _r_currency=currency_reason)
-    minor, amount_reason = amount_exprs(text("amount"), pl.col("_currency"), pl.col("_r_currency"))
-    identifier = text("id").str.strip_chars()
-    checked = checked.with_columns(
-        _id=identifier,
-        _date=date,
-        _r_date=date_reason,
-        _amount=minor,
-        _r_amount=amount_reason,
+    # each check is one struct (value, reason) evaluated once, then read field by field
+    field = pl.col("_parsed").struct.field
+    checked = table.rows.with_columns(_parsed=_currency_struct(text("currency"))).with_columns(
+        _currency=field("code"), _r_currency=field("reason")
     )
+    checked = checked.with_columns(
+        _parsed=parse_amount_struct(text("amount"), pl.col("_currency"))
+    ).with_columns(
+        _amount=field("minor"),
+        # an amount cannot be judged without a valid currency; the currency's reason says why
+        _r_amount=pl.when(pl.col("_r_currency").is_null()).then(field("reason")),
+    )
+    checked = checked.with_columns(
+        _parsed=_date_struct(text("date"), "date", required=True),
+        _id=text("id").str.strip_chars(),
+    ).with_columns(_date=field("value"), _r_date=field("reason"))
     reason_columns = {"date": "_r_date", "amount": "_r_amount", "currency": "_r_currency"}
     if side == "ledger":
-        due, due_reason = date_exprs(text("due_date"), "due_date", required=False)
         checked = checked.with_columns(
             _r_id=pl.when(pl.col("_id") == "").then(
                 pl.lit("id is empty; every ledger line needs its own id")
             ),
-            _due=due,
-            _r_due=due_reason,
-        )
+            _parsed=_date_struct(text("due_date"), "due_date", required=False),
+        ).with_columns(_due=field("value"), _r_due=field("reason"))
         reason_columns.update(id="_r_id", due_date="_r_due")
     # name bad columns in the order the user sees them in the file
     checks = sorted(

@@ -117,6 +117,94 @@ def exponent_expr(currency: pl.Expr) -> pl.Expr:
     return currency.replace_strict(CURRENCY_EXPONENTS, default=None, return_dtype=pl.Int64)
 
 
+_AMOUNT_PATTERN = r"^[+-]?[0-9]+(\.[0-9]+)?$"
+_NULL_TEXT = pl.lit(None, dtype=pl.Utf8)
+#: the intermediate fields of :func:`parse_amount_struct`, dropped from its result
+_AMOUNT_STAGES = [
+    "s", "currency", "exponent", "well_formed", "parts", "whole", "raw_frac", "frac_digits",
+    "negative", "integer_length", "frac_len", "problem", "bad_s", "bad_currency", "bad_exponent", "bad_frac",
+]
+
+
+def parse_amount_struct(text: pl.Expr, currency: pl.Expr) -> pl.Expr:
+    """:func:`parse_amount_expr` as one ``Struct`` expression with fields ``minor`` and ``reason``.
+
+    Every intermediate (the stripped text, the exponent, the digit parts) is materialised once
+    as a struct field and read by the next stage (an eager ``select`` does not eliminate
+    common subexpressions), and the reason text is only built for the bad rows. Evaluate it
+    once into a column and read both fields from there when both are needed.
+    """
+    f = pl.field
+    stage = pl.struct(s=text.str.strip_chars(), currency=currency).struct.with_fields(
+        exponent=exponent_expr(f("currency")),
+        well_formed=f("s").str.contains(_AMOUNT_PATTERN),
+    )
+    # the digit parts of the well-formed amounts ("-12.340" -> "-12", "340"; null otherwise)
+    stage = stage.struct.with_fields(
+        parts=pl.when(f("well_formed")).then(f("s")).str.split_exact(".", 1)
+    ).struct.with_fields(
+        whole=f("parts").struct.field("field_0"),
+        raw_frac=f("parts").struct.field("field_1").fill_null(""),
+    )
+    # trailing zeros beyond the currency's decimals change nothing ("12.340" HKD is exact)
+    stage = stage.struct.with_fields(
+        frac_digits=f("raw_frac").str.strip_chars_end("0"),
+        negative=f("whole").str.starts_with("-"),
+        integer_length=f("whole").str.strip_chars_start("+-0").str.len_chars(),
+    ).struct.with_fields(frac_len=f("frac_digits").str.len_chars().cast(pl.Int64))
+    # which reason applies, in the order they are checked (null: the amount is fine)
+    stage = stage.struct.with_fields(
+        problem=pl.when(f("s").is_null() | (f("s") == ""))
+        .then(1)
+        .when(f("exponent").is_null())
+        .then(2)
+        .when(~f("well_formed"))
+        .then(3)
+        .when(f("integer_length") > _MAX_INTEGER_DIGITS)
+        .then(4)
+        .when(f("frac_len") > f("exponent"))
+        .then(5)
+    )
+    # the texts quoted in a reason, kept for the bad rows only (null elsewhere, so building
+    # the reason costs nothing on good rows)
+    bad = f("problem").is_not_null()
+    stage = stage.struct.with_fields(
+        bad_s=pl.when(bad).then(f("s")),
+        bad_currency=pl.when(bad).then(f("currency")),
+        bad_exponent=pl.when(bad).then(f("exponent")),
+        bad_frac=pl.when(bad).then(f("raw_frac")),
+    )
+    problem, s = f("problem"), f("bad_s")
+    reason = (
+        pl.when(problem == 1)
+        .then(pl.lit("amount is empty"))
+        .when(problem == 2)
+        .then(pl.lit("unknown currency code '") + f("bad_currency").fill_null("") + pl.lit("' (expected ISO 4217)"))
+        .when(problem == 3)
+        .then(pl.lit("amount '") + s + pl.lit("' is not a decimal number ('.' separator, optional leading sign, no thousands separators or symbols)"))
+        .when(problem == 4)
+        .then(pl.lit("amount '") + s + pl.lit("' is too large"))
+        .when(problem == 5)
+        .then(
+            pl.lit("amount '") + s + pl.lit("' has ") + f("bad_frac").str.len_chars().cast(pl.Utf8)
+            + pl.lit(" decimals; ") + f("bad_currency") + pl.lit(" allows ") + f("bad_exponent").cast(pl.Utf8)
+            + pl.lit(" (recon never rounds)")
+        )
+        .otherwise(_NULL_TEXT)
+    )
+    exponent, frac_len = f("exponent"), f("frac_len")
+    scale_int = pl.lit(10, dtype=pl.Int64).pow(exponent.clip(0, 6)).cast(pl.Int64)
+    scale_frac = pl.lit(10, dtype=pl.Int64).pow((exponent - frac_len).clip(0, 6)).cast(pl.Int64)
+    frac_value = pl.when(frac_len > 0).then(f("frac_digits").cast(pl.Int64, strict=False)).otherwise(0)
+    whole = f("whole").cast(pl.Int64, strict=False)
+    magnitude = whole.abs() * scale_int + frac_value * scale_frac
+    minor = pl.when(problem.is_null()).then(
+        pl.when(f("negative")).then(-magnitude).otherwise(magnitude)
+    )
+    done = stage.struct.with_fields(minor=minor.cast(pl.Int64), reason=reason)
+    return done.struct.drop(_AMOUNT_STAGES)
+
+
 def parse_amount_expr(text: pl.Expr, currency: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """Vectorized amount parsing for canonical text ("-1234.50").
 
@@ -124,43 +212,13 @@ def parse_amount_expr(text: pl.Expr, currency: pl.Expr) -> tuple[pl.Expr, pl.Exp
     -------
     (minor, reason)
         ``minor`` is Int64 minor units (null where the row is bad); ``reason`` is null for a good
-        row and a human-readable reason for a bad one.
+        row and a human-readable reason for a bad one. Both read :func:`parse_amount_struct`;
+        use that directly to parse once when both are needed.
     """
-    s = text.str.strip_chars()
-    exponent = exponent_expr(currency)
-    well_formed = s.str.contains(r"^[+-]?[0-9]+(\.[0-9]+)?$")
-    int_digits = s.str.extract(r"^[+-]?([0-9]+)", 1)
-    raw_frac = s.str.extract(r"\.([0-9]+)$", 1).fill_null("")
-    # trailing zeros beyond the currency's decimals change nothing ("12.340" HKD is exact)
-    frac_digits = raw_frac.str.strip_chars_end("0")
-    frac_len = frac_digits.str.len_chars().cast(pl.Int64)
-    negative = s.str.starts_with("-")
-    too_long = int_digits.str.strip_chars_start("0").str.len_chars() > _MAX_INTEGER_DIGITS
-    reason = (
-        pl.when(s.is_null() | (s == ""))
-        .then(pl.lit("amount is empty"))
-        .when(exponent.is_null())
-        .then(pl.lit("unknown currency code '") + currency.fill_null("") + pl.lit("' (expected ISO 4217)"))
-        .when(~well_formed)
-        .then(pl.lit("amount '") + s + pl.lit("' is not a decimal number ('.' separator, optional leading sign, no thousands separators or symbols)"))
-        .when(too_long)
-        .then(pl.lit("amount '") + s + pl.lit("' is too large"))
-        .when(frac_len > exponent)
-        .then(
-            pl.lit("amount '") + s + pl.lit("' has ") + raw_frac.str.len_chars().cast(pl.Utf8)
-            + pl.lit(" decimals; ") + currency + pl.lit(" allows ") + exponent.cast(pl.Utf8)
-            + pl.lit(" (recon never rounds)")
-        )
-        .otherwise(pl.lit(None, dtype=pl.Utf8))
-    )
-    scale_int = pl.lit(10, dtype=pl.Int64).pow(exponent.clip(0, 6)).cast(pl.Int64)
-    scale_frac = pl.lit(10, dtype=pl.Int64).pow((exponent - frac_len).clip(0, 6)).cast(pl.Int64)
-    frac_value = pl.when(frac_len > 0).then(frac_digits.cast(pl.Int64, strict=False)).otherwise(0)
-    magnitude = int_digits.cast(pl.Int64, strict=False) * scale_int + frac_value * scale_frac
-    minor = pl.when(reason.is_null()).then(
-        pl.when(negative).then(-magnitude).otherwise(magnitude)
-    )
-    return minor.cast(pl.Int64), reason
+    parsed = parse_amount_struct(text, currency)
+    # named as before the struct: the minor units after the text, the reason "literal"
+    name = text.meta.output_name(raise_if_undetermined=False) or "literal"
+    return parsed.struct.field("minor").alias(name), parsed.struct.field("reason").alias("literal")
 
 
 def format_minor_expr(minor: pl.Expr, currency: pl.Expr) -> pl.Expr:
