@@ -144,6 +144,19 @@ def _div_ceil(num: pl.Expr, den: pl.Expr) -> pl.Expr:
     return (num + den - 1) // den
 
 
+def _at(frame: pl.DataFrame, idx: str, rows: pl.Series, **columns: str) -> pl.DataFrame:
+    """``frame``'s ``columns`` (new name = old name) at the rows whose ``idx`` is ``rows``, in
+    that order (null where there is none): gathered by row number when ``idx`` is the row
+    number (as :func:`engine.features.prepare_bank` / ``prepare_ledger`` give it), else joined."""
+    if np.array_equal(frame[idx].to_numpy(), np.arange(frame.height)):
+        return frame.select(**columns)[rows]
+    return (
+        rows.rename(idx).to_frame()
+        .join(frame.select(idx, **columns), on=idx, how="left", maintain_order="left")
+        .drop(idx)
+    )
+
+
 def _fraction(value: Decimal) -> tuple[int, int]:
     num, den = value.as_integer_ratio()
     return int(num), int(den)
@@ -242,17 +255,18 @@ def _candidate_pairs(
         return pl.DataFrame()
     pairs = _evidence_pairs(pb, foreign, shown)
     days = pl.col("day_bank") - pl.col("day_ledger")
+    # each pair's bank line and (foreign) item gathered by row: the lines ``bank`` keeps only
     pairs = (
-        pairs.join(bank, on="bank_idx")
-        .join(
-            foreign.select(
-                "ledger_idx", pl.col("currency").alias("ledger_currency"), pl.col("amount_minor").alias("amount_ledger"),
-                pl.col("day").alias("day_ledger"), "window_before", "window_after",
-            ),
-            on="ledger_idx",
-        )
+        pl.concat([
+            pairs,
+            _at(pb, "bank_idx", pairs["bank_idx"], bank_currency="currency", amount_bank="amount_minor",
+                day_bank="day"),
+            _at(pl_, "ledger_idx", pairs["ledger_idx"], ledger_currency="currency", amount_ledger="amount_minor",
+                day_ledger="day", window_before="window_before", window_after="window_after"),
+        ], how="horizontal")
         .filter(
-            (pl.col("ledger_currency") != pl.col("bank_currency"))
+            (pl.col("amount_bank") != 0) & (pl.col("amount_bank").abs() < _MAX_AMOUNT)
+            & (pl.col("ledger_currency") != pl.col("bank_currency"))
             & (pl.col("amount_bank").sign() == pl.col("amount_ledger").sign())
             & (days <= pl.col("window_after")) & (-days <= pl.col("window_before"))
         )
@@ -272,16 +286,38 @@ def _candidate_pairs(
     ).drop_nulls("rate_num").drop("base", "quote", strict=False)
 
 
-def _charge_options(df: pl.DataFrame, rules: RuleSet) -> np.ndarray:
-    """Charge magnitudes in each row's bank-currency minor units, rows x options; option 0 is
-    "no charge", the rest ascending."""
+def _charge_table(df: pl.DataFrame, rules: RuleSet) -> tuple[np.ndarray, np.ndarray]:
+    """Charge magnitudes in minor units, options x exponents 0..6 (option 0 is "no charge", the
+    rest ascending), and each row's bank-currency exponent (the column of its charges)."""
     options = sorted({Decimal(0), *rules.fx.bank_charges})
     bank_exp = df.select(exponent_expr(pl.col("bank_currency"))).to_series().fill_null(2).to_numpy()
     by_exponent = np.array(
         [[int((c.scaleb(e)).to_integral_value(rounding="ROUND_FLOOR")) for e in range(7)] for c in options],
         dtype=np.int64,
-    )  # options x exponents 0..6
-    return by_exponent[:, np.clip(bank_exp, 0, 6)].T
+    )
+    return by_exponent, np.clip(bank_exp, 0, 6)
+
+
+def _charge_options(df: pl.DataFrame, rules: RuleSet) -> np.ndarray:
+    """Charge magnitudes in each row's bank-currency minor units, rows x options; option 0 is
+    "no charge", the rest ascending."""
+    by_exponent, exponent = _charge_table(df, rules)
+    return by_exponent[:, exponent].T
+
+
+def _fits_some_charge(df: pl.DataFrame, rules: RuleSet) -> np.ndarray:
+    """Per row: whether some charge option is feasible (:func:`_feasible`), one option at a
+    time (no rows x options arrays): ``fx_against = -(diff + charge)`` within ``[-_favour,
+    _against]``, i.e. ``-diff - _against <= charge <= _favour - diff``."""
+    by_exponent, exponent = _charge_table(df, rules)
+    diff = df["diff"].to_numpy()
+    low = -diff - df["_against"].to_numpy()
+    high = df["_favour"].to_numpy() - diff
+    fits = np.zeros(df.height, dtype=bool)
+    for charges in by_exponent:
+        charge = charges[exponent]
+        fits |= (charge >= low) & (charge <= high)
+    return fits
 
 
 def _feasible(df: pl.DataFrame, charge: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -315,8 +351,7 @@ def _convert(pairs: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     )
     if df.height == 0:
         return df
-    feasible, _, _ = _feasible(df, _charge_options(df, rules))
-    return df.filter(pl.Series(feasible.any(axis=1)))
+    return df.filter(pl.Series(_fits_some_charge(df, rules)))
 
 
 def _split(df: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
@@ -369,8 +404,17 @@ def _bank_rate_fits(df: pl.DataFrame, target: np.ndarray) -> np.ndarray:
 def _shown_amounts(pb: pl.DataFrame) -> pl.DataFrame:
     """Foreign amounts the bank text states ("TT IN USD1234.56 ..."): ``bank_idx``,
     ``shown_currency``, ``shown_minor`` (exact minor units of that currency)."""
+    # only a text naming another currency than the line's, before a number, is read for amounts
+    text = pl.col("description").fill_null("")
+    names_other = pl.lit(False)
+    for currency in pb["currency"].drop_nulls().unique().sort().to_list():
+        others = "|".join(c for c in sorted(CURRENCY_EXPONENTS) if c != currency)
+        names_other = pl.when(pl.col("currency") == currency).then(
+            text.str.contains(rf"\b(?:{others}) ?[0-9]") if others else pl.lit(False)
+        ).otherwise(names_other)
     found = (
-        pb.select("bank_idx", "currency", pl.col("description").fill_null("").str.extract_all(_SHOWN_AMOUNT).alias("m"))
+        pb.select("bank_idx", "currency", "description").filter(names_other)
+        .select("bank_idx", "currency", text.str.extract_all(_SHOWN_AMOUNT).alias("m"))
         .explode("m")
         .drop_nulls("m")
         .with_columns(
@@ -395,12 +439,12 @@ def _could_reach(df: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: R
     by whether the item's serial or another of its numbers is among the bank text's keys (a
     full or serial reference always puts it there), else at most ``partial``."""
     w = rules.weights
-    keys = df.select("bank_idx", "ledger_idx").join(
-        pb.select("bank_idx", "ref_keys", name_bank="name_key", script_bank="name_script"), on="bank_idx", how="left"
-    ).join(
-        pl_.select("ledger_idx", "ref_serial", "other_keys", name_ledger="name_key", script_ledger="name_script"),
-        on="ledger_idx", how="left",
-    )
+    keys = pl.concat([
+        df.select("bank_idx", "ledger_idx"),
+        _at(pb, "bank_idx", df["bank_idx"], ref_keys="ref_keys", name_bank="name_key", script_bank="name_script"),
+        _at(pl_, "ledger_idx", df["ledger_idx"], ref_serial="ref_serial", other_keys="other_keys",
+            name_ledger="name_key", script_ledger="name_script"),
+    ], how="horizontal")
     # each distinct pair of names once (a payer's lines meet the same few foreign customers)
     names = keys.select(pl.col("name_bank", "name_ledger").fill_null("")).unique()
     names = names.with_columns(_similarity=pl.Series(process.cpdist(
@@ -589,10 +633,13 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
         + _money(pl.col("converted"), bc) + pl.lit("; credited ") + _money(pl.col("amount_bank"), bc)
         + pl.lit(": ") + split_phrase
     )
+    # the fx difference and the charge, each when not zero (lists joined: no list.eval per row)
     adjustments = pl.concat_list(
-        pl.struct(cause=pl.lit("fx_difference"), amount_minor=pl.col("fx_minor")),
-        pl.struct(cause=pl.lit("bank_charge"), amount_minor=pl.col("charge_minor")),
-    ).list.eval(pl.element().filter(pl.element().struct.field("amount_minor") != 0))
+        pl.when(pl.col(column) != 0)
+        .then(pl.concat_list(pl.struct(cause=pl.lit(cause), amount_minor=pl.col(column)).cast(ADJUSTMENT_DTYPE)))
+        .otherwise(pl.lit([], dtype=pl.List(ADJUSTMENT_DTYPE)))
+        for column, cause in (("fx_minor", "fx_difference"), ("charge_minor", "bank_charge"))
+    )
     out = df.select(
         kind=pl.lit("one_to_one"),
         bank_idx=pl.concat_list(pl.col("bank_idx").cast(pl.UInt32)),
