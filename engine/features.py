@@ -71,15 +71,27 @@ def prepare_bank(bank: pl.DataFrame) -> pl.DataFrame:
     text = pl.concat_str(
         [pl.col("description").fill_null(""), pl.col("reference").fill_null("")], separator=" "
     )
-    norm = nz.normalize_text(pl.col("description").fill_null(""))
+    # The channel is read from the normalised description. A line without a reference has
+    # the description and a space as its text, and normalize_text drops that space: its
+    # normalised description is its bank_text, so only the lines with a reference normalise
+    # their description again (the others hand normalize_text "", which costs nothing).
+    no_reference = pl.col("reference").fill_null("") == ""
+    description = pl.col("description").fill_null("")
+    norm = (
+        pl.when(no_reference)
+        .then(pl.col("bank_text"))
+        .otherwise(nz.normalize_text(pl.when(no_reference).then(pl.lit("")).otherwise(description)))
+    )
     channel, _rest = nz.split_channel(norm)
+    columns = ["bank_idx", *bank.columns, "day", "channel", "bank_text", "name_key",
+               "reference_profile", "ref_keys", "explicit_ref_digits", "name_script"]
     return bank.lazy().with_row_index("bank_idx").with_columns(
         day=pl.col("date").cast(pl.Int32),
-        channel=channel,
         bank_text=nz.normalize_text(text),
         name_key=_name_keys(bank),
         reference_profile=nz.bank_reference_profile(text),
     ).with_columns(
+        channel=channel,
         ref_keys=pl.col("reference_profile").struct.field("keys"),
     ).with_columns(
         explicit_ref_digits=pl.col("bank_text")
@@ -89,7 +101,7 @@ def prepare_bank(bank: pl.DataFrame) -> pl.DataFrame:
         .fill_null(0)
         .cast(pl.Int32),
         name_script=_script(pl.col("name_key")),
-    ).collect()
+    ).select(columns).collect()
 
 
 def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:

@@ -61,6 +61,16 @@ def _is_wide(text: pl.Expr) -> pl.Expr:
     return text.str.len_bytes() != text.str.len_chars()
 
 
+#: a character that NFKC, format-character removal or the extra case folds might change:
+#: anything but ASCII and the CJK Unified Ideographs block (U+4E00..U+9FFF)
+_MAY_NEED_NFKC = r"[^\x00-\x7F\x{4E00}-\x{9FFF}]"
+
+
+def _needs_nfkc(text: pl.Expr) -> pl.Expr:
+    """True where the text has a character other than ASCII and CJK Unified Ideographs."""
+    return text.str.contains(_MAY_NEED_NFKC)
+
+
 def _rewrite_where(
     e: pl.Expr,
     needs: Callable[[pl.Expr], pl.Expr],
@@ -129,11 +139,13 @@ def normalize_text(e: pl.Expr) -> pl.Expr:
     >>> df.select(normalize_text(pl.col("t")))["t"].to_list()
     ['chan tai man', '金港貿易有限公司']
     """
-    # Only rows with a non-ASCII character need NFKC, format-character removal and the
-    # extra case folds; the others (usually most) only need lower-casing.
+    # Only rows with a character outside ASCII and the CJK Unified Ideographs need NFKC,
+    # format-character removal and the extra case folds (those characters are NFKC-stable,
+    # not format characters, and have no case); the others (usually most, Chinese names
+    # included) only need lower-casing.
     folded = _rewrite_where(
         e,
-        _is_wide,
+        _needs_nfkc,
         lambda text: text.str.normalize("NFKC")
         .str.replace_all(r"\p{Cf}+", "")
         .str.to_lowercase()
@@ -444,20 +456,33 @@ _NON_REFERENCE_NUMBER = (
 _YEAR_RUN = rf"(^|[^0-9])({_YEAR})([0-9]{{4,{_MAX_KEY_DIGITS}}})([^0-9]|$)"
 
 
+def _replace_all_twice(e: pl.Expr, pattern: str, replacement: str) -> pl.Expr:
+    """``e.str.replace_all(pattern, replacement)`` applied twice (for adjacent matches, whose
+    first eats the character the second needs), the second pass only on the rows the first
+    changed: a row the first pass left as it was has nothing for the second pass either."""
+    f = pl.field
+    stage = pl.struct(text=e).struct.with_fields(
+        once=f("text").str.replace_all(pattern, replacement)
+    )
+    changed = f("once") != f("text")
+    again = pl.when(changed).then(f("once")).otherwise(pl.lit("")).str.replace_all(
+        pattern, replacement
+    )
+    twice = stage.struct.with_fields(
+        text=pl.when(changed).then(again).otherwise(f("once"))
+    ).struct.field("text")
+    name = e.meta.output_name(raise_if_undetermined=False)  # keep the input's column name
+    return twice if name is None else twice.alias(name)
+
+
 def _reference_text(e: pl.Expr) -> pl.Expr:
     """Width-folded text with amounts and separated dates blanked out."""
-    return (
-        _fold_width(e)
-        .str.replace_all(_NON_REFERENCE_NUMBER, "${1} ${2}")
-        .str.replace_all(_NON_REFERENCE_NUMBER, "${1} ${2}")
-    )
+    return _replace_all_twice(_fold_width(e), _NON_REFERENCE_NUMBER, "${1} ${2}")
 
 
 def _with_year_tails(text: pl.Expr) -> pl.Expr:
     """Append the part after the year to each year-prefixed digit run (``_YEAR_RUN``)."""
-    return text.str.replace_all(_YEAR_RUN, "${1}${2}${3} ${3}${4}").str.replace_all(
-        _YEAR_RUN, "${1}${2}${3} ${3}${4}"
-    )
+    return _replace_all_twice(text, _YEAR_RUN, "${1}${2}${3} ${3}${4}")
 
 
 def _keys_from_runs(runs: pl.Expr) -> pl.Expr:
