@@ -1105,10 +1105,12 @@ def _coded_sides(pb: pl.DataFrame, pl_: pl.DataFrame) -> tuple[pl.DataFrame, pl.
     (script_b, script_l), _ = _few_codes(pb["name_script"], pl_["name_script"])
     (type_l,), types = _few_codes(pl_["type_norm"])
     named = pl.col("name_key").fill_null("") != ""
+    # one chunk per column: the generators gather rows from these many times, and a gather from a
+    # column in many chunks is several times slower
     bank = pb.select("bank_idx", "date", "day", "amount_minor", "currency", "bank_text", "ref_keys", named=named).with_columns(
-        name=name_b, cur=cur_b, script=script_b)
+        name=name_b, cur=cur_b, script=script_b).rechunk()
     ledger = pl_.select("ledger_idx", "day", "amount_minor", "currency", "doc_ref", "ref_serial", "description",
-                        "reference", named=named).with_columns(name=name_l, cur=cur_l, script=script_l, type=type_l)
+                        "reference", named=named).with_columns(name=name_l, cur=cur_l, script=script_l, type=type_l).rechunk()
     return bank, ledger, _Vocab(vocab, currencies, types)
 
 
