@@ -37,12 +37,19 @@ def _name_keys(frame: pl.DataFrame) -> pl.Series:
     charge can still be compared with its journal line; a payment with no name
     (``CHQ DEP 00456``) stays nameless (``""``).
 
-    Names repeat (a customer's every invoice), so each distinct name is keyed once and the
-    stand-in words are worked out only for the rows without a name."""
+    Names repeat (a customer's every invoice), so each distinct name is keyed once (unless
+    most rows are distinct anyway) and the stand-in words are worked out only for the rows
+    without a name."""
     description = pl.col("description").fill_null("")
     source = frame.select(pl.coalesce(_nonempty("counterparty"), description).alias("source"))
-    keyed = source.unique().with_columns(key=nz.name_key(pl.col("source")))
-    key = source.join(keyed, on="source", how="left", maintain_order="left")["key"]
+    distinct = source.select(pl.col("source").approx_n_unique()).item()  # cheap estimate
+    if distinct * 2 > source.height:
+        # mostly distinct (bank narratives quote invoice numbers): keying every row costs
+        # less than finding the distinct values and joining their keys back
+        key = source.select(key=nz.name_key(pl.col("source")))["key"]
+    else:
+        keyed = source.unique().with_columns(key=nz.name_key(pl.col("source")))
+        key = source.join(keyed, on="source", how="left", maintain_order="left")["key"]
     nameless = key.is_null().arg_true()
     if nameless.len():
         text = nz.normalize_text(description)
