@@ -69,8 +69,8 @@ def _pair_name_similarity(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank_n
     what rapidfuzz takes, instead of materialising a string column per pair."""
     if not len(bank_rows):
         return np.empty(0, dtype=np.float64)
-    bank_text = np.array(bank_names.fill_null("").to_list(), dtype=object)[bank_rows]
-    ledger_text = np.array(ledger_names.fill_null("").to_list(), dtype=object)[ledger_rows]
+    bank_text = _texts(bank_names, bank_rows)
+    ledger_text = _texts(ledger_names, ledger_rows)
     # equal names score 100 and a missing one 0 (as the scorer would say): only the rest is compared
     both = (bank_names.fill_null("") != "").to_numpy()[bank_rows] & (ledger_names.fill_null("") != "").to_numpy()[ledger_rows]
     equal = both & (bank_text == ledger_text)
@@ -89,6 +89,15 @@ def _pair_name_similarity(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank_n
         prefix = process.cpdist(bank_text[again].tolist(), ledger_prefix.to_list(), scorer=fuzz.ratio, workers=-1)
         similarity[again] = np.maximum(similarity[again], prefix)
     return similarity
+
+
+def _texts(names: pl.Series, rows: np.ndarray) -> np.ndarray:
+    """``names`` at ``rows`` as a numpy object array of Python strings (null -> ""): every name
+    converted once and picked by row when the rows outnumber the names, else only those picked."""
+    names = names.fill_null("")
+    if len(rows) >= names.len():
+        return np.array(names.to_list(), dtype=object)[rows]
+    return np.array(names.gather(rows).to_list(), dtype=object)
 
 
 def _reference_strength(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataFrame,
