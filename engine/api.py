@@ -24,7 +24,7 @@ import polars as pl
 
 import feeds
 from engine.adapters import canonical_csv_view, write_outputs
-from engine.pipeline import MatchOutcome, match_frames
+from engine.pipeline import MatchOutcome, match_prepared, prepare_bank_frame, prepare_ledger_frame
 from engine.store import Workspace
 from models.errors import InputError
 from models.schema import REJECTS_SCHEMA, FileStats, LoadResult
@@ -215,13 +215,21 @@ def match(
         raise InputError("no bank file given (use --bank FILE)")
     if not isinstance(ledger, LoadResult) and not _paths(ledger):
         raise InputError("no ledger file given (use --ledger FILE)")
-    # the two sides are independent: read them side by side (the readers are polars-bound)
+    # the two sides are independent: read and prepare them side by side (the readers and the
+    # preparation are polars-bound), each side prepared as soon as it is read
+    def ledger_side() -> tuple[LoadResult, pl.DataFrame]:
+        res = ledger if isinstance(ledger, LoadResult) else load_ledger(ledger, ledger_format)
+        return res, prepare_ledger_frame(res.frame, rules)
+
+    t_read = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        ledger_job = None if isinstance(ledger, LoadResult) else pool.submit(load_ledger, ledger, ledger_format)
+        ledger_job = pool.submit(ledger_side)
         bank_res = bank if isinstance(bank, LoadResult) else load_bank(bank, bank_format)
         # the bank side is usually the quicker one: the processor report follows it
         payouts = load_processor(processor, processor_format) if _paths(processor) else None
-        ledger_res = ledger if ledger_job is None else ledger_job.result()
+        prepared_bank = prepare_bank_frame(bank_res.frame)
+        ledger_res, prepared_ledger = ledger_job.result()
+    read_and_prepare = time.perf_counter() - t_read
     rejects = [bank_res.rejects, ledger_res.rejects]
     stats = [*bank_res.stats, *ledger_res.stats]
     extra: dict = {}
@@ -241,7 +249,8 @@ def match(
     all_rejects = pl.concat(
         [r.select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA) for r in rejects]
     ).unique(subset=["source_file", "line", "column"], keep="first", maintain_order=True)
-    outcome = match_frames(bank_res.frame, ledger_res.frame, rules, fx_rates=fx_frame, payout_lines=payout_lines)
+    outcome = match_prepared(prepared_bank, prepared_ledger, rules, fx_rates=fx_frame, payout_lines=payout_lines,
+                             timings={"read and prepare": read_and_prepare})
     return MatchResult(
         outcome=outcome,
         bank=bank_res,

@@ -1,7 +1,9 @@
 """The match run (engine): prepared frames -> candidates -> scores -> assignment -> proposals.
 
 One function, :func:`match_frames`, runs the stages on canonical frames and returns proposals and
-unmatched lines as Polars frames; the CLI, the workspace store and notebooks all go through it.
+unmatched lines as Polars frames; the CLI, the workspace store and notebooks all go through it
+(``engine.api.match`` prepares each side as soon as it is read, then calls :func:`match_prepared`,
+the stages after preparation).
 Proposals are groups (bank ids x ledger ids + adjustments): plain pairs from the scored candidates,
 and compound groups (one line to many items and back, FX receipts, processor payouts) from their
 generators, chosen together by :func:`engine.group_assignment.assign_with_groups`.
@@ -161,17 +163,39 @@ def match_frames(
     -------
     MatchOutcome
     """
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    # a canonical row order (by id): ties are then broken the same way whatever order the
-    # files listed the lines in, so the same inputs always give the same proposals and ids
-    bank = bank.sort("id")
-    ledger = ledger.sort("id")
     with ThreadPoolExecutor(max_workers=1) as pool:  # the two sides side by side
-        ledger_job = pool.submit(prepare_ledger, ledger, rules)
-        pb = prepare_bank(bank)
+        ledger_job = pool.submit(prepare_ledger_frame, ledger, rules)
+        pb = prepare_bank_frame(bank)
         pl_ = ledger_job.result()
-    timings["prepare"] = time.perf_counter() - t0
+    return match_prepared(pb, pl_, rules, fx_rates, payout_lines, {"prepare": time.perf_counter() - t0})
+
+
+def prepare_bank_frame(bank: pl.DataFrame) -> pl.DataFrame:
+    """The bank side of a run: canonical bank lines in id order, prepared for matching.
+
+    The canonical row order (by id) breaks ties the same way whatever order the files listed
+    the lines in, so the same inputs always give the same proposals and ids."""
+    return prepare_bank(bank.sort("id"))
+
+
+def prepare_ledger_frame(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """The ledger side of a run (see :func:`prepare_bank_frame`)."""
+    return prepare_ledger(ledger.sort("id"), rules)
+
+
+def match_prepared(
+    pb: pl.DataFrame,
+    pl_: pl.DataFrame,
+    rules: RuleSet,
+    fx_rates: pl.DataFrame | None = None,
+    payout_lines: pl.DataFrame | None = None,
+    timings: dict[str, float] | None = None,
+) -> MatchOutcome:
+    """:func:`match_frames` on sides already prepared by :func:`prepare_bank_frame` and
+    :func:`prepare_ledger_frame` (a caller that reads the files can prepare each side as soon as
+    it is read); ``timings`` are carried over into the outcome's."""
+    timings = dict(timings or {})
 
     # the group generators and the pair stages are independent: run them side by side (both
     # are mostly Polars/numpy work, which releases the GIL)
