@@ -387,37 +387,36 @@ def _solve_mixed(cands: pl.DataFrame, exact_below: float, n_groups: int = 0) -> 
     return pl.concat([f.cast(CHOSEN_SCHEMA) for f in frames])
 
 
+def _flat_lists(column: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A list column's values and, for each value, its row number."""
+    lengths = column.list.len().fill_null(0).to_numpy()
+    values = column.explode().drop_nulls().to_numpy().astype(np.int64)
+    return values, np.repeat(np.arange(len(lengths)), lengths)
+
+
 def _prune(pairs: pl.DataFrame, groups: pl.DataFrame, n_bank: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Drop candidates far weaker (``_PRUNE_BELOW_BEST``) than the best candidate at every one of
     their lines: such a candidate only matters if all those better ones are taken elsewhere,
     and keeping it would chain unrelated components together."""
     if groups.height == 0:
         return pairs, groups
-    nodes = pl.concat([
-        pairs.select(pl.col("bank_idx").cast(pl.Int64).alias("node"), "weight"),
-        pairs.select((pl.col("ledger_idx").cast(pl.Int64) + n_bank).alias("node"), "weight"),
-        groups.select(pl.col("bank_idx").cast(pl.List(pl.Int64)).alias("node"), "weight").explode("node"),
-        groups.select(
-            pl.col("ledger_idx").cast(pl.List(pl.Int64)).list.eval(pl.element() + n_bank).alias("node"), "weight"
-        ).explode("node"),
-    ]).group_by("node").agg(pl.col("weight").max().alias("best"))
-    pairs = (
-        pairs.join(nodes.filter(pl.col("node") < n_bank)
-                   .select(pl.col("node").cast(pl.UInt32).alias("bank_idx"), pl.col("best").alias("_bb")),
-                   on="bank_idx", how="left")
-        .join(nodes.filter(pl.col("node") >= n_bank)
-              .select((pl.col("node") - n_bank).cast(pl.UInt32).alias("ledger_idx"), pl.col("best").alias("_lb")),
-              on="ledger_idx", how="left")
-        .filter((pl.col("weight") >= pl.col("_bb") - _PRUNE_BELOW_BEST) | (pl.col("weight") >= pl.col("_lb") - _PRUNE_BELOW_BEST))
-        .drop("_bb", "_lb")
-    )
-    members = pl.concat([
-        groups.select("group", pl.col("bank_idx").cast(pl.List(pl.Int64)).alias("node")).explode("node"),
-        groups.select("group", pl.col("ledger_idx").cast(pl.List(pl.Int64)).list.eval(pl.element() + n_bank)
-                      .alias("node")).explode("node"),
-    ]).join(nodes, on="node").join(groups.select("group", "weight"), on="group")
-    keep = members.filter(pl.col("weight") >= pl.col("best") - _PRUNE_BELOW_BEST).select("group").unique()
-    return pairs, groups.join(keep, on="group", how="semi")
+    pair_bank = pairs["bank_idx"].to_numpy().astype(np.int64)
+    pair_ledger = pairs["ledger_idx"].to_numpy().astype(np.int64) + n_bank
+    pair_weight = pairs["weight"].to_numpy().astype(np.float64)
+    group_bank, bank_row = _flat_lists(groups["bank_idx"])
+    group_ledger, ledger_row = _flat_lists(groups["ledger_idx"])
+    member_node = np.concatenate([group_bank, group_ledger + n_bank])
+    member_row = np.concatenate([bank_row, ledger_row])
+    group_weight = groups["weight"].to_numpy().astype(np.float64)
+    # best weight at each line (node numbering as in assign_with_groups)
+    best = np.full(int(max(pair_ledger.max(initial=0), member_node.max(initial=0))) + 1, -np.inf)
+    np.maximum.at(best, pair_bank, pair_weight)
+    np.maximum.at(best, pair_ledger, pair_weight)
+    np.maximum.at(best, member_node, group_weight[member_row])
+    keep_pair = (pair_weight >= best[pair_bank] - _PRUNE_BELOW_BEST) | (pair_weight >= best[pair_ledger] - _PRUNE_BELOW_BEST)
+    member_ok = group_weight[member_row] >= best[member_node] - _PRUNE_BELOW_BEST
+    keep_group = np.bincount(member_row[member_ok], minlength=groups.height) > 0
+    return pairs.filter(pl.Series(keep_pair)), groups.filter(pl.Series(keep_group))
 
 
 def assign_with_groups(
