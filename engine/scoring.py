@@ -9,6 +9,8 @@ that produced the number. Fuzzy name similarity uses rapidfuzz's batch ``cpdist`
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import polars as pl
 from rapidfuzz import fuzz, process
@@ -219,11 +221,14 @@ def score_candidates(
     amount_diff = amount_bank - amount_ledger
     exact = amount_diff == 0
     days = (bank["day"].to_numpy()[b] - ledger["day"].to_numpy()[l_]).astype(np.int32)
-    similarity = _pair_name_similarity(b, l_, bank["name_key"], ledger["name_key"])
-
-    # reference: the ledger reference as written or its serial in the bank text (or a close
-    # one), another number of the item's, or a different complete document number quoted
-    ref_code = _reference_strength(b, l_, bank, ledger)
+    # the reference strength (Polars) is worked out beside the name similarity (rapidfuzz):
+    # both release the GIL
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # reference: the ledger reference as written or its serial in the bank text (or a close
+        # one), another number of the item's, or a different complete document number quoted
+        ref_job = pool.submit(_reference_strength, b, l_, bank, ledger)
+        similarity = _pair_name_similarity(b, l_, bank["name_key"], ledger["name_key"])
+        ref_code = ref_job.result()
     shared_number = pl.repeat(None, len(b), dtype=pl.Int64, eager=True)
     has_keys = (bank["ref_keys"].list.len() > 0).fill_null(False).to_numpy()
     has_other = (ledger["other_keys"].list.len() > 0).fill_null(False).to_numpy()
