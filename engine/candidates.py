@@ -21,6 +21,8 @@ Generators (``via`` bit flags):
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import polars as pl
 
@@ -199,54 +201,66 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
         keep = in_window(b, l_)
         return b[keep], l_[keep]
 
-    parts: list[tuple[np.ndarray, np.ndarray, int]] = []
-
-    # 1. exact amount within the widest date window, nearest date first
-    bb, lb = _block_ids(bank.select("currency", "amount_minor"), ledger.select("currency", "amount_minor"))
-    b, l_ = window_pairs(bb, bank_day, lb, ledger_day, widest.after, widest.before,
-                         cand.max_per_line_exact, 1 << 21)
-    parts.append((b, l_, EXACT))
-
-    # 2. amount within the tolerance band (same currency), nearest amount first; exact amounts
-    #    are the first generator's job
-    cb, cl = _block_ids(bank.select("currency"), ledger.select("currency"))
-    b, l_ = by_amount(cb, cl, cand.max_per_line_band)
-    keep = bank_amount[b] != ledger_amount[l_]
-    parts.append((b[keep], l_[keep], BAND))
-
-    # 3. same payer: exact amount (nearest date first; a customer with hundreds of open invoices
-    #    still gets the ones with the right amount) and near amounts; on the whole name key and
-    #    on its first two words (a name cut short by the bank, "HARBOUR EASTERN TECH")
-    for key_expr, near in ((pl.col("name_key"), True), (_first_words(pl.col("name_key"), 2), False)):
-        bank_names = bank.select("currency", key_expr.replace("", None).alias("k"))
-        ledger_names = ledger.select("currency", key_expr.replace("", None).alias("k"))
-        bb, lb = _block_ids(
-            bank_names.with_columns(a=bank["amount_minor"]), ledger_names.with_columns(a=ledger["amount_minor"])
-        )
+    def by_amount_and_reference() -> list[tuple[np.ndarray, np.ndarray, int]]:
+        parts = []
+        # 1. exact amount within the widest date window, nearest date first
+        bb, lb = _block_ids(bank.select("currency", "amount_minor"), ledger.select("currency", "amount_minor"))
         b, l_ = window_pairs(bb, bank_day, lb, ledger_day, widest.after, widest.before,
-                             cand.max_per_line_name, 1 << 21)
-        parts.append((b, l_, NAME))
-        if near:
-            nb, nl = _block_ids(bank_names, ledger_names)
-            b, l_ = by_amount(nb, nl, cand.max_per_line_band)
-            keep = bank_amount[b] != ledger_amount[l_]
-            parts.append((b[keep], l_[keep], NAME))
+                             cand.max_per_line_exact, 1 << 21)
+        parts.append((b, l_, EXACT))
 
-    # 4. reference key found in the bank text
-    exploded = (
-        bank.select("bank_idx", "currency", "day", pl.col("ref_keys").alias("ref_key"))
-        .explode("ref_key")
-        .drop_nulls("ref_key")
-    )
-    if exploded.height:
-        bb, lb = _block_ids(
-            exploded.select("currency", "ref_key"),
-            ledger.select("currency", pl.col("ref_serial").alias("ref_key")),
+        # 2. amount within the tolerance band (same currency), nearest amount first; exact
+        #    amounts are the first generator's job
+        cb, cl = _block_ids(bank.select("currency"), ledger.select("currency"))
+        b, l_ = by_amount(cb, cl, cand.max_per_line_band)
+        keep = bank_amount[b] != ledger_amount[l_]
+        parts.append((b[keep], l_[keep], BAND))
+
+        # 4. reference key found in the bank text
+        exploded = (
+            bank.select("bank_idx", "currency", "day", pl.col("ref_keys").alias("ref_key"))
+            .explode("ref_key")
+            .drop_nulls("ref_key")
         )
-        e_day = exploded["day"].cast(pl.Int64).to_numpy() + _DAY_OFFSET
-        eb, l_ = window_pairs(bb, e_day, lb, ledger_day, cand.reference_window_days,
-                              cand.reference_window_days, cand.max_per_line_reference, 1 << 21)
-        parts.append((exploded["bank_idx"].to_numpy().astype(np.int64)[eb], l_, REFERENCE))
+        if exploded.height:
+            bb, lb = _block_ids(
+                exploded.select("currency", "ref_key"),
+                ledger.select("currency", pl.col("ref_serial").alias("ref_key")),
+            )
+            e_day = exploded["day"].cast(pl.Int64).to_numpy() + _DAY_OFFSET
+            eb, l_ = window_pairs(bb, e_day, lb, ledger_day, cand.reference_window_days,
+                                  cand.reference_window_days, cand.max_per_line_reference, 1 << 21)
+            parts.append((exploded["bank_idx"].to_numpy().astype(np.int64)[eb], l_, REFERENCE))
+        return parts
+
+    def by_payer() -> list[tuple[np.ndarray, np.ndarray, int]]:
+        parts = []
+        # 3. same payer: exact amount (nearest date first; a customer with hundreds of open
+        #    invoices still gets the ones with the right amount) and near amounts; on the whole
+        #    name key and on its first two words (a name cut short by the bank, "HARBOUR EASTERN
+        #    TECH")
+        for key_expr, near in ((pl.col("name_key"), True), (_first_words(pl.col("name_key"), 2), False)):
+            bank_names = bank.select("currency", key_expr.replace("", None).alias("k"))
+            ledger_names = ledger.select("currency", key_expr.replace("", None).alias("k"))
+            bb, lb = _block_ids(
+                bank_names.with_columns(a=bank["amount_minor"]), ledger_names.with_columns(a=ledger["amount_minor"])
+            )
+            b, l_ = window_pairs(bb, bank_day, lb, ledger_day, widest.after, widest.before,
+                                 cand.max_per_line_name, 1 << 21)
+            parts.append((b, l_, NAME))
+            if near:
+                nb, nl = _block_ids(bank_names, ledger_names)
+                b, l_ = by_amount(nb, nl, cand.max_per_line_band)
+                keep = bank_amount[b] != ledger_amount[l_]
+                parts.append((b[keep], l_[keep], NAME))
+        return parts
+
+    # the generators are independent (numpy sorts and searches, Polars hashing: no GIL held):
+    # two of them side by side; the union below does not depend on their order
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        payer_job = pool.submit(by_payer)
+        parts = by_amount_and_reference()
+        parts += payer_job.result()
 
     # union, then one rule for every generator: same sign, amount within the ledger item's band
     b = np.concatenate([p[0] for p in parts])
