@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
@@ -55,6 +56,7 @@ _RESOLVE_LIMIT = 1
 _RESOLVE_MAX_CANDIDATES = 60  # larger components keep the proven lower bound as margin
 _MILP_SECONDS = 20.0
 _BATCH_CANDIDATES = 5_000  # mid-size components solved together, up to this many candidates
+_GREEDY_ROUNDS = 64  # vectorized rounds of the greedy choice before it goes one by one
 
 #: one row per chosen candidate of a mixed component
 CHOSEN_SCHEMA = {
@@ -132,26 +134,29 @@ def _pair_margins(weights: np.ndarray, incidence: csr_matrix, is_pair: np.ndarra
     out = {}
     is_wanted = np.zeros(len(free), dtype=bool)
     is_wanted[list(wanted_set)] = True
+    by_part = np.argsort(part_of, kind="stable")
+    part_start = np.searchsorted(part_of[by_part], np.arange(part_of.max() + 2))
     for q in np.unique(part_of[is_wanted[cands]]).tolist():
-        members = np.flatnonzero(part_of == q)
+        members = by_part[part_start[q]:part_start[q + 1]]
         qr, rr = np.unique(r[members], return_inverse=True)
         qc, cc = np.unique(c[members], return_inverse=True)
         if max(len(qr), len(qc)) > _EXACT_MARGIN_LIMIT:
             continue
         matrix = np.zeros((len(qr), len(qc)))
         matrix[rr, cc] = weights[cands[members]]
-        at = {(int(a), int(b)): int(cands[m]) for a, b, m in zip(rr, cc, members, strict=True)}
+        cand_at = np.zeros((len(qr), len(qc)), dtype=np.int64)
+        cand_at[rr, cc] = cands[members]
         _, _, total = _solve(matrix)
-        for a, b, m in zip(rr, cc, members, strict=True):
-            i = int(cands[m])
+        for a, b, i in zip(rr.tolist(), cc.tolist(), cands[members].tolist(), strict=True):
             if i not in wanted_set:
                 continue
             saved = matrix[a, b]
             matrix[a, b] = 0.0
             ar, ac, alt_total = _solve(matrix)
             matrix[a, b] = saved
-            rivals = [at[(int(x), int(y))] for x, y in zip(ar, ac, strict=True) if (x == a) != (y == b)]
-            out[i] = (total - alt_total, rivals)
+            # the pairs of the alternative that take this pair's line or item
+            swap = (ar == a) != (ac == b)
+            out[i] = (total - alt_total, cand_at[ar[swap], ac[swap]].tolist())
     return out
 
 
@@ -250,23 +255,82 @@ class _Rivals:
         return got
 
 
-def _greedy(weights: np.ndarray, conflict_lists: _Rivals) -> list[tuple]:
-    taken = np.zeros(len(weights), dtype=bool)
-    blocked = np.zeros(len(weights), dtype=bool)
-    for i in np.argsort(-weights, kind="stable").tolist():
-        if blocked[i]:
-            continue
-        taken[i] = True
-        blocked[conflict_lists[i]] = True
-    out = []
-    for i in np.flatnonzero(taken).tolist():
-        rivals = conflict_lists[i]
-        if len(rivals):
-            j = int(rivals[np.argmax(weights[rivals])])
-            out.append((i, float(weights[i] - weights[j]), [j], GREEDY_METHOD))
-        else:
-            out.append((i, float(weights[i]), [], GREEDY_METHOD))
+def _greedy(weights: np.ndarray, incidence: csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy choice by weight (ties: the lower candidate number first): each candidate is
+    taken unless a heavier one overlapping it already was. The margin is the candidate's weight
+    less its heaviest rival's, that rival the runner-up.
+
+    Vectorized in rounds: a candidate that comes first at every one of its lines (among those
+    still open) is taken, as the one-by-one greedy would; the lines it uses close, and so do
+    the candidates on them. A long chain of ever-lighter overlaps would take a round per link,
+    so after ``_GREEDY_ROUNDS`` rounds the rest is done one by one.
+
+    Returns ``(chosen, margin, runner_up)``: the chosen candidates (ascending), their margins
+    and their runner-ups (-1: none).
+    """
+    n = len(weights)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(-weights, kind="stable")] = np.arange(n)
+    entry_cand = np.repeat(np.arange(n), np.diff(incidence.indptr))
+    entry_line = incidence.indices.astype(np.int64)
+    taken = np.zeros(n, dtype=bool)
+    used = np.zeros(incidence.shape[1], dtype=bool)  # lines of taken candidates
+    for _ in range(_GREEDY_ROUNDS):
+        if not len(entry_cand):
+            break
+        first_at_line = np.full(incidence.shape[1], n, dtype=np.int64)
+        np.minimum.at(first_at_line, entry_line, rank[entry_cand])
+        beaten = np.zeros(n, dtype=bool)
+        beaten[entry_cand[first_at_line[entry_line] != rank[entry_cand]]] = True
+        new = np.zeros(n, dtype=bool)
+        new[entry_cand] = True
+        new &= ~beaten
+        taken |= new
+        used[entry_line[new[entry_cand]]] = True
+        closed = np.zeros(n, dtype=bool)
+        closed[entry_cand[used[entry_line]]] = True
+        entry_cand, entry_line = entry_cand[~closed[entry_cand]], entry_line[~closed[entry_cand]]
+    if len(entry_cand):  # what is still open, one by one
+        open_ = np.zeros(n, dtype=bool)
+        open_[entry_cand] = True
+        for i in np.flatnonzero(open_)[np.argsort(rank[open_], kind="stable")].tolist():
+            lines = incidence.indices[incidence.indptr[i]:incidence.indptr[i + 1]]
+            if not used[lines].any():
+                taken[i] = True
+                used[lines] = True
+    chosen = np.flatnonzero(taken)
+    runner_up = _heaviest_rivals(weights, incidence, chosen)
+    margin = weights[chosen] - np.where(runner_up >= 0, weights[np.maximum(runner_up, 0)], 0.0)
+    return chosen, margin, runner_up
+
+
+def _heaviest_rivals(weights: np.ndarray, incidence: csr_matrix, who: np.ndarray) -> np.ndarray:
+    """For each candidate in ``who``, its heaviest rival (-1: none), ties broken as
+    ``rivals[np.argmax(weights[rivals])]`` over :class:`_Rivals` lists: the first in line order
+    for a candidate of at most two lines, the lowest number for one of more (its list is
+    sorted)."""
+    columns = incidence.tocsc()
+    starts, n_lines = incidence.indptr[who], np.diff(incidence.indptr)[who]
+    owner = np.repeat(np.arange(len(who)), n_lines)
+    lines = incidence.indices[_ranges(starts, n_lines)]
+    on_line = np.diff(columns.indptr)[lines]
+    owner = np.repeat(owner, on_line)
+    rival = columns.indices[_ranges(columns.indptr[lines], on_line)].astype(np.int64)
+    listed = np.arange(len(rival))  # the order of the rival lists
+    keep = rival != who[owner]
+    owner, rival, listed = owner[keep], rival[keep], listed[keep]
+    tie_break = np.where(n_lines[owner] > 2, rival, listed)
+    order = np.lexsort((tie_break, -weights[rival], owner))
+    first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]] if len(order) else order
+    out = np.full(len(who), -1, dtype=np.int64)
+    out[owner[first]] = rival[first]
     return out
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])``, vectorized."""
+    ends = np.cumsum(lengths)
+    return np.repeat(np.asarray(starts, dtype=np.int64) - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
 
 
 def _solve_mixed(cands: pl.DataFrame, exact_below: float, n_groups: int = 0) -> pl.DataFrame:
@@ -283,7 +347,6 @@ def _solve_mixed(cands: pl.DataFrame, exact_below: float, n_groups: int = 0) -> 
     _, member_col = np.unique(members["nodes"].to_numpy().astype(np.int64), return_inverse=True)
     incidence = csr_matrix((np.ones(len(member_row)), (member_row, member_col)), shape=(n_all, int(member_col.max()) + 1))
 
-    rows: list[tuple] = []
     frames: list[pl.DataFrame] = []
     bounds = np.flatnonzero(np.diff(comp)) + 1
     starts, ends = np.r_[0, bounds], np.r_[bounds, n_all]
@@ -363,25 +426,53 @@ def _solve_mixed(cands: pl.DataFrame, exact_below: float, n_groups: int = 0) -> 
             if found is not None:
                 optimum.update(zip(batch, found, strict=True))
             batch = []
+    # the rest one component at a time; lines renumbered component by component (in their
+    # order), so that a component's lines are one block and its sub-matrix a plain slice
+    line_comp = np.zeros(incidence.shape[1], dtype=np.int64)
+    line_comp[member_col] = comp_index[member_row]
+    line_order = np.argsort(line_comp, kind="stable")
+    renumbered = np.empty(len(line_order), dtype=incidence.indices.dtype)
+    renumbered[line_order] = np.arange(len(line_order))
+    block_indices = renumbered[incidence.indices]
+    line_start = np.searchsorted(line_comp[line_order], np.arange(len(starts) + 1))
+    chosen_cand: list[np.ndarray] = []
+    chosen_margin: list[np.ndarray] = []
+    chosen_method: list[str] = []
+    runner_ids: list[np.ndarray] = []
+    runner_counts: list[np.ndarray] = []
     for c in np.flatnonzero(~clique & ~small).tolist():
         s, e = int(starts[c]), int(ends[c])
         w = weight[s:e]
-        sub = incidence[s:e]
-        sub = sub[:, np.unique(sub.indices)]  # only this component's lines as constraints
-        rivals = _Rivals(sub)
+        lo, hi = incidence.indptr[s], incidence.indptr[e]
+        sub = csr_matrix(
+            (incidence.data[lo:hi], block_indices[lo:hi] - line_start[c], incidence.indptr[s:e + 1] - lo),
+            shape=(e - s, int(line_start[c + 1] - line_start[c])),
+        )
         solved = None
         if e - s <= _MILP_LIMIT:
-            solved = _solve_milp(w, sub, rivals, exact_below, is_pair[s:e], optimum.get(c))
+            solved = _solve_milp(w, sub, _Rivals(sub), exact_below, is_pair[s:e], optimum.get(c))
         if solved is None:
-            solved = _greedy(w, rivals)
-        rows.extend((int(cand_ids[s + i]), m, list(dict.fromkeys(int(cand_ids[s + j]) for j in rv)), method)
-                    for i, m, rv, method in solved)
-    if rows:
-        cand_col, margin_col, runner_col, method_col = zip(*rows, strict=True)
-        frames.append(pl.DataFrame(
-            {"cand": cand_col, "margin": margin_col, "runner_up": runner_col, "method": method_col},
-            schema=CHOSEN_SCHEMA,
-        ))
+            picked, margin, runner_up = _greedy(w, sub)
+            chosen_cand.append(cand_ids[s + picked])
+            chosen_margin.append(margin)
+            chosen_method.extend([GREEDY_METHOD] * len(picked))
+            has_runner_up = runner_up >= 0
+            runner_ids.append(cand_ids[s + runner_up[has_runner_up]])
+            runner_counts.append(has_runner_up.astype(np.int64))
+            continue
+        runner_lists = [list(dict.fromkeys(int(cand_ids[s + j]) for j in rv)) for _, _, rv, _ in solved]
+        chosen_cand.append(cand_ids[s + np.array([i for i, _, _, _ in solved], dtype=np.int64)])
+        chosen_margin.append(np.array([m for _, m, _, _ in solved], dtype=np.float64))
+        chosen_method.extend(method for _, _, _, method in solved)
+        runner_ids.append(np.array([j for rv in runner_lists for j in rv], dtype=np.int64))
+        runner_counts.append(np.array([len(rv) for rv in runner_lists], dtype=np.int64))
+    if chosen_cand:
+        frames.append(pl.DataFrame({
+            "cand": np.concatenate(chosen_cand),
+            "margin": np.concatenate(chosen_margin),
+            "runner_up": _list_column(np.concatenate(runner_ids), np.concatenate(runner_counts)),
+            "method": pl.Series(chosen_method, dtype=pl.Utf8),
+        }, schema=CHOSEN_SCHEMA))
     if not frames:
         return pl.DataFrame(schema=CHOSEN_SCHEMA)
     return pl.concat([f.cast(CHOSEN_SCHEMA) for f in frames])
@@ -392,6 +483,14 @@ def _flat_lists(column: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     lengths = column.list.len().fill_null(0).to_numpy()
     values = column.explode().drop_nulls().to_numpy().astype(np.int64)
     return values, np.repeat(np.arange(len(lengths)), lengths)
+
+
+def _list_column(values: np.ndarray, lengths: np.ndarray) -> pl.Series:
+    """A list column of Int64 from its values laid end to end and each list's length (building
+    it from Python lists costs about ten microseconds a row)."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pl.Series(pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.int64())))
 
 
 def _prune(pairs: pl.DataFrame, groups: pl.DataFrame, n_bank: int) -> tuple[pl.DataFrame, pl.DataFrame]:

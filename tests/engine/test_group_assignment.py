@@ -130,3 +130,35 @@ def test_components_solved_together_each_get_their_own_optimum(monkeypatch):
     for part in parts:
         expected = _best_by_brute_force([groups[i][2] for i in part], [members[i] for i in part])
         assert math.isclose(sum(groups[i][2] for i in part if i in picked), expected)
+
+
+def _greedy_one_by_one(weights, incidence):
+    rivals = ga._Rivals(incidence)
+    blocked = np.zeros(len(weights), dtype=bool)
+    out = []
+    for i in np.argsort(-weights, kind="stable").tolist():
+        if not blocked[i]:
+            out.append(i)
+            blocked[rivals[i]] = True
+    chosen = sorted(out)
+    runner_up = [int(rivals[i][np.argmax(weights[rivals[i]])]) if len(rivals[i]) else -1 for i in chosen]
+    return chosen, runner_up
+
+
+@pytest.mark.parametrize(("seed", "rounds"), [(1, 64), (2, 64), (3, 1), (4, 0)])
+def test_vectorized_greedy_takes_and_ranks_as_one_by_one(seed, rounds, monkeypatch):
+    # pairs (two lines) and groups (two to five), weights from a few values: many ties
+    monkeypatch.setattr(ga, "_GREEDY_ROUNDS", rounds)
+    rng = np.random.default_rng(seed)
+    rows, cols = [], []
+    for cand in range(300):
+        lines = rng.choice(120, size=2 if cand % 3 else int(rng.integers(2, 6)), replace=False)
+        rows += [cand] * len(lines)
+        cols += lines.tolist()
+    incidence = ga.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(300, 120))
+    weights = rng.choice([3.0, 5.0, 5.5, 8.0], size=300)
+    chosen, margin, runner_up = ga._greedy(weights, incidence)
+    expected_chosen, expected_runner_up = _greedy_one_by_one(weights, incidence)
+    assert chosen.tolist() == expected_chosen
+    assert runner_up.tolist() == expected_runner_up
+    assert margin.tolist() == [weights[i] - (weights[j] if j >= 0 else 0.0) for i, j in zip(expected_chosen, expected_runner_up, strict=True)]
