@@ -326,22 +326,18 @@ def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, weight: str =
     star = edges.filter((pl.col("n_bank") == 1) | (pl.col("n_ledger") == 1)).sort(
         ["component", "confidence", "bank_idx", "ledger_idx"], descending=[False, True, False, False]
     )
-    ranked = star.with_columns(rank=pl.int_range(pl.len()).over("component"))
-    best = ranked.filter(pl.col("rank") == 0)
-    second = ranked.filter(pl.col("rank") == 1).select(
-        "component",
-        pl.col("bank_idx").alias("_rb"),
-        pl.col("ledger_idx").alias("_rl"),
-        pl.col("confidence").alias("_rc"),
-    )
-    star_out = best.join(second, on="component", how="left").select(
+    # sorted by component: a component's best edge is its first row, the runner-up the next
+    next_in_component = pl.col("component").shift(-1) == pl.col("component")
+    star_out = star.select(
         "bank_idx",
         "ledger_idx",
-        (pl.col("confidence") - pl.col("_rc").fill_null(0.0)).alias("margin"),
-        pl.when(pl.col("_rb") != pl.col("bank_idx")).then(pl.col("_rb")).alias("runner_up_bank_idx"),
-        pl.when(pl.col("_rl") != pl.col("ledger_idx")).then(pl.col("_rl")).alias("runner_up_ledger_idx"),
+        (pl.col("confidence") - pl.when(next_in_component).then(pl.col("confidence").shift(-1)).otherwise(0.0)).alias("margin"),
+        pl.when(next_in_component & (pl.col("bank_idx").shift(-1) != pl.col("bank_idx")))
+        .then(pl.col("bank_idx").shift(-1)).alias("runner_up_bank_idx"),
+        pl.when(next_in_component & (pl.col("ledger_idx").shift(-1) != pl.col("ledger_idx")))
+        .then(pl.col("ledger_idx").shift(-1)).alias("runner_up_ledger_idx"),
         pl.lit(EXACT_METHOD).alias("method"),
-    )
+    ).filter(star["component"].shift(1, fill_value=-1) != star["component"])
 
     # general components: small ones exactly one by one (with exact margins), the rest at once
     general = edges.filter((pl.col("n_bank") > 1) & (pl.col("n_ledger") > 1)).sort("component")
