@@ -566,20 +566,17 @@ def assign_with_groups(
     )
     pb_nodes = pairs["bank_idx"].to_numpy().astype(np.int64)
     pl_nodes = pairs["ledger_idx"].to_numpy().astype(np.int64) + n_bank
-    gm = group_nodes.explode("nodes")
-    g_first = group_nodes.select(pl.col("nodes").list.first())["nodes"].to_numpy().astype(np.int64)
-    g_first_rep = gm.join(
-        group_nodes.select("group", pl.col("nodes").list.first().alias("first")), on="group"
-    )["first"].to_numpy().astype(np.int64)
-    all_nodes = np.concatenate([pb_nodes, pl_nodes, gm["nodes"].to_numpy().astype(np.int64), g_first])
-    uniq, inv = np.unique(all_nodes, return_inverse=True)
-    src = np.concatenate([np.searchsorted(uniq, pb_nodes), np.searchsorted(uniq, g_first_rep)])
-    dst = np.concatenate([np.searchsorted(uniq, pl_nodes), np.searchsorted(uniq, gm["nodes"].to_numpy().astype(np.int64))])
-    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(len(uniq), len(uniq)))
+    member_nodes = group_nodes["nodes"].explode().to_numpy().astype(np.int64)
+    g_first = group_nodes["nodes"].list.first().to_numpy().astype(np.int64)
+    # a graph over all node numbers (the unused ones stay alone); a group links its members to
+    # its first one. Components are numbered in the order of their lowest node.
+    src = np.concatenate([pb_nodes, np.repeat(g_first, group_nodes["nodes"].list.len().to_numpy())])
+    dst = np.concatenate([pl_nodes, member_nodes])
+    n_nodes = int(max(src.max(initial=0), dst.max(initial=0))) + 1
+    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n_nodes, n_nodes))
     _, labels = connected_components(graph, directed=False)
-    del inv
-    comp_of_pair = labels[np.searchsorted(uniq, pb_nodes)]
-    comp_of_group = labels[np.searchsorted(uniq, g_first)]
+    comp_of_pair = labels[pb_nodes]
+    comp_of_group = labels[g_first]
     mixed = np.zeros(labels.max() + 1 if len(labels) else 0, dtype=bool)
     mixed[comp_of_group] = True
     pair_mixed = mixed[comp_of_pair] if len(comp_of_pair) else np.zeros(0, dtype=bool)
