@@ -75,7 +75,7 @@ def _enumerate_batch(weights: np.ndarray, conflict: np.ndarray) -> tuple[np.ndar
     step = max(1, (1 << 22) // ((1 << n) * n))  # components per chunk: bounded memory
     for lo in range(0, k, step):
         w, c = weights[lo:lo + step], conflict[lo:lo + step]
-        clash = (bits[None, :, :] & ((masks[None, :, None] & c[:, None, :]) != 0)).any(axis=2)  # kk x 2^n
+        clash = _clashes(c)  # kk x 2^n
         totals = np.where(clash, -np.inf, w @ bits.T)  # kk x 2^n
         best = np.argmax(totals, axis=1)
         best_total = totals[np.arange(len(w)), best]
@@ -87,6 +87,24 @@ def _enumerate_batch(weights: np.ndarray, conflict: np.ndarray) -> tuple[np.ndar
             out_rivals[lo:lo + step, i] = masks[alt] & c[:, i]
         out_chosen[lo:lo + step] = chosen
     return out_chosen, out_margin, out_rivals
+
+
+def _clashes(conflict: np.ndarray) -> np.ndarray:
+    """Whether each selection (bit mask) holds two overlapping candidates (``conflict``: ``k x n``
+    bit masks), for ``k`` components at once: ``k x 2^n``. Built up by the highest candidate of
+    a selection: the selection without it, that candidate's conflicts within the selection, and
+    the candidates whose conflicts name it."""
+    k, n = conflict.shape
+    named_by = ((((conflict[:, :, None] >> np.arange(n)) & 1)) << np.arange(n)[None, :, None]).sum(axis=1)  # k x n
+    clash = np.zeros((k, 1 << n), dtype=bool)
+    for top in range(n):
+        below = np.arange(1 << top, dtype=np.int64)[None, :]
+        clash[:, 1 << top:2 << top] = (
+            clash[:, :1 << top]
+            | (((below | (1 << top)) & conflict[:, top, None]) != 0)
+            | ((below & named_by[:, top, None]) != 0)
+        )
+    return clash
 
 
 def _solve_component(b: np.ndarray, l_: np.ndarray, c: np.ndarray) -> list[tuple]:

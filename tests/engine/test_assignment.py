@@ -111,3 +111,14 @@ def test_enumerated_small_components_agree_with_the_hungarian_method(monkeypatch
     assert np.allclose(a["margin"].to_numpy(), b["margin"].to_numpy())
     assert a["runner_up_bank_idx"].to_list() == b["runner_up_bank_idx"].to_list()
     assert a["runner_up_ledger_idx"].to_list() == b["runner_up_ledger_idx"].to_list()
+
+
+def test_clashes_flag_every_selection_holding_two_overlapping_candidates():
+    rng = np.random.default_rng(5)
+    for n in (1, 3, 7):
+        conflict = rng.integers(0, 1 << n, size=(6, n))  # not symmetric, may name itself
+        expected = [
+            [any(m >> i & 1 and m & int(conflict[k, i]) for i in range(n)) for m in range(1 << n)]
+            for k in range(6)
+        ]
+        assert assignment._clashes(conflict).tolist() == expected
