@@ -319,25 +319,33 @@ def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, weight: str =
     edges = scored.filter(pl.col("confidence") >= min_confidence).select(
         "bank_idx", "ledger_idx", pl.col(weight).alias("confidence")
     )
-    # an edge far weaker than the best edge of BOTH its ends cannot matter unless both of those
-    # are taken; dropping such edges keeps components small without changing real outcomes
-    edges = edges.filter(
-        (pl.col("confidence") >= pl.col("confidence").max().over("bank_idx") - _PRUNE_BELOW_BEST)
-        | (pl.col("confidence") >= pl.col("confidence").max().over("ledger_idx") - _PRUNE_BELOW_BEST)
-    )
     if edges.height == 0:
         return pl.DataFrame(schema=ASSIGNED_SCHEMA)
     b = edges["bank_idx"].to_numpy().astype(np.int64)
     l_ = edges["ledger_idx"].to_numpy().astype(np.int64)
-    ub, bi = np.unique(b, return_inverse=True)
-    ul, li = np.unique(l_, return_inverse=True)
-    n = len(ub) + len(ul)
-    graph = coo_matrix((np.ones(len(b)), (bi, li + len(ub))), shape=(n, n))
+    w = edges["confidence"].to_numpy().astype(np.float64)
+    # an edge far weaker than the best edge of BOTH its ends cannot matter unless both of those
+    # are taken; dropping such edges keeps components small without changing real outcomes
+    n_b, n_l = int(b.max()) + 1, int(l_.max()) + 1
+    best_b, best_l = np.full(n_b, -np.inf), np.full(n_l, -np.inf)
+    np.maximum.at(best_b, b, w)
+    np.maximum.at(best_l, l_, w)
+    keep = (w >= best_b[b] - _PRUNE_BELOW_BEST) | (w >= best_l[l_] - _PRUNE_BELOW_BEST)
+    edges, b, l_ = edges.filter(pl.Series(keep)), b[keep], l_[keep]
+    # components over all line numbers (bank lines, then ledger items; the unused ones stay
+    # alone), numbered in the order of their lowest line
+    graph = coo_matrix((np.ones(len(b)), (b, l_ + n_b)), shape=(n_b + n_l,) * 2)
     _, labels = connected_components(graph, directed=False)
-    edges = edges.with_columns(component=pl.Series(labels[bi], dtype=pl.Int64))
+    used_b, used_l = np.zeros(n_b, dtype=bool), np.zeros(n_l, dtype=bool)
+    used_b[b] = True
+    used_l[l_] = True
+    banks_in = np.bincount(labels[:n_b][used_b], minlength=len(labels))
+    items_in = np.bincount(labels[n_b:][used_l], minlength=len(labels))
+    component = labels[b]
     edges = edges.with_columns(
-        n_bank=pl.col("bank_idx").n_unique().over("component"),
-        n_ledger=pl.col("ledger_idx").n_unique().over("component"),
+        component=pl.Series(component, dtype=pl.Int64),
+        n_bank=pl.Series(banks_in[component], dtype=pl.UInt32),
+        n_ledger=pl.Series(items_in[component], dtype=pl.UInt32),
     )
 
     # stars: one bank line (or one ledger item) in the component -> best edge wins
