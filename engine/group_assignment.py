@@ -91,7 +91,9 @@ def _milp_batch(weights: np.ndarray, incidence: csr_matrix, spans: list[tuple[in
     cost. Returns one (selection, total) per span, or ``None`` unless proven optimal."""
     lo, hi = spans[0][0], spans[-1][1]
     sub = incidence[lo:hi]
-    sub = sub[:, np.unique(sub.indices)]
+    used = np.zeros(sub.shape[1], dtype=bool)
+    used[sub.indices] = True
+    sub = sub[:, np.flatnonzero(used)]  # the lines in use, in order
     w = weights[lo:hi]
     res = milp(
         -w,
@@ -344,7 +346,10 @@ def _solve_mixed(cands: pl.DataFrame, exact_below: float, n_groups: int = 0) -> 
     is_pair = cand_ids >= n_groups
     members = cands.select("nodes").with_row_index("row").explode("nodes")
     member_row = members["row"].to_numpy().astype(np.int64)
-    _, member_col = np.unique(members["nodes"].to_numpy().astype(np.int64), return_inverse=True)
+    member_node = members["nodes"].to_numpy().astype(np.int64)
+    node_used = np.zeros(int(member_node.max()) + 1, dtype=bool)
+    node_used[member_node] = True
+    member_col = (np.cumsum(node_used) - 1)[member_node]  # the node's rank among those in use
     incidence = csr_matrix((np.ones(len(member_row)), (member_row, member_col)), shape=(n_all, int(member_col.max()) + 1))
 
     frames: list[pl.DataFrame] = []
