@@ -176,27 +176,23 @@ def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: _Riv
     ``solved``: the optimum when already known (:func:`_milp_batch`).
     """
     incidence = incidence.tocsr()
-    matrix = incidence.T.tocsr()
-    small = incidence.shape[0] * incidence.shape[1] <= 4_000_000
-    dense = incidence.toarray() > 0 if small else None
+    incidence.sort_indices()
+    matrix = None  # the constraints (lines x candidates), when a program is solved here
     if solved is None:
+        matrix = incidence.T.tocsr()
         solved = _milp(weights, matrix)
     if solved is None:
         return None
     x, total = solved
     chosen = np.flatnonzero(x).tolist()
-    out = []
-    resolves = 0
-    # chosen pairs with only pairs as rivals: exact margins by the Hungarian method, the chosen
-    # groups held fixed (cheap, so every close one gets it)
-    contested_pairs = []
-    if is_pair is not None:
-        contested_pairs = [i for i in chosen if is_pair[i] and len(conflict_lists[i])]
-    by_hungarian = _pair_margins(weights, incidence, is_pair, x, contested_pairs) if contested_pairs else {}
+    dense = None
+    if incidence.shape[0] * incidence.shape[1] <= 4_000_000:
+        dense = incidence.toarray() > 0
+    # the lower bound of each chosen candidate's margin, and its heaviest rival
+    bounds = {}
     for i in chosen:
         rivals_all = conflict_lists[i]
-        if not len(rivals_all):  # nothing overlaps it: without it, the rest stays as it is
-            out.append((i, float(weights[i]), [], ILP_METHOD))
+        if not len(rivals_all):
             continue
         best_rival = int(rivals_all[np.argmax(weights[rivals_all])])
         if len(rivals_all) == 1:
@@ -208,6 +204,21 @@ def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: _Riv
                 at_line = dense[np.ix_(rivals_all, own_lines)] * weights[rivals_all][:, None]
                 gain = min(gain, at_line.max(axis=0).sum())
             bound = float(weights[i] - gain)
+        bounds[i] = (bound, best_rival)
+    # chosen pairs with only pairs as rivals: exact margins by the Hungarian method, the chosen
+    # groups held fixed (cheap, so every close one gets it)
+    contested_pairs = []
+    if is_pair is not None:
+        contested_pairs = [i for i in chosen if is_pair[i] and i in bounds and bounds[i][0] < exact_below]
+    by_hungarian = _pair_margins(weights, incidence, is_pair, x, contested_pairs) if contested_pairs else {}
+    out = []
+    resolves = 0
+    for i in chosen:
+        if i not in bounds:  # nothing overlaps it: without it, the rest stays as it is
+            out.append((i, float(weights[i]), [], ILP_METHOD))
+            continue
+        rivals_all = conflict_lists[i]
+        bound, best_rival = bounds[i]
         if bound >= exact_below:
             out.append((i, bound, [best_rival], ILP_METHOD))
             continue
@@ -223,6 +234,8 @@ def _solve_milp(weights: np.ndarray, incidence: csr_matrix, conflict_lists: _Riv
             continue
         if resolves < _RESOLVE_LIMIT and len(weights) <= _RESOLVE_MAX_CANDIDATES:
             resolves += 1
+            if matrix is None:
+                matrix = incidence.T.tocsr()
             alt = _milp(weights, matrix, excluded=i)
             if alt is not None:
                 ax, atotal = alt
