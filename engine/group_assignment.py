@@ -348,18 +348,19 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(starts, dtype=np.int64) - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
 
 
-def _solve_mixed(cands: pl.DataFrame, exact_below: float, n_groups: int = 0) -> pl.DataFrame:
-    """Solve every mixed component. ``cands``: cand, component, weight, nodes (list); candidates
+def _solve_mixed(component: np.ndarray, weights: np.ndarray, nodes: np.ndarray, node_start: np.ndarray,
+                 exact_below: float, n_groups: int = 0) -> pl.DataFrame:
+    """Solve every mixed component. Candidate ``k`` is in ``component[k]``, weighs
+    ``weights[k]`` and uses the lines ``nodes[node_start[k]:node_start[k + 1]]``; candidates
     numbered ``n_groups`` and above are pairs."""
-    cands = cands.sort("component", "cand")
-    n_all = cands.height
-    comp = cands["component"].to_numpy()
-    weight = cands["weight"].to_numpy().astype(np.float64)
-    cand_ids = cands["cand"].to_numpy()
+    cand_ids = np.argsort(component, kind="stable")  # by component, then candidate number
+    n_all = len(cand_ids)
+    comp = component[cand_ids]
+    weight = weights[cand_ids].astype(np.float64)
     is_pair = cand_ids >= n_groups
-    members = cands.select("nodes").with_row_index("row").explode("nodes")
-    member_row = members["row"].to_numpy().astype(np.int64)
-    member_node = members["nodes"].to_numpy().astype(np.int64)
+    n_lines = np.diff(node_start)[cand_ids]
+    member_row = np.repeat(np.arange(n_all), n_lines)
+    member_node = nodes[_ranges(node_start[cand_ids], n_lines)].astype(np.int64)
     node_used = np.zeros(int(member_node.max()) + 1, dtype=bool)
     node_used[member_node] = True
     member_col = (np.cumsum(node_used) - 1)[member_node]  # the node's rank among those in use
@@ -575,21 +576,25 @@ def assign_with_groups(
     if groups.height == 0:
         return assign_one_to_one(pairs, min_confidence, weight="weight", exact_below=ambiguity_margin), pl.DataFrame(schema=chosen_groups_schema), empty_ru
 
-    group_nodes = groups.select(
-        "group",
-        pl.concat_list(
-            pl.col("bank_idx").cast(pl.List(pl.Int64)),
-            pl.col("ledger_idx").cast(pl.List(pl.Int64)).list.eval(pl.element() + n_bank),
-        ).alias("nodes"),
-    )
+    # each group's nodes: its bank lines, then its ledger items (node n_bank + i)
+    group_bank, bank_row = _flat_lists(groups["bank_idx"])
+    group_ledger, ledger_row = _flat_lists(groups["ledger_idx"])
+    n_groups = groups.height
+    banks_in = np.bincount(bank_row, minlength=n_groups)
+    items_in = np.bincount(ledger_row, minlength=n_groups)
+    group_start = np.zeros(n_groups + 1, dtype=np.int64)
+    np.cumsum(banks_in + items_in, out=group_start[1:])
+    group_nodes = np.empty(group_start[-1], dtype=np.int64)
+    group_nodes[group_start[bank_row] + np.arange(len(bank_row)) - (np.cumsum(banks_in) - banks_in)[bank_row]] = group_bank
+    group_nodes[group_start[ledger_row] + banks_in[ledger_row] + np.arange(len(ledger_row))
+                - (np.cumsum(items_in) - items_in)[ledger_row]] = group_ledger + n_bank
     pb_nodes = pairs["bank_idx"].to_numpy().astype(np.int64)
     pl_nodes = pairs["ledger_idx"].to_numpy().astype(np.int64) + n_bank
-    member_nodes = group_nodes["nodes"].explode().to_numpy().astype(np.int64)
-    g_first = group_nodes["nodes"].list.first().to_numpy().astype(np.int64)
+    g_first = group_nodes[group_start[:-1]]
     # a graph over all node numbers (the unused ones stay alone); a group links its members to
     # its first one. Components are numbered in the order of their lowest node.
-    src = np.concatenate([pb_nodes, np.repeat(g_first, group_nodes["nodes"].list.len().to_numpy())])
-    dst = np.concatenate([pl_nodes, member_nodes])
+    src = np.concatenate([pb_nodes, np.repeat(g_first, np.diff(group_start))])
+    dst = np.concatenate([pl_nodes, group_nodes])
     n_nodes = int(max(src.max(initial=0), dst.max(initial=0))) + 1
     graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n_nodes, n_nodes))
     _, labels = connected_components(graph, directed=False)
@@ -604,22 +609,15 @@ def assign_with_groups(
     # (much of each is numpy, scipy and polars work that releases the GIL)
     with ThreadPoolExecutor(max_workers=1) as pool:
         plain_job = pool.submit(assign_one_to_one, plain, min_confidence, weight="weight", exact_below=ambiguity_margin)
-        mixed_pairs = pairs.filter(pl.Series(pair_mixed)).with_columns(component=pl.Series(comp_of_pair[pair_mixed]))
-        n_groups = groups.height
-        cands = pl.concat([
-            groups.select(
-                pl.int_range(n_groups, dtype=pl.Int64).alias("cand"),
-                pl.Series("component", comp_of_group),
-                "weight",
-            ).with_columns(nodes=group_nodes["nodes"]),
-            mixed_pairs.select(
-                (pl.int_range(pl.len(), dtype=pl.Int64) + n_groups).alias("cand"),
-                "component",
-                "weight",
-                pl.concat_list(pl.col("bank_idx").cast(pl.Int64), pl.col("ledger_idx").cast(pl.Int64) + n_bank).alias("nodes"),
-            ),
-        ], how="vertical_relaxed")
-        solved = _solve_mixed(cands, ambiguity_margin, n_groups)
+        mixed_pairs = pairs.filter(pl.Series(pair_mixed))
+        pair_nodes = np.column_stack([pb_nodes[pair_mixed], pl_nodes[pair_mixed]]).ravel()
+        solved = _solve_mixed(
+            np.concatenate([comp_of_group, comp_of_pair[pair_mixed]]),
+            np.concatenate([groups["weight"].to_numpy(), mixed_pairs["weight"].to_numpy()]),
+            np.concatenate([group_nodes, pair_nodes]),
+            np.concatenate([group_start, group_start[-1] + 2 * np.arange(1, mixed_pairs.height + 1)]),
+            ambiguity_margin, n_groups,
+        )
         chosen_plain = plain_job.result()
 
     group_no = groups["group"]
