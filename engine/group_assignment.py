@@ -391,22 +391,19 @@ def _solve_mixed(component: np.ndarray, weights: np.ndarray, nodes: np.ndarray, 
     comp_of_pair = comp_index[pair_i]
     clique_rows = np.flatnonzero(clique[comp_index])
     if len(clique_rows):
-        frame = pl.DataFrame({"row": clique_rows, "c": comp_index[clique_rows], "w": weight[clique_rows]}).sort(
-            ["c", "w", "row"], descending=[False, True, False]
-        ).with_columns(rank=pl.int_range(pl.len()).over("c"))
-        first = frame.filter(pl.col("rank") == 0)
-        second = frame.filter(pl.col("rank") == 1).select("c", pl.col("row").alias("row2"), pl.col("w").alias("w2"))
-        best = first.join(second, on="c", how="left")
-        row2 = best["row2"].fill_null(-1).to_numpy()
+        # by component, the heaviest first (ties: the lower row): a component's first row wins,
+        # the next one (if in the same component) is the runner-up
+        ranked = clique_rows[np.lexsort((clique_rows, -weight[clique_rows], comp_index[clique_rows]))]
+        ranked_comp = comp_index[ranked]
+        first = np.flatnonzero(np.r_[True, ranked_comp[1:] != ranked_comp[:-1]])
+        has_next = np.r_[ranked_comp[1:] == ranked_comp[:-1], False][first]
+        runner_up = ranked[first[has_next] + 1]
         frames.append(pl.DataFrame({
-            "cand": cand_ids[best["row"].to_numpy()],
-            "margin": (best["w"] - best["w2"].fill_null(0.0)).to_numpy(),
-            "runner_up": pl.Series(np.where(row2 >= 0, cand_ids[np.maximum(row2, 0)], -1)),
+            "cand": cand_ids[ranked[first]],
+            "margin": weight[ranked[first]] - np.where(has_next, weight[ranked[np.minimum(first + 1, len(ranked) - 1)]], 0.0),
+            "runner_up": _list_column(cand_ids[runner_up], has_next.astype(np.int64)),
             "method": EXACT_METHOD,
-        }).with_columns(
-            runner_up=pl.when(pl.col("runner_up") >= 0).then(pl.concat_list("runner_up"))
-            .otherwise(pl.lit([], dtype=pl.List(pl.Int64)))
-        ))
+        }))
     # small components: every feasible selection enumerated, all components of a size at once
     for n in np.unique(size[small]).tolist():
         comps = np.flatnonzero(small & (size == n))
