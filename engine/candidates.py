@@ -191,6 +191,14 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
         d = bank_day[b] - ledger_day[l_]
         return (d <= widest.after) & (-d <= widest.before)
 
+    def admissible(b: np.ndarray, l_: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rule every generator's pairs meet: same sign, amount within the ledger item's
+        band (pairs of equal amounts meet it by construction: their generators skip this)."""
+        keep = (np.abs(bank_amount[b] - ledger_amount[l_]) <= ledger_tol[l_]) & (
+            np.sign(bank_amount[b]) == np.sign(ledger_amount[l_])
+        )
+        return b[keep], l_[keep]
+
     def by_amount(block_bank: np.ndarray, block_ledger: np.ndarray, cap: int):
         """Nearest amounts within the tolerance band, inside blocks, then the date window."""
         b, l_ = window_pairs(
@@ -214,7 +222,7 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
         cb, cl = _block_ids(bank.select("currency"), ledger.select("currency"))
         b, l_ = by_amount(cb, cl, cand.max_per_line_band)
         keep = bank_amount[b] != ledger_amount[l_]
-        parts.append((b[keep], l_[keep], BAND))
+        parts.append((*admissible(b[keep], l_[keep]), BAND))
 
         # 4. reference key found in the bank text
         exploded = (
@@ -230,7 +238,7 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
             e_day = exploded["day"].cast(pl.Int64).to_numpy() + _DAY_OFFSET
             eb, l_ = window_pairs(bb, e_day, lb, ledger_day, cand.reference_window_days,
                                   cand.reference_window_days, cand.max_per_line_reference, 1 << 21)
-            parts.append((exploded["bank_idx"].to_numpy().astype(np.int64)[eb], l_, REFERENCE))
+            parts.append((*admissible(exploded["bank_idx"].to_numpy().astype(np.int64)[eb], l_), REFERENCE))
         return parts
 
     def by_payer() -> list[tuple[np.ndarray, np.ndarray, int]]:
@@ -252,7 +260,7 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
                 nb, nl = _block_ids(bank_names, ledger_names)
                 b, l_ = by_amount(nb, nl, cand.max_per_line_band)
                 keep = bank_amount[b] != ledger_amount[l_]
-                parts.append((b[keep], l_[keep], NAME))
+                parts.append((*admissible(b[keep], l_[keep]), NAME))
         return parts
 
     # the generators are independent (numpy sorts and searches, Polars hashing: no GIL held):
@@ -262,16 +270,13 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
         parts = by_amount_and_reference()
         parts += payer_job.result()
 
-    # union, then one rule for every generator: same sign, amount within the ledger item's band
+    # union (every part already meets the same-sign, within-band rule: see admissible)
     b = np.concatenate([p[0] for p in parts])
     l_ = np.concatenate([p[1] for p in parts])
     via = np.concatenate([np.full(len(p[0]), p[2], dtype=np.uint8) for p in parts])
-    keep = (np.abs(bank_amount[b] - ledger_amount[l_]) <= ledger_tol[l_]) & (
-        np.sign(bank_amount[b]) == np.sign(ledger_amount[l_])
-    )
-    key = (b[keep].astype(np.uint64) << np.uint64(32)) | l_[keep].astype(np.uint64)
+    key = (b.astype(np.uint64) << np.uint64(32)) | l_.astype(np.uint64)
     # one row per pair, its generators' flags or-ed: sort by pair, then reduce each run
-    pairs = pl.DataFrame({"key": key, "via": via[keep]}).sort("key")
+    pairs = pl.DataFrame({"key": key, "via": via}).sort("key")
     sorted_key = pairs["key"].to_numpy()
     first = np.flatnonzero(np.concatenate([sorted_key[:1] == sorted_key[:1], sorted_key[1:] != sorted_key[:-1]]))
     merged = sorted_key[first]
