@@ -140,6 +140,43 @@ def _reference_strength(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl
     return strength
 
 
+def _flat_lists(lists: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A list column as (start offset per row, length per row, all values): row ``i`` holds
+    ``values[start[i]:start[i] + length[i]]`` (a null list is empty)."""
+    arr = lists.rechunk().to_arrow()
+    offsets = arr.offsets.to_numpy()
+    length = (offsets[1:] - offsets[:-1]) * lists.is_not_null().to_numpy()
+    return offsets[:-1], length, arr.values.to_numpy(zero_copy_only=False)
+
+
+def _shared_number(bank_rows: np.ndarray, ledger_rows: np.ndarray, ref_keys: pl.Series,
+                   other_keys: pl.Series) -> pl.Series:
+    """Per pair, the first of the bank line's reference keys (in their order) that is also one
+    of the ledger item's other numbers (``ref_keys`` / ``other_keys`` per line), else null:
+    ``ref_keys.list.set_intersection(other_keys).list.first()``, without gathering the lists
+    per pair. Each pair's bank keys are laid out flat and compared with the item's (a few)
+    numbers one position at a time."""
+    shared = pl.repeat(None, len(bank_rows), dtype=pl.Int64, eager=True)
+    b_start, b_len, b_values = _flat_lists(ref_keys)
+    l_start, l_len, l_values = _flat_lists(other_keys)
+    rows = np.flatnonzero((b_len[bank_rows] > 0) & (l_len[ledger_rows] > 0))
+    if not len(rows):
+        return shared
+    count = b_len[bank_rows[rows]]
+    pair = np.repeat(np.arange(len(rows)), count)  # one entry per (pair, bank key), keys in order
+    position = np.arange(len(pair)) - np.repeat(np.cumsum(count) - count, count)
+    key = b_values[b_start[bank_rows[rows]][pair] + position]
+    item = ledger_rows[rows][pair]
+    hit = np.zeros(len(pair), dtype=bool)
+    for j in range(int(l_len.max())):
+        has = l_len[item] > j
+        hit[has] |= key[has] == l_values[l_start[item[has]] + j]
+    found = np.flatnonzero(hit)
+    # the first hit of each pair (entries are in pair order, keys in list order)
+    first = found[np.r_[True, pair[found][1:] != pair[found][:-1]]] if len(found) else found
+    return shared.scatter(rows[pair[first]], pl.Series(key[first], dtype=pl.Int64))
+
+
 def _script_code(script: pl.Expr) -> pl.Expr:
     """A name's script as a small code, 0 for mixed or none: two names in different scripts
     (``cjk`` vs ``latin``) are not compared."""
@@ -229,17 +266,7 @@ def score_candidates(
         ref_job = pool.submit(_reference_strength, b, l_, bank, ledger)
         similarity = _pair_name_similarity(b, l_, bank["name_key"], ledger["name_key"])
         ref_code = ref_job.result()
-    shared_number = pl.repeat(None, len(b), dtype=pl.Int64, eager=True)
-    has_keys = (bank["ref_keys"].list.len() > 0).fill_null(False).to_numpy()
-    has_other = (ledger["other_keys"].list.len() > 0).fill_null(False).to_numpy()
-    both = np.flatnonzero(has_keys[b] & has_other[l_])
-    if len(both):
-        lists = pl.DataFrame({
-            "ref_keys": bank["ref_keys"].gather(b[both]), "other_keys": ledger["other_keys"].gather(l_[both]),
-        })
-        shared_number = shared_number.scatter(
-            both, lists.select(pl.col("ref_keys").list.set_intersection(pl.col("other_keys")).list.first()).to_series()
-        )
+    shared_number = _shared_number(b, l_, bank["ref_keys"], ledger["other_keys"])
     shared = shared_number.is_not_null().to_numpy()
     digits = _column(ledger, "ref_digit_count")[l_]
     # the bank quotes a complete document number of its own that is not this one (a number
