@@ -202,11 +202,14 @@ def _top_name_weight(w) -> float:
 
 def _level_index(value: np.ndarray, bounds: list[float], ascending: bool) -> np.ndarray:
     """:func:`_levels` in numpy: the index of the first level whose bound ``value`` meets
-    (``value <= bound`` for ascending bounds, ``>=`` for descending ones), else the last."""
-    met = np.zeros(len(value), dtype=np.int64) + (len(bounds) - 1)
-    for i in reversed(range(len(bounds))):
-        met = np.where(value <= bounds[i] if ascending else value >= bounds[i], i, met)
-    return met
+    (``value <= bound`` for ascending bounds, ``>=`` for descending ones), else the last. The
+    rule set keeps the bounds in that order, so it is a sorted search."""
+    edges = np.asarray(bounds, dtype=np.float64)
+    if ascending:  # the first bound >= value
+        index = np.searchsorted(edges, value, side="left")
+    else:  # how many bounds are > value: the first of the others is met
+        index = len(edges) - np.searchsorted(edges[::-1], value, side="right")
+    return np.minimum(index, len(edges) - 1)
 
 
 def _per_group(rows: np.ndarray, size: int, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
