@@ -361,25 +361,32 @@ def _oldest_first(b: np.ndarray, l_: np.ndarray, in_scope: np.ndarray, bank: pl.
     def when(day: np.ndarray, row: np.ndarray) -> np.ndarray:
         return (day.astype(np.int64) << 32) + row
 
-    scope = pl.DataFrame({
-        "row": rows, "bank_idx": b[rows], "ledger_idx": l_[rows], "name": name_id[l_[rows]],
-        "amount": amount_ledger[rows],
-        "when_bank": when(bank["day"].to_numpy()[b[rows]], b[rows]),
-        "when_ledger": when(ledger["day"].to_numpy()[l_[rows]], l_[rows]),
-    })
-    key = ["name", "amount"]
-    bank_rank = scope.unique(["bank_idx", *key]).with_columns(
-        _rb=pl.col("when_bank").rank("dense").over(key), _nb=pl.len().over(key),
-    ).select("bank_idx", *key, "_rb", "_nb")
-    ledger_rank = scope.unique(["ledger_idx", *key]).with_columns(
-        _rl=pl.col("when_ledger").rank("dense").over(key), _nl=pl.len().over(key),
-    ).select("ledger_idx", *key, "_rl", "_nl")
-    hits = (
-        scope.join(bank_rank, on=["bank_idx", *key]).join(ledger_rank, on=["ledger_idx", *key])
-        .filter((pl.col("_rb") == pl.col("_rl")) & (pl.col("_nb") > 1) & (pl.col("_nb") == pl.col("_nl")))
-    )
-    fifo[hits["row"].to_numpy()] = True
+    # the payer key (ledger name, amount) as one dense number per scope row
+    names, amounts = name_id[l_[rows]], amount_ledger[rows]
+    by_key = np.lexsort((amounts, names))
+    new_key = np.r_[True, (names[by_key][1:] != names[by_key][:-1]) | (amounts[by_key][1:] != amounts[by_key][:-1])]
+    key = np.empty(len(rows), dtype=np.int64)
+    key[by_key] = np.cumsum(new_key) - 1
+    rank_b, count_b = _rank_within(key, when(bank["day"].to_numpy()[b[rows]], b[rows]))
+    rank_l, count_l = _rank_within(key, when(ledger["day"].to_numpy()[l_[rows]], l_[rows]))
+    fifo[rows[(rank_b == rank_l) & (count_b > 1) & (count_b == count_l)]] = True
     return fifo
+
+
+def _rank_within(key: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the place (1, 2, ...) of its line among the distinct lines of its ``key``, in
+    ``order`` (the line's date and row number: one value per line, so it stands for the line),
+    and how many distinct lines the key has."""
+    distinct_order, order_rank = np.unique(order, return_inverse=True)
+    # one number per (key, line), sorting by key then order
+    entries, entry = np.unique(key * len(distinct_order) + order_rank, return_inverse=True)
+    k = entries // len(distinct_order)
+    start = np.r_[True, k[1:] != k[:-1]]
+    run = np.cumsum(start) - 1  # the key run of each distinct entry
+    run_start = np.flatnonzero(start)
+    place = np.arange(len(entries)) - run_start[run] + 1
+    size = np.diff(np.r_[run_start, len(entries)])[run]
+    return place[entry], size[entry]
 
 
 def with_evidence(scored: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
