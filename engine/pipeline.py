@@ -63,13 +63,13 @@ class MatchOutcome:
     scored: pl.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     #: the per-line columns the candidate view gathers (prepared bank / ledger frames)
-    lines: tuple[pl.DataFrame, pl.DataFrame, RuleSet] | None = field(default=None, repr=False)
+    view_inputs: tuple[pl.DataFrame, pl.DataFrame, RuleSet] | None = field(default=None, repr=False)
     _candidates: pl.DataFrame | None = field(default=None, init=False, repr=False)
 
     @property
     def candidates(self) -> pl.DataFrame:
         if self._candidates is None:
-            bank, ledger, rules = self.lines
+            bank, ledger, rules = self.view_inputs
             self._candidates = with_evidence(self.scored, bank, ledger, rules).with_columns(
                 bank_id=bank["id"].gather(self.scored["bank_idx"]),
                 ledger_id=ledger["id"].gather(self.scored["ledger_idx"]),
@@ -231,9 +231,9 @@ def match_prepared(
     outputs = _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules, fx_rates)
     timings["output"] = time.perf_counter() - t0
     # what the candidate view gathers per line, not the whole prepared frames
-    lines = (pb.select("id", "amount_minor", "currency", "name_key"),
-             pl_.select("id", "amount_minor", "doc_ref", "name_key", "type_norm"), rules)
-    return MatchOutcome(*outputs, scored.drop("weight"), timings, lines)
+    view_inputs = (pb.select("id", "amount_minor", "currency", "name_key"),
+                   pl_.select("id", "amount_minor", "doc_ref", "name_key", "type_norm"), rules)
+    return MatchOutcome(*outputs, scored.drop("weight"), timings, view_inputs)
 
 
 def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules, fx_rates=None):

@@ -206,6 +206,29 @@ def test_quoted_commas_and_newlines_keep_line_numbers(tmp_path):
     assert reject["raw"] == 'B3,2026-01-05,x,HKD,"bad amount\r\non two lines"'
 
 
+def test_quoted_and_plain_rows_keep_file_order_and_line_numbers(tmp_path):
+    # records with quotes and records without are split apart and merged back: the lines, the
+    # rejects and their line numbers must come out in file order
+    path = write(
+        tmp_path / "mixed.csv",
+        "id,date,amount,currency,description\n"
+        'B1,2026-01-05,1.00,HKD,"quoted, one"\n'
+        "B2,2026-01-05,2.00,HKD,plain\n"
+        "B3,2026-01-05,3.00,HKD\n"
+        'B4,2026-01-05,4.00,HKD,"quoted",extra\n'
+        'B5,2026-01-05,5.00,HKD,"陳大文\n金港貿易有限公司"\n'
+        "B6,2026-01-05,6.00,HKD,plain again\n",
+    )
+    result = read_bank_csv(path)
+    assert result.frame.select("id", "source_line").rows() == [("B1", 2), ("B2", 3), ("B5", 6), ("B6", 8)]
+    assert by_id(result.frame)["B5"]["description"] == "陳大文\n金港貿易有限公司"
+    assert by_id(result.frame)["B5"]["amount_minor"] == 500
+    assert result.rejects.select("line", "reason").rows() == [
+        (4, "row has 4 fields; the header has 5"),
+        (5, "row has 6 fields; the header has 5 (a value containing ',' must be quoted)"),
+    ]
+
+
 def test_unterminated_quote_rejects_that_line_only(tmp_path):
     path = write(
         tmp_path / "open.csv",
