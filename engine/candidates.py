@@ -151,7 +151,7 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
     Parameters
     ----------
     bank
-        Prepared bank lines (see :func:`engine.features.prepare_bank`): ``bank_idx``, ``day``,
+        Prepared bank lines (see :func:`engine.prepare.features.prepare_bank`): ``bank_idx``, ``day``,
         ``amount_minor``, ``currency``, ``name_key``, ``ref_keys``.
     ledger
         Prepared ledger items: ``ledger_idx``, ``day``, ``amount_minor``, ``currency``,

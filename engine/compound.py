@@ -36,9 +36,9 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from engine import normalize as nz
 from engine.candidates import _block_ids, window_pairs
 from engine.groups import ADJUSTMENT_DTYPE, conform, empty_groups
+from engine.prepare.references import text_reference_keys
 from engine.scoring import _name_similarity
 from models.money import format_minor_expr
 from rules.model import RuleSet
@@ -308,7 +308,7 @@ def _bank_keys(bank: pl.DataFrame) -> pl.DataFrame:
     """One row per (bank line, number quoted in its text), with ``nkeys`` (how many numbers the
     line's ``ref_keys`` has); a year that only prefixes a reference (the 2026 of
     INV-2026-00123, inv 2026 00123) is no number of its own. A line's keys are distinct
-    (:func:`engine.normalize.text_reference_keys`)."""
+    (:func:`engine.prepare.references.text_reference_keys`)."""
     lines = bank.select("bank_idx", "date", "bank_text", "ref_keys").filter(
         pl.col("ref_keys").list.len() >= 1).with_columns(nkeys=pl.col("ref_keys").list.len())
     prefix = _year_prefix(lines)
@@ -318,7 +318,7 @@ def _bank_keys(bank: pl.DataFrame) -> pl.DataFrame:
         lines = pl.concat([
             lines.filter(~pl.col("_prefixed")),
             lines.filter(pl.col("_prefixed")).with_columns(
-                ref_keys=nz.text_reference_keys(pl.col("bank_text").str.replace_all(prefix, "${1}${2}"))),
+                ref_keys=text_reference_keys(pl.col("bank_text").str.replace_all(prefix, "${1}${2}"))),
         ])
     return (
         lines.select("bank_idx", "nkeys", key="ref_keys")
@@ -1122,8 +1122,8 @@ def compound_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.D
     Parameters
     ----------
     pb, pl_
-        Prepared bank lines and ledger items (:func:`engine.features.prepare_bank` /
-        :func:`~engine.features.prepare_ledger`); ``bank_idx`` / ``ledger_idx`` are row numbers.
+        Prepared bank lines and ledger items (:func:`engine.prepare.features.prepare_bank` /
+        :func:`~engine.prepare.features.prepare_ledger`); ``bank_idx`` / ``ledger_idx`` are row numbers.
     rules
         The rule set (``compound``, ``amount``, ``adjustments`` and ``weights`` sections).
 

@@ -147,7 +147,7 @@ def _div_ceil(num: pl.Expr, den: pl.Expr) -> pl.Expr:
 def _at(frame: pl.DataFrame, idx: str, rows: pl.Series, **columns: str) -> pl.DataFrame:
     """``frame``'s ``columns`` (new name = old name) at the rows whose ``idx`` is ``rows``, in
     that order (null where there is none): gathered by row number when ``idx`` is the row
-    number (as :func:`engine.features.prepare_bank` / ``prepare_ledger`` give it), else joined."""
+    number (as :func:`engine.prepare.features.prepare_bank` / ``prepare_ledger`` give it), else joined."""
     if np.array_equal(frame[idx].to_numpy(), np.arange(frame.height)):
         return frame.select(**columns)[rows]
     return (
@@ -493,9 +493,9 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
     Parameters
     ----------
     pb
-        Prepared bank lines (:func:`engine.features.prepare_bank`).
+        Prepared bank lines (:func:`engine.prepare.features.prepare_bank`).
     pl_
-        Prepared ledger items (:func:`engine.features.prepare_ledger`).
+        Prepared ledger items (:func:`engine.prepare.features.prepare_ledger`).
     rates
         The FX table from :func:`feeds.fx.read_fx_csv` (``rate_text`` is used, never ``rate``).
     rules

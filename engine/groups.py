@@ -12,7 +12,7 @@ kind
     ``many_to_one``, ``many_to_many`` or ``payout``.
 bank_idx, ledger_idx
     Row numbers of the prepared bank frame / ledger frame (``bank_idx`` / ``ledger_idx``
-    columns of :func:`engine.features.prepare_bank` / ``prepare_ledger``), sorted ascending,
+    columns of :func:`engine.prepare.features.prepare_bank` / ``prepare_ledger``), sorted ascending,
     no repeats.
 score
     Evidence in bits (log2 odds), on the same scale as a scored pair's ``score`` (the rule set's

@@ -334,8 +334,8 @@ def report_payout_groups(
     Parameters
     ----------
     pb, pl_
-        Prepared bank lines / ledger items (:func:`engine.features.prepare_bank`,
-        :func:`engine.features.prepare_ledger`).
+        Prepared bank lines / ledger items (:func:`engine.prepare.features.prepare_bank`,
+        :func:`engine.prepare.features.prepare_ledger`).
     payout_lines
         The canonical payout table (:data:`models.schema.PAYOUT_LINE_SCHEMA`).
     rules

@@ -15,9 +15,9 @@ import numpy as np
 import polars as pl
 from rapidfuzz import fuzz, process
 
-from engine import normalize as nz
 from engine.differences import explained as difference_explained
 from engine.differences import is_bank_charge, is_discount, is_rounding
+from engine.prepare.references import ledger_reference_profile, reference_strength_from_profiles
 from models.money import format_minor_expr
 from rules.model import RuleSet
 
@@ -118,7 +118,7 @@ def _reference_strength(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl
         wanted[pair_ledger] = True
         items = np.flatnonzero(wanted)
         profiles = ledger.select(pl.col("doc_ref").gather(items)).select(
-            nz.ledger_reference_profile(pl.col("doc_ref"))
+            ledger_reference_profile(pl.col("doc_ref"))
         ).to_series()
         # position of each pair's item among ``items``: a dense lookup by ledger row
         slot = np.zeros(ledger.height, dtype=np.uint32)
@@ -129,7 +129,7 @@ def _reference_strength(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl
                 "ledger_profile": profiles.gather(slot[pair_ledger]),
             })
             .select(
-                nz.reference_strength_from_profiles(pl.col("reference_profile"), pl.col("ledger_profile"))
+                reference_strength_from_profiles(pl.col("reference_profile"), pl.col("ledger_profile"))
                 .replace_strict({"full": _FULL, "serial": _SERIAL, "partial": _PARTIAL, "none": _NONE},
                                 return_dtype=pl.UInt8)
             )
@@ -234,7 +234,7 @@ def score_candidates(
     pairs
         ``bank_idx``, ``ledger_idx``, ``via`` from :func:`engine.candidates.generate_candidates`.
     bank, ledger
-        Prepared frames from :mod:`engine.features`.
+        Prepared frames from :mod:`engine.prepare.features`.
     rules
         Weights and levels.
     evidence

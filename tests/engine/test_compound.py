@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 
 from engine.compound import compound_groups
-from engine.features import prepare_bank, prepare_ledger
 from engine.groups import GROUP_SCHEMA, adjustment_total
+from engine.prepare.features import prepare_bank, prepare_ledger
 from models.schema import BANK_SCHEMA, LEDGER_SCHEMA
 from rules import default_rules
 

@@ -1,421 +1,39 @@
-"""Text and reference normalization for the candidate and scoring stage.
+"""Reference keys and reference strength (engine stage 1, prepare; graded per pair in scoring).
 
-The candidate generator joins bank lines to ledger items on cheap keys (reference serials,
-counterparty name keys) and the scorer grades the pairs it gets back. Both sides must be
-reduced to the same comparable form, and both stages work on whole columns, so everything
-here is a *pure expression builder*: a function that takes ``pl.Expr`` and returns
-``pl.Expr``. Nothing here executes a query, loops over rows in Python or calls
-``map_elements``; the caller decides where the expressions run (``select``,
-``with_columns``, a lazy plan).
+Ledger references (``INV-2026-00123``) and the numbers in bank text are reduced to integer keys
+(serials) for candidate generation, and to per-line *profiles* from which the reference strength
+of a candidate pair is graded without re-parsing text per pair. Pure expression builders, as in
+:mod:`engine.prepare.text`.
 
 Conventions
 -----------
-* Names and narratives are folded with :func:`normalize_text` (Unicode NFKC, case folding,
-  whitespace collapsed). Chinese characters are kept exactly as written: Traditional Chinese
-  is compared as itself, never converted to Simplified or romanised.
-* The reference functions only need digits, letters and separators, so instead of full NFKC
-  they fold the full-width ASCII block (``ＩＮＶ－２０２６`` -> ``INV-2026``) and the
-  ideographic space, which is much cheaper on a million rows. Digits are ASCII ``0-9`` after
-  that fold; other scripts' digits are not treated as digits.
-* A null input gives a null output. Functions that produce a *key* (:func:`name_key`,
-  :func:`reference_serial`, :func:`reference_digits`) also give null when nothing usable is
-  left, so two empty keys never compare equal.
-* Each expression uses its input once, so nothing is computed twice even where polars does
-  not eliminate common subexpressions (eager ``select``). :func:`reference_strength` shares
-  its intermediate columns through a struct for the same reason.
-* Output columns keep the name of the input column, as polars expressions do (use
-  ``.alias``), except :func:`reference_strength`, which is named ``reference_strength``.
+* Width is folded with :func:`engine.prepare.text.fold_width` only (letters, digits and
+  separators are all that matter). Digits are ASCII ``0-9`` after that fold; other scripts'
+  digits are not treated as digits.
+* A null input gives a null output. Functions that produce a *key* (:func:`reference_serial`,
+  :func:`reference_digits`) also give null when nothing usable is left, so two empty keys never
+  compare equal. :func:`reference_strength` shares its intermediate columns through a struct so
+  nothing is computed twice; its output column is named ``reference_strength``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import polars as pl
 
+from engine.prepare.text import fold_width
+
 __all__ = [
-    "CHANNELS",
     "REFERENCE_STRENGTH_LEVELS",
-    "alnum_text",
     "bank_reference_profile",
-    "name_key",
-    "normalize_text",
+    "ledger_reference_profile",
     "reference_digits",
     "reference_serial",
     "reference_strength",
-    "ledger_reference_profile",
     "reference_strength_from_profile",
     "reference_strength_from_profiles",
-    "split_channel",
     "text_digits",
     "text_reference_keys",
 ]
-
-# --------------------------------------------------------------------------------------------
-# gating: rewrite only the rows that need it
-# --------------------------------------------------------------------------------------------
-
-
-def _is_wide(text: pl.Expr) -> pl.Expr:
-    """True where the text has a non-ASCII character (more bytes than characters)."""
-    return text.str.len_bytes() != text.str.len_chars()
-
-
-#: a character that NFKC, format-character removal or the extra case folds might change:
-#: anything but ASCII and the CJK Unified Ideographs block (U+4E00..U+9FFF)
-_MAY_NEED_NFKC = r"[^\x00-\x7F\x{4E00}-\x{9FFF}]"
-
-
-def _needs_nfkc(text: pl.Expr) -> pl.Expr:
-    """True where the text has a character other than ASCII and CJK Unified Ideographs."""
-    return text.str.contains(_MAY_NEED_NFKC)
-
-
-def _rewrite_where(
-    e: pl.Expr,
-    needs: Callable[[pl.Expr], pl.Expr],
-    rewrite: Callable[[pl.Expr], pl.Expr],
-    otherwise: Callable[[pl.Expr], pl.Expr] | None = None,
-) -> pl.Expr:
-    """``rewrite`` the rows where ``needs`` holds; the others get ``otherwise`` (or stay).
-
-    Polars evaluates both branches of ``when/then`` on every row, so ``rewrite`` is handed
-    the text of the rows that need it and ``""`` for the rest: an expensive rewrite (NFKC, a
-    regex pass that rarely matches) then costs little on rows that cannot change. The input
-    is evaluated once, through a struct.
-    """
-    f = pl.field
-    keep = otherwise or (lambda text: text)
-    rewritten = (
-        pl.struct(text=e)
-        .struct.with_fields(needs=needs(f("text")))
-        .struct.with_fields(
-            text=pl.when(f("needs"))
-            .then(rewrite(pl.when(f("needs")).then(f("text")).otherwise(pl.lit(""))))
-            .otherwise(keep(f("text")))
-        )
-        .struct.field("text")
-    )
-    name = e.meta.output_name(raise_if_undetermined=False)  # keep the input's column name
-    return rewritten if name is None else rewritten.alias(name)
-
-
-# --------------------------------------------------------------------------------------------
-# normalize_text
-# --------------------------------------------------------------------------------------------
-
-#: characters whose full case folding differs from lower-casing (after NFKC)
-_CASE_FOLD_EXTRA = {"ß": "ss", "ς": "σ"}
-# a run of 2+ whitespace/control characters, or a single one that is not an ASCII space:
-# only these need rewriting, which keeps the (usually match-free) pass cheap
-_WHITESPACE_TO_FIX = r"[\s\p{Cc}]{2,}|[^\S ]|\p{Cc}"
-
-
-def normalize_text(e: pl.Expr) -> pl.Expr:
-    """Fold text to a canonical comparable form.
-
-    Unicode NFKC (full-width forms to ASCII, compatibility ligatures expanded), invisible
-    format characters (zero-width space, BOM, soft hyphen) removed, case folded (lower case,
-    plus ``ß`` -> ``ss`` and final sigma -> sigma), every run of whitespace or control
-    characters (tabs, newlines, NBSP, ideographic space U+3000) collapsed to one ASCII space,
-    leading and trailing spaces stripped.
-
-    Chinese, Japanese and Korean characters pass through unchanged (NFKC does not convert
-    Traditional to Simplified Chinese).
-
-    Parameters
-    ----------
-    e
-        A ``String`` expression.
-
-    Returns
-    -------
-    pl.Expr
-        ``String``; null where the input is null, ``""`` where it is empty or blank.
-
-    Examples
-    --------
-    >>> df = pl.DataFrame({"t": ["ＣＨＡＮ\u3000ＴＡＩ  Man\t", "金港貿易有限公司"]})
-    >>> df.select(normalize_text(pl.col("t")))["t"].to_list()
-    ['chan tai man', '金港貿易有限公司']
-    """
-    # Only rows with a character outside ASCII and the CJK Unified Ideographs need NFKC,
-    # format-character removal and the extra case folds (those characters are NFKC-stable,
-    # not format characters, and have no case); the others (usually most, Chinese names
-    # included) only need lower-casing.
-    folded = _rewrite_where(
-        e,
-        _needs_nfkc,
-        lambda text: text.str.normalize("NFKC")
-        .str.replace_all(r"\p{Cf}+", "")
-        .str.to_lowercase()
-        .str.replace_many(list(_CASE_FOLD_EXTRA), list(_CASE_FOLD_EXTRA.values())),
-        otherwise=lambda text: text.str.to_lowercase(),
-    )
-    return folded.str.replace_all(_WHITESPACE_TO_FIX, " ").str.strip_chars(" ")
-
-
-# full-width ASCII block U+FF01..U+FF5E and the ideographic space, as NFKC maps them
-_FULL_WIDTH = [chr(cp) for cp in range(0xFF01, 0xFF5F)] + ["\u3000"]
-_HALF_WIDTH = [chr(cp - 0xFEE0) for cp in range(0xFF01, 0xFF5F)] + [" "]
-
-
-def _fold_width(e: pl.Expr) -> pl.Expr:
-    """Full-width ASCII forms to ASCII (a cheap subset of NFKC, enough for references).
-
-    Only rows with a non-ASCII character are searched at all; the rest pass through.
-    """
-    return _rewrite_where(
-        e, _is_wide, lambda text: text.str.replace_many(_FULL_WIDTH, _HALF_WIDTH)
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# split_channel
-# --------------------------------------------------------------------------------------------
-
-#: bank channel prefixes: spelling (words separated by one space) -> canonical channel name.
-#: Between the words of a spelling any of `` :/*-`` (or nothing) may appear, so ``fps cr``
-#: also matches ``fps-cr``, ``fps/cr`` and ``fpscr``; ``t t`` matches ``tt`` and ``t/t``.
-CHANNELS: dict[str, str] = {
-    "fps cr": "FPS CR",
-    "fps dr": "FPS DR",
-    "fps": "FPS",
-    "t t in": "TT IN",
-    "t t out": "TT OUT",
-    "t t": "TT",
-    "ibt cr": "IBT CR",
-    "ibt dr": "IBT DR",
-    "ibt": "IBT",
-    "chq dep": "CHQ DEP",
-    "cheque deposit": "CHEQUE DEPOSIT",
-    "chq": "CHQ",
-    "autopay dr": "AUTOPAY DR",
-    "autopay cr": "AUTOPAY CR",
-    "autopay": "AUTOPAY",
-    "cr trf": "CR TRF",
-    "dr trf": "DR TRF",
-    "trf": "TRF",
-    "transfer": "TRANSFER",
-    "tfr": "TFR",
-    "cash dep": "CASH DEP",
-    "cash deposit": "CASH DEP",
-    "atm": "ATM",
-    "eps": "EPS",
-    "pos": "POS",
-    "dd": "DD",
-    "so": "SO",
-    "giro": "GIRO",
-    "inward remittance": "INWARD REMITTANCE",
-    "outward remittance": "OUTWARD REMITTANCE",
-    "remittance": "REMITTANCE",
-    "salary": "SALARY",
-    "payroll": "PAYROLL",
-    "bank charges": "BANK CHARGES",
-    "bank charge": "BANK CHARGES",
-    "service fee": "SERVICE FEE",
-    "int": "INT",
-}
-
-_SEP = r"[ :/*\-]"
-
-
-def _compact(spelling: str) -> str:
-    return "".join(ch for ch in spelling if "a" <= ch <= "z")
-
-
-def _channel_lookup() -> dict[str, str]:
-    lookup: dict[str, str] = {}
-    for spelling, canonical in CHANNELS.items():
-        key = _compact(spelling)
-        if lookup.setdefault(key, canonical) != canonical:  # pragma: no cover - table check
-            raise ValueError(f"channel spellings collide on {key!r}; fix CHANNELS")
-    return lookup
-
-
-_CHANNEL_BY_KEY = _channel_lookup()
-# Longest spelling first: regex alternation is leftmost-first, so this makes the longest
-# matching prefix win ("fps cr" before "fps", "autopay dr" before "autopay").
-_CHANNEL_ALTERNATION = "|".join(
-    f"{_SEP}*".join(spelling.split(" "))
-    for spelling in sorted(CHANNELS, key=lambda s: (-len(_compact(s)), s))
-    if spelling != "so"
-)
-# "so" is also a common Hong Kong surname (蘇): "so tai man" is a name, while "so: rent",
-# "so-88812", "so 12345" or a bare "so" is a standing order.
-_CHANNEL_PREFIX = (
-    rf"(?i)^\s*(?:(?:{_CHANNEL_ALTERNATION})(?:{_SEP}+|$)"
-    rf"|so{_SEP}*(?:[:/*\-]{_SEP}*|$)"
-    rf"|so +[0-9])"
-)
-# The same prefix for removal. The last form above has to consume the digit, which must
-# stay in the rest, so "so 12345" is first rewritten to "so:12345" (a rare match; capture
-# groups are slow on the common path, so the main pattern has none).
-_SO_NUMBER = r"(?i)^(\s*so) +([0-9])"
-_CHANNEL_PREFIX_REMOVAL = _CHANNEL_PREFIX.replace("|so +[0-9])", ")")
-
-
-def split_channel(e: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """Separate a leading bank channel prefix (``FPS CR``, ``TT IN``, ...) from the narrative.
-
-    The longest known prefix wins; it must be followed by a separator (space, ``:``, ``-``,
-    ``/``, ``*``) or the end of the text, so ``posh ltd`` has no channel. ``SO`` (standing
-    order) needs a ``:``/``-``/``/``/``*`` or a number after it, because ``so tai man`` is a
-    name. See :data:`CHANNELS` for the recognised spellings.
-
-    Parameters
-    ----------
-    e
-        A ``String`` expression, normally already passed through :func:`normalize_text`
-        (matching is case-insensitive either way).
-
-    Returns
-    -------
-    channel : pl.Expr
-        ``String``: the canonical upper-case channel name (``"FPS CR"``), or null when there
-        is no channel prefix or the input is null.
-    rest : pl.Expr
-        ``String``: the text after the prefix and its separators, stripped; the whole input
-        (stripped) when there is no prefix; null when the input is null.
-
-    Examples
-    --------
-    >>> df = pl.DataFrame({"t": ["fps cr kam wing trading", "tt-in: acme", "posh ltd"]})
-    >>> channel, rest = split_channel(pl.col("t"))
-    >>> df.select(channel.alias("channel"), rest.alias("rest")).rows()
-    [('FPS CR', 'kam wing trading'), ('TT IN', 'acme'), (None, 'posh ltd')]
-    """
-    channel = (
-        e.str.extract(_CHANNEL_PREFIX, 0)
-        .str.to_lowercase()
-        .str.replace_all("[^a-z]+", "")
-        .replace_strict(_CHANNEL_BY_KEY, default=None, return_dtype=pl.String)
-    )
-    rest = (
-        e.str.replace(_SO_NUMBER, "${1}:${2}")
-        .str.replace(_CHANNEL_PREFIX_REMOVAL, "")
-        .str.strip_chars()
-    )
-    return channel, rest
-
-
-# --------------------------------------------------------------------------------------------
-# name_key
-# --------------------------------------------------------------------------------------------
-
-_CURRENCIES = "hkd|usd|rmb|cny|eur|gbp|jpy|sgd|aud|cad|chf|mop|twd|nzd"
-_REFERENCE_WORDS = "inv|invoice|bill|rcpt|receipt|ref|reference|po|so|order|no|nos"
-_REF_CHARS = r"[a-z0-9/\-_.#:]"
-# Everything in a narrative that is a number rather than a name, in one pass:
-_NAME_NOISE = "|".join(
-    [
-        # an amount with its currency: "hkd 1,234.50", "hk$500"
-        rf"(?:(?-u:\b)(?:{_CURRENCIES})(?-u:\b)|hk\$|us\$|\$)\s*[0-9][0-9.,]*",
-        # an amount: digits with decimal or thousands separators
-        r"[0-9]+(?:[.,][0-9]+)+",
-        # reference keywords and the token with a digit after them: "inv-2026-00123",
-        # "ref no: 12"
-        rf"(?-u:\b)(?:(?:{_REFERENCE_WORDS})(?-u:\b)[\s.:#/\-]*)+{_REF_CHARS}*[0-9]{_REF_CHARS}*",
-        # any ASCII token holding a run of 3+ digits: "inv202600123", "00123", "ab-12345"
-        rf"{_REF_CHARS}*[0-9]{{3,}}{_REF_CHARS}*",
-        r"#[0-9]+",
-    ]
-)
-_NAME_SYMBOLS = {"&": " and ", "'": "", "’": "", "‘": "", "`": "", "´": ""}
-_NOT_NAME_CHARACTER = r"[^\p{L}\p{N}\p{M}]+"
-# Runs of characters other than letters, digits and marks, except a lone space (the common
-# case, left alone so that the pass rarely has anything to rewrite).
-_NAME_PUNCTUATION = r"[^\p{L}\p{N}\p{M} ]|[^\p{L}\p{N}\p{M}]{2,}"
-# Chinese / Japanese company forms: written against the name ("金港貿易有限公司"; 株式会社
-# also before it), or standing alone after it ("金港貿易 (香港) 有限公司"). The character
-# before a glued form must not be the end of a longer form (限, 份, 任), so that a name that
-# is only a form ("有限公司") is kept whole rather than cut to "有限".
-_CJK_COMPANY_FORMS = "股份有限公司|有限責任公司|有限责任公司|有限公司|公司|株式會社|株式会社"
-_CJK_COMPANY = (
-    rf"([^\s限份任])(?:{_CJK_COMPANY_FORMS})(\s|$)"
-    r"|(^|\s)(?:株式會社|株式会社)(\S)"
-    rf"|(?:\s(?:{_CJK_COMPANY_FORMS}|香港))+(\s|$)"
-)
-# Legal-form words, removed wherever they stand except as the first word of the name (each
-# alternative needs a space before it), so a name is never reduced to nothing.
-_LEGAL_WORDS = (
-    "and company|and co|company|corporation|corp|incorporated|inc|limited|ltd|co|llc|llp|"
-    "plc|pte|pty|gmbh|sdn|bhd|hong kong|hk"
-)
-_LEGAL_WORD = rf"\s(?:{_LEGAL_WORDS})\b"
-# narrative words a bank puts between the channel and the payer ("AUTOPAY DR SALARY WONG ...",
-# "FPS CR PAYMENT FROM ..."), removed from the start of the rest
-_NARRATIVE_LEAD = (
-    r"^(?:(?:salary|salaries|payroll|wages|commission|bonus|allowance|mpf|payment|pymt|pmt|"
-    r"remittance|inward|outward|from|by|to|cr|dr|the)\s+)+"
-)
-# "Hong Kong" is written hk / hongkong / hong kong: one spelling, so the place never decides
-_HONG_KONG = r"(?-u:\b)(?:hong kong|hongkong)(?-u:\b)"
-_TITLES = "mr|mrs|ms|miss|mdm|dr"
-_TITLE = rf"^(?:{_TITLES})\s+|\s+(?:{_TITLES})$"
-
-
-def name_key(e: pl.Expr) -> pl.Expr:
-    """Reduce a counterparty name or bank narrative to a name key for comparison.
-
-    Steps: :func:`normalize_text`; drop a leading channel prefix (:func:`split_channel`);
-    remove amounts (with their currency) and reference-like tokens (a keyword and a number
-    such as ``inv-2026-00123`` or ``ref no 12``, any token with a run of 3+ digits, ``#12``);
-    ``&`` becomes ``and``; apostrophes are dropped; other punctuation becomes a space
-    (letters of every script, digits and combining marks are kept); Chinese/Japanese company
-    forms written against the name (``有限公司``, ``公司``, ``股份有限公司``, ``株式會社``)
-    are removed; legal-form words (``limited``, ``ltd``, ``co``, ``company``, ``corp``,
-    ``inc``, ``llc``, ``plc``, ``hk``, ``(hk)``, ``hong kong``, ``香港``, ...) are removed
-    wherever they stand *except as the first word*, so a name is never reduced to nothing
-    (``hk ltd`` -> ``hk``); a title (``mr``, ``mrs``, ``ms``, ``miss``, ``mdm``, ``dr``) is
-    removed at the start or end of a name of two or more words. A key without a letter is
-    no name (null).
-
-    Parameters
-    ----------
-    e
-        A ``String`` expression: a ledger counterparty, or bank description/counterparty
-        text.
-
-    Returns
-    -------
-    pl.Expr
-        ``String``: words separated by single spaces; null where the input is null or
-        nothing of a name is left.
-
-    Examples
-    --------
-    >>> df = pl.DataFrame({"t": [
-    ...     "FPS CR KAM WING TRADING CO LTD INV-2026-00123",
-    ...     "Kam Wing Trading Company Limited",
-    ...     "金港貿易有限公司",
-    ...     "ＣＨＡＮ　ＴＡＩ　ＭＡＮ",
-    ... ]})
-    >>> df.select(name_key(pl.col("t")))["t"].to_list()
-    ['kam wing trading', 'kam wing trading', '金港貿易', 'chan tai man']
-    """
-    _, rest = split_channel(normalize_text(e))
-    words = (
-        rest.str.replace(_NARRATIVE_LEAD, "")
-        .str.replace_all(_HONG_KONG, "hk")
-        .str.replace_all(_NAME_NOISE, " ")
-        .str.replace_many(list(_NAME_SYMBOLS), list(_NAME_SYMBOLS.values()))
-        .str.replace_all(_NAME_PUNCTUATION, " ")
-        .str.strip_chars(" ")
-    )
-    return (
-        _rewrite_where(
-            words,
-            _is_wide,
-            lambda text: text.str.replace_all(_CJK_COMPANY, "${1}${2}${3}${4}${5}"),
-        )
-        .str.replace_all(_LEGAL_WORD, "")
-        .str.replace_all(_TITLE, "")
-        .str.strip_chars(" ")
-        .str.replace(r"^[^\p{L}]*$", "")  # digits alone ("12 10") are no name
-        .replace("", None)
-    )
-
 
 # --------------------------------------------------------------------------------------------
 # references
@@ -477,7 +95,7 @@ def _replace_all_twice(e: pl.Expr, pattern: str, replacement: str) -> pl.Expr:
 
 def _reference_text(e: pl.Expr) -> pl.Expr:
     """Width-folded text with amounts and separated dates blanked out."""
-    return _replace_all_twice(_fold_width(e), _NON_REFERENCE_NUMBER, "${1} ${2}")
+    return _replace_all_twice(fold_width(e), _NON_REFERENCE_NUMBER, "${1} ${2}")
 
 
 def _with_year_tails(text: pl.Expr) -> pl.Expr:
@@ -522,7 +140,7 @@ def reference_serial(e: pl.Expr) -> pl.Expr:
     [123, 123, 123, 4411, None]
     """
     return (
-        _fold_width(e)
+        fold_width(e)
         .str.extract(_LAST_DIGIT_RUN, 1)
         .str.replace(_YEAR_PREFIXED_RUN, "${1}")
         .cast(pl.Int64, strict=False)
@@ -549,7 +167,7 @@ def reference_digits(e: pl.Expr) -> pl.Expr:
     >>> df.select(reference_digits(pl.col("r")))["r"].to_list()
     ['202600123', '4411', None]
     """
-    return _fold_width(e).str.replace_all("[^0-9]+", "").replace("", None)
+    return fold_width(e).str.replace_all("[^0-9]+", "").replace("", None)
 
 
 def text_reference_keys(e: pl.Expr) -> pl.Expr:
@@ -611,32 +229,7 @@ def text_digits(e: pl.Expr) -> pl.Expr:
     >>> df.select(text_digits(pl.col("t")))["t"].to_list()
     ['2026 00123 1 234 50', '']
     """
-    return _fold_width(e).str.replace_all("[^0-9]+", " ").str.strip_chars(" ")
-
-
-def alnum_text(e: pl.Expr) -> pl.Expr:
-    """Normalized text with everything except letters and digits removed.
-
-    Letters of every script (and their combining marks) are kept, so ``INV-2026-00123``
-    becomes ``inv202600123`` and ``金港 貿易`` becomes ``金港貿易``.
-
-    Parameters
-    ----------
-    e
-        A ``String`` expression.
-
-    Returns
-    -------
-    pl.Expr
-        ``String``; null where the input is null.
-
-    Examples
-    --------
-    >>> df = pl.DataFrame({"t": ["INV-2026-00123", "inv / 2026 / 00123"]})
-    >>> df.select(alnum_text(pl.col("t")))["t"].to_list()
-    ['inv202600123', 'inv202600123']
-    """
-    return normalize_text(e).str.replace_all(_NOT_NAME_CHARACTER, "")
+    return fold_width(e).str.replace_all("[^0-9]+", " ").str.strip_chars(" ")
 
 
 # --------------------------------------------------------------------------------------------
@@ -799,7 +392,7 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
     """
     f = pl.field
     # Each stage is materialized once as a struct field and read by the next stage.
-    stage = pl.struct(text=_fold_width(ledger_reference).str.to_lowercase()).struct.with_fields(
+    stage = pl.struct(text=fold_width(ledger_reference).str.to_lowercase()).struct.with_fields(
         marked=_marked(f("text")),
         year=f("text").str.extract(_REFERENCE_YEAR, 1),
         serial=f("text").str.extract(_LAST_DIGIT_RUN, 1).str.replace(_YEAR_PREFIXED_RUN, "${1}"),

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import polars as pl
 
-from engine import normalize as nz
+from engine.prepare.names import name_key
+from engine.prepare.references import (
+    bank_reference_profile,
+    reference_digits,
+    reference_serial,
+    text_reference_keys,
+)
+from engine.prepare.text import normalize_text, split_channel
 from rules.model import RuleSet
 
 #: a document number the bank text quotes explicitly ("INV-2026-00123", "PO 4411"): its digits
@@ -46,14 +53,14 @@ def _name_keys(frame: pl.DataFrame) -> pl.Series:
     if distinct * 2 > source.height:
         # mostly distinct (bank narratives quote invoice numbers): keying every row costs
         # less than finding the distinct values and joining their keys back
-        key = source.select(key=nz.name_key(pl.col("source")))["key"]
+        key = source.select(key=name_key(pl.col("source")))["key"]
     else:
-        keyed = source.unique().with_columns(key=nz.name_key(pl.col("source")))
+        keyed = source.unique().with_columns(key=name_key(pl.col("source")))
         key = source.join(keyed, on="source", how="left", maintain_order="left")["key"]
     nameless = key.is_null().arg_true()
     if nameless.len():
-        text = nz.normalize_text(description)
-        channel, _ = nz.split_channel(text)
+        text = normalize_text(description)
+        channel, _ = split_channel(text)
         fallback = pl.when(channel.is_null() | channel.is_in(_CHARGE_CHANNELS)).then(
             text.str.replace_all(r"[^\p{L}]+", " ").str.strip_chars(" ")
         )
@@ -87,16 +94,16 @@ def prepare_bank(bank: pl.DataFrame) -> pl.DataFrame:
     norm = (
         pl.when(no_reference)
         .then(pl.col("bank_text"))
-        .otherwise(nz.normalize_text(pl.when(no_reference).then(pl.lit("")).otherwise(description)))
+        .otherwise(normalize_text(pl.when(no_reference).then(pl.lit("")).otherwise(description)))
     )
-    channel, _rest = nz.split_channel(norm)
+    channel, _rest = split_channel(norm)
     columns = ["bank_idx", *bank.columns, "day", "channel", "bank_text", "name_key",
                "reference_profile", "ref_keys", "explicit_ref_digits", "name_script"]
     return bank.lazy().with_row_index("bank_idx").with_columns(
         day=pl.col("date").cast(pl.Int32),
-        bank_text=nz.normalize_text(text),
+        bank_text=normalize_text(text),
         name_key=_name_keys(bank),
-        reference_profile=nz.bank_reference_profile(text),
+        reference_profile=bank_reference_profile(text),
     ).with_columns(
         channel=channel,
         ref_keys=pl.col("reference_profile").struct.field("keys"),
@@ -120,7 +127,7 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     # other document numbers the item's text carries (our cheque number on a bill, a PO
     # number): 4+ digits, years left out
     other_keys = (
-        nz.text_reference_keys(
+        text_reference_keys(
             pl.concat_str([pl.col("description").fill_null(""), pl.col("reference").fill_null("")],
                           separator=" ")
         )
@@ -132,8 +139,8 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     return ledger.lazy().with_row_index("ledger_idx").with_columns(
         day=pl.col("date").cast(pl.Int32),
         doc_ref=doc_ref,
-        ref_serial=nz.reference_serial(doc_ref),
-        ref_digit_count=nz.reference_digits(doc_ref).str.len_chars().fill_null(0).cast(pl.Int32),
+        ref_serial=reference_serial(doc_ref),
+        ref_digit_count=reference_digits(doc_ref).str.len_chars().fill_null(0).cast(pl.Int32),
         other_keys=other_keys,
         name_key=_name_keys(ledger),
         window_before=types.replace_strict(before, default=rules.dates.default.before, return_dtype=pl.Int32),

@@ -1,24 +1,22 @@
-"""engine.normalize: text, name and reference expressions (table-driven, one case per row)."""
+"""engine.prepare (text, names, references): expressions (table-driven, one case per row)."""
 
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-from engine.normalize import (
+from engine.prepare.names import name_key
+from engine.prepare.references import (
     REFERENCE_STRENGTH_LEVELS,
-    alnum_text,
     bank_reference_profile,
-    name_key,
-    normalize_text,
     reference_digits,
     reference_serial,
     reference_strength,
     reference_strength_from_profile,
-    split_channel,
     text_digits,
     text_reference_keys,
 )
+from engine.prepare.text import alnum_text, normalize_text, split_channel
 
 
 def _one(function, value):
