@@ -39,7 +39,7 @@ import polars as pl
 from engine.candidates import _block_ids, window_pairs
 from engine.groups import ADJUSTMENT_DTYPE, conform, empty_groups
 from engine.prepare.references import text_reference_keys
-from engine.scoring import _name_similarity
+from engine.scoring.names import name_similarity
 from models.money import format_minor_expr
 from rules.model import RuleSet
 
@@ -235,7 +235,7 @@ class _NameSimilarity:
             at = np.minimum(np.searchsorted(self.pairs, asked), len(self.pairs) - 1)
             new = asked[self.pairs[at] != asked]
         if len(new):
-            sim = _name_similarity(
+            sim = name_similarity(
                 self.vocab.gather(pl.Series(new >> np.uint64(32)).cast(pl.UInt32)),
                 self.vocab.gather(pl.Series(new & np.uint64(0xFFFFFFFF)).cast(pl.UInt32)),
             )

@@ -42,7 +42,8 @@ import polars as pl
 from rapidfuzz import fuzz, process
 
 from engine.groups import ADJUSTMENT_DTYPE, GROUP_SCHEMA, conform, empty_groups
-from engine.scoring import _levels, explain, score_candidates
+from engine.scoring import explain, score_candidates
+from engine.scoring.levels import level_weights
 from models.money import CURRENCY_EXPONENTS, exponent_expr, format_minor_expr, parse_amount_expr
 from rules.model import RuleSet
 
@@ -59,7 +60,7 @@ MAX_ALTERNATIVES = 5
 _FAVOURABLE_SHARE = Decimal("0.1")
 #: rates with more significant digits than this are not used (their products would overflow)
 _MAX_RATE_DIGITS = 18
-#: engine.scoring._name_similarity looks again (prefix of a name cut short) at pairs this similar or more
+#: engine.scoring.names.pair_name_similarity looks again (prefix of a name cut short) at pairs this similar or more
 _PREFIX_PASS_MIN = 50
 #: a bank name this long or longer (without spaces) may be a ledger name cut short
 _PREFIX_KEY = 10
@@ -455,7 +456,7 @@ def _could_reach(df: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: R
         names, on=["name_bank", "name_ledger"], how="left", maintain_order="left"
     )
     best_name = max(level.weight for level in w.name)
-    similar_w, _ = _levels(pl.col("_similarity"), w.name, "min_similarity", ascending=False)
+    similar_w, _ = level_weights(pl.col("_similarity"), w.name, "min_similarity", ascending=False)
     names_missing = (pl.col("name_bank") == "") | (pl.col("name_ledger") == "")
     different_script = (
         pl.col("script_bank").is_in(["cjk", "latin"]) & pl.col("script_ledger").is_in(["cjk", "latin"])
@@ -477,7 +478,7 @@ def _could_reach(df: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: R
         .when(pl.col("ref_keys").list.len() > 0).then(pl.lit(max(r.partial, r.none, r.conflict)))
         .otherwise(pl.lit(max(r.none, r.conflict)))
     )
-    date_weight, _ = _levels((pl.col("day_bank") - pl.col("day_ledger")).abs(), w.date, "max_days", ascending=True)
+    date_weight, _ = level_weights((pl.col("day_bank") - pl.col("day_ledger")).abs(), w.date, "max_days", ascending=True)
     return keys.with_columns(
         amount_weight=df["amount_weight"],
         day_bank=df["day_bank"], day_ledger=df["day_ledger"],
@@ -563,13 +564,13 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
          "partial": w.reference.partial, "conflict": w.reference.conflict, "none": w.reference.none},
         return_dtype=pl.Float64,
     )
-    similar_w, _ = _levels(pl.col("name_similarity"), w.name, "min_similarity", ascending=False)
+    similar_w, _ = level_weights(pl.col("name_similarity"), w.name, "min_similarity", ascending=False)
     name_weight = (
         pl.when(pl.col("name_level") == "missing").then(pl.lit(w.name_missing))
         .when(pl.col("name_level") == "different script").then(pl.lit(w.name_different_script))
         .otherwise(similar_w)
     )
-    date_weight, _ = _levels(pl.col("days").abs(), w.date, "max_days", ascending=True)
+    date_weight, _ = level_weights(pl.col("days").abs(), w.date, "max_days", ascending=True)
     window_weight = pl.when(pl.col("in_window")).then(pl.lit(0.0)).otherwise(pl.lit(w.outside_window))
     pair_phrases = explain(scored, rules).str.split("; ").list.eval(
         pl.element().filter(

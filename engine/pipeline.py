@@ -22,13 +22,13 @@ import polars as pl
 from engine.assignment import EXACT_METHOD
 from engine.candidates import generate_candidates
 from engine.compound import compound_groups
-from engine.differences import cause as difference_cause
 from engine.fx import fx_groups
 from engine.group_assignment import assign_with_groups
 from engine.groups import adjustment_total, conform, empty_groups
 from engine.payouts import inferred_payout_groups, report_linked_ledger, report_payout_groups
 from engine.prepare.features import prepare_bank, prepare_ledger
 from engine.scoring import explain, score_candidates, with_evidence
+from engine.scoring.differences import cause as difference_cause
 from models.money import format_minor_expr
 from models.schema import BANK_SCHEMA, ID_SEPARATOR, LEDGER_SCHEMA, MATCH_COLUMNS
 from rules.model import RuleSet

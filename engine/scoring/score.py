@@ -13,11 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
-from rapidfuzz import fuzz, process
 
-from engine.differences import explained as difference_explained
-from engine.differences import is_bank_charge, is_discount, is_rounding
 from engine.prepare.references import ledger_reference_profile, reference_strength_from_profiles
+from engine.scoring.differences import explained as difference_explained
+from engine.scoring.differences import is_bank_charge, is_discount, is_rounding
+from engine.scoring.levels import REF_LEVELS, level_index
+from engine.scoring.names import pair_name_similarity, script_code
 from models.money import format_minor_expr
 from rules.model import RuleSet
 
@@ -51,55 +52,13 @@ COMPACT_SCHEMA: dict[str, pl.DataType] = {
     "n_exact_bank": pl.Int32, "n_exact_ledger": pl.Int32, "_clear_bank": pl.Boolean,
     "_clear_ledger": pl.Boolean, "in_window": pl.Boolean, "fifo": pl.Boolean,
 }
-#: reference levels, strongest first; scored pairs hold their position (``ref_code``)
-REF_LEVELS = ["full", "serial", "number", "partial", "conflict", "none"]
 _FULL, _SERIAL, _NUMBER, _PARTIAL, _CONFLICT, _NONE = range(len(REF_LEVELS))
 
 
-def _name_similarity(bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarray:
-    """Similarity 0-100 of pair-aligned normalised names (see :func:`_pair_name_similarity`)."""
-    rows = np.arange(len(bank_names))
-    return _pair_name_similarity(rows, rows, bank_names, ledger_names)
 
 
-def _pair_name_similarity(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank_names: pl.Series,
-                          ledger_names: pl.Series) -> np.ndarray:
-    """Similarity 0-100 of the names at ``bank_rows`` / ``ledger_rows`` (pair-aligned row
-    numbers into the per-line ``bank_names`` / ``ledger_names``); a bank name cut short (bank
-    descriptions are often truncated at a fixed width) is compared with the same-length prefix of
-    the ledger name. Names are looked up as Python strings by row (numpy object arrays), which is
-    what rapidfuzz takes, instead of materialising a string column per pair."""
-    if not len(bank_rows):
-        return np.empty(0, dtype=np.float64)
-    bank_text = _texts(bank_names, bank_rows)
-    ledger_text = _texts(ledger_names, ledger_rows)
-    # equal names score 100 and a missing one 0 (as the scorer would say): only the rest is compared
-    both = (bank_names.fill_null("") != "").to_numpy()[bank_rows] & (ledger_names.fill_null("") != "").to_numpy()[ledger_rows]
-    equal = both & (bank_text == ledger_text)
-    similarity = np.where(equal, 100.0, 0.0)
-    compare = np.flatnonzero(both & ~equal)
-    if len(compare):
-        similarity[compare] = process.cpdist(
-            bank_text[compare].tolist(), ledger_text[compare].tolist(), scorer=fuzz.token_set_ratio, workers=-1,
-        )
-    prefix_len = bank_names.fill_null("").str.len_chars().to_numpy()[bank_rows]
-    # a bank name cut short still shares most of its words: only long names that match partly
-    # (not already well, not hardly at all) are worth the second look
-    again = np.flatnonzero((prefix_len >= 10) & (similarity < 95) & (similarity >= 50))
-    if len(again):
-        ledger_prefix = pl.Series(ledger_text[again].tolist(), dtype=pl.Utf8).str.slice(0, pl.Series(prefix_len[again]))
-        prefix = process.cpdist(bank_text[again].tolist(), ledger_prefix.to_list(), scorer=fuzz.ratio, workers=-1)
-        similarity[again] = np.maximum(similarity[again], prefix)
-    return similarity
 
 
-def _texts(names: pl.Series, rows: np.ndarray) -> np.ndarray:
-    """``names`` at ``rows`` as a numpy object array of Python strings (null -> ""): every name
-    converted once and picked by row when the rows outnumber the names, else only those picked."""
-    names = names.fill_null("")
-    if len(rows) >= names.len():
-        return np.array(names.to_list(), dtype=object)[rows]
-    return np.array(names.gather(rows).to_list(), dtype=object)
 
 
 def _reference_strength(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataFrame,
@@ -149,7 +108,7 @@ def _flat_lists(lists: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return offsets[:-1], length, arr.values.to_numpy(zero_copy_only=False)
 
 
-def _shared_number(bank_rows: np.ndarray, ledger_rows: np.ndarray, ref_keys: pl.Series,
+def shared_number(bank_rows: np.ndarray, ledger_rows: np.ndarray, ref_keys: pl.Series,
                    other_keys: pl.Series) -> pl.Series:
     """Per pair, the first of the bank line's reference keys (in their order) that is also one
     of the ledger item's other numbers (``ref_keys`` / ``other_keys`` per line), else null:
@@ -177,22 +136,8 @@ def _shared_number(bank_rows: np.ndarray, ledger_rows: np.ndarray, ref_keys: pl.
     return shared.scatter(rows[pair[first]], pl.Series(key[first], dtype=pl.Int64))
 
 
-def _script_code(script: pl.Expr) -> pl.Expr:
-    """A name's script as a small code, 0 for mixed or none: two names in different scripts
-    (``cjk`` vs ``latin``) are not compared."""
-    return script.replace_strict({"cjk": 1, "latin": 2}, default=0, return_dtype=pl.UInt8)
 
 
-def _levels(value: pl.Expr, levels: list, attr: str, ascending: bool) -> tuple[pl.Expr, pl.Expr]:
-    """Map a numeric value onto ordered levels -> (weight, level index)."""
-    weight = pl.lit(levels[-1].weight)
-    index = pl.lit(len(levels) - 1)
-    for i in reversed(range(len(levels))):
-        bound = getattr(levels[i], attr)
-        cond = value <= bound if ascending else value >= bound
-        weight = pl.when(cond).then(pl.lit(levels[i].weight)).otherwise(weight)
-        index = pl.when(cond).then(pl.lit(i)).otherwise(index)
-    return weight, index
 
 
 def _top_name_weight(w) -> float:
@@ -200,16 +145,6 @@ def _top_name_weight(w) -> float:
     return max(lvl.weight for lvl in w.name)
 
 
-def _level_index(value: np.ndarray, bounds: list[float], ascending: bool) -> np.ndarray:
-    """:func:`_levels` in numpy: the index of the first level whose bound ``value`` meets
-    (``value <= bound`` for ascending bounds, ``>=`` for descending ones), else the last. The
-    rule set keeps the bounds in that order, so it is a sorted search."""
-    edges = np.asarray(bounds, dtype=np.float64)
-    if ascending:  # the first bound >= value
-        index = np.searchsorted(edges, value, side="left")
-    else:  # how many bounds are > value: the first of the others is met
-        index = len(edges) - np.searchsorted(edges[::-1], value, side="right")
-    return np.minimum(index, len(edges) - 1)
 
 
 def _per_group(rows: np.ndarray, size: int, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -267,10 +202,11 @@ def score_candidates(
         # reference: the ledger reference as written or its serial in the bank text (or a close
         # one), another number of the item's, or a different complete document number quoted
         ref_job = pool.submit(_reference_strength, b, l_, bank, ledger)
-        similarity = _pair_name_similarity(b, l_, bank["name_key"], ledger["name_key"])
+        similarity = pair_name_similarity(b, l_, bank["name_key"], ledger["name_key"])
         ref_code = ref_job.result()
-    shared_number = _shared_number(b, l_, bank["ref_keys"], ledger["other_keys"])
-    shared = shared_number.is_not_null().to_numpy()
+    shared = shared_number(b, l_, bank["ref_keys"], ledger["other_keys"])
+    shared_numbers = shared
+    shared = shared_numbers.is_not_null().to_numpy()
     digits = _column(ledger, "ref_digit_count")[l_]
     # the bank quotes a complete document number of its own that is not this one (a number
     # cut short by the bank's field width is no conflict)
@@ -293,10 +229,10 @@ def score_candidates(
     unnamed_bank = (bank["name_key"].fill_null("") == "").to_numpy()
     unnamed_ledger = (ledger["name_key"].fill_null("") == "").to_numpy()
     names_missing = unnamed_bank[b] | unnamed_ledger[l_]
-    script_bank = bank.select(_script_code(pl.col("name_script"))).to_series().to_numpy()[b]
-    script_ledger = ledger.select(_script_code(pl.col("name_script"))).to_series().to_numpy()[l_]
+    script_bank = bank.select(script_code(pl.col("name_script"))).to_series().to_numpy()[b]
+    script_ledger = ledger.select(script_code(pl.col("name_script"))).to_series().to_numpy()[l_]
     different_script = (script_bank > 0) & (script_ledger > 0) & (script_bank != script_ledger)
-    level = _level_index(similarity, [lvl.min_similarity for lvl in w.name], ascending=False)
+    level = level_index(similarity, [lvl.min_similarity for lvl in w.name], ascending=False)
     name_weight = np.array([lvl.weight for lvl in w.name])[level]
     name_code = level.astype(np.uint8)
     name_code[different_script] = len(w.name) + 1
@@ -314,7 +250,7 @@ def score_candidates(
     clear_ledger = at_ledger_best & (_per_group(l_, ledger.height, name_weight, at_ledger_best)[1] == 1)
 
     date_weight = np.array([lvl.weight for lvl in w.date])[
-        _level_index(np.abs(days), [lvl.max_days for lvl in w.date], ascending=True)
+        level_index(np.abs(days), [lvl.max_days for lvl in w.date], ascending=True)
     ]
     in_window = (days <= _column(ledger, "window_after")[l_]) & (-days <= _column(ledger, "window_before")[l_])
     window_weight = np.where(in_window, 0.0, w.outside_window)
@@ -333,7 +269,7 @@ def score_candidates(
         name_similarity=pl.Series(similarity),
         name_code=pl.Series(name_code),
         days=pl.Series(days),
-        shared_number=shared_number,
+        shared_number=shared_numbers,
         n_exact_bank=pl.Series(n_exact_bank, dtype=pl.Int32),
         n_exact_ledger=pl.Series(n_exact_ledger, dtype=pl.Int32),
         _clear_bank=pl.Series(clear_bank),

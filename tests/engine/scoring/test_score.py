@@ -4,10 +4,10 @@ exactly what the expression gives."""
 import numpy as np
 import polars as pl
 
-from engine.scoring import _shared_number
+from engine.scoring.score import shared_number
 
 
-def test_shared_number_is_the_first_bank_key_the_item_also_has():
+def testshared_number_is_the_first_bank_key_the_item_also_has():
     rng = np.random.default_rng(7)
     n_bank, n_ledger, n_pairs = 300, 200, 5000
 
@@ -22,13 +22,13 @@ def test_shared_number_is_the_first_bank_key_the_item_also_has():
     expected = pl.DataFrame({"r": ref_keys.gather(b), "o": other_keys.gather(l_)}).select(
         pl.col("r").list.set_intersection(pl.col("o")).list.first()
     ).to_series()
-    got = _shared_number(b, l_, ref_keys, other_keys)
+    got = shared_number(b, l_, ref_keys, other_keys)
     assert expected.null_count() < n_pairs  # the case is not trivially empty
     assert got.to_list() == expected.to_list()
 
 
-def test_shared_number_of_pairs_without_keys_is_null():
+def testshared_number_of_pairs_without_keys_is_null():
     ref_keys = pl.Series([[], [4]], dtype=pl.List(pl.Int64))
     other_keys = pl.Series([[4], []], dtype=pl.List(pl.Int64))
-    got = _shared_number(np.array([0, 1, 1]), np.array([0, 1, 0]), ref_keys, other_keys)
+    got = shared_number(np.array([0, 1, 1]), np.array([0, 1, 0]), ref_keys, other_keys)
     assert got.to_list() == [None, None, 4]

@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from engine.differences import cause, explained
+from engine.scoring.differences import cause, explained
 from rules.model import default_rules
 
 RULES = default_rules()
