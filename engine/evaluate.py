@@ -22,6 +22,23 @@ auto_coverage
     bank lines in some truth group: lines with no ledger item can never be matched.
 auto_error_rate_by_type
     the auto error rate per ``match_type`` the proposals claim (when ``matches`` has that column).
+auto_wrong_books_rate
+    a second, booking-centred auto error: ``auto`` proposals that would book something wrong /
+    ``auto`` proposals. A proposal books wrongly when it pairs a bank line with a ledger item
+    that is not in the same truth group as that line (lines and items in no truth group
+    included), or when it is a strict part of one truth group and books a write-off adjustment
+    (:data:`WRITE_OFF_CAUSES`: ``short_payment``, ``bank_charge``, ``overpayment`` and their
+    aliases ``discount`` / ``write_off``): it closes an item that is not settled. A strict part
+    that leaves the item open (an instalment with ``open_amount``) books nothing wrong; it is
+    still an auto error under the exact-group definition. Overall and per claimed match type.
+auto_coverage_truth
+    distinct bank lines inside a correct ``auto`` proposal / distinct bank lines in some truth
+    group: the share of the matchable work done unseen (the acceptance target is >= 0.9).
+brier_score, reliability
+    calibration of ``confidence`` (when ``matches`` has it) against "the proposal is exactly a
+    truth group", over every proposal with a confidence: the mean squared difference, and per
+    confidence bin (:data:`CALIBRATION_BINS`) the proposals, their mean confidence and the
+    share that is correct.
 adjustments
     when both ``matches`` and ``truth`` have an ``adjustments`` column: among the correct
     proposals, the share whose adjustment lines total the truth's (``adjustment_total_accuracy``)
@@ -64,6 +81,11 @@ ADJUSTMENT_CAUSE_ALIASES: dict[str, str] = {
     "fx_gain_loss": "fx_difference",
     "charge": "bank_charge", "bank_charges": "bank_charge", "bank_fee": "bank_charge",
 }
+#: adjustment causes that write an amount off (after :data:`ADJUSTMENT_CAUSE_ALIASES`): booked on
+#: a strict part of a truth group they close an item that is not settled
+WRITE_OFF_CAUSES = frozenset({"short_payment", "bank_charge", "overpayment"})
+#: edges of the reliability bins: [0, 0.5), [0.5, 0.7), ..., [0.99, 1.0] (the last one closed)
+CALIBRATION_BINS = (0.0, 0.5, 0.7, 0.9, 0.95, 0.97, 0.99, 1.0)
 _KNOWN_CAUSES = {
     "processor_fee", "fx_difference", "bank_charge", "short_payment", "overpayment", *ADJUSTMENT_CAUSE_ALIASES
 }
@@ -72,6 +94,29 @@ _TEXT_ADJUSTMENT = re.compile(r"([A-Za-z][A-Za-z_ ]*?)\s*[:=]?\s*([+-]?\d[\d,]*(
 
 def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """Proposals whose confidence falls in ``[low, high)`` (``[low, high]`` for the last bin)."""
+
+    low: float
+    high: float
+    proposals: int = 0
+    correct: int = 0
+    confidence_sum: float = 0.0
+
+    @property
+    def mean_confidence(self) -> float | None:
+        return self.confidence_sum / self.proposals if self.proposals else None
+
+    @property
+    def share_correct(self) -> float | None:
+        return _ratio(self.correct, self.proposals)
+
+    @property
+    def label(self) -> str:
+        return f"{self.low:g}-{self.high:g}"
 
 
 @dataclass(frozen=True)
@@ -101,6 +146,11 @@ class EvaluationReport:
     adjustments_checked: int = 0
     adjustments_total_ok: int = 0
     adjustments_causes_ok: int = 0
+    wrong_books_auto: int = 0
+    wrong_books_auto_by_type: dict[str, int] = field(default_factory=dict)
+    calibrated: int = 0
+    brier_score: float | None = None
+    reliability: tuple[ReliabilityBin, ...] = ()
 
     @property
     def precision(self) -> float | None:
@@ -126,6 +176,21 @@ class EvaluationReport:
     def auto_error_rate_by_type(self) -> dict[str, float | None]:
         """Auto error rate per match type claimed by the proposals."""
         return {t: _ratio(n - self.correct_auto_by_type.get(t, 0), n) for t, n in self.auto_by_type.items()}
+
+    @property
+    def auto_wrong_books_rate(self) -> float | None:
+        """Auto proposals that book wrongly (see the module docstring) / auto proposals."""
+        return _ratio(self.wrong_books_auto, self.auto)
+
+    @property
+    def auto_wrong_books_rate_by_type(self) -> dict[str, float | None]:
+        """Auto wrong-books rate per match type claimed by the proposals."""
+        return {t: _ratio(self.wrong_books_auto_by_type.get(t, 0), n) for t, n in self.auto_by_type.items()}
+
+    @property
+    def auto_coverage_truth(self) -> float | None:
+        """Bank lines in a correct auto proposal / bank lines that belong to some truth group."""
+        return _ratio(self.bank_lines_auto_correct, self.bank_lines_in_truth)
 
     @property
     def adjustment_total_accuracy(self) -> float | None:
@@ -157,6 +222,13 @@ class EvaluationReport:
             auto_error_rate_by_type=self.auto_error_rate_by_type,
             adjustment_total_accuracy=self.adjustment_total_accuracy,
             adjustment_cause_accuracy=self.adjustment_cause_accuracy,
+            auto_wrong_books_rate=self.auto_wrong_books_rate,
+            auto_wrong_books_rate_by_type=self.auto_wrong_books_rate_by_type,
+            auto_coverage_truth=self.auto_coverage_truth,
+            reliability=[
+                {**asdict(b), "mean_confidence": b.mean_confidence, "share_correct": b.share_correct}
+                for b in self.reliability
+            ],
         )
         return out
 
@@ -183,6 +255,17 @@ class EvaluationReport:
                 ("adjustment_total_accuracy", "correct", self.adjustments_total_ok, self.adjustments_checked),
                 ("adjustment_cause_accuracy", "correct", self.adjustments_causes_ok, self.adjustments_checked),
             ]
+        rows += [
+            ("auto_wrong_books_rate", f"status={AUTO_STATUS}", self.wrong_books_auto, self.auto),
+            *[("auto_wrong_books_rate", f"match_type={t}", self.wrong_books_auto_by_type.get(t, 0), n)
+              for t, n in sorted(self.auto_by_type.items())],
+            ("auto_coverage_truth", "truth_bank_lines", self.bank_lines_auto_correct, self.bank_lines_in_truth),
+            *[("reliability", f"confidence={b.label}", b.correct, b.proposals) for b in self.reliability],
+        ]
+        # figures that are not a ratio of counts: the value itself, over how many proposals
+        measures = [("brier_score", "proposals", self.calibrated, self.brier_score)]
+        measures += [("mean_confidence", f"confidence={b.label}", b.proposals, b.mean_confidence)
+                     for b in self.reliability]
         counts = [
             ("proposed", self.proposed), ("auto", self.auto), ("review", self.review),
             ("truth_groups", self.truth_groups), ("correct", self.correct),
@@ -190,13 +273,16 @@ class EvaluationReport:
             ("bank_lines", self.bank_lines), ("bank_lines_auto_correct", self.bank_lines_auto_correct),
             ("bank_lines_in_truth", self.bank_lines_in_truth), ("ignored", self.ignored),
         ]
+        if not self.calibrated:
+            measures = []
         return pl.DataFrame(
             {
-                "metric": [r[0] for r in rows] + ["count"] * len(counts),
-                "scope": [r[1] for r in rows] + [c[0] for c in counts],
-                "numerator": [r[2] for r in rows] + [c[1] for c in counts],
-                "denominator": [r[3] for r in rows] + [None] * len(counts),
-                "value": [_ratio(r[2], r[3]) for r in rows] + [float(c[1]) for c in counts],
+                "metric": [r[0] for r in rows] + [m[0] for m in measures] + ["count"] * len(counts),
+                "scope": [r[1] for r in rows] + [m[1] for m in measures] + [c[0] for c in counts],
+                "numerator": [r[2] for r in rows] + [None] * len(measures) + [c[1] for c in counts],
+                "denominator": [r[3] for r in rows] + [m[2] for m in measures] + [None] * len(counts),
+                "value": [_ratio(r[2], r[3]) for r in rows] + [m[3] for m in measures]
+                + [float(c[1]) for c in counts],
             },
             schema={"metric": pl.Utf8, "scope": pl.Utf8, "numerator": pl.Int64,
                     "denominator": pl.Int64, "value": pl.Float64},
@@ -205,11 +291,15 @@ class EvaluationReport:
     def to_markdown(self) -> str:
         """A small markdown report: ratios with their fractions, then the counts."""
         lines = ["| metric | scope | value | fraction |", "|---|---|---:|---:|"]
-        for row in self.to_frame().filter(pl.col("metric") != "count").iter_rows(named=True):
+        ratios = pl.col("metric").is_in(["count", "reliability", "brier_score", "mean_confidence"]).not_()
+        for row in self.to_frame().filter(ratios).iter_rows(named=True):
             lines.append(
                 f"| {row['metric']} | {row['scope']} | {format_ratio(row['value'])} "
                 f"| {row['numerator']:,}/{row['denominator']:,} |"
             )
+        if self.calibrated:
+            lines += ["", f"Calibration of {self.calibrated:,} proposals' confidence against \"exactly a truth "
+                      f"group\": Brier score {self.brier_score:.4f}.", "", *self.reliability_markdown()]
         lines += [
             "",
             f"{self.proposed:,} proposed ({self.auto:,} auto, {self.review:,} review), "
@@ -221,6 +311,14 @@ class EvaluationReport:
             + ".",
         ]
         return "\n".join(lines)
+
+    def reliability_markdown(self) -> list[str]:
+        """The reliability table: per confidence bin, proposals, mean confidence, share correct."""
+        lines = ["| confidence | proposals | mean confidence | correct |", "|---|---:|---:|---:|"]
+        for b in self.reliability:
+            mean = "n/a" if b.mean_confidence is None else f"{b.mean_confidence:.4f}"
+            lines.append(f"| {b.label} | {b.proposals:,} | {mean} | {format_ratio(b.share_correct)} |")
+        return lines
 
     def __str__(self) -> str:
         return self.to_markdown()
@@ -400,6 +498,7 @@ def evaluate(matches: pl.DataFrame, truth: pl.DataFrame, bank_ids: pl.Series | N
         "_type": text(matches, "match_type"),
         "_adj": text(matches, "adjustments"),
         "_currency": text(matches, "currency"),
+        "_confidence": _confidences(matches),
     })
     proposes = ~pl.col("status").is_in(NON_PROPOSAL_STATUSES) & (pl.col("_bank") != "") & (pl.col("_ledger") != "")
     ignored = proposals.filter(~proposes).height
@@ -437,6 +536,11 @@ def evaluate(matches: pl.DataFrame, truth: pl.DataFrame, bank_ids: pl.Series | N
             adjustments_total_ok += total_ok
             adjustments_causes_ok += causes_ok
 
+    auto = proposals.filter(is_auto)
+    wrong = auto.with_columns(_wrong=_books_wrongly(auto, groups)).filter(pl.col("_wrong"))
+    wrong_by_type = wrong.filter(pl.col("_type") != "").group_by("_type").len()
+    calibrated, brier, reliability = _calibration(proposals)
+
     auto_correct_lines = _member_ids(proposals.filter(is_auto & pl.col("_correct"))["_bank"]).unique()
     truth_lines = _member_ids(groups["_bank"]).unique()
     if bank_ids is None:
@@ -467,7 +571,72 @@ def evaluate(matches: pl.DataFrame, truth: pl.DataFrame, bank_ids: pl.Series | N
         adjustments_checked=adjustments_checked,
         adjustments_total_ok=adjustments_total_ok,
         adjustments_causes_ok=adjustments_causes_ok,
+        wrong_books_auto=wrong.height,
+        wrong_books_auto_by_type=dict(zip(wrong_by_type["_type"], wrong_by_type["len"], strict=True)),
+        calibrated=calibrated,
+        brier_score=brier,
+        reliability=reliability,
     )
+
+
+def _confidences(matches: pl.DataFrame) -> pl.Series:
+    """``confidence`` as floats in [0, 1]; missing, unreadable or out-of-range values are null."""
+    if "confidence" not in matches.columns:
+        return pl.repeat(None, matches.height, dtype=pl.Float64, eager=True)
+    value = matches["confidence"].cast(pl.Utf8).str.strip_chars().cast(pl.Float64, strict=False)
+    return value.set(value.is_nan().fill_null(False) | (value < 0) | (value > 1), None)
+
+
+def _books_wrongly(proposals: pl.DataFrame, groups: pl.DataFrame) -> pl.Series:
+    """Per proposal: would booking it be wrong (see ``auto_wrong_books_rate`` above)?
+
+    ``proposals`` has the canonical ``_bank`` / ``_ledger`` keys, ``_correct``, ``_adj`` and
+    ``_currency``; ``groups`` the truth groups' keys. An id is looked up on its own side (a bank
+    id and a ledger id may be the same text).
+    """
+    if proposals.height == 0:
+        return pl.Series("_wrong", [], dtype=pl.Boolean)
+
+    def members(frame: pl.DataFrame, row: str) -> pl.DataFrame:
+        return pl.concat([
+            frame.select(row, side=pl.lit(side), id=pl.col(column).str.split(ID_SEPARATOR))
+            .explode("id").filter(pl.col("id").is_not_null() & (pl.col("id") != ""))
+            for side, column in (("bank", "_bank"), ("ledger", "_ledger"))
+        ])
+
+    truth_members = members(groups.with_row_index("_group"), "_group").unique(["side", "id"], keep="first")
+    proposed = proposals.with_row_index("_row")
+    inside = (
+        members(proposed, "_row").join(truth_members, on=["side", "id"], how="left")
+        .group_by("_row")
+        .agg(_inside=pl.col("_group").is_not_null().all() & (pl.col("_group").n_unique() == 1))
+    )
+    proposed = proposed.join(inside, on="_row", how="left").sort("_row")
+    # a strict part of one truth group: wrong only if it writes an amount off
+    part = proposed.filter(pl.col("_inside") & ~pl.col("_correct") & ~pl.col("_adj").is_in(["", "[]"]))
+    writes_off = set()
+    for row, adjustments, currency in part.select("_row", "_adj", "_currency").iter_rows():
+        lines = parse_adjustments(adjustments, CURRENCY_EXPONENTS.get(currency.upper(), 2)) or []
+        if any(cause in WRITE_OFF_CAUSES and amount for cause, amount in lines):
+            writes_off.add(row)
+    return (~proposed["_inside"].fill_null(False) | proposed["_row"].is_in(list(writes_off))).alias("_wrong")
+
+
+def _calibration(proposals: pl.DataFrame) -> tuple[int, float | None, tuple[ReliabilityBin, ...]]:
+    """(proposals with a confidence, Brier score, reliability bins) against ``_correct``."""
+    scored = proposals.filter(pl.col("_confidence").is_not_null()).select(
+        p=pl.col("_confidence"), y=pl.col("_correct").cast(pl.Float64))
+    if scored.height == 0:
+        return 0, None, ()
+    brier = float(scored.select(((pl.col("p") - pl.col("y")) ** 2).mean()).item())
+    edges = CALIBRATION_BINS
+    bins = []
+    for i, (low, high) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        upper = (pl.col("p") <= high) if i == len(edges) - 2 else (pl.col("p") < high)
+        inside = scored.filter((pl.col("p") >= low) & upper)
+        bins.append(ReliabilityBin(low=low, high=high, proposals=inside.height, correct=int(inside["y"].sum()),
+                                   confidence_sum=float(inside["p"].sum())))
+    return scored.height, brier, tuple(bins)
 
 
 def _read_text_csv(path: Path, what: str) -> pl.DataFrame:
