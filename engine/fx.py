@@ -43,7 +43,8 @@ from rapidfuzz import fuzz, process
 
 from engine.groups import ADJUSTMENT_DTYPE, GROUP_SCHEMA, conform, empty_groups
 from engine.scoring import explain, score_candidates
-from engine.scoring.levels import level_weights
+from engine.scoring.explain import CODE_COLUMNS
+from engine.scoring.levels import comparisons_for, level_weights
 from models.money import CURRENCY_EXPONENTS, exponent_expr, format_minor_expr, parse_amount_expr
 from rules.model import RuleSet
 
@@ -438,7 +439,7 @@ def _could_reach(df: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: R
     level is exact but for the scorer's second look at names cut short (only pairs at
     :data:`_PREFIX_PASS_MIN` or more, counted at the best level); the reference level is bounded
     by whether the item's serial or another of its numbers is among the bank text's keys (a
-    full or serial reference always puts it there), else at most ``partial``."""
+    full or serial reference always puts it there), else at most ``near`` or ``truncated``."""
     w = rules.weights
     keys = pl.concat([
         df.select("bank_idx", "ledger_idx"),
@@ -464,9 +465,10 @@ def _could_reach(df: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: R
     )
     name_upper = (
         pl.when(names_missing).then(pl.lit(w.name_missing))
-        .when(different_script).then(pl.lit(w.name_different_script))
+        .when(different_script).then(pl.lit(max(w.name_different_script, w.name_alias)))
         .when(pl.col("_similarity") >= _PREFIX_PASS_MIN).then(pl.max_horizontal(similar_w, pl.lit(best_name)))
-        .otherwise(similar_w)
+        # initials or an alias link may be worth more than the similarity level says
+        .otherwise(pl.max_horizontal(similar_w, pl.lit(max(w.name_initials, w.name_alias))))
     )
     shared = (
         pl.col("ref_keys").list.contains(pl.col("ref_serial")).fill_null(False)
@@ -474,8 +476,9 @@ def _could_reach(df: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: R
     )
     r = w.reference
     ref_upper = (
-        pl.when(shared).then(pl.lit(max(r.full, r.serial, r.number, r.partial, r.none, r.conflict)))
-        .when(pl.col("ref_keys").list.len() > 0).then(pl.lit(max(r.partial, r.none, r.conflict)))
+        pl.when(shared).then(pl.lit(max(r.full, r.reformatted, r.serial, r.number, r.near, r.truncated, r.none,
+                                        r.conflict)))
+        .when(pl.col("ref_keys").list.len() > 0).then(pl.lit(max(r.near, r.truncated, r.none, r.conflict)))
         .otherwise(pl.lit(max(r.none, r.conflict)))
     )
     date_weight, _ = level_weights((pl.col("day_bank") - pl.col("day_ledger")).abs(), w.date, "max_days", ascending=True)
@@ -559,19 +562,12 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
     scored = score_candidates(
         df.select("bank_idx", "ledger_idx", via=pl.lit(0, dtype=pl.UInt8)), pb, pl_, rules
     )
-    ref_weight = pl.col("ref_level").replace_strict(
-        {"full": w.reference.full, "serial": w.reference.serial, "number": w.reference.number,
-         "partial": w.reference.partial, "conflict": w.reference.conflict, "none": w.reference.none},
-        return_dtype=pl.Float64,
-    )
-    similar_w, _ = level_weights(pl.col("name_similarity"), w.name, "min_similarity", ascending=False)
-    name_weight = (
-        pl.when(pl.col("name_level") == "missing").then(pl.lit(w.name_missing))
-        .when(pl.col("name_level") == "different script").then(pl.lit(w.name_different_script))
-        .otherwise(similar_w)
-    )
-    date_weight, _ = level_weights(pl.col("days").abs(), w.date, "max_days", ascending=True)
-    window_weight = pl.when(pl.col("in_window")).then(pl.lit(0.0)).otherwise(pl.lit(w.outside_window))
+    # the pair's reference, name, date and window levels at the rule set's weights
+    comparisons = comparisons_for(rules)
+    pair_weight = pl.lit(w.prior)
+    for name in ("reference", "name", "date", "window"):
+        weights = dict(enumerate(comparisons[name].weights.tolist()))
+        pair_weight = pair_weight + pl.col(CODE_COLUMNS[name]).replace_strict(weights, return_dtype=pl.Float64)
     pair_phrases = explain(scored, rules).str.split("; ").list.eval(
         pl.element().filter(
             ~pl.element().str.starts_with("amount equal")
@@ -582,7 +578,7 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
     ).list.join("; ")
     evidence = scored.select(
         "bank_idx", "ledger_idx",
-        pair_score=pl.lit(w.prior) + ref_weight + name_weight + date_weight + window_weight,
+        pair_score=pair_weight,
         pair_evidence=pair_phrases,
     )
     df = df.join(evidence, on=["bank_idx", "ledger_idx"], how="left")

@@ -10,7 +10,7 @@ import tomllib
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -170,12 +170,28 @@ class Payouts(_Strict):
 
 
 class ReferenceWeights(_Strict):
-    full: float = 10.0
-    serial: float = 6.5
-    number: float = 5.5
-    partial: float = 1.0
+    """Reference levels, strongest first (``engine.scoring.levels.reference_comparison``)."""
+
+    full: float = 10.0  # the ledger reference as written (INV-2026-00123, INV202600123)
+    reformatted: float = 8.0  # the same number, prefix or separators changed (2026-00123)
+    serial: float = 6.5  # its number alone (00123, 123)
+    number: float = 5.5  # another document number of the item (our cheque number on a bill)
+    near: float = 1.5  # one transposition or one digit off (weak)
+    truncated: float = 1.0  # cut short (weak)
     none: float = 0.0
-    conflict: float = -4.0
+    conflict: float = -4.0  # the bank quotes a different complete document number
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_partial(cls, data):
+        """``partial`` (one level for transposed or truncated digits, before they were told
+        apart) still reads: it sets both ``near`` and ``truncated`` unless they are given."""
+        if isinstance(data, dict) and "partial" in data:
+            data = dict(data)
+            partial = data.pop("partial")
+            data.setdefault("near", partial)
+            data.setdefault("truncated", partial)
+        return data
 
 
 class AmountWeights(_Strict):
@@ -223,6 +239,9 @@ class Weights(_Strict):
     name: list[NameLevel] = Field(default_factory=_default_name_levels, min_length=1)
     name_missing: float = 0.0
     name_different_script: float = 0.0
+    name_initials: float = 3.0  # given names as initials (HO H L for Ho Ho Ling)
+    name_alias: float = 4.5  # linked by the workspace's alias table (陳大文 = CHAN TAI MAN)
+    name_digits_differ: float = -6.0  # the names differ in their numbers (Customer 3609 vs 4842)
     date: list[DateLevel] = Field(default_factory=_default_date_levels, min_length=1)
     outside_window: float = -4.0
     unique_amount: float = 2.5
@@ -246,6 +265,37 @@ class Weights(_Strict):
         if maxes != sorted(maxes) or len(set(maxes)) != len(maxes):
             raise ValueError("date levels must have strictly increasing max_days")
         return levels
+
+
+class Estimation(_Strict):
+    """Weights estimated from the run's own data (``scorer = "estimated"``): u probabilities
+    from ``random_pairs`` random bank x ledger pairs, m probabilities by expectation-maximisation
+    over the candidate pairs (at most ``max_iterations`` rounds, converged when no probability
+    moves by more than ``tolerance``), the rule set's weights counting as ``prior_strength``
+    matches' worth of evidence. Deterministic for ``seed``."""
+
+    random_pairs: int = Field(200_000, ge=1_000, le=50_000_000)
+    max_iterations: int = Field(100, ge=1, le=10_000)
+    tolerance: float = Field(1e-4, gt=0, le=0.1)
+    prior_strength: float = Field(20.0, ge=0)
+    seed: int = 0
+
+
+class Scoring(_Strict):
+    """Which scorer turns a pair's comparison levels into a score: ``rules`` (the weights
+    below as written), ``estimated`` (estimated per run, the weights as priors) or ``learned``
+    (a calibrated classifier saved by ``recon train``; ``model`` is its file, relative to the
+    rule file)."""
+
+    scorer: Literal["rules", "estimated", "learned"] = "rules"
+    model: str | None = None
+    estimation: Estimation = Estimation()
+
+    @model_validator(mode="after")
+    def _learned_needs_model(self) -> Scoring:
+        if self.scorer == "learned" and not self.model:
+            raise ValueError('scorer = "learned" needs model = "FILE" (made by `recon train`)')
+        return self
 
 
 class Thresholds(_Strict):
@@ -281,6 +331,7 @@ class RuleSet(_Strict):
     fx: FxRules = FxRules()
     payouts: Payouts = Payouts()
     weights: Weights = Weights()
+    scoring: Scoring = Scoring()
     thresholds: Thresholds = Thresholds()
 
     def window_for(self, ledger_type: str) -> DateWindow:
@@ -359,6 +410,10 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
     except tomllib.TOMLDecodeError as exc:
         raise RuleConfigError(str(path), [f"not valid TOML: {exc}"]) from None
     data.setdefault("name", path.stem)
+    model = data.get("scoring", {}).get("model") if isinstance(data.get("scoring"), dict) else None
+    if isinstance(model, str) and model and not Path(model).is_absolute():
+        # a model file named in a rule file lives next to it
+        data["scoring"] = {**data["scoring"], "model": str(path.parent / model)}
     return from_mapping(_deep_merge(_default_mapping(), data), source=str(path))
 
 

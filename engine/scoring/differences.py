@@ -22,6 +22,10 @@ import polars as pl
 from models.money import CURRENCY_EXPONENTS
 from rules.model import RuleSet
 
+#: how a bank amount relates to its ledger amount: the amount levels' conditions
+#: (:func:`engine.scoring.levels.amount_comparison`), in their order
+AMOUNT_KINDS = ("exact", "bank_charge", "discount", "rounding", "within_tolerance")
+
 
 def per_currency(value: Decimal) -> pl.Expr:
     """``value`` (major units) in minor units of each row's ``currency`` (0 for unknown codes)."""
@@ -73,4 +77,16 @@ def cause(rules: RuleSet) -> pl.Expr:
         .when(money_in == (diff < 0))
         .then(pl.lit("short_payment"))
         .otherwise(pl.lit("overpayment"))
+    )
+
+
+def kind(rules: RuleSet) -> pl.Expr:
+    """The position in :data:`AMOUNT_KINDS` of each pair's amount relation (``UInt8``)."""
+    return (
+        pl.when(_short() == 0).then(0)
+        .when(is_bank_charge(rules)).then(1)
+        .when(is_discount(rules)).then(2)
+        .when(is_rounding()).then(3)
+        .otherwise(4)
+        .cast(pl.UInt8)
     )

@@ -4,7 +4,7 @@ exactly what the expression gives."""
 import numpy as np
 import polars as pl
 
-from engine.scoring.score import shared_number
+from engine.scoring.evidence import shared_number
 
 
 def testshared_number_is_the_first_bank_key_the_item_also_has():

@@ -1,0 +1,290 @@
+"""Pair measurements (engine stage 3, scoring): what the comparison levels look at.
+
+:func:`measure_pairs` gathers, for every candidate pair, the measurements the levels'
+conditions read (:class:`PairEvidence`): how the amounts relate, the days between the dates,
+how the bank text quotes the item's reference, how alike the names are, and the context among
+the candidates (the only exact-amount candidate both ways, oldest-first). Everything is a numpy
+array gathered by row number from per-line columns of the prepared frames; no text, list or
+struct column is built per pair.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from engine.prepare.references import ledger_reference_profile, reference_strength_from_profiles
+from engine.scoring import differences
+from engine.scoring.levels import REFERENCE_LEVELS
+from engine.scoring.names import pair_name_similarity, script_code
+from rules.model import RuleSet
+
+__all__ = ["PairEvidence", "frequencies", "measure_pairs", "shared_number"]
+
+_GRADE = {name: np.uint8(i) for i, name in enumerate(REFERENCE_LEVELS)}
+
+
+@dataclass
+class PairEvidence:
+    """Pair-aligned measurements of candidate pairs (numpy arrays of equal length).
+
+    ``reference`` holds positions in :data:`engine.scoring.levels.REFERENCE_LEVELS`;
+    ``amount_kind`` positions in :data:`engine.scoring.differences.AMOUNT_KINDS`.
+    """
+
+    bank_rows: np.ndarray
+    ledger_rows: np.ndarray
+    amount_bank: np.ndarray
+    amount_ledger: np.ndarray
+    amount_kind: np.ndarray
+    days: np.ndarray
+    in_window: np.ndarray
+    reference: np.ndarray
+    shared_number: pl.Series
+    similarity: np.ndarray
+    name_missing: np.ndarray
+    different_script: np.ndarray
+    initials: np.ndarray
+    digits_differ: np.ndarray
+    alias: np.ndarray
+    #: context among the candidates, filled by :func:`add_context` once name weights are known
+    clear: np.ndarray | None = None
+    clear_bank: np.ndarray | None = None
+    clear_ledger: np.ndarray | None = None
+    n_exact_bank: np.ndarray | None = None
+    n_exact_ledger: np.ndarray | None = None
+    fifo: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.bank_rows)
+
+    @property
+    def amount_diff(self) -> np.ndarray:
+        return self.amount_bank - self.amount_ledger
+
+    @property
+    def exact(self) -> np.ndarray:
+        return self.amount_kind == 0
+
+
+def _column(frame: pl.DataFrame, name: str, fill=0) -> np.ndarray:
+    return frame[name].fill_null(fill).to_numpy()
+
+
+def _flat_lists(lists: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A list column as (start offset per row, length per row, all values): row ``i`` holds
+    ``values[start[i]:start[i] + length[i]]`` (a null list is empty)."""
+    arr = lists.rechunk().to_arrow()
+    offsets = arr.offsets.to_numpy()
+    length = (offsets[1:] - offsets[:-1]) * lists.is_not_null().to_numpy()
+    return offsets[:-1], length, arr.values.to_numpy(zero_copy_only=False)
+
+
+def shared_number(bank_rows: np.ndarray, ledger_rows: np.ndarray, ref_keys: pl.Series,
+                  other_keys: pl.Series) -> pl.Series:
+    """Per pair, the first of the bank line's reference keys (in their order) that is also one
+    of the ledger item's other numbers (``ref_keys`` / ``other_keys`` per line), else null:
+    ``ref_keys.list.set_intersection(other_keys).list.first()``, without gathering the lists
+    per pair. Each pair's bank keys are laid out flat and compared with the item's (a few)
+    numbers one position at a time."""
+    shared = pl.repeat(None, len(bank_rows), dtype=pl.Int64, eager=True)
+    b_start, b_len, b_values = _flat_lists(ref_keys)
+    l_start, l_len, l_values = _flat_lists(other_keys)
+    rows = np.flatnonzero((b_len[bank_rows] > 0) & (l_len[ledger_rows] > 0))
+    if not len(rows):
+        return shared
+    count = b_len[bank_rows[rows]]
+    pair = np.repeat(np.arange(len(rows)), count)  # one entry per (pair, bank key), keys in order
+    position = np.arange(len(pair)) - np.repeat(np.cumsum(count) - count, count)
+    key = b_values[b_start[bank_rows[rows]][pair] + position]
+    item = ledger_rows[rows][pair]
+    hit = np.zeros(len(pair), dtype=bool)
+    for j in range(int(l_len.max())):
+        has = l_len[item] > j
+        hit[has] |= key[has] == l_values[l_start[item[has]] + j]
+    found = np.flatnonzero(hit)
+    # the first hit of each pair (entries are in pair order, keys in list order)
+    first = found[np.r_[True, pair[found][1:] != pair[found][:-1]]] if len(found) else found
+    return shared.scatter(rows[pair[first]], pl.Series(key[first], dtype=pl.Int64))
+
+
+def _reference_grades(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataFrame,
+                      ledger: pl.DataFrame) -> np.ndarray:
+    """The reference grade of each pair (``full``, ``serial``, ``near`` or ``none`` so far),
+    worked out only where it can be anything but "none": the bank text has a reference key and
+    the ledger reference has a digit. Each side's profile is computed once per line (the
+    ledger's only for the items that need it) and gathered."""
+    has_keys = (bank["ref_keys"].list.len() > 0).fill_null(False).to_numpy()
+    has_ref = ((ledger["ref_digit_count"] > 0) & ledger["doc_ref"].is_not_null()).fill_null(False).to_numpy()
+    rows = np.flatnonzero(has_keys[bank_rows] & has_ref[ledger_rows])
+    grade = np.full(len(bank_rows), _GRADE["none"], dtype=np.uint8)
+    if len(rows):
+        pair_bank, pair_ledger = bank_rows[rows], ledger_rows[rows]
+        wanted = np.zeros(ledger.height, dtype=bool)
+        wanted[pair_ledger] = True
+        items = np.flatnonzero(wanted)
+        profiles = ledger.select(pl.col("doc_ref").gather(items)).select(
+            ledger_reference_profile(pl.col("doc_ref"))
+        ).to_series()
+        # position of each pair's item among ``items``: a dense lookup by ledger row
+        slot = np.zeros(ledger.height, dtype=np.uint32)
+        slot[items] = np.arange(len(items), dtype=np.uint32)
+        found = (
+            pl.DataFrame({
+                "reference_profile": bank["reference_profile"].gather(pair_bank),
+                "ledger_profile": profiles.gather(slot[pair_ledger]),
+            })
+            .select(
+                reference_strength_from_profiles(pl.col("reference_profile"), pl.col("ledger_profile"))
+                .replace_strict({"full": _GRADE["full"], "serial": _GRADE["serial"], "partial": _GRADE["near"],
+                                 "none": _GRADE["none"]}, return_dtype=pl.UInt8)
+            )
+            .to_series()
+            .to_numpy()
+        )
+        grade[rows] = found
+    return grade
+
+
+def measure_pairs(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> PairEvidence:
+    """The measurements of every pair (``bank_idx``, ``ledger_idx``: row numbers of the
+    prepared frames), without the candidate context (:func:`add_context`)."""
+    b = pairs["bank_idx"].to_numpy().astype(np.int64)
+    l_ = pairs["ledger_idx"].to_numpy().astype(np.int64)
+    amount_bank = bank["amount_minor"].to_numpy()[b]
+    amount_ledger = ledger["amount_minor"].to_numpy()[l_]
+    days = (bank["day"].to_numpy()[b] - ledger["day"].to_numpy()[l_]).astype(np.int32)
+    # the reference grade (Polars) is worked out beside the name similarity (rapidfuzz): both
+    # release the GIL
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ref_job = pool.submit(_reference_grades, b, l_, bank, ledger)
+        similarity = pair_name_similarity(b, l_, bank["name_key"], ledger["name_key"])
+        reference = ref_job.result()
+    shared = shared_number(b, l_, bank["ref_keys"], ledger["other_keys"])
+    digits = _column(ledger, "ref_digit_count")[l_]
+    # the bank quotes a complete document number of its own that is not this one (a number
+    # cut short by the bank's field width is no conflict)
+    conflict = (digits >= 3) & (_column(bank, "explicit_ref_digits")[b] >= digits)
+    loose = reference == _GRADE["none"]
+    has_shared = shared.is_not_null().to_numpy()
+    reference[loose & has_shared] = _GRADE["number"]
+    reference[loose & ~has_shared & conflict] = _GRADE["conflict"]
+
+    amount_kind = np.zeros(len(b), dtype=np.uint8)
+    differ = np.flatnonzero(amount_bank != amount_ledger)
+    if len(differ):
+        amount_kind[differ] = pl.DataFrame({
+            "amount_bank": amount_bank[differ], "amount_ledger": amount_ledger[differ],
+            "currency": bank["currency"].gather(b[differ]),
+        }).select(differences.kind(rules)).to_series().to_numpy()
+
+    unnamed_bank = (bank["name_key"].fill_null("") == "").to_numpy()
+    unnamed_ledger = (ledger["name_key"].fill_null("") == "").to_numpy()
+    script_bank = bank.select(script_code(pl.col("name_script"))).to_series().to_numpy()[b]
+    script_ledger = ledger.select(script_code(pl.col("name_script"))).to_series().to_numpy()[l_]
+    in_window = (days <= _column(ledger, "window_after")[l_]) & (-days <= _column(ledger, "window_before")[l_])
+    no = np.zeros(len(b), dtype=bool)
+    return PairEvidence(
+        bank_rows=b, ledger_rows=l_, amount_bank=amount_bank, amount_ledger=amount_ledger,
+        amount_kind=amount_kind, days=days, in_window=in_window, reference=reference,
+        shared_number=shared, similarity=similarity,
+        name_missing=unnamed_bank[b] | unnamed_ledger[l_],
+        different_script=(script_bank > 0) & (script_ledger > 0) & (script_bank != script_ledger),
+        initials=no, digits_differ=no, alias=no,
+    )
+
+
+def _per_group(rows: np.ndarray, size: int, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each pair, over the pairs of its group (same ``rows`` value) where ``mask`` holds:
+    the highest value (``-inf`` when none) and how many pairs there are."""
+    best = np.full(size, -np.inf)
+    np.maximum.at(best, rows[mask], values[mask])
+    return best[rows], np.bincount(rows[mask], minlength=size)[rows]
+
+
+def add_context(evidence: PairEvidence, name_weight: np.ndarray, top_name_weight: float, bank: pl.DataFrame,
+                ledger: pl.DataFrame) -> None:
+    """The context among the candidates, in place: an exact-amount pair is the clear choice
+    when no other exact-amount candidate of the same bank line / ledger item has name evidence
+    (``name_weight`` per pair, by the rule set's name weights whatever the scorer: it is a
+    question of which candidate names best, not of how much a name is worth) as good as its
+    own; and, among the pairs at the top name level (``top_name_weight``), the payer's
+    same-amount payments applied oldest item first."""
+    b, l_ = evidence.bank_rows, evidence.ledger_rows
+    exact = evidence.exact
+    best_bank, n_exact_bank = _per_group(b, bank.height, name_weight, exact)
+    best_ledger, n_exact_ledger = _per_group(l_, ledger.height, name_weight, exact)
+    at_bank_best = exact & (name_weight == best_bank)
+    at_ledger_best = exact & (name_weight == best_ledger)
+    evidence.clear_bank = at_bank_best & (_per_group(b, bank.height, name_weight, at_bank_best)[1] == 1)
+    evidence.clear_ledger = at_ledger_best & (_per_group(l_, ledger.height, name_weight, at_ledger_best)[1] == 1)
+    evidence.clear = evidence.clear_bank & evidence.clear_ledger
+    evidence.n_exact_bank = n_exact_bank.astype(np.int32)
+    evidence.n_exact_ledger = n_exact_ledger.astype(np.int32)
+    evidence.fifo = _oldest_first(b, l_, exact & (name_weight >= top_name_weight), bank, ledger,
+                                  evidence.amount_ledger)
+
+
+def _oldest_first(b: np.ndarray, l_: np.ndarray, in_scope: np.ndarray, bank: pl.DataFrame,
+                  ledger: pl.DataFrame, amount_ledger: np.ndarray) -> np.ndarray:
+    """Payments applied oldest first: among the exact-amount, same-name pairs (``in_scope``),
+    when one payer (same ledger name) has as many same-amount payments as same-amount items
+    and more than one, the k-th payment by date pays the k-th oldest item."""
+    fifo = np.zeros(len(b), dtype=bool)
+    rows = np.flatnonzero(in_scope)
+    if not len(rows):
+        return fifo
+    # the ledger name as a number (equal names, equal numbers): the payer key is an integer
+    name_id = ledger["name_key"].cast(pl.Categorical).to_physical().to_numpy()
+
+    # a line's place in date order (then row order) as one integer: day * 2**32 + row
+    def when(day: np.ndarray, row: np.ndarray) -> np.ndarray:
+        return (day.astype(np.int64) << 32) + row
+
+    # the payer key (ledger name, amount) as one dense number per scope row
+    names, amounts = name_id[l_[rows]], amount_ledger[rows]
+    by_key = np.lexsort((amounts, names))
+    new_key = np.r_[True, (names[by_key][1:] != names[by_key][:-1]) | (amounts[by_key][1:] != amounts[by_key][:-1])]
+    key = np.empty(len(rows), dtype=np.int64)
+    key[by_key] = np.cumsum(new_key) - 1
+    rank_b, count_b = _rank_within(key, when(bank["day"].to_numpy()[b[rows]], b[rows]))
+    rank_l, count_l = _rank_within(key, when(ledger["day"].to_numpy()[l_[rows]], l_[rows]))
+    fifo[rows[(rank_b == rank_l) & (count_b > 1) & (count_b == count_l)]] = True
+    return fifo
+
+
+def _rank_within(key: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the place (1, 2, ...) of its line among the distinct lines of its ``key``, in
+    ``order`` (the line's date and row number: one value per line, so it stands for the line),
+    and how many distinct lines the key has."""
+    distinct_order, order_rank = np.unique(order, return_inverse=True)
+    # one number per (key, line), sorting by key then order
+    entries, entry = np.unique(key * len(distinct_order) + order_rank, return_inverse=True)
+    k = entries // len(distinct_order)
+    start = np.r_[True, k[1:] != k[:-1]]
+    run = np.cumsum(start) - 1  # the key run of each distinct entry
+    run_start = np.flatnonzero(start)
+    place = np.arange(len(entries)) - run_start[run] + 1
+    size = np.diff(np.r_[run_start, len(entries)])[run]
+    return place[entry], size[entry]
+
+
+def frequencies(bank: pl.DataFrame, ledger: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Term frequencies per line, for weighing exact agreement by how common the value is:
+    for each ledger item, how many ledger items have its currency and amount, and how many have
+    its name key; for each bank line, how many ledger items have its currency and amount."""
+    ledger_keys = ledger.select("currency", "amount_minor")
+    amount_count = ledger_keys.select(pl.len().over("currency", "amount_minor")).to_series().to_numpy()
+    names = ledger.select(pl.col("name_key").fill_null(""))
+    name_count = names.select(pl.len().over("name_key")).to_series().to_numpy()
+    counts = ledger_keys.group_by("currency", "amount_minor").len()
+    bank_amount_count = (
+        bank.select("currency", "amount_minor")
+        .join(counts, on=["currency", "amount_minor"], how="left", maintain_order="left")["len"]
+        .fill_null(0).to_numpy()
+    )
+    return amount_count, name_count, bank_amount_count
