@@ -23,10 +23,12 @@ import polars as pl
 from engine.prepare.text import fold_width
 
 __all__ = [
+    "REFERENCE_GRADES",
     "REFERENCE_STRENGTH_LEVELS",
     "bank_reference_profile",
     "ledger_reference_profile",
     "reference_digits",
+    "reference_grade_from_profiles",
     "reference_serial",
     "reference_strength",
     "reference_strength_from_profile",
@@ -39,6 +41,10 @@ __all__ = [
 # references
 # --------------------------------------------------------------------------------------------
 
+#: reference grades, strongest first (see :func:`reference_grade_from_profiles`); each grade
+#: is its own comparison level with its own weight
+REFERENCE_GRADES: tuple[str, ...] = ("full", "reformatted", "serial", "near", "truncated", "none")
+
 #: reference strength levels, weakest first (cast to ``pl.Enum(REFERENCE_STRENGTH_LEVELS)``
 #: to compare or sort them)
 REFERENCE_STRENGTH_LEVELS: tuple[str, ...] = ("none", "partial", "serial", "full")
@@ -46,6 +52,10 @@ REFERENCE_STRENGTH_LEVELS: tuple[str, ...] = ("none", "partial", "serial", "full
 _MIN_KEY_DIGITS = 3
 _MAX_KEY_DIGITS = 12
 _MAX_TRUNCATED_DIGITS = 4  # a truncated reference lost at most this many trailing digits
+_MIN_FUZZY_DIGITS = 4  # a serial compared digit by digit (near, truncated) has 4+ digits
+_MAX_NIBBLES = 15  # digit strings read as hexadecimal nibbles: 15 fit in an Int64 (60 bits)
+_NIBBLE_LOW_BITS = int("1" * _MAX_NIBBLES, 16)  # the lowest bit of each of the 15 nibbles
+_YEAR_DIGITS = 4
 _YEAR = "(?:19|20)[0-9]{2}"
 _LAST_DIGIT_RUN = r"([0-9]+)[^0-9]*$"
 _YEAR_PREFIXED_RUN = rf"^{_YEAR}([0-9]{{4,}})$"  # 8+ digits starting with a year
@@ -268,6 +278,20 @@ def _contains(haystack: pl.Expr, needle: pl.Expr) -> pl.Expr:
     return haystack.str.contains(needle, literal=True).fill_null(False)
 
 
+def _nibbles(digits: pl.Expr) -> pl.Expr:
+    """A string of decimal digits read as hexadecimal, one 4-bit nibble per digit
+    (``"01069"`` -> ``0x01069``), so that two digit strings of the same length compare digit
+    by digit with bitwise operations: nibble ``p`` of ``a ^ b`` is non-zero exactly where the
+    ``p``-th digits from the right differ. Leading zeros keep their place but not their count,
+    so lengths are compared separately. Null beyond Int64 (16 digits starting with 8 or 9)."""
+    return digits.str.to_integer(base=16, strict=False)
+
+
+def _pow16(exponent: pl.Expr) -> pl.Expr:
+    """``16 ** exponent`` as Int64 (a shift by ``exponent`` nibbles); exponent clipped at 0."""
+    return pl.lit(16, pl.Int64).pow(exponent.clip(lower_bound=0))
+
+
 _MARKED_YEAR_RUN = rf"\{_MARK}({_YEAR})([0-9]{{4,{_MAX_KEY_DIGITS}}})\{_MARK}"
 
 
@@ -289,9 +313,12 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
     pl.Expr
         ``Struct`` named ``reference_profile`` with ``marked`` (``String``: letters and
         digits with each digit group wrapped in ``|``, amounts and dates removed), ``keys``
-        (``List(Int64)``, equal to :func:`text_reference_keys`) and ``signatures``
-        (``List(Int64)``: each key's digit multiset); the fields are null where the text is
-        null.
+        (``List(Int64)``, equal to :func:`text_reference_keys`), ``runs`` (``List(String)``:
+        the digit runs of 3 or more digits of ``marked`` as written, leading zeros kept, in
+        text order), ``signatures`` (``List(Int64)``: each key's digit multiset) and
+        ``run_length_mask`` (``Int64``: bit ``n`` set when a run has ``n`` digits, 62 standing
+        for 62 or more; null when there is no run), read by
+        :func:`reference_grade_from_profiles`; the fields are null where the text is null.
 
     Examples
     --------
@@ -306,8 +333,16 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
     )
     profile = (
         pl.struct(marked=marked)
-        .struct.with_fields(keys=_keys_from_runs(runs_with_year_tails.str.extract_all("[0-9]+")))
-        .struct.with_fields(signatures=f("keys").list.eval(_digit_signature(pl.element())))
+        .struct.with_fields(
+            keys=_keys_from_runs(runs_with_year_tails.str.extract_all("[0-9]+")),
+            runs=f("marked").str.extract_all(f"[0-9]{{{_MIN_KEY_DIGITS},}}"),
+        )
+        .struct.with_fields(
+            signatures=f("keys").list.eval(_digit_signature(pl.element())),
+            run_length_mask=f("runs")
+            .list.eval(pl.lit(2, pl.Int64).pow(pl.element().str.len_bytes().clip(upper_bound=62)))
+            .list.agg(pl.element().bitwise_or()),
+        )
     )
     return profile.alias("reference_profile")
 
@@ -405,6 +440,37 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
         serial_length=f("serial").str.len_bytes().cast(pl.Int64),
     )
     stage = stage.struct.with_fields(serial_signature=_digit_signature(f("serial_value")))
+    # what reference_grade_from_profiles looks for in the bank text: the reference rewritten
+    # (year and serial, letter prefix and serial), and the serial's digits as hexadecimal
+    # nibbles for the digit-by-digit comparisons
+    year, serial, short_year = f("year"), f("serial"), f("year").str.slice(2)
+    stage = stage.struct.with_fields(
+        prefix=f("marked").str.extract(rf"^([^\{_MARK}]+)\{_MARK}", 1),
+        serial_significant_length=serial.str.strip_chars_start("0").str.len_bytes().cast(pl.Int64),
+        serial_nibbles=_nibbles(pl.when(f("serial_length") <= _MAX_NIBBLES).then(serial)),
+        year_nibbles=_nibbles(year),
+        year_serial_nibbles=_nibbles(
+            pl.when(f("serial_length") + _YEAR_DIGITS <= _MAX_NIBBLES).then(
+                pl.concat_str(year, serial)
+            )
+        ),
+        year_serial_marked=pl.concat_str(
+            pl.lit(_MARK), year, pl.lit(_MARK * 2), serial, pl.lit(_MARK)
+        ),
+        year_serial_glued=pl.concat_str(pl.lit(_MARK), year, serial, pl.lit(_MARK)),
+        year_value_marked=pl.concat_str(
+            pl.lit(_MARK), year, pl.lit(_MARK * 2), f("serial_value").cast(pl.String),
+            pl.lit(_MARK),
+        ),
+        short_year_serial_marked=pl.concat_str(
+            pl.lit(_MARK), short_year, pl.lit(_MARK * 2), serial, pl.lit(_MARK)
+        ),
+    )
+    stage = stage.struct.with_fields(
+        prefix_serial_marked=pl.when(f("serial_length") >= _MIN_FUZZY_DIGITS).then(
+            pl.concat_str(f("prefix"), pl.lit(_MARK), serial, pl.lit(_MARK))
+        ),
+    )
     return stage.alias("ledger_reference_profile")
 
 
@@ -499,3 +565,196 @@ def reference_strength_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.E
     return stage.struct.with_fields(reference_strength=strength).struct.field(
         "reference_strength"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# reference_grade
+# --------------------------------------------------------------------------------------------
+
+# the ledger profile's rewritten forms of the reference; any of them in the bank text makes
+# the pair "reformatted"
+_REFORMATTED_FORMS = (
+    "year_serial_marked",
+    "year_serial_glued",
+    "year_value_marked",
+    "short_year_serial_marked",
+    "prefix_serial_marked",
+)
+_NEAR, _TRUNCATED = 2, 1  # per-run codes of the digit-by-digit comparison (the best one wins)
+
+
+def _digit_by_digit(run: pl.Expr, ledger: pl.Expr) -> pl.Expr:
+    """Per bank digit run (``run``, a ``String`` element inside ``list.eval``) against the
+    ledger serial: ``_NEAR``, ``_TRUNCATED`` or 0. ``ledger`` is the ledger profile in the
+    outer frame (each row's values broadcast to its runs)."""
+    field = ledger.struct.field
+    length = run.str.len_bytes().cast(pl.Int64)
+    digits = _nibbles(pl.when(length <= _MAX_NIBBLES).then(run))
+    serial, serial_length = field("serial_nibbles"), field("serial_length")
+
+    # near: a run of the serial's length, alone or after the ledger's year, that differs from
+    # it in one digit, or in two adjacent digits swapped
+    scale = _pow16(serial_length)
+    candidate = (
+        pl.when(length == serial_length)
+        .then(digits)
+        .when((length == serial_length + _YEAR_DIGITS) & (digits // scale == field("year_nibbles")))
+        .then(digits % scale)
+    )
+    differ = candidate ^ serial
+    differing = (differ | differ // 2 | differ // 4 | differ // 8) & _NIBBLE_LOW_BITS  # 1 per digit
+    count = differing.bitwise_count_ones()
+    lowest = pl.lit(2, pl.Int64).pow(differing.bitwise_trailing_zeros().cast(pl.Int64).clip(0, 62))
+    following = lowest * 16
+
+    def digit(value: pl.Expr, place: pl.Expr) -> pl.Expr:
+        return (value // place) % 16
+
+    swapped = (
+        (count == 2)
+        & (differing == lowest + following)  # two adjacent digits differ ...
+        & (digit(candidate, lowest) == digit(serial, following))  # ... and trade places
+        & (digit(candidate, following) == digit(serial, lowest))
+    )
+    near = (count == 1) | swapped
+
+    # truncated: the run is the serial (as written, or without its leading zeros) or the
+    # year and serial glued, with 1 to _MAX_TRUNCATED_DIGITS trailing digits cut off
+    def prefix_of(whole: pl.Expr, whole_length: pl.Expr) -> pl.Expr:
+        cut = whole_length - length
+        return cut.is_between(1, _MAX_TRUNCATED_DIGITS) & (digits == whole // _pow16(cut))
+
+    truncated = (length >= _MIN_KEY_DIGITS) & (
+        prefix_of(serial, serial_length)
+        | (
+            prefix_of(serial, field("serial_significant_length"))
+            & (digits >= _pow16(length - 1))  # no leading zero of its own
+        )
+        | (
+            (length >= _YEAR_DIGITS + _MIN_KEY_DIGITS)
+            & prefix_of(field("year_serial_nibbles"), serial_length + _YEAR_DIGITS)
+        )
+    )
+    return pl.when(near).then(_NEAR).when(truncated).then(_TRUNCATED).otherwise(0)
+
+
+def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr) -> pl.Expr:
+    """How closely the bank text carries the ledger reference, graded finely, on candidate pairs.
+
+    The sides are precomputed per line: ``bank_profile`` by :func:`bank_reference_profile`,
+    ``ledger_profile`` by :func:`ledger_reference_profile`. Pass them as columns
+    (``pl.col(...)``) of the pairs frame: each is read several times.
+
+    Grades, strongest first (the first that holds is returned); "the serial" is the reference's
+    last digit group as written, leading zeros kept (``01069`` in ``INV-2026-01069``, and in
+    ``INV202601069``); amounts and separated dates in the bank text never count:
+
+    ``"full"``
+        The reference's letters and digits appear in the bank text with its letter prefix,
+        its digit groups as written or run together (``INV-2026-01069``, ``INV202601069``,
+        ``inv 2026 01069``, ``INV/2026/01069``), covering whole digit groups.
+    ``"reformatted"``
+        The same document number with the letter prefix or the separators changed or
+        missing: the reference's year and then the serial, separated or glued (``2026-01069``,
+        ``IN2026-01069``, ``202601069``; also ``2026 1069``, the year and the serial's value),
+        or the year's last two digits and then the serial, separated (``INV26-01069``); or the letter prefix and then the serial, when the
+        serial has 4 or more digits (``INV 01069``, ``INV01069``).
+    ``"serial"``
+        The serial's value is one of the bank text's keys (:func:`text_reference_keys`), with
+        or without leading zeros: ``1163``, ``#1163``, ``01163``, ``no.1163`` for
+        ``INV-2026-01163``.
+    ``"near"``
+        A digit run of the bank text, alone or glued after the reference's year, has the
+        serial's length and differs from it in exactly one digit, or by exactly one swap of
+        two adjacent digits (``INV-2026-01068``, ``INV-2026-10069``, ``2026-01096``,
+        ``INV202601096`` for ``INV-2026-01069``). Only for serials of 4 to 15 digits.
+    ``"truncated"``
+        A digit run of the bank text of at least 3 digits is the serial as written with 1 to
+        4 trailing digits cut off, alone or glued after the reference's year (``0106``,
+        ``INV-2026-010``, ``20260106`` for ``INV-2026-01069``); or the serial without its
+        leading zeros cut the same way (``106``). Only for serials of 4 to 15 digits (11 when
+        glued to the year).
+    ``"none"``
+        Otherwise, and whenever either side is null, the reference has no digit, or the
+        serial has fewer than 3 digits.
+
+    Three-digit serials are graded ``"full"``, ``"reformatted"``, ``"serial"`` or
+    ``"none"``: a swapped or cut 3-digit number is too likely to be another one
+    (``INV-132`` for ``INV-123`` is ``"none"``, where :func:`reference_strength` says
+    ``"partial"``). Today's :func:`reference_strength` levels map as: its ``"full"`` is
+    ``"full"`` or ``"reformatted"``, its ``"serial"`` is ``"reformatted"`` or ``"serial"``.
+
+    Parameters
+    ----------
+    bank_profile
+        ``Struct`` expression made by :func:`bank_reference_profile`.
+    ledger_profile
+        ``Struct`` expression made by :func:`ledger_reference_profile`, in the same frame.
+
+    Returns
+    -------
+    pl.Expr
+        ``String`` named ``reference_grade``, one of :data:`REFERENCE_GRADES`; never null.
+
+    Examples
+    --------
+    >>> pairs = pl.DataFrame({
+    ...     "text": ["FPS INV202601069", "TT 2026-01069", "paid #1069", "INV-2026-10069",
+    ...              "INV-2026-0106", "HKD 1,069.00"],
+    ...     "reference": ["INV-2026-01069"] * 6,
+    ... })
+    >>> pairs = pairs.with_columns(
+    ...     bank_reference_profile(pl.col("text")), ledger_reference_profile(pl.col("reference"))
+    ... )
+    >>> grade = reference_grade_from_profiles(
+    ...     pl.col("reference_profile"), pl.col("ledger_reference_profile")
+    ... )
+    >>> pairs.select(grade)["reference_grade"].to_list()
+    ['full', 'reformatted', 'serial', 'near', 'truncated', 'none']
+    """
+    bank, ledger = bank_profile.struct.field, ledger_profile.struct.field
+    marked, serial_length = bank("marked"), ledger("serial_length")
+    # a null serial means the reference has no digit
+    gradable = (marked.is_not_null() & (serial_length >= _MIN_KEY_DIGITS)).fill_null(False)
+    full = (ledger("size") >= _MIN_KEY_DIGITS) & (
+        _contains(marked, ledger("marked")) | _contains(marked, ledger("joined"))
+    )
+    reformatted = pl.any_horizontal(_contains(marked, ledger(form)) for form in _REFORMATTED_FORMS)
+    serial = bank("keys").list.contains(ledger("serial_value")).fill_null(False)
+    exact = full.fill_null(False) | reformatted | serial
+
+    # The digit-by-digit comparison runs only on pairs not already graded whose bank text has
+    # a run of a length that can be near or truncated: from 3 digits (or the significant
+    # length less 4) up to the serial's length plus a glued year.
+    lowest = (ledger("serial_significant_length") - _MAX_TRUNCATED_DIGITS).clip(_MIN_KEY_DIGITS)
+    highest = serial_length + _YEAR_DIGITS
+    lengths_wanted = pl.lit(2, pl.Int64).pow(highest + 1) - pl.lit(2, pl.Int64).pow(lowest)
+    comparable = (
+        gradable
+        & ~exact
+        & serial_length.is_between(_MIN_FUZZY_DIGITS, _MAX_NIBBLES)
+        & ((bank("run_length_mask") & lengths_wanted) != 0)
+    ).fill_null(False)
+    closest = (
+        pl.when(comparable)
+        .then(bank("runs"))
+        .list.eval(_digit_by_digit(pl.element(), ledger_profile))
+        .list.max()
+    )
+
+    grade = (
+        pl.when(~gradable)
+        .then(pl.lit("none"))
+        .when(full.fill_null(False))
+        .then(pl.lit("full"))
+        .when(reformatted)
+        .then(pl.lit("reformatted"))
+        .when(serial)
+        .then(pl.lit("serial"))
+        .when(closest == _NEAR)
+        .then(pl.lit("near"))
+        .when(closest == _TRUNCATED)
+        .then(pl.lit("truncated"))
+        .otherwise(pl.lit("none"))
+    )
+    return grade.alias("reference_grade")
