@@ -29,6 +29,9 @@ from engine.payouts import inferred_payout_groups, report_linked_ledger, report_
 from engine.prepare.features import prepare_bank, prepare_ledger
 from engine.scoring import explain, score_candidates, with_evidence
 from engine.scoring.differences import cause as difference_cause
+from engine.scoring.evidence import measure_pairs
+from engine.scoring.score import level_codes, scored_frame, scorer_for
+from engine.scoring.scorers import RulesScorer
 from models.money import format_minor_expr
 from models.schema import BANK_SCHEMA, ID_SEPARATOR, LEDGER_SCHEMA, MATCH_COLUMNS
 from rules.model import RuleSet
@@ -64,6 +67,12 @@ class MatchOutcome:
     timings: dict[str, float] = field(default_factory=dict)
     #: the per-line columns the candidate view gathers (prepared bank / ledger frames)
     view_inputs: tuple[pl.DataFrame, pl.DataFrame, RuleSet] | None = field(default=None, repr=False)
+    #: which scorer scored the pairs (``rules``, ``estimated``, ``learned``) and the weight of every
+    #: level it used, beside the rule set's (``engine.scoring.scorers.weights_frame``)
+    scorer_kind: str = "rules"
+    weights: pl.DataFrame | None = None
+    #: what the run wants its user to know (an estimate that fell back to the rule set, a cap that bit)
+    warnings: list[str] = field(default_factory=list)
     _candidates: pl.DataFrame | None = field(default=None, init=False, repr=False)
 
     @property
@@ -209,8 +218,16 @@ def match_prepared(
         pairs = generate_candidates(pb, pl_, rules)
         timings["candidates"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        scored = score_candidates(pairs, pb, pl_, rules, evidence=False)
+        evidence = measure_pairs(pairs, pb, pl_, rules) if pairs.height else None
+        codes = level_codes(evidence, pb, pl_, rules) if evidence is not None else None
         timings["scoring"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        scorer = scorer_for(rules, evidence, codes, pb, pl_) if evidence is not None else RulesScorer(rules)
+        timings["scorer"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        scored = (scored_frame(pairs, evidence, codes, scorer) if evidence is not None
+                  else score_candidates(pairs, pb, pl_, rules, evidence=False))
+        timings["scoring"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         groups, timings["groups"] = groups_job.result()
         timings["waiting for groups"] = time.perf_counter() - t0
@@ -233,7 +250,8 @@ def match_prepared(
     # what the candidate view gathers per line, not the whole prepared frames
     view_inputs = (pb.select("id", "amount_minor", "currency", "name_key"),
                    pl_.select("id", "amount_minor", "doc_ref", "name_key", "type_norm"), rules)
-    return MatchOutcome(*outputs, scored.drop("weight"), timings, view_inputs)
+    return MatchOutcome(*outputs, scored.drop("weight"), timings, view_inputs, scorer_kind=scorer.kind,
+                        weights=scorer.weights(), warnings=list(getattr(scorer, "warnings", [])))
 
 
 def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules, fx_rates=None):

@@ -25,7 +25,7 @@ from engine.scoring.levels import COMPARISONS, comparisons_for
 from engine.scoring.scorers import RulesScorer, Scorer
 from rules.model import RuleSet
 
-__all__ = ["COMPACT_SCHEMA", "confidence_of", "level_codes", "score_candidates", "scored_frame"]
+__all__ = ["COMPACT_SCHEMA", "confidence_of", "level_codes", "score_candidates", "scored_frame", "scorer_for"]
 
 #: what :func:`score_candidates` gives without the evidence text (``evidence=False``): the
 #: levels as codes (positions in their comparison's levels, see ``CODE_COLUMNS``)
@@ -54,6 +54,22 @@ def level_codes(evidence: PairEvidence, bank: pl.DataFrame, ledger: pl.DataFrame
     add_context(evidence, name_weight, max(level.weight for level in rules.weights.name), bank, ledger)
     codes["uniqueness"] = comparisons["uniqueness"].codes(evidence)
     return codes
+
+
+def scorer_for(rules: RuleSet, evidence: PairEvidence, codes: dict[str, np.ndarray], bank: pl.DataFrame,
+               ledger: pl.DataFrame) -> Scorer:
+    """The scorer the rule set asks for (``scoring.scorer``): the rule set's weights, weights
+    estimated from these candidates and the prepared lines, or the learned model's file."""
+    kind = rules.scoring.scorer
+    if kind == "estimated":
+        from engine.scoring.estimate import estimate_scorer
+
+        return estimate_scorer(evidence, codes, bank, ledger, rules)
+    if kind == "learned":
+        from engine.scoring.learned import LearnedScorer
+
+        return LearnedScorer.load(rules.scoring.model, rules)
+    return RulesScorer(rules)
 
 
 def scored_frame(pairs: pl.DataFrame, evidence: PairEvidence, codes: dict[str, np.ndarray],

@@ -22,7 +22,7 @@ from engine.scoring.evidence import PairEvidence
 from engine.scoring.levels import COMPARISONS, Comparison, comparisons_for
 from rules.model import RuleSet
 
-__all__ = ["RulesScorer", "Scorer", "weights_frame"]
+__all__ = ["RulesScorer", "Scorer", "competing_penalty", "weights_frame"]
 
 
 class Scorer(Protocol):
@@ -38,7 +38,7 @@ class Scorer(Protocol):
         ``weight``), for the workspace and notebooks."""
 
 
-def _competing(evidence: PairEvidence, rules: RuleSet) -> np.ndarray:
+def competing_penalty(evidence: PairEvidence, rules: RuleSet) -> np.ndarray:
     """``weights.competing_amount`` bits per other exact-amount candidate of the bank line or
     ledger item (at most 6), for an exact pair that is not the clear choice."""
     penalty = rules.weights.competing_amount
@@ -75,7 +75,7 @@ class RulesScorer:
         total = np.full(evidence.size, self.rules.weights.prior)
         for name in COMPARISONS:
             total += self.comparisons[name].weights[codes[name]]
-        return total + _competing(evidence, self.rules)
+        return total + competing_penalty(evidence, self.rules)
 
     def weights(self) -> pl.DataFrame:
         prior = self.rules.weights.prior
