@@ -798,6 +798,16 @@ def _assign_forms(rng: np.random.Generator, df: pl.DataFrame, bank_forms: Mappin
     )
 
 
+#: the parts a name is made of (companies: base, legal; people: surname, given names, English
+#: name), kept with the party so that variation profiles can print the name other ways
+_NAME_PARTS = ("base", "legal", "surname", "given1", "given2", "english")
+
+
+def _with_name_parts(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    return frame.select(*columns, *[pl.col(c) if c in frame.columns else pl.lit(None, dtype=pl.Utf8).alias(c)
+                                    for c in _NAME_PARTS])
+
+
 def _build_parties(month: _Month, n_bank: int) -> pl.DataFrame:
     """Customers, cash customers, unknown payers, suppliers and payees: every name distinct."""
     rng = month.rng
@@ -830,7 +840,7 @@ def _build_parties(month: _Month, n_bank: int) -> pl.DataFrame:
         c0 += nc
         p0 += np_
         cols = ["kind", "bank_form", "ledger_form", "bank_name", "ledger_name", "zh"]
-        both = pl.concat([_company_forms(comp).select(cols), _person_forms(pers).select(cols)])
+        both = pl.concat([_with_name_parts(_company_forms(comp), cols), _with_name_parts(_person_forms(pers), cols)])
         both = both.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(2**31)))
         frames.append(both.with_columns(pl.lit(role).alias("role")))
     parties = pl.concat(frames)
@@ -838,8 +848,9 @@ def _build_parties(month: _Month, n_bank: int) -> pl.DataFrame:
         "kind": "company", "bank_form": "fixed", "ledger_form": "fixed",
         "bank_name": [u[0] for u in _UTILITIES], "ledger_name": [u[1] for u in _UTILITIES],
         "zh": None, "role": "utility",
-    }, schema=parties.schema)
-    parties = pl.concat([parties, utilities]).with_row_index("party_id").with_columns(pl.col("party_id").cast(pl.Int64))
+    }, schema={c: parties.schema[c] for c in (*cols, "role")})
+    parties = pl.concat([parties, utilities], how="diagonal").with_row_index("party_id").with_columns(
+        pl.col("party_id").cast(pl.Int64))
     script_bank = pl.col("bank_form") == "zh"
     script_ledger = pl.col("ledger_form") == "zh"
     return parties.with_columns(name_ok=(script_bank == script_ledger) & (pl.col("bank_form") != "initials"))
@@ -1954,11 +1965,27 @@ def _allocate(n_bank: int, mix: Mapping[str, float]) -> dict[str, int]:
     return counts
 
 
-def _assign_ledger_ids(ledger: pl.DataFrame, start: date) -> pl.DataFrame:
-    """Number each prefix in date order: INV-2026-00123 (more digits when needed)."""
+#: how invoices may be numbered (``invoice_style``): ``default`` ``INV-2026-00123``, ``slash``
+#: ``INV/26/123`` (two-digit year, no padding), ``numeric`` ``00000123`` (eight digits, no prefix)
+INVOICE_ID_FORMATS = ("default", "slash", "numeric")
+_NUMERIC_ID_WIDTH = 8
+
+
+def _assign_ledger_ids(ledger: pl.DataFrame, start: date,
+                       invoice_style: tuple[str, int] | None = None) -> pl.DataFrame:
+    """Number each prefix in date order: INV-2026-00123 (more digits when needed).
+
+    ``invoice_style`` (format in :data:`INVOICE_ID_FORMATS`, serial offset) numbers the invoices
+    another way: serials continue from ``offset`` (the books did not start this month) in that
+    format; without it every prefix counts from 1 in the default format.
+    """
     start64 = np.datetime64(start, "D")
+    fmt, offset = invoice_style or ("default", 0)
+    if fmt not in INVOICE_ID_FORMATS:
+        raise ValueError(f"unknown invoice id format {fmt!r}; known: {', '.join(INVOICE_ID_FORMATS)}")
+    offset_of = pl.when(pl.col("prefix") == "INV").then(pl.lit(offset)).otherwise(pl.lit(0))
     widths = ledger.group_by("prefix").len().with_columns(
-        width=pl.max_horizontal(pl.lit(5), pl.col("len").cast(pl.Utf8).str.len_chars().cast(pl.Int64))
+        width=pl.max_horizontal(pl.lit(5), (pl.col("len") + offset_of).cast(pl.Utf8).str.len_chars().cast(pl.Int64))
     )
     ledger = (
         ledger.with_columns(date=pl.Series(start64 + ledger["day"].to_numpy().astype("timedelta64[D]")))
@@ -1970,6 +1997,16 @@ def _assign_ledger_ids(ledger: pl.DataFrame, start: date) -> pl.DataFrame:
             id=pl.concat_str([pl.col("prefix"), pl.col("year"), pl.col("seq").cast(pl.Utf8).str.zfill(pl.col("width"))], separator="-")
         )
     )
+    if invoice_style is not None:
+        styled = pl.col("prefix") == "INV"
+        seq = pl.col("seq") + offset
+        styled_id = {
+            "default": pl.concat_str([pl.col("prefix"), pl.col("year"), seq.cast(pl.Utf8).str.zfill(pl.col("width"))], separator="-"),
+            "slash": pl.concat_str([pl.col("prefix"), pl.col("year").str.slice(2), seq.cast(pl.Utf8)], separator="/"),
+            "numeric": seq.cast(pl.Utf8).str.zfill(_NUMERIC_ID_WIDTH),
+        }[fmt]
+        ledger = ledger.with_columns(id=pl.when(styled).then(styled_id).otherwise(pl.col("id")),
+                                     seq=pl.when(styled).then(seq).otherwise(pl.col("seq")))
     ledger = ledger.with_columns(reference=pl.when(pl.col("type") == "invoice").then(pl.col("id")).otherwise(pl.col("reference")))
     shop = pl.col("prefix").str.starts_with("#")
     if ledger.select(shop.any()).item():  # web shop orders are numbered like Shopify's: #1001, #JT1001
@@ -1982,11 +2019,18 @@ def _assign_ledger_ids(ledger: pl.DataFrame, start: date) -> pl.DataFrame:
     return ledger
 
 
-def _transpose_last_pair(seq: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Swap the right-most pair of different adjacent digits: 00123 -> 00132."""
+def _transpose_last_pair(seq: np.ndarray, width: int,
+                         digits_shown: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Swap the right-most pair of different adjacent digits: 00123 -> 00132.
+
+    ``digits_shown`` (per number) limits the swap to the digits actually written (a number
+    written without leading zeros cannot swap one in).
+    """
     power = 10 ** np.arange(width, dtype=np.int64)
     digits = (seq[:, None] // power) % 10
     differs = digits[:, :-1] != digits[:, 1:]
+    if digits_shown is not None:
+        differs &= np.arange(1, width)[None, :] < np.asarray(digits_shown)[:, None]
     possible = differs.any(axis=1)
     p = differs.argmax(axis=1)
     rows = np.arange(len(seq))
@@ -1995,17 +2039,74 @@ def _transpose_last_pair(seq: np.ndarray, width: int) -> tuple[np.ndarray, np.nd
     return np.where(possible, swapped, seq), possible
 
 
+def _invoice_ref_forms(invoices: pl.DataFrame, invoice_format: str = "default") -> pl.DataFrame:
+    """How a customer may quote each invoice (the reference variants' texts), per id format.
+
+    ``default`` ``INV-2026-00123``: compact ``INV202600123``, spaced ``inv 2026 00123``, number
+    ``00123``, transposed ``INV-2026-00132``; ``slash`` ``INV/26/1069``: ``INV261069``,
+    ``inv 26 1069``, ``1069``, ``INV/26/1096``; ``numeric`` ``00001069``: ``INV1069``,
+    ``inv no 1069``, ``1069``, ``00001096``. ``_can_transpose`` is False for a number with no two
+    different adjacent digits (it is truncated instead).
+    """
+    seq = invoices["seq"].to_numpy().astype(np.int64)
+    prefix, year, uid = pl.col("prefix"), pl.col("year"), pl.col("uid")
+    if invoice_format == "default":
+        width = int(invoices["width"].max() or 5)
+        transposed, possible = _transpose_last_pair(seq, width)
+        number = pl.col("seq").cast(pl.Utf8).str.zfill(width)
+        return invoices.select(
+            ref_uid_=uid, ref_full=pl.col("id"), ref_compact=pl.concat_str([prefix, year, number]),
+            ref_spaced=pl.concat_str([prefix.str.to_lowercase(), year, number], separator=" "),
+            ref_number=number,
+            ref_transposed=pl.concat_str([prefix, year, pl.Series(transposed).cast(pl.Utf8).str.zfill(width)], separator="-"),
+            _can_transpose=pl.Series(possible),
+        )
+    shown = np.char.str_len(seq.astype(str))
+    width = int(shown.max()) if len(seq) else 1
+    transposed, possible = _transpose_last_pair(seq, width, shown)
+    invoices = invoices.with_columns(_swapped=pl.Series(transposed), _shown=pl.Series(shown))
+    number = pl.col("seq").cast(pl.Utf8)
+    swapped = pl.col("_swapped").cast(pl.Utf8).str.zfill(pl.col("_shown"))
+    if invoice_format == "slash":
+        yy = year.str.slice(2)
+        forms = {"ref_compact": pl.concat_str([prefix, yy, number]),
+                 "ref_spaced": pl.concat_str([prefix.str.to_lowercase(), yy, number], separator=" "),
+                 "ref_transposed": pl.concat_str([prefix, yy, swapped], separator="/")}
+    else:
+        forms = {"ref_compact": pl.concat_str([prefix, number]),
+                 "ref_spaced": pl.concat_str([prefix.str.to_lowercase(), pl.lit("no"), number], separator=" "),
+                 "ref_transposed": swapped.str.zfill(_NUMERIC_ID_WIDTH)}
+    return invoices.select(
+        ref_uid_=uid, ref_full=pl.col("id"), ref_compact=forms["ref_compact"], ref_spaced=forms["ref_spaced"],
+        ref_number=number, ref_transposed=forms["ref_transposed"], _can_transpose=pl.Series(possible),
+    )
+
+
+def bank_description_expr(ref: pl.Expr) -> pl.Expr:
+    """A bank line's description from its parts: channel, detail, then payer and reference in
+    the line's ``layout`` order, cut at ``cut_at`` characters (columns of the internal rows)."""
+    name_first = pl.col("layout") == "name_first"
+    return pl.concat_str(
+        [
+            pl.col("channel"), pl.col("detail"),
+            pl.when(name_first).then(pl.col("payer")).otherwise(ref),
+            pl.when(name_first).then(ref).otherwise(pl.col("payer")),
+        ],
+        separator=" ", ignore_nulls=True,
+    ).str.slice(0, pl.col("cut_at")).str.strip_chars_end()
+
+
 def _render_bank(bank: pl.DataFrame, invoice_refs: pl.DataFrame) -> pl.DataFrame:
     """Write each bank description from its parts; label what the reader can actually see."""
     b = bank.join(invoice_refs, left_on="ref_uid", right_on="ref_uid_", how="left", maintain_order="left")
     variant = pl.col("ref_variant")
-    full, year, number = pl.col("ref_full"), pl.col("ref_year"), pl.col("ref_number")
+    full = pl.col("ref_full")
     invoice_ref = (
         pl.when(variant == "full").then(full)
-        .when(variant == "compact").then(pl.concat_str([pl.col("ref_prefix"), year, number]))
-        .when(variant == "spaced").then(pl.concat_str([pl.col("ref_prefix").str.to_lowercase(), year, number], separator=" "))
-        .when(variant == "number").then(number)
-        .when(variant == "transposed").then(pl.concat_str([pl.col("ref_prefix"), year, pl.col("ref_transposed")], separator="-"))
+        .when(variant == "compact").then(pl.col("ref_compact"))
+        .when(variant == "spaced").then(pl.col("ref_spaced"))
+        .when(variant == "number").then(pl.col("ref_number"))
+        .when(variant == "transposed").then(pl.col("ref_transposed"))
         .when(variant == "truncated").then(full.str.slice(0, full.str.len_chars() - pl.col("trunc_k")))
     )
     ref = (
@@ -2013,16 +2114,8 @@ def _render_bank(bank: pl.DataFrame, invoice_refs: pl.DataFrame) -> pl.DataFrame
         .when((pl.col("ref_kind") == "text") & (variant == "shown")).then(pl.col("ref_text"))
         .when((pl.col("ref_kind") == "list") & (variant == "shown")).then(pl.col("ref_text"))
     )
-    name_first = pl.col("layout") == "name_first"
     b = b.with_columns(_ref=ref).with_columns(
-        description=pl.concat_str(
-            [
-                pl.col("channel"), pl.col("detail"),
-                pl.when(name_first).then(pl.col("payer")).otherwise(pl.col("_ref")),
-                pl.when(name_first).then(pl.col("_ref")).otherwise(pl.col("payer")),
-            ],
-            separator=" ", ignore_nulls=True,
-        ).str.slice(0, pl.col("cut_at")).str.strip_chars_end(),
+        description=bank_description_expr(pl.col("_ref")),
         counterparty=pl.when(pl.col("show_counterparty")).then(pl.col("payer")),
         reference=pl.when(pl.col("show_reference")).then(pl.col("_ref")),
     )
@@ -2031,7 +2124,7 @@ def _render_bank(bank: pl.DataFrame, invoice_refs: pl.DataFrame) -> pl.DataFrame
     b = b.with_columns(_seen=seen).with_columns(
         _decisive=pl.col("always_decisive") | pl.col("_seen").is_in(DECISIVE_VARIANTS)
     )
-    return b.drop("ref_full", "ref_year", "ref_number", "ref_prefix", "ref_transposed", "_ref")
+    return b.drop("ref_full", "ref_compact", "ref_spaced", "ref_number", "ref_transposed")
 
 
 def _make_decidable(bank: pl.DataFrame, ledger: pl.DataFrame, linked: pl.Series) -> pl.DataFrame:
@@ -2077,14 +2170,15 @@ def _duplicate_lines(month: _Month, bank: pl.DataFrame, n: int) -> pl.DataFrame:
     return pl.concat([bank, copies]).sort(order)
 
 
-def _fill_lists(bank: pl.DataFrame, lists: pl.DataFrame, ledger: pl.DataFrame, width: int) -> pl.DataFrame:
+def _fill_lists(bank: pl.DataFrame, lists: pl.DataFrame, ledger: pl.DataFrame, invoice_refs: pl.DataFrame) -> pl.DataFrame:
     """The text of lines that list several invoices, in the line's style (lines that list none get
     the ``list_full_then_numbers`` text, used if the decidability check has to show it)."""
     members = (
-        lists.join(ledger.select("uid", "id", "seq"), left_on="ledger_uid", right_on="uid")
+        lists.join(ledger.select("uid", "seq"), left_on="ledger_uid", right_on="uid")
+        .join(invoice_refs.select(ledger_uid="ref_uid_", id="ref_full", number="ref_number"), on="ledger_uid")
         .sort(["bank_uid", "seq"])
         .group_by("bank_uid", maintain_order=True)
-        .agg(pl.col("id"), number=pl.col("seq").cast(pl.Utf8).str.zfill(width))
+        .agg(pl.col("id"), pl.col("number"))
         .select(
             "bank_uid",
             _t_numbers=pl.lit("INV ") + pl.col("number").list.join("/"),
@@ -2238,7 +2332,8 @@ def resolve_mix(mix: str | Mapping[str, float] | None) -> dict[str, float]:
 
 def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currency: str = "HKD",
              bank_account: str = DEFAULT_BANK_ACCOUNT,
-             mix: str | Mapping[str, float] | None = None) -> dict[str, pl.DataFrame]:
+             mix: str | Mapping[str, float] | None = None, profile=None,
+             open_items_ratio: float | None = None) -> dict[str, pl.DataFrame]:
     """Generate one month of bank lines, ledger items and the true matches between them.
 
     Parameters
@@ -2257,6 +2352,15 @@ def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currenc
         ``"full"`` (default: every case, :data:`FULL_MIX`), ``"foundation"`` (the one-to-one
         month, :data:`FOUNDATION_MIX`, byte-identical to the foundation's generator) or a share
         per case (cases not named are left out).
+    profile
+        Variation profile(s) of :mod:`benchmarks.profiles` that make the month look like real
+        data: a name (``"holdout"``), names joined by commas (``"name_forms,nameless"``), a
+        list of names or a :class:`benchmarks.profiles.Profile`. ``None`` (default): the month
+        exactly as without profiles.
+    open_items_ratio
+        Ledger rows per bank row (e.g. 2.7): the ledger-only cases (open invoices, sales orders,
+        open bills) grow to make the ledger that large. Default: the profile's own ratio, or the
+        mix's shares (~1.4 for ``full``).
 
     Returns
     -------
@@ -2289,7 +2393,15 @@ def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currenc
     month = _Month(rng=rng, start=start, n_days=(end - start).days, currency=currency, bank_account=bank_account)
     counts = _allocate(n_bank, shares)
     month.parties = _build_parties(month, n_bank)
+    variation = None
+    if profile is not None or open_items_ratio is not None:
+        from benchmarks import profiles  # the profiles build on this module
+
+        variation = profiles.Variation(profiles.resolve_profile(profile, open_items_ratio=open_items_ratio), seed)
+        variation.vary_parties(month)
     for case, fn in CASES.items():
+        if variation is not None and case == LEDGER_ONLY_CASES[0]:
+            counts.update(variation.open_item_counts(month, n_bank, counts))
         if counts.get(case):
             rows = sum(frame.height for frame in month.bank)
             fn(month, counts[case])
@@ -2297,22 +2409,20 @@ def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currenc
             if case not in LEDGER_ONLY_CASES and added != counts[case]:
                 raise AssertionError(f"case {case} wrote {added} bank rows, not {counts[case]}")
 
-    ledger = _assign_ledger_ids(pl.concat(month.ledger), start)
+    bank = pl.concat(month.bank)
+    ledger = pl.concat(month.ledger)
+    invoice_format, invoice_style = "default", None
+    if variation is not None:
+        bank, ledger = variation.repeat_amounts(month, bank, ledger)
+        invoice_style = variation.invoice_style()
+        invoice_format = invoice_style[0] if invoice_style else "default"
+    ledger = _assign_ledger_ids(ledger, start, invoice_style)
     links = pl.concat(month.links) if month.links else pl.DataFrame(schema=_LINKS)
     groups = pl.concat(month.groups) if month.groups else pl.DataFrame(schema=_GROUPS)
     one_to_one = groups.filter(pl.col("match_type") == "one_to_one")["group"]
     # items settled by a compound line do not count as identified for elimination
     linked = links.filter((pl.col("side") == "ledger") & pl.col("group").is_in(one_to_one.implode()))["uid"]
-    invoices = ledger.filter(pl.col("type") == "invoice")
-    width = int(invoices["width"].max() or 5)
-    transposed, possible = _transpose_last_pair(invoices["seq"].to_numpy().astype(np.int64), width)
-    invoice_refs = invoices.select(
-        ref_uid_=pl.col("uid"), ref_full=pl.col("id"), ref_prefix=pl.col("prefix"), ref_year=pl.col("year"),
-        ref_number=pl.col("seq").cast(pl.Utf8).str.zfill(width),
-        ref_transposed=pl.Series(transposed).cast(pl.Utf8).str.zfill(width),
-        _can_transpose=pl.Series(possible),
-    )
-    bank = pl.concat(month.bank)
+    invoice_refs = _invoice_ref_forms(ledger.filter(pl.col("type") == "invoice"), invoice_format)
     bank = bank.join(invoice_refs.select("ref_uid_", "_can_transpose"), left_on="ref_uid", right_on="ref_uid_",
                      how="left", maintain_order="left")
     bank = bank.with_columns(  # 11111 has no transposition: it gets truncated instead
@@ -2321,12 +2431,12 @@ def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currenc
     ).drop("_can_transpose")
     invoice_refs = invoice_refs.drop("_can_transpose")
     if month.lists:
-        bank = _fill_lists(bank, pl.concat(month.lists), ledger, width)
+        bank = _fill_lists(bank, pl.concat(month.lists), ledger, invoice_refs)
     bank = _render_bank(bank, invoice_refs)
     bank = _make_decidable(bank, ledger, linked)
     if bank["own_check"].any():
         bank = _make_compound_decidable(bank, ledger, links, month)
-    bank = bank.drop("description", "counterparty", "reference", "_seen", "_decisive")
+    bank = bank.drop("description", "counterparty", "reference", "_seen", "_decisive", "_ref")
     bank = _render_bank(bank, invoice_refs)
 
     # bank ids follow statement order: by date, then as the bank happened to post them
@@ -2347,6 +2457,7 @@ def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currenc
     opens = pl.concat(month.opens) if month.opens else pl.DataFrame(schema=_OPEN)
     truth = _truth(groups, links, bank.select("uid", "id"), ledger.select("uid", "id"),
                    (adjustments, opens, currency) if extended else None)
+    lines = bank  # each line once, with the parts it was written from (for the variation profiles)
     bank = _duplicate_lines(month, bank, counts.get("duplicate_feed_line", 0))
     bank_out = bank.select(
         "id", "date",
@@ -2371,6 +2482,8 @@ def generate(n_bank: int, seed: int = 0, start: date = DEFAULT_START, *, currenc
         out["fx"] = _fx_table(month)
     if month.stripe:
         out["stripe"] = _stripe_report(pl.concat(month.stripe), ledger, start, currency)
+    if variation is not None:
+        out = variation.vary_month(month, out, lines, ledger, invoice_refs)
     return out
 
 
@@ -2418,7 +2531,8 @@ def labels(month: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
         originals.select(side=pl.lit("bank"), id="id", case="case", variant="variant",
                          delivered=pl.col("delivered").cast(pl.Int64)),
         month["ledger"].select(side=pl.lit("ledger"), id="id", case="case",
-                               variant=pl.lit(None, dtype=pl.Utf8), delivered=pl.lit(1, dtype=pl.Int64)),
+                               variant=pl.col("variant") if "variant" in month["ledger"].columns
+                               else pl.lit(None, dtype=pl.Utf8), delivered=pl.lit(1, dtype=pl.Int64)),
     ])
 
 
@@ -2479,10 +2593,41 @@ def main(argv: list[str] | None = None) -> int:
                         help="first day of the month, YYYY-MM-DD (default 2026-10-01)")
     parser.add_argument("--mix", choices=sorted(MIXES), default=DEFAULT_MIX,
                         help=f"case mix (default {DEFAULT_MIX}; 'foundation' is the one-to-one month)")
+    parser.add_argument("--profile", metavar="NAME[,NAME]",
+                        help="variation profile(s) of benchmarks/profiles.py: name_forms, reference_degradation, "
+                             "nameless, amount_repetition, id_numbers, script_mix, ledger_style, all (the tuning "
+                             "profile) or holdout (held out: never tune on it)")
+    parser.add_argument("--open-items-ratio", type=float, metavar="R",
+                        help="ledger rows per bank row (grows open invoices, orders, bills; 'all' uses 2.7, "
+                             "'holdout' 3.0)")
+    parser.add_argument("--adversarial", metavar="KIND",
+                        help="write an adversarial month instead (no_true_pair: every amount 100.00, no bank "
+                             "line has a ledger item, truth.csv empty)")
+    parser.add_argument("--with-serials", action="store_true",
+                        help="adversarial no_true_pair: invoice serials equal the bank lines' customer numbers")
+    parser.add_argument("--ledger-lines", type=int, help="adversarial months: rows of ledger.csv (default 4x bank)")
     parser.add_argument("--out", required=True, help="output directory")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    paths = write(args.out, args.bank_lines, seed=args.seed, start=args.start, mix=args.mix)
+    if args.adversarial:
+        from benchmarks.adversarial import adversarial
+
+        try:
+            month = adversarial(args.adversarial, args.bank_lines, args.ledger_lines or 4 * args.bank_lines,
+                                seed=args.seed, start=args.start, with_serials=args.with_serials)
+        except ValueError as exc:
+            parser.error(str(exc))
+        paths = save(month, args.out)
+    else:
+        if args.profile is not None or args.open_items_ratio is not None:
+            from benchmarks.profiles import resolve_profile
+
+            try:
+                resolve_profile(args.profile, open_items_ratio=args.open_items_ratio)
+            except ValueError as exc:
+                parser.error(str(exc))
+        paths = write(args.out, args.bank_lines, seed=args.seed, start=args.start, mix=args.mix,
+                      profile=args.profile, open_items_ratio=args.open_items_ratio)
     elapsed = time.perf_counter() - started
     print(f"wrote {', '.join(str(p) for p in paths.values())} in {elapsed:.1f}s", file=sys.stderr)
     return 0
