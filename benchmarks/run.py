@@ -15,6 +15,16 @@ with :func:`engine.evaluate.evaluate_files`, then does the same for the plain ba
 prints a markdown table with a row per system and size, appending it, with the machine and the
 exact commands, to ``benchmarks/RESULTS.md``.
 
+``--profile NAME[,NAME]`` generates the months with variation profiles of
+:mod:`benchmarks.profiles` (``all`` is the tuning profile); ``--holdout`` adds, for each size, a
+month made with the held-out profile ``holdout`` (rows ``profile=holdout``) next to the usual one,
+so generalisation shows beside the figures one tunes on. Never tune on the held-out rows.
+
+Besides recall and the exact-group auto error, each row shows the wrong-books auto error (auto
+proposals that would book a line against an item of another truth group, or write off part of
+one), the auto coverage of the bank lines that belong to a truth group, and the Brier score of
+the proposals' confidence; the section ends with the reliability table of each recon run.
+
 Data goes under ``benchmarks/_data/`` (git-ignored) and is deleted after each size unless
 ``--keep`` is given.
 
@@ -23,6 +33,7 @@ Examples
 ``python -m benchmarks.run --sizes 10000 100000 1000000``
 ``python -m benchmarks.run --sizes 2000 --rules my_rules.toml --keep``
 ``python -m benchmarks.run --sizes 10000 --mix foundation --no-baseline``
+``python -m benchmarks.run --sizes 10000 --seed 1 --profile all --holdout``
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.generate import DEFAULT_MIX, MIXES, generate, save
+from benchmarks.profiles import HOLDOUT_PROFILE, resolve_profile
 from engine.evaluate import EvaluationReport, evaluate_files, format_ratio
 from models.errors import ReconError
 
@@ -72,6 +84,10 @@ module docstring lists the case mix), runs `recon match` on it in a child proces
 | auto coverage | bank lines in a correct auto proposal / all bank lines |
 | ceiling | bank lines in some truth group / all bank lines: the best auto coverage possible |
 | adj ok | correct proposals whose adjustment lines total the truth's (full mix; n/a without an `adjustments` column) |
+| profile | variation profile of `benchmarks/profiles.py` the month was generated with (`none`: the plain month; `holdout` is held out, never tuned on) |
+| wrong books | auto proposals that pair a line with an item of another truth group (or of none), or book a write-off on part of one / auto proposals; also per claimed match type |
+| auto cov truth | bank lines in a correct auto proposal / bank lines in some truth group |
+| brier | mean squared difference between a proposal's confidence and "it is exactly a truth group" |
 
 A group is correct only if its bank ids and ledger ids are exactly a truth group's; a partial
 overlap counts as wrong. Timings depend on the machine and on its load (shown per section).
@@ -96,6 +112,7 @@ class SizeResult:
     size: int
     seed: int
     mix: str = DEFAULT_MIX
+    profile: str = "none"
     bank_lines: int = 0
     ledger_lines: int = 0
     generate_seconds: float = 0.0
@@ -210,13 +227,17 @@ def run_system(command: list[str], out: Path, paths: dict[str, Path], log_path: 
 
 
 def run_size(size: int, seed: int, rules: str | None, keep: bool, timeout: float | None,
-             data_dir: Path = DATA_DIR, mix: str = DEFAULT_MIX, baseline: bool = True) -> SizeResult:
-    """Generate one month of ``size`` bank lines, match it with the CLI (and the baseline), score it."""
-    result = SizeResult(size=size, seed=seed, mix=mix)
-    work = data_dir / f"bank{size}-seed{seed}-{mix}"
+             data_dir: Path = DATA_DIR, mix: str = DEFAULT_MIX, baseline: bool = True,
+             profile: str | None = None, open_items_ratio: float | None = None) -> SizeResult:
+    """Generate one month of ``size`` bank lines (with ``profile``, when given), match it with the
+    CLI (and the baseline), score it."""
+    label = (profile or "none") + ("" if open_items_ratio is None else f"+ledger{open_items_ratio:g}x")
+    result = SizeResult(size=size, seed=seed, mix=mix, profile=label)
+    suffix = "" if profile is None and open_items_ratio is None else "-" + label.replace(",", "+")
+    work = data_dir / f"bank{size}-seed{seed}-{mix}{suffix}"
     try:
         started = time.perf_counter()
-        month = generate(size, seed=seed, mix=mix)
+        month = generate(size, seed=seed, mix=mix, profile=profile, open_items_ratio=open_items_ratio)
         paths = save(month, work)
         result.generate_seconds = time.perf_counter() - started
         result.bank_lines, result.ledger_lines = month["bank"].height, month["ledger"].height
@@ -278,16 +299,16 @@ def machine_info() -> list[str]:
 def results_table(results: list[SizeResult]) -> str:
     """The markdown table of a run: one row per size and system (recon, then the baseline)."""
     types = sorted({t for r in results for _, sys_ in r.systems() if sys_.report for t in sys_.report.truth_by_type})
-    header = ["size", "system", "bank lines", "ledger lines", "gen s", "wall s", "peak RSS MB", "precision",
-              "recall", *[f"recall {t}" for t in types], "auto error",
-              *[f"auto error {t}" for t in types], "auto coverage", "ceiling", "adj ok",
-              "status"]
+    header = ["size", "system", "bank lines", "ledger lines", "profile", "gen s", "wall s", "peak RSS MB",
+              "precision", "recall", *[f"recall {t}" for t in types], "auto error",
+              *[f"auto error {t}" for t in types], "wrong books", *[f"wrong books {t}" for t in types],
+              "auto coverage", "ceiling", "auto cov truth", "brier", "adj ok", "status"]
     lines = ["| " + " | ".join(header) + " |", "|---:|---|" + "---:|" * (len(header) - 3) + "---|"]
     for r in results:
         for name, run in r.systems():
             rep = run.report
             cells = [
-                f"{r.size:,}", name, f"{r.bank_lines:,}", f"{r.ledger_lines:,}",
+                f"{r.size:,}", name, f"{r.bank_lines:,}", f"{r.ledger_lines:,}", r.profile,
                 f"{r.generate_seconds:.1f}" if name == "recon" else "",
                 "n/a" if run.wall_seconds is None else f"{run.wall_seconds:.1f}",
                 "n/a" if run.peak_rss_bytes is None else f"{run.peak_rss_bytes / 2**20:,.0f}",
@@ -295,13 +316,31 @@ def results_table(results: list[SizeResult]) -> str:
                 *[format_ratio(rep.recall_by_type.get(t) if rep else None) for t in types],
                 format_ratio(rep.auto_error_rate if rep else None),
                 *[format_ratio(rep.auto_error_rate_by_type.get(t) if rep else None) for t in types],
+                format_ratio(rep.auto_wrong_books_rate if rep else None),
+                *[format_ratio(rep.auto_wrong_books_rate_by_type.get(t) if rep else None) for t in types],
                 format_ratio(rep.auto_coverage if rep else None),
                 format_ratio(rep.auto_coverage_ceiling if rep else None),
+                format_ratio(rep.auto_coverage_truth if rep else None),
+                "n/a" if rep is None or rep.brier_score is None else f"{rep.brier_score:.4f}",
                 format_ratio(rep.adjustment_total_accuracy if rep else None),
                 run.status.replace("|", "/"),
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def calibration_tables(results: list[SizeResult]) -> str:
+    """Per recon run with confidences: the reliability table (proposals, mean confidence and share
+    exactly right per confidence bin)."""
+    parts = []
+    for r in results:
+        for name, run in r.systems():
+            rep = run.report
+            if name != "recon" or rep is None or not rep.calibrated:
+                continue
+            parts += [f"Reliability, {r.size:,} bank lines, profile `{r.profile}` ({name}; Brier "
+                      f"{rep.brier_score:.4f} over {rep.calibrated:,} proposals):", "", *rep.reliability_markdown(), ""]
+    return "\n".join(parts)
 
 
 def _shown(command: list[str]) -> str:
@@ -318,6 +357,10 @@ def section(results: list[SizeResult], argv: list[str], started: datetime | None
     mixes = sorted({r.mix for r in results})
     if mixes:
         lines.append(f"Case mix: {', '.join(f'`{m}`' for m in mixes)} (see `benchmarks/generate.py`)")
+    profiles = sorted({r.profile for r in results} - {"none"})
+    if profiles:
+        lines.append(f"Profiles: {', '.join(f'`{p}`' for p in profiles)} (see `benchmarks/profiles.py`)"
+                     + (f"; `{HOLDOUT_PROFILE}` is held out: never tune on it" if HOLDOUT_PROFILE in profiles else ""))
     example = next((r.command for r in results if r.command), None)
     if example:
         lines.append(f"Each size runs: `{_shown(example)}`")
@@ -327,6 +370,9 @@ def section(results: list[SizeResult], argv: list[str], started: datetime | None
     lines += ["", "Rows per size: `recon`, then `baseline` (exact amount, +-7 days, first-come greedy, "
               "one-to-one) on the same files. `adj ok`: correct groups whose adjustments total the truth's.",
               "", results_table(results), ""]
+    calibration = calibration_tables(results)
+    if calibration:
+        lines += [calibration]
     return "\n".join(lines)
 
 
@@ -347,6 +393,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mix", choices=sorted(MIXES), default=DEFAULT_MIX,
                         help=f"case mix of the generated months (default {DEFAULT_MIX})")
+    parser.add_argument("--profile", metavar="NAME[,NAME]",
+                        help="variation profile(s) of benchmarks/profiles.py for the months (e.g. all)")
+    parser.add_argument("--holdout", action="store_true",
+                        help=f"also run, for each size, a month of the held-out profile '{HOLDOUT_PROFILE}' "
+                             "(never tune on it)")
+    parser.add_argument("--open-items-ratio", type=float, metavar="R", help="ledger rows per bank row")
     parser.add_argument("--no-baseline", action="store_true", help="do not run the plain baseline")
     parser.add_argument("--rules", metavar="FILE", help="rule-set file passed to recon match")
     parser.add_argument("--keep", action="store_true", help="keep generated data and outputs")
@@ -357,15 +409,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.rules and not Path(args.rules).is_file():
         parser.error(f"rule file not found: {args.rules}")
     rules = str(Path(args.rules).resolve()) if args.rules else None
+    try:
+        if args.profile is not None or args.open_items_ratio is not None:
+            resolve_profile(args.profile, open_items_ratio=args.open_items_ratio)
+    except ValueError as exc:
+        parser.error(str(exc))
+    profiles = [args.profile] + ([HOLDOUT_PROFILE] if args.holdout and args.profile != HOLDOUT_PROFILE else [])
     started, machine = datetime.now(UTC), machine_info()  # the load before we add ours
     results = []
     for size in args.sizes:
-        print(f"benchmark: {size:,} bank lines ...", file=sys.stderr, flush=True)
-        result = run_size(size, args.seed, rules, args.keep, args.timeout, mix=args.mix, baseline=not args.no_baseline)
-        said = ", ".join(f"{name} {run.status}" for name, run in result.systems())
-        print(f"benchmark: {size:,} bank lines: generated in {result.generate_seconds:.1f}s, {said}",
-              file=sys.stderr, flush=True)
-        results.append(result)
+        for profile in profiles:
+            shown = f"{size:,} bank lines" + (f", profile {profile}" if profile else "")
+            print(f"benchmark: {shown} ...", file=sys.stderr, flush=True)
+            ratio = args.open_items_ratio if profile == args.profile else None
+            result = run_size(size, args.seed, rules, args.keep, args.timeout, mix=args.mix,
+                              baseline=not args.no_baseline, profile=profile, open_items_ratio=ratio)
+            said = ", ".join(f"{name} {run.status}" for name, run in result.systems())
+            print(f"benchmark: {shown}: generated in {result.generate_seconds:.1f}s, {said}",
+                  file=sys.stderr, flush=True)
+            results.append(result)
     text = section(results, argv, started, machine)
     print(text)
     if not args.no_append:
