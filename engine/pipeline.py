@@ -32,6 +32,7 @@ from engine.scoring.differences import cause as difference_cause
 from engine.scoring.evidence import measure_pairs
 from engine.scoring.score import level_codes, scored_frame, scorer_for
 from engine.scoring.scorers import RulesScorer
+from engine.writeoffs import demand_proof
 from models.money import format_minor_expr
 from models.schema import BANK_SCHEMA, ID_SEPARATOR, LEDGER_SCHEMA, MATCH_COLUMNS
 from rules.model import RuleSet
@@ -275,13 +276,17 @@ def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, ru
         unmatched_job = pool.submit(_unmatched, taken, scored, pb, pl_, rules, fx_rates)
         proposals, lines = _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups, labels)
         g_proposals, g_lines = group_job.result()
-        proposals = pl.concat([proposals, g_proposals], how="vertical_relaxed").sort(_id_order(pl.col("match_id")))
+        proposals = pl.concat([proposals, g_proposals], how="diagonal_relaxed").sort(_id_order(pl.col("match_id")))
         # by match id, then side, then id: each match's lines come bank lines first, each side in
         # id order, so a stable sort on the match id alone gives that order
         lines = pl.concat([lines, g_lines], how="vertical_relaxed").sort(
             _id_order(pl.col("match_id")), maintain_order=True
         )
         unmatched_bank, unmatched_ledger = unmatched_job.result()
+    # an automatic write-off needs proof that nothing else explains the difference
+    proposals = demand_proof(
+        proposals.drop("open_minor"), lines, proposals.select("match_id", "open_minor").drop_nulls(), pb, pl_, rules,
+    )
     return proposals, lines, unmatched_bank, unmatched_ledger
 
 
@@ -764,6 +769,7 @@ def _group_proposals(chosen_groups, groups, pb, pl_, rules, labels):
         "ledger_counterparties",
         "ledger_descriptions",
         pl.when(pl.col("open_minor").is_not_null()).then(open_text).otherwise(pl.lit("")).alias("open_amount"),
+        "open_minor",
     )
     ids = df.select("group", "match_id")
     # all bank lines, then all ledger lines, each group's members in id order (as the caller's

@@ -272,16 +272,13 @@ class Estimation(_Strict):
     from ``random_pairs`` random bank x ledger pairs, m probabilities by expectation-maximisation
     over the candidate pairs (at most ``max_iterations`` rounds, converged when no probability
     moves by more than ``tolerance``), the rule set's weights counting as ``prior_strength``
-    matches' worth of evidence; an estimated weight stays within ``max_shift`` bits of the rule
-    set's, and an exact amount or name rarer than usual adds at most ``max_tf_bits``.
+    matches' worth of evidence.
     Deterministic for ``seed``."""
 
     random_pairs: int = Field(200_000, ge=1_000, le=50_000_000)
     max_iterations: int = Field(100, ge=1, le=10_000)
     tolerance: float = Field(1e-4, gt=0, le=0.1)
     prior_strength: float = Field(20.0, ge=0)
-    max_shift: float = Field(2.0, ge=0, le=30)  # bits an estimated weight may move from the rule set's
-    max_tf_bits: float = Field(3.0, ge=0, le=30)  # bits a rare amount or name may add
     seed: int = 0
 
 

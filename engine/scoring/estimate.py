@@ -6,17 +6,19 @@ The comparison levels are treated as a Fellegi-Sunter model, as Splink does:
   the same currency and sign (``scoring.estimation.random_pairs`` of them, drawn with the
   seed), measured exactly as candidates are;
 - **m** (how often it happens between true matches) by expectation-maximisation over the
-  candidate pairs, started from the rule-set scorer's posteriors, with the rule set's levels
-  as a prior worth ``prior_strength`` matches (so a level the month barely uses keeps about
-  its prior share);
+  candidate pairs, started from the rule-set scorer's posteriors, whose first estimate stays a
+  prior worth ``prior_strength`` matches (so a level the month barely uses keeps about its
+  prior share); each pair's posterior is scaled so that no bank line and no ledger item
+  expects more than one match;
 - **term frequencies**: an exact amount is weighed by how many ledger items have it (an exact
   3,800.00 in a ledger of 3,800.00 retainers is weak; a unique 28,808.15 is strong), and the
   same name by how many items the party has;
 - the **prior** is the expected share of true matches among all same-currency, same-sign pairs.
 
 A level's estimated weight is ``log2(m / u)``; it keeps the sign of its rule-set weight (a level
-the rule set counts against a match never counts for one, and the reverse), and the context
-levels (the only candidate, oldest first) keep the rule set's weights. EM runs on the distinct
+the rule set counts against a match never counts for one, and the reverse) and never counts
+more against a match than the rule set's weight (see :func:`_bounded`); the context levels (the
+only candidate, oldest first) keep the rule set's weights. EM runs on the distinct
 level patterns (a few thousand at most), so it takes milliseconds whatever the month's size.
 When it does not converge, or lands somewhere degenerate, the run falls back to the rule set's
 weights and says why (:attr:`EstimatedScorer.warnings`).
@@ -229,24 +231,22 @@ def estimate(evidence: PairEvidence, codes: dict[str, np.ndarray], bank: pl.Data
 
     m_by_name = dict(zip(ESTIMATED_COMPARISONS, m, strict=True))
     u_by_name = dict(zip(ESTIMATED_COMPARISONS, u_candidates, strict=True))
-    weights = {
-        name: _bounded(np.log2(m_by_name[name] / u_by_name[name]), comparisons[name].weights, est.max_shift)
-        for name in ESTIMATED_COMPARISONS
-    }
-    u_by_name = dict(zip(ESTIMATED_COMPARISONS, u_candidates, strict=True))
-    prior = float(_bounded(np.array([math.log2(max(share, 1e-9) / max(1.0 - share, 1e-9))]),
-                           np.array([rules.weights.prior]), est.max_shift, keep_sign=False)[0])
+    weights = {name: _bounded(np.log2(m_by_name[name] / u_random[name]), comparisons[name].weights)
+               for name in ESTIMATED_COMPARISONS}
+    share_all = min(max(expected / max(population, 1), 1e-12), 0.5)
+    prior = math.log2(share_all / (1.0 - share_all))
     return Estimate(converged, iteration, share, expected, population, m_by_name, u_random, weights,
                     warnings=warnings, u_candidates=u_by_name, prior=prior)
 
 
-def _bounded(bits: np.ndarray, rule_bits: np.ndarray, shift: float, keep_sign: bool = True) -> np.ndarray:
-    """Estimated weights at most ``shift`` bits from the rule set's, never of the other sign
-    (a level the rule set counts against a match never counts for one, and the reverse)."""
-    bounded = np.clip(bits, rule_bits - shift, rule_bits + shift)
-    if keep_sign:
-        bounded = np.where(rule_bits > 0, np.maximum(bounded, 0.0), np.where(rule_bits < 0, np.minimum(bounded, 0.0), bounded))
-    return bounded
+def _bounded(bits: np.ndarray, rule_bits: np.ndarray) -> np.ndarray:
+    """Estimated weights within ``MAX_BITS``, never of the other sign than the rule set's, and
+    never more against a match than the rule set says: EM learns how often true matches land
+    in a level from the matches it already believes in, so a level true matches rarely reach
+    in this month (an unrelated payer name on a standing order, a date outside the window)
+    would otherwise count as near-proof against them."""
+    bits = np.clip(bits, -MAX_BITS, MAX_BITS)
+    return np.where(rule_bits > 0, np.maximum(bits, 0.0), np.where(rule_bits < 0, np.clip(bits, rule_bits, 0.0), bits))
 
 
 def confidence_from_bits(score: np.ndarray) -> np.ndarray:
@@ -290,20 +290,21 @@ class EstimatedScorer:
         return total + competing_penalty(evidence, self.rules)
 
     def term_frequency_bits(self, evidence: PairEvidence, codes: dict[str, np.ndarray]) -> np.ndarray:
-        """Bits added to (or taken from) an exact amount and the same name for how common the
-        value is, as Splink's term-frequency adjustment: ``log2(u / tf)``, where ``u`` is how often
-        random pairs agree at that level and ``tf`` how many of the item's possible partners have
-        its value. Never more than ``max_tf_bits``, never below taking the level's whole weight."""
-        result, est = self.estimate, self.rules.scoring.estimation
+        """Bits to add to an exact amount's and the same name's level weight for how common
+        the value is, as Splink's term-frequency adjustment: the level is worth
+        ``log2(m / tf)``, where ``tf`` is the share of the item's possible partners (same
+        currency and sign) that have its amount, or its name (never below how often random
+        pairs have the same name: a name is compared fuzzily)."""
+        result = self.estimate
         bits = np.zeros(evidence.size)
         rows = evidence.ledger_rows
         for comparison, key, share in (("amount", "exact", self._amount_share),
                                        ("name", self.rules.weights.name[0].label, self._name_share)):
             code = self.comparisons[comparison].index(key)
             at = codes[comparison] == code
-            level_bits = result.weights[comparison][code]
-            adjust = np.log2(result.u[comparison][code] / share[rows[at]])
-            bits[at] = np.clip(adjust, -max(level_bits, 0.0), est.max_tf_bits)
+            floor = result.u[comparison][code] if comparison == "name" else 0.0
+            worth = np.log2(result.m[comparison][code] / np.maximum(share[rows[at]], max(floor, 1e-12)))
+            bits[at] = np.clip(worth, 0.0, MAX_BITS) - result.weights[comparison][code]
         return bits
 
     def weights(self) -> pl.DataFrame:

@@ -1,0 +1,133 @@
+"""Write-offs need proof (engine, after assignment): an automatic match may book a difference only
+when nothing else explains it.
+
+A match whose amounts differ balances with an adjustment line: a short payment, a discount, a
+bank charge, an overpayment. Booked automatically, that line changes the books. It is only right
+when the difference really is a write-off, not the part of a payment still to come or an item
+paid together with another: an invoice of 10,000.00 paid 9,800.00 now and 200.00 next week is an
+instalment, not a 2% discount. So an ``auto`` proposal goes to ``review``, naming the line, when
+
+- it books an adjustment, and another bank line that no automatic match took, of the same
+  currency, with exactly the difference (``bank total + line = ledger total``), dated within
+  ``compound.instalment_window_days``, from a payer who is not plainly someone else (same or
+  similar name, no name, or quoting the item's number), could make it whole; or a ledger item
+  no automatic match took could (``ledger total + item = bank total``: paid together);
+- or it leaves part of an item open (instalments so far) and such a bank line has exactly what
+  stays open.
+
+Everything is a join on (currency, amount): a proposal meets only the lines of its exact amount.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from engine.scoring.names import name_similarity
+from models.money import format_minor_expr
+from rules.model import RuleSet
+
+__all__ = ["demand_proof"]
+
+#: a line whose payer name is at most this similar to the item's (same script) is someone else
+PLAINLY_OTHER_SIMILARITY = 50.0
+
+
+def _compatible(pairs: pl.DataFrame) -> pl.Series:
+    """Whether each (``name_line``, ``name_item``) may be the same payer: a name missing on
+    either side, or names not plainly different."""
+    line = pairs["name_line"].fill_null("")
+    item = pairs["name_item"].fill_null("")
+    unknown = (line == "") | (item == "") | (line == item)
+    check = (~unknown).arg_true()
+    ok = unknown.to_numpy().copy()
+    if check.len():
+        similarity = name_similarity(line.gather(check), item.gather(check))
+        ok[check.to_numpy()] = similarity > PLAINLY_OTHER_SIMILARITY
+    return pl.Series(ok)
+
+
+def demand_proof(proposals: pl.DataFrame, match_lines: pl.DataFrame, open_minor: pl.DataFrame,
+                 bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """``proposals`` with the ``auto`` ones whose adjustment or open remainder another open line
+    could explain sent to ``review`` (see the module docstring), the line named in the
+    explanation.
+
+    Parameters
+    ----------
+    proposals
+        ``match_id``, ``status``, ``explanation`` (and any other columns, kept).
+    match_lines
+        ``match_id``, ``side``, ``id``, ``amount_minor``, ``currency`` of every proposal.
+    open_minor
+        ``match_id``, ``open_minor``: what stays open on a partly paid item (in its currency).
+    bank, ledger
+        The prepared frames (``id``, ``day``, ``currency``, ``amount_minor``, ``name_key``,
+        ``ref_keys`` / ``ref_serial``).
+    """
+    auto_ids = proposals.filter(pl.col("status") == "auto").select("match_id")
+    if auto_ids.height == 0:
+        return proposals
+    lines = match_lines.join(auto_ids, on="match_id")
+    totals = lines.group_by("match_id").agg(
+        bank_total=pl.col("amount_minor").filter(pl.col("side") == "bank").sum(),
+        ledger_total=pl.col("amount_minor").filter(pl.col("side") == "ledger").sum(),
+        currency=pl.col("currency").filter(pl.col("side") == "bank").first(),
+        ledger_currency=pl.col("currency").filter(pl.col("side") == "ledger").first(),
+        bank_id=pl.col("id").filter(pl.col("side") == "bank").first(),
+        ledger_id=pl.col("id").filter(pl.col("side") == "ledger").first(),
+    ).join(open_minor, on="match_id", how="left")
+    # the difference in the bank currency (an FX group's ledger lines are in their own)
+    same_currency = pl.col("currency") == pl.col("ledger_currency")
+    wanted = pl.concat([
+        # a bank line that makes the bank side whole
+        totals.filter(same_currency & (pl.col("bank_total") != pl.col("ledger_total"))).select(
+            "match_id", "currency", "bank_id", "ledger_id", side=pl.lit("bank"),
+            amount_minor=pl.col("ledger_total") - pl.col("bank_total"),
+        ),
+        # a ledger item paid together with these
+        totals.filter(same_currency & (pl.col("bank_total") != pl.col("ledger_total"))).select(
+            "match_id", "currency", "bank_id", "ledger_id", side=pl.lit("ledger"),
+            amount_minor=pl.col("bank_total") - pl.col("ledger_total"),
+        ),
+        # the rest of an item paid in part
+        totals.filter(same_currency & pl.col("open_minor").is_not_null() & (pl.col("open_minor") != 0)).select(
+            "match_id", "currency", "bank_id", "ledger_id", side=pl.lit("bank"), amount_minor=pl.col("open_minor"),
+        ),
+    ])
+    if wanted.height == 0:
+        return proposals
+    taken = lines.select("side", "id").unique()
+    window = rules.compound.instalment_window_days
+    found = []
+    for side, frame in (("bank", bank), ("ledger", ledger)):
+        open_lines = frame.select("id", "day", "currency", "amount_minor", "name_key").join(
+            taken.filter(pl.col("side") == side).select("id"), on="id", how="anti"
+        )
+        hits = (
+            wanted.filter(pl.col("side") == side)
+            .join(open_lines.rename({"id": "other_id", "day": "other_day", "name_key": "name_line"}),
+                  on=["currency", "amount_minor"])
+            .join(bank.select(bank_id="id", bank_day="day"), on="bank_id")
+            .join(ledger.select(ledger_id="id", name_item="name_key"), on="ledger_id")
+            .filter((pl.col("other_day") - pl.col("bank_day")).abs() <= window)
+        )
+        if hits.height:
+            found.append(hits.filter(_compatible(hits)))
+    if not found or not any(f.height for f in found):
+        return proposals
+    hits = pl.concat(found).sort("match_id", "side", "other_id").group_by("match_id", maintain_order=True).first()
+    noun = pl.when(pl.col("side") == "bank").then(pl.lit("bank line ")).otherwise(pl.lit("ledger item "))
+    reason = hits.select(
+        "match_id",
+        _proof=pl.lit("review: ") + noun + pl.col("other_id") + pl.lit(" (") + pl.col("currency") + pl.lit(" ")
+        + format_minor_expr(pl.col("amount_minor"), pl.col("currency"))
+        + pl.lit(") is still open and could make this match whole: the difference may not be a write-off"),
+    )
+    out = proposals.join(reason, on="match_id", how="left", maintain_order="left")
+    flagged = pl.col("_proof").is_not_null()
+    return out.with_columns(
+        status=pl.when(flagged).then(pl.lit("review")).otherwise(pl.col("status")),
+        explanation=pl.when(flagged).then(pl.col("explanation") + pl.lit("; ") + pl.col("_proof"))
+        .otherwise(pl.col("explanation")),
+    ).drop("_proof")
+

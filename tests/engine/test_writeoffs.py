@@ -1,0 +1,68 @@
+"""An automatic match may write a difference off only when nothing else explains it."""
+
+from __future__ import annotations
+
+import engine.api as recon
+
+HEADER_BANK = "id,date,amount,currency,description,counterparty,reference,account\n"
+HEADER_LEDGER = "id,date,amount,currency,description,counterparty,reference,account,type,due_date\n"
+INVOICE = "INV-2026-01069,2026-09-20,10000.00,HKD,Design fee,Kam Wing Trading Ltd,,1100,invoice,\n"
+
+
+def _run(tmp_path, bank_rows: str, ledger_rows: str = INVOICE):
+    (tmp_path / "bank.csv").write_text(HEADER_BANK + bank_rows, encoding="utf-8")
+    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + ledger_rows, encoding="utf-8")
+    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv")
+    return {r["bank_ids"]: r for r in result.proposals.iter_rows(named=True)}
+
+
+def test_a_discount_is_booked_automatically_when_nothing_else_explains_it(tmp_path):
+    rows = _run(tmp_path, "B1,2026-10-02,9800.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n")
+    assert rows["B1"]["ledger_ids"] == "INV-2026-01069"
+    assert rows["B1"]["adjustments"].startswith("short_payment -200.00")
+    assert rows["B1"]["status"] == "auto"
+
+
+def test_no_automatic_discount_when_the_payers_next_credit_is_the_difference(tmp_path):
+    # 9,800.00 looks like a 2% discount, but the same customer pays the other 200.00 a week later
+    rows = _run(
+        tmp_path,
+        "B1,2026-10-02,9800.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n"
+        "B2,2026-10-09,200.00,HKD,FPS CR KAM WING TRADING,,,001\n",
+    )
+    pair = next(r for r in rows.values() if "B1" in r["bank_ids"].split(";"))
+    if pair["bank_ids"] == "B1":  # proposed as a one-to-one with a write-off: never automatically
+        assert pair["status"] == "review"
+        assert "B2" in pair["explanation"] and "could make this match whole" in pair["explanation"]
+    else:  # or found as the instalments they are
+        assert pair["bank_ids"] == "B1;B2"
+
+
+def test_nameless_credit_of_the_difference_also_counts(tmp_path):
+    rows = _run(
+        tmp_path,
+        "B1,2026-10-02,9800.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n"
+        "B2,2026-10-09,200.00,HKD,CASH DEPOSIT,,,001\n",
+    )
+    assert rows["B1"]["status"] == "review"
+    assert "B2" in rows["B1"]["explanation"]
+
+
+def test_another_payers_credit_of_the_difference_does_not_count(tmp_path):
+    rows = _run(
+        tmp_path,
+        "B1,2026-10-02,9800.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n"
+        "B2,2026-10-09,200.00,HKD,FPS CR HARBOUR VIEW PROPERTIES,,,001\n",
+    )
+    assert rows["B1"]["status"] == "auto"
+
+
+def test_an_open_item_of_the_overpaid_amount_stops_an_automatic_overpayment(tmp_path):
+    # 10,150.00 in: the invoice plus a 150.00 one of the same customer, not an overpayment
+    rows = _run(
+        tmp_path,
+        "B1,2026-10-02,10150.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n",
+        INVOICE + "INV-2026-01070,2026-09-21,150.00,HKD,Courier,Kam Wing Trading Ltd,,1100,invoice,\n",
+    )
+    pair = rows["B1"]
+    assert pair["status"] == "review" or pair["ledger_ids"] == "INV-2026-01069;INV-2026-01070"
