@@ -113,3 +113,52 @@ def _run_size_in(data_dir: Path):
         return original(*args, **kwargs)
 
     return run_size
+
+
+def _calibrated_report():
+    truth = pl.DataFrame({
+        "group_id": ["T1", "T2"], "match_type": ["one_to_one", "many_to_one"], "bank_ids": ["B1", "B2;B3"],
+        "ledger_ids": ["I1", "I2"], "adjustments": ["[]", "[]"], "open_amount": ["", ""],
+    })
+    matches = pl.DataFrame({
+        "match_type": ["one_to_one", "one_to_one", "one_to_one"], "status": ["auto", "auto", "review"],
+        "confidence": [0.99, 0.95, 0.6], "bank_ids": ["B1", "B2", "B4"], "ledger_ids": ["I1", "I2", "I1"],
+        "adjustments": ["", "short_payment -10.00", ""], "currency": ["HKD"] * 3,
+    })
+    return evaluate(matches, truth, bank_ids=pl.Series(["B1", "B2", "B3", "B4"]))
+
+
+def test_the_table_has_profile_wrong_books_truth_coverage_and_brier():
+    plain = run.SizeResult(size=10_000, seed=1, report=_calibrated_report())
+    held = run.SizeResult(size=10_000, seed=1, profile="holdout", report=_calibrated_report())
+    table = run.results_table([plain, held]).splitlines()
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    assert {"profile", "wrong books", "wrong books one_to_one", "wrong books many_to_one", "auto cov truth",
+            "brier"} <= set(header)
+    rows = [dict(zip(header, [c.strip() for c in line.strip("|").split("|")], strict=True)) for line in table[2:]]
+    assert [r["profile"] for r in rows] == ["none", "holdout"]
+    recon = rows[0]
+    # B2 -> I2 is a strict part of T2 that writes 10.00 off: wrong books; B1 -> I1 is right
+    assert (recon["auto error"], recon["wrong books"], recon["wrong books one_to_one"]) == ("50.00%", "50.00%", "50.00%")
+    assert recon["auto cov truth"] == "33.33%"  # B1 of B1, B2, B3
+    assert recon["brier"] == f"{(0.01 ** 2 + 0.95 ** 2 + 0.6 ** 2) / 3:.4f}"
+
+
+def test_a_section_with_the_holdout_says_so_and_shows_reliability():
+    results = [run.SizeResult(size=100, seed=0, report=_calibrated_report()),
+               run.SizeResult(size=100, seed=0, profile="holdout", report=_calibrated_report())]
+    text = run.section(results, ["--sizes", "100", "--holdout"], machine=["- a machine"])
+    assert "Profiles: `holdout` (see `benchmarks/profiles.py`); `holdout` is held out: never tune on it" in text
+    assert "Reliability, 100 bank lines, profile `holdout`" in text
+    assert "| 0.99-1 | 1 | 0.9900 | 100.00% |" in text
+
+
+def test_main_with_holdout_runs_both_profiles(fast_recon, tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "run_size", _run_size_in(tmp_path / "data"))
+    results = tmp_path / "RESULTS.md"
+    assert run.main(["--sizes", "300", "--no-baseline", "--holdout", "--results", str(results)]) == 0
+    text = results.read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| 300 | recon |")]
+    assert len(rows) == 2 and "| none |" in rows[0] and "| holdout |" in rows[1]
+    with pytest.raises(SystemExit):
+        run.main(["--sizes", "300", "--profile", "bogus", "--no-append"])

@@ -240,3 +240,128 @@ def test_without_adjustments_columns_nothing_is_checked():
 )
 def test_parse_adjustments(cell, exponent, expected):
     assert parse_adjustments(cell, exponent) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# wrong books, auto coverage of truth lines, calibration
+# ---------------------------------------------------------------------------------------------
+BOOKS_TRUTH = [
+    ("T1", "one_to_one", "B1", "INV-1", "[]", ""),
+    ("T2", "many_to_one", "B2;B3;B4", "INV-2", "[]", ""),  # three instalments settle INV-2
+    ("T3", "many_to_one", "B5;B6", "INV-3", "[]", "400.00"),  # two instalments, 400.00 still open
+    ("T4", "one_to_many", "B7", "INV-4;INV-5", "[]", ""),
+    ("T5", "one_to_one", "B8", "INV-6", '[{"cause":"bank_charge","amount":"-50.00"}]', ""),
+]
+
+
+def _books_truth() -> pl.DataFrame:
+    return pl.DataFrame(BOOKS_TRUTH, schema=["group_id", "match_type", "bank_ids", "ledger_ids", "adjustments",
+                                             "open_amount"], orient="row")
+
+
+def _books_matches(rows) -> pl.DataFrame:
+    """rows: (match_type, status, confidence, bank_ids, ledger_ids, adjustments)."""
+    return pl.DataFrame(
+        [(f"M{i}", *row, "HKD") for i, row in enumerate(rows, 1)],
+        schema=["match_id", "match_type", "status", "confidence", "bank_ids", "ledger_ids", "adjustments",
+                "currency"], orient="row",
+    )
+
+
+# (name, proposal, wrong books?, exact-group correct?)
+BOOKS_CASES = [
+    ("the exact group", ("one_to_one", "auto", 0.99, "B1", "INV-1", ""), False, True),
+    ("a pair across truth groups", ("one_to_one", "auto", 0.99, "B1", "INV-6", ""), True, False),
+    ("a bank line in no truth group", ("one_to_one", "auto", 0.99, "B99", "INV-1", ""), True, False),
+    ("a ledger item in no truth group", ("one_to_one", "auto", 0.99, "B1", "INV-99", ""), True, False),
+    ("an instalment written off short", ("one_to_one", "auto", 0.99, "B2", "INV-2", "short_payment -700.00 (6900)"),
+     True, False),
+    ("an instalment left open", ("one_to_one", "auto", 0.99, "B5", "INV-3", ""), False, False),
+    ("two instalments, the rest a discount", ("many_to_one", "auto", 0.99, "B2;B3", "INV-2",
+                                              '[{"cause":"discount","amount":"-10.00"}]'), True, False),
+    ("two instalments, the rest open", ("many_to_one", "auto", 0.99, "B2;B3", "INV-2", ""), False, False),
+    ("part of a list, the rest as overpayment", ("one_to_one", "auto", 0.99, "B7", "INV-4", "overpayment 12.00"),
+     True, False),
+    ("part of a list, fx difference only", ("one_to_one", "auto", 0.99, "B7", "INV-4", "fx_difference -3.00"),
+     False, False),
+    ("the exact group with its bank charge", ("one_to_one", "auto", 0.99, "B8", "INV-6", "bank_charge -50.00"),
+     False, True),
+    ("a write-off in review is not booked", ("one_to_one", "review", 0.6, "B2", "INV-2", "write_off -700.00"),
+     False, False),
+]
+
+
+@pytest.mark.parametrize(("proposal", "wrong", "correct"), [c[1:] for c in BOOKS_CASES], ids=[c[0] for c in BOOKS_CASES])
+def test_wrong_books_one_proposal_at_a_time(proposal, wrong, correct):
+    report = evaluate(_books_matches([proposal]), _books_truth())
+    is_auto = proposal[1] == "auto"
+    assert report.wrong_books_auto == int(wrong)
+    assert report.correct == int(correct)
+    if is_auto:
+        assert report.auto_wrong_books_rate == float(wrong)
+        assert report.auto_error_rate == float(not correct)  # the exact-group definition
+    else:
+        assert report.auto_wrong_books_rate is None
+
+
+def test_wrong_books_per_type_in_the_frame_and_the_markdown():
+    matches = _books_matches([c[1] for c in BOOKS_CASES])
+    report = evaluate(matches, _books_truth())
+    # auto one_to_one: exact, across, B99, INV-99, written off, left open, overpayment, fx, charge -> 5 of 9 wrong
+    # auto many_to_one: discount (wrong), rest open (fine) -> 1 of 2
+    assert report.auto_wrong_books_rate_by_type == pytest.approx({"one_to_one": 5 / 9, "many_to_one": 0.5})
+    assert report.wrong_books_auto == 6 and report.auto == 11
+    frame = report.to_frame()
+    row = frame.filter((pl.col("metric") == "auto_wrong_books_rate") & (pl.col("scope") == "status=auto")).row(0, named=True)
+    assert (row["numerator"], row["denominator"]) == (6, 11)
+    text = report.to_markdown()
+    assert "| auto_wrong_books_rate | status=auto | 54.55% | 6/11 |" in text
+    assert "| auto_wrong_books_rate | match_type=many_to_one | 50.00% | 1/2 |" in text
+    assert report.to_dict()["auto_wrong_books_rate"] == pytest.approx(6 / 11)
+
+
+def test_auto_coverage_of_the_bank_lines_in_truth():
+    matches = _books_matches([
+        ("one_to_one", "auto", 0.99, "B1", "INV-1", ""),
+        ("many_to_one", "auto", 0.99, "B2;B3;B4", "INV-2", ""),
+        ("one_to_one", "review", 0.8, "B8", "INV-6", "bank_charge -50.00"),
+    ])
+    report = evaluate(matches, _books_truth(), bank_ids=pl.Series([f"B{i}" for i in range(1, 13)]))
+    assert (report.bank_lines_auto_correct, report.bank_lines_in_truth, report.bank_lines) == (4, 8, 12)
+    assert report.auto_coverage_truth == pytest.approx(0.5)
+    assert report.auto_coverage == pytest.approx(4 / 12)
+    assert "| auto_coverage_truth | truth_bank_lines | 50.00% | 4/8 |" in report.to_markdown()
+
+
+def test_brier_score_and_reliability_by_hand():
+    matches = _books_matches([
+        ("one_to_one", "auto", 0.995, "B1", "INV-1", ""),  # right, bin 0.99-1
+        ("one_to_one", "auto", 1.0, "B99", "INV-1", ""),  # wrong, bin 0.99-1 (closed at 1)
+        ("one_to_one", "auto", 0.98, "B8", "INV-6", "bank_charge -50.00"),  # right, bin 0.97-0.99
+        ("one_to_one", "review", 0.6, "B5", "INV-3", ""),  # wrong, bin 0.5-0.7
+        ("one_to_one", "review", 0.4, "B7", "INV-4", ""),  # wrong, bin 0-0.5
+        ("one_to_one", "review", None, "B6", "INV-3", ""),  # no confidence: not calibrated
+    ])
+    report = evaluate(matches, _books_truth())
+    expected = ((0.995 - 1) ** 2 + 1.0 ** 2 + (0.98 - 1) ** 2 + 0.6 ** 2 + 0.4 ** 2) / 5
+    assert report.calibrated == 5 and report.brier_score == pytest.approx(expected)
+    bins = {b.label: b for b in report.reliability}
+    assert list(bins) == ["0-0.5", "0.5-0.7", "0.7-0.9", "0.9-0.95", "0.95-0.97", "0.97-0.99", "0.99-1"]
+    top = bins["0.99-1"]
+    assert (top.proposals, top.correct) == (2, 1)
+    assert top.mean_confidence == pytest.approx(0.9975) and top.share_correct == pytest.approx(0.5)
+    assert (bins["0.97-0.99"].proposals, bins["0.97-0.99"].share_correct) == (1, 1.0)
+    assert bins["0.7-0.9"].proposals == 0 and bins["0.7-0.9"].mean_confidence is None
+    text = report.to_markdown()
+    assert f"Brier score {expected:.4f}" in text
+    assert "| 0.99-1 | 2 | 0.9975 | 50.00% |" in text
+    frame = report.to_frame()
+    assert frame.filter(pl.col("metric") == "brier_score")["value"].item() == pytest.approx(expected)
+    assert frame.filter((pl.col("metric") == "reliability") & (pl.col("scope") == "confidence=0.5-0.7"))["value"].item() == 0.0
+
+
+def test_without_confidence_there_is_no_calibration():
+    report = evaluate(_matches(CASES[0][1]), _truth())
+    assert report.calibrated == 0 and report.brier_score is None and report.reliability == ()
+    assert "Brier" not in report.to_markdown()
+    assert not report.to_frame().filter(pl.col("metric").is_in(["brier_score", "reliability"])).height
