@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from engine.prepare.references import ledger_reference_profile, reference_strength_from_profiles
+from engine.prepare.references import REFERENCE_GRADES, ledger_reference_profile, reference_grade_from_profiles
 from engine.scoring import differences
 from engine.scoring.levels import REFERENCE_LEVELS
 from engine.scoring.names import pair_name_similarity, script_code
@@ -114,7 +114,7 @@ def shared_number(bank_rows: np.ndarray, ledger_rows: np.ndarray, ref_keys: pl.S
 
 def _reference_grades(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataFrame,
                       ledger: pl.DataFrame) -> np.ndarray:
-    """The reference grade of each pair (``full``, ``serial``, ``near`` or ``none`` so far),
+    """The reference grade of each pair (:data:`engine.prepare.references.REFERENCE_GRADES`),
     worked out only where it can be anything but "none": the bank text has a reference key and
     the ledger reference has a digit. Each side's profile is computed once per line (the
     ledger's only for the items that need it) and gathered."""
@@ -139,9 +139,8 @@ def _reference_grades(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.D
                 "ledger_profile": profiles.gather(slot[pair_ledger]),
             })
             .select(
-                reference_strength_from_profiles(pl.col("reference_profile"), pl.col("ledger_profile"))
-                .replace_strict({"full": _GRADE["full"], "serial": _GRADE["serial"], "partial": _GRADE["near"],
-                                 "none": _GRADE["none"]}, return_dtype=pl.UInt8)
+                reference_grade_from_profiles(pl.col("reference_profile"), pl.col("ledger_profile"))
+                .replace_strict({grade: _GRADE[grade] for grade in REFERENCE_GRADES}, return_dtype=pl.UInt8)
             )
             .to_series()
             .to_numpy()
