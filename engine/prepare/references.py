@@ -54,7 +54,6 @@ _MAX_KEY_DIGITS = 12
 _MAX_TRUNCATED_DIGITS = 4  # a truncated reference lost at most this many trailing digits
 _MIN_FUZZY_DIGITS = 4  # a serial compared digit by digit (near, truncated) has 4+ digits
 _MAX_NIBBLES = 15  # digit strings read as hexadecimal nibbles: 15 fit in an Int64 (60 bits)
-_NIBBLE_LOW_BITS = int("1" * _MAX_NIBBLES, 16)  # the lowest bit of each of the 15 nibbles
 _YEAR_DIGITS = 4
 _YEAR = "(?:19|20)[0-9]{2}"
 _LAST_DIGIT_RUN = r"([0-9]+)[^0-9]*$"
@@ -292,6 +291,8 @@ def _pow16(exponent: pl.Expr) -> pl.Expr:
     return pl.lit(16, pl.Int64).pow(exponent.clip(lower_bound=0))
 
 
+# a year standing before another digit group, as in inv-2026-00123: no serial of its own
+_MARKED_LEADING_YEAR = rf"\{_MARK}{_YEAR}\{_MARK}(?:\{_MARK})"
 _MARKED_YEAR_RUN = rf"\{_MARK}({_YEAR})([0-9]{{4,{_MAX_KEY_DIGITS}}})\{_MARK}"
 
 
@@ -315,7 +316,8 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
         digits with each digit group wrapped in ``|``, amounts and dates removed), ``keys``
         (``List(Int64)``, equal to :func:`text_reference_keys`), ``runs`` (``List(String)``:
         the digit runs of 3 or more digits of ``marked`` as written, leading zeros kept, in
-        text order), ``signatures`` (``List(Int64)``: each key's digit multiset) and
+        text order, but not a year standing before another run, as the 2026 of
+        ``INV-2026-00123``), ``signatures`` (``List(Int64)``: each key's digit multiset) and
         ``run_length_mask`` (``Int64``: bit ``n`` set when a run has ``n`` digits, 62 standing
         for 62 or more; null when there is no run), read by
         :func:`reference_grade_from_profiles`; the fields are null where the text is null.
@@ -335,7 +337,9 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
         pl.struct(marked=marked)
         .struct.with_fields(
             keys=_keys_from_runs(runs_with_year_tails.str.extract_all("[0-9]+")),
-            runs=f("marked").str.extract_all(f"[0-9]{{{_MIN_KEY_DIGITS},}}"),
+            runs=f("marked")
+            .str.replace_all(_MARKED_LEADING_YEAR, _MARK)
+            .str.extract_all(f"[0-9]{{{_MIN_KEY_DIGITS},}}"),
         )
         .struct.with_fields(
             signatures=f("keys").list.eval(_digit_signature(pl.element())),
@@ -448,6 +452,7 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
         prefix=f("marked").str.extract(rf"^([^\{_MARK}]+)\{_MARK}", 1),
         serial_significant_length=serial.str.strip_chars_start("0").str.len_bytes().cast(pl.Int64),
         serial_nibbles=_nibbles(pl.when(f("serial_length") <= _MAX_NIBBLES).then(serial)),
+        serial_scale=_pow16(f("serial_length").clip(upper_bound=_MAX_NIBBLES)),
         year_nibbles=_nibbles(year),
         year_serial_nibbles=_nibbles(
             pl.when(f("serial_length") + _YEAR_DIGITS <= _MAX_NIBBLES).then(
@@ -580,62 +585,85 @@ _REFORMATTED_FORMS = (
     "short_year_serial_marked",
     "prefix_serial_marked",
 )
+# the ledger profile's fields that _digit_by_digit reads
+_DIGIT_BY_DIGIT_FIELDS = (
+    "serial_length",
+    "serial_scale",
+    "serial_significant_length",
+    "serial_nibbles",
+    "year_nibbles",
+    "year_serial_nibbles",
+)
+_GRADE_CODE = {grade: code for code, grade in enumerate(REFERENCE_GRADES)}
 _NEAR, _TRUNCATED = 2, 1  # per-run codes of the digit-by-digit comparison (the best one wins)
 
 
 def _digit_by_digit(run: pl.Expr, ledger: pl.Expr) -> pl.Expr:
     """Per bank digit run (``run``, a ``String`` element inside ``list.eval``) against the
-    ledger serial: ``_NEAR``, ``_TRUNCATED`` or 0. ``ledger`` is the ledger profile in the
-    outer frame (each row's values broadcast to its runs)."""
-    field = ledger.struct.field
-    length = run.str.len_bytes().cast(pl.Int64)
-    digits = _nibbles(pl.when(length <= _MAX_NIBBLES).then(run))
-    serial, serial_length = field("serial_nibbles"), field("serial_length")
+    ledger serial: ``_NEAR``, ``_TRUNCATED``, both added, or 0 (null when nothing is known).
+    ``ledger`` is a struct of the ledger profile's ``_DIGIT_BY_DIGIT_FIELDS`` in the outer
+    frame, each row's values broadcast to its runs.
+
+    Digits are compared as hexadecimal nibbles (:func:`_nibbles`) with integer and bitwise
+    operations only: inside list.eval every operation runs once over all runs of all pairs,
+    and a branch (when/then) costs as much as a dozen of them. Intermediate values are struct
+    fields, each computed once (an expression used twice would be evaluated twice).
+    """
+    f = pl.field
+    stage = pl.struct(run=run, ledger=ledger).struct.with_fields(
+        [f("ledger").struct.field(name) for name in _DIGIT_BY_DIGIT_FIELDS],
+        length=f("run").str.len_bytes().cast(pl.Int64),
+        digits=_nibbles(f("run")),
+    )
+    length, digits = f("length"), f("digits")
+    serial, serial_length, scale = f("serial_nibbles"), f("serial_length"), f("serial_scale")
 
     # near: a run of the serial's length, alone or after the ledger's year, that differs from
-    # it in one digit, or in two adjacent digits swapped
-    scale = _pow16(serial_length)
-    candidate = (
-        pl.when(length == serial_length)
-        .then(digits)
-        .when((length == serial_length + _YEAR_DIGITS) & (digits // scale == field("year_nibbles")))
-        .then(digits % scale)
+    # it in exactly one digit, or by exactly one swap of two adjacent digits. ``differ`` has
+    # a non-zero nibble where a digit differs; ``place`` is 16 ** (the lowest such digit).
+    stage = stage.struct.with_fields(
+        candidate=digits % scale,  # the run itself, or the part after a glued year
+        aligned=(length == serial_length)
+        | ((length == serial_length + _YEAR_DIGITS) & (digits // scale == f("year_nibbles"))),
     )
-    differ = candidate ^ serial
-    differing = (differ | differ // 2 | differ // 4 | differ // 8) & _NIBBLE_LOW_BITS  # 1 per digit
-    count = differing.bitwise_count_ones()
-    lowest = pl.lit(2, pl.Int64).pow(differing.bitwise_trailing_zeros().cast(pl.Int64).clip(0, 62))
-    following = lowest * 16
-
-    def digit(value: pl.Expr, place: pl.Expr) -> pl.Expr:
-        return (value // place) % 16
-
-    swapped = (
-        (count == 2)
-        & (differing == lowest + following)  # two adjacent digits differ ...
-        & (digit(candidate, lowest) == digit(serial, following))  # ... and trade places
-        & (digit(candidate, following) == digit(serial, lowest))
+    stage = stage.struct.with_fields(differ=f("candidate") ^ serial)
+    stage = stage.struct.with_fields(
+        place=pl.lit(16, pl.Int64).pow(f("differ").bitwise_trailing_zeros() // 4)
     )
-    near = (count == 1) | swapped
+    differ, place = f("differ"), f("place")
+    stage = stage.struct.with_fields(
+        beyond=differ // place,  # the differing digits, the lowest one last
+        two_digits=(f("candidate") // place) % 256,  # the run's two digits from there
+        two_serial_digits=(serial // place) % 256,  # and the serial's
+    )
+    one_digit = f("beyond") < 16
+    swapped = (f("beyond") < 256) & (
+        f("two_digits") == (f("two_serial_digits") % 16) * 16 + f("two_serial_digits") // 16
+    )
+    near = f("aligned") & (differ != 0) & (one_digit | swapped)
 
-    # truncated: the run is the serial (as written, or without its leading zeros) or the
-    # year and serial glued, with 1 to _MAX_TRUNCATED_DIGITS trailing digits cut off
-    def prefix_of(whole: pl.Expr, whole_length: pl.Expr) -> pl.Expr:
-        cut = whole_length - length
-        return cut.is_between(1, _MAX_TRUNCATED_DIGITS) & (digits == whole // _pow16(cut))
+    # truncated: the run is the serial with 1 to _MAX_TRUNCATED_DIGITS trailing digits cut
+    # off: as written when the run starts with a 0, without the serial's leading zeros when
+    # it does not (``106`` for ``01069``); or the year and the serial so cut, glued
+    def cut_from(whole: pl.Expr, cut: pl.Expr) -> pl.Expr:
+        return (cut >= 1) & (cut <= _MAX_TRUNCATED_DIGITS) & (digits == whole // _pow16(cut))
 
+    leading_zero = digits < _pow16(length - 1)
+    significant_length = f("serial_significant_length")
+    alone_cut = (
+        significant_length
+        + (serial_length - significant_length) * leading_zero.cast(pl.Int64)
+        - length
+    )
     truncated = (length >= _MIN_KEY_DIGITS) & (
-        prefix_of(serial, serial_length)
-        | (
-            prefix_of(serial, field("serial_significant_length"))
-            & (digits >= _pow16(length - 1))  # no leading zero of its own
-        )
+        cut_from(serial, alone_cut)
         | (
             (length >= _YEAR_DIGITS + _MIN_KEY_DIGITS)
-            & prefix_of(field("year_serial_nibbles"), serial_length + _YEAR_DIGITS)
+            & cut_from(f("year_serial_nibbles"), serial_length + _YEAR_DIGITS - length)
         )
     )
-    return pl.when(near).then(_NEAR).when(truncated).then(_TRUNCATED).otherwise(0)
+    code = near.cast(pl.Int8) * _NEAR + truncated.cast(pl.Int8) * _TRUNCATED
+    return stage.struct.with_fields(code=code).struct.field("code")
 
 
 def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr) -> pl.Expr:
@@ -712,49 +740,70 @@ def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr
     >>> pairs.select(grade)["reference_grade"].to_list()
     ['full', 'reformatted', 'serial', 'near', 'truncated', 'none']
     """
-    bank, ledger = bank_profile.struct.field, ledger_profile.struct.field
-    marked, serial_length = bank("marked"), ledger("serial_length")
-    # a null serial means the reference has no digit
-    gradable = (marked.is_not_null() & (serial_length >= _MIN_KEY_DIGITS)).fill_null(False)
-    full = (ledger("size") >= _MIN_KEY_DIGITS) & (
-        _contains(marked, ledger("marked")) | _contains(marked, ledger("joined"))
+    f = pl.field
+    bank, ledger = f("bank").struct.field, f("ledger").struct.field
+    # Each stage is materialized once as a struct field and read by the next stage (an
+    # expression used twice would be evaluated twice).
+    stage = pl.struct(bank=bank_profile, ledger=ledger_profile).struct.with_fields(
+        marked=bank("marked"), serial_length=ledger("serial_length")
     )
-    reformatted = pl.any_horizontal(_contains(marked, ledger(form)) for form in _REFORMATTED_FORMS)
-    serial = bank("keys").list.contains(ledger("serial_value")).fill_null(False)
-    exact = full.fill_null(False) | reformatted | serial
+    marked, serial_length = f("marked"), f("serial_length")
+    stage = stage.struct.with_fields(
+        # a null serial means the reference has no digit
+        gradable=(marked.is_not_null() & (serial_length >= _MIN_KEY_DIGITS)).fill_null(False),
+        full=(
+            (ledger("size") >= _MIN_KEY_DIGITS)
+            & (_contains(marked, ledger("marked")) | _contains(marked, ledger("joined")))
+        ).fill_null(False),
+        reformatted=pl.any_horizontal(
+            _contains(marked, ledger(form)) for form in _REFORMATTED_FORMS
+        ),
+        serial=bank("keys").list.contains(ledger("serial_value")).fill_null(False),
+    )
+    stage = stage.struct.with_fields(
+        exact=pl.when(~f("gradable"))
+        .then(_GRADE_CODE["none"])
+        .when(f("full"))
+        .then(_GRADE_CODE["full"])
+        .when(f("reformatted"))
+        .then(_GRADE_CODE["reformatted"])
+        .when(f("serial"))
+        .then(_GRADE_CODE["serial"])
+    )
 
-    # The digit-by-digit comparison runs only on pairs not already graded whose bank text has
-    # a run of a length that can be near or truncated: from 3 digits (or the significant
-    # length less 4) up to the serial's length plus a glued year.
+    # The digit-by-digit comparison runs only on pairs not graded yet whose bank text has a
+    # run of a length that can be near or truncated: from 3 digits (or the serial's
+    # significant length less 4) up to the serial's length plus a glued year.
     lowest = (ledger("serial_significant_length") - _MAX_TRUNCATED_DIGITS).clip(_MIN_KEY_DIGITS)
     highest = serial_length + _YEAR_DIGITS
     lengths_wanted = pl.lit(2, pl.Int64).pow(highest + 1) - pl.lit(2, pl.Int64).pow(lowest)
     comparable = (
-        gradable
-        & ~exact
+        f("exact").is_null()
         & serial_length.is_between(_MIN_FUZZY_DIGITS, _MAX_NIBBLES)
         & ((bank("run_length_mask") & lengths_wanted) != 0)
     ).fill_null(False)
-    closest = (
-        pl.when(comparable)
-        .then(bank("runs"))
-        .list.eval(_digit_by_digit(pl.element(), ledger_profile))
+    # The ledger values the runs are compared with, as a small struct of the outer frame:
+    # inside list.eval an outer expression is gathered once per run, and gathering the whole
+    # ledger profile (strings and all) for one field of it costs ten times as much.
+    serial_digits = pl.struct(
+        [ledger_profile.struct.field(name) for name in _DIGIT_BY_DIGIT_FIELDS]
+    )
+    # (the other pairs' run lists are emptied rather than nulled: list.eval skips empty lists
+    # but not the values under null ones)
+    runs = bank("runs")
+    stage = stage.struct.with_fields(
+        closest=runs.list.head(comparable.cast(pl.UInt32) * runs.list.len())
+        .list.eval(_digit_by_digit(pl.element(), serial_digits))
         .list.max()
     )
-
-    grade = (
-        pl.when(~gradable)
-        .then(pl.lit("none"))
-        .when(full.fill_null(False))
-        .then(pl.lit("full"))
-        .when(reformatted)
-        .then(pl.lit("reformatted"))
-        .when(serial)
-        .then(pl.lit("serial"))
-        .when(closest == _NEAR)
-        .then(pl.lit("near"))
-        .when(closest == _TRUNCATED)
-        .then(pl.lit("truncated"))
-        .otherwise(pl.lit("none"))
+    fuzzy = (
+        pl.when(f("closest") >= _NEAR)
+        .then(_GRADE_CODE["near"])
+        .when(f("closest") >= _TRUNCATED)
+        .then(_GRADE_CODE["truncated"])
+        .otherwise(_GRADE_CODE["none"])
     )
-    return grade.alias("reference_grade")
+    code = stage.struct.with_fields(code=pl.coalesce(f("exact"), fuzzy)).struct.field("code")
+    return code.replace_strict(
+        list(_GRADE_CODE.values()), list(_GRADE_CODE), return_dtype=pl.String
+    ).alias("reference_grade")
