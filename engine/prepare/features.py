@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import polars as pl
 
-from engine.prepare.names import name_key
+from engine.prepare.names import (
+    alias_groups,
+    alias_key,
+    counterparty_numbers,
+    name_codes,
+    name_initials,
+    name_key,
+    text_numbers,
+)
 from engine.prepare.references import (
     bank_reference_profile,
     reference_digits,
@@ -24,7 +32,7 @@ from rules.model import RuleSet
 _EXPLICIT_REFERENCE = (
     r"(?:^|[^a-z])(?:inv|invoice|bill|rcpt|receipt|po|so|ref|order)[^a-z0-9]{0,3}([0-9][0-9 /-]*[0-9]|[0-9])"
 )
-_CJK = r"[\p{Han}]"
+_CJK = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]"
 _LATIN = r"[a-z]"
 
 
@@ -69,7 +77,8 @@ def _name_keys(frame: pl.DataFrame) -> pl.Series:
 
 
 def _script(expr: pl.Expr) -> pl.Expr:
-    """'cjk', 'latin', 'mixed' or '' for a normalised name."""
+    """'cjk', 'latin', 'mixed' or '' for a normalised name (cjk: Chinese characters, kana or
+    hangul)."""
     has_cjk = expr.str.contains(_CJK)
     has_latin = expr.str.contains(_LATIN)
     return (
@@ -80,8 +89,48 @@ def _script(expr: pl.Expr) -> pl.Expr:
     )
 
 
-def prepare_bank(bank: pl.DataFrame) -> pl.DataFrame:
-    """Comparison columns for canonical bank lines (row order kept; ``bank_idx`` = row number)."""
+#: the per-name columns :func:`_name_features` adds, in order
+NAME_FEATURES: dict[str, pl.DataType] = {
+    "name_script": pl.String, "name_initials": pl.String, "alias_key": pl.String,
+}
+
+
+def _name_features(key: pl.Series, aliases: pl.DataFrame | None) -> pl.DataFrame:
+    """:data:`NAME_FEATURES` of each name key (``""`` for no name), in row order.
+
+    Names repeat (a customer's every invoice and payment), so the features are worked out
+    once per distinct key (:func:`engine.prepare.names.name_codes`) and picked by code."""
+    groups = alias_groups(aliases) if aliases is not None else None
+    features = [
+        _script(pl.col("name_key")).alias("name_script"),
+        name_initials(pl.col("name_key")).alias("name_initials"),
+        (alias_key(pl.col("name_key"), groups) if groups is not None and groups.height
+         else pl.lit(None, dtype=pl.String)).alias("alias_key"),
+    ]
+    codes, first = name_codes(key)
+    return key.gather(first).to_frame("name_key").select(features).gather(codes)
+
+
+def prepare_bank(bank: pl.DataFrame, *, aliases: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Comparison columns for canonical bank lines (row order kept; ``bank_idx`` = row number).
+
+    Name columns: ``name_key`` (String, ``""`` for no name: :func:`_name_keys`),
+    ``name_script`` (``cjk`` / ``latin`` / ``mixed`` / ``""``), ``name_numbers``
+    (List(Int64): every number in the description, counterparty and reference, since a bank
+    cannot tell a name's number from a reference or an FPS id:
+    :func:`engine.prepare.names.text_numbers`), ``name_initials`` (String, the sorted first
+    letters of the name's words: :func:`engine.prepare.names.name_initials`) and
+    ``alias_key`` (String: the canonical key of the name's alias group, null when the name
+    is not in ``aliases`` or no table is given).
+
+    Parameters
+    ----------
+    bank
+        Canonical bank lines.
+    aliases
+        An alias table with ``name`` and ``alias`` columns
+        (:func:`engine.prepare.names.read_aliases`), or None.
+    """
     text = pl.concat_str(
         [pl.col("description").fill_null(""), pl.col("reference").fill_null("")], separator=" "
     )
@@ -98,12 +147,18 @@ def prepare_bank(bank: pl.DataFrame) -> pl.DataFrame:
     )
     channel, _rest = split_channel(norm)
     columns = ["bank_idx", *bank.columns, "day", "channel", "bank_text", "name_key",
-               "reference_profile", "ref_keys", "explicit_ref_digits", "name_script"]
+               "reference_profile", "ref_keys", "explicit_ref_digits", *NAME_FEATURES, "name_numbers"]
+    key = _name_keys(bank)
+    numbers_text = pl.concat_str(
+        [pl.col(c).fill_null("") for c in ("description", "counterparty", "reference")], separator=" "
+    )
     return bank.lazy().with_row_index("bank_idx").with_columns(
+        *_name_features(key, aliases).get_columns(),
         day=pl.col("date").cast(pl.Int32),
         bank_text=normalize_text(text),
-        name_key=_name_keys(bank),
+        name_key=key,
         reference_profile=bank_reference_profile(text),
+        name_numbers=text_numbers(numbers_text),
     ).with_columns(
         channel=channel,
         ref_keys=pl.col("reference_profile").struct.field("keys"),
@@ -114,14 +169,28 @@ def prepare_bank(bank: pl.DataFrame) -> pl.DataFrame:
         .str.len_chars()
         .fill_null(0)
         .cast(pl.Int32),
-        name_script=_script(pl.col("name_key")),
     ).select(columns).collect()
 
 
-def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet, *, aliases: pl.DataFrame | None = None) -> pl.DataFrame:
     """Comparison columns for canonical ledger items (``ledger_idx`` = row number).
 
     The reference compared with bank text is the item's ``reference`` or, when empty, its ``id``.
+
+    Name columns as :func:`prepare_bank`'s, except ``name_numbers``: the numbers written in
+    the counterparty (``Customer 3609 Limited`` -> ``[3609]``, ``7-Eleven`` -> ``[7]``;
+    amounts and quoted references left out: :func:`engine.prepare.names.counterparty_numbers`),
+    ``[]`` when the item has no counterparty.
+
+    Parameters
+    ----------
+    ledger
+        Canonical ledger items.
+    rules
+        The rule set (date windows per ledger type).
+    aliases
+        An alias table with ``name`` and ``alias`` columns
+        (:func:`engine.prepare.names.read_aliases`), or None.
     """
     doc_ref = pl.coalesce(_nonempty("reference"), pl.col("id"))
     # other document numbers the item's text carries (our cheque number on a bill, a PO
@@ -136,14 +205,27 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     types = pl.col("type").fill_null("").str.strip_chars().str.to_lowercase()
     before = {t: w.before for t, w in rules.dates.by_type.items()}
     after = {t: w.after for t, w in rules.dates.by_type.items()}
+    key = _name_keys(ledger)
     return ledger.lazy().with_row_index("ledger_idx").with_columns(
         day=pl.col("date").cast(pl.Int32),
         doc_ref=doc_ref,
         ref_serial=reference_serial(doc_ref),
         ref_digit_count=reference_digits(doc_ref).str.len_chars().fill_null(0).cast(pl.Int32),
         other_keys=other_keys,
-        name_key=_name_keys(ledger),
+        name_key=key,
         window_before=types.replace_strict(before, default=rules.dates.default.before, return_dtype=pl.Int32),
         window_after=types.replace_strict(after, default=rules.dates.default.after, return_dtype=pl.Int32),
         type_norm=types,
-    ).with_columns(name_script=_script(pl.col("name_key"))).collect()
+    ).with_columns(
+        *_name_features(key, aliases).get_columns(),
+        name_numbers=_counterparty_numbers(ledger),
+    ).collect()
+
+
+def _counterparty_numbers(ledger: pl.DataFrame) -> pl.Series:
+    """``name_numbers`` of ledger items: the numbers of each distinct counterparty, worked out
+    once (counterparties repeat) and picked back in row order."""
+    parties = ledger["counterparty"]
+    codes, first = name_codes(parties)
+    distinct = parties.gather(first).to_frame("counterparty")
+    return distinct.select(counterparty_numbers(pl.col("counterparty")))["counterparty"].gather(codes)

@@ -32,6 +32,7 @@ __all__ = [
     "alias_groups",
     "alias_key",
     "counterparty_numbers",
+    "name_codes",
     "name_initials",
     "name_key",
     "read_aliases",
@@ -95,8 +96,9 @@ _LEGAL_WORDS = (
     "plc|pte|pty|gmbh|sdn|bhd|hong kong|hk"
 )
 # A bank field cut at a fixed width leaves the legal form half written at the end
-# ("KAM WING TRADING CO LIMI"); after "co" / "company" such a stub is the form, not a name.
-_LEGAL_STUB = r"\s(?:co|company)\s(?:l|li|lim|limi|limit|limite|lt)$"
+# ("KAM WING TRADING CO LIMI", "EVER PEARL INDUSTRIAL LIMITE"). "l", "li", "lim" end personal
+# names too (an initial, the surnames Li and Lim), so they count as a stub only after "co".
+_LEGAL_STUB = r"\s(?:co|company)\s(?:l|li|lim)$|\s(?:lt|limi|limit|limite)$"
 _LEGAL_WORD = rf"{_LEGAL_STUB}|\s(?:{_LEGAL_WORDS})\b"
 # narrative words a bank puts between the channel and the payer ("AUTOPAY DR SALARY WONG ...",
 # "FPS CR PAYMENT FROM ..."), removed from the start of the rest
@@ -191,6 +193,47 @@ def name_key(e: pl.Expr) -> pl.Expr:
         .str.replace(r"^[^\p{L}]*$", "")  # digits alone ("12 10") are no name
         .replace("", None)
     )
+
+
+# --------------------------------------------------------------------------------------------
+# distinct names
+# --------------------------------------------------------------------------------------------
+
+
+def name_codes(names: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Number the distinct names of a column, so that per-name work is done once per name.
+
+    Parameters
+    ----------
+    names
+        ``String`` values (null counts as ``""``).
+
+    Returns
+    -------
+    codes : np.ndarray
+        ``int64`` per row: equal names, equal codes, numbered ``0 .. n - 1`` (in no
+        particular order).
+    first : np.ndarray
+        ``int64`` per code: the first row holding that name, so ``names.gather(first)`` are
+        the distinct names and ``names.gather(first).gather(codes)`` gives ``names`` back.
+
+    Examples
+    --------
+    >>> codes, first = name_codes(pl.Series(["kam wing", "陳大文", "kam wing", None]))
+    >>> int(codes[0] == codes[2]), sorted(first.tolist())
+    (1, [0, 1, 3])
+    """
+    # the categorical's ids are dense over every string it was ever given (one dictionary per
+    # process): marking the ids present numbers them densely without sorting
+    ids = names.fill_null("").cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    if not len(ids):
+        return ids, ids
+    present = np.zeros(int(ids.max()) + 1, dtype=np.int64)
+    present[ids] = 1
+    codes = (np.cumsum(present) - 1)[ids]
+    first = np.empty(int(present.sum()), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(ids) - 1, -1, -1)  # the last write, the first row, wins
+    return codes, first
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,16 +1,125 @@
 """Payer name comparison (engine stage 3, scoring): how alike a bank payer and a ledger party are.
 
-Similarity is rapidfuzz's batch ``cpdist`` over the prepared name keys
-(:func:`engine.prepare.names.name_key`), pair by pair, without building a text column per pair.
+:func:`compare_names` gives, per candidate pair, everything the name levels need: the
+similarity of the two name keys (:func:`engine.prepare.names.name_key`), whether one side
+writes given names as initials of the other's (``HO H L`` / ``Ho Ho Ling``), whether the
+ledger name's numbers are missing from the bank text (``CUSTOMER 4842`` / ``Customer 3609
+Limited``), whether an alias table links the two names (``陳大文`` / ``CHAN TAI MAN``), and
+whether a name is missing or the two are in different scripts.
+
+Names repeat (a customer's every invoice and payment), so the text work (rapidfuzz's batch
+``cpdist``, the initials check) is done once per distinct pair of names and spread back to the
+pairs; everything else is a gather of per-line columns prepared once per line
+(:func:`engine.prepare.features.prepare_bank` / ``prepare_ledger``). No Python loop per pair.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 from rapidfuzz import fuzz, process
 
-__all__ = ["name_similarity", "pair_name_similarity", "script_code"]
+from engine.prepare.names import name_codes, name_initials
+
+__all__ = ["NameComparison", "compare_names", "name_similarity", "pair_name_similarity", "script_code"]
+
+
+@dataclass(frozen=True)
+class NameComparison:
+    """Name evidence of candidate pairs: pair-aligned numpy arrays, one element a pair.
+
+    Attributes
+    ----------
+    similarity
+        ``float64`` 0-100: rapidfuzz ``token_set_ratio`` of the name keys, word order
+        ignored (``kwan ming chow`` / ``chow kwan ming`` score 100); a bank name cut short is
+        also compared with the same-length start of the ledger name and the better score
+        kept (:func:`pair_name_similarity`). 0 where a name is missing.
+    initials
+        ``bool``: one name writes given names as initials of the other's full names, in any
+        order (``ho h l`` / ``ho ho ling``, ``t m chan`` / ``chan tai man``): it has at
+        least one initial and at least one full word, its every full word is a word of the
+        other name, and its initials are exactly the first letters of the other name's
+        remaining words (so ``ho h l`` is not ``ho ho man``).
+    digits_differ
+        ``bool``: the ledger name carries numbers and none of them is among the bank line's
+        numbers (``CUSTOMER 4842`` / ``Customer 3609 Limited``): a name differing only in its
+        digits is another party. False where a name is missing.
+    alias
+        ``bool``: both names belong to the same group of the alias table.
+    missing
+        ``bool``: either side has no name.
+    different_script
+        ``bool``: both are named, one all Chinese/Japanese/Korean and the other all Latin,
+        and no alias links them: the names say nothing either way.
+    """
+
+    similarity: np.ndarray
+    initials: np.ndarray
+    digits_differ: np.ndarray
+    alias: np.ndarray
+    missing: np.ndarray
+    different_script: np.ndarray
+
+
+def compare_names(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataFrame,
+                  ledger: pl.DataFrame) -> NameComparison:
+    """Compare the payer names of candidate pairs.
+
+    Parameters
+    ----------
+    bank_rows, ledger_rows
+        Pair-aligned row numbers into ``bank`` / ``ledger``.
+    bank, ledger
+        Prepared bank lines / ledger items (:func:`engine.prepare.features.prepare_bank` /
+        ``prepare_ledger``): ``name_key`` is required; ``name_initials``, ``name_script``,
+        ``name_numbers`` and ``alias_key`` are used when present (without them: initials
+        worked out from the key, and no script, digits or alias evidence).
+
+    Returns
+    -------
+    NameComparison
+
+    Examples
+    --------
+    >>> bank = pl.DataFrame({"name_key": ["ho h l", "customer"], "name_numbers": [[], [4842]]})
+    >>> ledger = pl.DataFrame({"name_key": ["ho ho ling", "customer"], "name_numbers": [[], [3609]]})
+    >>> found = compare_names(np.array([0, 1]), np.array([0, 1]), bank, ledger)
+    >>> found.initials.tolist(), found.digits_differ.tolist(), found.similarity.round().tolist()
+    ([True, False], [False, True], [62.0, 100.0])
+    """
+    b = np.asarray(bank_rows, dtype=np.int64)
+    l_ = np.asarray(ledger_rows, dtype=np.int64)
+    bank_names = bank["name_key"]
+    ledger_names = ledger["name_key"]
+    named_bank = (bank_names.fill_null("") != "").to_numpy()
+    named_ledger = (ledger_names.fill_null("") != "").to_numpy()
+    missing = ~(named_bank[b] & named_ledger[l_])
+
+    # the text work, once per distinct pair of names
+    distinct = _DistinctPairs.of(b, l_, bank_names, ledger_names)
+    b_distinct, l_distinct = b[distinct.representative], l_[distinct.representative]
+    similarity = _similarity(b_distinct, l_distinct, bank_names, ledger_names)[distinct.spread]
+    # only a pair with an initial on one side can be initials of the other
+    with_initial = np.flatnonzero(
+        distinct.bank_has(b_distinct, bank_names, _has_initial) | distinct.ledger_has(l_distinct, ledger_names, _has_initial)
+    )
+    initials_distinct = np.zeros(len(b_distinct), dtype=bool)
+    initials_distinct[with_initial] = _initials(b_distinct[with_initial], l_distinct[with_initial], bank, ledger)
+    initials = initials_distinct[distinct.spread]
+
+    alias = _same_alias(b, l_, bank, ledger)
+    if "name_script" in bank.columns and "name_script" in ledger.columns:
+        script_bank = bank.select(script_code(pl.col("name_script"))).to_series().to_numpy()[b]
+        script_ledger = ledger.select(script_code(pl.col("name_script"))).to_series().to_numpy()[l_]
+        different_script = (script_bank > 0) & (script_ledger > 0) & (script_bank != script_ledger) & ~alias
+    else:
+        different_script = np.zeros(len(b), dtype=bool)
+    digits_differ = _digits_differ(b, l_, bank, ledger) & ~missing
+    return NameComparison(similarity, initials, digits_differ, alias, missing, different_script)
 
 
 def name_similarity(bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarray:
@@ -22,16 +131,69 @@ def name_similarity(bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarra
 def pair_name_similarity(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank_names: pl.Series,
                           ledger_names: pl.Series) -> np.ndarray:
     """Similarity 0-100 of the names at ``bank_rows`` / ``ledger_rows`` (pair-aligned row
-    numbers into the per-line ``bank_names`` / ``ledger_names``); a bank name cut short (bank
-    descriptions are often truncated at a fixed width) is compared with the same-length prefix of
-    the ledger name. Names are looked up as Python strings by row (numpy object arrays), which is
-    what rapidfuzz takes, instead of materialising a string column per pair."""
+    numbers into the per-line ``bank_names`` / ``ledger_names``): rapidfuzz's
+    ``token_set_ratio`` (word order ignored), 100 for equal names and 0 where either is
+    missing; a bank name cut short (bank descriptions are often truncated at a fixed width) is
+    also compared with the same-length prefix of the ledger name. Each distinct pair of names
+    is compared once."""
     if not len(bank_rows):
         return np.empty(0, dtype=np.float64)
-    bank_text = _texts(bank_names, bank_rows)
-    ledger_text = _texts(ledger_names, ledger_rows)
+    b = np.asarray(bank_rows, dtype=np.int64)
+    l_ = np.asarray(ledger_rows, dtype=np.int64)
+    distinct = _DistinctPairs.of(b, l_, bank_names, ledger_names)
+    representative = distinct.representative
+    return _similarity(b[representative], l_[representative], bank_names, ledger_names)[distinct.spread]
+
+
+@dataclass(frozen=True)
+class _DistinctPairs:
+    """The distinct pairs of names among candidate pairs.
+
+    ``representative``: one pair number per distinct pair of names; ``spread``: per pair, the
+    number of its distinct pair (``x[spread]`` spreads a per-distinct-pair value back to the
+    pairs). ``bank_code`` / ``ledger_code`` number each side's distinct names per line, and
+    ``bank_first`` / ``ledger_first`` give each name's first line
+    (:func:`engine.prepare.names.name_codes`), so a per-name test runs once per name."""
+
+    representative: np.ndarray
+    spread: np.ndarray
+    bank_code: np.ndarray
+    bank_first: np.ndarray
+    ledger_code: np.ndarray
+    ledger_first: np.ndarray
+
+    @classmethod
+    def of(cls, b: np.ndarray, l_: np.ndarray, bank_names: pl.Series, ledger_names: pl.Series) -> _DistinctPairs:
+        bank_code, bank_first = name_codes(bank_names)
+        ledger_code, ledger_first = name_codes(ledger_names)
+        if not len(b):
+            return cls(b, b, bank_code, bank_first, ledger_code, ledger_first)
+        key = bank_code[b] * (len(ledger_first) + 1) + ledger_code[l_]
+        order = np.argsort(key)
+        ordered = key[order]
+        new = np.concatenate([[True], ordered[1:] != ordered[:-1]])
+        spread = np.empty(len(key), dtype=np.int64)
+        spread[order] = np.cumsum(new) - 1
+        return cls(order[new], spread, bank_code, bank_first, ledger_code, ledger_first)
+
+    def bank_has(self, rows: np.ndarray, names: pl.Series, test: Callable[[pl.Series], np.ndarray]) -> np.ndarray:
+        """``test`` (names -> bool array) of the bank names at ``rows``, run once per name."""
+        return test(names.gather(self.bank_first))[self.bank_code[rows]]
+
+    def ledger_has(self, rows: np.ndarray, names: pl.Series, test: Callable[[pl.Series], np.ndarray]) -> np.ndarray:
+        """``test`` of the ledger names at ``rows``, run once per name."""
+        return test(names.gather(self.ledger_first))[self.ledger_code[rows]]
+
+
+def _similarity(b: np.ndarray, l_: np.ndarray, bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarray:
+    """:func:`pair_name_similarity` of the pairs (``b``, ``l_``), pair by pair. Names are
+    looked up as Python strings by row (numpy object arrays), which is what rapidfuzz takes."""
+    if not len(b):
+        return np.empty(0, dtype=np.float64)
+    bank_text = _texts(bank_names, b)
+    ledger_text = _texts(ledger_names, l_)
     # equal names score 100 and a missing one 0 (as the scorer would say): only the rest is compared
-    both = (bank_names.fill_null("") != "").to_numpy()[bank_rows] & (ledger_names.fill_null("") != "").to_numpy()[ledger_rows]
+    both = (bank_names.fill_null("") != "").to_numpy()[b] & (ledger_names.fill_null("") != "").to_numpy()[l_]
     equal = both & (bank_text == ledger_text)
     similarity = np.where(equal, 100.0, 0.0)
     compare = np.flatnonzero(both & ~equal)
@@ -39,7 +201,7 @@ def pair_name_similarity(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank_na
         similarity[compare] = process.cpdist(
             bank_text[compare].tolist(), ledger_text[compare].tolist(), scorer=fuzz.token_set_ratio, workers=-1,
         )
-    prefix_len = bank_names.fill_null("").str.len_chars().to_numpy()[bank_rows]
+    prefix_len = bank_names.fill_null("").str.len_chars().to_numpy()[b]
     # a bank name cut short still shares most of its words: only long names that match partly
     # (not already well, not hardly at all) are worth the second look
     again = np.flatnonzero((prefix_len >= 10) & (similarity < 95) & (similarity >= 50))
@@ -57,6 +219,99 @@ def _texts(names: pl.Series, rows: np.ndarray) -> np.ndarray:
     if len(rows) >= names.len():
         return np.array(names.to_list(), dtype=object)[rows]
     return np.array(names.gather(rows).to_list(), dtype=object)
+
+
+#: a word of one letter: an initial
+_INITIAL = r"(?:^| )[a-z](?: |$)"
+
+
+def _has_initial(names: pl.Series) -> np.ndarray:
+    """Whether each name has a word of one letter."""
+    return names.fill_null("").str.contains(_INITIAL).to_numpy()
+
+
+def _initials(b: np.ndarray, l_: np.ndarray, bank: pl.DataFrame, ledger: pl.DataFrame) -> np.ndarray:
+    """Whether one name of each pair (``b``, ``l_``) writes the other's given names as
+    initials (see :class:`NameComparison`).
+
+    Two names can only be so if their initials signatures (first letters of all words,
+    sorted) are equal and one of them has an initial; given that, the initials side's full
+    words being words of the other name (as a multiset: ``ho ho l`` needs two ``ho``) leaves
+    exactly the other name's remaining words to the initials, first letter for first letter.
+    The signatures filter the pairs with one string comparison; the word check runs on the
+    few that are left, as joins on (pair, word, occurrence)."""
+    result = np.zeros(len(b), dtype=bool)
+    if not len(b):
+        return result
+    pairs = pl.DataFrame({
+        "bank": bank["name_key"].gather(b).fill_null(""),
+        "ledger": ledger["name_key"].gather(l_).fill_null(""),
+    })
+    sig_bank = _signatures(bank, b, pairs["bank"])
+    sig_ledger = _signatures(ledger, l_, pairs["ledger"])
+    maybe = (sig_bank == sig_ledger) & (sig_bank != "") & (pairs["bank"] != pairs["ledger"])
+    candidates = pairs.with_row_index("pair").filter(
+        maybe & (pl.col("bank").str.contains(_INITIAL) | pl.col("ledger").str.contains(_INITIAL))
+    )
+    if not candidates.height:
+        return result
+    words = pl.concat([
+        candidates.select("pair", side=pl.lit(side, dtype=pl.UInt8), word=pl.col(column).str.split(" "))
+        for side, column in enumerate(("bank", "ledger"))
+    ]).explode("word").with_columns(
+        occurrence=pl.int_range(pl.len()).over("pair", "side", "word"),
+        initial=pl.col("word").str.len_chars() == 1,
+    )
+    for side in (0, 1):
+        own = words.filter(pl.col("side") == side)
+        other = words.filter(pl.col("side") != side).select("pair", "word", "occurrence")
+        unmatched = own.filter(~pl.col("initial")).join(other, on=["pair", "word", "occurrence"], how="anti")
+        shape = own.group_by("pair").agg(
+            initials=pl.col("initial").any(), full=(~pl.col("initial")).any()
+        ).filter("initials", "full")
+        found = shape.join(unmatched.select("pair").unique(), on="pair", how="anti")["pair"].to_numpy()
+        result[found] = True
+    return result
+
+
+def _signatures(frame: pl.DataFrame, rows: np.ndarray, names: pl.Series) -> pl.Series:
+    """The initials signatures of the names at ``rows``: the prepared ``name_initials`` column,
+    or worked out from the names when the frame has none."""
+    if "name_initials" in frame.columns:
+        return frame["name_initials"].gather(rows).fill_null("")
+    return names.to_frame("name").select(name_initials(pl.col("name")))["name"]
+
+
+def _same_alias(b: np.ndarray, l_: np.ndarray, bank: pl.DataFrame, ledger: pl.DataFrame) -> np.ndarray:
+    """Whether both lines' names are in the same alias group (equal non-null ``alias_key``)."""
+    same = np.zeros(len(b), dtype=bool)
+    if "alias_key" not in bank.columns or "alias_key" not in ledger.columns:
+        return same
+    listed = np.flatnonzero(bank["alias_key"].is_not_null().to_numpy()[b]
+                            & ledger["alias_key"].is_not_null().to_numpy()[l_])
+    if len(listed):
+        same[listed] = (bank["alias_key"].gather(b[listed]) == ledger["alias_key"].gather(l_[listed])).to_numpy()
+    return same
+
+
+def _digits_differ(b: np.ndarray, l_: np.ndarray, bank: pl.DataFrame, ledger: pl.DataFrame) -> np.ndarray:
+    """Whether the ledger name has numbers and the bank line none of them (``name_numbers``).
+
+    Most ledger names have no number, so only the pairs whose ledger name has one are looked
+    at: their numbers against the bank line's, as a semi-join on (pair, number)."""
+    differ = np.zeros(len(b), dtype=bool)
+    if "name_numbers" not in bank.columns or "name_numbers" not in ledger.columns:
+        return differ
+    numbered = np.flatnonzero(ledger["name_numbers"].list.len().fill_null(0).to_numpy()[l_] > 0)
+    if not len(numbered):
+        return differ
+    pair = pl.Series("pair", numbered)
+    ledger_numbers = pl.DataFrame([pair, ledger["name_numbers"].gather(l_[numbered]).alias("number")]).explode("number")
+    bank_numbers = pl.DataFrame([pair, bank["name_numbers"].gather(b[numbered]).alias("number")]).explode("number")
+    shared = ledger_numbers.join(bank_numbers.drop_nulls(), on=["pair", "number"], how="semi")["pair"].to_numpy()
+    differ[numbered] = True
+    differ[shared] = False
+    return differ
 
 
 def script_code(script: pl.Expr) -> pl.Expr:
