@@ -1,0 +1,389 @@
+"""engine.prepare.names and the name columns of prepare_bank / prepare_ledger (table-driven)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from engine.prepare.features import prepare_bank, prepare_ledger
+from engine.prepare.names import (
+    ALIAS_GROUPS_SCHEMA,
+    ALIAS_SCHEMA,
+    alias_groups,
+    alias_key,
+    counterparty_numbers,
+    name_codes,
+    name_initials,
+    name_key,
+    read_aliases,
+    text_numbers,
+)
+from models.errors import FeedFormatError
+from models.schema import BANK_SCHEMA, LEDGER_SCHEMA
+from rules.model import default_rules
+
+
+def _apply(function, values: list[str | None]) -> list:
+    frame = pl.DataFrame({"value": values}, schema={"value": pl.String})
+    return frame.select(function(pl.col("value")))["value"].to_list()
+
+
+def _one(function, value):
+    return _apply(function, [value])[0]
+
+
+# --------------------------------------------------------------------------------------------
+# name_key: what Hong Kong bank narratives and ledgers write
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a space inside Chinese is layout; the company form is still removed
+        ("明珠物流 有限公司", "明珠物流"),
+        ("明珠 物流有限公司", "明珠物流"),
+        ("明珠 物流 有限公司", "明珠物流"),
+        ("明珠物流有限公司", "明珠物流"),
+        ("FPS CR 明珠 物流有限公司 INV-2026-00123", "明珠物流"),
+        ("陳 大 文", "陳大文"),
+        ("金港貿易 (香港) 有限公司", "金港貿易"),
+        ("金港貿易香港有限公司", "金港貿易"),
+        ("ABC 香港 有限公司", "abc"),
+        ("香港有限公司", "香港"),  # never reduced to nothing
+        ("陳大文先生", "陳大文"),
+        ("陳先生", "陳先生"),  # "Mr Chan" is all the name there is
+        ("ソニー 株式会社", "ソニー"),
+        ("陳大文 CHAN TAI MAN", "陳大文 chan tai man"),  # a space between scripts stays
+        # honorifics, with or without a dot, before or after
+        ("MS KWOK HOI SIU", "kwok hoi siu"),
+        ("MS. KWOK HOI SIU", "kwok hoi siu"),
+        ("KWOK HOI SIU MS", "kwok hoi siu"),
+        ("KWOK HOI SIU MS.", "kwok hoi siu"),
+        ("KWOK HOI SIU (MS)", "kwok hoi siu"),
+        ("FPS CR MS KWOK HOI SIU", "kwok hoi siu"),
+        ("MR.CHAN TAI MAN", "chan tai man"),
+        ("MDM WONG", "wong"),
+        ("MISS HO H L", "ho h l"),
+        ("MADAM LEE MEI", "lee mei"),
+        ("DR. LAM", "lam"),
+        ("MR & MRS CHAN", "chan"),
+        ("MESSRS KAM WING", "kam wing"),
+        # initials keep their letters, dots or not
+        ("HO H L", "ho h l"),
+        ("CHAN T.M.", "chan t m"),
+        ("T.M. CHAN", "t m chan"),
+        ("KWAN MING CHOW", "kwan ming chow"),  # word order is the comparison's business
+        # account numbers and FPS ids are not the name
+        ("FPS CR 9255227770 LO FUNG MAN", "lo fung man"),
+        ("FPS CR 9255227770 MS. LO FUNG MAN", "lo fung man"),
+        ("IBT CR 012-345678-001 CHAN TAI MAN", "chan tai man"),
+        # numbers of three or more digits are references to the key (name_numbers keeps them)
+        ("FPS CR CUSTOMER 4842", "customer"),
+        ("Customer 3609 Limited", "customer"),
+        ("7-Eleven", "7 eleven"),
+        # a legal form cut short by the bank's field width
+        ("KAM WING TRADING CO LIMI", "kam wing trading"),
+        ("KAM WING TRADING CO L", "kam wing trading"),
+        ("EVER PEARL INDUSTRIAL LIMITE", "ever pearl industrial"),
+        ("CHEONG FOOK KWONG TRADING LT", "cheong fook kwong trading"),
+        ("YEUNG KIT LI", "yeung kit li"),  # Li is a surname, not a cut "limited"
+        ("CHAN C L", "chan c l"),  # an initial, not a cut "limited"
+    ],
+)
+def test_name_key_hong_kong_forms(text, expected):
+    assert _one(name_key, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "KAM WING TRADING",
+        "KAM WING TRADING CO LTD",
+        "KAM WING TRADING CO., LIMITED",
+        "KAM WING TRADING CO.,LTD.",
+        "KAM WING TRADING (HK) LTD",
+        "KAM WING TRADING (H.K.) LIMITED",
+        "KAM WING TRADING (HONG KONG) CO., LTD.",
+        "KAM WING TRADING COMPANY LIMITED",
+        "KAM WING TRADING LTD.",
+        "Kam Wing Trading Limited",
+        "FPS CR KAM WING TRADING CO LTD INV-2026-00123",
+    ],
+)
+def test_legal_suffix_variants_give_one_key(text):
+    assert _one(name_key, text) == "kam wing trading"
+
+
+def test_name_key_cjk_is_byte_exact():
+    key = _one(name_key, "明珠 物流有限公司")
+    assert key.encode("utf-8") == "明珠物流".encode()
+
+
+def test_name_key_words_are_separated_by_single_spaces():
+    keys = _apply(name_key, ["T.M. CHAN", "A( B", "KAM WING .  INV 12 . LTD", "陳 大 文 X"])
+    assert all("  " not in key and key == key.strip() for key in keys)
+
+
+# --------------------------------------------------------------------------------------------
+# numbers, initials, codes
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "numbers"),
+    [
+        ("FPS CR CUSTOMER 4842", [4842]),
+        ("FPS CR 9255227770 LO FUNG MAN", [9255227770]),
+        ("FPS CR CUSTOMER 3609 INV-2026-00123", [3609, 2026, 123]),
+        ("CHQ DEP 007", [7]),
+        ("ＣＵＳＴＯＭＥＲ　３６０９", [3609]),  # full-width digits
+        ("1234567890123456789012", [123456789012345678, 9012]),  # longer than Int64: cut
+        ("KAM WING", []),
+        (None, []),
+    ],
+)
+def test_text_numbers(text, numbers):
+    assert _one(text_numbers, text) == numbers
+
+
+@pytest.mark.parametrize(
+    ("counterparty", "numbers"),
+    [
+        ("Customer 3609 Limited", [3609]),
+        ("7-Eleven", [7]),
+        ("Kam Wing Trading Ltd", []),
+        ("Kam Wing Ltd (ref 12)", []),  # a quoted reference is not the name's
+        ("Kam Wing INV-2026-00123", []),
+        ("Kam Wing HKD 1,200.00", []),  # nor an amount
+        ("Club 8 Limited", [8]),
+        (None, []),
+    ],
+)
+def test_counterparty_numbers(counterparty, numbers):
+    assert _one(counterparty_numbers, counterparty) == numbers
+
+
+@pytest.mark.parametrize(
+    ("key", "signature"),
+    [
+        ("chan tai man", "cmt"),
+        ("chan t m", "cmt"),
+        ("t m chan", "cmt"),
+        ("ho h l", "hhl"),
+        ("ho ho ling", "hhl"),
+        ("ng mei pui", "mnp"),
+        ("陳大文", ""),
+        ("陳大文 chan tai man", ""),
+        ("7 eleven", ""),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_name_initials(key, signature):
+    assert _one(name_initials, key) == signature
+
+
+def test_name_codes_number_equal_names_alike():
+    names = pl.Series(["kam wing", "陳大文", None, "kam wing", "", "chan tai man", "陳大文"])
+    codes, first = name_codes(names)
+    assert sorted(set(codes.tolist())) == list(range(4))  # null and "" are one (no name)
+    assert codes[0] == codes[3] and codes[1] == codes[6] and codes[2] == codes[4]
+    assert names.fill_null("").gather(first).gather(codes).to_list() == names.fill_null("").to_list()
+    assert (first == np.array([np.flatnonzero(codes == c)[0] for c in range(4)])).all()
+    empty_codes, empty_first = name_codes(pl.Series([], dtype=pl.String))
+    assert len(empty_codes) == len(empty_first) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# alias table
+# --------------------------------------------------------------------------------------------
+
+
+def _write(tmp_path, text: str, name: str = "aliases.csv", encoding: str = "utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_read_aliases_keeps_names_byte_exact(tmp_path):
+    path = _write(tmp_path, "name,alias\n陳大文,CHAN TAI MAN\n金港貿易有限公司,GOLDEN HARBOUR TRADING CO LTD\n")
+    table = read_aliases(path)
+    assert table.schema == pl.Schema(ALIAS_SCHEMA)
+    assert table.rows() == [
+        ("陳大文", "CHAN TAI MAN", 2),
+        ("金港貿易有限公司", "GOLDEN HARBOUR TRADING CO LTD", 3),
+    ]
+    assert table["name"][1].encode("utf-8") == "金港貿易有限公司".encode()
+
+
+def test_read_aliases_header_in_any_order_bom_blank_lines_quotes_and_extra_columns(tmp_path):
+    path = _write(tmp_path, '\ufeffNote, Alias ,NAME\r\n\r\nold name,"KAM WING, LTD",金永\r\n')
+    assert read_aliases(path).rows() == [("金永", "KAM WING, LTD", 3)]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("name,other\n陳大文,CHAN TAI MAN\n", 1, "no 'alias' column"),
+        ("alias\nCHAN TAI MAN\n", 1, "no 'name' column"),
+        ("name,alias\n陳大文,CHAN TAI MAN\n金港貿易\n", 3, "has no alias"),
+        ("name,alias\n陳大文,CHAN TAI MAN\n金港貿易,  \n", 3, "the alias is empty"),
+        ("name,alias\n,CHAN TAI MAN\n", 2, "the name is empty"),
+        ("name,alias\n陳大文,12345\n", 2, "'12345' is no name"),
+        ("name,alias\n陳大文,\nx,\n", 2, "1 more problem"),
+    ],
+)
+def test_read_aliases_bad_rows_name_the_file_and_line(tmp_path, text, line, words):
+    path = _write(tmp_path, text)
+    with pytest.raises(FeedFormatError) as raised:
+        read_aliases(path)
+    assert raised.value.line == line
+    assert str(raised.value).startswith(f"{path}:{line}: ")
+    assert words in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", "is empty"),
+        (b"\n\n", "is empty"),
+        ("name,alias\n陳大文,CHAN\n".encode("big5"), "is not UTF-8"),
+    ],
+)
+def test_read_aliases_unreadable_files(tmp_path, content, words):
+    path = tmp_path / "aliases.csv"
+    path.write_bytes(content)
+    with pytest.raises(FeedFormatError, match=words) as raised:
+        read_aliases(path)
+    assert str(path) in str(raised.value)
+
+
+def test_read_aliases_missing_file_names_it(tmp_path):
+    with pytest.raises(FeedFormatError, match="cannot be read") as raised:
+        read_aliases(tmp_path / "missing.csv")
+    assert "missing.csv" in str(raised.value)
+
+
+def _table(rows: list[tuple[str, str]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema={"name": pl.String, "alias": pl.String}, orient="row")
+
+
+def test_alias_groups_link_directly_and_through_chains():
+    groups = alias_groups(_table([
+        ("陳大文", "CHAN TAI MAN"),
+        ("金港貿易有限公司", "GOLDEN HARBOUR TRADING CO LTD"),
+        ("GOLDEN HARBOUR TRADING LIMITED", "GH TRADING"),  # same key as the row above: a chain
+        ("GH TRADING", "金港貿易 (香港) 有限公司"),
+    ]))
+    assert groups.schema == pl.Schema(ALIAS_GROUPS_SCHEMA)
+    by_key = dict(groups.iter_rows())
+    assert by_key["陳大文"] == by_key["chan tai man"]
+    assert by_key["金港貿易"] == by_key["golden harbour trading"] == by_key["gh trading"]
+    assert by_key["陳大文"] != by_key["金港貿易"]
+    # the canonical key is the group's smallest key, whatever the row order
+    assert by_key["金港貿易"] == "gh trading"
+    shuffled = alias_groups(_table([
+        ("GH TRADING", "金港貿易 (香港) 有限公司"),
+        ("金港貿易有限公司", "GOLDEN HARBOUR TRADING CO LTD"),
+        ("GOLDEN HARBOUR TRADING LIMITED", "GH TRADING"),
+        ("CHAN TAI MAN", "陳大文"),
+    ]))
+    assert shuffled.equals(groups)
+
+
+def test_alias_key_looks_names_up_in_any_word_order():
+    groups = alias_groups(_table([("陳大文", "CHAN TAI MAN")]))
+    keys = ["陳大文", "chan tai man", "tai man chan", "chan tai ming", "", None]
+    got = pl.DataFrame({"k": keys}).select(alias_key(pl.col("k"), groups))["k"].to_list()
+    assert got == ["chan tai man", "chan tai man", "chan tai man", None, None, None]
+
+
+def test_alias_groups_of_an_empty_table():
+    assert alias_groups(_table([])).is_empty()
+
+
+# --------------------------------------------------------------------------------------------
+# prepare_bank / prepare_ledger name columns
+# --------------------------------------------------------------------------------------------
+
+
+def _bank(rows: list[dict]) -> pl.DataFrame:
+    base = {"date": dt.date(2026, 3, 2), "amount_minor": 100_00, "currency": "HKD"}
+    return pl.DataFrame(
+        [{**base, "id": f"B{i}", **row} for i, row in enumerate(rows)], schema=BANK_SCHEMA
+    )
+
+
+def _ledger(rows: list[dict]) -> pl.DataFrame:
+    base = {"date": dt.date(2026, 3, 1), "amount_minor": 100_00, "currency": "HKD", "type": "invoice"}
+    return pl.DataFrame(
+        [{**base, "id": f"L{i}", **row} for i, row in enumerate(rows)], schema=LEDGER_SCHEMA
+    )
+
+
+NAME_COLUMNS = {
+    "name_key": pl.String, "name_script": pl.String, "name_initials": pl.String,
+    "alias_key": pl.String, "name_numbers": pl.List(pl.Int64),
+}
+
+
+def test_prepare_bank_name_columns():
+    bank = _bank([
+        {"description": "FPS CR 9255227770 LO FUNG MAN", "reference": "INV-2026-00123"},
+        {"description": "FPS CR CUSTOMER 4842"},
+        {"description": "TT IN 陳 大文 REF 88", "counterparty": "CHAN TAI MAN"},
+        {"description": "CHQ DEP 000456"},
+    ])
+    prepared = prepare_bank(bank)
+    assert {c: prepared.schema[c] for c in NAME_COLUMNS} == NAME_COLUMNS
+    assert prepared.select(list(NAME_COLUMNS)).rows() == [
+        ("lo fung man", "latin", "flm", None, [9255227770, 2026, 123]),
+        ("customer", "latin", "c", None, [4842]),
+        ("chan tai man", "latin", "cmt", None, [88]),  # the counterparty names the payer
+        ("", "", "", None, [456]),
+    ]
+
+
+def test_prepare_ledger_name_columns():
+    ledger = _ledger([
+        {"counterparty": "Customer 3609 Limited", "description": "Invoice 12345"},
+        {"counterparty": "7-Eleven"},
+        {"counterparty": "Customer 3609 Limited"},
+        {"counterparty": "明珠物流有限公司"},
+        {"description": "Customer 5555 deposit"},  # no counterparty: no name numbers
+    ])
+    prepared = prepare_ledger(ledger, default_rules())
+    assert {c: prepared.schema[c] for c in NAME_COLUMNS} == NAME_COLUMNS
+    assert prepared.select(list(NAME_COLUMNS)).rows() == [
+        ("customer", "latin", "c", None, [3609]),
+        ("7 eleven", "latin", "", None, [7]),
+        ("customer", "latin", "c", None, [3609]),
+        ("明珠物流", "cjk", "", None, []),
+        ("customer deposit", "latin", "cd", None, []),
+    ]
+
+
+def test_prepare_sets_alias_key_from_the_table():
+    aliases = _table([("陳大文", "CHAN TAI MAN"), ("金港貿易有限公司", "GOLDEN HARBOUR TRADING CO LTD")])
+    bank = _bank([{"description": "FPS CR CHAN TAI MAN"}, {"description": "FPS CR WONG SIU MING"},
+                  {"description": "TT IN GOLDEN HARBOUR TRADING LIMITED"}])
+    ledger = _ledger([{"counterparty": "陳大文"}, {"counterparty": "金港貿易(香港)有限公司"},
+                      {"counterparty": "Wong Siu Ming"}])
+    assert prepare_bank(bank, aliases=aliases)["alias_key"].to_list() == [
+        "chan tai man", None, "golden harbour trading"]
+    assert prepare_ledger(ledger, default_rules(), aliases=aliases)["alias_key"].to_list() == [
+        "chan tai man", "golden harbour trading", None]
+    assert prepare_bank(bank)["alias_key"].to_list() == [None, None, None]
+
+
+def test_prepare_keeps_existing_columns_in_order():
+    bank = _bank([{"description": "FPS CR KAM WING"}])
+    columns = prepare_bank(bank).columns
+    assert columns[: 1 + len(BANK_SCHEMA)] == ["bank_idx", *BANK_SCHEMA]
+    assert columns[-4:] == ["name_script", "name_initials", "alias_key", "name_numbers"]
+    ledger_columns = prepare_ledger(_ledger([{"counterparty": "Kam Wing"}]), default_rules()).columns
+    assert ledger_columns[-4:] == ["name_script", "name_initials", "alias_key", "name_numbers"]
