@@ -272,7 +272,7 @@ SHOPIFY_PAYOUT_DELAY_BUSINESS_DAYS = 3
 PAYOUT_MAX_LAG_DAYS = 8
 PAYOUT_MAX_SPAN_DAYS = 10
 DESCRIPTION_CUT = 35
-_NO_CUT = 140
+NO_CUT = 140  # a description never cut (longer than any line)
 
 # --------------------------------------------------------------------------------------------
 # names: (romanised or English token, Traditional Chinese) pairs; each list has unique entries
@@ -396,7 +396,7 @@ _BANK_ROWS: dict[str, pl.DataType] = {
     "own_check": pl.Boolean,  # decided by _make_compound_decidable, not by _make_decidable
 }
 _BANK_DEFAULTS = {
-    "trunc_k": 0, "layout": "name_first", "cut_at": _NO_CUT, "show_counterparty": False,
+    "trunc_k": 0, "layout": "name_first", "cut_at": NO_CUT, "show_counterparty": False,
     "show_reference": False, "always_decisive": False, "name_ok": False, "ref_variant": "none",
     "own_check": False,
 }
@@ -440,6 +440,12 @@ def _frame(schema: Mapping[str, pl.DataType], n: int, cols: dict, defaults: Mapp
         else:
             data.append(pl.Series(name, value).cast(dtype))
     return pl.DataFrame(data)
+
+
+def ledger_rows(n: int, **cols) -> pl.DataFrame:
+    """``n`` internal ledger rows (the columns of ``_LEDGER_ROWS``; the GL account from the type)."""
+    cols.setdefault("account", _GL_ACCOUNT.get(cols.get("type", ""), None))
+    return _frame(_LEDGER_ROWS, n, cols)
 
 
 @dataclass
@@ -531,8 +537,7 @@ class _Month:
         self.bank.append(_frame(_BANK_ROWS, n, cols, _BANK_DEFAULTS))
 
     def add_ledger(self, n: int, **cols) -> None:
-        cols.setdefault("account", _GL_ACCOUNT.get(cols.get("type", ""), None))
-        self.ledger.append(_frame(_LEDGER_ROWS, n, cols))
+        self.ledger.append(ledger_rows(n, **cols))
 
     def add_one_to_one(self, case: str, bank_uid: np.ndarray, ledger_uid: np.ndarray) -> None:
         n = len(bank_uid)
@@ -928,7 +933,7 @@ _ALWAYS_CUT_CHANNELS = ("TT IN", "CR TRF", "IBT CR", "TT OUT")
 def _cut_lengths(rng: np.random.Generator, channel: np.ndarray) -> np.ndarray:
     always = np.isin(channel, _ALWAYS_CUT_CHANNELS)
     sometimes = (channel == "FPS CR") & (rng.random(len(channel)) < 0.30)
-    return np.where(always | sometimes, DESCRIPTION_CUT, _NO_CUT).astype(np.int32)
+    return np.where(always | sometimes, DESCRIPTION_CUT, NO_CUT).astype(np.int32)
 
 
 def _invoice_payments(month: _Month, case: str, party: np.ndarray, bank_day: np.ndarray,
@@ -1587,7 +1592,7 @@ def fx_receipt(month: _Month, n: int) -> None:
     label = np.where(charge > 0, np.char.add(currency.astype(str), "+bank_charge"), currency.astype(str)).astype(object)
     group = _single_invoice_receipts(
         month, "fx_receipt", party, bank_day, amount, credited - charge, np.full(n, "TT IN", dtype=object),
-        label, currency=currency, detail=detail, cut_at=_NO_CUT,
+        label, currency=currency, detail=detail, cut_at=NO_CUT,
     )
     month.add_adjustments(group, "fx_difference", credited - converted)
     month.add_adjustments(group, "bank_charge", -charge)

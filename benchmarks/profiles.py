@@ -118,8 +118,8 @@ and ``:undecidable`` at the end when the final check cannot decide it; changed l
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -347,16 +347,6 @@ def resolve_profile(profile: str | Sequence[str] | Profile | None, *,
     return merged
 
 
-def describe(profile: Profile) -> str:
-    """One line per variation a profile sets (for logs and RESULTS.md)."""
-    lines = [f"profile {profile.name}" + (" (held out: never used for tuning)" if profile.held_out else "")]
-    for f in fields(profile):
-        value = getattr(profile, f.name)
-        if f.name in _VARIATIONS and value is not None:
-            lines.append(f"  {f.name}: {value}")
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
@@ -540,11 +530,11 @@ class Variation:
         day = rng.integers(0, 3, n).astype(np.int32)
         uid = month.uids("ledger", n)
         month_label = month.start.strftime("%b %Y")
-        extra = gen._frame(gen._LEDGER_ROWS, n, {
-            "uid": uid, "prefix": "INV", "type": "invoice", "day": day, "amount_minor": amount * month.minor_per_major,
-            "counterparty": ledger_name, "description": f"Monthly retainer {month_label}", "due_day": day + 30,
-            "account": gen._GL_ACCOUNT["invoice"], "party_key": chosen, "case": "retainer_invoice",
-        })
+        extra = gen.ledger_rows(
+            n, uid=uid, prefix="INV", type="invoice", day=day, amount_minor=amount * month.minor_per_major,
+            counterparty=ledger_name, description=f"Monthly retainer {month_label}", due_day=day + 30,
+            party_key=chosen, case="retainer_invoice",
+        )
         self.retainer_ledger_uids = np.concatenate([changed, uid])
         return bank, pl.concat([ledger, extra], how="diagonal_relaxed")
 
@@ -606,9 +596,12 @@ class _MonthView:
             & (pl.col("adjustments") == "[]") & ~pl.col("case").is_in(["short_payment", "fx_receipt"])
             & pl.col("_foreign").is_null()
         ).fill_null(False)
+        work = work.with_columns(assessable=assessable, ledger_id=pl.when(assessable).then(pl.col("ledger_ids")))
+        # the type of the line's own item (a cash-book line names none): what its party's twins share
+        own_type = self.items.select(ledger_id="id", _item_type="type")
+        work = work.join(own_type, on="ledger_id", how="left", maintain_order="left").with_columns(
+            item_type=pl.coalesce("_item_type", "ledger_type")).drop("_item_type")
         self.work = work.with_columns(
-            assessable=assessable,
-            ledger_id=pl.when(assessable).then(pl.col("ledger_ids")),
             tags=pl.lit(""),
             name_resolves=pl.col("name_ok"),
             nameless=pl.lit(None, dtype=pl.Utf8),
@@ -647,17 +640,17 @@ class _MonthView:
         )
         construction = pl.col("always_decisive") & pl.col("payer").is_null() & pl.col("nameless").is_null()
         # the party's other items of the same type and amount, and those identified by reference
-        items = self.items.select(ledger_id="id", type="type", party_key="party_key", item_amount="amount_minor")
-        r = r.join(items.select("ledger_id", "item_amount"), on="ledger_id", how="left", maintain_order="left")
+        items = self.items.select(ledger_id="id", item_type="type", item_party="party_key", item_amount="amount_minor")
+        r = r.join(items.select("ledger_id", "item_party", "item_amount"), on="ledger_id", how="left",
+                   maintain_order="left")
         identified = r.filter(pl.col("assessable") & pl.col("_ref_ok")).select("ledger_id", _identified=pl.lit(1))
         keys = (
-            items.filter(pl.col("party_key").is_not_null())
+            items.filter(pl.col("item_party").is_not_null())
             .join(identified, on="ledger_id", how="left")
-            .group_by("type", "party_key", "item_amount")
+            .group_by("item_type", "item_party", "item_amount")
             .agg(_n_items=pl.len(), _n_identified=pl.col("_identified").sum())
-            .rename({"type": "ledger_type"})
         )
-        r = r.join(keys, on=["ledger_type", "party_key", "item_amount"], how="left", maintain_order="left")
+        r = r.join(keys, on=["item_type", "item_party", "item_amount"], how="left", maintain_order="left")
         party_ok = (pl.col("_n_items") == 1) | (pl.col("_n_items") - pl.col("_n_identified") == 1)
         r = r.with_columns(
             _decided=~pl.col("assessable") | pl.col("_ref_ok") | construction
@@ -881,16 +874,16 @@ def _names_resolve(view: _MonthView, w: pl.DataFrame) -> np.ndarray:
     form = w["_form"].to_numpy()
     parties = view.parties.select("party_id", "kind", "ledger_form", "surname", "given1", "given2", "base", "english")
     in_ledger = (
-        view.items.filter(pl.col("party_key").is_not_null()).select(ledger_type="type", party_id="party_key").unique()
+        view.items.filter(pl.col("party_key").is_not_null()).select(item_type="type", party_id="party_key").unique()
         .join(parties, on="party_id").filter(pl.col("ledger_form") != "zh")
     )
     initials_key = pl.concat_str([pl.col("surname"), pl.col("given1").str.slice(0, 1), pl.col("given2").str.slice(0, 1)],
                                  separator=" ")
     by_initials = (in_ledger.filter(pl.col("kind") == "person").with_columns(_key=initials_key)
-                   .group_by("ledger_type", "_key").agg(_parties=pl.len()))
+                   .group_by("item_type", "_key").agg(_parties=pl.len()))
     rows = np.flatnonzero(np.isin(form, ["initials", "initials_first"]))
     if len(rows):
-        found = (w[rows].with_columns(_key=initials_key).join(by_initials, on=["ledger_type", "_key"], how="left",
+        found = (w[rows].with_columns(_key=initials_key).join(by_initials, on=["item_type", "_key"], how="left",
                                                               maintain_order="left"))
         resolves[rows] = (found["_parties"].fill_null(0) == 1).to_numpy()
     rows = np.flatnonzero(form == "english_first")
@@ -900,15 +893,15 @@ def _names_resolve(view: _MonthView, w: pl.DataFrame) -> np.ndarray:
     if len(rows):
         person_key = pl.concat_str([pl.col("surname"), pl.col("given1"), pl.col("given2")], separator=" ")
         key = pl.when(pl.col("kind") == "person").then(person_key).otherwise(pl.col("base").str.to_uppercase())
-        keys = in_ledger.select("ledger_type", _key=key).drop_nulls()
+        keys = in_ledger.select("item_type", _key=key).drop_nulls()
         cut = w[rows].with_columns(_own=key).select(
-            "ledger_type", _prefix=pl.when(pl.col("_new").str.len_chars() < pl.col("_own").str.len_chars())
+            "item_type", _prefix=pl.when(pl.col("_new").str.len_chars() < pl.col("_own").str.len_chars())
             .then(pl.col("_new")).otherwise(pl.col("_own")))
         counts = np.zeros(len(rows), dtype=np.int64)
-        for ledger_type in cut["ledger_type"].unique().drop_nulls().to_list():
-            mine = (cut["ledger_type"] == ledger_type).to_numpy()
-            sorted_keys = np.sort(keys.filter(pl.col("ledger_type") == ledger_type)["_key"].to_numpy().astype(str))
-            prefix = cut.filter(pl.col("ledger_type") == ledger_type)["_prefix"].to_numpy().astype(str)
+        for item_type in cut["item_type"].unique().drop_nulls().to_list():
+            mine = (cut["item_type"] == item_type).fill_null(False).to_numpy()
+            sorted_keys = np.sort(keys.filter(pl.col("item_type") == item_type)["_key"].to_numpy().astype(str))
+            prefix = cut.filter(pl.col("item_type") == item_type)["_prefix"].to_numpy().astype(str)
             counts[mine] = (np.searchsorted(sorted_keys, np.char.add(prefix, "\U0010ffff"))
                             - np.searchsorted(sorted_keys, prefix))
         resolves[rows] = counts == 1
@@ -1069,7 +1062,7 @@ def _nameless_lines(view: _MonthView, work: pl.DataFrame, params: Nameless, rng:
         ref_form=pl.when(p).then(pl.lit("none")).otherwise(pl.col("ref_form")),
         show_counterparty=pl.when(p).then(pl.lit(False)).otherwise(pl.col("show_counterparty")),
         show_reference=pl.when(p).then(pl.lit(False)).otherwise(pl.col("show_reference")),
-        cut_at=pl.when(p).then(pl.lit(gen._NO_CUT)).otherwise(pl.col("cut_at")),
+        cut_at=pl.when(p).then(pl.lit(gen.NO_CUT)).otherwise(pl.col("cut_at")),
         layout=pl.when(p).then(pl.lit("name_first")).otherwise(pl.col("layout")),
         nameless=_text(kind),
         amount_style=_text(np.where(picked, style, None)),
@@ -1101,8 +1094,3 @@ def _move_items(items: pl.DataFrame, moves: pl.DataFrame) -> pl.DataFrame:
         day=pl.coalesce("_new_day", "day"),
         _description=pl.coalesce("_new_description", "_description"),
     ).drop("_new_day", "_new_description")
-
-
-def profile_names() -> Iterable[str]:
-    """The named profiles, for command-line help."""
-    return PROFILES.keys()
