@@ -54,6 +54,7 @@ _MAX_KEY_DIGITS = 12
 _MAX_TRUNCATED_DIGITS = 4  # a truncated reference lost at most this many trailing digits
 _MIN_FUZZY_DIGITS = 4  # a serial compared digit by digit (near, truncated) has 4+ digits
 _MAX_NIBBLES = 15  # digit strings read as hexadecimal nibbles: 15 fit in an Int64 (60 bits)
+_MAX_GLUED_NIBBLES = 16  # and 16 when the first digit is 1 or 2, as a year's (19xx, 20xx) is
 _YEAR_DIGITS = 4
 _YEAR = "(?:19|20)[0-9]{2}"
 _LAST_DIGIT_RUN = r"([0-9]+)[^0-9]*$"
@@ -455,7 +456,7 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
         serial_scale=_pow16(f("serial_length").clip(upper_bound=_MAX_NIBBLES)),
         year_nibbles=_nibbles(year),
         year_serial_nibbles=_nibbles(
-            pl.when(f("serial_length") + _YEAR_DIGITS <= _MAX_NIBBLES).then(
+            pl.when(f("serial_length") + _YEAR_DIGITS <= _MAX_GLUED_NIBBLES).then(
                 pl.concat_str(year, serial)
             )
         ),
@@ -472,6 +473,7 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
         ),
     )
     stage = stage.struct.with_fields(
+        prefix_year_serial_marked=pl.concat_str(f("prefix"), f("year_serial_marked")),
         prefix_serial_marked=pl.when(f("serial_length") >= _MIN_FUZZY_DIGITS).then(
             pl.concat_str(f("prefix"), pl.lit(_MARK), serial, pl.lit(_MARK))
         ),
@@ -576,8 +578,10 @@ def reference_strength_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.E
 # reference_grade
 # --------------------------------------------------------------------------------------------
 
-# the ledger profile's rewritten forms of the reference; any of them in the bank text makes
-# the pair "reformatted"
+# the ledger profile's forms of the reference; any of them in the bank text makes the pair
+# "full": the reference as written, its digit groups run together, its year and serial apart
+_FULL_FORMS = ("marked", "joined", "prefix_year_serial_marked")
+# and "reformatted": the reference rewritten
 _REFORMATTED_FORMS = (
     "year_serial_marked",
     "year_serial_glued",
@@ -600,7 +604,7 @@ _NEAR, _TRUNCATED = 2, 1  # per-run codes of the digit-by-digit comparison (the 
 
 def _digit_by_digit(run: pl.Expr, ledger: pl.Expr) -> pl.Expr:
     """Per bank digit run (``run``, a ``String`` element inside ``list.eval``) against the
-    ledger serial: ``_NEAR``, ``_TRUNCATED``, both added, or 0 (null when nothing is known).
+    ledger serial: ``_NEAR``, ``_TRUNCATED``, both added, or 0.
     ``ledger`` is a struct of the ledger profile's ``_DIGIT_BY_DIGIT_FIELDS`` in the outer
     frame, each row's values broadcast to its runs.
 
@@ -640,7 +644,7 @@ def _digit_by_digit(run: pl.Expr, ledger: pl.Expr) -> pl.Expr:
     swapped = (f("beyond") < 256) & (
         f("two_digits") == (f("two_serial_digits") % 16) * 16 + f("two_serial_digits") // 16
     )
-    near = f("aligned") & (differ != 0) & (one_digit | swapped)
+    near = f("aligned") & (differ != 0) & (f("candidate") != 0) & (one_digit | swapped)
 
     # truncated: the run is the serial with 1 to _MAX_TRUNCATED_DIGITS trailing digits cut
     # off: as written when the run starts with a 0, without the serial's leading zeros when
@@ -656,13 +660,17 @@ def _digit_by_digit(run: pl.Expr, ledger: pl.Expr) -> pl.Expr:
         - length
     )
     truncated = (length >= _MIN_KEY_DIGITS) & (
-        cut_from(serial, alone_cut)
+        ((digits != 0) & cut_from(serial, alone_cut))
         | (
             (length >= _YEAR_DIGITS + _MIN_KEY_DIGITS)
+            & (digits % _pow16(length - _YEAR_DIGITS) != 0)  # something after the year
             & cut_from(f("year_serial_nibbles"), serial_length + _YEAR_DIGITS - length)
         )
     )
-    code = near.cast(pl.Int8) * _NEAR + truncated.cast(pl.Int8) * _TRUNCATED
+    code = (
+        near.fill_null(False).cast(pl.Int8) * _NEAR
+        + truncated.fill_null(False).cast(pl.Int8) * _TRUNCATED
+    )
     return stage.struct.with_fields(code=code).struct.field("code")
 
 
@@ -695,13 +703,14 @@ def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr
         A digit run of the bank text, alone or glued after the reference's year, has the
         serial's length and differs from it in exactly one digit, or by exactly one swap of
         two adjacent digits (``INV-2026-01068``, ``INV-2026-10069``, ``2026-01096``,
-        ``INV202601096`` for ``INV-2026-01069``). Only for serials of 4 to 15 digits.
+        ``INV202601096`` for ``INV-2026-01069``). Only for serials of 4 to 15 digits (12
+        when glued after the year).
     ``"truncated"``
         A digit run of the bank text of at least 3 digits is the serial as written with 1 to
         4 trailing digits cut off, alone or glued after the reference's year (``0106``,
         ``INV-2026-010``, ``20260106`` for ``INV-2026-01069``); or the serial without its
-        leading zeros cut the same way (``106``). Only for serials of 4 to 15 digits (11 when
-        glued to the year).
+        leading zeros cut the same way (``106``). Only for serials of 4 to 15 digits (12 when
+        glued after the year).
     ``"none"``
         Otherwise, and whenever either side is null, the reference has no digit, or the
         serial has fewer than 3 digits.
@@ -753,7 +762,7 @@ def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr
         gradable=(marked.is_not_null() & (serial_length >= _MIN_KEY_DIGITS)).fill_null(False),
         full=(
             (ledger("size") >= _MIN_KEY_DIGITS)
-            & (_contains(marked, ledger("marked")) | _contains(marked, ledger("joined")))
+            & pl.any_horizontal(_contains(marked, ledger(form)) for form in _FULL_FORMS)
         ).fill_null(False),
         reformatted=pl.any_horizontal(
             _contains(marked, ledger(form)) for form in _REFORMATTED_FORMS
@@ -779,6 +788,7 @@ def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr
     lengths_wanted = pl.lit(2, pl.Int64).pow(highest + 1) - pl.lit(2, pl.Int64).pow(lowest)
     comparable = (
         f("exact").is_null()
+        & ledger("serial_value").is_not_null()  # a serial of 0 is no serial
         & serial_length.is_between(_MIN_FUZZY_DIGITS, _MAX_NIBBLES)
         & ((bank("run_length_mask") & lengths_wanted) != 0)
     ).fill_null(False)

@@ -1,4 +1,7 @@
-"""engine.prepare (text, names, references): expressions (table-driven, one case per row)."""
+"""engine.prepare (text, names): expressions (table-driven, one case per row).
+
+The reference expressions are tested in ``test_references.py``; the last test here runs the
+expressions of all three modules together."""
 
 from __future__ import annotations
 
@@ -7,12 +10,9 @@ import pytest
 
 from engine.prepare.names import name_key
 from engine.prepare.references import (
-    REFERENCE_STRENGTH_LEVELS,
-    bank_reference_profile,
     reference_digits,
     reference_serial,
     reference_strength,
-    reference_strength_from_profile,
     text_digits,
     text_reference_keys,
 )
@@ -190,128 +190,8 @@ def test_name_key_traditional_chinese_is_byte_exact():
 
 
 # --------------------------------------------------------------------------------------------
-# reference_serial, reference_digits
+# alnum_text
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("reference", "serial"),
-    [
-        ("INV-2026-00123", 123),
-        ("INV202600123", 123),
-        ("inv 2026 00123", 123),
-        ("inv/2026/00123", 123),
-        ("BILL-2026-0042", 42),
-        ("RCPT-000123", 123),
-        ("PO 4411", 4411),
-        ("SO-88812", 88812),
-        ("00123", 123),
-        ("123", 123),
-        ("12345678", 12345678),  # 8+ digits not starting with a year: the whole number
-        ("20261234", 1234),  # starts with a year: the part after it
-        ("ＩＮＶ－２０２６－００１２３", 123),
-        ("INV-2026-00123-A", 123),
-        ("INV-0000", None),  # a serial of 0 is no serial
-        ("N/A", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_reference_serial(reference, serial):
-    assert _one(reference_serial, reference) == serial
-
-
-@pytest.mark.parametrize(
-    ("reference", "digits"),
-    [
-        ("INV-2026-00123", "202600123"),
-        ("INV202600123", "202600123"),
-        ("PO 4411", "4411"),
-        ("ＰＯ　４４１１", "4411"),
-        ("N/A", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_reference_digits(reference, digits):
-    assert _one(reference_digits, reference) == digits
-
-
-# --------------------------------------------------------------------------------------------
-# text_reference_keys, text_digits, alnum_text
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "keys"),
-    [
-        ("FPS CR KAM WING INV-2026-00123", {2026, 123}),
-        ("INV202600123", {202600123, 123}),
-        ("inv 2026 00123", {2026, 123}),
-        ("inv/2026/00123", {2026, 123}),
-        ("paid 00123", {123}),
-        ("#123", {123}),
-        ("INV-2026-00132", {2026, 132}),
-        ("INV-2026-001", {2026, 1}),
-        ("HKD 1,234.50", set()),  # an amount is not a reference
-        ("paid 1234.50 for inv 00123", {123}),
-        ("1.234,50", set()),
-        ("1,234", set()),
-        ("value date 2026-10-03", set()),  # a separated date is not a reference
-        ("03/10/2026 inv 00123", {123}),
-        ("20261003", {20261003, 1003}),  # a compact date looks like INV20261003: kept
-        ("ref 12", set()),  # fewer than 3 digits
-        ("1234567890123", set()),  # more than 12 digits
-        ("202600123 202600124", {202600123, 123, 202600124, 124}),
-        ("00123 and 123 again", {123}),  # deduplicated
-        ("000", set()),  # zero is no key
-        ("ＩＮＶ－２０２６－００１２３", {2026, 123}),
-        ("no digits here", set()),
-        ("", set()),
-    ],
-)
-def test_text_reference_keys(text, keys):
-    got = _one(text_reference_keys, text)
-    assert got is not None
-    assert len(got) == len(set(got))
-    assert set(got) == keys
-
-
-def test_text_reference_keys_null_and_type():
-    frame = pl.DataFrame({"value": [None, "inv 00123"]}, schema={"value": pl.String})
-    out = frame.select(text_reference_keys(pl.col("value")))
-    assert out.schema["value"] == pl.List(pl.Int64)
-    assert out["value"].to_list() == [None, [123]]
-
-
-def test_text_reference_keys_join_ledger_serials():
-    """The join the candidate generator does: exploded bank keys = ledger serial."""
-    bank = pl.DataFrame(
-        {"id": ["b1", "b2", "b3", "b4"],
-         "text": ["FPS INV-2026-00123", "inv202600456", "HKD 1,234.50", "PO 4411 thanks"]}
-    )
-    ledger = pl.DataFrame(
-        {"id": ["l1", "l2", "l3", "l4"],
-         "reference": ["INV-2026-00123", "INV-2026-00456", "INV-2026-01234", "PO 4411"]}
-    )
-    keys = bank.select("id", key=text_reference_keys(pl.col("text"))).explode("key").drop_nulls()
-    serials = ledger.select("id", key=reference_serial(pl.col("reference")))
-    pairs = keys.join(serials, on="key", suffix="_ledger").select("id", "id_ledger").sort("id")
-    assert pairs.rows() == [("b1", "l1"), ("b2", "l2"), ("b4", "l4")]
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("inv/2026/00123 paid 1,234.50", "2026 00123 1 234 50"),
-        ("ＩＮＶ２０２６", "2026"),
-        ("no digits", ""),
-        ("", ""),
-        (None, None),
-    ],
-)
-def test_text_digits(text, expected):
-    assert _one(text_digits, text) == expected
 
 
 @pytest.mark.parametrize(
@@ -327,108 +207,6 @@ def test_text_digits(text, expected):
 )
 def test_alnum_text(text, expected):
     assert _one(alnum_text, text) == expected
-
-
-# --------------------------------------------------------------------------------------------
-# reference_strength
-# --------------------------------------------------------------------------------------------
-
-
-STRENGTH_CASES = [
-        # the same key written the ways banks write it
-        ("FPS CR KAM WING INV-2026-00123", "INV-2026-00123", "full"),
-        ("FPS CR KAM WING INV202600123", "INV-2026-00123", "full"),
-        ("kam wing inv 2026 00123", "INV-2026-00123", "full"),
-        ("kam wing inv/2026/00123", "INV-2026-00123", "full"),
-        ("kam wing 00123", "INV-2026-00123", "serial"),
-        ("ＩＮＶ－２０２６－００１２３", "INV-2026-00123", "full"),
-        ("inv-2026-00123", "INV202600123", "full"),  # ledger written glued
-        ("ref 2026/00123", "INV-2026-00123", "full"),  # year and serial in sequence
-        ("ref 2026 123", "INV-2026-00123", "full"),
-        ("ref 202600123", "INV-2026-00123", "full"),
-        ("inv-2026-00123 4567", "INV-2026-00123", "full"),  # another number after it
-        ("inv 2026-00123/00124", "INV-2026-00123", "full"),  # two invoices paid together:
-        ("inv 2026-00123/00124", "INV-2026-00124", "serial"),  # the second is only a serial
-        ("#123", "INV-2026-00123", "serial"),
-        ("rcpt 123", "RCPT-000123", "serial"),
-        ("inv-2025-00123", "INV-2026-00123", "serial"),  # another year
-        ("po4411", "PO 4411", "full"),
-        ("payment 4411", "PO 4411", "serial"),
-        ("so 88812", "SO-88812", "full"),
-        ("paid 00123 thanks", "00123", "full"),  # bare-number ledger reference
-        # damaged references
-        ("INV-2026-00132", "INV-2026-00123", "partial"),  # transposed
-        ("kam wing 00213", "INV-2026-00123", "partial"),
-        ("INV-2026-001", "INV-2026-00123", "partial"),  # truncated
-        ("INV2026001", "INV-2026-00123", "partial"),  # truncated, glued
-        ("INV-2026-0012", "INV-2026-00123", "partial"),
-        ("INV-2026-0012", "INV-2026-00123456", "partial"),  # 4 digits cut off
-        ("INV-2026-001", "INV-2026-00123456", "none"),  # 5 cut off: too little left to tell
-        # no evidence
-        ("INV-2026-00124", "INV-2026-00123", "none"),
-        ("INV-2026-001234", "INV-2026-00123", "none"),  # a longer number is another one
-        ("HKD 1,123.50", "123", "none"),  # an amount
-        ("value 2026-01-23", "INV-2026-00123", "none"),
-        ("kam wing trading", "INV-2026-00123", "none"),
-        ("kam wing trading", None, "none"),
-        ("kam wing trading", "", "none"),
-        (None, "INV-2026-00123", "none"),
-        (None, None, "none"),
-    ]
-
-
-@pytest.mark.parametrize(("bank_text", "ledger_reference", "expected"), STRENGTH_CASES)
-def test_reference_strength(bank_text, ledger_reference, expected):
-    frame = pl.DataFrame(
-        {"text_bank": [bank_text], "reference_ledger": [ledger_reference]},
-        schema={"text_bank": pl.String, "reference_ledger": pl.String},
-    )
-    out = frame.select(reference_strength(pl.col("text_bank"), pl.col("reference_ledger")))
-    assert out.schema == pl.Schema({"reference_strength": pl.String})
-    assert out.item() == expected
-
-
-def test_reference_strength_from_a_precomputed_bank_profile():
-    """Profile per bank line, joined onto the pairs: the same levels as reference_strength."""
-    pairs = pl.DataFrame(
-        {"text_bank": [c[0] for c in STRENGTH_CASES], "reference_ledger": [c[1] for c in STRENGTH_CASES]},
-        schema={"text_bank": pl.String, "reference_ledger": pl.String},
-    ).with_row_index("pair")
-    bank = pairs.select("pair", bank_reference_profile(pl.col("text_bank")))
-    joined = pairs.join(bank, on="pair")
-    out = joined.select(
-        direct=reference_strength(pl.col("text_bank"), pl.col("reference_ledger")),
-        profiled=reference_strength_from_profile(
-            pl.col("reference_profile"), pl.col("reference_ledger")
-        ),
-    )
-    assert out["profiled"].to_list() == [c[2] for c in STRENGTH_CASES]
-    assert out["direct"].to_list() == out["profiled"].to_list()
-
-
-def test_bank_reference_profile_keys_are_text_reference_keys():
-    texts = ["FPS INV-2026-00123", "inv202600123 HKD 1,234.50", "03/10/2026 #456", "", None]
-    frame = pl.DataFrame({"text": texts}, schema={"text": pl.String})
-    out = frame.select(
-        profile=bank_reference_profile(pl.col("text")).struct.field("keys"),
-        keys=text_reference_keys(pl.col("text")),
-    )
-    assert out["profile"].to_list() == out["keys"].to_list()
-
-
-def test_reference_strength_is_row_wise_and_levels_are_ordered():
-    frame = pl.DataFrame(
-        {
-            "text_bank": ["inv 2026 00123", "inv 2026 00123", "paid 00123", "INV-2026-00132"],
-            "reference_ledger": ["INV-2026-00123", "INV-2026-00999", "INV-2026-00123",
-                                 "INV-2026-00123"],
-        }
-    )
-    out = frame.select(reference_strength(pl.col("text_bank"), pl.col("reference_ledger")))
-    assert out["reference_strength"].to_list() == ["full", "none", "serial", "partial"]
-    assert REFERENCE_STRENGTH_LEVELS == ("none", "partial", "serial", "full")
-    ordered = out["reference_strength"].cast(pl.Enum(REFERENCE_STRENGTH_LEVELS)).sort()
-    assert ordered.to_list() == ["none", "partial", "serial", "full"]
 
 
 def test_expressions_run_lazily_and_keep_row_count():
