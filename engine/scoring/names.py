@@ -102,7 +102,7 @@ def compare_names(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataF
     # the text work, once per distinct pair of names
     distinct = _DistinctPairs.of(b, l_, bank_names, ledger_names)
     b_distinct, l_distinct = b[distinct.representative], l_[distinct.representative]
-    similarity = _similarity(b_distinct, l_distinct, bank_names, ledger_names)[distinct.spread]
+    similarity = _similarity(b_distinct, l_distinct, bank_names, ledger_names, distinct)[distinct.spread]
     # only a pair with an initial on one side can be initials of the other
     with_initial = np.flatnonzero(
         distinct.bank_has(b_distinct, bank_names, _has_initial) | distinct.ledger_has(l_distinct, ledger_names, _has_initial)
@@ -142,7 +142,7 @@ def pair_name_similarity(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank_na
     l_ = np.asarray(ledger_rows, dtype=np.int64)
     distinct = _DistinctPairs.of(b, l_, bank_names, ledger_names)
     representative = distinct.representative
-    return _similarity(b[representative], l_[representative], bank_names, ledger_names)[distinct.spread]
+    return _similarity(b[representative], l_[representative], bank_names, ledger_names, distinct)[distinct.spread]
 
 
 @dataclass(frozen=True)
@@ -185,39 +185,40 @@ class _DistinctPairs:
         return test(names.gather(self.ledger_first))[self.ledger_code[rows]]
 
 
-def _similarity(b: np.ndarray, l_: np.ndarray, bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarray:
+def _similarity(b: np.ndarray, l_: np.ndarray, bank_names: pl.Series, ledger_names: pl.Series,
+                distinct: _DistinctPairs) -> np.ndarray:
     """:func:`pair_name_similarity` of the pairs (``b``, ``l_``), pair by pair. Names are
-    looked up as Python strings by row (numpy object arrays), which is what rapidfuzz takes."""
+    looked up as Python strings (numpy object arrays), which is what rapidfuzz takes, only for
+    the pairs it compares: each distinct name converted once and picked by its code."""
     if not len(b):
         return np.empty(0, dtype=np.float64)
-    bank_text = _texts(bank_names, b)
-    ledger_text = _texts(ledger_names, l_)
+    bank_names = bank_names.fill_null("")
+    ledger_names = ledger_names.fill_null("")
+    bank_pair = bank_names.gather(b)
+    ledger_pair = ledger_names.gather(l_)
     # equal names score 100 and a missing one 0 (as the scorer would say): only the rest is compared
-    both = (bank_names.fill_null("") != "").to_numpy()[b] & (ledger_names.fill_null("") != "").to_numpy()[l_]
-    equal = both & (bank_text == ledger_text)
+    both = ((bank_pair != "") & (ledger_pair != "")).to_numpy()
+    equal = both & (bank_pair == ledger_pair).to_numpy()
     similarity = np.where(equal, 100.0, 0.0)
     compare = np.flatnonzero(both & ~equal)
-    if len(compare):
-        similarity[compare] = process.cpdist(
-            bank_text[compare].tolist(), ledger_text[compare].tolist(), scorer=fuzz.token_set_ratio, workers=-1,
-        )
-    prefix_len = bank_names.fill_null("").str.len_chars().to_numpy()[b]
+    if not len(compare):
+        return similarity
+    bank_text = _texts(bank_names, distinct.bank_first)[distinct.bank_code[b[compare]]]
+    ledger_text = _texts(ledger_names, distinct.ledger_first)[distinct.ledger_code[l_[compare]]]
+    similarity[compare] = process.cpdist(bank_text, ledger_text, scorer=fuzz.token_set_ratio, workers=-1)
+    prefix_len = bank_names.str.len_chars().to_numpy()[b[compare]]
     # a bank name cut short still shares most of its words: only long names that match partly
     # (not already well, not hardly at all) are worth the second look
-    again = np.flatnonzero((prefix_len >= 10) & (similarity < 95) & (similarity >= 50))
+    again = np.flatnonzero((prefix_len >= 10) & (similarity[compare] < 95) & (similarity[compare] >= 50))
     if len(again):
         ledger_prefix = pl.Series(ledger_text[again].tolist(), dtype=pl.Utf8).str.slice(0, pl.Series(prefix_len[again]))
-        prefix = process.cpdist(bank_text[again].tolist(), ledger_prefix.to_list(), scorer=fuzz.ratio, workers=-1)
-        similarity[again] = np.maximum(similarity[again], prefix)
+        prefix = process.cpdist(bank_text[again], ledger_prefix.to_list(), scorer=fuzz.ratio, workers=-1)
+        similarity[compare[again]] = np.maximum(similarity[compare[again]], prefix)
     return similarity
 
 
 def _texts(names: pl.Series, rows: np.ndarray) -> np.ndarray:
-    """``names`` at ``rows`` as a numpy object array of Python strings (null -> ""): every name
-    converted once and picked by row when the rows outnumber the names, else only those picked."""
-    names = names.fill_null("")
-    if len(rows) >= names.len():
-        return np.array(names.to_list(), dtype=object)[rows]
+    """``names`` at ``rows`` as a numpy object array of Python strings."""
     return np.array(names.gather(rows).to_list(), dtype=object)
 
 
