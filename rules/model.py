@@ -232,6 +232,25 @@ def _default_date_levels() -> list[DateLevel]:
     ]
 
 
+class CommonnessLevel(_Strict):
+    """How many ledger items (same currency and sign) share an exact amount: at most
+    ``max_items``."""
+
+    max_items: int = Field(ge=1)
+    weight: float
+    label: str = Field(min_length=1)
+
+
+def _default_commonness_levels() -> list[CommonnessLevel]:
+    return [
+        CommonnessLevel(max_items=1, weight=1.5, label="the only item with this amount"),
+        CommonnessLevel(max_items=3, weight=0.5, label="a rare amount"),
+        CommonnessLevel(max_items=20, weight=0.0, label="an amount some items share"),
+        CommonnessLevel(max_items=100, weight=-1.5, label="a common amount"),
+        CommonnessLevel(max_items=1_000_000_000, weight=-3.0, label="a very common amount"),
+    ]
+
+
 class Weights(_Strict):
     prior: float = -5.0
     reference: ReferenceWeights = ReferenceWeights()
@@ -243,7 +262,11 @@ class Weights(_Strict):
     name_alias: float = 4.5  # linked by the workspace's alias table (陳大文 = CHAN TAI MAN)
     name_digits_differ: float = -6.0  # the names differ in their numbers (Customer 3609 vs 4842)
     date: list[DateLevel] = Field(default_factory=_default_date_levels, min_length=1)
-    outside_window: float = -4.0
+    outside_window: float = -4.0  # further outside the ledger type's window than its own length
+    near_window: float = -1.5  # outside the window by no more than its own length again
+    # an exact amount weighed by how many ledger items have it
+    commonness: list[CommonnessLevel] = Field(default_factory=_default_commonness_levels, min_length=1)
+    only_item_near: float = 2.0  # a different amount, but the only ledger item within its tolerance
     unique_amount: float = 2.5
     competing_amount: float = 0.0
     oldest_first: float = 2.0  # same payer, same amount: k-th payment to the k-th oldest item
@@ -256,6 +279,14 @@ class Weights(_Strict):
             raise ValueError("name levels must have strictly decreasing min_similarity")
         if mins[-1] != 0:
             raise ValueError("the last name level must have min_similarity = 0 (catch-all)")
+        return levels
+
+    @field_validator("commonness")
+    @classmethod
+    def _commonness_ascending(cls, levels: list[CommonnessLevel]) -> list[CommonnessLevel]:
+        bounds = [lvl.max_items for lvl in levels]
+        if bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
+            raise ValueError("commonness levels must have strictly increasing max_items")
         return levels
 
     @field_validator("date")

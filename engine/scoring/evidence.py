@@ -16,7 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from engine.prepare.references import REFERENCE_GRADES, ledger_reference_profile, reference_grade_from_profiles
+from engine.prepare.references import (
+    REFERENCE_GRADES,
+    ledger_reference_profile,
+    reference_grade_from_profiles,
+)
 from engine.scoring import differences
 from engine.scoring.levels import REFERENCE_LEVELS
 from engine.scoring.names import pair_name_similarity, script_code
@@ -42,6 +46,9 @@ class PairEvidence:
     amount_kind: np.ndarray
     days: np.ndarray
     in_window: np.ndarray
+    near_window: np.ndarray
+    amount_count: np.ndarray
+    band_count: np.ndarray
     reference: np.ndarray
     shared_number: pl.Series
     similarity: np.ndarray
@@ -185,16 +192,50 @@ def measure_pairs(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
     unnamed_ledger = (ledger["name_key"].fill_null("") == "").to_numpy()
     script_bank = bank.select(script_code(pl.col("name_script"))).to_series().to_numpy()[b]
     script_ledger = ledger.select(script_code(pl.col("name_script"))).to_series().to_numpy()[l_]
-    in_window = (days <= _column(ledger, "window_after")[l_]) & (-days <= _column(ledger, "window_before")[l_])
+    after, before = _column(ledger, "window_after")[l_], _column(ledger, "window_before")[l_]
+    in_window = (days <= after) & (-days <= before)
+    amount_count, band_count = _amount_counts(bank, ledger, rules)
     no = np.zeros(len(b), dtype=bool)
     return PairEvidence(
         bank_rows=b, ledger_rows=l_, amount_bank=amount_bank, amount_ledger=amount_ledger,
-        amount_kind=amount_kind, days=days, in_window=in_window, reference=reference,
+        amount_kind=amount_kind, days=days, in_window=in_window,
+        near_window=(days <= 2 * after) & (-days <= 2 * before),
+        amount_count=amount_count[l_], band_count=band_count[b], reference=reference,
         shared_number=shared, similarity=similarity,
         name_missing=unnamed_bank[b] | unnamed_ledger[l_],
         different_script=(script_bank > 0) & (script_ledger > 0) & (script_bank != script_ledger),
         initials=no, digits_differ=no, alias=no,
     )
+
+
+def _amount_counts(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per ledger item, how many ledger items have its currency and amount; per bank line, how
+    many ledger items of its currency and sign lie within the tolerance of its amount (sorted
+    searches over one integer key per line: currency, then amount)."""
+    from engine.candidates import tolerance_expr
+
+    amount_count = ledger.select(pl.len().over("currency", "amount_minor")).to_series().to_numpy()
+    currencies = sorted(set(bank["currency"].unique().to_list()) | set(ledger["currency"].unique().to_list()))
+    code = {c: i for i, c in enumerate(currencies)}
+    span = np.int64(1) << np.int64(44)  # amounts within +-2**43 minor units keep their order
+
+    def keys(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        currency = frame["currency"].replace_strict(code, return_dtype=pl.Int64).to_numpy()
+        amount = np.clip(frame["amount_minor"].to_numpy(), -(span // 2) + 1, span // 2 - 1)
+        return currency * span, amount
+
+    ledger_base, ledger_amount = keys(ledger)
+    sorted_keys = np.sort(ledger_base + ledger_amount + span // 2)
+    bank_base, bank_amount = keys(bank)
+    tolerance = bank.select(
+        tolerance_expr(pl.col("amount_minor"), pl.col("currency"), rules, currencies)
+    ).to_series().to_numpy()
+    # never across zero: a credit's band holds credits only
+    low = np.where(bank_amount > 0, np.maximum(bank_amount - tolerance, 1), bank_amount - tolerance)
+    high = np.where(bank_amount < 0, np.minimum(bank_amount + tolerance, -1), bank_amount + tolerance)
+    base = bank_base + span // 2
+    band_count = np.searchsorted(sorted_keys, base + high, side="right") - np.searchsorted(sorted_keys, base + low, side="left")
+    return amount_count, band_count
 
 
 def _per_group(rows: np.ndarray, size: int, values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

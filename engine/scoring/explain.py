@@ -17,7 +17,8 @@ __all__ = ["CODE_COLUMNS", "SCORED_SCHEMA", "explain", "with_evidence"]
 
 #: the level code column of each comparison
 CODE_COLUMNS = {
-    "reference": "ref_code", "amount": "amount_code", "uniqueness": "uniq_code", "name": "name_code",
+    "reference": "ref_code", "amount": "amount_code", "commonness": "common_code", "uniqueness": "uniq_code",
+    "name": "name_code",
     "date": "date_code", "window": "window_code",
 }
 #: the scored frame with its evidence columns (:func:`with_evidence`): the compact columns plus
@@ -26,10 +27,11 @@ SCORED_SCHEMA: dict[str, pl.DataType] = {
     "bank_idx": pl.UInt32, "ledger_idx": pl.UInt32, "via": pl.UInt8, "score": pl.Float64,
     "confidence": pl.Float64, "amount_diff": pl.Int64, "ref_level": pl.Utf8,
     "name_similarity": pl.Float64, "name_level": pl.Utf8, "amount_level": pl.Utf8, "days": pl.Int32,
-    "ref_code": pl.UInt8, "amount_code": pl.UInt8, "uniq_code": pl.UInt8, "name_code": pl.UInt8,
+    "ref_code": pl.UInt8, "amount_code": pl.UInt8, "common_code": pl.UInt8, "uniq_code": pl.UInt8,
+    "name_code": pl.UInt8,
     "date_code": pl.UInt8, "window_code": pl.UInt8,
     "amount_bank": pl.Int64, "amount_ledger": pl.Int64, "currency": pl.Utf8, "doc_ref": pl.Utf8,
-    "shared_number": pl.Int64, "n_exact_bank": pl.Int32, "n_exact_ledger": pl.Int32,
+    "shared_number": pl.Int64, "amount_count": pl.Int32, "n_exact_bank": pl.Int32, "n_exact_ledger": pl.Int32,
     "clear_bank": pl.Boolean, "clear_ledger": pl.Boolean, "name_bank": pl.Utf8,
     "name_ledger": pl.Utf8, "in_window": pl.Boolean, "type_norm": pl.Utf8, "fifo": pl.Boolean,
 }
@@ -71,6 +73,6 @@ def _sentence(rules: RuleSet) -> pl.Expr:
     window = phrase("window")
     date = phrase("date") + pl.when(window.is_null()).then(pl.lit("")).otherwise(pl.lit(" (") + window + pl.lit(")"))
     return pl.concat_str(
-        [phrase("reference"), phrase("amount"), phrase("uniqueness"), phrase("name"), date],
+        [phrase("reference"), phrase("amount"), phrase("commonness"), phrase("uniqueness"), phrase("name"), date],
         separator="; ", ignore_nulls=True,
     )

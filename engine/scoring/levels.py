@@ -39,7 +39,7 @@ __all__ = [
 #: reference levels, strongest first: the codes ``ref_code`` holds
 REFERENCE_LEVELS = ("full", "reformatted", "serial", "number", "near", "truncated", "conflict", "none")
 #: the comparisons every pair is scored on, in the order their phrases are explained
-COMPARISONS = ("reference", "amount", "uniqueness", "name", "date", "window")
+COMPARISONS = ("reference", "amount", "commonness", "uniqueness", "name", "date", "window")
 
 Condition = Callable[["PairEvidence"], np.ndarray]
 Phrase = Callable[[], pl.Expr]
@@ -291,16 +291,54 @@ def date_comparison(rules: RuleSet) -> Comparison:
 
 
 def window_comparison(rules: RuleSet) -> Comparison:
-    """Whether the bank date falls in the ledger type's date window."""
+    """Whether the bank date falls in the ledger type's date window, just outside it (by no
+    more than the window's own length again), or further out."""
     type_norm = pl.col("type_norm")
+
+    def outside() -> pl.Expr:
+        return pl.lit("outside the window for ") + pl.when(type_norm == "").then(pl.lit("untyped items")).otherwise(type_norm)
+
+    w = rules.weights
     levels = (
         ComparisonLevel("inside", "inside the window", 0.0, lambda ev: ev.in_window),
-        ComparisonLevel("outside", "outside the window", rules.weights.outside_window,
-                        lambda ev: np.ones(ev.size, dtype=bool),
-                        lambda: pl.lit("outside the window for ")
-                        + pl.when(type_norm == "").then(pl.lit("untyped items")).otherwise(type_norm)),
+        ComparisonLevel("near", "just outside the window", w.near_window, lambda ev: ev.near_window, outside),
+        ComparisonLevel("outside", "outside the window", w.outside_window,
+                        lambda ev: np.ones(ev.size, dtype=bool), outside),
     )
-    return Comparison("window", levels, lambda levels: {"outside_window": levels[1].weight})
+    return Comparison("window", levels,
+                      lambda levels: {"near_window": levels[1].weight, "outside_window": levels[2].weight})
+
+
+def commonness_comparison(rules: RuleSet) -> Comparison:
+    """How many ledger items (same currency and sign) have the pair's exact amount, or, for
+    different amounts, whether the item is the only one within the bank amount's tolerance:
+    the rarer the amount, the more an agreement on it says."""
+    w = rules.weights
+    count = pl.col("amount_count")
+    # a common amount counts against a pair only when nothing else singles the pair out: the
+    # only exact-amount candidate with as good a name is not weakened by others sharing the amount
+    levels = [
+        ComparisonLevel(lv.label, lv.label, lv.weight,
+                        lambda ev, bound=lv.max_items, weight=lv.weight: ev.exact & (ev.amount_count <= bound)
+                        & ((weight >= 0) | ~ev.clear),
+                        lambda label=lv.label: pl.lit(label) + pl.when(count > 1)
+                        .then(pl.lit(" (") + count.cast(pl.Utf8) + pl.lit(" ledger items have it)"))
+                        .otherwise(pl.lit("")))
+        for lv in w.commonness
+    ]
+    levels.append(ComparisonLevel("singled out", "common, but singled out by the name", 0.0, lambda ev: ev.exact))
+    levels.append(ComparisonLevel("only item near", "the only item near this amount", w.only_item_near,
+                                  lambda ev: ~ev.exact & (ev.band_count == 1),
+                                  lambda: pl.lit("the only ledger item within tolerance of this amount")))
+    levels.append(ComparisonLevel("other", "other amounts near", 0.0, lambda ev: np.ones(ev.size, dtype=bool)))
+
+    def to_rules(levels: tuple[ComparisonLevel, ...]) -> dict:
+        return {"commonness": [{"max_items": lv.max_items, "weight": level.weight, "label": lv.label}
+                               for lv, level in zip(w.commonness, levels, strict=False)],
+                "only_item_near": levels[-2].weight}
+
+
+    return Comparison("commonness", tuple(levels), to_rules)
 
 
 def uniqueness_comparison(rules: RuleSet) -> Comparison:
@@ -329,7 +367,8 @@ def uniqueness_comparison(rules: RuleSet) -> Comparison:
 
 
 _BUILDERS = {
-    "reference": reference_comparison, "amount": amount_comparison, "uniqueness": uniqueness_comparison,
+    "reference": reference_comparison, "amount": amount_comparison, "commonness": commonness_comparison,
+    "uniqueness": uniqueness_comparison,
     "name": name_comparison, "date": date_comparison, "window": window_comparison,
 }
 

@@ -32,8 +32,8 @@ __all__ = ["COMPACT_SCHEMA", "confidence_of", "level_codes", "score_candidates",
 COMPACT_SCHEMA: dict[str, pl.DataType] = {
     "bank_idx": pl.UInt32, "ledger_idx": pl.UInt32, "via": pl.UInt8, "score": pl.Float64,
     "confidence": pl.Float64, "amount_diff": pl.Int64, "ref_code": pl.UInt8, "amount_code": pl.UInt8,
-    "uniq_code": pl.UInt8, "name_code": pl.UInt8, "date_code": pl.UInt8, "window_code": pl.UInt8,
-    "name_similarity": pl.Float64, "days": pl.Int32, "shared_number": pl.Int64,
+    "common_code": pl.UInt8, "uniq_code": pl.UInt8, "name_code": pl.UInt8, "date_code": pl.UInt8, "window_code": pl.UInt8,
+    "name_similarity": pl.Float64, "days": pl.Int32, "shared_number": pl.Int64, "amount_count": pl.Int32,
     "n_exact_bank": pl.Int32, "n_exact_ledger": pl.Int32, "clear_bank": pl.Boolean,
     "clear_ledger": pl.Boolean, "in_window": pl.Boolean, "fifo": pl.Boolean,
 }
@@ -49,11 +49,14 @@ def level_codes(evidence: PairEvidence, bank: pl.DataFrame, ledger: pl.DataFrame
     """The level code of every comparison per pair (``uint8``), the candidate context (which
     needs the name levels) filled into ``evidence`` on the way."""
     comparisons = comparisons_for(rules)
-    codes = {name: comparisons[name].codes(evidence) for name in COMPARISONS if name != "uniqueness"}
+    # the context comparisons read the candidate context, which needs the name levels
+    in_context = ("commonness", "uniqueness")
+    codes = {name: comparisons[name].codes(evidence) for name in COMPARISONS if name not in in_context}
     name_weight = comparisons["name"].weights[codes["name"]]
     add_context(evidence, name_weight, max(level.weight for level in rules.weights.name), bank, ledger)
-    codes["uniqueness"] = comparisons["uniqueness"].codes(evidence)
-    return codes
+    for name in in_context:
+        codes[name] = comparisons[name].codes(evidence)
+    return {name: codes[name] for name in COMPARISONS}
 
 
 def scorer_for(rules: RuleSet, evidence: PairEvidence, codes: dict[str, np.ndarray], bank: pl.DataFrame,
@@ -84,6 +87,7 @@ def scored_frame(pairs: pl.DataFrame, evidence: PairEvidence, codes: dict[str, n
         name_similarity=pl.Series(evidence.similarity, dtype=pl.Float64),
         days=pl.Series(evidence.days, dtype=pl.Int32),
         shared_number=evidence.shared_number,
+        amount_count=pl.Series(evidence.amount_count, dtype=pl.Int32),
         n_exact_bank=pl.Series(evidence.n_exact_bank, dtype=pl.Int32),
         n_exact_ledger=pl.Series(evidence.n_exact_ledger, dtype=pl.Int32),
         clear_bank=pl.Series(evidence.clear_bank),

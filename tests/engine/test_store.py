@@ -49,7 +49,7 @@ def test_run_is_recorded_with_its_rules_and_counts(first_run):
     run_id, rules_name, inputs_json, counts_json = runs[0]
     assert (run_id, rules_name) == (result.run_id, "default")
     assert "hk_bank.csv" in inputs_json and "hk_ledger.csv" in inputs_json
-    assert '"auto": 6' in counts_json and '"review": 1' in counts_json
+    assert '"auto": 6' in counts_json and '"review": 2' in counts_json
 
 
 def test_proposals_are_stored_as_written(first_run):
@@ -66,7 +66,7 @@ def test_proposals_are_stored_as_written(first_run):
     assert stored == expected
     assert ("B11", "L11", "7765.00", "7800.00", "-35.00") in [row[2:] for row in stored]
     lines = query(ws, "SELECT side, id FROM match_lines WHERE run_id = ? ORDER BY side, id", [result.run_id])
-    assert [i for side, i in lines if side == "bank"] == ["B01", "B02", "B03", "B04", "B05", "B07", "B11"]
+    assert [i for side, i in lines if side == "bank"] == ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B11"]
 
 
 def test_lines_are_stored_once_each_and_rejects_are_kept(first_run):
@@ -130,7 +130,7 @@ def test_rerun_with_same_and_overlapping_files_adds_no_duplicate_lines(tmp_path)
     assert first_seen == {"B10": runs[0][0], "B12": runs[1][0]}
     # each run keeps its own proposals: the second also matched B12 to the open invoice L10
     per_run = dict(query(ws, "SELECT run_id, count(*) FROM proposals GROUP BY run_id"))
-    assert per_run == {runs[0][0]: 7, runs[1][0]: 8}
+    assert per_run == {runs[0][0]: 8, runs[1][0]: 9}
 
 
 def test_rerun_of_a_bank_file_without_ids_adds_no_duplicate_lines(tmp_path):
@@ -169,4 +169,4 @@ def test_workspace_query_returns_a_polars_frame(first_run):
     with Workspace(ws) as workspace:
         frame = workspace.query("SELECT status, count(*) AS n FROM proposals WHERE run_id = ? GROUP BY ALL ORDER BY status",
                                 [result.run_id])
-    assert frame.rows() == [("auto", 6), ("review", 1)]
+    assert frame.rows() == [("auto", 6), ("review", 2)]
