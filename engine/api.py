@@ -31,7 +31,7 @@ from models.schema import REJECTS_SCHEMA, FileStats, LoadResult
 from rules.model import RuleSet, default_rules, load_rules
 
 __all__ = [
-    "MatchResult", "match", "load_bank", "load_ledger", "evaluate", "default_rules", "load_rules",
+    "MatchResult", "match", "load_bank", "load_ledger", "evaluate", "train", "default_rules", "load_rules",
     "RuleSet",
 ]
 
@@ -279,3 +279,94 @@ def evaluate(result: MatchResult | pl.DataFrame, truth: str | Path | pl.DataFram
     if isinstance(result, MatchResult):
         bank_ids = result.bank.frame["id"]
     return _evaluate(proposals, truth_frame, bank_ids=bank_ids)
+
+
+def train(
+    bank: Paths | LoadResult,
+    ledger: Paths | LoadResult,
+    truth: str | Path | pl.DataFrame,
+    out: str | Path | None = None,
+    rules: RuleSet | str | Path | None = None,
+    fx: str | Path | None = None,
+    processor: Paths | None = None,
+    seed: int = 0,
+    bank_format: str | None = None,
+    ledger_format: str | None = None,
+    processor_format: str | None = None,
+    compound_pairs: str = "leave_out",
+):
+    """Train a learned scorer on a month with ground truth, and save it.
+
+    The inputs are read and prepared as :func:`match` reads them; the candidate pairs are
+    labelled from the truth (:func:`engine.scoring.learned.truth_labels`: a one-to-one truth
+    group is a match, a pair touching a compound group is left out, every other pair is not a
+    match) and a :class:`engine.scoring.learned.CalibratedPairClassifier` is fitted on them,
+    a quarter of the bank lines held out to measure its calibration beside the rule set's.
+
+    Parameters
+    ----------
+    bank, ledger
+        File path(s) or :class:`LoadResult`.
+    truth
+        ``truth.csv`` (``group_id, match_type, bank_ids, ledger_ids``) or its frame.
+    out
+        Where to write the model file (JSON); ``None``: not written.
+    rules
+        The rule set whose candidates and levels the model learns (a model scores only with a
+        rule set of the same levels).
+    fx, processor
+        Read and checked as :func:`match` reads them; the learned scorer weighs one-to-one
+        pairs of the same currency, which neither changes.
+    seed
+        Seed of the held-out and calibration splits (same inputs and seed, same model).
+    bank_format, ledger_format, processor_format
+        Force a format (default: detected from each file's content).
+    compound_pairs
+        ``"leave_out"`` (default): pairs touching a compound truth group are not trained on;
+        ``"negative"``: they are trained on as non-matches (see
+        :func:`engine.scoring.learned.truth_labels`).
+
+    Returns
+    -------
+    engine.scoring.learned.TrainingReport
+        The scorer, the pairs and labels used and the held-out calibration; ``str()`` is the
+        summary ``recon train`` prints.
+
+    Raises
+    ------
+    InputError
+        No input file, a truth file that does not fit the inputs, nothing to train on.
+    """
+    from engine.evaluate import load_truth
+    from engine.scoring.learned import train_scorer, truth_labels
+
+    t0 = time.perf_counter()
+    if not isinstance(rules, RuleSet):
+        rules = load_rules(rules)
+    if not isinstance(bank, LoadResult) and not _paths(bank):
+        raise InputError("no bank file given (use --bank FILE)")
+    if not isinstance(ledger, LoadResult) and not _paths(ledger):
+        raise InputError("no ledger file given (use --ledger FILE)")
+    truth_frame = truth if isinstance(truth, pl.DataFrame) else load_truth(truth)
+    bank_res = bank if isinstance(bank, LoadResult) else load_bank(bank, bank_format)
+    ledger_res = ledger if isinstance(ledger, LoadResult) else load_ledger(ledger, ledger_format)
+    notes = []
+    if fx is not None:
+        feeds.read_fx_csv(str(fx))
+        notes.append("--fx read; FX receipts are compound groups, not pairs the learned scorer weighs")
+    if _paths(processor):
+        load_processor(processor, processor_format)
+        notes.append("--processor read; payouts are compound groups, not pairs the learned scorer weighs")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ledger_job = pool.submit(prepare_ledger_frame, ledger_res.frame, rules)
+        prepared_bank = prepare_bank_frame(bank_res.frame)
+        prepared_ledger = ledger_job.result()
+    truth_name = Path(truth).name if not isinstance(truth, pl.DataFrame) else None
+    labels = truth_labels(truth_frame, compound=compound_pairs)
+    report = train_scorer(prepared_bank, prepared_ledger, labels, rules, seed=seed, truth_name=truth_name)
+    report.scorer.training["compound_pairs"] = compound_pairs
+    report.notes.extend(notes)
+    if out is not None:
+        report.path = report.scorer.save(out)
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -43,6 +43,29 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--quiet", action="store_true", help="print nothing on success")
     m.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
+    t = sub.add_parser("train", help="train a learned scorer on a month with ground truth and save it (JSON)")
+    t.add_argument("--bank", nargs="+", action="extend", required=True, metavar="FILE",
+                   help="bank statement file(s), as for match")
+    t.add_argument("--ledger", nargs="+", action="extend", required=True, metavar="FILE",
+                   help="ledger file(s), as for match")
+    t.add_argument("--fx", metavar="FILE", help="FX rates CSV, as for match (read and checked)")
+    t.add_argument("--processor", nargs="+", action="extend", metavar="FILE", default=[],
+                   help="processor payout report(s), as for match (read and checked)")
+    t.add_argument("--truth", required=True, metavar="FILE",
+                   help="truth CSV (group_id, match_type, bank_ids, ledger_ids) labelling the candidate pairs")
+    t.add_argument("--out", required=True, metavar="FILE",
+                   help='model file to write (JSON); use it with [scoring] scorer = "learned", model = "FILE"')
+    t.add_argument("--rules", metavar="FILE", help="rule-set TOML file whose levels the model learns (default: built-in)")
+    t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the held-out split (default 0)")
+    t.add_argument("--compound-pairs", choices=["leave-out", "negative"], default="leave-out",
+                   help="pairs touching a compound truth group: left out of training (default) or trained "
+                        "on as non-matches")
+    for side in ("bank", "ledger", "processor"):
+        t.add_argument(f"--{side}-format", metavar="NAME",
+                       help=f"force the format of the {side} files (default: detected from their content)")
+    t.add_argument("--quiet", action="store_true", help="print nothing on success")
+    t.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
     e = sub.add_parser("evaluate", help="score a run's matches.csv against a ground-truth CSV")
     e.add_argument("--out", required=True, metavar="DIR", help="output folder of a run")
     e.add_argument("--truth", required=True, metavar="FILE", help="truth CSV (group_id, match_type, bank_ids, ledger_ids)")
@@ -106,6 +129,20 @@ def _cmd_match(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from engine import api
+
+    report = api.train(
+        bank=args.bank, ledger=args.ledger, truth=args.truth, out=args.out, rules=args.rules, fx=args.fx,
+        processor=args.processor, seed=args.seed, bank_format=args.bank_format,
+        ledger_format=args.ledger_format, processor_format=args.processor_format,
+        compound_pairs=args.compound_pairs.replace("-", "_"),
+    )
+    if not args.quiet:
+        print(report.summary())
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from engine.evaluate import evaluate_files
 
@@ -161,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = {
             "match": _cmd_match,
+            "train": _cmd_train,
             "evaluate": _cmd_evaluate,
             "inspect": _cmd_inspect,
             "profile": _cmd_profile,

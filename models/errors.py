@@ -56,6 +56,28 @@ class InputError(ReconError):
     """Command-line or API input that makes a run impossible (e.g. no bank file given)."""
 
 
+class ModelFileError(ReconError):
+    """A learned scorer's model file (made by ``recon train``) cannot be used: missing, not
+    JSON, another format or a newer version, a checksum that does not match (corrupt or edited),
+    numbers that are not finite, or features that do not match the rule set's levels.
+
+    Parameters
+    ----------
+    path
+        The model file.
+    problem
+        What is wrong with it.
+    fix
+        What to do about it (default: make the file again with ``recon train``).
+    """
+
+    def __init__(self, path: str, problem: str, fix: str | None = None):
+        self.path = str(path)
+        self.problem = problem
+        self.fix = fix or f"make it again with `recon train ... --out {self.path}`"
+        super().__init__(f"model file {self.path}: {problem}; {self.fix}")
+
+
 class AdapterError(ReconError):
     """Writing results somewhere failed."""
 
