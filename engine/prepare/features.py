@@ -1,8 +1,9 @@
 """Feature preparation (engine stage 1): canonical frames -> comparison-ready columns.
 
 Adds, for every bank line and ledger item, the normalised columns candidate generation and
-scoring compare: day numbers, payer name keys, reference keys, the ledger type's date window.
-Pure functions of frames; vectorized Polars expressions only.
+scoring compare: day numbers, payer name keys and what the name comparison needs per name
+(script, initials signature, numbers, alias group), reference keys, the ledger type's date
+window. Pure functions of frames; vectorized Polars expressions only.
 """
 
 from __future__ import annotations

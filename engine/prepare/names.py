@@ -490,12 +490,23 @@ def alias_groups(aliases: pl.DataFrame) -> pl.DataFrame:
         :data:`ALIAS_GROUPS_SCHEMA`: one row per distinct name key of the table, sorted by
         ``alias_key`` then ``name_key``.
 
+    Raises
+    ------
+    ValueError
+        ``aliases`` lacks the ``name`` or ``alias`` column.
+
     Examples
     --------
     >>> table = pl.DataFrame({"name": ["陳大文", "CHAN TAI MAN"], "alias": ["CHAN TAI MAN", "TM CHAN"]})
     >>> alias_groups(table).rows()
     [('chan tai man', 'chan tai man'), ('tm chan', 'chan tai man'), ('陳大文', 'chan tai man')]
     """
+    missing = [column for column in ("name", "alias") if column not in aliases.columns]
+    if missing:
+        raise ValueError(
+            f"an alias table needs the columns name and alias (missing: {', '.join(missing)}); "
+            "read the file with read_aliases"
+        )
     links = aliases.select(
         name=name_key(pl.col("name")), alias=name_key(pl.col("alias"))
     ).drop_nulls()

@@ -306,6 +306,11 @@ def test_alias_groups_of_an_empty_table():
     assert alias_groups(_table([])).is_empty()
 
 
+def test_alias_groups_need_name_and_alias_columns():
+    with pytest.raises(ValueError, match="name and alias"):
+        alias_groups(pl.DataFrame({"name": ["陳大文"], "other": ["CHAN TAI MAN"]}))
+
+
 # --------------------------------------------------------------------------------------------
 # prepare_bank / prepare_ledger name columns
 # --------------------------------------------------------------------------------------------
