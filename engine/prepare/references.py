@@ -294,6 +294,39 @@ def _pow16(exponent: pl.Expr) -> pl.Expr:
 
 # a year standing before another digit group, as in inv-2026-00123: no serial of its own
 _MARKED_LEADING_YEAR = rf"\{_MARK}{_YEAR}\{_MARK}(?:\{_MARK})"
+# Fingerprints: a few features of a digit string hashed to bits of an Int64, so that a pair
+# whose bank runs cannot be near or truncated is told apart by one AND of two integers,
+# without looking at the runs. 61 is prime, so the structured feature numbers spread.
+_FINGERPRINT_BITS = 61
+
+
+def _bit(feature: pl.Expr) -> pl.Expr:
+    return pl.lit(2, pl.Int64).pow(feature % _FINGERPRINT_BITS)
+
+
+def _near_fingerprint(digits: pl.Expr) -> pl.Expr:
+    """Bits of a digit string of 4+ digits (0 for a shorter one) of which a string of the same
+    length one digit or one adjacent swap away shares at least one: the two digits changed
+    are either not its first two (length, first two digits), or not its last two (length,
+    last two digits), or, in 4 digits, the middle two (length, first and last digit)."""
+    length = digits.str.len_bytes().cast(pl.Int64)
+    first_two = digits.str.slice(0, 2).cast(pl.Int64, strict=False)
+    last_two = digits.str.slice(-2).cast(pl.Int64, strict=False)
+    ends = digits.str.slice(0, 1).cast(pl.Int64, strict=False) * 10 + last_two % 10
+    bits = (
+        _bit(length * 100 + first_two)
+        | _bit(10_000 + length * 100 + last_two)
+        | _bit(20_000 + ends) * (length == _MIN_FUZZY_DIGITS).cast(pl.Int64)
+    )
+    return (bits * (length >= _MIN_FUZZY_DIGITS).cast(pl.Int64)).fill_null(0)
+
+
+def _prefix_fingerprint(digits: pl.Expr) -> pl.Expr:
+    """The bit of a digit string's first 3 digits, which a truncation of it keeps (0 for a
+    null string)."""
+    return _bit(digits.str.slice(0, _MIN_KEY_DIGITS).cast(pl.Int64, strict=False)).fill_null(0)
+
+
 _MARKED_YEAR_RUN = rf"\{_MARK}({_YEAR})([0-9]{{4,{_MAX_KEY_DIGITS}}})\{_MARK}"
 
 
@@ -347,9 +380,27 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
             run_length_mask=f("runs")
             .list.eval(pl.lit(2, pl.Int64).pow(pl.element().str.len_bytes().clip(upper_bound=62)))
             .list.agg(pl.element().bitwise_or()),
+            near_mask=f("runs")
+            .list.eval(
+                _near_fingerprint(pl.element()) | _near_fingerprint(_after_year(pl.element()))
+            )
+            .list.agg(pl.element().bitwise_or()),
+            prefix_mask=f("runs")
+            .list.eval(
+                _prefix_fingerprint(pl.element())
+                | _prefix_fingerprint(_after_year(pl.element()))
+            )
+            .list.agg(pl.element().bitwise_or()),
         )
     )
     return profile.alias("reference_profile")
+
+
+def _after_year(run: pl.Expr) -> pl.Expr:
+    """The digits after a leading year (19xx, 20xx) of a run of 7 or more digits, else null."""
+    return pl.when(run.str.contains(rf"^{_YEAR}[0-9]{{{_MIN_KEY_DIGITS},}}$")).then(
+        run.str.slice(_YEAR_DIGITS)
+    )
 
 
 def reference_strength(bank_text: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr:
@@ -445,13 +496,40 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
         serial_length=f("serial").str.len_bytes().cast(pl.Int64),
     )
     stage = stage.struct.with_fields(serial_signature=_digit_signature(f("serial_value")))
-    # what reference_grade_from_profiles looks for in the bank text: the reference rewritten
-    # (year and serial, letter prefix and serial), and the serial's digits as hexadecimal
-    # nibbles for the digit-by-digit comparisons
+    # what reference_grade_from_profiles looks for in the bank text: the reference as written
+    # and rewritten (``forms``, in the order of _FORMS), and the serial's digits as
+    # hexadecimal nibbles and fingerprints for the digit-by-digit comparisons
     year, serial, short_year = f("year"), f("serial"), f("year").str.slice(2)
     stage = stage.struct.with_fields(
         prefix=f("marked").str.extract(rf"^([^\{_MARK}]+)\{_MARK}", 1),
-        serial_significant_length=serial.str.strip_chars_start("0").str.len_bytes().cast(pl.Int64),
+        serial_significant=serial.str.strip_chars_start("0"),
+    )
+    year_serial_marked = pl.concat_str(
+        pl.lit(_MARK), year, pl.lit(_MARK * 2), serial, pl.lit(_MARK)
+    )
+    forms = {
+        "marked": f("marked"),
+        "joined": f("joined"),
+        "prefix_year_serial": pl.concat_str(f("prefix"), year_serial_marked),
+        "year_serial": year_serial_marked,
+        "year_serial_glued": pl.concat_str(pl.lit(_MARK), year, serial, pl.lit(_MARK)),
+        "year_value": pl.concat_str(
+            pl.lit(_MARK), year, pl.lit(_MARK * 2), f("serial_value").cast(pl.String),
+            pl.lit(_MARK),
+        ),
+        "short_year_serial": pl.concat_str(
+            pl.lit(_MARK), short_year, pl.lit(_MARK * 2), serial, pl.lit(_MARK)
+        ),
+        "prefix_serial": pl.when(f("serial_length") >= _MIN_FUZZY_DIGITS).then(
+            pl.concat_str(f("prefix"), pl.lit(_MARK), serial, pl.lit(_MARK))
+        ),
+    }
+    assert tuple(forms) == _FORMS
+    stage = stage.struct.with_fields(
+        forms=pl.concat_list(forms.values()),
+        # every form ends with the serial's significant digits and a mark ("1069|")
+        serial_end=pl.concat_str(f("serial_significant"), pl.lit(_MARK)),
+        serial_significant_length=f("serial_significant").str.len_bytes().cast(pl.Int64),
         serial_nibbles=_nibbles(pl.when(f("serial_length") <= _MAX_NIBBLES).then(serial)),
         serial_scale=_pow16(f("serial_length").clip(upper_bound=_MAX_NIBBLES)),
         year_nibbles=_nibbles(year),
@@ -460,23 +538,8 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
                 pl.concat_str(year, serial)
             )
         ),
-        year_serial_marked=pl.concat_str(
-            pl.lit(_MARK), year, pl.lit(_MARK * 2), serial, pl.lit(_MARK)
-        ),
-        year_serial_glued=pl.concat_str(pl.lit(_MARK), year, serial, pl.lit(_MARK)),
-        year_value_marked=pl.concat_str(
-            pl.lit(_MARK), year, pl.lit(_MARK * 2), f("serial_value").cast(pl.String),
-            pl.lit(_MARK),
-        ),
-        short_year_serial_marked=pl.concat_str(
-            pl.lit(_MARK), short_year, pl.lit(_MARK * 2), serial, pl.lit(_MARK)
-        ),
-    )
-    stage = stage.struct.with_fields(
-        prefix_year_serial_marked=pl.concat_str(f("prefix"), f("year_serial_marked")),
-        prefix_serial_marked=pl.when(f("serial_length") >= _MIN_FUZZY_DIGITS).then(
-            pl.concat_str(f("prefix"), pl.lit(_MARK), serial, pl.lit(_MARK))
-        ),
+        near_mask=_near_fingerprint(serial),
+        prefix_mask=_prefix_fingerprint(serial) | _prefix_fingerprint(f("serial_significant")),
     )
     return stage.alias("ledger_reference_profile")
 
@@ -578,17 +641,21 @@ def reference_strength_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.E
 # reference_grade
 # --------------------------------------------------------------------------------------------
 
-# the ledger profile's forms of the reference; any of them in the bank text makes the pair
-# "full": the reference as written, its digit groups run together, its year and serial apart
-_FULL_FORMS = ("marked", "joined", "prefix_year_serial_marked")
-# and "reformatted": the reference rewritten
-_REFORMATTED_FORMS = (
-    "year_serial_marked",
+# The ledger profile's forms of the reference (its ``forms``, in this order), marked like the
+# bank text; one of the first _FULL_FORMS in the bank text makes the pair "full": the
+# reference as written, its digit groups run together, its year and serial apart; one of the
+# others "reformatted": the reference rewritten.
+_FORMS = (
+    "marked",
+    "joined",
+    "prefix_year_serial",
+    "year_serial",
     "year_serial_glued",
-    "year_value_marked",
-    "short_year_serial_marked",
-    "prefix_serial_marked",
+    "year_value",
+    "short_year_serial",
+    "prefix_serial",
 )
+_FULL_FORMS = 3
 # the ledger profile's fields that _digit_by_digit reads
 _DIGIT_BY_DIGIT_FIELDS = (
     "serial_length",
@@ -760,14 +827,18 @@ def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr
     stage = stage.struct.with_fields(
         # a null serial means the reference has no digit
         gradable=(marked.is_not_null() & (serial_length >= _MIN_KEY_DIGITS)).fill_null(False),
-        full=(
-            (ledger("size") >= _MIN_KEY_DIGITS)
-            & pl.any_horizontal(_contains(marked, ledger(form)) for form in _FULL_FORMS)
-        ).fill_null(False),
-        reformatted=pl.any_horizontal(
-            _contains(marked, ledger(form)) for form in _REFORMATTED_FORMS
-        ),
+        # Which forms the bank text holds, looked up only where it holds the serial's end,
+        # which every form ends with (a pair elsewhere gets an empty list of forms).
+        found=ledger("forms")
+        .list.head(_contains(marked, ledger("serial_end")).cast(pl.UInt32) * len(_FORMS))
+        .list.eval(_contains(bank_profile.struct.field("marked"), pl.element())),
         serial=bank("keys").list.contains(ledger("serial_value")).fill_null(False),
+    )
+    stage = stage.struct.with_fields(
+        full=(
+            (ledger("size") >= _MIN_KEY_DIGITS) & f("found").list.head(_FULL_FORMS).list.any()
+        ).fill_null(False),
+        reformatted=f("found").list.slice(_FULL_FORMS).list.any().fill_null(False),
     )
     stage = stage.struct.with_fields(
         exact=pl.when(~f("gradable"))
@@ -791,6 +862,10 @@ def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr
         & ledger("serial_value").is_not_null()  # a serial of 0 is no serial
         & serial_length.is_between(_MIN_FUZZY_DIGITS, _MAX_NIBBLES)
         & ((bank("run_length_mask") & lengths_wanted) != 0)
+        & (
+            ((bank("near_mask") & ledger("near_mask")) != 0)
+            | ((bank("prefix_mask") & ledger("prefix_mask")) != 0)
+        )
     ).fill_null(False)
     # The ledger values the runs are compared with, as a small struct of the outer frame:
     # inside list.eval an outer expression is gathered once per run, and gathering the whole
