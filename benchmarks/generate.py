@@ -85,6 +85,16 @@ Chinese (``陳大文``, ``金港貿易有限公司``); overseas customers are ``
 ``Northwind Trading Inc.`` or ``SHENZHEN HUAXING ELECTRONICS CO LTD`` / ``深圳市华兴电子有限公司``.
 The ledger names each party its own way, fixed per party.
 
+Variation profiles and adversarial months
+-----------------------------------------
+The decidability fix-ups below encode our own assumptions about bank text. ``--profile NAME``
+(:mod:`benchmarks.profiles`: ``name_forms``, ``reference_degradation``, ``nameless``,
+``amount_repetition``, ``id_numbers``, ``script_mix``, ``ledger_style``, ``all`` to tune on,
+``holdout`` held out) varies the month the way real months differ from it, keeps the truth exact
+and labels every changed line; ``--open-items-ratio`` grows the ledger. ``--adversarial
+no_true_pair`` (:mod:`benchmarks.adversarial`) writes a month in which nothing matches. Without
+these options the output is exactly as before.
+
 Files
 -----
 ``truth.csv``: ``group_id, match_type, bank_ids, ledger_ids`` (ids ';'-joined), and for the full

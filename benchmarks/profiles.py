@@ -23,7 +23,9 @@ before any case runs), the ledger size (``open_items_ratio``, when the ledger-on
 reference) and, for ``nameless``, move ledger dates and amounts and add adjustments to the truth.
 
 Every step draws from its own random stream (seed, step name), so a profile is deterministic for
-a seed and adding one profile does not reshuffle the others' choices.
+a seed and adding one profile does not reshuffle the others' choices. Surface steps change
+one-to-one lines (one bank line, one ledger item) and, for names and id numbers, compound lines
+whose reference decides them; the rates below are shares of those eligible lines.
 
 Profiles (tuning)
 -----------------
@@ -598,9 +600,16 @@ class _MonthView:
         ).fill_null(False)
         work = work.with_columns(assessable=assessable, ledger_id=pl.when(assessable).then(pl.col("ledger_ids")))
         # the type of the line's own item (a cash-book line names none): what its party's twins share
-        own_type = self.items.select(ledger_id="id", _item_type="type")
-        work = work.join(own_type, on="ledger_id", how="left", maintain_order="left").with_columns(
+        own_item = self.items.select(ledger_id="id", _item_type="type", item_party="party_key",
+                                     item_amount="amount_minor")
+        work = work.join(own_item, on="ledger_id", how="left", maintain_order="left").with_columns(
             item_type=pl.coalesce("_item_type", "ledger_type")).drop("_item_type")
+        # items per (type, party, amount): a line's twins (ledger amounts never change here)
+        self.twins = (
+            self.items.filter(pl.col("party_key").is_not_null())
+            .group_by(item_type="type", item_party="party_key", item_amount="amount_minor")
+            .agg(_n_items=pl.len())
+        )
         self.work = work.with_columns(
             tags=pl.lit(""),
             name_resolves=pl.col("name_ok"),
@@ -640,18 +649,11 @@ class _MonthView:
         )
         construction = pl.col("always_decisive") & pl.col("payer").is_null() & pl.col("nameless").is_null()
         # the party's other items of the same type and amount, and those identified by reference
-        items = self.items.select(ledger_id="id", item_type="type", item_party="party_key", item_amount="amount_minor")
-        r = r.join(items.select("ledger_id", "item_party", "item_amount"), on="ledger_id", how="left",
-                   maintain_order="left")
-        identified = r.filter(pl.col("assessable") & pl.col("_ref_ok")).select("ledger_id", _identified=pl.lit(1))
-        keys = (
-            items.filter(pl.col("item_party").is_not_null())
-            .join(identified, on="ledger_id", how="left")
-            .group_by("item_type", "item_party", "item_amount")
-            .agg(_n_items=pl.len(), _n_identified=pl.col("_identified").sum())
-        )
-        r = r.join(keys, on=["item_type", "item_party", "item_amount"], how="left", maintain_order="left")
-        party_ok = (pl.col("_n_items") == 1) | (pl.col("_n_items") - pl.col("_n_identified") == 1)
+        keys = ["item_type", "item_party", "item_amount"]
+        identified = r.filter(pl.col("assessable") & pl.col("_ref_ok")).group_by(keys).agg(_n_identified=pl.len())
+        r = r.join(self.twins, on=keys, how="left", maintain_order="left").join(
+            identified, on=keys, how="left", maintain_order="left")
+        party_ok = (pl.col("_n_items") == 1) | (pl.col("_n_items") - pl.col("_n_identified").fill_null(0) == 1)
         r = r.with_columns(
             _decided=~pl.col("assessable") | pl.col("_ref_ok") | construction
             | (pl.col("_payer_visible") & pl.col("name_resolves") & party_ok.fill_null(False))
@@ -1001,30 +1003,32 @@ def _print_id_numbers(view: _MonthView, work: pl.DataFrame, params: IdNumbers, r
     picked = eligible & (rng.random(n) < params.rate)
     style = np.select([kind == "fps", kind == "transfer", kind == "autopay"],
                       [params.fps, params.transfer, params.autopay], default="").astype(object)
-    party = work["party_key"].fill_null(0).to_numpy()
+    rows = np.flatnonzero(picked)
     salt = int(rng.integers(0, 2**31))
-    number = _hash_numbers(party, salt, 10**12)
-    day = work["day"].to_numpy()
-    stamp = np.datetime_as_string(np.datetime64(view.month.start, "D") + day.astype("timedelta64[D]"), unit="D")
-    stamp = np.char.replace(stamp, "-", "")
+    number = _hash_numbers(work["party_key"].fill_null(0).to_numpy()[rows], salt, 10**12)  # fixed per payer
     alphabet = np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ23456789"))
-    frn = alphabet[rng.integers(0, len(alphabet), (n, 8))].view("<U8").ravel()
-    texts = {
-        "fps_id": np.char.add("9", np.char.zfill((number % 10**9).astype(str), 9)),
-        "account": np.char.add(np.char.add(np.char.add(_BANK_CODES[number % len(_BANK_CODES)].astype(str), "-"),
-                                           np.char.zfill(((number // 10) % 10**6).astype(str), 6)),
-                               np.char.add("-", np.char.zfill(((number // 10**7) % 1000).astype(str), 3))),
-        "payer_no": np.char.add("PAYER ", np.char.zfill((number % 10**8).astype(str), 8)),
-        "frn": np.char.add(np.char.add("FRN", stamp), frn),
-        "account_short": np.char.add(np.char.add(np.char.add("A/C ", _BANK_CODES[number % len(_BANK_CODES)].astype(str)),
-                                                 np.char.add("-", ((number // 10) % 10).astype(str))),
-                                     np.char.add("-", np.char.zfill(((number // 100) % 10**6).astype(str), 6))),
-        "customer_no": np.char.add("CUST ", np.char.zfill((number % 10**6 // 10).astype(str), 6)),
-    }
+    chosen = pl.DataFrame({
+        "style": style[rows].astype(str), "n": number, "bank": _BANK_CODES[number % len(_BANK_CODES)].astype(str),
+        "date": np.datetime64(view.month.start, "D") + work["day"].to_numpy()[rows].astype("timedelta64[D]"),
+        "frn": alphabet[rng.integers(0, len(alphabet), (len(rows), 8))].view("<U8").ravel(),
+    })
+    n_, style_col = pl.col("n"), pl.col("style")
+
+    def digits(value: pl.Expr, width: int) -> pl.Expr:
+        return value.cast(pl.Utf8).str.zfill(width)
+
+    shown_text = chosen.select(
+        pl.when(style_col == "fps_id").then(pl.lit("9") + digits(n_ % 10**9, 9))
+        .when(style_col == "account").then(pl.concat_str([pl.col("bank"), digits(n_ // 10 % 10**6, 6),
+                                                          digits(n_ // 10**7 % 1000, 3)], separator="-"))
+        .when(style_col == "payer_no").then(pl.lit("PAYER ") + digits(n_ % 10**8, 8))
+        .when(style_col == "frn").then(pl.lit("FRN") + pl.col("date").dt.strftime("%Y%m%d") + pl.col("frn"))
+        .when(style_col == "account_short").then(pl.lit("A/C ") + pl.concat_str(
+            [pl.col("bank"), (n_ // 10 % 10).cast(pl.Utf8), digits(n_ // 100 % 10**6, 6)], separator="-"))
+        .when(style_col == "customer_no").then(pl.lit("CUST ") + digits(n_ % 10**6 // 10, 6))
+    ).to_series()
     text = np.full(n, None, dtype=object)
-    for name, values in texts.items():
-        rows = picked & (style == name)
-        text[rows] = values[rows]
+    text[rows] = shown_text.to_numpy()
     picked &= text != None  # noqa: E711
     shown = _text(text)
     after = work.with_columns(
