@@ -1,9 +1,10 @@
-"""Reference keys and reference strength (engine stage 1, prepare; graded per pair in scoring).
+"""Reference keys, strength and grade (engine stage 1, prepare; graded per pair in scoring).
 
 Ledger references (``INV-2026-00123``) and the numbers in bank text are reduced to integer keys
 (serials) for candidate generation, and to per-line *profiles* from which the reference strength
-of a candidate pair is graded without re-parsing text per pair. Pure expression builders, as in
-:mod:`engine.prepare.text`.
+(:func:`reference_strength_from_profiles`, four levels) or the finer reference grade
+(:func:`reference_grade_from_profiles`, six grades) of a candidate pair is worked out without
+re-parsing text per pair. Pure expression builders, as in :mod:`engine.prepare.text`.
 
 Conventions
 -----------
@@ -293,7 +294,7 @@ def _pow16(exponent: pl.Expr) -> pl.Expr:
 
 
 # a year standing before another digit group, as in inv-2026-00123: no serial of its own
-_MARKED_LEADING_YEAR = rf"\{_MARK}{_YEAR}\{_MARK}(?:\{_MARK})"
+_MARKED_LEADING_YEAR = rf"\{_MARK}{_YEAR}\{_MARK}\{_MARK}"
 # Fingerprints: a few features of a digit string hashed to bits of an Int64, so that a pair
 # whose bank runs cannot be near or truncated is told apart by one AND of two integers,
 # without looking at the runs. 61 is prime, so the structured feature numbers spread.
@@ -351,10 +352,13 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
         (``List(Int64)``, equal to :func:`text_reference_keys`), ``runs`` (``List(String)``:
         the digit runs of 3 or more digits of ``marked`` as written, leading zeros kept, in
         text order, but not a year standing before another run, as the 2026 of
-        ``INV-2026-00123``), ``signatures`` (``List(Int64)``: each key's digit multiset) and
-        ``run_length_mask`` (``Int64``: bit ``n`` set when a run has ``n`` digits, 62 standing
-        for 62 or more; null when there is no run), read by
-        :func:`reference_grade_from_profiles`; the fields are null where the text is null.
+        ``INV-2026-00123``), ``signatures`` (``List(Int64)``: each key's digit multiset),
+        and three ``Int64`` masks that let :func:`reference_grade_from_profiles` pass over the
+        pairs whose runs cannot be near or truncated: ``run_length_mask`` (bit ``n`` set when
+        a run has ``n`` digits, 62 standing for 62 or more), ``near_mask`` and ``prefix_mask``
+        (fingerprints of the runs and of their part after a leading year: first and last two
+        digits with the length, first three digits; hashed to bits 0-60), null when there is
+        no run. The fields are null where the text is null.
 
     Examples
     --------
@@ -470,10 +474,21 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
     -------
     pl.Expr
         ``Struct`` named ``ledger_reference_profile``: the reference folded to lower case
-        (``text``), its letters and digits with its digit groups marked (``marked``) and run together (``joined``), their count
-        (``size``), its year (``year``, ``year_value``) and serial (``serial``, its value
-        ``serial_value``, its length ``serial_length`` and digit multiset
-        ``serial_signature``).
+        (``text``), its letters and digits with its digit groups marked (``marked``) and run
+        together (``joined``), their count (``size``), its year (``year``, ``year_value``)
+        and serial (``serial``: the last digit group as written, its value ``serial_value``,
+        its length ``serial_length`` and digit multiset ``serial_signature``). Then what
+        :func:`reference_grade_from_profiles` reads: the letters before the first digit
+        (``prefix``), the serial without its leading zeros (``serial_significant``, its length
+        ``serial_significant_length``, and ``serial_end``: it followed by the mark, which
+        every form of the reference ends with), the forms of the reference to look for in a
+        bank text's ``marked`` (``forms``, ``List(String)``: as written, run together,
+        prefix/year/serial, year/serial apart and glued, year/value, two-digit year/serial,
+        prefix/serial; null where the reference lacks a part), the serial, year, and year and
+        serial read as hexadecimal nibbles (``serial_nibbles``, ``year_nibbles``,
+        ``year_serial_nibbles``, with ``serial_scale`` = 16 ** ``serial_length``) and the
+        serial's fingerprints (``near_mask``, ``prefix_mask``; see
+        :func:`bank_reference_profile`).
 
     Examples
     --------
@@ -524,9 +539,8 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
             pl.concat_str(f("prefix"), pl.lit(_MARK), serial, pl.lit(_MARK))
         ),
     }
-    assert tuple(forms) == _FORMS
     stage = stage.struct.with_fields(
-        forms=pl.concat_list(forms.values()),
+        forms=pl.concat_list([forms[name] for name in _FORMS]),
         # every form ends with the serial's significant digits and a mark ("1069|")
         serial_end=pl.concat_str(f("serial_significant"), pl.lit(_MARK)),
         serial_significant_length=f("serial_significant").str.len_bytes().cast(pl.Int64),
@@ -691,7 +705,8 @@ def _digit_by_digit(run: pl.Expr, ledger: pl.Expr) -> pl.Expr:
 
     # near: a run of the serial's length, alone or after the ledger's year, that differs from
     # it in exactly one digit, or by exactly one swap of two adjacent digits. ``differ`` has
-    # a non-zero nibble where a digit differs; ``place`` is 16 ** (the lowest such digit).
+    # a non-zero nibble where a digit differs; ``place`` is 16 ** the place of the lowest
+    # (0 when none differs: 16 ** 16 overflows, and the divisions by it give null).
     stage = stage.struct.with_fields(
         candidate=digits % scale,  # the run itself, or the part after a glued year
         aligned=(length == serial_length)
@@ -744,49 +759,61 @@ def _digit_by_digit(run: pl.Expr, ledger: pl.Expr) -> pl.Expr:
 def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr) -> pl.Expr:
     """How closely the bank text carries the ledger reference, graded finely, on candidate pairs.
 
-    The sides are precomputed per line: ``bank_profile`` by :func:`bank_reference_profile`,
-    ``ledger_profile`` by :func:`ledger_reference_profile`. Pass them as columns
-    (``pl.col(...)``) of the pairs frame: each is read several times.
+    The sides are precomputed per line, ``bank_profile`` by :func:`bank_reference_profile` and
+    ``ledger_profile`` by :func:`ledger_reference_profile`, and gathered onto the pairs. Pass
+    them as columns (``pl.col(...)``): each is read several times.
 
-    Grades, strongest first (the first that holds is returned); "the serial" is the reference's
-    last digit group as written, leading zeros kept (``01069`` in ``INV-2026-01069``, and in
-    ``INV202601069``); amounts and separated dates in the bank text never count:
+    Grades, strongest first (the first that holds is returned). "The serial" is the
+    reference's last digit group as written, leading zeros kept (``01069`` in
+    ``INV-2026-01069`` and in ``INV202601069``); "a run" is a digit group of the bank text of
+    3 or more digits, as written. Amounts and separated dates in the bank text never count
+    (``HKD 1,069.00``, ``01069.00``, ``2026-10-06``), nor does a year standing before another
+    group (the ``2026`` of ``INV-2026-…``), nor a run of zeros.
 
     ``"full"``
         The reference's letters and digits appear in the bank text with its letter prefix,
-        its digit groups as written or run together (``INV-2026-01069``, ``INV202601069``,
-        ``inv 2026 01069``, ``INV/2026/01069``), covering whole digit groups.
+        its digit groups as written or run together, covering whole digit groups
+        (``INV-2026-01069``, ``INV202601069``, ``inv 2026 01069``, ``INV/2026/01069``; and
+        ``INV-2026-01069`` for ``INV202601069``).
     ``"reformatted"``
         The same document number with the letter prefix or the separators changed or
-        missing: the reference's year and then the serial, separated or glued (``2026-01069``,
-        ``IN2026-01069``, ``202601069``; also ``2026 1069``, the year and the serial's value),
-        or the year's last two digits and then the serial, separated (``INV26-01069``); or the letter prefix and then the serial, when the
-        serial has 4 or more digits (``INV 01069``, ``INV01069``).
+        missing: the reference's year and then the serial, apart or glued (``2026-01069``,
+        ``IN2026-01069``, ``IV-2026-01069``, ``202601069``; also ``2026 1069``, the year and
+        the serial's value), or the year's last two digits and then the serial, apart
+        (``INV26-01069``); or, for a serial of 4 or more digits, the letter prefix and then
+        the serial (``INV 01069``, ``INV01069``).
     ``"serial"``
         The serial's value is one of the bank text's keys (:func:`text_reference_keys`), with
-        or without leading zeros: ``1163``, ``#1163``, ``01163``, ``no.1163`` for
-        ``INV-2026-01163``.
+        or without leading zeros (``1163``, ``#1163``, ``01163``, ``no.1163`` for
+        ``INV-2026-01163``).
     ``"near"``
-        A digit run of the bank text, alone or glued after the reference's year, has the
-        serial's length and differs from it in exactly one digit, or by exactly one swap of
-        two adjacent digits (``INV-2026-01068``, ``INV-2026-10069``, ``2026-01096``,
-        ``INV202601096`` for ``INV-2026-01069``). Only for serials of 4 to 15 digits (12
-        when glued after the year).
+        A run, alone or glued after the reference's own year, has the serial's length and
+        differs from it in exactly one digit, or by exactly one swap of two adjacent digits
+        (``INV-2026-01068``, ``INV-2026-10069``, ``2026-01096``, ``INV202601096`` for
+        ``INV-2026-01069``). Only for serials of 4 to 15 digits (12 when glued).
     ``"truncated"``
-        A digit run of the bank text of at least 3 digits is the serial as written with 1 to
-        4 trailing digits cut off, alone or glued after the reference's year (``0106``,
-        ``INV-2026-010``, ``20260106`` for ``INV-2026-01069``); or the serial without its
-        leading zeros cut the same way (``106``). Only for serials of 4 to 15 digits (12 when
-        glued after the year).
+        A run, alone or glued after the reference's own year, is the serial with 1 to 4
+        trailing digits cut off and at least 3 left: as written (``0106``, ``INV-2026-010``,
+        ``20260106`` for ``INV-2026-01069``), or, for a run not starting with 0, the serial
+        without its leading zeros (``106``; but ``00106`` is not). Only for serials of 4 to
+        15 digits (12 when glued).
     ``"none"``
         Otherwise, and whenever either side is null, the reference has no digit, or the
-        serial has fewer than 3 digits.
+        serial has fewer than 3 digits. A serial of 0 (``INV-0000``) is only ever
+        ``"full"``, ``"reformatted"`` or ``"none"``.
 
-    Three-digit serials are graded ``"full"``, ``"reformatted"``, ``"serial"`` or
-    ``"none"``: a swapped or cut 3-digit number is too likely to be another one
-    (``INV-132`` for ``INV-123`` is ``"none"``, where :func:`reference_strength` says
-    ``"partial"``). Today's :func:`reference_strength` levels map as: its ``"full"`` is
-    ``"full"`` or ``"reformatted"``, its ``"serial"`` is ``"reformatted"`` or ``"serial"``.
+    A 3-digit serial is never ``"near"`` nor ``"truncated"``: a swapped or cut 3-digit
+    number is too likely to be another one (``INV-132`` for ``INV-123`` is ``"none"``, where
+    :func:`reference_strength` says ``"partial"``). Against :func:`reference_strength`: its
+    ``"full"`` is ``"full"`` or ``"reformatted"`` here (the year-and-serial forms), its
+    ``"serial"`` is ``"reformatted"`` or ``"serial"``, its ``"partial"`` and ``"none"`` are
+    ``"near"``, ``"truncated"`` or ``"none"``, for serials of 3 to 12 digits (a longer serial
+    has no key, so a reformatted one is ``"none"`` there).
+
+    Most candidate pairs share nothing: the forms are looked up only where the bank text
+    holds the serial's significant digits at the end of a group, and runs are compared digit
+    by digit only where their lengths and fingerprints (see :func:`bank_reference_profile`)
+    allow a near or truncated serial.
 
     Parameters
     ----------
