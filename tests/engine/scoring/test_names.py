@@ -11,6 +11,7 @@ import pytest
 from rapidfuzz import fuzz
 
 from engine.prepare.features import prepare_bank, prepare_ledger
+from engine.prepare.names import read_aliases
 from engine.scoring.names import (
     NameComparison,
     compare_names,
@@ -180,3 +181,32 @@ def test_frames_with_only_name_keys():
     got = compare_names(rows, rows, bank, ledger)
     assert got.initials.tolist() == [True, False, False]
     assert not got.digits_differ.any() and not got.alias.any() and not got.different_script.any()
+
+
+def test_different_scripts_without_an_alias_table_are_no_evidence():
+    cases = [("FPS CR CHAN TAI MAN", "陳大文", {}), ("TT IN GOLDEN HARBOUR TRADING CO LTD", "金港貿易有限公司", {})]
+    day = dt.date(2026, 3, 2)
+    bank = pl.DataFrame([{"id": f"B{i}", "date": day, "amount_minor": 1, "currency": "HKD", "description": text}
+                         for i, (text, _, _) in enumerate(cases)], schema=BANK_SCHEMA)
+    ledger = pl.DataFrame([{"id": f"L{i}", "date": day, "amount_minor": 1, "currency": "HKD", "counterparty": name}
+                           for i, (_, name, _) in enumerate(cases)], schema=LEDGER_SCHEMA)
+    rows = np.arange(len(cases))
+    got = compare_names(rows, rows, prepare_bank(bank), prepare_ledger(ledger, default_rules()))
+    assert got.different_script.tolist() == [True, True]
+    assert got.alias.tolist() == [False, False]
+    assert got.similarity.tolist() == [0.0, 0.0]
+
+
+def test_alias_file_links_names_end_to_end(tmp_path):
+    path = tmp_path / "aliases.csv"
+    path.write_text("name,alias\n陳大文,CHAN TAI MAN\n", encoding="utf-8")
+    aliases = read_aliases(path)
+    day = dt.date(2026, 3, 2)
+    bank = pl.DataFrame([{"id": "B1", "date": day, "amount_minor": 1, "currency": "HKD",
+                          "description": "FPS CR MR CHAN TAI MAN"}], schema=BANK_SCHEMA)
+    ledger = pl.DataFrame([{"id": "L1", "date": day, "amount_minor": 1, "currency": "HKD",
+                            "counterparty": "陳大文"}], schema=LEDGER_SCHEMA)
+    rows = np.arange(1)
+    got = compare_names(rows, rows, prepare_bank(bank, aliases=aliases),
+                        prepare_ledger(ledger, default_rules(), aliases=aliases))
+    assert got.alias.tolist() == [True] and got.different_script.tolist() == [False]
