@@ -436,7 +436,12 @@ class LearnedScorer:
         """The learned weight of every level in bits beside the rule set's, the intercept as the
         prior, and one row per numeric feature (comparison ``numeric``, bits per unit, no rule-set
         weight). With the sigmoid calibration these are the bits each level adds to the score;
-        with the isotonic one, the regression's bits before the (non-linear) calibration."""
+        with the isotonic one, the regression's bits before the (non-linear) calibration.
+
+        A level also moves the pair's lead over the other candidates of its lines
+        (``margin_bank``, ``margin_ledger``, reckoned with the base weights), so its own weight is
+        what it adds beyond that: a reference in full weighs little here and much through the
+        margins."""
         calibration = self.classifier.calibration_
         slope, offset = ((calibration["slope"], calibration["offset"]) if calibration["method"] == "sigmoid"
                          else (1.0, 0.0))
