@@ -224,14 +224,21 @@ def name_codes(names: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     (1, [0, 1, 3])
     """
     # the categorical's ids are dense over every string it was ever given (one dictionary per
-    # process): marking the ids present numbers them densely without sorting
+    # process): marking the ids present numbers them densely without sorting, unless the
+    # process has seen many more strings than these (then a sort costs less)
     ids = names.fill_null("").cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
     if not len(ids):
         return ids, ids
-    present = np.zeros(int(ids.max()) + 1, dtype=np.int64)
-    present[ids] = 1
-    codes = (np.cumsum(present) - 1)[ids]
-    first = np.empty(int(present.sum()), dtype=np.int64)
+    if int(ids.max()) < 8 * len(ids):
+        present = np.zeros(int(ids.max()) + 1, dtype=np.int64)
+        present[ids] = 1
+        codes = (np.cumsum(present) - 1)[ids]
+        n_names = int(codes.max()) + 1
+    else:
+        distinct, codes = np.unique(ids, return_inverse=True)
+        codes = codes.reshape(-1)
+        n_names = len(distinct)
+    first = np.empty(n_names, dtype=np.int64)
     first[codes[::-1]] = np.arange(len(ids) - 1, -1, -1)  # the last write, the first row, wins
     return codes, first
 
