@@ -223,9 +223,9 @@ def name_codes(names: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     >>> int(codes[0] == codes[2]), sorted(first.tolist())
     (1, [0, 1, 3])
     """
-    # the categorical's ids are dense over every string it was ever given (one dictionary per
-    # process): marking the ids present numbers them densely without sorting, unless the
-    # process has seen many more strings than these (then a sort costs less)
+    # the categorical's ids number the strings held as categoricals anywhere in the process (one
+    # dictionary, ids reused once freed): marking the ids present numbers these densely without
+    # sorting, unless far more other strings are held (then a sort costs less)
     ids = names.fill_null("").cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
     if not len(ids):
         return ids, ids

@@ -201,8 +201,8 @@ def test_name_codes_number_equal_names_alike():
 @pytest.mark.parametrize("seen_before", [0, 200_000])
 def test_name_codes_whatever_the_process_has_seen(seen_before):
     """The categorical dictionary is one per process: its ids for these names are dense or far
-    apart depending on what was cast before; the codes are the same either way."""
-    pl.Series([f"other name {seen_before} {i}" for i in range(seen_before)]).cast(pl.Categorical)
+    apart depending on what else is held as categorical; the codes are the same either way."""
+    held = pl.Series([f"other name {seen_before} {i}" for i in range(seen_before)]).cast(pl.Categorical)
     rng = np.random.default_rng(seen_before)
     values = [f"payer {seen_before} {i}" for i in rng.integers(0, 5000, 20_000)]
     codes, first = name_codes(pl.Series(values))
@@ -212,6 +212,7 @@ def test_name_codes_whatever_the_process_has_seen(seen_before):
     assert len(first) == len(first_row) and sorted(set(codes.tolist())) == list(range(len(first_row)))
     assert [values[i] for i in first[codes]] == values
     assert sorted(first.tolist()) == sorted(first_row.values())
+    assert held.len() == seen_before  # held until now: its ids stay taken
 
 
 # --------------------------------------------------------------------------------------------
