@@ -578,6 +578,8 @@ def _read_model(path: Path, rules: RuleSet) -> LearnedScorer:
         raise ModelFileError(str(path), f"holds a non-finite number ({exc})", retrain) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(str(path), f"is not JSON (truncated or not a model file: {exc})", retrain) from None
+    except RecursionError:
+        raise ModelFileError(str(path), "is not a model file (JSON nested too deeply)", retrain) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
         raise ModelFileError(str(path), f"is not a recon learned-scorer model (format {found!r}, "

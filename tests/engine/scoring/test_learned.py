@@ -275,6 +275,11 @@ def test_not_json_is_refused(month, model_file, damage):
     assert "is not JSON" in _refused(model_file, month["rules"])
 
 
+def test_deeply_nested_json_is_refused(month, model_file):
+    model_file.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    assert "nested too deeply" in _refused(model_file, month["rules"])
+
+
 def test_missing_file_is_refused(month, tmp_path):
     message = _refused(tmp_path / "nowhere.json", month["rules"])
     assert "not found" in message and "recon train" in message
