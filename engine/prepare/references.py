@@ -295,6 +295,8 @@ def _pow16(exponent: pl.Expr) -> pl.Expr:
 
 # a year standing before another digit group, as in inv-2026-00123: no serial of its own
 _MARKED_LEADING_YEAR = rf"\{_MARK}{_YEAR}\{_MARK}\{_MARK}"
+# a digit group of a year and 3 or more digits glued, as in inv202600123
+_MARKED_GLUED_YEAR_RUN = rf"\{_MARK}{_YEAR}[0-9]{{{_MIN_KEY_DIGITS},}}\{_MARK}"
 # Fingerprints: a few features of a digit string hashed to bits of an Int64, so that a pair
 # whose bank runs cannot be near or truncated is told apart by one AND of two integers,
 # without looking at the runs. 61 is prime, so the structured feature numbers spread.
@@ -356,9 +358,9 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
         and three ``Int64`` masks that let :func:`reference_grade_from_profiles` pass over the
         pairs whose runs cannot be near or truncated: ``run_length_mask`` (bit ``n`` set when
         a run has ``n`` digits, 62 standing for 62 or more), ``near_mask`` and ``prefix_mask``
-        (fingerprints of the runs and of their part after a leading year: first and last two
-        digits with the length, first three digits; hashed to bits 0-60), null when there is
-        no run. The fields are null where the text is null.
+        (fingerprints of the runs: first and last two digits with the length, first three
+        digits, hashed to bits 0-60; every bit (-1) when a run starts with a year and 3 more
+        digits), null when there is no run. The fields are null where the text is null.
 
     Examples
     --------
@@ -384,27 +386,25 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
             run_length_mask=f("runs")
             .list.eval(pl.lit(2, pl.Int64).pow(pl.element().str.len_bytes().clip(upper_bound=62)))
             .list.agg(pl.element().bitwise_or()),
-            near_mask=f("runs")
-            .list.eval(
-                _near_fingerprint(pl.element()) | _near_fingerprint(_after_year(pl.element()))
-            )
-            .list.agg(pl.element().bitwise_or()),
-            prefix_mask=f("runs")
-            .list.eval(
-                _prefix_fingerprint(pl.element())
-                | _prefix_fingerprint(_after_year(pl.element()))
-            )
-            .list.agg(pl.element().bitwise_or()),
+            # a line with a run glued to a year gets every bit: the part after the year may
+            # be near or truncated too (rare enough not to fingerprint it separately)
+            near_mask=pl.when(f("marked").str.contains(_MARKED_GLUED_YEAR_RUN))
+            .then(pl.lit(-1, pl.Int64))
+            .otherwise(
+                f("runs")
+                .list.eval(_near_fingerprint(pl.element()))
+                .list.agg(pl.element().bitwise_or())
+            ),
+            prefix_mask=pl.when(f("marked").str.contains(_MARKED_GLUED_YEAR_RUN))
+            .then(pl.lit(-1, pl.Int64))
+            .otherwise(
+                f("runs")
+                .list.eval(_prefix_fingerprint(pl.element()))
+                .list.agg(pl.element().bitwise_or())
+            ),
         )
     )
     return profile.alias("reference_profile")
-
-
-def _after_year(run: pl.Expr) -> pl.Expr:
-    """The digits after a leading year (19xx, 20xx) of a run of 7 or more digits, else null."""
-    return pl.when(run.str.contains(rf"^{_YEAR}[0-9]{{{_MIN_KEY_DIGITS},}}$")).then(
-        run.str.slice(_YEAR_DIGITS)
-    )
 
 
 def reference_strength(bank_text: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr:
