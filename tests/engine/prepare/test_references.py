@@ -413,6 +413,22 @@ def test_reference_grade_is_row_wise_typed_and_never_null():
     assert set(out["reference_grade"]) == set(REFERENCE_GRADES)
 
 
+def test_reference_grade_on_chunked_pairs():
+    """Pairs arriving in several chunks (as gathered or concatenated frames do) are graded
+    as in one chunk, eagerly and in the streaming engine."""
+    graded = _graded(*_generated_pairs(random.Random(5), 1000))
+    profiles = graded.select("reference_profile", "ledger_reference_profile")
+    chunked = pl.concat([profiles.slice(start, 300) for start in range(0, 1000, 300)],
+                        rechunk=False)
+    assert chunked["reference_profile"].n_chunks() == 4
+    grade = reference_grade_from_profiles(
+        pl.col("reference_profile"), pl.col("ledger_reference_profile")
+    )
+    assert chunked.select(grade)["reference_grade"].equals(graded["reference_grade"])
+    streamed = chunked.lazy().select(grade).collect(engine="streaming")
+    assert streamed["reference_grade"].equals(graded["reference_grade"])
+
+
 def test_reference_grades_strongest_first():
     assert REFERENCE_GRADES == ("full", "reformatted", "serial", "near", "truncated", "none")
 
