@@ -23,7 +23,7 @@ from engine.prepare.references import (
 )
 from engine.scoring import differences
 from engine.scoring.levels import REFERENCE_LEVELS
-from engine.scoring.names import pair_name_similarity, script_code
+from engine.scoring.names import compare_names
 from rules.model import RuleSet
 
 __all__ = ["PairEvidence", "frequencies", "measure_pairs", "shared_number"]
@@ -168,7 +168,7 @@ def measure_pairs(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
     # release the GIL
     with ThreadPoolExecutor(max_workers=1) as pool:
         ref_job = pool.submit(_reference_grades, b, l_, bank, ledger)
-        similarity = pair_name_similarity(b, l_, bank["name_key"], ledger["name_key"])
+        names = compare_names(b, l_, bank, ledger)
         reference = ref_job.result()
     shared = shared_number(b, l_, bank["ref_keys"], ledger["other_keys"])
     digits = _column(ledger, "ref_digit_count")[l_]
@@ -188,23 +188,17 @@ def measure_pairs(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
             "currency": bank["currency"].gather(b[differ]),
         }).select(differences.kind(rules)).to_series().to_numpy()
 
-    unnamed_bank = (bank["name_key"].fill_null("") == "").to_numpy()
-    unnamed_ledger = (ledger["name_key"].fill_null("") == "").to_numpy()
-    script_bank = bank.select(script_code(pl.col("name_script"))).to_series().to_numpy()[b]
-    script_ledger = ledger.select(script_code(pl.col("name_script"))).to_series().to_numpy()[l_]
     after, before = _column(ledger, "window_after")[l_], _column(ledger, "window_before")[l_]
     in_window = (days <= after) & (-days <= before)
     amount_count, band_count = _amount_counts(bank, ledger, rules)
-    no = np.zeros(len(b), dtype=bool)
     return PairEvidence(
         bank_rows=b, ledger_rows=l_, amount_bank=amount_bank, amount_ledger=amount_ledger,
         amount_kind=amount_kind, days=days, in_window=in_window,
         near_window=(days <= 2 * after) & (-days <= 2 * before),
         amount_count=amount_count[l_], band_count=band_count[b], reference=reference,
-        shared_number=shared, similarity=similarity,
-        name_missing=unnamed_bank[b] | unnamed_ledger[l_],
-        different_script=(script_bank > 0) & (script_ledger > 0) & (script_bank != script_ledger),
-        initials=no, digits_differ=no, alias=no,
+        shared_number=shared, similarity=names.similarity, name_missing=names.missing,
+        different_script=names.different_script, initials=names.initials, digits_differ=names.digits_differ,
+        alias=names.alias,
     )
 
 
