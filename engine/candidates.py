@@ -56,6 +56,32 @@ def _first_words(name: pl.Expr, n: int) -> pl.Expr:
     return pl.when(words.list.len() >= n).then(words.list.head(n).list.join(" "))
 
 
+def _sorted_words(name: pl.Expr) -> pl.Expr:
+    """A name key's words in alphabetical order: the same key whatever order they came in."""
+    return name.str.split(" ").list.sort().list.join(" ")
+
+
+def _initials_key(bank: pl.DataFrame) -> pl.Expr:
+    """The bank name's initials signature (``name_initials``) where the name writes a word as
+    a single letter (``ho h l``), else null."""
+    if "name_initials" not in bank.columns:
+        return pl.lit(None, dtype=pl.Utf8).alias("name_initials")
+    has_initial = pl.col("name_key").fill_null("").str.contains(r"(?:^| )\p{L}(?: |$)")
+    return pl.when(has_initial).then(pl.col("name_initials")).alias("name_initials")
+
+
+def _two_digit_year_tails(exploded: pl.DataFrame) -> pl.DataFrame:
+    """For each bank key of 5+ digits that starts with the two digits of the bank date's year
+    or the year before, the same rows with the number after those digits as the key."""
+    digits = pl.col("ref_key").cast(pl.Utf8)
+    year = pl.col("date").dt.year() % 100
+    head = digits.str.slice(0, 2).cast(pl.Int32, strict=False)
+    tail = digits.str.slice(2).cast(pl.Int64, strict=False)
+    return exploded.filter(
+        (digits.str.len_chars() >= 5) & ((head == year) | (head == year - 1)) & (tail >= 100)
+    ).with_columns(ref_key=tail)
+
+
 def window_pairs(
     bank_block: np.ndarray,
     bank_key: np.ndarray,
@@ -226,10 +252,14 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
 
         # 4. reference key found in the bank text
         exploded = (
-            bank.select("bank_idx", "currency", "day", pl.col("ref_keys").alias("ref_key"))
+            bank.select("bank_idx", "currency", "day", "date", pl.col("ref_keys").alias("ref_key"))
             .explode("ref_key")
             .drop_nulls("ref_key")
         )
+        # a reference written with a two-digit year run into its serial ("INV261808" for
+        # INV/26/1808): the number after the bank year's (or the year before's) two digits
+        # is a key too
+        exploded = pl.concat([exploded, _two_digit_year_tails(exploded)]).drop("date")
         if exploded.height:
             bb, lb = _block_ids(
                 exploded.select("currency", "ref_key"),
@@ -247,9 +277,14 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
         #    invoices still gets the ones with the right amount) and near amounts; on the whole
         #    name key and on its first two words (a name cut short by the bank, "HARBOUR EASTERN
         #    TECH")
-        for key_expr, near in ((pl.col("name_key"), True), (_first_words(pl.col("name_key"), 2), False)):
+        #    (words in any order: "KWAN MING CHOW" for Chow Kwan Ming), and, for a bank name given
+        #    with initials ("HO H L"), on the initials of the words (exact amounts only)
+        blocks = ((_sorted_words(pl.col("name_key")), True), (_first_words(pl.col("name_key"), 2), False),
+                  (_initials_key(bank), False))
+        for key_expr, near in blocks:
             bank_names = bank.select("currency", key_expr.replace("", None).alias("k"))
-            ledger_names = ledger.select("currency", key_expr.replace("", None).alias("k"))
+            ledger_key = pl.col("name_initials") if key_expr.meta.output_name() == "name_initials" else key_expr
+            ledger_names = ledger.select("currency", ledger_key.replace("", None).alias("k"))
             bb, lb = _block_ids(
                 bank_names.with_columns(a=bank["amount_minor"]), ledger_names.with_columns(a=ledger["amount_minor"])
             )
