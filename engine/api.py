@@ -293,7 +293,7 @@ def train(
     bank_format: str | None = None,
     ledger_format: str | None = None,
     processor_format: str | None = None,
-    compound_pairs: str = "leave_out",
+    compound_pairs: str = "negative",
 ):
     """Train a learned scorer on a month with ground truth, and save it.
 
@@ -322,8 +322,9 @@ def train(
     bank_format, ledger_format, processor_format
         Force a format (default: detected from each file's content).
     compound_pairs
-        ``"leave_out"`` (default): pairs touching a compound truth group are not trained on;
-        ``"negative"``: they are trained on as non-matches (see
+        ``"negative"`` (default): pairs touching a compound truth group are trained on as
+        non-matches (a part of an instalment group is not a one-to-one match: left out, the
+        model scored such pairs as confident matches); ``"leave_out"``: not trained on (see
         :func:`engine.scoring.learned.truth_labels`).
 
     Returns

@@ -57,9 +57,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help='model file to write (JSON); use it with [scoring] scorer = "learned", model = "FILE"')
     t.add_argument("--rules", metavar="FILE", help="rule-set TOML file whose levels the model learns (default: built-in)")
     t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the held-out split (default 0)")
-    t.add_argument("--compound-pairs", choices=["leave-out", "negative"], default="leave-out",
-                   help="pairs touching a compound truth group: left out of training (default) or trained "
-                        "on as non-matches")
+    t.add_argument("--compound-pairs", choices=["leave-out", "negative"], default="negative",
+                   help="pairs touching a compound truth group: trained on as non-matches (default) or left "
+                        "out of training")
     for side in ("bank", "ledger", "processor"):
         t.add_argument(f"--{side}-format", metavar="NAME",
                        help=f"force the format of the {side} files (default: detected from their content)")

@@ -430,7 +430,16 @@ class LearnedScorer:
         columns = _numeric_columns(evidence, codes, self.base_weights, slice(None))
         for weight, column in zip(self._numeric_coef, columns, strict=True):
             decision += weight * column
-        return _calibrated_log_odds(decision, self.classifier.calibration_) / math.log(2.0)
+        bits = _calibrated_log_odds(decision, self.classifier.calibration_) / math.log(2.0)
+        # a level no training pair had: the model knows nothing of it, so it counts what the rule
+        # set says (names that differ in their numbers stay evidence against a match even when
+        # the training month had none)
+        unseen = set(self.training.get("unseen_levels", []))
+        for name in COMPARISONS:
+            keys = [f"{name}:{level.key}" in unseen for level in self.comparisons[name].levels]
+            if any(keys):
+                bits += np.where(keys, self.comparisons[name].weights, 0.0)[codes[name]]
+        return bits
 
     def weights(self) -> pl.DataFrame:
         """The learned weight of every level in bits beside the rule set's, the intercept as the
@@ -901,7 +910,7 @@ class TrainingReport:
             for ours, theirs in zip(self.learned.bins, self.rules_scorer.bins, strict=True):
                 lines.append(f"    {ours.label:<10} | {'':>8}{cells(ours)} | {'':>9}{cells(theirs)}")
         if self.unseen_levels:
-            lines.append(f"  levels no training pair has (weight 0): {', '.join(self.unseen_levels)}")
+            lines.append(f"  levels no training pair has (the rule set's weight is used): {', '.join(self.unseen_levels)}")
         lines += [f"  note: {note}" for note in self.notes]
         if self.path is not None:
             lines.append(f"  model written to {self.path}; use it with [scoring] scorer = \"learned\", "
@@ -979,6 +988,8 @@ def train_scorer(bank: pl.DataFrame, ledger: pl.DataFrame, labels: pl.DataFrame,
         raise InputError("too few labelled pairs to train on once some are held out: give a larger month")
     model = (classifier or CalibratedPairClassifier(random_state=seed)).fit(X, y)
     scorer = LearnedScorer(model, rules, base_weights=base_weights)
+    unseen = scorer.unseen_levels(X)
+    scorer.training = {"unseen_levels": unseen}
 
     learned_confidence = confidence_of(scorer.score(evidence, codes))
     rules_confidence = confidence_of(RulesScorer(rules).score(evidence, codes))
@@ -993,9 +1004,8 @@ def train_scorer(bank: pl.DataFrame, ledger: pl.DataFrame, labels: pl.DataFrame,
         "pairs": int(used.sum()), "positives": n_positive, "fitted_pairs": len(fit_rows),
         "held_out_pairs": len(held_rows), "truth": truth_name, "rules": rules.name, "seed": seed,
         "brier": learned.brier, "brier_rule_set": by_rules.brier,
-        "bank_lines": bank.height, "ledger_items": ledger.height,
+        "bank_lines": bank.height, "ledger_items": ledger.height, "unseen_levels": unseen,
     }
-    unseen = scorer.unseen_levels(X)
     return TrainingReport(
         scorer=scorer, candidates=pairs.height, bank_lines=bank.height, ledger_items=ledger.height,
         labelled=int(used.sum()), positives=n_positive, left_out=int((~used).sum()),
