@@ -25,6 +25,7 @@ import polars as pl
 import feeds
 from engine.adapters import canonical_csv_view, write_outputs
 from engine.pipeline import MatchOutcome, match_prepared, prepare_bank_frame, prepare_ledger_frame
+from engine.prepare.names import read_aliases
 from engine.store import Workspace
 from models.errors import InputError
 from models.schema import REJECTS_SCHEMA, FileStats, LoadResult
@@ -169,6 +170,8 @@ class MatchResult:
                 },
                 counts=counts or self.counts,
                 out_dir=str(out_dir),
+                weights=self.outcome.weights,
+                scorer=self.outcome.scorer_kind,
             )
         return new
 
@@ -186,6 +189,7 @@ def match(
     bank_format: str | None = None,
     ledger_format: str | None = None,
     processor_format: str | None = None,
+    aliases: str | Path | None = None,
 ) -> MatchResult:
     """Load inputs (paths or already-loaded results) and run the match.
 
@@ -202,6 +206,10 @@ def match(
         to the orders and refunds they settle, with the processor fee.
     bank_format, ledger_format, processor_format
         Force a format (``recon inspect`` lists them); default: detected from each file's content.
+    aliases
+        An alias table (CSV ``name,alias``: ``陳大文,CHAN TAI MAN``): names in different scripts
+        or forms it links count as the same payer (without it, names in different scripts give
+        no evidence either way).
 
     Returns
     -------
@@ -215,11 +223,13 @@ def match(
         raise InputError("no bank file given (use --bank FILE)")
     if not isinstance(ledger, LoadResult) and not _paths(ledger):
         raise InputError("no ledger file given (use --ledger FILE)")
+    alias_table = read_aliases(aliases) if aliases is not None else None
+
     # the two sides are independent: read and prepare them side by side (the readers and the
     # preparation are polars-bound), each side prepared as soon as it is read
     def ledger_side() -> tuple[LoadResult, pl.DataFrame]:
         res = ledger if isinstance(ledger, LoadResult) else load_ledger(ledger, ledger_format)
-        return res, prepare_ledger_frame(res.frame, rules)
+        return res, prepare_ledger_frame(res.frame, rules, alias_table)
 
     t_read = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -227,12 +237,14 @@ def match(
         bank_res = bank if isinstance(bank, LoadResult) else load_bank(bank, bank_format)
         # the bank side is usually the quicker one: the processor report follows it
         payouts = load_processor(processor, processor_format) if _paths(processor) else None
-        prepared_bank = prepare_bank_frame(bank_res.frame)
+        prepared_bank = prepare_bank_frame(bank_res.frame, alias_table)
         ledger_res, prepared_ledger = ledger_job.result()
     read_and_prepare = time.perf_counter() - t_read
     rejects = [bank_res.rejects, ledger_res.rejects]
     stats = [*bank_res.stats, *ledger_res.stats]
     extra: dict = {}
+    if alias_table is not None:
+        extra["aliases"] = {"file": str(aliases), "entries": alias_table.height}
     fx_frame = payout_lines = None
     if fx is not None:
         fx_frame, fx_rejects = feeds.read_fx_csv(str(fx))

@@ -33,6 +33,8 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--processor", nargs="+", action="extend", metavar="FILE", default=[],
                    help="processor payout report(s), e.g. Stripe itemized payout reconciliation CSV")
     m.add_argument("--rules", metavar="FILE", help="rule-set TOML file (default: built-in rules)")
+    m.add_argument("--aliases", metavar="FILE",
+                   help="alias table CSV (name,alias): names in any script that are the same party")
     for side in ("bank", "ledger", "processor"):
         m.add_argument(f"--{side}-format", metavar="NAME",
                        help=f"force the format of the {side} files (default: detected from their content)")
@@ -97,7 +99,8 @@ def _pct(part: int, whole: int) -> str:
 
 def _summary(result, written: dict[str, Path]) -> str:
     c = result.counts()
-    lines = [f"recon match: run {result.run_id} with rule set '{result.rules.name}' in {result.seconds:.1f} s"]
+    lines = [f"recon match: run {result.run_id} with rule set '{result.rules.name}' "
+             f"({result.outcome.scorer_kind} scorer) in {result.seconds:.1f} s"]
     for s in result.stats:
         lines.append(f"  read {s.side:<9} {s.summary()}")
     bank_total = c["bank_lines"]
@@ -106,6 +109,7 @@ def _summary(result, written: dict[str, Path]) -> str:
         f"  needs review:          {c['bank_review']} bank lines in {c['review']} proposals",
         f"  left unmatched:        {c['unmatched_bank']} bank lines, {c['unmatched_ledger']} ledger items",
         f"  rejected rows:         {c['rejects']}    duplicate lines: {c['duplicates']}",
+        *(f"  warning: {warning}" for warning in result.outcome.warnings),
         "  outputs:",
     ]
     for key, path in written.items():
@@ -119,7 +123,7 @@ def _cmd_match(args) -> int:
     result = api.match(
         bank=args.bank, ledger=args.ledger, rules=args.rules, fx=args.fx, processor=args.processor,
         bank_format=args.bank_format, ledger_format=args.ledger_format,
-        processor_format=args.processor_format,
+        processor_format=args.processor_format, aliases=args.aliases,
     )
     written = result.write(args.out, workspace=args.workspace)
     if not args.quiet:

@@ -153,6 +153,7 @@ def match_frames(
     rules: RuleSet,
     fx_rates: pl.DataFrame | None = None,
     payout_lines: pl.DataFrame | None = None,
+    aliases: pl.DataFrame | None = None,
 ) -> MatchOutcome:
     """Run the whole match on canonical frames.
 
@@ -168,6 +169,8 @@ def match_frames(
     payout_lines
         Processor payout lines (``models.schema.PAYOUT_LINE_SCHEMA``); without them processor
         credits are matched to orders with an inferred fee (always for review).
+    aliases
+        Names that are the same party in any script (:func:`engine.prepare.names.read_aliases`).
 
     Returns
     -------
@@ -175,23 +178,24 @@ def match_frames(
     """
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1) as pool:  # the two sides side by side
-        ledger_job = pool.submit(prepare_ledger_frame, ledger, rules)
-        pb = prepare_bank_frame(bank)
+        ledger_job = pool.submit(prepare_ledger_frame, ledger, rules, aliases)
+        pb = prepare_bank_frame(bank, aliases)
         pl_ = ledger_job.result()
     return match_prepared(pb, pl_, rules, fx_rates, payout_lines, {"prepare": time.perf_counter() - t0})
 
 
-def prepare_bank_frame(bank: pl.DataFrame) -> pl.DataFrame:
-    """The bank side of a run: canonical bank lines in id order, prepared for matching.
+def prepare_bank_frame(bank: pl.DataFrame, aliases: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The bank side of a run: canonical bank lines in id order, prepared for matching
+    (``aliases``: the workspace's alias table, :func:`engine.prepare.names.read_aliases`).
 
     The canonical row order (by id) breaks ties the same way whatever order the files listed
     the lines in, so the same inputs always give the same proposals and ids."""
-    return prepare_bank(bank.sort("id"))
+    return prepare_bank(bank.sort("id"), aliases=aliases)
 
 
-def prepare_ledger_frame(ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+def prepare_ledger_frame(ledger: pl.DataFrame, rules: RuleSet, aliases: pl.DataFrame | None = None) -> pl.DataFrame:
     """The ledger side of a run (see :func:`prepare_bank_frame`)."""
-    return prepare_ledger(ledger.sort("id"), rules)
+    return prepare_ledger(ledger.sort("id"), rules, aliases=aliases)
 
 
 def match_prepared(

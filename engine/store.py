@@ -44,6 +44,11 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS match_lines (
         run_id VARCHAR, match_id VARCHAR, side VARCHAR, id VARCHAR, amount_minor BIGINT,
         currency VARCHAR)""",
+    # the weight of every comparison level a run's scorer used, beside the rule set's (its
+    # prior) and, for an estimated scorer, the m and u probabilities it estimated
+    """CREATE TABLE IF NOT EXISTS weights (
+        run_id VARCHAR, scorer VARCHAR, comparison VARCHAR, level VARCHAR, label VARCHAR,
+        prior_weight DOUBLE, weight DOUBLE, m DOUBLE, u_candidates DOUBLE, u_random DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS rejects (
         run_id VARCHAR, source_file VARCHAR, line BIGINT, "column" VARCHAR, reason VARCHAR,
         raw VARCHAR)""",
@@ -132,6 +137,8 @@ class Workspace:
         inputs: dict,
         counts: dict | Callable[[], dict],
         out_dir: str,
+        weights: pl.DataFrame | None = None,
+        scorer: str = "rules",
     ) -> dict[str, int]:
         """Record one run atomically; returns how many bank/ledger lines were new.
 
@@ -147,6 +154,8 @@ class Workspace:
                 "adjustments", "open_amount"), run_id)
             self._append("match_lines", match_lines, run_id)
             self._append("rejects", rejects, run_id)
+            if weights is not None and weights.height:
+                self._append("weights", weights.with_columns(pl.lit(scorer).alias("scorer")), run_id)
             if callable(counts):
                 counts = counts()
             self.con.execute(
