@@ -55,7 +55,8 @@ def demand_proof(proposals: pl.DataFrame, match_lines: pl.DataFrame, open_minor:
     Parameters
     ----------
     proposals
-        ``match_id``, ``status``, ``explanation`` (and any other columns, kept).
+        ``match_id``, ``status``, ``explanation``, ``bank_amount``, ``ledger_amount``,
+        ``open_amount`` (and any other columns, kept).
     match_lines
         ``match_id``, ``side``, ``id``, ``amount_minor``, ``currency`` of every proposal.
     open_minor
@@ -64,7 +65,9 @@ def demand_proof(proposals: pl.DataFrame, match_lines: pl.DataFrame, open_minor:
         The prepared frames (``id``, ``day``, ``currency``, ``amount_minor``, ``name_key``,
         ``ref_keys`` / ``ref_serial``).
     """
-    auto_ids = proposals.filter(pl.col("status") == "auto").select("match_id")
+    # only an auto proposal that books a difference or leaves something open needs proof
+    books = (pl.col("bank_amount") != pl.col("ledger_amount")) | (pl.col("open_amount").fill_null("") != "")
+    auto_ids = proposals.filter((pl.col("status") == "auto") & books).select("match_id")
     if auto_ids.height == 0:
         return proposals
     lines = match_lines.join(auto_ids, on="match_id")
@@ -96,7 +99,9 @@ def demand_proof(proposals: pl.DataFrame, match_lines: pl.DataFrame, open_minor:
     ])
     if wanted.height == 0:
         return proposals
-    taken = lines.select("side", "id").unique()
+    # the lines every auto proposal took (not only those that book a difference)
+    taken = match_lines.join(proposals.filter(pl.col("status") == "auto").select("match_id"), on="match_id",
+                             how="semi").select("side", "id")
     window = rules.compound.instalment_window_days
     found = []
     for side, frame in (("bank", bank), ("ledger", ledger)):

@@ -29,6 +29,8 @@ from rules.model import RuleSet
 __all__ = ["PairEvidence", "frequencies", "measure_pairs", "shared_number"]
 
 _GRADE = {name: np.uint8(i) for i, name in enumerate(REFERENCE_LEVELS)}
+#: candidate pairs whose reference is graded at once (memory per pair: both lines' profiles)
+_GRADE_CHUNK = 250_000
 
 
 @dataclass
@@ -129,30 +131,32 @@ def _reference_grades(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.D
     has_ref = ((ledger["ref_digit_count"] > 0) & ledger["doc_ref"].is_not_null()).fill_null(False).to_numpy()
     rows = np.flatnonzero(has_keys[bank_rows] & has_ref[ledger_rows])
     grade = np.full(len(bank_rows), _GRADE["none"], dtype=np.uint8)
-    if len(rows):
-        pair_bank, pair_ledger = bank_rows[rows], ledger_rows[rows]
-        wanted = np.zeros(ledger.height, dtype=bool)
-        wanted[pair_ledger] = True
-        items = np.flatnonzero(wanted)
-        profiles = ledger.select(pl.col("doc_ref").gather(items)).select(
-            ledger_reference_profile(pl.col("doc_ref"))
-        ).to_series()
-        # position of each pair's item among ``items``: a dense lookup by ledger row
-        slot = np.zeros(ledger.height, dtype=np.uint32)
-        slot[items] = np.arange(len(items), dtype=np.uint32)
-        found = (
+    if not len(rows):
+        return grade
+    wanted = np.zeros(ledger.height, dtype=bool)
+    wanted[ledger_rows[rows]] = True
+    items = np.flatnonzero(wanted)
+    profiles = ledger.select(pl.col("doc_ref").gather(items)).select(
+        ledger_reference_profile(pl.col("doc_ref"))
+    ).to_series()
+    # position of each pair's item among ``items``: a dense lookup by ledger row
+    slot = np.zeros(ledger.height, dtype=np.uint32)
+    slot[items] = np.arange(len(items), dtype=np.uint32)
+    codes = {g: _GRADE[g] for g in REFERENCE_GRADES}
+    # both profiles are gathered per pair (lists and many fields): a bounded number of pairs at a
+    # time keeps that memory flat whatever the month's size
+    for start in range(0, len(rows), _GRADE_CHUNK):
+        part = rows[start:start + _GRADE_CHUNK]
+        grade[part] = (
             pl.DataFrame({
-                "reference_profile": bank["reference_profile"].gather(pair_bank),
-                "ledger_profile": profiles.gather(slot[pair_ledger]),
+                "reference_profile": bank["reference_profile"].gather(bank_rows[part]),
+                "ledger_profile": profiles.gather(slot[ledger_rows[part]]),
             })
-            .select(
-                reference_grade_from_profiles(pl.col("reference_profile"), pl.col("ledger_profile"))
-                .replace_strict({grade: _GRADE[grade] for grade in REFERENCE_GRADES}, return_dtype=pl.UInt8)
-            )
+            .select(reference_grade_from_profiles(pl.col("reference_profile"), pl.col("ledger_profile"))
+                    .replace_strict(codes, return_dtype=pl.UInt8))
             .to_series()
             .to_numpy()
         )
-        grade[rows] = found
     return grade
 
 
