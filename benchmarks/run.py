@@ -33,6 +33,7 @@ Examples
 ``python -m benchmarks.run --sizes 10000 100000 1000000``
 ``python -m benchmarks.run --sizes 2000 --rules my_rules.toml --keep``
 ``python -m benchmarks.run --sizes 10000 --mix foundation --no-baseline``
+``python -m benchmarks.run --sizes 10000 --holdout --scorer learned``
 ``python -m benchmarks.run --sizes 10000 --seed 1 --profile all --holdout``
 """
 
@@ -199,6 +200,31 @@ def recon_command(paths: dict[str, Path], out: Path, rules: str | None = None) -
         *(["--processor", str(paths["stripe"])] if "stripe" in paths else []),
         "--out", str(out), *(["--rules", rules] if rules else []),
     ]
+
+
+#: bank lines of the month a learned scorer is trained on (plain full mix, another seed: never a
+#: profile month, never the month it is measured on)
+TRAINING_LINES = 20_000
+
+
+def scorer_rules(scorer: str, seed: int, data_dir: Path = DATA_DIR) -> str | None:
+    """A rule file selecting ``scorer`` (None for the rule set's own weights). For ``learned``,
+    a model is first trained with ``recon train`` on a plain month of another seed."""
+    if scorer == "rules":
+        return None
+    folder = data_dir / f"scorer-{scorer}-seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["[scoring]", f'scorer = "{scorer}"']
+    if scorer == "learned":
+        paths = save(generate(TRAINING_LINES, seed=seed + 1000), folder / "training")
+        command = [sys.executable, "-m", "engine.cli", "train", "--bank", str(paths["bank"]),
+                   "--ledger", str(paths["ledger"]), "--truth", str(paths["truth"]),
+                   "--out", str(folder / "model.json"), "--quiet"]
+        subprocess.run(command, check=True, env=_child_env())
+        lines.append('model = "model.json"')
+    rules = folder / f"{scorer}.toml"
+    rules.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(rules)
 
 
 def baseline_command(paths: dict[str, Path], out: Path) -> list[str]:
@@ -401,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open-items-ratio", type=float, metavar="R", help="ledger rows per bank row")
     parser.add_argument("--no-baseline", action="store_true", help="do not run the plain baseline")
     parser.add_argument("--rules", metavar="FILE", help="rule-set file passed to recon match")
+    parser.add_argument("--scorer", choices=["rules", "estimated", "learned"], default="rules",
+                        help="scorer of the recon runs (learned: trained first on a plain "
+                             f"{TRAINING_LINES:,}-line month of another seed)")
     parser.add_argument("--keep", action="store_true", help="keep generated data and outputs")
     parser.add_argument("--timeout", type=float, help="seconds before a recon match run is killed")
     parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file to append to")
@@ -409,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rules and not Path(args.rules).is_file():
         parser.error(f"rule file not found: {args.rules}")
     rules = str(Path(args.rules).resolve()) if args.rules else None
+    if args.scorer != "rules":
+        if rules:
+            parser.error("--scorer and --rules: put [scoring] in the rule file instead")
+        rules = scorer_rules(args.scorer, args.seed)
     try:
         if args.profile is not None or args.open_items_ratio is not None:
             resolve_profile(args.profile, open_items_ratio=args.open_items_ratio)

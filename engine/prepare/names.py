@@ -190,6 +190,9 @@ def name_key(e: pl.Expr) -> pl.Expr:
         .str.replace_all(_LEGAL_WORD, "")
         .str.replace_all(_TITLE, "")
         .str.strip_chars(" ")
+        # a reference word left at the end once the bank's field width cut its number off
+        # ("祥昌珠寶有限公司 INV/" -> "祥昌珠寶")
+        .str.replace(r" (?:inv|invoice|ref)$", "")
         .str.replace(r"^[^\p{L}]*$", "")  # digits alone ("12 10") are no name
         .replace("", None)
     )

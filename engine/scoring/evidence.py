@@ -174,6 +174,7 @@ def measure_pairs(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
         ref_job = pool.submit(_reference_grades, b, l_, bank, ledger)
         names = compare_names(b, l_, bank, ledger)
         reference = ref_job.result()
+    cut = _cut_names(b, l_, bank, ledger, names.similarity)
     shared = shared_number(b, l_, bank["ref_keys"], ledger["other_keys"])
     digits = _column(ledger, "ref_digit_count")[l_]
     # the bank quotes a complete document number of its own that is not this one (a number
@@ -200,10 +201,31 @@ def measure_pairs(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
         amount_kind=amount_kind, days=days, in_window=in_window,
         near_window=(days <= 2 * after) & (-days <= 2 * before),
         amount_count=amount_count[l_], band_count=band_count[b], reference=reference,
-        shared_number=shared, similarity=names.similarity, name_missing=names.missing,
+        shared_number=shared, similarity=names.similarity, name_missing=names.missing | cut,
         different_script=names.different_script, initials=names.initials, digits_differ=names.digits_differ,
         alias=names.alias,
     )
+
+
+#: a bank name this short (in characters) that begins the ledger name was cut by the bank's field
+#: width: it says nothing either way
+CUT_NAME_MAX_CHARS = 9
+
+
+def _cut_names(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataFrame, ledger: pl.DataFrame,
+               similarity: np.ndarray) -> np.ndarray:
+    """Pairs whose bank name is only the first few letters of the ledger name (``EA`` or
+    ``EASTE`` for Eastern Harbour Construction: the narrative ran out of room): no name
+    evidence, rather than an unrelated name. Only pairs that look dissimilar are checked."""
+    bank_len = bank["name_key"].fill_null("").str.len_chars().to_numpy()
+    rows = np.flatnonzero((similarity < 70) & (bank_len[bank_rows] > 0) & (bank_len[bank_rows] <= CUT_NAME_MAX_CHARS))
+    cut = np.zeros(len(bank_rows), dtype=bool)
+    if len(rows):
+        found = pl.DataFrame({
+            "bank": bank["name_key"].gather(bank_rows[rows]), "ledger": ledger["name_key"].gather(ledger_rows[rows]),
+        }).select(pl.col("ledger").str.starts_with(pl.col("bank")).fill_null(False)).to_series().to_numpy()
+        cut[rows] = found
+    return cut
 
 
 def _amount_counts(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> tuple[np.ndarray, np.ndarray]:
