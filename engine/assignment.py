@@ -1,7 +1,7 @@
 """Assignment (engine stage 4): choose a globally consistent set of one-to-one matches.
 
 Candidate pairs above the review threshold form a bipartite graph (an edge weaker than the best
-edge of both its ends by more than ``_PRUNE_BELOW_BEST`` is dropped first). Each connected component is
+edge of both its ends by more than ``PRUNE_BELOW_BEST`` is dropped first). Each connected component is
 solved exactly for the maximum total weight; the pipeline weighs a pair by its evidence in bits
 (log2 odds above the review threshold), which adds up like a joint likelihood and, unlike a sum of
 confidences, does not flatten out near 1:
@@ -17,7 +17,7 @@ confidences, does not flatten out near 1:
 - larger components (up to ``_DENSE_LIMIT`` lines per side) are solved exactly one by one; their
   margins come from the nearest alternative edges (vectorized), and those below the ambiguity
   margin are computed exactly by re-solving without the pair (components up to
-  ``_EXACT_MARGIN_LIMIT`` lines a side);
+  ``EXACT_MARGIN_LIMIT`` lines a side);
 - a component larger still falls back to the mutual-best heuristic (:func:`_mutual_best`), and
   ``method`` says so (it ends up in the proposal's explanation).
 """
@@ -43,28 +43,55 @@ ASSIGNED_SCHEMA = {
     "method": pl.Utf8,
 }
 
-_PRUNE_BELOW_BEST = 4.0  # weight units (bits when weighing by evidence)
+#: an edge (or, with groups, a candidate) weaker than the best at each of its lines by more
+#: than this many weight units (bits when weighing by evidence) is dropped before solving
+PRUNE_BELOW_BEST = 4.0
 _RESOLVE_LIMIT = 12  # components up to this many lines per side: re-solved per choice
 _ENUMERATE_EDGES = 10  # ... and up to this many edges: every matching enumerated, in batches
 _DENSE_LIMIT = 1500  # up to this many per side: exact Hungarian method on the dense matrix
-_EXACT_MARGIN_LIMIT = 300  # up to this many per side: close margins re-solved exactly
+#: components up to this many lines per side have their close margins re-solved exactly
+EXACT_MARGIN_LIMIT = 300
 
 
-def _solve(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def max_weight_matching(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Maximum-weight matching of a dense weight matrix (Hungarian method), keeping only the
+    matched cells of positive weight.
+
+    Parameters
+    ----------
+    weights
+        ``rows x cols`` float array; 0 (or less) where a row and a column may not be matched.
+
+    Returns
+    -------
+    (rows, cols, total)
+        Row and column positions of the chosen cells (int arrays of equal length) and the
+        sum of their weights.
+    """
     rows, cols = linear_sum_assignment(weights, maximize=True)
     keep = weights[rows, cols] > 0
     rows, cols = rows[keep], cols[keep]
     return rows, cols, float(weights[rows, cols].sum())
 
 
-def _enumerate_batch(weights: np.ndarray, conflict: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def enumerate_set_packings(weights: np.ndarray, conflict: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact weighted set packing by enumeration, for ``k`` components of the same size ``n``
     (a few candidates each) at once: every selection of non-overlapping candidates is scored.
 
-    ``weights`` and ``conflict`` (bit masks of the overlapping candidates) are ``k x n``.
-    Returns ``(chosen, margin, rival_mask)``, each ``k x n``: whether a candidate is chosen, its
-    margin (the best total without it is that much lower) and, as a bit mask, the candidates
-    that best selection uses in its place.
+    Parameters
+    ----------
+    weights
+        ``k x n`` float array: each component's candidates' weights.
+    conflict
+        ``k x n`` int64 array: for each candidate, a bit mask of the candidates of its
+        component it overlaps (bit ``j`` for candidate ``j``).
+
+    Returns
+    -------
+    (chosen, margin, rival_mask)
+        Each ``k x n``: whether a candidate is chosen, its margin (the best total without it
+        is that much lower) and, as a bit mask, the candidates that best selection uses in its
+        place.
     """
     k, n = weights.shape
     masks = np.arange(1 << n, dtype=np.int64)
@@ -114,13 +141,13 @@ def _solve_component(b: np.ndarray, l_: np.ndarray, c: np.ndarray) -> list[tuple
     ul, li = np.unique(l_, return_inverse=True)
     weights = np.zeros((len(ub), len(ul)))
     weights[bi, li] = c
-    rows, cols, total = _solve(weights)
+    rows, cols, total = max_weight_matching(weights)
     out = []
     for r, col in zip(rows.tolist(), cols.tolist(), strict=True):
         rb = rl = None
         alt = weights.copy()
         alt[r, col] = 0.0
-        ar, ac, alt_total = _solve(alt)
+        ar, ac, alt_total = max_weight_matching(alt)
         alt_map = dict(zip(ar.tolist(), ac.tolist(), strict=True))
         alt_col_map = {v: k for k, v in alt_map.items()}
         if r in alt_map:  # the bank line would take another item
@@ -133,7 +160,7 @@ def _solve_component(b: np.ndarray, l_: np.ndarray, c: np.ndarray) -> list[tuple
 
 def _enumerate_components(edges: pl.DataFrame) -> pl.DataFrame:
     """Exact matching with exact margins for components of at most ``_ENUMERATE_EDGES`` edges,
-    all components with the same number of edges at once (:func:`_enumerate_batch`; edges
+    all components with the same number of edges at once (:func:`enumerate_set_packings`; edges
     conflict when they share a bank line or a ledger item). The runner-up is what the best
     matching without the chosen pair gives the bank line instead, else the ledger item."""
     edges = edges.sort("n_edges", "component", "bank_idx", "ledger_idx")
@@ -150,7 +177,7 @@ def _enumerate_components(edges: pl.DataFrame) -> pl.DataFrame:
         shares_bank = b[:, :, None] == b[:, None, :]  # k x n x n
         overlap = (shares_bank | (l_[:, :, None] == l_[:, None, :])) & ~np.eye(n, dtype=bool)
         conflict = (overlap.astype(np.int64) << np.arange(n)).sum(axis=2)
-        chosen, margin, rivals = _enumerate_batch(gc[rows_of], conflict)
+        chosen, margin, rivals = enumerate_set_packings(gc[rows_of], conflict)
         kk, ii = np.nonzero(chosen)
         rival = ((rivals[kk, ii][:, None] >> np.arange(n)) & 1).astype(bool)  # chosen x n
         via_bank = rival & shares_bank[kk, ii]  # the bank line takes another item
@@ -175,7 +202,7 @@ def _solve_dense(b: np.ndarray, l_: np.ndarray, c: np.ndarray) -> tuple[np.ndarr
     ul, li = np.unique(l_, return_inverse=True)
     weights = np.zeros((len(ub), len(ul)))
     weights[bi, li] = c
-    rows, cols, _ = _solve(weights)
+    rows, cols, _ = max_weight_matching(weights)
     return ub[rows], ul[cols]
 
 
@@ -247,12 +274,12 @@ def _local_margins(edges: pl.DataFrame, chosen: pl.DataFrame, method: str) -> pl
 
 def _exact_close_margins(edges: pl.DataFrame, chosen: pl.DataFrame, exact_below: float) -> pl.DataFrame:
     """Exact margins for the chosen pairs whose local estimate is below ``exact_below``, in
-    components of at most ``_EXACT_MARGIN_LIMIT`` lines a side: the component is solved again
+    components of at most ``EXACT_MARGIN_LIMIT`` lines a side: the component is solved again
     without the pair (the estimate ignores that the alternative's line or item is itself taken,
     which can make two equally good-looking days a clear call)."""
     close = chosen.filter(pl.col("margin") < exact_below).join(
         edges.select("bank_idx", "component", "n_bank", "n_ledger").unique("bank_idx"), on="bank_idx"
-    ).filter(pl.max_horizontal("n_bank", "n_ledger") <= _EXACT_MARGIN_LIMIT)
+    ).filter(pl.max_horizontal("n_bank", "n_ledger") <= EXACT_MARGIN_LIMIT)
     if close.height == 0:
         return chosen
     comps = close["component"].unique().sort()
@@ -270,12 +297,12 @@ def _exact_close_margins(edges: pl.DataFrame, chosen: pl.DataFrame, exact_below:
         ul, li = np.unique(gl[s:e], return_inverse=True)
         weights = np.zeros((len(ub), len(ul)))
         weights[bi, li] = gc[s:e]
-        _, _, total = _solve(weights)
+        _, _, total = max_weight_matching(weights)
         for b, l_ in zip(*wanted_map[int(comp[s])], strict=True):
             r, c = int(np.searchsorted(ub, b)), int(np.searchsorted(ul, l_))
             saved = weights[r, c]
             weights[r, c] = 0.0
-            ar, ac, alt_total = _solve(weights)
+            ar, ac, alt_total = max_weight_matching(weights)
             weights[r, c] = saved
             alt = dict(zip(ar.tolist(), ac.tolist(), strict=True))
             alt_col = {v: k for k, v in alt.items()}
@@ -330,7 +357,7 @@ def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, weight: str =
     best_b, best_l = np.full(n_b, -np.inf), np.full(n_l, -np.inf)
     np.maximum.at(best_b, b, w)
     np.maximum.at(best_l, l_, w)
-    keep = (w >= best_b[b] - _PRUNE_BELOW_BEST) | (w >= best_l[l_] - _PRUNE_BELOW_BEST)
+    keep = (w >= best_b[b] - PRUNE_BELOW_BEST) | (w >= best_l[l_] - PRUNE_BELOW_BEST)
     edges, b, l_ = edges.filter(pl.Series(keep)), b[keep], l_[keep]
     # components over all line numbers (bank lines, then ledger items; the unused ones stay
     # alone), numbered in the order of their lowest line

@@ -37,11 +37,26 @@ _AMOUNT_SPAN = 1 << 41
 CANDIDATE_SCHEMA = {"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32, "via": pl.UInt8}
 
 
-def _block_ids(bank_keys: pl.DataFrame, ledger_keys: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Dense integer ids for the block key columns, shared by both sides (a null key -> -1).
+def block_ids(bank_keys: pl.DataFrame, ledger_keys: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Dense integer block ids for the block key columns, shared by both sides, as
+    :func:`window_pairs` takes them.
 
     Keys are hashed (64-bit, within this process) and the hashes ranked; two different keys that
     collide would only share a block, i.e. give a few more candidates, never lose one.
+
+    Parameters
+    ----------
+    bank_keys, ledger_keys
+        The block key columns of each side, one row per bank line / ledger item: the same
+        column names in the same order (types are relaxed to a common one). Pass an empty
+        ``ledger_keys`` (``bank_keys.clear()``) to number the keys of one frame only.
+
+    Returns
+    -------
+    (bank_block, ledger_block)
+        int64 arrays aligned with the rows of each input: equal keys get equal ids
+        (non-negative, in the order of their hashes, not of the rows); a row with a null in
+        any key column gets -1 (never paired).
     """
     both = pl.concat([bank_keys, ledger_keys], how="vertical_relaxed")
     null = both.select(pl.any_horizontal(pl.all().is_null())).to_series().to_numpy()
@@ -238,14 +253,14 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
     def by_amount_and_reference() -> list[tuple[np.ndarray, np.ndarray, int]]:
         parts = []
         # 1. exact amount within the widest date window, nearest date first
-        bb, lb = _block_ids(bank.select("currency", "amount_minor"), ledger.select("currency", "amount_minor"))
+        bb, lb = block_ids(bank.select("currency", "amount_minor"), ledger.select("currency", "amount_minor"))
         b, l_ = window_pairs(bb, bank_day, lb, ledger_day, widest.after, widest.before,
                              cand.max_per_line_exact, 1 << 21)
         parts.append((b, l_, EXACT))
 
         # 2. amount within the tolerance band (same currency), nearest amount first; exact
         #    amounts are the first generator's job
-        cb, cl = _block_ids(bank.select("currency"), ledger.select("currency"))
+        cb, cl = block_ids(bank.select("currency"), ledger.select("currency"))
         b, l_ = by_amount(cb, cl, cand.max_per_line_band)
         keep = bank_amount[b] != ledger_amount[l_]
         parts.append((*admissible(b[keep], l_[keep]), BAND))
@@ -261,7 +276,7 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
         # is a key too
         exploded = pl.concat([exploded, _two_digit_year_tails(exploded)]).drop("date")
         if exploded.height:
-            bb, lb = _block_ids(
+            bb, lb = block_ids(
                 exploded.select("currency", "ref_key"),
                 ledger.select("currency", pl.col("ref_serial").alias("ref_key")),
             )
@@ -285,14 +300,14 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
             bank_names = bank.select("currency", key_expr.replace("", None).alias("k"))
             ledger_key = pl.col("name_initials") if key_expr.meta.output_name() == "name_initials" else key_expr
             ledger_names = ledger.select("currency", ledger_key.replace("", None).alias("k"))
-            bb, lb = _block_ids(
+            bb, lb = block_ids(
                 bank_names.with_columns(a=bank["amount_minor"]), ledger_names.with_columns(a=ledger["amount_minor"])
             )
             b, l_ = window_pairs(bb, bank_day, lb, ledger_day, widest.after, widest.before,
                                  cand.max_per_line_name, 1 << 21)
             parts.append((b, l_, NAME))
             if near:
-                nb, nl = _block_ids(bank_names, ledger_names)
+                nb, nl = block_ids(bank_names, ledger_names)
                 b, l_ = by_amount(nb, nl, cand.max_per_line_band)
                 keep = bank_amount[b] != ledger_amount[l_]
                 parts.append((*admissible(b[keep], l_[keep]), NAME))

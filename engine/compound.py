@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from engine.candidates import _block_ids, window_pairs
+from engine.candidates import block_ids, window_pairs
 from engine.groups import ADJUSTMENT_DTYPE, conform, empty_groups
 from engine.prepare.references import text_reference_keys
 from engine.scoring.names import name_similarity
@@ -811,13 +811,13 @@ def _subsets(bank: pl.DataFrame, ledger: pl.DataFrame, vocab: _Vocab, rules: Rul
     items = items.filter(~pl.col("ledger_idx").is_in(settled.implode()))
     items = items.with_columns(sign=pl.col("amount_minor").sign())
     kinds = items.select("name", "cur", "type", "sign").unique()
-    # block ids as engine.candidates._block_ids gives them for the names, currencies and types as
+    # block ids as engine.candidates.block_ids gives them for the names, currencies and types as
     # text (their order decides which of a crowded day's items a window keeps), once per kind
     as_text = pl.DataFrame({
         "name_ledger": vocab.names.gather(kinds["name"]), "currency": vocab.currencies.gather(kinds["cur"]),
         "type_norm": vocab.types.gather(kinds["type"]), "sign": kinds["sign"],
     })
-    kinds = kinds.with_columns(block=_block_ids(as_text, as_text.clear())[0])
+    kinds = kinds.with_columns(block=block_ids(as_text, as_text.clear())[0])
     items = items.join(kinds, on=["name", "cur", "type", "sign"], how="left", nulls_equal=True, maintain_order="left")
     # one row per (line, payer name, item type)
     links = (
@@ -1092,36 +1092,40 @@ def _describe(df: pl.DataFrame | None, bank: pl.DataFrame, ledger: pl.DataFrame,
     return conform(out)
 
 
-def _coded_sides(pb: pl.DataFrame, pl_: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, _Vocab]:
+def _coded_sides(bank_prepared: pl.DataFrame,
+                 ledger_prepared: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, _Vocab]:
     """The columns the generators read, with ``UInt32`` codes (:func:`_codes`) for the name
     (``name``; ``named``: non-empty), currency (``cur``), name script (``script``) and item type
     (``type``). Returns bank, ledger and the codes' strings."""
-    for frame, idx in ((pb, "bank_idx"), (pl_, "ledger_idx")):
+    for frame, idx in ((bank_prepared, "bank_idx"), (ledger_prepared, "ledger_idx")):
         if not np.array_equal(frame[idx].to_numpy(), np.arange(frame.height)):
             raise ValueError(f"{idx} must be the row number (0, 1, ...): pass the frames of prepare_bank / "
                              "prepare_ledger unfiltered")
-    (name_b, name_l), vocab = _codes(pb["name_key"], pl_["name_key"])
-    (cur_b, cur_l), currencies = _few_codes(pb["currency"], pl_["currency"])
-    (script_b, script_l), _ = _few_codes(pb["name_script"], pl_["name_script"])
-    (type_l,), types = _few_codes(pl_["type_norm"])
+    (name_b, name_l), vocab = _codes(bank_prepared["name_key"], ledger_prepared["name_key"])
+    (cur_b, cur_l), currencies = _few_codes(bank_prepared["currency"], ledger_prepared["currency"])
+    (script_b, script_l), _ = _few_codes(bank_prepared["name_script"], ledger_prepared["name_script"])
+    (type_l,), types = _few_codes(ledger_prepared["type_norm"])
     named = pl.col("name_key").fill_null("") != ""
     # one chunk per column: the generators gather rows from these many times, and a gather from a
     # column in many chunks is several times slower
-    bank = pb.select("bank_idx", "date", "day", "amount_minor", "currency", "bank_text", "ref_keys", named=named).with_columns(
-        name=name_b, cur=cur_b, script=script_b).rechunk()
-    ledger = pl_.select("ledger_idx", "day", "amount_minor", "currency", "doc_ref", "ref_serial", "description",
-                        "reference", named=named).with_columns(name=name_l, cur=cur_l, script=script_l, type=type_l).rechunk()
+    bank = bank_prepared.select(
+        "bank_idx", "date", "day", "amount_minor", "currency", "bank_text", "ref_keys", named=named
+    ).with_columns(name=name_b, cur=cur_b, script=script_b).rechunk()
+    ledger = ledger_prepared.select(
+        "ledger_idx", "day", "amount_minor", "currency", "doc_ref", "ref_serial", "description", "reference",
+        named=named,
+    ).with_columns(name=name_l, cur=cur_l, script=script_l, type=type_l).rechunk()
     return bank, ledger, _Vocab(vocab, currencies, types)
 
 
-def compound_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+def compound_groups(bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     """Candidate groups (:data:`engine.groups.GROUP_SCHEMA`) for one bank line settling several
     ledger items (kind ``one_to_many``) and several bank lines settling one ledger item (kind
     ``many_to_one``).
 
     Parameters
     ----------
-    pb, pl_
+    bank_prepared, ledger_prepared
         Prepared bank lines and ledger items (:func:`engine.prepare.features.prepare_bank` /
         :func:`~engine.prepare.features.prepare_ledger`); ``bank_idx`` / ``ledger_idx`` are row numbers.
     rules
@@ -1146,7 +1150,7 @@ def compound_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.D
     --------
     >>> groups = compound_groups(prepare_bank(bank), prepare_ledger(ledger, rules), rules)  # doctest: +SKIP
     """
-    if pb.height == 0 or pl_.height == 0:
+    if bank_prepared.height == 0 or ledger_prepared.height == 0:
         return empty_groups()
     # Much of the work is text (regular expressions) on one core, so independent steps run on a
     # second thread: the numbers in the bank text, batches, instalments, the quoting check, the
@@ -1154,8 +1158,8 @@ def compound_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet) -> pl.D
     # day blocks, the listed items and the combination search. All steps only read the frames;
     # the name similarities are shared under a lock. The result does not depend on the timing.
     with ThreadPoolExecutor(max_workers=1) as beside:
-        keys = beside.submit(_bank_keys, pb)
-        bank, ledger, vocab = _coded_sides(pb, pl_)
+        keys = beside.submit(_bank_keys, bank_prepared)
+        bank, ledger, vocab = _coded_sides(bank_prepared, ledger_prepared)
         batches = beside.submit(_batches, bank, ledger, rules)
         sims = _NameSimilarity(vocab.names)
         day_blocks = _day_blocks(bank, ledger, vocab.types, rules)

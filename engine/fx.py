@@ -196,7 +196,7 @@ def _same_names(bank_names: pl.Series, ledger_names: pl.Series) -> pl.DataFrame:
     return pl.concat([equal, prefix]).unique()
 
 
-def _evidence_pairs(pb: pl.DataFrame, foreign: pl.DataFrame, shown: pl.DataFrame) -> pl.DataFrame:
+def _evidence_pairs(bank_prepared: pl.DataFrame, foreign: pl.DataFrame, shown: pl.DataFrame) -> pl.DataFrame:
     """(``bank_idx``, ``ledger_idx``) pairs of a bank line and a foreign item with some evidence
     besides the amount: the bank text states the item's amount in its currency, quotes one of
     its numbers, or names the same payer (:func:`_same_names`)."""
@@ -214,13 +214,13 @@ def _evidence_pairs(pb: pl.DataFrame, foreign: pl.DataFrame, shown: pl.DataFrame
         foreign.select("ledger_idx", key="other_keys").explode("key"),
     ]).drop_nulls("key").unique()
     frames.append(
-        pb.select("bank_idx", key="ref_keys").explode("key").drop_nulls("key")
+        bank_prepared.select("bank_idx", key="ref_keys").explode("key").drop_nulls("key")
         .join(keys, on="key").select("bank_idx", "ledger_idx")
     )
     # the same payer name (cheap keys; other names are too many to compare at scale)
-    names = _same_names(pb["name_key"].fill_null(""), foreign["name_key"].fill_null(""))
+    names = _same_names(bank_prepared["name_key"].fill_null(""), foreign["name_key"].fill_null(""))
     frames.append(
-        pb.select("bank_idx", name_bank=pl.col("name_key"))
+        bank_prepared.select("bank_idx", name_bank=pl.col("name_key"))
         .join(names, on="name_bank")
         .join(foreign.select("ledger_idx", name_ledger=pl.col("name_key")), on="name_ledger")
         .select("bank_idx", "ledger_idx")
@@ -235,12 +235,16 @@ def _floor(rules: RuleSet) -> float:
 
 
 def _candidate_pairs(
-    pb: pl.DataFrame, pl_: pl.DataFrame, fractions: pl.DataFrame, shown: pl.DataFrame, rules: RuleSet
+    bank_prepared: pl.DataFrame,
+    ledger_prepared: pl.DataFrame,
+    fractions: pl.DataFrame,
+    shown: pl.DataFrame,
+    rules: RuleSet,
 ) -> pl.DataFrame:
     """Pairs of a bank line and a foreign item of the same sign with evidence besides the
     amount (:func:`_evidence_pairs`), within the item's date window, with the rate of the bank
     date (the nearest earlier one at most ``fx.max_rate_age_days`` old) joined on."""
-    bank = pb.select(
+    bank = bank_prepared.select(
         "bank_idx", pl.col("currency").alias("bank_currency"), pl.col("amount_minor").alias("amount_bank"),
         pl.col("day").alias("day_bank"),
     ).filter((pl.col("amount_bank") != 0) & (pl.col("amount_bank").abs() < _MAX_AMOUNT))
@@ -249,22 +253,23 @@ def _candidate_pairs(
         fractions.filter(pl.col("quote").is_in(bank["bank_currency"].unique().implode()) & (pl.col("base") != pl.col("quote")))
         ["base"].unique().to_list()
     )
-    foreign = pl_.filter(
+    foreign = ledger_prepared.filter(
         (pl.col("amount_minor") != 0) & (pl.col("amount_minor").abs() < _MAX_AMOUNT)
         & pl.col("currency").is_in(foreign_currencies)
     )
     if bank.height == 0 or foreign.height == 0:
         return pl.DataFrame()
-    pairs = _evidence_pairs(pb, foreign, shown)
+    pairs = _evidence_pairs(bank_prepared, foreign, shown)
     days = pl.col("day_bank") - pl.col("day_ledger")
     # each pair's bank line and (foreign) item gathered by row: the lines ``bank`` keeps only
     pairs = (
         pl.concat([
             pairs,
-            _at(pb, "bank_idx", pairs["bank_idx"], bank_currency="currency", amount_bank="amount_minor",
+            _at(bank_prepared, "bank_idx", pairs["bank_idx"], bank_currency="currency", amount_bank="amount_minor",
                 day_bank="day"),
-            _at(pl_, "ledger_idx", pairs["ledger_idx"], ledger_currency="currency", amount_ledger="amount_minor",
-                day_ledger="day", window_before="window_before", window_after="window_after"),
+            _at(ledger_prepared, "ledger_idx", pairs["ledger_idx"], ledger_currency="currency",
+                amount_ledger="amount_minor", day_ledger="day", window_before="window_before",
+                window_after="window_after"),
         ], how="horizontal")
         .filter(
             (pl.col("amount_bank") != 0) & (pl.col("amount_bank").abs() < _MAX_AMOUNT)
@@ -403,19 +408,19 @@ def _bank_rate_fits(df: pl.DataFrame, target: np.ndarray) -> np.ndarray:
     return frame.select(fits).fill_null(False).to_numpy()
 
 
-def _shown_amounts(pb: pl.DataFrame) -> pl.DataFrame:
+def _shown_amounts(bank_prepared: pl.DataFrame) -> pl.DataFrame:
     """Foreign amounts the bank text states ("TT IN USD1234.56 ..."): ``bank_idx``,
     ``shown_currency``, ``shown_minor`` (exact minor units of that currency)."""
     # only a text naming another currency than the line's, before a number, is read for amounts
     text = pl.col("description").fill_null("")
     names_other = pl.lit(False)
-    for currency in pb["currency"].drop_nulls().unique().sort().to_list():
+    for currency in bank_prepared["currency"].drop_nulls().unique().sort().to_list():
         others = "|".join(c for c in sorted(CURRENCY_EXPONENTS) if c != currency)
         names_other = pl.when(pl.col("currency") == currency).then(
             text.str.contains(rf"\b(?:{others}) ?[0-9]") if others else pl.lit(False)
         ).otherwise(names_other)
     found = (
-        pb.select("bank_idx", "currency", "description").filter(names_other)
+        bank_prepared.select("bank_idx", "currency", "description").filter(names_other)
         .select("bank_idx", "currency", text.str.extract_all(_SHOWN_AMOUNT).alias("m"))
         .explode("m")
         .drop_nulls("m")
@@ -433,7 +438,8 @@ def _money(minor: pl.Expr, currency: pl.Expr) -> pl.Expr:
     return currency + pl.lit(" ") + format_minor_expr(minor, currency)
 
 
-def _could_reach(df: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: RuleSet, floor: float) -> pl.Series:
+def _could_reach(df: pl.DataFrame, bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, rules: RuleSet,
+                 floor: float) -> pl.Series:
     """Whether a pair's score could reach ``floor``: a cheap upper bound of the pair evidence
     (:func:`engine.scoring.score_candidates` then runs on the pairs that could). The name
     level is exact but for the scorer's second look at names cut short (only pairs at
@@ -443,8 +449,9 @@ def _could_reach(df: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: R
     w = rules.weights
     keys = pl.concat([
         df.select("bank_idx", "ledger_idx"),
-        _at(pb, "bank_idx", df["bank_idx"], ref_keys="ref_keys", name_bank="name_key", script_bank="name_script"),
-        _at(pl_, "ledger_idx", df["ledger_idx"], ref_serial="ref_serial", other_keys="other_keys",
+        _at(bank_prepared, "bank_idx", df["bank_idx"], ref_keys="ref_keys", name_bank="name_key",
+            script_bank="name_script"),
+        _at(ledger_prepared, "ledger_idx", df["ledger_idx"], ref_serial="ref_serial", other_keys="other_keys",
             name_ledger="name_key", script_ledger="name_script"),
     ], how="horizontal")
     # each distinct pair of names once (a payer's lines meet the same few foreign customers)
@@ -490,15 +497,17 @@ def _could_reach(df: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame, rules: R
     ).to_series()
 
 
-def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+def fx_groups(
+    bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, rates: pl.DataFrame, rules: RuleSet
+) -> pl.DataFrame:
     """Candidate groups (:data:`engine.groups.GROUP_SCHEMA`, kind ``one_to_one``) pairing a bank
     line with a ledger item in another currency, converted at the bank date's rate.
 
     Parameters
     ----------
-    pb
+    bank_prepared
         Prepared bank lines (:func:`engine.prepare.features.prepare_bank`).
-    pl_
+    ledger_prepared
         Prepared ledger items (:func:`engine.prepare.features.prepare_ledger`).
     rates
         The FX table from :func:`feeds.fx.read_fx_csv` (``rate_text`` is used, never ``rate``).
@@ -518,16 +527,16 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
     A USD 4,702.17 invoice credited as HKD 36,481.40 when USD/HKD is 7.7804: converted
     HKD 36,584.77, fx_difference -53.37, bank_charge -50.00.
 
-    >>> groups = fx_groups(pb, pl_, rates, rules)  # doctest: +SKIP
+    >>> groups = fx_groups(bank_prepared, ledger_prepared, rates, rules)  # doctest: +SKIP
     >>> groups.row(0, named=True)["adjustments"]  # doctest: +SKIP
     [{'cause': 'fx_difference', 'amount_minor': -5337}, {'cause': 'bank_charge', 'amount_minor': -5000}]
     """
-    if pb.height == 0 or pl_.height == 0 or rates.height == 0:
+    if bank_prepared.height == 0 or ledger_prepared.height == 0 or rates.height == 0:
         return empty_groups()
     fractions = rate_fractions(rates)
     # the foreign amount the bank text states, if any
-    shown = _shown_amounts(pb)
-    pairs = _candidate_pairs(pb, pl_, fractions, shown, rules)
+    shown = _shown_amounts(bank_prepared)
+    pairs = _candidate_pairs(bank_prepared, ledger_prepared, fractions, shown, rules)
     if pairs.height == 0:
         return empty_groups()
     df = _convert(pairs, rules)
@@ -553,14 +562,14 @@ def fx_groups(pb: pl.DataFrame, pl_: pl.DataFrame, rates: pl.DataFrame, rules: R
     )
     # (rivals too: a pair whose stated amount differs counts at the fit weight, see below)
     rivals = df.with_columns(amount_weight=pl.max_horizontal("amount_weight", pl.lit(fit_weight)))
-    df = df.filter(_could_reach(rivals, pb, pl_, rules, floor))
+    df = df.filter(_could_reach(rivals, bank_prepared, ledger_prepared, rules, floor))
     df = _split(df, rules)
     if df.height == 0:
         return empty_groups()
 
     # pair evidence (reference, name, date) from the pair scorer; the amount is ours
     scored = score_candidates(
-        df.select("bank_idx", "ledger_idx", via=pl.lit(0, dtype=pl.UInt8)), pb, pl_, rules
+        df.select("bank_idx", "ledger_idx", via=pl.lit(0, dtype=pl.UInt8)), bank_prepared, ledger_prepared, rules
     )
     # the pair's reference, name, date and window levels at the rule set's weights
     comparisons = comparisons_for(rules)

@@ -4,7 +4,7 @@ Candidate groups (:mod:`engine.groups`) and candidate pairs compete for the same
 ledger items. Every line and item may be used by at most one chosen candidate (a group uses its
 members in full), and the chosen set maximises the total weight (evidence in bits above the
 review threshold) of each connected component. That is a weighted set-packing problem, solved
-exactly per component, after dropping candidates more than ``_PRUNE_BELOW_BEST`` bits weaker than
+exactly per component, after dropping candidates more than ``PRUNE_BELOW_BEST`` bits weaker than
 the best candidate at every one of their lines (as the one-to-one assignment does):
 
 - a component without any group is left to :func:`engine.assignment.assign_one_to_one`
@@ -36,13 +36,13 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from engine.assignment import (
-    _EXACT_MARGIN_LIMIT,
-    _PRUNE_BELOW_BEST,
     ASSIGNED_SCHEMA,
+    EXACT_MARGIN_LIMIT,
     EXACT_METHOD,
-    _enumerate_batch,
-    _solve,
+    PRUNE_BELOW_BEST,
     assign_one_to_one,
+    enumerate_set_packings,
+    max_weight_matching,
 )
 
 ILP_METHOD = "exact (integer program over the component)"
@@ -142,19 +142,19 @@ def _pair_margins(weights: np.ndarray, incidence: csr_matrix, is_pair: np.ndarra
         members = by_part[part_start[q]:part_start[q + 1]]
         qr, rr = np.unique(r[members], return_inverse=True)
         qc, cc = np.unique(c[members], return_inverse=True)
-        if max(len(qr), len(qc)) > _EXACT_MARGIN_LIMIT:
+        if max(len(qr), len(qc)) > EXACT_MARGIN_LIMIT:
             continue
         matrix = np.zeros((len(qr), len(qc)))
         matrix[rr, cc] = weights[cands[members]]
         cand_at = np.zeros((len(qr), len(qc)), dtype=np.int64)
         cand_at[rr, cc] = cands[members]
-        _, _, total = _solve(matrix)
+        _, _, total = max_weight_matching(matrix)
         for a, b, i in zip(rr.tolist(), cc.tolist(), cands[members].tolist(), strict=True):
             if i not in wanted_set:
                 continue
             saved = matrix[a, b]
             matrix[a, b] = 0.0
-            ar, ac, alt_total = _solve(matrix)
+            ar, ac, alt_total = max_weight_matching(matrix)
             matrix[a, b] = saved
             # the pairs of the alternative that take this pair's line or item
             swap = (ar == a) != (ac == b)
@@ -416,7 +416,7 @@ def _solve_mixed(component: np.ndarray, weights: np.ndarray, nodes: np.ndarray, 
         slot = np.searchsorted(comps, comp_of_pair[in_pair])
         conflict = np.zeros((len(comps), n), dtype=np.int64)
         np.bitwise_or.at(conflict, (slot, local_i), np.left_shift(1, local_j))
-        chosen, margin, rivals = _enumerate_batch(weight[rows_of], conflict)
+        chosen, margin, rivals = enumerate_set_packings(weight[rows_of], conflict)
         kk, ii = np.nonzero(chosen)
         rival_bits = (rivals[kk, ii][:, None] >> np.arange(n)[None, :]) & 1  # chosen x n
         which, jj = np.nonzero(rival_bits)
@@ -510,7 +510,7 @@ def _list_column(values: np.ndarray, lengths: np.ndarray) -> pl.Series:
 
 
 def _prune(pairs: pl.DataFrame, groups: pl.DataFrame, n_bank: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Drop candidates far weaker (``_PRUNE_BELOW_BEST``) than the best candidate at every one of
+    """Drop candidates far weaker (``PRUNE_BELOW_BEST``) than the best candidate at every one of
     their lines: such a candidate only matters if all those better ones are taken elsewhere,
     and keeping it would chain unrelated components together."""
     if groups.height == 0:
@@ -528,8 +528,8 @@ def _prune(pairs: pl.DataFrame, groups: pl.DataFrame, n_bank: int) -> tuple[pl.D
     np.maximum.at(best, pair_bank, pair_weight)
     np.maximum.at(best, pair_ledger, pair_weight)
     np.maximum.at(best, member_node, group_weight[member_row])
-    keep_pair = (pair_weight >= best[pair_bank] - _PRUNE_BELOW_BEST) | (pair_weight >= best[pair_ledger] - _PRUNE_BELOW_BEST)
-    member_ok = group_weight[member_row] >= best[member_node] - _PRUNE_BELOW_BEST
+    keep_pair = (pair_weight >= best[pair_bank] - PRUNE_BELOW_BEST) | (pair_weight >= best[pair_ledger] - PRUNE_BELOW_BEST)
+    member_ok = group_weight[member_row] >= best[member_node] - PRUNE_BELOW_BEST
     keep_group = np.bincount(member_row[member_ok], minlength=groups.height) > 0
     return pairs.filter(pl.Series(keep_pair)), groups.filter(pl.Series(keep_group))
 

@@ -179,7 +179,7 @@ def _payouts(payout_lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _line_links(pl_: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
+def _line_links(ledger_prepared: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
     """Ledger item of each report line that needs one (``line_no``, ``ledger_idx`` and the
     item's ``amount_minor``).
 
@@ -212,13 +212,13 @@ def _line_links(pl_: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
             schema={
                 "line_no": pl.UInt32,
                 "ledger_idx": pl.UInt32,
-                "amount_minor": pl_.schema["amount_minor"],
+                "amount_minor": ledger_prepared.schema["amount_minor"],
             }
         )
     # the items' keys, kept where some line has the key: a light frame (the row, currency, key),
     # the amount and type gathered for the few rows that link
     wanted = keys["key"].unique().implode()
-    ledger = pl_.select(
+    ledger = ledger_prepared.select(
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), "currency", "id", "reference"
     )
     by_id = ledger.select(
@@ -232,7 +232,7 @@ def _line_links(pl_: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
     ).filter((pl.col("key") != "") & pl.col("key").is_in(wanted))
     joined = keys.join(pl.concat([by_id, by_ref]), on=["key", "currency"], how="inner")
     joined = joined.hstack(
-        pl_.select(pl.col("ledger_idx", "amount_minor", "type_norm").gather(joined["_row"]))
+        ledger_prepared.select(pl.col("ledger_idx", "amount_minor", "type_norm").gather(joined["_row"]))
     )
     charge = pl.col("gross_minor") > 0
     return (
@@ -273,15 +273,15 @@ def _report_lines(payout_lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def report_linked_ledger(pl_: pl.DataFrame, payout_lines: pl.DataFrame) -> pl.Series:
+def report_linked_ledger(ledger_prepared: pl.DataFrame, payout_lines: pl.DataFrame) -> pl.Series:
     """``ledger_idx`` of every ledger item a processor report's lines explain (whether or not
     the payout's bank credit is found): pass it as ``exclude_ledger`` to
     :func:`inferred_payout_groups`."""
     lines = _report_lines(payout_lines)
-    return _line_links(pl_, lines)["ledger_idx"].unique().sort()
+    return _line_links(ledger_prepared, lines)["ledger_idx"].unique().sort()
 
 
-def _bank_links(pb: pl.DataFrame, payouts: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+def _bank_links(bank_prepared: pl.DataFrame, payouts: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     """(payout_id, bank_idx, how) pairs: the payout id quoted in the bank text (``id``), else
     the exact net amount in the same currency within ``report_window_days`` after the payout
     date (``amount``), on bank lines quoting no other payout's id."""
@@ -296,7 +296,7 @@ def _bank_links(pb: pl.DataFrame, payouts: pl.DataFrame, rules: RuleSet) -> pl.D
         .str.contains_any(ids["token"].unique().to_list())
     )
     tokens = (
-        pb.select("bank_idx", "bank_text")
+        bank_prepared.select("bank_idx", "bank_text")
         .filter(quotes if ids.height else pl.lit(False))
         .select("bank_idx", token=_tokens(pl.col("bank_text")))
         .explode("token")
@@ -306,7 +306,7 @@ def _bank_links(pb: pl.DataFrame, payouts: pl.DataFrame, rules: RuleSet) -> pl.D
     quoting = by_id["bank_idx"].unique()
     linked_payouts = by_id["payout_id"].unique()
     window = rules.payouts.report_window_days
-    bank = pb.select("bank_idx", "currency", "amount_minor", "day").filter(
+    bank = bank_prepared.select("bank_idx", "currency", "amount_minor", "day").filter(
         ~pl.col("bank_idx").is_in(quoting.implode())
     )
     by_amount = (
@@ -327,13 +327,13 @@ def _bank_links(pb: pl.DataFrame, payouts: pl.DataFrame, rules: RuleSet) -> pl.D
 
 
 def report_payout_groups(
-    pb: pl.DataFrame, pl_: pl.DataFrame, payout_lines: pl.DataFrame, rules: RuleSet
+    bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, payout_lines: pl.DataFrame, rules: RuleSet
 ) -> pl.DataFrame:
     """With a processor report: one group per payout that a bank credit settles.
 
     Parameters
     ----------
-    pb, pl_
+    bank_prepared, ledger_prepared
         Prepared bank lines / ledger items (:func:`engine.prepare.features.prepare_bank`,
         :func:`engine.prepare.features.prepare_ledger`).
     payout_lines
@@ -360,15 +360,15 @@ def report_payout_groups(
     as "CR TRF STRIPE PAYOUT po_1Abc..." gives one group: the two orders,
     ``processor_fee = -7.50``.
     """
-    if payout_lines.height == 0 or pb.height == 0:
+    if payout_lines.height == 0 or bank_prepared.height == 0:
         return empty_groups()
     prior = rules.weights.prior
     payouts = _payouts(payout_lines)
-    links = _bank_links(pb, payouts, rules)
+    links = _bank_links(bank_prepared, payouts, rules)
     if links.height == 0:
         return empty_groups()
     lines = _report_lines(payout_lines)
-    line_item = _line_links(pl_, lines)  # with the item's amount
+    line_item = _line_links(ledger_prepared, lines)  # with the item's amount
     lines = lines.with_columns(pl.col("line_no").cast(pl.UInt32)).join(
         line_item, on="line_no", how="left", maintain_order="left"
     )
@@ -399,7 +399,7 @@ def report_payout_groups(
         refunds=(pl.col("category") == "refund").sum(),
         fee_rows=(~pl.col("needs_item")).sum(),
     )
-    bank = pb.select("bank_idx", "amount_minor", "currency", "day", "bank_text")
+    bank = bank_prepared.select("bank_idx", "amount_minor", "currency", "day", "bank_text")
     # how many payouts share a bank line / bank lines share a payout, for amount-only links
     links = links.with_columns(
         shared=pl.when(pl.col("how") == "amount")
@@ -601,7 +601,7 @@ def _scaled_pct(pct: Decimal) -> int:
     return int((Decimal(pct) * 10_000).to_integral_value())
 
 
-def _bank_store_words(pb_source: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
+def _bank_store_words(bank_lines: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
     """The bank text's store words: its words (3+ letters) that some order description of the
     same source carries, the source's own name words left out. Words no order knows (channel
     codes, "payout", "transfer", a truncated name) say nothing either way."""
@@ -612,7 +612,7 @@ def _bank_store_words(pb_source: pl.DataFrame, orders: pl.DataFrame) -> pl.DataF
         .unique()
     )
     return (
-        pb_source.select(
+        bank_lines.select(
             "bank_idx",
             "source",
             word=_words(pl.col("bank_text")).list.set_difference(pl.col("skip")),
@@ -627,8 +627,8 @@ def _bank_store_words(pb_source: pl.DataFrame, orders: pl.DataFrame) -> pl.DataF
 
 
 def inferred_payout_groups(
-    pb: pl.DataFrame,
-    pl_: pl.DataFrame,
+    bank_prepared: pl.DataFrame,
+    ledger_prepared: pl.DataFrame,
     rules: RuleSet,
     exclude_ledger: pl.Series | None = None,
 ) -> pl.DataFrame:
@@ -647,7 +647,7 @@ def inferred_payout_groups(
 
     Parameters
     ----------
-    pb, pl_
+    bank_prepared, ledger_prepared
         Prepared bank lines / ledger items.
     rules
         The rule set (``rules.payouts``, ``rules.weights.prior``).
@@ -664,7 +664,7 @@ def inferred_payout_groups(
         (2-4.5 %), and each order covered (so covering consecutive days completely wins).
     """
     cfg = rules.payouts
-    if not cfg.sources or pb.height == 0 or pl_.height == 0:
+    if not cfg.sources or bank_prepared.height == 0 or ledger_prepared.height == 0:
         return empty_groups()
     prior = rules.weights.prior
     skip = {
@@ -675,14 +675,14 @@ def inferred_payout_groups(
     }
     # the columns used, and the source worked out for the lines naming one only
     bank = (
-        pb.select("bank_idx", "bank_text", "amount_minor", "currency", "day")
+        bank_prepared.select("bank_idx", "bank_text", "amount_minor", "currency", "day")
         .filter((pl.col("amount_minor") > 0) & _any_source(pl.col("bank_text"), rules, "bank"))
         .with_columns(source=_source_expr(pl.col("bank_text"), rules, "bank"))
         .filter(pl.col("source").is_not_null())
         .with_columns(skip=pl.col("source").replace_strict(skip, return_dtype=pl.List(pl.Utf8)))
     )
     orders = (
-        pl_.select("ledger_idx", "id", "description", "amount_minor", "currency", "day")
+        ledger_prepared.select("ledger_idx", "id", "description", "amount_minor", "currency", "day")
         .filter((pl.col("amount_minor") > 0) & _any_source(pl.col("description"), rules, "ledger"))
         .with_columns(source=_source_expr(pl.col("description"), rules, "ledger"))
         .filter(pl.col("source").is_not_null() & pl.col("day").is_not_null())

@@ -179,9 +179,10 @@ def match_frames(
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1) as pool:  # the two sides side by side
         ledger_job = pool.submit(prepare_ledger_frame, ledger, rules, aliases)
-        pb = prepare_bank_frame(bank, aliases)
-        pl_ = ledger_job.result()
-    return match_prepared(pb, pl_, rules, fx_rates, payout_lines, {"prepare": time.perf_counter() - t0})
+        bank_prepared = prepare_bank_frame(bank, aliases)
+        ledger_prepared = ledger_job.result()
+    return match_prepared(bank_prepared, ledger_prepared, rules, fx_rates, payout_lines,
+                          {"prepare": time.perf_counter() - t0})
 
 
 def prepare_bank_frame(bank: pl.DataFrame, aliases: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -199,8 +200,8 @@ def prepare_ledger_frame(ledger: pl.DataFrame, rules: RuleSet, aliases: pl.DataF
 
 
 def match_prepared(
-    pb: pl.DataFrame,
-    pl_: pl.DataFrame,
+    bank_prepared: pl.DataFrame,
+    ledger_prepared: pl.DataFrame,
     rules: RuleSet,
     fx_rates: pl.DataFrame | None = None,
     payout_lines: pl.DataFrame | None = None,
@@ -215,23 +216,25 @@ def match_prepared(
     # are mostly Polars/numpy work, which releases the GIL)
     def timed_groups() -> tuple[pl.DataFrame, float]:
         start = time.perf_counter()
-        return candidate_groups(pb, pl_, rules, fx_rates, payout_lines), time.perf_counter() - start
+        return (candidate_groups(bank_prepared, ledger_prepared, rules, fx_rates, payout_lines),
+                time.perf_counter() - start)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         groups_job = pool.submit(timed_groups)
         t0 = time.perf_counter()
-        pairs = generate_candidates(pb, pl_, rules)
+        pairs = generate_candidates(bank_prepared, ledger_prepared, rules)
         timings["candidates"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        evidence = measure_pairs(pairs, pb, pl_, rules) if pairs.height else None
-        codes = level_codes(evidence, pb, pl_, rules) if evidence is not None else None
+        evidence = measure_pairs(pairs, bank_prepared, ledger_prepared, rules) if pairs.height else None
+        codes = level_codes(evidence, bank_prepared, ledger_prepared, rules) if evidence is not None else None
         timings["scoring"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        scorer = scorer_for(rules, evidence, codes, pb, pl_) if evidence is not None else RulesScorer(rules)
+        scorer = (scorer_for(rules, evidence, codes, bank_prepared, ledger_prepared) if evidence is not None
+                  else RulesScorer(rules))
         timings["scorer"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         scored = (scored_frame(pairs, evidence, codes, scorer) if evidence is not None
-                  else score_candidates(pairs, pb, pl_, rules, evidence=False))
+                  else score_candidates(pairs, bank_prepared, ledger_prepared, rules, evidence=False))
         timings["scoring"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         groups, timings["groups"] = groups_job.result()
@@ -246,28 +249,35 @@ def match_prepared(
         weight=(pl.col("score") - floor + 1.0).clip(lower_bound=1e-6),
         confidence=_confidence(pl.col("score")),
     )
-    chosen, chosen_groups, pair_runner_ups = assign_with_groups(scored, groups, th.review, pb.height, th.ambiguity_margin)
+    chosen, chosen_groups, pair_runner_ups = assign_with_groups(
+        scored, groups, th.review, bank_prepared.height, th.ambiguity_margin
+    )
     timings["assignment"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    outputs = _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules, fx_rates)
+    outputs = _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, bank_prepared, ledger_prepared, rules,
+                       fx_rates)
     timings["output"] = time.perf_counter() - t0
     # what the candidate view gathers per line, not the whole prepared frames
-    view_inputs = (pb.select("id", "amount_minor", "currency", "name_key"),
-                   pl_.select("id", "amount_minor", "doc_ref", "name_key", "type_norm"), rules)
+    view_inputs = (bank_prepared.select("id", "amount_minor", "currency", "name_key"),
+                   ledger_prepared.select("id", "amount_minor", "doc_ref", "name_key", "type_norm"), rules)
     return MatchOutcome(*outputs, scored.drop("weight"), timings, view_inputs, scorer_kind=scorer.kind,
                         weights=scorer.weights(), warnings=list(getattr(scorer, "warnings", [])))
 
 
-def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, rules, fx_rates=None):
+def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, bank_prepared, ledger_prepared, rules,
+             fx_rates=None):
     """Proposals, match lines, unmatched bank lines and ledger items (the first fields of
     :class:`MatchOutcome`, in order)."""
     # gathers from a column in many chunks are an order of magnitude slower than from one
-    pb = pb.with_columns(pb[name].rechunk() for name in ("id", "amount_minor", "currency", "date", "description"))
-    pl_ = pl_.with_columns(
-        pl_[name].rechunk() for name in ("id", "amount_minor", "currency", "date", "counterparty", "description")
+    bank_prepared = bank_prepared.with_columns(
+        bank_prepared[name].rechunk() for name in ("id", "amount_minor", "currency", "date", "description")
     )
-    labels = _group_labels(groups, chosen_groups, pair_runner_ups, pb, pl_)
+    ledger_prepared = ledger_prepared.with_columns(
+        ledger_prepared[name].rechunk()
+        for name in ("id", "amount_minor", "currency", "date", "counterparty", "description")
+    )
+    labels = _group_labels(groups, chosen_groups, pair_runner_ups, bank_prepared, ledger_prepared)
     taken = pl.concat([
         chosen.select("bank_idx", "ledger_idx"),
         chosen_groups.join(groups.with_row_index("group").select("group", "bank_idx", "ledger_idx"), on="group")
@@ -276,9 +286,9 @@ def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, ru
     # the pair proposals, the group proposals and the unmatched lines are independent; much of
     # their work is one expression at a time (one core), so build them side by side
     with ThreadPoolExecutor(max_workers=1) as pool:
-        group_job = pool.submit(_group_proposals, chosen_groups, groups, pb, pl_, rules, labels)
-        unmatched_job = pool.submit(_unmatched, taken, scored, pb, pl_, rules, fx_rates)
-        proposals, lines = _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups, labels)
+        group_job = pool.submit(_group_proposals, chosen_groups, groups, bank_prepared, ledger_prepared, rules, labels)
+        unmatched_job = pool.submit(_unmatched, taken, scored, bank_prepared, ledger_prepared, rules, fx_rates)
+        proposals, lines = _proposals(chosen, scored, bank_prepared, ledger_prepared, rules, pair_runner_ups, labels)
         g_proposals, g_lines = group_job.result()
         proposals = pl.concat([proposals, g_proposals], how="diagonal_relaxed").sort(_id_order(pl.col("match_id")))
         # by match id, then side, then id: each match's lines come bank lines first, each side in
@@ -289,7 +299,8 @@ def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, pb, pl_, ru
         unmatched_bank, unmatched_ledger = unmatched_job.result()
     # an automatic write-off needs proof that nothing else explains the difference
     proposals = demand_proof(
-        proposals.drop("open_minor"), lines, proposals.select("match_id", "open_minor").drop_nulls(), pb, pl_, rules,
+        proposals.drop("open_minor"), lines, proposals.select("match_id", "open_minor").drop_nulls(),
+        bank_prepared, ledger_prepared, rules,
     )
     return proposals, lines, unmatched_bank, unmatched_ledger
 
@@ -344,7 +355,7 @@ def _only_where(df: pl.DataFrame, rows: pl.Expr, **columns: pl.Expr) -> pl.DataF
     return numbered.join(subset, on="_row", how="left", maintain_order="left").drop("_row")
 
 
-def _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups=None, labels=None):
+def _proposals(chosen, scored, bank_prepared, ledger_prepared, rules, pair_runner_ups=None, labels=None):
     """Proposals and match lines of the chosen pairs, unsorted (the caller sorts them with the
     group proposals); the lines are all bank lines, then all ledger lines."""
     bank_idx, ledger_idx = chosen["bank_idx"], chosen["ledger_idx"]
@@ -355,8 +366,9 @@ def _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups=None, labels=None
         (bank_idx, chosen["runner_up_ledger_idx"]),
         (chosen["runner_up_bank_idx"], ledger_idx),
     )
-    picked = with_evidence(scored.select(pl.all().gather(picked_rows)), pb, pl_, rules)
-    df = _pair_columns(chosen, picked, scored, pb, pl_, rules, pair_runner_ups, labels, ru_ledger_rows, ru_bank_rows)
+    picked = with_evidence(scored.select(pl.all().gather(picked_rows)), bank_prepared, ledger_prepared, rules)
+    df = _pair_columns(chosen, picked, scored, bank_prepared, ledger_prepared, rules, pair_runner_ups, labels,
+                       ru_ledger_rows, ru_bank_rows)
     df = df.with_columns(evidence=explain(picked, rules)).with_columns(
         explanation=pl.concat_str(
             [
@@ -405,14 +417,15 @@ def _proposals(chosen, scored, pb, pl_, rules, pair_runner_ups=None, labels=None
     return proposals, lines
 
 
-def _pair_columns(chosen, picked, scored, pb, pl_, rules, pair_runner_ups, labels, ru_ledger_rows, ru_bank_rows):
+def _pair_columns(chosen, picked, scored, bank_prepared, ledger_prepared, rules, pair_runner_ups, labels,
+                  ru_ledger_rows, ru_bank_rows):
     """``chosen`` (same rows, same order) with the columns of the pair proposals but the
     explanation; ``picked`` are the scored rows of the chosen pairs, ``ru_*_rows`` those of
     their runner-up pairs."""
     th = rules.thresholds
     bank_idx, ledger_idx = chosen["bank_idx"], chosen["ledger_idx"]
     confidence = scored["confidence"]
-    bank_ids, ledger_ids = pb["id"], pl_["id"]
+    bank_ids, ledger_ids = bank_prepared["id"], ledger_prepared["id"]
     df = chosen.with_columns(
         confidence=picked["confidence"],
         amount_bank=picked["amount_bank"],
@@ -421,14 +434,14 @@ def _pair_columns(chosen, picked, scored, pb, pl_, rules, pair_runner_ups, label
         _c1=confidence.gather(ru_ledger_rows),
         _c2=confidence.gather(ru_bank_rows),
         bank_id=bank_ids.gather(bank_idx),
-        bank_date=pb["date"].gather(bank_idx),
+        bank_date=bank_prepared["date"].gather(bank_idx),
         ledger_id=ledger_ids.gather(ledger_idx),
-        ledger_date=pl_["date"].gather(ledger_idx),
+        ledger_date=ledger_prepared["date"].gather(ledger_idx),
         ru_bank=bank_ids.gather(chosen["runner_up_bank_idx"]),
         ru_ledger=ledger_ids.gather(chosen["runner_up_ledger_idx"]),
-        bank_description=pb["description"].gather(bank_idx),
-        ledger_counterparty=pl_["counterparty"].gather(ledger_idx),
-        ledger_description=pl_["description"].gather(ledger_idx),
+        bank_description=bank_prepared["description"].gather(bank_idx),
+        ledger_counterparty=ledger_prepared["counterparty"].gather(ledger_idx),
+        ledger_description=ledger_prepared["description"].gather(ledger_idx),
     ).with_columns(runner_up_confidence=pl.coalesce("_c1", "_c2"))
     ambiguous = pl.col("margin") < th.ambiguity_margin
     if pair_runner_ups is not None and pair_runner_ups.height and labels is not None:
@@ -497,13 +510,14 @@ def _pair_columns(chosen, picked, scored, pb, pl_, rules, pair_runner_ups, label
     )
 
 
-def _unmatched(taken, scored, pb, pl_, rules, fx_rates=None):
+def _unmatched(taken, scored, bank_prepared, ledger_prepared, rules, fx_rates=None):
     """Bank lines and ledger items in no proposal, each with the reason (its best candidate and
-    what became of it). ``bank_idx`` / ``ledger_idx`` are the row numbers of ``pb`` / ``pl_``.
-    An item in a currency no bank line has, with no rate to convert it, says so."""
+    what became of it). ``bank_idx`` / ``ledger_idx`` are the row numbers of ``bank_prepared`` /
+    ``ledger_prepared``. An item in a currency no bank line has, with no rate to convert it, says
+    so."""
     review = rules.thresholds.review
     taken = taken.select("bank_idx", "ledger_idx")
-    ids = {"bank_idx": pb["id"], "ledger_idx": pl_["id"]}
+    ids = {"bank_idx": bank_prepared["id"], "ledger_idx": ledger_prepared["id"]}
 
     def side(frame, own, other, columns, other_id_col, noun_other, noun_self):
         rest = frame.select(own, *columns).filter(~pl.col(own).is_in(taken[own].implode()))
@@ -543,16 +557,17 @@ def _unmatched(taken, scored, pb, pl_, rules, fx_rates=None):
             .with_columns(reason=reason).sort(own).select(*columns, "reason")
         )
 
-    ub = side(pb, "bank_idx", "ledger_idx", list(BANK_SCHEMA), "ledger_id", "ledger item", "bank line")
-    ul = side(pl_, "ledger_idx", "bank_idx", list(LEDGER_SCHEMA), "bank_id", "bank line", "ledger item")
-    return ub, _unconvertible(ul, pb, fx_rates)
+    ub = side(bank_prepared, "bank_idx", "ledger_idx", list(BANK_SCHEMA), "ledger_id", "ledger item", "bank line")
+    ul = side(ledger_prepared, "ledger_idx", "bank_idx", list(LEDGER_SCHEMA), "bank_id", "bank line", "ledger item")
+    return ub, _unconvertible(ul, bank_prepared, fx_rates)
 
 
-def _unconvertible(unmatched_ledger: pl.DataFrame, pb: pl.DataFrame, fx_rates: pl.DataFrame | None) -> pl.DataFrame:
+def _unconvertible(unmatched_ledger: pl.DataFrame, bank_prepared: pl.DataFrame,
+                   fx_rates: pl.DataFrame | None) -> pl.DataFrame:
     """Unmatched items with no candidate at all, in a currency no bank line has and that no
     FX rate (either way round) converts into a bank currency: the reason names the missing rate
     instead of the generic "no bank line with this amount"."""
-    bank_currencies = sorted(pb["currency"].unique().to_list())
+    bank_currencies = sorted(bank_prepared["currency"].unique().to_list())
     if not bank_currencies or unmatched_ledger.height == 0:
         return unmatched_ledger
     quoted: set[tuple[str, str]] = set()
@@ -584,8 +599,8 @@ def _confidence(score: pl.Expr) -> pl.Expr:
 
 
 def candidate_groups(
-    pb: pl.DataFrame,
-    pl_: pl.DataFrame,
+    bank_prepared: pl.DataFrame,
+    ledger_prepared: pl.DataFrame,
     rules: RuleSet,
     fx_rates: pl.DataFrame | None = None,
     payout_lines: pl.DataFrame | None = None,
@@ -594,19 +609,19 @@ def candidate_groups(
     several items and back, FX receipts, processor payouts (from the report when given, else
     inferred). A group that does not balance exactly (bank total = ledger total + adjustments)
     is a defect of its generator and is refused here."""
-    frames = [compound_groups(pb, pl_, rules)]
+    frames = [compound_groups(bank_prepared, ledger_prepared, rules)]
     if fx_rates is not None and fx_rates.height:
-        frames.append(fx_groups(pb, pl_, fx_rates, rules))
+        frames.append(fx_groups(bank_prepared, ledger_prepared, fx_rates, rules))
     explained = None
     if payout_lines is not None and payout_lines.height:
-        report = conform(report_payout_groups(pb, pl_, payout_lines, rules))
+        report = conform(report_payout_groups(bank_prepared, ledger_prepared, payout_lines, rules))
         frames.append(report)
-        explained = report_linked_ledger(pl_, payout_lines)
-    frames.append(inferred_payout_groups(pb, pl_, rules, exclude_ledger=explained))
+        explained = report_linked_ledger(ledger_prepared, payout_lines)
+    frames.append(inferred_payout_groups(bank_prepared, ledger_prepared, rules, exclude_ledger=explained))
     groups = pl.concat([conform(f) for f in frames]) if frames else empty_groups()
     bank_total = (
         groups.select(pl.int_range(pl.len()).alias("g"), "bank_idx").explode("bank_idx")
-        .join(pb.select("bank_idx", "amount_minor"), on="bank_idx", how="left")
+        .join(bank_prepared.select("bank_idx", "amount_minor"), on="bank_idx", how="left")
         .group_by("g").agg(pl.col("amount_minor").sum()).sort("g")["amount_minor"]
     )
     balanced = groups.select(
@@ -619,19 +634,21 @@ def candidate_groups(
     return groups
 
 
-def _member_frames(chosen: pl.DataFrame, pb: pl.DataFrame, pl_: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _member_frames(chosen: pl.DataFrame, bank_prepared: pl.DataFrame,
+                   ledger_prepared: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Long form of the chosen groups' members (``group`` + the line's columns), sorted by id."""
     def members(frame: pl.DataFrame, idx: str, columns: list[str]) -> pl.DataFrame:
         long = chosen.select("group", idx).explode(idx).drop_nulls(idx)
         # the index is the row number: a gather, not a join
         return long.hstack(frame.select(pl.col(columns).gather(long[idx]))).sort("group", "id")
 
-    bank = members(pb, "bank_idx", ["id", "amount_minor", "currency", "date", "description"])
-    ledger = members(pl_, "ledger_idx", ["id", "amount_minor", "currency", "date", "counterparty", "description"])
+    bank = members(bank_prepared, "bank_idx", ["id", "amount_minor", "currency", "date", "description"])
+    ledger = members(ledger_prepared, "ledger_idx",
+                     ["id", "amount_minor", "currency", "date", "counterparty", "description"])
     return bank, ledger
 
 
-def _group_labels(groups, chosen_groups, pair_runner_ups, pb, pl_) -> pl.DataFrame:
+def _group_labels(groups, chosen_groups, pair_runner_ups, bank_prepared, ledger_prepared) -> pl.DataFrame:
     """``group`` -> readable label of the groups named as runner-ups."""
     wanted = pl.concat([
         chosen_groups.select(pl.col("runner_up_groups").explode().alias("group")),
@@ -640,7 +657,7 @@ def _group_labels(groups, chosen_groups, pair_runner_ups, pb, pl_) -> pl.DataFra
     if wanted.height == 0:
         return pl.DataFrame(schema={"group": pl.UInt32, "label": pl.Utf8})
     sel = wanted.join(groups.with_row_index("group"), on="group")
-    bank, ledger = _member_frames(sel, pb, pl_)
+    bank, ledger = _member_frames(sel, bank_prepared, ledger_prepared)
     b = bank.group_by("group").agg(pl.col("id").str.join(ID_SEPARATOR).alias("b"))
     lg = ledger.group_by("group").agg(pl.col("id").str.join(ID_SEPARATOR).alias("l"))
     return sel.join(b, on="group").join(lg, on="group").select(
@@ -660,11 +677,11 @@ def adjustment_line(cause: pl.Expr, amount_minor: pl.Expr, currency: pl.Expr, ru
     )
 
 
-def _group_proposals(chosen_groups, groups, pb, pl_, rules, labels):
+def _group_proposals(chosen_groups, groups, bank_prepared, ledger_prepared, rules, labels):
     """Proposals and match lines of the chosen groups (same columns as the pair proposals)."""
     th = rules.thresholds
     chosen = chosen_groups.join(groups.with_row_index("group"), on="group")
-    bank, ledger = _member_frames(chosen, pb, pl_)
+    bank, ledger = _member_frames(chosen, bank_prepared, ledger_prepared)
     # texts are gathered into lists and joined afterwards (faster than str.join per group)
     bank_texts = ["bank_dates", "bank_descriptions"]
     bank_agg = bank.group_by("group").agg(
@@ -697,7 +714,8 @@ def _group_proposals(chosen_groups, groups, pb, pl_, rules, labels):
     )
     ru_pairs = chosen.select("group", pl.col("runner_up_pairs").alias("ru")).explode("ru").drop_nulls("ru").unnest("ru")
     ru_pairs = (
-        ru_pairs.with_columns(b=pb["id"].gather(ru_pairs["bank_idx"]), l=pl_["id"].gather(ru_pairs["ledger_idx"]))
+        ru_pairs.with_columns(b=bank_prepared["id"].gather(ru_pairs["bank_idx"]),
+                              l=ledger_prepared["id"].gather(ru_pairs["ledger_idx"]))
         # listed by ledger item, then bank line
         .sort("ledger_idx", "bank_idx")
         .group_by("group", maintain_order=True).agg(

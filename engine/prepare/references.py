@@ -1,10 +1,12 @@
-"""Reference keys, strength and grade (engine stage 1, prepare; graded per pair in scoring).
+"""Reference keys and grade (engine stage 1, prepare; graded per pair in scoring).
 
 Ledger references (``INV-2026-00123``) and the numbers in bank text are reduced to integer keys
-(serials) for candidate generation, and to per-line *profiles* from which the reference strength
-(:func:`reference_strength_from_profiles`, four levels) or the finer reference grade
-(:func:`reference_grade_from_profiles`, six grades) of a candidate pair is worked out without
-re-parsing text per pair. Pure expression builders, as in :mod:`engine.prepare.text`.
+(serials) for candidate generation, and to per-line *profiles* (:func:`bank_reference_profile`,
+:func:`ledger_reference_profile`) from which the reference grade of a candidate pair
+(:func:`reference_grade_from_profiles`, one of :data:`REFERENCE_GRADES`) is worked out without
+re-parsing text per pair. :func:`reference_grade` grades text pairs directly, building both
+profiles itself (for tests, notebooks and analysts). Pure expression builders, as in
+:mod:`engine.prepare.text`.
 
 Conventions
 -----------
@@ -13,8 +15,9 @@ Conventions
   digits are not treated as digits.
 * A null input gives a null output. Functions that produce a *key* (:func:`reference_serial`,
   :func:`reference_digits`) also give null when nothing usable is left, so two empty keys never
-  compare equal. :func:`reference_strength` shares its intermediate columns through a struct so
-  nothing is computed twice; its output column is named ``reference_strength``.
+  compare equal. The profile builders and :func:`reference_grade_from_profiles` stage their
+  intermediate columns in a struct so nothing is computed twice; the grade's output column is
+  named ``reference_grade``.
 """
 
 from __future__ import annotations
@@ -25,15 +28,12 @@ from engine.prepare.text import fold_width
 
 __all__ = [
     "REFERENCE_GRADES",
-    "REFERENCE_STRENGTH_LEVELS",
     "bank_reference_profile",
     "ledger_reference_profile",
     "reference_digits",
+    "reference_grade",
     "reference_grade_from_profiles",
     "reference_serial",
-    "reference_strength",
-    "reference_strength_from_profile",
-    "reference_strength_from_profiles",
     "text_digits",
     "text_reference_keys",
 ]
@@ -45,10 +45,6 @@ __all__ = [
 #: reference grades, strongest first (see :func:`reference_grade_from_profiles`); each grade
 #: is its own comparison level with its own weight
 REFERENCE_GRADES: tuple[str, ...] = ("full", "reformatted", "serial", "near", "truncated", "none")
-
-#: reference strength levels, weakest first (cast to ``pl.Enum(REFERENCE_STRENGTH_LEVELS)``
-#: to compare or sort them)
-REFERENCE_STRENGTH_LEVELS: tuple[str, ...] = ("none", "partial", "serial", "full")
 
 _MIN_KEY_DIGITS = 3
 _MAX_KEY_DIGITS = 12
@@ -193,7 +189,7 @@ def text_reference_keys(e: pl.Expr) -> pl.Expr:
     ``1.234,50``) and separated dates (``2026-10-03``, ``03/10/2026``). Compact dates
     (``20261003``) are kept, because they look exactly like ``INV20261003``; so are phone
     numbers. Recall matters more than precision here: the scorer grades each joined pair with
-    :func:`reference_strength`.
+    :func:`reference_grade_from_profiles`.
 
     Parameters
     ----------
@@ -244,7 +240,7 @@ def text_digits(e: pl.Expr) -> pl.Expr:
 
 
 # --------------------------------------------------------------------------------------------
-# reference_strength
+# reference profiles
 # --------------------------------------------------------------------------------------------
 
 # Digit runs are wrapped in "|" after everything but letters and digits is removed, so a
@@ -258,20 +254,6 @@ def _marked(text: pl.Expr) -> pl.Expr:
     """Letters and digits only, each digit group wrapped in ``_MARK``."""
     return text.str.replace_all("[0-9]+", f"{_MARK}${{0}}{_MARK}").str.replace_all(
         rf"[^\p{{L}}\p{{N}}\p{{M}}{_MARK}]+", ""
-    )
-
-
-def _digit_signature(value: pl.Expr) -> pl.Expr:
-    """Multiset of the decimal digits of a non-negative Int64 (up to 12 digits) as one Int64.
-
-    Each digit d adds 16**d, so two numbers share a signature exactly when one is a
-    rearrangement of the other's digits (132 and 123; not 1023 and 123).
-    """
-    return pl.sum_horizontal(
-        pl.when(value >= 10**place)
-        .then(pl.lit(16, pl.Int64).pow((value // 10**place) % 10))
-        .otherwise(0)
-        for place in range(_MAX_KEY_DIGITS)
     )
 
 
@@ -334,12 +316,12 @@ _MARKED_YEAR_RUN = rf"\{_MARK}({_YEAR})([0-9]{{4,{_MAX_KEY_DIGITS}}})\{_MARK}"
 
 
 def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
-    """The bank-text side of :func:`reference_strength`, to compute once per bank line.
+    """The bank-text side of the reference grade, to compute once per bank line.
 
-    :func:`reference_strength` works on candidate pairs, where each bank line is repeated
-    once per ledger item it is paired with. Computing this profile per bank line and joining
-    it onto the pairs, then calling :func:`reference_strength_from_profile`, does the
-    bank-side work once instead of once per pair.
+    The grade works on candidate pairs, where each bank line is repeated once per ledger item
+    it is paired with. Computing this profile per bank line and gathering it onto the pairs,
+    then calling :func:`reference_grade_from_profiles`, does the bank-side work once instead
+    of once per pair.
 
     Parameters
     ----------
@@ -354,13 +336,13 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
         (``List(Int64)``, equal to :func:`text_reference_keys`), ``runs`` (``List(String)``:
         the digit runs of 3 or more digits of ``marked`` as written, leading zeros kept, in
         text order, but not a year standing before another run, as the 2026 of
-        ``INV-2026-00123``), ``signatures`` (``List(Int64)``: each key's digit multiset),
-        and three ``Int64`` masks that let :func:`reference_grade_from_profiles` pass over the
-        pairs whose runs cannot be near or truncated: ``run_length_mask`` (bit ``n`` set when
-        a run has ``n`` digits, 62 standing for 62 or more), ``near_mask`` and ``prefix_mask``
-        (fingerprints of the runs: first and last two digits with the length, first three
-        digits, hashed to bits 0-60; every bit (-1) when a run starts with a year and 3 more
-        digits), null when there is no run. The fields are null where the text is null.
+        ``INV-2026-00123``), and three ``Int64`` masks that let
+        :func:`reference_grade_from_profiles` pass over the pairs whose runs cannot be near or
+        truncated: ``run_length_mask`` (bit ``n`` set when a run has ``n`` digits, 62 standing
+        for 62 or more), ``near_mask`` and ``prefix_mask`` (fingerprints of the runs: first and
+        last two digits with the length, first three digits, hashed to bits 0-60; every bit
+        (-1) when a run starts with a year and 3 more digits), null when there is no run. The
+        fields are null where the text is null.
 
     Examples
     --------
@@ -382,7 +364,6 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
             .str.extract_all(f"[0-9]{{{_MIN_KEY_DIGITS},}}"),
         )
         .struct.with_fields(
-            signatures=f("keys").list.eval(_digit_signature(pl.element())),
             run_length_mask=f("runs")
             .list.eval(pl.lit(2, pl.Int64).pow(pl.element().str.len_bytes().clip(upper_bound=62)))
             .list.agg(pl.element().bitwise_or()),
@@ -407,62 +388,8 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
     return profile.alias("reference_profile")
 
 
-def reference_strength(bank_text: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr:
-    """How strongly the bank text carries the ledger reference, row-wise on candidate pairs.
-
-    Levels, strongest first (the first that holds is returned):
-
-    ``"full"``
-        The ledger reference's letters and digits (``inv202600123``) appear in the bank
-        text's letters and digits, its digit groups either as written or run together
-        (``INV-2026-00123`` in ``inv202600123``, ``INV202600123`` in ``inv/2026/00123``); or
-        the bank text holds the reference's year followed by its serial (``2026 00123``,
-        ``2026/123``, ``202600123``). A match must cover whole digit groups:
-        ``inv-2026-0012`` is not found in ``inv-2026-00123``, nor ``123`` in ``1,123.50``
-        (amounts and separated dates in the bank text are ignored). References with fewer
-        than 3 letters and digits are never ``"full"``.
-    ``"serial"``
-        The reference serial (:func:`reference_serial`) is one of the bank text's keys
-        (:func:`text_reference_keys`), so leading zeros do not matter: ``00123`` or ``#123``
-        for ``INV-2026-00123``.
-    ``"partial"``
-        A bank key has the same digits as the serial in another order (``00132`` for
-        ``00123``), or is a prefix of at least 3 digits of the serial as written, alone or
-        after the reference's year, with 1 to 4 trailing digits cut off (``001``,
-        ``2026001`` for ``INV-2026-00123``: a truncated reference). A weak signal.
-    ``"none"``
-        Otherwise, and whenever either side is null or the reference has no digit and fewer
-        than 3 letters.
-
-    Parameters
-    ----------
-    bank_text
-        ``String`` expression: the bank line's free text (description and reference).
-    ledger_reference
-        ``String`` expression: the ledger item's reference, in the same frame.
-
-    Returns
-    -------
-    pl.Expr
-        ``String`` named ``reference_strength``, holding one of
-        :data:`REFERENCE_STRENGTH_LEVELS`; never null.
-
-    Examples
-    --------
-    >>> df = pl.DataFrame({
-    ...     "text_bank": ["FPS INV202600123", "inv 2026 00123", "paid 00123", "INV-2026-00132",
-    ...                   "INV-2026-001", "HKD 1,123.50"],
-    ...     "reference_ledger": ["INV-2026-00123"] * 6,
-    ... })
-    >>> strength = reference_strength(pl.col("text_bank"), pl.col("reference_ledger"))
-    >>> df.select(strength)["reference_strength"].to_list()
-    ['full', 'full', 'serial', 'partial', 'partial', 'none']
-    """
-    return reference_strength_from_profile(bank_reference_profile(bank_text), ledger_reference)
-
-
 def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
-    """The ledger side of :func:`reference_strength`, to compute once per ledger item (like
+    """The ledger side of the reference grade, to compute once per ledger item (like
     :func:`bank_reference_profile` for the bank side) rather than once per candidate pair.
 
     Parameters
@@ -475,10 +402,10 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
     pl.Expr
         ``Struct`` named ``ledger_reference_profile``: the reference folded to lower case
         (``text``), its letters and digits with its digit groups marked (``marked``) and run
-        together (``joined``), their count (``size``), its year (``year``, ``year_value``)
-        and serial (``serial``: the last digit group as written, its value ``serial_value``,
-        its length ``serial_length`` and digit multiset ``serial_signature``). Then what
-        :func:`reference_grade_from_profiles` reads: the letters before the first digit
+        together (``joined``), their count (``size``), its year (``year``) and serial
+        (``serial``: the last digit group as written, its value ``serial_value`` and its
+        length ``serial_length``). Then what :func:`reference_grade_from_profiles` reads
+        besides: the letters before the first digit
         (``prefix``), the serial without its leading zeros (``serial_significant``, its length
         ``serial_significant_length``, and ``serial_end``: it followed by the mark, which
         every form of the reference ends with), the forms of the reference to look for in a
@@ -506,11 +433,9 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
     stage = stage.struct.with_fields(
         joined=f("marked").str.replace_all(_MARK * 2, "", literal=True),
         size=f("marked").str.len_chars() - f("marked").str.count_matches(_MARK, literal=True),
-        year_value=f("year").cast(pl.Int64),
         serial_value=f("serial").cast(pl.Int64, strict=False).replace(0, None),
         serial_length=f("serial").str.len_bytes().cast(pl.Int64),
     )
-    stage = stage.struct.with_fields(serial_signature=_digit_signature(f("serial_value")))
     # what reference_grade_from_profiles looks for in the bank text: the reference as written
     # and rewritten (``forms``, in the order of _FORMS), and the serial's digits as
     # hexadecimal nibbles and fingerprints for the digit-by-digit comparisons
@@ -556,99 +481,6 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
         prefix_mask=_prefix_fingerprint(serial) | _prefix_fingerprint(f("serial_significant")),
     )
     return stage.alias("ledger_reference_profile")
-
-
-def reference_strength_from_profile(bank_profile: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr:
-    """:func:`reference_strength` with the bank side precomputed by :func:`bank_reference_profile`.
-
-    Parameters
-    ----------
-    bank_profile
-        ``Struct`` expression made by :func:`bank_reference_profile`.
-    ledger_reference
-        ``String`` expression: the ledger item's reference, in the same frame.
-
-    Returns
-    -------
-    pl.Expr
-        ``String`` named ``reference_strength``; see :func:`reference_strength`.
-
-    Examples
-    --------
-    >>> bank = pl.DataFrame({"id": ["b1"], "text": ["kam wing inv 2026 00123"]})
-    >>> bank = bank.with_columns(bank_reference_profile(pl.col("text")))
-    >>> pairs = pl.DataFrame({"id": ["b1", "b1"], "reference": ["INV-2026-00123", "INV-2026-00999"]})
-    >>> pairs = pairs.join(bank, on="id")
-    >>> strength = reference_strength_from_profile(pl.col("reference_profile"), pl.col("reference"))
-    >>> pairs.select(strength)["reference_strength"].to_list()
-    ['full', 'none']
-    """
-    return reference_strength_from_profiles(bank_profile, ledger_reference_profile(ledger_reference))
-
-
-def reference_strength_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr) -> pl.Expr:
-    """:func:`reference_strength` on both precomputed sides: ``bank_profile`` from
-    :func:`bank_reference_profile`, ``ledger_profile`` from :func:`ledger_reference_profile`
-    (``Struct`` expressions in the same frame). Returns ``String`` ``reference_strength``."""
-    f = pl.field
-    stage = pl.struct(bank=bank_profile, ledger=ledger_profile).struct.with_fields(
-        bank_marked=f("bank").struct.field("marked"),
-        bank_keys=f("bank").struct.field("keys"),
-        bank_signatures=f("bank").struct.field("signatures"),
-        ledger_marked=f("ledger").struct.field("marked"),
-        ledger_joined=f("ledger").struct.field("joined"),
-        ledger_size=f("ledger").struct.field("size"),
-        year=f("ledger").struct.field("year"),
-        serial=f("ledger").struct.field("serial"),
-        year_value=f("ledger").struct.field("year_value"),
-        serial_value=f("ledger").struct.field("serial_value"),
-        serial_length=f("ledger").struct.field("serial_length"),
-        serial_signature=f("ledger").struct.field("serial_signature"),
-    )
-
-    bank_marked, keys = f("bank_marked"), f("bank_keys")
-    year, serial, value, length = f("year"), f("serial"), f("serial_value"), f("serial_length")
-    full = (f("ledger_size") >= _MIN_KEY_DIGITS) & pl.any_horizontal(
-        _contains(bank_marked, f("ledger_marked")),
-        _contains(bank_marked, f("ledger_joined")),
-        _contains(bank_marked, pl.concat_str(pl.lit(_MARK), year, serial, pl.lit(_MARK))),
-        _contains(
-            bank_marked,
-            pl.concat_str(pl.lit(_MARK), year, pl.lit(_MARK * 2), serial, pl.lit(_MARK)),
-        ),
-        _contains(
-            bank_marked,
-            pl.concat_str(
-                pl.lit(_MARK), year, pl.lit(_MARK * 2), value.cast(pl.String), pl.lit(_MARK)
-            ),
-        ),
-    )
-    serial_found = keys.list.contains(value).fill_null(False)
-    # truncation: the first k digits of the zero-padded serial, alone or glued to the year,
-    # as integers like the keys; k >= 3 and at most _MAX_TRUNCATED_DIGITS digits cut off
-    truncated = []
-    for cut in range(1, _MAX_TRUNCATED_DIGITS + 1):
-        prefix = pl.when(length - cut >= _MIN_KEY_DIGITS).then(value // 10**cut)
-        truncated.append(keys.list.contains(prefix).fill_null(False))
-        glued = f("year_value") * pl.lit(10, pl.Int64).pow((length - cut).clip(0)) + prefix
-        truncated.append(keys.list.contains(glued).fill_null(False))
-    transposed = f("bank_signatures").list.contains(f("serial_signature")).fill_null(False)
-    partial = (value.is_not_null() & (length >= _MIN_KEY_DIGITS)) & pl.any_horizontal(
-        transposed, *truncated
-    )
-
-    strength = (
-        pl.when(full.fill_null(False))
-        .then(pl.lit("full"))
-        .when(serial_found)
-        .then(pl.lit("serial"))
-        .when(partial.fill_null(False))
-        .then(pl.lit("partial"))
-        .otherwise(pl.lit("none"))
-    )
-    return stage.struct.with_fields(reference_strength=strength).struct.field(
-        "reference_strength"
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -803,12 +635,7 @@ def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr
         ``"full"``, ``"reformatted"`` or ``"none"``.
 
     A 3-digit serial is never ``"near"`` nor ``"truncated"``: a swapped or cut 3-digit
-    number is too likely to be another one (``INV-132`` for ``INV-123`` is ``"none"``, where
-    :func:`reference_strength` says ``"partial"``). Against :func:`reference_strength`: its
-    ``"full"`` is ``"full"`` or ``"reformatted"`` here (the year-and-serial forms), its
-    ``"serial"`` is ``"reformatted"`` or ``"serial"``, its ``"partial"`` and ``"none"`` are
-    ``"near"``, ``"truncated"`` or ``"none"``, for serials of 3 to 12 digits (a longer serial
-    has no key, so a reformatted one is ``"none"`` there).
+    number is too likely to be another one (``INV-132`` for ``INV-123`` is ``"none"``).
 
     Most candidate pairs share nothing: the forms are looked up only where the bank text
     holds the serial's significant digits at the end of a group, and runs are compared digit
@@ -919,3 +746,44 @@ def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr
     return code.replace_strict(
         list(_GRADE_CODE.values()), list(_GRADE_CODE), return_dtype=pl.String
     ).alias("reference_grade")
+
+
+def reference_grade(bank_text: pl.Expr, ledger_reference: pl.Expr) -> pl.Expr:
+    """The reference grade of text pairs, building both sides' profiles itself.
+
+    A convenience for tests, notebooks and analysts grading a few pairs: the result is
+    :func:`reference_grade_from_profiles` on :func:`bank_reference_profile` of ``bank_text``
+    and :func:`ledger_reference_profile` of ``ledger_reference``, computed row by row, each
+    profile several times over (the grade reads each side in several places; about four times
+    the work of grading precomputed profiles). On candidate pairs at scale, where each line is
+    repeated once per pair it is in, compute the profiles once per line, gather them onto the
+    pairs and call :func:`reference_grade_from_profiles`, as scoring does.
+
+    Parameters
+    ----------
+    bank_text
+        ``String`` expression: the bank line's free text (description and reference).
+    ledger_reference
+        ``String`` expression: the ledger item's reference, in the same frame.
+
+    Returns
+    -------
+    pl.Expr
+        ``String`` named ``reference_grade``, one of :data:`REFERENCE_GRADES` (see
+        :func:`reference_grade_from_profiles` for what each means); never null.
+
+    Examples
+    --------
+    >>> pairs = pl.DataFrame({
+    ...     "text": ["FPS INV202601069", "TT 2026-01069", "paid #1069", "INV-2026-10069",
+    ...              "INV-2026-0106", "HKD 1,069.00"],
+    ...     "reference": ["INV-2026-01069"] * 6,
+    ... })
+    >>> pairs.select(reference_grade(pl.col("text"), pl.col("reference")))["reference_grade"].to_list()
+    ['full', 'reformatted', 'serial', 'near', 'truncated', 'none']
+    """
+    # The profiles cannot be staged as struct fields here: the grade also reads them inside
+    # ``list.eval``, where ``pl.field`` does not reach the outer row's struct.
+    return reference_grade_from_profiles(
+        bank_reference_profile(bank_text), ledger_reference_profile(ledger_reference)
+    )

@@ -11,8 +11,8 @@ import pytest
 from engine.prepare.names import name_key
 from engine.prepare.references import (
     reference_digits,
+    reference_grade,
     reference_serial,
-    reference_strength,
     text_digits,
     text_reference_keys,
 )
@@ -221,7 +221,7 @@ def test_expressions_run_lazily_and_keep_row_count():
         alnum_text(pl.col("text")).alias("alnum"),
         reference_serial(pl.col("ref")).alias("serial"),
         reference_digits(pl.col("ref")).alias("ref_digits"),
-        reference_strength(pl.col("text"), pl.col("ref")),
+        reference_grade(pl.col("text"), pl.col("ref")),
     ).collect()
     assert out.height == 3
     assert out.row(0) == (

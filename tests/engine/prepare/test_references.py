@@ -1,9 +1,9 @@
-"""engine.prepare.references: reference keys, strength and grade (table-driven, one case per row).
+"""engine.prepare.references: reference keys and grade (table-driven, one case per row).
 
-Moved here from test_normalize.py: the serial, digits, keys and strength cases. New: the
-reference grade of a candidate pair (:func:`reference_grade_from_profiles`), its table of
-cases, a digit-by-digit oracle on generated degraded references, and its agreement with
-:func:`reference_strength_from_profiles` on what both call full and serial.
+The serial, digits and keys cases; text pairs graded directly (:func:`reference_grade`) and
+from per-line profiles (:func:`reference_grade_from_profiles`), the grade's table of cases, a
+digit-by-digit oracle on generated degraded references, and generated references written in
+full or as their serial.
 """
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ import pytest
 
 from engine.prepare.references import (
     REFERENCE_GRADES,
-    REFERENCE_STRENGTH_LEVELS,
     bank_reference_profile,
     ledger_reference_profile,
     reference_digits,
+    reference_grade,
     reference_grade_from_profiles,
     reference_serial,
-    reference_strength,
-    reference_strength_from_profile,
-    reference_strength_from_profiles,
     text_digits,
     text_reference_keys,
 )
@@ -161,79 +158,80 @@ def test_text_digits(text, expected):
 
 
 # --------------------------------------------------------------------------------------------
-# reference_strength
+# reference_grade: text pairs graded directly
 # --------------------------------------------------------------------------------------------
 
 
-STRENGTH_CASES = [
-        # the same key written the ways banks write it
-        ("FPS CR KAM WING INV-2026-00123", "INV-2026-00123", "full"),
-        ("FPS CR KAM WING INV202600123", "INV-2026-00123", "full"),
-        ("kam wing inv 2026 00123", "INV-2026-00123", "full"),
-        ("kam wing inv/2026/00123", "INV-2026-00123", "full"),
-        ("kam wing 00123", "INV-2026-00123", "serial"),
-        ("ＩＮＶ－２０２６－００１２３", "INV-2026-00123", "full"),
-        ("inv-2026-00123", "INV202600123", "full"),  # ledger written glued
-        ("ref 2026/00123", "INV-2026-00123", "full"),  # year and serial in sequence
-        ("ref 2026 123", "INV-2026-00123", "full"),
-        ("ref 202600123", "INV-2026-00123", "full"),
-        ("inv-2026-00123 4567", "INV-2026-00123", "full"),  # another number after it
-        ("inv 2026-00123/00124", "INV-2026-00123", "full"),  # two invoices paid together:
-        ("inv 2026-00123/00124", "INV-2026-00124", "serial"),  # the second is only a serial
-        ("#123", "INV-2026-00123", "serial"),
-        ("rcpt 123", "RCPT-000123", "serial"),
-        ("inv-2025-00123", "INV-2026-00123", "serial"),  # another year
-        ("po4411", "PO 4411", "full"),
-        ("payment 4411", "PO 4411", "serial"),
-        ("so 88812", "SO-88812", "full"),
-        ("paid 00123 thanks", "00123", "full"),  # bare-number ledger reference
-        # damaged references
-        ("INV-2026-00132", "INV-2026-00123", "partial"),  # transposed
-        ("kam wing 00213", "INV-2026-00123", "partial"),
-        ("INV-2026-001", "INV-2026-00123", "partial"),  # truncated
-        ("INV2026001", "INV-2026-00123", "partial"),  # truncated, glued
-        ("INV-2026-0012", "INV-2026-00123", "partial"),
-        ("INV-2026-0012", "INV-2026-00123456", "partial"),  # 4 digits cut off
-        ("INV-2026-001", "INV-2026-00123456", "none"),  # 5 cut off: too little left to tell
-        # no evidence
-        ("INV-2026-00124", "INV-2026-00123", "none"),
-        ("INV-2026-001234", "INV-2026-00123", "none"),  # a longer number is another one
-        ("HKD 1,123.50", "123", "none"),  # an amount
-        ("value 2026-01-23", "INV-2026-00123", "none"),
-        ("kam wing trading", "INV-2026-00123", "none"),
-        ("kam wing trading", None, "none"),
-        ("kam wing trading", "", "none"),
-        (None, "INV-2026-00123", "none"),
-        (None, None, "none"),
-    ]
+TEXT_PAIR_CASES = [
+    # the same key written the ways banks write it
+    ("FPS CR KAM WING INV-2026-00123", "INV-2026-00123", "full"),
+    ("FPS CR KAM WING INV202600123", "INV-2026-00123", "full"),
+    ("kam wing inv 2026 00123", "INV-2026-00123", "full"),
+    ("kam wing inv/2026/00123", "INV-2026-00123", "full"),
+    ("kam wing 00123", "INV-2026-00123", "serial"),
+    ("ＩＮＶ－２０２６－００１２３", "INV-2026-00123", "full"),
+    ("inv-2026-00123", "INV202600123", "full"),  # ledger written glued
+    ("ref 2026/00123", "INV-2026-00123", "reformatted"),  # year and serial, no prefix
+    ("ref 2026 123", "INV-2026-00123", "reformatted"),  # year and the serial's value
+    ("ref 202600123", "INV-2026-00123", "reformatted"),  # year and serial glued
+    ("inv-2026-00123 4567", "INV-2026-00123", "full"),  # another number after it
+    ("inv 2026-00123/00124", "INV-2026-00123", "full"),  # two invoices paid together:
+    ("inv 2026-00123/00124", "INV-2026-00124", "serial"),  # the second is only a serial
+    ("#123", "INV-2026-00123", "serial"),
+    ("rcpt 123", "RCPT-000123", "serial"),
+    ("inv-2025-00123", "INV-2026-00123", "serial"),  # another year
+    ("po4411", "PO 4411", "full"),
+    ("payment 4411", "PO 4411", "serial"),
+    ("so 88812", "SO-88812", "full"),
+    ("paid 00123 thanks", "00123", "full"),  # bare-number ledger reference
+    # damaged references
+    ("INV-2026-00132", "INV-2026-00123", "near"),  # two adjacent digits swapped
+    ("kam wing 00213", "INV-2026-00123", "near"),
+    ("INV-2026-00124", "INV-2026-00123", "near"),  # one digit wrong
+    ("INV-2026-001", "INV-2026-00123", "truncated"),  # trailing digits cut off
+    ("INV2026001", "INV-2026-00123", "truncated"),  # truncated, glued after the year
+    ("INV-2026-0012", "INV-2026-00123", "truncated"),
+    ("INV-2026-0012", "INV-2026-00123456", "truncated"),  # 4 digits cut off
+    ("INV-2026-001", "INV-2026-00123456", "none"),  # 5 cut off: too little left to tell
+    # no evidence
+    ("INV-2026-001234", "INV-2026-00123", "none"),  # a longer number is another one
+    ("HKD 1,123.50", "123", "none"),  # an amount
+    ("value 2026-01-23", "INV-2026-00123", "none"),
+    ("kam wing trading", "INV-2026-00123", "none"),
+    ("kam wing trading", None, "none"),
+    ("kam wing trading", "", "none"),
+    (None, "INV-2026-00123", "none"),
+    (None, None, "none"),
+]
 
 
-@pytest.mark.parametrize(("bank_text", "ledger_reference", "expected"), STRENGTH_CASES)
-def test_reference_strength(bank_text, ledger_reference, expected):
+@pytest.mark.parametrize(("bank_text", "ledger_reference", "expected"), TEXT_PAIR_CASES)
+def test_reference_grade_of_text_pairs(bank_text, ledger_reference, expected):
     frame = pl.DataFrame(
         {"text_bank": [bank_text], "reference_ledger": [ledger_reference]},
         schema={"text_bank": pl.String, "reference_ledger": pl.String},
     )
-    out = frame.select(reference_strength(pl.col("text_bank"), pl.col("reference_ledger")))
-    assert out.schema == pl.Schema({"reference_strength": pl.String})
+    out = frame.select(reference_grade(pl.col("text_bank"), pl.col("reference_ledger")))
+    assert out.schema == pl.Schema({"reference_grade": pl.String})
     assert out.item() == expected
 
 
-def test_reference_strength_from_a_precomputed_bank_profile():
-    """Profile per bank line, joined onto the pairs: the same levels as reference_strength."""
+def test_reference_grade_from_a_precomputed_bank_profile():
+    """Profile per bank line, joined onto the pairs, then graded from both profiles: the
+    same grades as reference_grade on the texts."""
     pairs = pl.DataFrame(
-        {"text_bank": [c[0] for c in STRENGTH_CASES], "reference_ledger": [c[1] for c in STRENGTH_CASES]},
+        {"text_bank": [c[0] for c in TEXT_PAIR_CASES], "reference_ledger": [c[1] for c in TEXT_PAIR_CASES]},
         schema={"text_bank": pl.String, "reference_ledger": pl.String},
     ).with_row_index("pair")
     bank = pairs.select("pair", bank_reference_profile(pl.col("text_bank")))
     joined = pairs.join(bank, on="pair")
     out = joined.select(
-        direct=reference_strength(pl.col("text_bank"), pl.col("reference_ledger")),
-        profiled=reference_strength_from_profile(
-            pl.col("reference_profile"), pl.col("reference_ledger")
+        direct=reference_grade(pl.col("text_bank"), pl.col("reference_ledger")),
+        profiled=reference_grade_from_profiles(
+            pl.col("reference_profile"), ledger_reference_profile(pl.col("reference_ledger"))
         ),
     )
-    assert out["profiled"].to_list() == [c[2] for c in STRENGTH_CASES]
+    assert out["profiled"].to_list() == [c[2] for c in TEXT_PAIR_CASES]
     assert out["direct"].to_list() == out["profiled"].to_list()
 
 
@@ -247,7 +245,7 @@ def test_bank_reference_profile_keys_are_text_reference_keys():
     assert out["profile"].to_list() == out["keys"].to_list()
 
 
-def test_reference_strength_is_row_wise_and_levels_are_ordered():
+def test_reference_grade_is_row_wise_and_grades_are_ordered():
     frame = pl.DataFrame(
         {
             "text_bank": ["inv 2026 00123", "inv 2026 00123", "paid 00123", "INV-2026-00132"],
@@ -255,13 +253,10 @@ def test_reference_strength_is_row_wise_and_levels_are_ordered():
                                  "INV-2026-00123"],
         }
     )
-    out = frame.select(reference_strength(pl.col("text_bank"), pl.col("reference_ledger")))
-    assert out["reference_strength"].to_list() == ["full", "none", "serial", "partial"]
-    assert REFERENCE_STRENGTH_LEVELS == ("none", "partial", "serial", "full")
-    ordered = out["reference_strength"].cast(pl.Enum(REFERENCE_STRENGTH_LEVELS)).sort()
-    assert ordered.to_list() == ["none", "partial", "serial", "full"]
-
-
+    out = frame.select(reference_grade(pl.col("text_bank"), pl.col("reference_ledger")))
+    assert out["reference_grade"].to_list() == ["full", "none", "serial", "near"]
+    ordered = out["reference_grade"].cast(pl.Enum(REFERENCE_GRADES)).sort()
+    assert ordered.to_list() == ["full", "serial", "near", "none"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,8 +266,8 @@ def test_reference_strength_is_row_wise_and_levels_are_ordered():
 
 def _graded(bank_texts, ledger_references):
     """Candidate pairs graded the way scoring does it: each side's profile computed once per
-    line, joined onto the pairs, then graded. Returns the pairs frame with the profiles,
-    ``reference_grade`` and, for comparison, ``reference_strength``."""
+    line, joined onto the pairs, then graded. Returns the pairs frame with the profiles and
+    ``reference_grade``."""
     pairs = pl.DataFrame(
         {"text_bank": bank_texts, "reference_ledger": ledger_references},
         schema={"text_bank": pl.String, "reference_ledger": pl.String},
@@ -289,9 +284,8 @@ def _graded(bank_texts, ledger_references):
         .join(ledger, on="reference_ledger", how="left", nulls_equal=True)
         .sort("pair")
     )
-    profiles = pl.col("reference_profile"), pl.col("ledger_reference_profile")
     return pairs.with_columns(
-        reference_grade_from_profiles(*profiles), reference_strength_from_profiles(*profiles)
+        reference_grade_from_profiles(pl.col("reference_profile"), pl.col("ledger_reference_profile"))
     )
 
 
@@ -613,11 +607,9 @@ def _rewritten(rng, prefix, year, serial):
 _FULL_WIDTH = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}
 
 
-def test_reference_grade_keeps_what_reference_strength_calls_full_and_serial():
-    """On a few hundred generated references written in full or as their serial, the grade
-    never loses what reference_strength finds: its "full" is "full" (or "reformatted" for the
-    year-and-serial forms it also calls full), its "serial" is "serial" (or "reformatted");
-    and the grade's "full" and "serial" are reference_strength's."""
+def test_reference_grade_of_references_written_in_full_or_as_their_serial():
+    """On a few hundred generated references written in full (with the letter prefix, in the
+    ways banks write it) or as their serial, the grade is "full" or "serial" accordingly."""
     rng = random.Random(1163)
     texts, references, kinds = [], [], []
     for _ in range(400):
@@ -630,34 +622,8 @@ def test_reference_grade_keeps_what_reference_strength_calls_full_and_serial():
         references.append(f"{prefix}-{year}-{serial}")
         kinds.append(kind)
     out = _graded(texts, references).with_columns(kind=pl.Series(kinds))
-    rows = out.select("text_bank", "reference_ledger", "kind", "reference_strength",
-                      "reference_grade").rows()
-    assert sum(r[3] == "full" for r in rows) >= 150
-    assert sum(r[3] == "serial" for r in rows) >= 150
-    for text, reference, kind, strength, grade in rows:
-        assert strength == kind, (text, reference)
-        assert grade == kind, (text, reference, grade)  # written with the prefix: "full"
-        if grade in ("full", "serial"):
-            assert strength == grade, (text, reference)
-
-
-def test_reference_grade_never_contradicts_reference_strength():
-    """On generated damaged references too: the grade's "full" and "serial" are
-    reference_strength's; reference_strength's "full" and "serial" are graded at least
-    "serial", and its "partial" and "none" below "serial" (near, truncated or none), for
-    serials of 3 to 12 digits (longer ones have no key)."""
-    rng = random.Random(1468)
-    out = _graded(*_generated_pairs(rng, 4000))
-    graded_as = {
-        "full": {"full", "reformatted"},
-        "serial": {"reformatted", "serial"},
-        "partial": {"near", "truncated", "none"},
-        "none": {"near", "truncated", "none"},
-    }
-    for text, reference, grade, strength in out.select(
-        "text_bank", "reference_ledger", "reference_grade", "reference_strength"
-    ).rows():
-        if grade in ("full", "serial"):
-            assert strength == grade, (text, reference, grade, strength)
-        if 3 <= len(reference.rsplit("-", 1)[-1]) <= 12:
-            assert grade in graded_as[strength], (text, reference, grade, strength)
+    rows = out.select("text_bank", "reference_ledger", "kind", "reference_grade").rows()
+    assert sum(r[2] == "full" for r in rows) >= 150
+    assert sum(r[2] == "serial" for r in rows) >= 150
+    for text, reference, kind, grade in rows:
+        assert grade == kind, (text, reference, grade)
