@@ -412,7 +412,7 @@ def assign_one_to_one(scored: pl.DataFrame, min_confidence: float, weight: str =
         for s, e in zip(np.r_[0, bounds], np.r_[bounds, len(comp)], strict=True):
             rows.extend(_solve_component(gb[s:e], gl[s:e], gc[s:e]))
         if rows:
-            frames.append(pl.DataFrame(rows, schema=list(ASSIGNED_SCHEMA), orient="row").cast(ASSIGNED_SCHEMA))
+            frames.append(pl.DataFrame(rows, schema=list(ASSIGNED_SCHEMA), orient="row", infer_schema_length=None).cast(ASSIGNED_SCHEMA))
     middle = general.filter(
         pl.max_horizontal("n_bank", "n_ledger").is_between(_RESOLVE_LIMIT + 1, _DENSE_LIMIT)
     )

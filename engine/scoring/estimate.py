@@ -241,12 +241,13 @@ def estimate(evidence: PairEvidence, codes: dict[str, np.ndarray], bank: pl.Data
 
 def _bounded(bits: np.ndarray, rule_bits: np.ndarray) -> np.ndarray:
     """Estimated weights within ``MAX_BITS``, never of the other sign than the rule set's, and
-    never more against a match than the rule set says: EM learns how often true matches land
-    in a level from the matches it already believes in, so a level true matches rarely reach
-    in this month (an unrelated payer name on a standing order, a date outside the window)
-    would otherwise count as near-proof against them."""
+    never more against a match than the rule set says (a level the rule set calls no evidence,
+    such as no reference or no name, never counts against one): EM learns how often true
+    matches land in a level from the matches it already believes in, so a level that weak true
+    matches reach (no reference quoted, an unrelated payer name on a standing order, a date
+    outside the window) would otherwise count as near-proof against them."""
     bits = np.clip(bits, -MAX_BITS, MAX_BITS)
-    return np.where(rule_bits > 0, np.maximum(bits, 0.0), np.where(rule_bits < 0, np.clip(bits, rule_bits, 0.0), bits))
+    return np.where(rule_bits >= 0, np.maximum(bits, 0.0), np.clip(bits, rule_bits, 0.0))
 
 
 def confidence_from_bits(score: np.ndarray) -> np.ndarray:
@@ -304,7 +305,7 @@ class EstimatedScorer:
             at = codes[comparison] == code
             floor = result.u[comparison][code] if comparison == "name" else 0.0
             worth = np.log2(result.m[comparison][code] / np.maximum(share[rows[at]], max(floor, 1e-12)))
-            bits[at] = np.clip(worth, 0.0, MAX_BITS) - result.weights[comparison][code]
+            bits[at] += np.clip(worth, 0.0, MAX_BITS) - result.weights[comparison][code]
         return bits
 
     def weights(self) -> pl.DataFrame:
