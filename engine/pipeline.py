@@ -428,6 +428,9 @@ def _pair_columns(chosen, picked, scored, bank_prepared, ledger_prepared, rules,
     bank_ids, ledger_ids = bank_prepared["id"], ledger_prepared["id"]
     df = chosen.with_columns(
         confidence=picked["confidence"],
+        # nothing but the amount and the date ties the lines together: no payer name to compare
+        # (or none in a comparable script) and no reference
+        _unconfirmed=picked["name_level"].is_in(["missing", "different script"]) & (picked["ref_level"] == "none"),
         amount_bank=picked["amount_bank"],
         amount_ledger=picked["amount_ledger"],
         currency=picked["currency"],
@@ -466,10 +469,13 @@ def _pair_columns(chosen, picked, scored, bank_prepared, ledger_prepared, rules,
         .otherwise(runner_up + pl.lit(" (confidence ") + _fmt(pl.col("runner_up_confidence")) + pl.lit(")"))
     )
     status = (
-        pl.when((pl.col("confidence") >= th.auto) & ~ambiguous).then(pl.lit("auto")).otherwise(pl.lit("review"))
+        pl.when((pl.col("confidence") >= th.auto) & ~ambiguous & ~pl.col("_unconfirmed"))
+        .then(pl.lit("auto")).otherwise(pl.lit("review"))
     )
     why_review = (
-        pl.when(ambiguous & runner_up.is_not_null())
+        pl.when(pl.col("_unconfirmed") & (pl.col("confidence") >= th.auto) & ~ambiguous)
+        .then(pl.lit("no payer name to compare and no reference: the amount and the date alone do not prove it"))
+        .when(ambiguous & runner_up.is_not_null())
         .then(pl.lit("too close to call: runner-up ") + runner_up_text)
         .when(ambiguous)
         .then(pl.lit("too close to call"))

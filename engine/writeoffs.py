@@ -46,6 +46,35 @@ def _compatible(pairs: pl.DataFrame) -> pl.Series:
     return pl.Series(ok)
 
 
+def _part_of_the_rest(totals: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, taken: pl.DataFrame,
+                      window: int) -> pl.DataFrame:
+    """For the proposals that leave part of an item open: open bank lines of the item's payer
+    (the same name key) moving money the same way, smaller than what stays open, within
+    ``window`` days: another instalment of it may be among them (the group is then incomplete,
+    not wrong, but no longer to be booked unseen). A join on (currency, payer name)."""
+    partial = totals.filter(pl.col("open_minor").is_not_null() & (pl.col("open_minor") != 0))
+    empty = pl.DataFrame(schema={"match_id": pl.Utf8, "side": pl.Utf8, "other_id": pl.Utf8, "currency": pl.Utf8,
+                                 "amount_minor": pl.Int64, "whole": pl.Boolean})
+    if partial.height == 0:
+        return empty
+    open_lines = bank.select("id", "day", "currency", "amount_minor", name="name_key").join(
+        taken.filter(pl.col("side") == "bank").select("id"), on="id", how="anti"
+    ).filter(pl.col("name").fill_null("") != "")
+    return (
+        partial.join(ledger.select(ledger_id="id", name="name_key"), on="ledger_id")
+        .join(bank.select(bank_id="id", bank_day="day"), on="bank_id")
+        .join(open_lines.rename({"id": "other_id", "day": "other_day", "amount_minor": "other_amount"}),
+              on=["currency", "name"])
+        .filter(
+            (pl.col("other_amount").sign() == pl.col("open_minor").sign())
+            & (pl.col("other_amount").abs() < pl.col("open_minor").abs())
+            & ((pl.col("other_day") - pl.col("bank_day")).abs() <= window)
+        )
+        .select("match_id", side=pl.lit("bank"), other_id="other_id", currency="currency",
+                amount_minor="other_amount", whole=pl.lit(False))
+    )
+
+
 def demand_proof(proposals: pl.DataFrame, match_lines: pl.DataFrame, open_minor: pl.DataFrame,
                  bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     """``proposals`` with the ``auto`` ones whose adjustment or open remainder another open line
@@ -117,16 +146,24 @@ def demand_proof(proposals: pl.DataFrame, match_lines: pl.DataFrame, open_minor:
             .filter((pl.col("other_day") - pl.col("bank_day")).abs() <= window)
         )
         if hits.height:
-            found.append(hits.filter(_compatible(hits)))
-    if not found or not any(f.height for f in found):
+            found.append(hits.filter(_compatible(hits)).with_columns(whole=pl.lit(True)))
+    found.append(_part_of_the_rest(totals.filter(same_currency), bank, ledger, taken, window))
+    if not any(f.height for f in found):
         return proposals
-    hits = pl.concat(found).sort("match_id", "side", "other_id").group_by("match_id", maintain_order=True).first()
+    columns = ["match_id", "side", "other_id", "currency", "amount_minor", "whole"]
+    hits = (
+        pl.concat([f.select(columns) for f in found if f.height])
+        .sort("match_id", "whole", "side", "other_id", descending=[False, True, False, False])
+        .group_by("match_id", maintain_order=True).first()
+    )
     noun = pl.when(pl.col("side") == "bank").then(pl.lit("bank line ")).otherwise(pl.lit("ledger item "))
     reason = hits.select(
         "match_id",
         _proof=pl.lit("review: ") + noun + pl.col("other_id") + pl.lit(" (") + pl.col("currency") + pl.lit(" ")
         + format_minor_expr(pl.col("amount_minor"), pl.col("currency"))
-        + pl.lit(") is still open and could make this match whole: the difference may not be a write-off"),
+        + pl.when(pl.col("whole"))
+        .then(pl.lit(") is still open and could make this match whole: the difference may not be a write-off"))
+        .otherwise(pl.lit(") of the same payer is still open and may pay part of what stays open")),
     )
     out = proposals.join(reason, on="match_id", how="left", maintain_order="left")
     flagged = pl.col("_proof").is_not_null()

@@ -66,3 +66,29 @@ def test_an_open_item_of_the_overpaid_amount_stops_an_automatic_overpayment(tmp_
     )
     pair = rows["B1"]
     assert pair["status"] == "review" or pair["ledger_ids"] == "INV-2026-01069;INV-2026-01070"
+
+
+def test_a_partly_paid_item_is_not_booked_unseen_while_the_payer_has_an_open_smaller_credit(tmp_path):
+    # two instalments quote the invoice, a third (not quoting it) is the same payer's and smaller
+    # than what stays open: the two-line group may be incomplete, so a person looks
+    rows = _run(
+        tmp_path,
+        "B1,2026-10-02,3000.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n"
+        "B2,2026-10-09,2000.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n"
+        "B3,2026-10-16,1500.00,HKD,FPS CR KAM WING TRADING,,,001\n",
+    )
+    group = rows["B1;B2"]
+    assert (group["ledger_ids"], group["match_type"]) == ("INV-2026-01069", "many_to_one")
+    assert group["open_amount"] == "5000.00"
+    assert group["status"] == "review"
+    assert "B3" in group["explanation"] and "may pay part of what stays open" in group["explanation"]
+
+
+def test_a_partly_paid_item_with_no_other_credit_of_the_payer_stays_automatic(tmp_path):
+    rows = _run(
+        tmp_path,
+        "B1,2026-10-02,3000.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n"
+        "B2,2026-10-09,2000.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n"
+        "B3,2026-10-16,1500.00,HKD,FPS CR HARBOUR VIEW PROPERTIES,,,001\n",
+    )
+    assert rows["B1;B2"]["status"] == "auto"

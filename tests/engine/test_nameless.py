@@ -1,0 +1,46 @@
+"""Nameless bank lines: a rare exact amount makes a proposal, but never an automatic match
+unless a reference confirms it (the amount and the date alone prove nothing)."""
+
+from __future__ import annotations
+
+import engine.api as recon
+
+HEADER_BANK = "id,date,amount,currency,description,counterparty,reference,account\n"
+HEADER_LEDGER = "id,date,amount,currency,description,counterparty,reference,account,type,due_date\n"
+LEDGER = (
+    "RCPT-1,2026-09-14,28808.15,HKD,Cheque received,Golden Harbour Ltd,,1010,receipt,\n"
+    "INV-2026-01069,2026-10-06,31474.33,HKD,Design fee,Pearl Logistics Ltd,,1100,invoice,\n"
+    "RCPT-2,2026-10-20,39300.00,HKD,Cheque received,Kowloon Lotus Ltd,,1010,receipt,\n"
+    "INV-2026-01070,2026-10-01,5000.00,HKD,Design fee,Kam Wing Ltd,,1100,invoice,\n"
+)
+
+
+def _run(tmp_path, bank_rows: str):
+    (tmp_path / "bank.csv").write_text(HEADER_BANK + bank_rows, encoding="utf-8")
+    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + LEDGER, encoding="utf-8")
+    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv")
+    return {r["bank_ids"]: r for r in result.proposals.iter_rows(named=True)}
+
+
+def test_a_cheque_deposited_late_with_the_only_item_of_its_amount_is_proposed_for_review(tmp_path):
+    # the only open receipt of 28,808.15, booked 16 days before the deposit (just outside a
+    # receipt's window)
+    rows = _run(tmp_path, "B1,2026-09-30,28808.15,HKD,\"CHEQUE DEPOSIT 28,808.15\",,,001\n")
+    assert (rows["B1"]["ledger_ids"], rows["B1"]["status"]) == ("RCPT-1", "review")
+
+
+def test_a_nameless_transfer_less_a_bank_charge_is_proposed_for_review(tmp_path):
+    rows = _run(tmp_path, "B1,2026-10-06,31424.33,HKD,\"TT IN 31,424.33\",,,001\n")
+    assert (rows["B1"]["ledger_ids"], rows["B1"]["status"]) == ("INV-2026-01069", "review")
+    assert rows["B1"]["adjustments"].startswith("bank_charge -50.00")
+
+
+def test_a_unique_amount_on_the_same_day_is_still_not_proof(tmp_path):
+    rows = _run(tmp_path, "B1,2026-10-20,39300.00,HKD,CHEQUE DEPOSIT,,,001\n")
+    assert (rows["B1"]["ledger_ids"], rows["B1"]["status"]) == ("RCPT-2", "review")
+    assert "no payer name to compare and no reference" in rows["B1"]["explanation"]
+
+
+def test_a_reference_makes_a_nameless_line_automatic(tmp_path):
+    rows = _run(tmp_path, "B1,2026-10-02,5000.00,HKD,TT IN INV-2026-01070,,,001\n")
+    assert (rows["B1"]["ledger_ids"], rows["B1"]["status"]) == ("INV-2026-01070", "auto")
