@@ -176,6 +176,15 @@ class MatchResult:
         return new
 
 
+def _checked_inputs(bank, ledger, rules: RuleSet | str | Path | None) -> RuleSet:
+    """The rule set (loaded when a path or None is given), once both sides have something to read."""
+    if not isinstance(bank, LoadResult) and not _paths(bank):
+        raise InputError("no bank file given (use --bank FILE)")
+    if not isinstance(ledger, LoadResult) and not _paths(ledger):
+        raise InputError("no ledger file given (use --ledger FILE)")
+    return rules if isinstance(rules, RuleSet) else load_rules(rules)
+
+
 def _run_id(started: datetime) -> str:
     return f"R-{started.strftime('%Y%m%dT%H%M%S%f')}"
 
@@ -217,12 +226,7 @@ def match(
     """
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    if not isinstance(rules, RuleSet):
-        rules = load_rules(rules)
-    if not isinstance(bank, LoadResult) and not _paths(bank):
-        raise InputError("no bank file given (use --bank FILE)")
-    if not isinstance(ledger, LoadResult) and not _paths(ledger):
-        raise InputError("no ledger file given (use --ledger FILE)")
+    rules = _checked_inputs(bank, ledger, rules)
     alias_table = read_aliases(aliases) if aliases is not None else None
 
     # the two sides are independent: read and prepare them side by side (the readers and the
@@ -354,12 +358,7 @@ def train(
     from engine.scoring.learned import train_scorer, truth_labels
 
     t0 = time.perf_counter()
-    if not isinstance(rules, RuleSet):
-        rules = load_rules(rules)
-    if not isinstance(bank, LoadResult) and not _paths(bank):
-        raise InputError("no bank file given (use --bank FILE)")
-    if not isinstance(ledger, LoadResult) and not _paths(ledger):
-        raise InputError("no ledger file given (use --ledger FILE)")
+    rules = _checked_inputs(bank, ledger, rules)
     truth_frame = truth if isinstance(truth, pl.DataFrame) else load_truth(truth)
     bank_res = bank if isinstance(bank, LoadResult) else load_bank(bank, bank_format)
     ledger_res = ledger if isinstance(ledger, LoadResult) else load_ledger(ledger, ledger_format)

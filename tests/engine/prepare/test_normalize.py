@@ -17,13 +17,7 @@ from engine.prepare.references import (
     text_reference_keys,
 )
 from engine.prepare.text import alnum_text, normalize_text, split_channel
-
-
-def _one(function, value):
-    """Apply an expression builder to a one-row String column and return the value."""
-    frame = pl.DataFrame({"value": [value]}, schema={"value": pl.String})
-    return frame.select(function(pl.col("value"))).item()
-
+from tests.engine.prepare.helpers import one
 
 # --------------------------------------------------------------------------------------------
 # normalize_text
@@ -51,7 +45,7 @@ def _one(function, value):
     ],
 )
 def test_normalize_text(text, expected):
-    assert _one(normalize_text, text) == expected
+    assert one(normalize_text, text) == expected
 
 
 def test_normalize_text_keeps_column_name():
@@ -179,12 +173,12 @@ def test_split_channel(text, channel, rest):
     ],
 )
 def test_name_key(name, expected):
-    assert _one(name_key, name) == expected
+    assert one(name_key, name) == expected
 
 
 def test_name_key_traditional_chinese_is_byte_exact():
     name = "臺灣銀行香港分行"
-    key = _one(name_key, name)
+    key = one(name_key, name)
     assert key == name
     assert key.encode("utf-8") == name.encode("utf-8")
 
@@ -206,7 +200,7 @@ def test_name_key_traditional_chinese_is_byte_exact():
     ],
 )
 def test_alnum_text(text, expected):
-    assert _one(alnum_text, text) == expected
+    assert one(alnum_text, text) == expected
 
 
 def test_expressions_run_lazily_and_keep_row_count():

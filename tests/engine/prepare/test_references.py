@@ -24,13 +24,7 @@ from engine.prepare.references import (
     text_digits,
     text_reference_keys,
 )
-
-
-def _one(function, value):
-    """Apply an expression builder to a one-row String column and return the value."""
-    frame = pl.DataFrame({"value": [value]}, schema={"value": pl.String})
-    return frame.select(function(pl.col("value"))).item()
-
+from tests.engine.prepare.helpers import one
 
 # --------------------------------------------------------------------------------------------
 # reference_serial, reference_digits
@@ -61,7 +55,7 @@ def _one(function, value):
     ],
 )
 def test_reference_serial(reference, serial):
-    assert _one(reference_serial, reference) == serial
+    assert one(reference_serial, reference) == serial
 
 
 @pytest.mark.parametrize(
@@ -77,7 +71,7 @@ def test_reference_serial(reference, serial):
     ],
 )
 def test_reference_digits(reference, digits):
-    assert _one(reference_digits, reference) == digits
+    assert one(reference_digits, reference) == digits
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,7 +108,7 @@ def test_reference_digits(reference, digits):
     ],
 )
 def test_text_reference_keys(text, keys):
-    got = _one(text_reference_keys, text)
+    got = one(text_reference_keys, text)
     assert got is not None
     assert len(got) == len(set(got))
     assert set(got) == keys
@@ -154,7 +148,7 @@ def test_text_reference_keys_join_ledger_serials():
     ],
 )
 def test_text_digits(text, expected):
-    assert _one(text_digits, text) == expected
+    assert one(text_digits, text) == expected
 
 
 # --------------------------------------------------------------------------------------------
