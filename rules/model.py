@@ -303,13 +303,14 @@ class Estimation(_Strict):
     from ``random_pairs`` random bank x ledger pairs, m probabilities by expectation-maximisation
     over the candidate pairs (at most ``max_iterations`` rounds, converged when no probability
     moves by more than ``tolerance``), the rule set's weights counting as ``prior_strength``
-    matches' worth of evidence.
-    Deterministic for ``seed``."""
+    matches' worth of evidence; on a month with more than ``em_pairs`` candidate pairs, EM reads the
+    candidates of a random sample of bank lines. Deterministic for ``seed``."""
 
     random_pairs: int = Field(200_000, ge=1_000, le=50_000_000)
     max_iterations: int = Field(100, ge=1, le=10_000)
     tolerance: float = Field(1e-4, gt=0, le=0.1)
     prior_strength: float = Field(20.0, ge=0)
+    em_pairs: int = Field(400_000, ge=1_000, le=100_000_000)  # candidate pairs EM reads (a sample of lines beyond)
     seed: int = 0
 
 

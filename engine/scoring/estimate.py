@@ -126,6 +126,20 @@ def _u_probabilities(codes: dict[str, np.ndarray], drawn: int, sizes: dict[str, 
     return u
 
 
+def _em_sample(bank_rows: np.ndarray, n_bank: int, limit: int, seed: int) -> tuple[np.ndarray, float]:
+    """The candidate pairs EM reads: all of them up to ``limit``, else every pair of a seeded
+    random sample of bank lines holding about ``limit`` pairs; and by how much to scale the
+    expected matches found among them back to all the candidates."""
+    if len(bank_rows) <= limit:
+        return np.arange(len(bank_rows)), 1.0
+    share = limit / len(bank_rows)
+    keep_line = np.random.default_rng(seed).random(n_bank) < share
+    sample = np.flatnonzero(keep_line[bank_rows])
+    lines_with_pairs = np.unique(bank_rows)
+    sampled_lines = max(int(keep_line[lines_with_pairs].sum()), 1)
+    return sample, len(lines_with_pairs) / sampled_lines
+
+
 def _patterns(codes: dict[str, np.ndarray], sizes: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The distinct combinations of estimated levels among the candidates: (pattern of each
     pair, each pattern's levels as a ``patterns x comparisons`` array, how many pairs)."""
@@ -199,10 +213,16 @@ def estimate(evidence: PairEvidence, codes: dict[str, np.ndarray], bank: pl.Data
     u_random = _u_probabilities(random_codes, drawn, sizes)
     warnings: list[str] = []
 
-    # EM over the candidates' level patterns, from the rule set's posteriors
+    # EM over the candidates' level patterns, from the rule set's posteriors; on a month with
+    # more candidates than ``em_pairs``, on all the candidates of a seeded sample of bank lines
+    # (the m probabilities are shares, which a sample of lines estimates as well; the expected
+    # matches are scaled back)
     start = confidence_from_bits(RulesScorer(rules).score(evidence, codes))
-    inverse, levels, counts = _patterns({n: codes[n] for n in ESTIMATED_COMPARISONS}, sizes)
     bank_rows, ledger_rows = evidence.bank_rows, evidence.ledger_rows
+    sample, scale = _em_sample(bank_rows, bank.height, est.em_pairs, est.seed)
+    em_codes = {n: codes[n][sample] for n in ESTIMATED_COMPARISONS}
+    start, bank_rows, ledger_rows = start[sample], bank_rows[sample], ledger_rows[sample]
+    inverse, levels, counts = _patterns(em_codes, sizes)
     posterior = np.bincount(inverse, weights=start, minlength=len(counts)) / counts
     matched = _one_to_one(posterior, inverse, bank_rows, ledger_rows, len(counts))
     size_list = [sizes[n] for n in ESTIMATED_COMPARISONS]
@@ -218,7 +238,7 @@ def estimate(evidence: PairEvidence, codes: dict[str, np.ndarray], bank: pl.Data
         if change < est.tolerance:
             converged = True
             break
-    expected = float(matched.sum())
+    expected = float(matched.sum()) * scale
     if not converged:
         warnings.append(f"weight estimation did not converge in {est.max_iterations} rounds: "
                         "the rule set's weights are used (raise scoring.estimation.max_iterations)")

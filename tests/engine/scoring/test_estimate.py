@@ -108,3 +108,16 @@ def test_a_run_with_the_estimated_scorer_records_its_weights(month, tmp_path):
         stored = ws.query("SELECT scorer, count(*) AS n FROM weights GROUP BY scorer")
     assert stored.rows() == [("estimated", weights.height)]
     assert isinstance(EstimatedScorer, type)
+
+
+def test_em_on_a_sample_of_lines_finds_about_the_same_weights(month):
+    """A month with more candidates than scoring.estimation.em_pairs is estimated on the
+    candidates of a sample of bank lines: the weights that decide most pairs barely move."""
+    args = (month["evidence"], month["codes"], month["bank"], month["ledger"])
+    full = estimate(*args, RULES)
+    sampled_rules = RULES.with_changes(scoring={"scorer": "estimated", "estimation": {"em_pairs": 1_500}})
+    sampled = estimate(*args, sampled_rules)
+    assert month["evidence"].size > 2 * 1_500 and sampled.converged
+    assert abs(sampled.prior - full.prior) < 1.0
+    for name, level in (("reference", 0), ("amount", 0), ("name", 2)):
+        assert abs(sampled.weights[name][level] - full.weights[name][level]) < 1.5
