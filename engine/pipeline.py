@@ -430,7 +430,8 @@ def _pair_columns(chosen, picked, scored, bank_prepared, ledger_prepared, rules,
         confidence=picked["confidence"],
         # nothing but the amount and the date ties the lines together: no payer name to compare
         # (or none in a comparable script) and no reference
-        _unconfirmed=picked["name_level"].is_in(["missing", "different script"]) & (picked["ref_level"] == "none"),
+        _unconfirmed=picked["name_level"].is_in(["missing", "different script"]) & (picked["ref_level"] == "none")
+        & th.auto_needs_name_or_reference,
         amount_bank=picked["amount_bank"],
         amount_ledger=picked["amount_ledger"],
         currency=picked["currency"],

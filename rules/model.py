@@ -335,6 +335,8 @@ class Thresholds(_Strict):
     auto: float = Field(0.97, gt=0, le=1)
     review: float = Field(0.5, gt=0, le=1)
     ambiguity_margin: float = Field(1.0, ge=0, le=30)  # bits (log2 odds)
+    # a pair with no comparable payer name and no reference is never matched automatically
+    auto_needs_name_or_reference: bool = True
 
     @model_validator(mode="after")
     def _review_below_auto(self) -> Thresholds:

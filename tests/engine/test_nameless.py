@@ -44,3 +44,11 @@ def test_a_unique_amount_on_the_same_day_is_still_not_proof(tmp_path):
 def test_a_reference_makes_a_nameless_line_automatic(tmp_path):
     rows = _run(tmp_path, "B1,2026-10-02,5000.00,HKD,TT IN INV-2026-01070,,,001\n")
     assert (rows["B1"]["ledger_ids"], rows["B1"]["status"]) == ("INV-2026-01070", "auto")
+
+
+def test_the_rule_set_may_let_a_unique_amount_decide_alone(tmp_path):
+    (tmp_path / "bank.csv").write_text(HEADER_BANK + "B1,2026-10-20,39300.00,HKD,CHEQUE DEPOSIT,,,001\n", encoding="utf-8")
+    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + LEDGER, encoding="utf-8")
+    rules = recon.default_rules().with_changes(thresholds={"auto_needs_name_or_reference": False})
+    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", rules=rules)
+    assert result.proposals.row(0, named=True)["status"] == "auto"
