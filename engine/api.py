@@ -25,8 +25,9 @@ import polars as pl
 import feeds
 from engine.adapters import canonical_csv_view, write_outputs
 from engine.pipeline import MatchOutcome, match_prepared, prepare_bank_frame, prepare_ledger_frame
-from engine.prepare.names import read_aliases
+from engine.prepare.names import checked_aliases
 from engine.store import Workspace
+from feeds.aliases import read_aliases
 from models.errors import InputError
 from models.schema import REJECTS_SCHEMA, FileStats, LoadResult
 from rules.model import RuleSet, default_rules, load_rules
@@ -227,7 +228,7 @@ def match(
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     rules = _checked_inputs(bank, ledger, rules)
-    alias_table = read_aliases(aliases) if aliases is not None else None
+    alias_table = checked_aliases(read_aliases(aliases)) if aliases is not None else None
 
     # the two sides are independent: read and prepare them side by side (the readers and the
     # preparation are polars-bound), each side prepared as soon as it is read

@@ -170,7 +170,7 @@ def match_frames(
         Processor payout lines (``models.schema.PAYOUT_LINE_SCHEMA``); without them processor
         credits are matched to orders with an inferred fee (always for review).
     aliases
-        Names that are the same party in any script (:func:`engine.prepare.names.read_aliases`).
+        Names that are the same party in any script (:func:`feeds.aliases.read_aliases`).
 
     Returns
     -------
@@ -187,7 +187,7 @@ def match_frames(
 
 def prepare_bank_frame(bank: pl.DataFrame, aliases: pl.DataFrame | None = None) -> pl.DataFrame:
     """The bank side of a run: canonical bank lines in id order, prepared for matching
-    (``aliases``: the workspace's alias table, :func:`engine.prepare.names.read_aliases`).
+    (``aliases``: the workspace's alias table, :func:`feeds.aliases.read_aliases`).
 
     The canonical row order (by id) breaks ties the same way whatever order the files listed
     the lines in, so the same inputs always give the same proposals and ids."""

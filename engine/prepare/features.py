@@ -130,7 +130,7 @@ def prepare_bank(bank: pl.DataFrame, *, aliases: pl.DataFrame | None = None) -> 
         Canonical bank lines.
     aliases
         An alias table with ``name`` and ``alias`` columns
-        (:func:`engine.prepare.names.read_aliases`), or None.
+        (:func:`feeds.aliases.read_aliases`), or None.
     """
     text = pl.concat_str(
         [pl.col("description").fill_null(""), pl.col("reference").fill_null("")], separator=" "
@@ -191,7 +191,7 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet, *, aliases: pl.DataFram
         The rule set (date windows per ledger type).
     aliases
         An alias table with ``name`` and ``alias`` columns
-        (:func:`engine.prepare.names.read_aliases`), or None.
+        (:func:`feeds.aliases.read_aliases`), or None.
     """
     doc_ref = pl.coalesce(_nonempty("reference"), pl.col("id"))
     # other document numbers the item's text carries (our cheque number on a bill, a PO

@@ -6,17 +6,12 @@ counterparty (``Kam Wing Trading Company Limited``) are reduced to the same key
 it. Beside the key, the per-name features the comparison
 (:func:`engine.scoring.names.compare_names`) needs: the numbers a name carries
 (:func:`text_numbers`, :func:`counterparty_numbers`), its initials signature
-(:func:`name_initials`) and its alias group (:func:`read_aliases`, :func:`alias_groups`,
+(:func:`name_initials`) and its alias group (:func:`checked_aliases`, :func:`alias_groups`,
 :func:`alias_key`). Pure expression builders, as in :mod:`engine.prepare.text`, except the
 alias table's reader.
 """
 
 from __future__ import annotations
-
-import csv
-import io
-from os import PathLike
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -28,14 +23,13 @@ from models.errors import FeedFormatError
 
 __all__ = [
     "ALIAS_GROUPS_SCHEMA",
-    "ALIAS_SCHEMA",
     "alias_groups",
     "alias_key",
     "counterparty_numbers",
     "name_codes",
     "name_initials",
     "name_key",
-    "read_aliases",
+    "checked_aliases",
     "text_numbers",
 ]
 
@@ -357,120 +351,35 @@ def name_initials(key: pl.Expr) -> pl.Expr:
 # alias table
 # --------------------------------------------------------------------------------------------
 
-#: columns of an alias table (:func:`read_aliases`)
-ALIAS_SCHEMA: dict[str, pl.DataType] = {"name": pl.String, "alias": pl.String, "source_line": pl.Int64}
 #: columns of the resolved alias groups (:func:`alias_groups`)
 ALIAS_GROUPS_SCHEMA: dict[str, pl.DataType] = {"name_key": pl.String, "alias_key": pl.String}
 
 
-def read_aliases(path: str | PathLike[str]) -> pl.DataFrame:
-    """Read an alias table: which names, in any script, are the same party.
-
-    The file is UTF-8 CSV (a BOM is allowed) with a header naming the columns ``name`` and
-    ``alias`` (any order, case-insensitive; other columns are ignored, e.g. a note), one link
-    a row::
-
-        name,alias
-        陳大文,CHAN TAI MAN
-        金港貿易有限公司,GOLDEN HARBOUR TRADING CO LTD
-        GOLDEN HARBOUR TRADING CO LTD,GH TRADING
-
-    Names linked directly or through a chain are one party (:func:`alias_groups`). Blank lines
-    are skipped; a value containing a comma is quoted (``"Kam Wing, Ltd"``).
-
-    Parameters
-    ----------
-    path
-        The file; kept per workspace, as data.
-
-    Returns
-    -------
-    pl.DataFrame
-        :data:`ALIAS_SCHEMA`: ``name`` and ``alias`` exactly as written (byte for byte, blanks
-        around a value removed) and the ``source_line`` (1-based line of the row), in file
-        order.
+def checked_aliases(aliases: pl.DataFrame) -> pl.DataFrame:
+    """``aliases`` (as :func:`feeds.aliases.read_aliases` reads them) once every name and alias
+    is a name: a value that normalises to nothing (only digits, a reference or a legal form)
+    cannot link a payer, and is reported with its file and line.
 
     Raises
     ------
     FeedFormatError
-        Naming the file and, for a bad row, its line: the file cannot be read, is not UTF-8
-        or is empty; the header lacks ``name`` or ``alias``; a row has a missing field or an
-        empty value; a value leaves no name once normalised (only digits, a reference or a
-        legal form). The first bad row is named, with the count of the others.
-
-    Examples
-    --------
-    >>> aliases = read_aliases("aliases.csv")  # doctest: +SKIP
-    >>> aliases.row(0)  # doctest: +SKIP
-    ('陳大文', 'CHAN TAI MAN', 2)
+        The first such row, with the count of the others.
     """
-    source = str(path)
-    try:
-        data = Path(source).read_bytes()
-    except OSError as error:
-        raise FeedFormatError(source, f"cannot be read as an alias table ({error.strerror or error})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise FeedFormatError(
-            source, f"is not UTF-8 (byte 0x{data[error.start]:02x}); re-save the alias table as 'CSV UTF-8'",
-            line=line,
-        ) from None
-    physical = text.splitlines()
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    header_line = 0
-    rows: list[tuple[int, list[str]]] = []
-    end = 0  # physical line where the previous record ended
-    try:
-        for record in reader:
-            start, end = end + 1, reader.line_num
-            if not any(field.strip() for field in record):
-                continue  # blank line
-            if header is None:
-                header, header_line = [field.strip().lower() for field in record], start
-            else:
-                rows.append((start, record))
-    except csv.Error as error:
-        raise FeedFormatError(source, f"is not a readable CSV ({error})", line=reader.line_num) from None
-    if header is None:
-        raise FeedFormatError(source, "is empty; an alias table has the header name,alias and one link a row")
-    missing = [column for column in ("name", "alias") if column not in header]
-    if missing:
-        raise FeedFormatError(
-            source,
-            f"has no {' or '.join(repr(c) for c in missing)} column; the header must name the columns name,alias",
-            line=header_line, raw=physical[header_line - 1],
-        )
-    columns = {column: header.index(column) for column in ("name", "alias")}
-    problems: list[tuple[int, str]] = []
-    values: dict[str, list[str | None]] = {"name": [], "alias": []}
-    for line, record in rows:
-        for column, at in columns.items():
-            value = record[at].strip() if at < len(record) else None
-            values[column].append(value)
-            if value is None:
-                problems.append((line, f"has no {column} (the row has {len(record)} field(s)); write name,alias"))
-            elif value == "":
-                problems.append((line, f"the {column} is empty; every row links a name to an alias"))
-    table = pl.DataFrame(
-        {**values, "source_line": [line for line, _ in rows]}, schema=ALIAS_SCHEMA
-    )
-    keys = table.select(name=name_key(pl.col("name")), alias=name_key(pl.col("alias")))
+    keys = aliases.select(name=name_key(pl.col("name")), alias=name_key(pl.col("alias")))
+    problems: list[tuple[int, str, str]] = []
     for column in ("name", "alias"):
-        unnamed = table.filter(keys[column].is_null() & (pl.col(column).fill_null("") != ""))
+        unnamed = aliases.filter(keys[column].is_null() & (pl.col(column).fill_null("") != ""))
         problems += [
-            (line, f"the {column} {value!r} is no name once normalised (only digits, references or a legal "
-                   "form are left out of names); write the party's name")
-            for value, line in unnamed.select(column, "source_line").iter_rows()
+            (line, source, f"the {column} {value!r} is no name once normalised (only digits, references or a "
+                           "legal form are left out of names); write the party's name")
+            for value, source, line in unnamed.select(column, "source_file", "source_line").iter_rows()
         ]
     if problems:
         problems.sort()
-        line, problem = problems[0]
+        line, source, problem = problems[0]
         more = f" ({len(problems) - 1} more problem(s) in the file)" if len(problems) > 1 else ""
-        raise FeedFormatError(source, problem + more, line=line, raw=physical[line - 1])
-    return table
+        raise FeedFormatError(source, problem + more, line=line)
+    return aliases
 
 
 def _token_sorted(key: pl.Expr) -> pl.Expr:
@@ -491,7 +400,7 @@ def alias_groups(aliases: pl.DataFrame) -> pl.DataFrame:
     Parameters
     ----------
     aliases
-        ``name`` and ``alias`` (String) columns, as :func:`read_aliases` returns them; rows
+        ``name`` and ``alias`` (String) columns, as :func:`feeds.aliases.read_aliases` returns them; rows
         whose name or alias has no name key are ignored.
 
     Returns
@@ -515,7 +424,7 @@ def alias_groups(aliases: pl.DataFrame) -> pl.DataFrame:
     if missing:
         raise ValueError(
             f"an alias table needs the columns name and alias (missing: {', '.join(missing)}); "
-            "read the file with read_aliases"
+            "read the file with feeds.aliases.read_aliases"
         )
     links = aliases.select(
         name=name_key(pl.col("name")), alias=name_key(pl.col("alias"))

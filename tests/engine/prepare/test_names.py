@@ -11,17 +11,14 @@ import pytest
 from engine.prepare.features import prepare_bank, prepare_ledger
 from engine.prepare.names import (
     ALIAS_GROUPS_SCHEMA,
-    ALIAS_SCHEMA,
     alias_groups,
     alias_key,
     counterparty_numbers,
     name_codes,
     name_initials,
     name_key,
-    read_aliases,
     text_numbers,
 )
-from models.errors import FeedFormatError
 from models.schema import BANK_SCHEMA, LEDGER_SCHEMA
 from rules.model import default_rules
 
@@ -218,71 +215,6 @@ def test_name_codes_whatever_the_process_has_seen(seen_before):
 # --------------------------------------------------------------------------------------------
 # alias table
 # --------------------------------------------------------------------------------------------
-
-
-def _write(tmp_path, text: str, name: str = "aliases.csv", encoding: str = "utf-8"):
-    path = tmp_path / name
-    path.write_bytes(text.encode(encoding))
-    return path
-
-
-def test_read_aliases_keeps_names_byte_exact(tmp_path):
-    path = _write(tmp_path, "name,alias\n陳大文,CHAN TAI MAN\n金港貿易有限公司,GOLDEN HARBOUR TRADING CO LTD\n")
-    table = read_aliases(path)
-    assert table.schema == pl.Schema(ALIAS_SCHEMA)
-    assert table.rows() == [
-        ("陳大文", "CHAN TAI MAN", 2),
-        ("金港貿易有限公司", "GOLDEN HARBOUR TRADING CO LTD", 3),
-    ]
-    assert table["name"][1].encode("utf-8") == "金港貿易有限公司".encode()
-
-
-def test_read_aliases_header_in_any_order_bom_blank_lines_quotes_and_extra_columns(tmp_path):
-    path = _write(tmp_path, '\ufeffNote, Alias ,NAME\r\n\r\nold name,"KAM WING, LTD",金永\r\n')
-    assert read_aliases(path).rows() == [("金永", "KAM WING, LTD", 3)]
-
-
-@pytest.mark.parametrize(
-    ("text", "line", "words"),
-    [
-        ("name,other\n陳大文,CHAN TAI MAN\n", 1, "no 'alias' column"),
-        ("alias\nCHAN TAI MAN\n", 1, "no 'name' column"),
-        ("name,alias\n陳大文,CHAN TAI MAN\n金港貿易\n", 3, "has no alias"),
-        ("name,alias\n陳大文,CHAN TAI MAN\n金港貿易,  \n", 3, "the alias is empty"),
-        ("name,alias\n,CHAN TAI MAN\n", 2, "the name is empty"),
-        ("name,alias\n陳大文,12345\n", 2, "'12345' is no name"),
-        ("name,alias\n陳大文,\nx,\n", 2, "1 more problem"),
-    ],
-)
-def test_read_aliases_bad_rows_name_the_file_and_line(tmp_path, text, line, words):
-    path = _write(tmp_path, text)
-    with pytest.raises(FeedFormatError) as raised:
-        read_aliases(path)
-    assert raised.value.line == line
-    assert str(raised.value).startswith(f"{path}:{line}: ")
-    assert words in str(raised.value)
-
-
-@pytest.mark.parametrize(
-    ("content", "words"),
-    [
-        (b"", "is empty"),
-        (b"\n\n", "is empty"),
-        ("name,alias\n陳大文,CHAN\n".encode("big5"), "is not UTF-8"),
-    ],
-)
-def test_read_aliases_unreadable_files(tmp_path, content, words):
-    path = tmp_path / "aliases.csv"
-    path.write_bytes(content)
-    with pytest.raises(FeedFormatError, match=words) as raised:
-        read_aliases(path)
-    assert str(path) in str(raised.value)
-
-
-def test_read_aliases_missing_file_names_it(tmp_path):
-    with pytest.raises(FeedFormatError, match="cannot be read") as raised:
-        read_aliases(tmp_path / "missing.csv")
-    assert "missing.csv" in str(raised.value)
 
 
 def _table(rows: list[tuple[str, str]]) -> pl.DataFrame:

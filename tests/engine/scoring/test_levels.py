@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 
 from engine.pipeline import prepare_bank_frame, prepare_ledger_frame
-from engine.prepare.names import read_aliases
 from engine.scoring.evidence import measure_pairs
 from engine.scoring.levels import COMPARISONS, comparisons_for
 from engine.scoring.score import level_codes
+from feeds.aliases import read_aliases
 from models.schema import BANK_SCHEMA, LEDGER_SCHEMA
 from rules.model import default_rules, from_mapping
 

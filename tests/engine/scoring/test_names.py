@@ -11,13 +11,13 @@ import pytest
 from rapidfuzz import fuzz
 
 from engine.prepare.features import prepare_bank, prepare_ledger
-from engine.prepare.names import read_aliases
 from engine.scoring.names import (
     NameComparison,
     compare_names,
     name_similarity,
     pair_name_similarity,
 )
+from feeds.aliases import read_aliases
 from models.schema import BANK_SCHEMA, LEDGER_SCHEMA
 from rules.model import default_rules
 
