@@ -15,7 +15,8 @@ instalment, not a 2% discount. So an ``auto`` proposal goes to ``review``, namin
 - or it leaves part of an item open (instalments so far) and such a bank line has exactly what
   stays open.
 
-Everything is a join on (currency, amount): a proposal meets only the lines of its exact amount.
+Everything is a join on (currency, amount) or (currency, payer), each key offering at most
+MAX_LINES_PER_KEY open lines: a month where one amount or one payer is everywhere stays bounded.
 """
 
 from __future__ import annotations
@@ -46,6 +47,17 @@ def _compatible(pairs: pl.DataFrame) -> pl.Series:
     return pl.Series(ok)
 
 
+#: open lines one key (an amount, a payer) offers every proposal that asks for it: a month where
+#: one amount or one payer is everywhere (thousands of 100.00 lines) must not multiply the
+#: proposals by the lines; the first few are enough to show the doubt
+MAX_LINES_PER_KEY = 20
+
+
+def _at_most(lines: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """At most :data:`MAX_LINES_PER_KEY` lines of each ``key``, in the frame's order."""
+    return lines.filter(pl.int_range(pl.len()).over(key) < MAX_LINES_PER_KEY)
+
+
 def _part_of_the_rest(totals: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, taken: pl.DataFrame,
                       window: int) -> pl.DataFrame:
     """For the proposals that leave part of an item open: open bank lines of the item's payer
@@ -60,6 +72,8 @@ def _part_of_the_rest(totals: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataF
     open_lines = bank.select("id", "day", "currency", "amount_minor", name="name_key").join(
         taken.filter(pl.col("side") == "bank").select("id"), on="id", how="anti"
     ).filter(pl.col("name").fill_null("") != "")
+    # the payer's smallest open credits are the ones that could be part of the rest
+    open_lines = _at_most(open_lines.sort(pl.col("amount_minor").abs()), ["currency", "name"])
     return (
         partial.join(ledger.select(ledger_id="id", name="name_key"), on="ledger_id")
         .join(bank.select(bank_id="id", bank_day="day"), on="bank_id")
@@ -134,9 +148,9 @@ def demand_proof(proposals: pl.DataFrame, match_lines: pl.DataFrame, open_minor:
     window = rules.compound.instalment_window_days
     found = []
     for side, frame in (("bank", bank), ("ledger", ledger)):
-        open_lines = frame.select("id", "day", "currency", "amount_minor", "name_key").join(
+        open_lines = _at_most(frame.select("id", "day", "currency", "amount_minor", "name_key").join(
             taken.filter(pl.col("side") == side).select("id"), on="id", how="anti"
-        )
+        ).filter(pl.col("amount_minor").is_in(wanted["amount_minor"].unique().implode())), ["currency", "amount_minor"])
         hits = (
             wanted.filter(pl.col("side") == side)
             .join(open_lines.rename({"id": "other_id", "day": "other_day", "name_key": "name_line"}),
