@@ -171,6 +171,7 @@ class MatchResult:
                 },
                 counts=counts or self.counts,
                 out_dir=str(out_dir),
+                warnings=list(self.outcome.warnings),
                 weights=self.outcome.weights,
                 scorer=self.outcome.scorer_kind,
             )

@@ -1,6 +1,6 @@
 """Assignment with groups (engine stage 4b): choose a consistent set of pairs and groups.
 
-Candidate groups (:mod:`engine.groups`) and candidate pairs compete for the same bank lines and
+Candidate groups (:mod:`engine.candidates.groups`) and candidate pairs compete for the same bank lines and
 ledger items. Every line and item may be used by at most one chosen candidate (a group uses its
 members in full), and the chosen set maximises the total weight (evidence in bits above the
 review threshold) of each connected component. That is a weighted set-packing problem, solved

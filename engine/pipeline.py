@@ -20,12 +20,10 @@ import duckdb
 import polars as pl
 
 from engine.assignment import EXACT_METHOD
-from engine.candidates import generate_candidates
-from engine.compound import compound_groups
-from engine.fx import fx_groups
+from engine.candidates.caps import CapLog
+from engine.candidates.generate import candidate_groups
+from engine.candidates.pairs import generate_candidates
 from engine.group_assignment import assign_with_groups
-from engine.groups import adjustment_total, conform, empty_groups
-from engine.payouts import inferred_payout_groups, report_linked_ledger, report_payout_groups
 from engine.prepare.features import prepare_bank, prepare_ledger
 from engine.scoring import explain, score_candidates, with_evidence
 from engine.scoring.differences import cause as difference_cause
@@ -211,12 +209,13 @@ def match_prepared(
     :func:`prepare_ledger_frame` (a caller that reads the files can prepare each side as soon as
     it is read); ``timings`` are carried over into the outcome's."""
     timings = dict(timings or {})
+    caps = CapLog()
 
     # the group generators and the pair stages are independent: run them side by side (both
     # are mostly Polars/numpy work, which releases the GIL)
     def timed_groups() -> tuple[pl.DataFrame, float]:
         start = time.perf_counter()
-        return (candidate_groups(bank_prepared, ledger_prepared, rules, fx_rates, payout_lines),
+        return (candidate_groups(bank_prepared, ledger_prepared, rules, fx_rates, payout_lines, caps=caps),
                 time.perf_counter() - start)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -262,7 +261,7 @@ def match_prepared(
     view_inputs = (bank_prepared.select("id", "amount_minor", "currency", "name_key"),
                    ledger_prepared.select("id", "amount_minor", "doc_ref", "name_key", "type_norm"), rules)
     return MatchOutcome(*outputs, scored.drop("weight"), timings, view_inputs, scorer_kind=scorer.kind,
-                        weights=scorer.weights(), warnings=list(getattr(scorer, "warnings", [])))
+                        weights=scorer.weights(), warnings=[*getattr(scorer, "warnings", []), *caps.messages()])
 
 
 def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, bank_prepared, ledger_prepared, rules,
@@ -603,42 +602,6 @@ def _unconvertible(unmatched_ledger: pl.DataFrame, bank_prepared: pl.DataFrame,
 def _confidence(score: pl.Expr) -> pl.Expr:
     """Confidence of a score in bits: 1 / (1 + 2 ** -score), as for pairs."""
     return 1.0 / (1.0 + pl.lit(2.0).pow(-score))
-
-
-def candidate_groups(
-    bank_prepared: pl.DataFrame,
-    ledger_prepared: pl.DataFrame,
-    rules: RuleSet,
-    fx_rates: pl.DataFrame | None = None,
-    payout_lines: pl.DataFrame | None = None,
-) -> pl.DataFrame:
-    """Every candidate group (``engine.groups.GROUP_SCHEMA``) of the run: one bank line to
-    several items and back, FX receipts, processor payouts (from the report when given, else
-    inferred). A group that does not balance exactly (bank total = ledger total + adjustments)
-    is a defect of its generator and is refused here."""
-    frames = [compound_groups(bank_prepared, ledger_prepared, rules)]
-    if fx_rates is not None and fx_rates.height:
-        frames.append(fx_groups(bank_prepared, ledger_prepared, fx_rates, rules))
-    explained = None
-    if payout_lines is not None and payout_lines.height:
-        report = conform(report_payout_groups(bank_prepared, ledger_prepared, payout_lines, rules))
-        frames.append(report)
-        explained = report_linked_ledger(ledger_prepared, payout_lines)
-    frames.append(inferred_payout_groups(bank_prepared, ledger_prepared, rules, exclude_ledger=explained))
-    groups = pl.concat([conform(f) for f in frames]) if frames else empty_groups()
-    bank_total = (
-        groups.select(pl.int_range(pl.len()).alias("g"), "bank_idx").explode("bank_idx")
-        .join(bank_prepared.select("bank_idx", "amount_minor"), on="bank_idx", how="left")
-        .group_by("g").agg(pl.col("amount_minor").sum()).sort("g")["amount_minor"]
-    )
-    balanced = groups.select(
-        pl.col("ledger_total") + adjustment_total(pl.col("adjustments"))
-    ).to_series() == bank_total
-    if not balanced.all():
-        raise AssertionError(
-            f"{(~balanced).sum()} candidate group(s) do not balance: {groups.filter(~balanced).head(3)}"
-        )
-    return groups
 
 
 def _member_frames(chosen: pl.DataFrame, bank_prepared: pl.DataFrame,

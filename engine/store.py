@@ -49,6 +49,8 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS weights (
         run_id VARCHAR, scorer VARCHAR, comparison VARCHAR, level VARCHAR, label VARCHAR,
         prior_weight DOUBLE, weight DOUBLE, m DOUBLE, u_candidates DOUBLE, u_random DOUBLE)""",
+    # what a run warned about (an estimation that fell back, a generator cap that bit, ...)
+    "CREATE TABLE IF NOT EXISTS run_warnings (run_id VARCHAR, seq INTEGER, message VARCHAR)",
     """CREATE TABLE IF NOT EXISTS rejects (
         run_id VARCHAR, source_file VARCHAR, line BIGINT, "column" VARCHAR, reason VARCHAR,
         raw VARCHAR)""",
@@ -139,6 +141,7 @@ class Workspace:
         out_dir: str,
         weights: pl.DataFrame | None = None,
         scorer: str = "rules",
+        warnings: list[str] | None = None,
     ) -> dict[str, int]:
         """Record one run atomically; returns how many bank/ledger lines were new.
 
@@ -156,6 +159,10 @@ class Workspace:
             self._append("rejects", rejects, run_id)
             if weights is not None and weights.height:
                 self._append("weights", weights.with_columns(pl.lit(scorer).alias("scorer")), run_id)
+            if warnings:
+                self._append("run_warnings", pl.DataFrame(
+                    {"seq": list(range(len(warnings))), "message": list(warnings)},
+                    schema={"seq": pl.Int32, "message": pl.Utf8}), run_id)
             if callable(counts):
                 counts = counts()
             self.con.execute(

@@ -251,6 +251,18 @@ def _default_commonness_levels() -> list[CommonnessLevel]:
     ]
 
 
+class GroupWeights(_Strict):
+    """Evidence of compound groups (``[weights.groups]``), in bits on the pair scale: what
+    :mod:`engine.candidates.compound` adds for an exact total, a batch, a day block, a payer
+    subset, instalments and remainders."""
+
+
+class PayoutWeights(_Strict):
+    """Evidence of processor payouts (``[weights.payouts]``), in bits on the pair scale: what
+    :mod:`engine.candidates.payouts` adds for a payout id in the bank text, an exact net, a fee
+    in the band, ... with and without a processor report."""
+
+
 class Weights(_Strict):
     prior: float = -5.0
     reference: ReferenceWeights = ReferenceWeights()
@@ -270,6 +282,8 @@ class Weights(_Strict):
     unique_amount: float = 2.5
     competing_amount: float = 0.0
     oldest_first: float = 2.0  # same payer, same amount: k-th payment to the k-th oldest item
+    groups: GroupWeights = GroupWeights()
+    payouts: PayoutWeights = PayoutWeights()
 
     @field_validator("name")
     @classmethod

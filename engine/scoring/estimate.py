@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from engine.candidates import tolerance_expr
+from engine.candidates.tolerance import tolerance_expr
 from engine.scoring.evidence import PairEvidence, measure_pairs
 from engine.scoring.levels import COMPARISONS, comparisons_for
 from engine.scoring.scorers import RulesScorer, competing_penalty, weights_frame

@@ -232,7 +232,7 @@ def _amount_counts(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> 
     """Per ledger item, how many ledger items have its currency and amount; per bank line, how
     many ledger items of its currency and sign lie within the tolerance of its amount (sorted
     searches over one integer key per line: currency, then amount)."""
-    from engine.candidates import tolerance_expr
+    from engine.candidates.tolerance import tolerance_expr
 
     amount_count = ledger.select(pl.len().over("currency", "amount_minor")).to_series().to_numpy()
     currencies = sorted(set(bank["currency"].unique().to_list()) | set(ledger["currency"].unique().to_list()))

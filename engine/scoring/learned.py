@@ -957,7 +957,7 @@ def train_scorer(bank: pl.DataFrame, ledger: pl.DataFrame, labels: pl.DataFrame,
     InputError
         No candidate pairs, or no labelled match or non-match among them.
     """
-    from engine.candidates import generate_candidates
+    from engine.candidates.pairs import generate_candidates
     from engine.scoring.evidence import measure_pairs
     from engine.scoring.score import confidence_of, level_codes
 

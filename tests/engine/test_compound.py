@@ -5,8 +5,8 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from engine.compound import compound_groups
-from engine.groups import GROUP_SCHEMA, adjustment_total
+from engine.candidates.compound import compound_groups
+from engine.candidates.groups import GROUP_SCHEMA, adjustment_total
 from engine.prepare.features import prepare_bank, prepare_ledger
 from models.schema import BANK_SCHEMA, LEDGER_SCHEMA
 from rules import default_rules

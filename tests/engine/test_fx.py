@@ -7,8 +7,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import polars as pl
 import pytest
 
-from engine.fx import fx_groups, rate_fractions
-from engine.groups import GROUP_SCHEMA
+from engine.candidates.fx import fx_groups, rate_fractions
+from engine.candidates.groups import GROUP_SCHEMA
 from engine.prepare.features import prepare_bank, prepare_ledger
 from feeds.fx import FX_SCHEMA
 from models.schema import BANK_SCHEMA, LEDGER_SCHEMA

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from engine import group_assignment as ga
-from engine.groups import conform
+from engine.candidates.groups import conform
 
 
 def _pairs(rows):

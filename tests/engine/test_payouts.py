@@ -7,8 +7,12 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from engine.groups import GROUP_SCHEMA, adjustment_total
-from engine.payouts import inferred_payout_groups, report_linked_ledger, report_payout_groups
+from engine.candidates.groups import GROUP_SCHEMA, adjustment_total
+from engine.candidates.payouts import (
+    inferred_payout_groups,
+    report_linked_ledger,
+    report_payout_groups,
+)
 from engine.prepare.features import prepare_bank, prepare_ledger
 from models.schema import BANK_SCHEMA, LEDGER_SCHEMA, PAYOUT_LINE_SCHEMA
 from rules import default_rules

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.generate import generate, save
 from engine import api
-from engine.candidates import generate_candidates
+from engine.candidates.pairs import generate_candidates
 from engine.pipeline import prepare_bank_frame, prepare_ledger_frame
 from engine.scoring.estimate import EstimatedScorer, estimate, estimate_scorer, random_pairs
 from engine.scoring.evidence import measure_pairs

@@ -18,7 +18,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 from benchmarks.generate import generate, save
 from engine import api
-from engine.candidates import generate_candidates
+from engine.candidates.pairs import generate_candidates
 from engine.evaluate import load_truth
 from engine.pipeline import prepare_bank_frame, prepare_ledger_frame
 from engine.scoring.evidence import measure_pairs

@@ -2,7 +2,7 @@
 Payments, PayPal, ... against the shop orders they settle.
 
 Two generators, both returning candidate groups of kind ``payout`` in
-:data:`engine.groups.GROUP_SCHEMA`:
+:data:`engine.candidates.groups.GROUP_SCHEMA`:
 
 * :func:`report_payout_groups` -- with a processor report (the canonical payout table,
   :data:`models.schema.PAYOUT_LINE_SCHEMA`): one group per (payout, bank credit) link. The
@@ -26,7 +26,8 @@ from decimal import Decimal
 import numpy as np
 import polars as pl
 
-from engine.groups import ADJUSTMENT_DTYPE, conform, empty_groups
+from engine.candidates.caps import CapLog
+from engine.candidates.groups import ADJUSTMENT_DTYPE, conform, empty_groups
 from models.money import format_minor_expr
 from rules.model import RuleSet
 
@@ -344,7 +345,7 @@ def report_payout_groups(
     Returns
     -------
     pl.DataFrame
-        Groups in :data:`engine.groups.GROUP_SCHEMA`, kind ``payout``: the bank credit, the
+        Groups in :data:`engine.candidates.groups.GROUP_SCHEMA`, kind ``payout``: the bank credit, the
         orders and credit notes the payout's lines name, ``ledger_total`` their sum and the
         adjustments ``processor_fee`` (fees the report shows: per-line fees and fee rows),
         ``unlinked_report_lines`` (gross of lines with no ledger item) and ``report_difference``
@@ -631,6 +632,7 @@ def inferred_payout_groups(
     ledger_prepared: pl.DataFrame,
     rules: RuleSet,
     exclude_ledger: pl.Series | None = None,
+    caps: CapLog | None = None,
 ) -> pl.DataFrame:
     """Without processor data: a processor's bank credit vs the orders of consecutive
     settlement days.
@@ -658,7 +660,7 @@ def inferred_payout_groups(
     Returns
     -------
     pl.DataFrame
-        Groups in :data:`engine.groups.GROUP_SCHEMA`, kind ``payout``, all fitting ranges (the
+        Groups in :data:`engine.candidates.groups.GROUP_SCHEMA`, kind ``payout``, all fitting ranges (the
         assignment keeps one store's payouts from overlapping). ``review_reason`` is set unless
         the fee is exactly zero. The score rewards store words matched, a typical fee
         (2-4.5 %), and each order covered (so covering consecutive days completely wins).

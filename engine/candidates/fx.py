@@ -4,7 +4,7 @@ in another currency.
 A USD invoice paid into the HKD account arrives as HKD: the invoice amount converted at the
 bank's buying rate (a little below the published rate: the spread) and, sometimes, less a flat
 charge of the remitting or receiving bank. :func:`fx_groups` proposes such pairs as candidate
-groups (:data:`engine.groups.GROUP_SCHEMA`, kind ``one_to_one``):
+groups (:data:`engine.candidates.groups.GROUP_SCHEMA`, kind ``one_to_one``):
 
 1. **Rate.** The published rate (the ``--fx`` table of :func:`feeds.fx.read_fx_csv`) of the
    bank date, or the nearest earlier one at most ``fx.max_rate_age_days`` old (a Polars
@@ -41,7 +41,7 @@ import numpy as np
 import polars as pl
 from rapidfuzz import fuzz, process
 
-from engine.groups import ADJUSTMENT_DTYPE, GROUP_SCHEMA, conform, empty_groups
+from engine.candidates.groups import ADJUSTMENT_DTYPE, GROUP_SCHEMA, conform, empty_groups
 from engine.scoring import explain, score_candidates
 from engine.scoring.explain import CODE_COLUMNS
 from engine.scoring.levels import comparisons_for, level_weights
@@ -500,7 +500,7 @@ def _could_reach(df: pl.DataFrame, bank_prepared: pl.DataFrame, ledger_prepared:
 def fx_groups(
     bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, rates: pl.DataFrame, rules: RuleSet
 ) -> pl.DataFrame:
-    """Candidate groups (:data:`engine.groups.GROUP_SCHEMA`, kind ``one_to_one``) pairing a bank
+    """Candidate groups (:data:`engine.candidates.groups.GROUP_SCHEMA`, kind ``one_to_one``) pairing a bank
     line with a ledger item in another currency, converted at the bank date's rate.
 
     Parameters

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
+from engine.candidates.tolerance import tolerance_expr
 from rules.model import RuleSet
 
 EXACT, BAND, NAME, REFERENCE = 1, 2, 4, 8
@@ -165,25 +166,6 @@ def window_pairs(
     starts = np.repeat(lo - np.cumsum(count) + count, count)
     positions = starts + np.arange(total)
     return bank_ok[rep], sorted_rows[positions]
-
-
-def _tolerance(amount: np.ndarray, abs_minor: int, pct_num: int, pct_den: int, max_minor: int) -> np.ndarray:
-    """Per-amount tolerance in minor units, exact integer arithmetic."""
-    pct = np.abs(amount) * pct_num // pct_den
-    return np.minimum(np.maximum(pct, abs_minor), max_minor)
-
-
-def tolerance_expr(amount: pl.Expr, currency: pl.Expr, rules: RuleSet, currencies: list[str]) -> pl.Expr:
-    """Polars expression: the tolerance band (minor units) for ``amount`` in ``currency``."""
-    expr = pl.lit(0, dtype=pl.Int64)
-    for code in currencies:
-        abs_minor, num, den, max_minor = rules.amount.minor(code)
-        band = pl.min_horizontal(
-            pl.max_horizontal(amount.abs() * num // den, pl.lit(abs_minor, dtype=pl.Int64)),
-            pl.lit(max_minor, dtype=pl.Int64),
-        )
-        expr = pl.when(currency == code).then(band).otherwise(expr)
-    return expr
 
 
 def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:

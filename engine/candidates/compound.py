@@ -36,8 +36,10 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from engine.candidates import block_ids, window_pairs
-from engine.groups import ADJUSTMENT_DTYPE, conform, empty_groups
+from engine.candidates.caps import CapLog
+from engine.candidates.groups import ADJUSTMENT_DTYPE, conform, empty_groups
+from engine.candidates.pairs import block_ids, window_pairs
+from engine.candidates.tolerance import tolerance_expr
 from engine.prepare.references import text_reference_keys
 from engine.scoring.names import name_similarity
 from models.money import format_minor_expr
@@ -91,18 +93,6 @@ def _exact_total_bits(total_abs: pl.Expr, floor: float) -> pl.Expr:
         grain = pl.when((total_abs % step) == 0).then(pl.lit(step, dtype=pl.Int64)).otherwise(grain)
     ratio = (total_abs // grain).cast(pl.Float64).clip(lower_bound=1.0)
     return ratio.log(2).clip(floor, MAX_EXACT_TOTAL_BITS)
-
-
-def _tolerance(amount_abs: pl.Expr, currency: pl.Expr, rules: RuleSet, currencies: list[str]) -> pl.Expr:
-    expr = pl.lit(0, dtype=pl.Int64)
-    for code in currencies:
-        abs_minor, num, den, max_minor = rules.amount.minor(code)
-        band = pl.min_horizontal(
-            pl.max_horizontal(amount_abs * num // den, pl.lit(abs_minor, dtype=pl.Int64)),
-            pl.lit(max_minor, dtype=pl.Int64),
-        )
-        expr = pl.when(currency == code).then(band).otherwise(expr)
-    return expr
 
 
 def _bank_charge_max(currency: pl.Expr, rules: RuleSet, currencies: list[str]) -> pl.Expr:
@@ -981,7 +971,7 @@ def _totals(raw: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: 
     df = df.with_columns(currency=bank["currency"].gather(df["bank_idx"].list.first()))
     currencies = df["currency"].unique().drop_nulls().to_list()
     diff = pl.col("bank_total") - pl.col("item_total")
-    tol = _tolerance(pl.col("item_total").abs(), pl.col("currency"), rules, currencies)
+    tol = tolerance_expr(pl.col("item_total"), pl.col("currency"), rules, currencies)
     many_to_one = pl.col("kind") == "many_to_one"
     df = df.with_columns(diff=diff).filter(
         many_to_one | (pl.col("diff") == 0) | (~pl.col("exact_only") & (pl.col("diff").abs() <= tol))
@@ -1118,8 +1108,9 @@ def _coded_sides(bank_prepared: pl.DataFrame,
     return bank, ledger, _Vocab(vocab, currencies, types)
 
 
-def compound_groups(bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
-    """Candidate groups (:data:`engine.groups.GROUP_SCHEMA`) for one bank line settling several
+def compound_groups(bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, rules: RuleSet,
+                    caps: CapLog | None = None) -> pl.DataFrame:
+    """Candidate groups (:data:`engine.candidates.groups.GROUP_SCHEMA`) for one bank line settling several
     ledger items (kind ``one_to_many``) and several bank lines settling one ledger item (kind
     ``many_to_one``).
 

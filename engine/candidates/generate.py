@@ -1,0 +1,60 @@
+"""All candidate groups of a run: every group generator, side by side, checked to balance.
+
+Stage 2b of the engine (after :mod:`engine.candidates.pairs`, beside it in time). Each generator is
+its own module of this package and returns frames of :data:`engine.candidates.groups.GROUP_SCHEMA`;
+this module runs them, concatenates their groups and refuses any group that does not balance.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from engine.candidates.caps import CapLog
+from engine.candidates.compound import compound_groups
+from engine.candidates.fx import fx_groups
+from engine.candidates.groups import adjustment_total, conform, empty_groups
+from engine.candidates.payouts import (
+    inferred_payout_groups,
+    report_linked_ledger,
+    report_payout_groups,
+)
+from rules.model import RuleSet
+
+
+def candidate_groups(
+    bank_prepared: pl.DataFrame,
+    ledger_prepared: pl.DataFrame,
+    rules: RuleSet,
+    fx_rates: pl.DataFrame | None = None,
+    payout_lines: pl.DataFrame | None = None,
+    caps: CapLog | None = None,
+) -> pl.DataFrame:
+    """Every candidate group (``engine.candidates.groups.GROUP_SCHEMA``) of the run: one bank line to
+    several items and back, FX receipts, processor payouts (from the report when given, else
+    inferred). A group that does not balance exactly (bank total = ledger total + adjustments)
+    is a defect of its generator and is refused here. Caps that bit are recorded in ``caps``."""
+    caps = caps if caps is not None else CapLog()
+    frames = [compound_groups(bank_prepared, ledger_prepared, rules, caps=caps)]
+    if fx_rates is not None and fx_rates.height:
+        frames.append(fx_groups(bank_prepared, ledger_prepared, fx_rates, rules))
+    explained = None
+    if payout_lines is not None and payout_lines.height:
+        report = conform(report_payout_groups(bank_prepared, ledger_prepared, payout_lines, rules))
+        frames.append(report)
+        explained = report_linked_ledger(ledger_prepared, payout_lines)
+    frames.append(inferred_payout_groups(bank_prepared, ledger_prepared, rules, exclude_ledger=explained,
+                                         caps=caps))
+    groups = pl.concat([conform(f) for f in frames]) if frames else empty_groups()
+    bank_total = (
+        groups.select(pl.int_range(pl.len()).alias("g"), "bank_idx").explode("bank_idx")
+        .join(bank_prepared.select("bank_idx", "amount_minor"), on="bank_idx", how="left")
+        .group_by("g").agg(pl.col("amount_minor").sum()).sort("g")["amount_minor"]
+    )
+    balanced = groups.select(
+        pl.col("ledger_total") + adjustment_total(pl.col("adjustments"))
+    ).to_series() == bank_total
+    if not balanced.all():
+        raise AssertionError(
+            f"{(~balanced).sum()} candidate group(s) do not balance: {groups.filter(~balanced).head(3)}"
+        )
+    return groups
