@@ -116,16 +116,36 @@ class Compound(_Strict):
 
     Caps keep a dense block from stalling a run: a bank line considers at most
     ``max_block_items`` items of one payer (nearest in date first) and combinations of at most
-    ``max_subset_size`` of them; a listed or batch reference may gather up to ``max_group_items``.
+    ``max_subset_size`` of them; a listed or batch reference may gather up to ``max_group_items``;
+    an item considers at most ``max_instalments`` bank lines of its payer as instalments, and a
+    bank line at most ``max_instalment_items`` items it may be an instalment of. A cap that bites
+    is named in the run's warnings. How alike two names must be to be "the same payer" is not
+    set here: it follows the name levels of ``[weights]`` (see :mod:`engine.candidates.compound`).
     """
 
     max_subset_size: int = Field(4, ge=2, le=8)  # items combined without a listed reference
     max_block_items: int = Field(20, ge=2, le=200)  # items of one payer a bank line combines
     max_group_items: int = Field(200, ge=2, le=100_000)  # items a listed/batch reference gathers
     block_window_days: int = Field(90, ge=0, le=3660)  # payer's items this far before the bank date
-    max_instalments: int = Field(6, ge=2, le=100)  # bank lines paying one ledger item
+    # bank lines paying one ledger item (every subset of them is tried: 2 ** n, so at most 12)
+    max_instalments: int = Field(6, ge=2, le=12)
+    # items of its payer one bank line may be an instalment of (those quoting it first, then nearest)
+    max_instalment_items: int = Field(20, ge=1, le=1_000)
     instalment_window_days: int = Field(120, ge=0, le=3660)
     subset_penalty: float = 1.0  # bits off a reference-less group per log2(combinations tried)
+    # ledger items dated up to this many days after the bank line may still be in a listed or
+    # batch group (an invoice booked a few days after the customer paid it)
+    group_days_after: int = Field(14, ge=0, le=3660)
+    # a day block (a payroll run) is paid on its day or up to this many days later
+    day_block_lag_days: int = Field(3, ge=0, le=60)
+    # a day block of at least this many items is strong evidence; smaller ones are weak
+    day_block_strong_items: int = Field(5, ge=2, le=100_000)
+    # a combination search uses the ledger names at most this much less similar than the best one
+    payer_similarity_spread: float = Field(5.0, ge=0, le=100)
+    # a ledger reference quoted in full in the bank text has at least this many letters and digits
+    full_ref_min_chars: int = Field(6, ge=1, le=100)
+    # a batch reference: letters then digits (separators allowed), at least this many characters
+    batch_key_min_chars: int = Field(6, ge=2, le=100)
 
 
 class FxRules(_Strict):
@@ -166,6 +186,11 @@ class Payouts(_Strict):
     max_settlement_days: int = Field(10, ge=1, le=60)  # days of orders one payout may cover
     max_lag_days: int = Field(10, ge=0, le=60)  # days from the last order day to the bank date
     report_window_days: int = Field(7, ge=0, le=60)  # payout date to bank date, with a report
+    # caps of the inferred search: settlement windows one credit examines (stores x lag days x
+    # window lengths; the stores whose words the bank text names and with the most orders first),
+    # and candidate groups one credit keeps (best scores first)
+    max_windows_per_credit: int = Field(5_000, ge=1, le=10_000_000)
+    max_groups_per_credit: int = Field(20, ge=1, le=10_000)
     sources: list[PayoutSource] = Field(default_factory=list)
 
 
@@ -254,13 +279,62 @@ def _default_commonness_levels() -> list[CommonnessLevel]:
 class GroupWeights(_Strict):
     """Evidence of compound groups (``[weights.groups]``), in bits on the pair scale: what
     :mod:`engine.candidates.compound` adds for an exact total, a batch, a day block, a payer
-    subset, instalments and remainders."""
+    subset, instalments and remainders.
+
+    An exact total of several items is worth ``log2(amount / its roundness)`` bits (a
+    coincidental exact total is about as likely as one in that many), between the amount level's
+    ``exact`` weight and a cap per kind of group."""
+
+    # the most bits an exact total of several items can give (a listed, batch or subset group)
+    max_exact_total_bits: float = Field(20.0, ge=0)
+    # the most bits a day block's exact total gives (below a referenced batch)
+    day_block_max_bits: float = Field(11.0, ge=0)
+    # bits off a day block of fewer than compound.day_block_strong_items items
+    day_block_small_penalty: float = Field(4.0, ge=0)
+    # the most bits instalments' exact total gives (paying the item in full, the last one the
+    # exact remainder); paid in part, the total is no evidence
+    instalment_max_total_bits: float = Field(4.0, ge=0)
+    # per instalment that quotes no usable reference of the item (only its payer's name links it)
+    unreferenced_instalment: float = -1.0
 
 
 class PayoutWeights(_Strict):
     """Evidence of processor payouts (``[weights.payouts]``), in bits on the pair scale: what
     :mod:`engine.candidates.payouts` adds for a payout id in the bank text, an exact net, a fee
     in the band, ... with and without a processor report."""
+
+    # with a processor report
+    payout_id: float = 15.0  # the bank text quotes the payout id (as decisive as a full reference)
+    exact_net: float = 10.0  # the report's net equals the bank amount (multi-line totals rarely collide)
+    processor_named: float = 2.0  # the bank text names the processor (a source's bank words)
+    report_gap: float = -1.0  # per gap: a report line with no ledger item / a net not the bank amount
+    # without processor data (inferred from the orders' calendar)
+    fee_band: float = 3.0  # the credit is the window's gross less a fee inside the band
+    zero_fee: float = 6.0  # the credit equals the window's gross exactly
+    typical_fee: float = 2.0  # the fee is a typical card/wallet fee (typical_fee_min_pct..max_pct)
+    edge_fee: float = 0.0  # the fee is merely inside the band
+    typical_fee_min_pct: float = Field(2.0, ge=0, le=100)
+    typical_fee_max_pct: float = Field(4.5, ge=0, le=100)
+    # the fee is close to the usual one, learnt from the run's confident payouts (a processor
+    # charges one merchant a stable rate, wrong windows scatter over the band): full weight at
+    # the usual fee, none from usual_rate_tolerance_pct percentage points of the gross away
+    usual_rate: float = 2.0
+    usual_rate_tolerance_pct: float = Field(0.75, gt=0, le=100)
+    store_word: float = 2.0  # per store word of the bank text found in the orders' description
+    store_words_max: int = Field(3, ge=0, le=100)  # store words counted at most
+    # per order a window covers (full coverage of consecutive days wins over a shorter fitting
+    # window), at most per_order_max in all (a busy day's 2,000 orders are not 100 bits)
+    per_order: float = 0.05
+    per_order_max: float = Field(3.0, ge=0)
+    # the window is one business day's settlement: its orders and those of the weekend days
+    # before it (Sat + Sun + Mon paid together), as daily rolling payouts are
+    business_day: float = 1.0
+
+    @model_validator(mode="after")
+    def _typical_band(self) -> PayoutWeights:
+        if self.typical_fee_min_pct > self.typical_fee_max_pct:
+            raise ValueError("typical_fee_min_pct must be <= typical_fee_max_pct")
+        return self
 
 
 class Weights(_Strict):

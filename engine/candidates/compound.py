@@ -45,31 +45,36 @@ from engine.scoring.names import name_similarity
 from models.money import format_minor_expr
 from rules.model import RuleSet
 
-#: ledger items dated up to this many days after the bank line may still be in a listed / batch
-#: group (an invoice booked a few days after the customer paid it)
-GROUP_DAYS_AFTER = 14
-#: a day block (a payroll run) is paid on its day or up to this many days later
-DAY_BLOCK_LAG_DAYS = 3
-#: a day block of at least this many items is strong evidence; smaller ones are weak
-DAY_BLOCK_STRONG_ITEMS = 5
-#: at most this many bits for a day block's exact total (below a referenced batch)
-DAY_BLOCK_MAX_BITS = 11.0
-#: bits off a day block of fewer than DAY_BLOCK_STRONG_ITEMS items
-DAY_BLOCK_SMALL_PENALTY = 4.0
-#: the most bits an exact total of several items can give
-MAX_EXACT_TOTAL_BITS = 20.0
-#: a reference-less combination uses the items of ledger names at least this similar
-MIN_PAYER_SIMILARITY = 70.0
-#: a combination search uses the ledger names at most this much less similar than the best one
-PAYER_SIMILARITY_SPREAD = 5.0
-#: a line one item of a payer this similar pays exactly is a one-to-one: no combination search
-SAME_PAYER_SIMILARITY = 95.0
-#: a quoted item whose payer name is at most this similar (same script) is not the payer's
-UNRELATED_SIMILARITY = 50.0
-#: a ledger reference quoted in full in the bank text has at least this many letters and digits
-FULL_REF_MIN_CHARS = 6
-#: a batch reference: letters then digits (separators allowed), at least this many characters
-BATCH_KEY_MIN_CHARS = 6
+
+class _NameBounds(NamedTuple):
+    """How alike two names must be, read from the rule set's name levels (``weights.name``, the
+    same levels that score a pair), so the generators never shadow them."""
+
+    #: one item of a payer this similar pays a line exactly: a one-to-one, no combination search;
+    #: instalments of a payer this similar need no reference (the highest level's minimum)
+    same_payer: float
+    #: a reference-less combination uses ledger names at least this similar (the lowest level
+    #: that still counts for a match)
+    min_payer: float
+    #: a quoted item whose payer name is at most this similar (same script) is another payer's
+    #: (the minimum of the highest level that counts against a match)
+    unrelated: float
+    #: a combination search uses the ledger names at most this much less similar than the best
+    spread: float
+
+
+def _name_bounds(rules: RuleSet) -> _NameBounds:
+    levels = rules.weights.name  # strictly decreasing min_similarity, the last one 0
+    positive = [lv.min_similarity for lv in levels if lv.weight > 0]
+    negative = [lv.min_similarity for lv in levels if lv.weight < 0]
+    same = levels[0].min_similarity
+    return _NameBounds(
+        same_payer=same,
+        min_payer=min(positive) if positive else same,
+        unrelated=max(negative) if negative else 0.0,
+        spread=rules.compound.payer_similarity_spread,
+    )
+
 
 _BATCH_TOKEN = r"[a-z]{1,6}[0-9][0-9/\-]*[0-9]"
 #: what lower-cases to a letter of _BATCH_TOKEN just before a digit: A-Z, a-z and the Kelvin sign
@@ -84,15 +89,15 @@ _MEMBER = pl.List(pl.UInt32)
 # --------------------------------------------------------------------------------------------
 
 
-def _exact_total_bits(total_abs: pl.Expr, floor: float) -> pl.Expr:
-    """Bits of an exact total: log2(amount / its roundness), between ``floor`` and
-    :data:`MAX_EXACT_TOTAL_BITS`. 1508944 (HKD 15,089.44) -> ~20.5 -> 20; 2000000 -> log2(2)."""
+def _exact_total_bits(total_abs: pl.Expr, floor: float, ceiling: float) -> pl.Expr:
+    """Bits of an exact total: log2(amount / its roundness), between ``floor`` and ``ceiling``
+    (``weights.groups.max_exact_total_bits``). 1508944 (HKD 15,089.44) -> ~20.5 -> 20; 2000000 -> log2(2)."""
     grain = pl.lit(1, dtype=pl.Int64)
     for power in range(1, 7):
         step = 10**power
         grain = pl.when((total_abs % step) == 0).then(pl.lit(step, dtype=pl.Int64)).otherwise(grain)
     ratio = (total_abs // grain).cast(pl.Float64).clip(lower_bound=1.0)
-    return ratio.log(2).clip(floor, MAX_EXACT_TOTAL_BITS)
+    return ratio.log(2).clip(floor, max(floor, ceiling))
 
 
 def _bank_charge_max(currency: pl.Expr, rules: RuleSet, currencies: list[str]) -> pl.Expr:
@@ -180,8 +185,9 @@ class _NameSimilarity:
     one ``UInt64`` (bank id high, ledger id low). Generators on two threads may ask at once.
     """
 
-    def __init__(self, vocab: pl.Series) -> None:
+    def __init__(self, vocab: pl.Series, bounds: _NameBounds) -> None:
         self.vocab = vocab
+        self.bounds = bounds
         self.lock = threading.Lock()
         self._words_lock = threading.Lock()
         # the pairs worked out so far, sorted, and their similarities
@@ -240,7 +246,7 @@ class _NameSimilarity:
 def _plainly_other(df: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
                    sims: _NameSimilarity) -> pl.DataFrame:
     """``df`` (``bank_idx``, ``ledger_idx``) without the rows whose names are in one script and
-    plainly different (similarity at most :data:`UNRELATED_SIMILARITY`)."""
+    plainly different (similarity at most ``sims.bounds.unrelated``)."""
     b = _side(bank, df["bank_idx"], named="named", name="name", script="script")
     led = _side(ledger, df["ledger_idx"], named="named", name="name", script="script")
     check = (b["named"] & led["named"] & (b["script"] == led["script"]) & (b["name"] != led["name"])).fill_null(False)
@@ -249,14 +255,14 @@ def _plainly_other(df: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
         return df
     similarity = sims.of(b["name"].gather(rows), led["name"].gather(rows))
     keep = np.ones(df.height, dtype=bool)
-    keep[rows.filter(similarity <= UNRELATED_SIMILARITY).to_numpy()] = False
+    keep[rows.filter(similarity <= sims.bounds.unrelated).to_numpy()] = False
     return df.filter(pl.Series(keep))
 
 
 def _payer_names(lines: pl.DataFrame, ledger_names: pl.DataFrame, sims: _NameSimilarity) -> pl.DataFrame:
     """Ledger names that may be the same payer as a bank name: equal, or sharing the first or
     last two words (a name cut short, an English first name added), similarity at least
-    :data:`MIN_PAYER_SIMILARITY`. ``lines`` has ``name`` (a non-empty name's id) and ``exact``
+    ``sims.bounds.min_payer``. ``lines`` has ``name`` (a non-empty name's id) and ``exact``
     (the name is also a ledger name: then that name only); ``ledger_names`` has ``name`` and its
     ``k1`` / ``k2`` (:meth:`_NameSimilarity.words`). Columns name_bank, name_ledger, similarity."""
     b = lines.select(name_bank="name", exact="exact").unique()
@@ -275,8 +281,8 @@ def _payer_names(lines: pl.DataFrame, ledger_names: pl.DataFrame, sims: _NameSim
     # a ledger name equal to the bank's is the payer (above), and names merely as similar
     # (siu man kwan and siu man siu) are others
     near = pairs.with_columns(similarity=sims.of(pairs["name_bank"], pairs["name_ledger"])).filter(
-        (pl.col("similarity") >= MIN_PAYER_SIMILARITY)
-        & (pl.col("similarity") >= pl.col("similarity").max().over("name_bank") - PAYER_SIMILARITY_SPREAD)
+        (pl.col("similarity") >= sims.bounds.min_payer)
+        & (pl.col("similarity") >= pl.col("similarity").max().over("name_bank") - sims.bounds.spread)
     )
     return pl.concat([equal, near.select("name_bank", "name_ledger", "similarity")])
 
@@ -325,7 +331,7 @@ def _key_hits(keys: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rule
     ``keys`` are the lines' numbers (:func:`_bank_keys`)."""
     cmp = rules.compound
     before = max(rules.candidates.reference_window_days, cmp.instalment_window_days)
-    after = max(GROUP_DAYS_AFTER, rules.candidates.reference_window_days, rules.window_for("invoice").before)
+    after = max(cmp.group_days_after, rules.candidates.reference_window_days, rules.window_for("invoice").before)
     keys = pl.concat([keys, _side(bank, keys["bank_idx"], cur="cur", day="day", amount_minor="amount_minor")],
                      how="horizontal").filter(pl.col("amount_minor") != 0)
     led = ledger.filter(pl.col("ref_serial").is_not_null() & (pl.col("amount_minor") != 0)).select(
@@ -464,8 +470,9 @@ _RAW = {
 }
 
 
-def _raw(df: pl.DataFrame, cap: float = MAX_EXACT_TOTAL_BITS) -> pl.DataFrame:
-    """Raw group rows; ``cap`` = the most bits an exact total gives this kind of group."""
+def _raw(df: pl.DataFrame, cap: float = math.inf) -> pl.DataFrame:
+    """Raw group rows; ``cap`` = the most bits an exact total gives this kind of group (beyond
+    ``weights.groups.max_exact_total_bits``, which caps every kind)."""
     if df.height == 0:
         return pl.DataFrame(schema=_RAW)
     if "cap" not in df.columns:
@@ -501,7 +508,7 @@ def _listed(bank: pl.DataFrame, ledger: pl.DataFrame, hits: pl.DataFrame, types:
     quoted = hits.filter(
         (pl.col("nkeys") >= 2)
         & pl.col("day_l").is_between(pl.col("day") - rules.candidates.reference_window_days,
-                                     pl.col("day") + GROUP_DAYS_AFTER)
+                                     pl.col("day") + cmp.group_days_after)
     ).select("bank_idx", "ledger_idx", "key", "amount_minor", "a_l")
     if quoted.height == 0:
         return _raw(pl.DataFrame())
@@ -590,7 +597,7 @@ def _quoted_in_full(quoted: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFra
     many bills share), when a number alone is ambiguous or shared with other payers' documents
     (``quoted``: the listed items of :func:`_listed`)."""
     w = rules.weights
-    quoted = _quotes_in_full(quoted, bank, ledger, FULL_REF_MIN_CHARS)
+    quoted = _quotes_in_full(quoted, bank, ledger, rules.compound.full_ref_min_chars)
     return _raw(
         quoted.filter(pl.col("full"))
         .with_columns(nf=pl.len().over("bt"))
@@ -607,16 +614,16 @@ def _quoted_in_full(quoted: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFra
     )
 
 
-def _batch_tokens(frame: pl.DataFrame, idx: str, text: pl.Expr) -> pl.DataFrame:
+def _batch_tokens(frame: pl.DataFrame, idx: str, text: pl.Expr, min_chars: int) -> pl.DataFrame:
     """(``idx``, ``key``) for the letter+digit references in ``text``, separators removed
-    (``pb2610-001`` -> ``pb2610001``); one row per distinct pair. Only a text with a letter
+    (``pb2610-001`` -> ``pb2610001``), at least ``min_chars`` long; one row per distinct pair. Only a text with a letter
     before a digit (:data:`_LETTER_DIGIT`) is read."""
     return (
         frame.select(idx, text=text).filter(pl.col("text").str.contains(_LETTER_DIGIT))
         .select(idx, key=pl.col("text").str.to_lowercase().str.extract_all(_BATCH_TOKEN))
         .explode("key").drop_nulls("key")
         .with_columns(pl.col("key").str.replace_all(r"[/\-]", ""))
-        .filter(pl.col("key").str.len_chars() >= BATCH_KEY_MIN_CHARS)
+        .filter(pl.col("key").str.len_chars() >= min_chars)
         .unique([idx, "key"])
     )
 
@@ -627,11 +634,11 @@ def _batches(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.Dat
     # an item's references are those of its description and of its reference (a token has no
     # space, so none spans the two); descriptions repeat, so each is read once
     descriptions = ledger.select(d=pl.col("description").fill_null("")).unique()
-    described = _batch_tokens(descriptions, "d", pl.col("d"))
+    described = _batch_tokens(descriptions, "d", pl.col("d"), cmp.batch_key_min_chars)
     ledger_tokens = (
         pl.concat([
             ledger.select("ledger_idx", d=pl.col("description").fill_null("")).join(described, on="d").drop("d"),
-            _batch_tokens(ledger, "ledger_idx", pl.col("reference").fill_null("")),
+            _batch_tokens(ledger, "ledger_idx", pl.col("reference").fill_null(""), cmp.batch_key_min_chars),
         ])
         .unique(["ledger_idx", "key"])
     )
@@ -647,7 +654,7 @@ def _batches(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.Dat
     )
     if blocks.height == 0:
         return _raw(pl.DataFrame())
-    bank_tokens = _batch_tokens(bank, "bank_idx", pl.col("bank_text"))
+    bank_tokens = _batch_tokens(bank, "bank_idx", pl.col("bank_text"), cmp.batch_key_min_chars)
     bank_tokens = pl.concat(
         [bank_tokens, _side(bank, bank_tokens["bank_idx"], cur="cur", day="day", amount_minor="amount_minor")],
         how="horizontal",
@@ -655,7 +662,7 @@ def _batches(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.Dat
     w = rules.weights
     hits = bank_tokens.join(blocks, on=["cur", "sign", "key"]).filter(
         (pl.col("first_day") >= pl.col("day") - cmp.block_window_days)
-        & (pl.col("last_day") <= pl.col("day") + GROUP_DAYS_AFTER)
+        & (pl.col("last_day") <= pl.col("day") + cmp.group_days_after)
     )
     return _raw(hits.select(
         kind=pl.lit("one_to_many"), bank_idx=_one_bank(pl.col("bank_idx")), ledger_idx="ledger_idx",
@@ -668,7 +675,7 @@ def _batches(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.Dat
 
 def _day_blocks(bank: pl.DataFrame, ledger: pl.DataFrame, types: pl.Series, rules: RuleSet) -> pl.DataFrame:
     """A day's items of one type and description (references removed) whose total equals a
-    bank line paid that day or up to DAY_BLOCK_LAG_DAYS later (a payroll run)."""
+    bank line paid that day or up to ``compound.day_block_lag_days`` later (a payroll run)."""
     cmp = rules.compound
     # each distinct description is cleaned once; items are grouped on the cleaned text's code
     (described,), raw = _codes(ledger["description"].fill_null(""))
@@ -694,13 +701,13 @@ def _day_blocks(bank: pl.DataFrame, ledger: pl.DataFrame, types: pl.Series, rule
                     # a name the books know (a supplier's) is a payer name; a leftover word is not
                     named=pl.col("name").is_in(ledger["name"].drop_nulls().unique().implode()))
         .join(blocks, on=["cur", "total"])
-        .filter(pl.col("day_b").is_between(pl.col("day"), pl.col("day") + DAY_BLOCK_LAG_DAYS))
+        .filter(pl.col("day_b").is_between(pl.col("day"), pl.col("day") + cmp.day_block_lag_days))
     )
     hits = hits.with_columns(desc=descs.gather(hits["desc"]), type_norm=types.gather(hits["type"]))
     return _raw(hits.select(
         kind=pl.lit("one_to_many"), bank_idx=_one_bank(pl.col("bank_idx")), ledger_idx="ledger_idx",
         base=w.prior
-        - pl.when(pl.col("n") < DAY_BLOCK_STRONG_ITEMS).then(pl.lit(DAY_BLOCK_SMALL_PENALTY)).otherwise(pl.lit(0.0)),
+        - pl.when(pl.col("n") < cmp.day_block_strong_items).then(pl.lit(w.groups.day_block_small_penalty)).otherwise(pl.lit(0.0)),
         how=pl.lit("pays all ") + pl.col("n").cast(pl.Utf8) + pl.lit(" '")
         + pl.when(pl.col("desc") != "").then(pl.col("desc")).otherwise(pl.col("type_norm"))
         + pl.lit("' items booked on one day"),
@@ -708,7 +715,7 @@ def _day_blocks(bank: pl.DataFrame, ledger: pl.DataFrame, types: pl.Series, rule
         # one payment out to several people (a payroll run) whose text names no one the books
         # know: the people's names are not the payer's
         own_name=(pl.col("payees") <= 1) | (pl.col("sign") > 0) | pl.col("named"),
-    ), cap=DAY_BLOCK_MAX_BITS)
+    ), cap=w.groups.day_block_max_bits)
 
 
 def _quoting(hits: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet,
@@ -739,7 +746,7 @@ def _pays_one(lines: pl.DataFrame, ledger: pl.DataFrame, names: pl.DataFrame, ru
               sims: _NameSimilarity) -> pl.DataFrame:
     """(bank_idx, ledger_idx) where one item of the payer (an equal name when ``exact``, else a
     ledger name in ``names`` sharing the first or last two words and at least
-    :data:`SAME_PAYER_SIMILARITY` similar) pays the line exactly, dated within the block window.
+    ``sims.bounds.same_payer`` similar) pays the line exactly, dated within the block window.
     Joined on (name or two words, currency) packed in one integer, and the amount."""
     cmp = rules.compound
     words = sims.words()
@@ -766,12 +773,12 @@ def _pays_one(lines: pl.DataFrame, ledger: pl.DataFrame, names: pl.DataFrame, ru
         parts.append(left.join(right, on=on))
     pairs = (
         pl.concat(parts)
-        .filter(pl.col("day_l").is_between(pl.col("day") - cmp.block_window_days, pl.col("day") + GROUP_DAYS_AFTER))
+        .filter(pl.col("day_l").is_between(pl.col("day") - cmp.block_window_days, pl.col("day") + cmp.group_days_after))
         .unique(_high_low("bank_idx", "ledger_idx"))
     )
     return pairs.filter(
         (pl.col("name") == pl.col("name_l"))
-        | (sims.of(pairs["name"], pairs["name_l"]) >= SAME_PAYER_SIMILARITY)
+        | (sims.of(pairs["name"], pairs["name_l"]) >= sims.bounds.same_payer)
     ).select("bank_idx", "ledger_idx")
 
 
@@ -927,7 +934,7 @@ def _instalments(bank: pl.DataFrame, ledger: pl.DataFrame, hits: pl.DataFrame, r
         base=w.prior + ref_bits,
         how=pl.col("bank_idx").list.len().cast(pl.Utf8) + pl.lit(" payments quoting the item's number"),
         exact_only=pl.lit(False),
-    ), cap=w.amount.exact)
+    ), cap=w.groups.instalment_max_total_bits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1049,7 +1056,7 @@ def _describe(df: pl.DataFrame | None, bank: pl.DataFrame, ledger: pl.DataFrame,
     cause = pl.col("_cause")
     fmt = {"bank_total": pl.col("_bank_total"), "item_total": pl.col("_item_total"), "diff": pl.col("_diff"),
            "open": pl.col("_open")}
-    exact_bits = _exact_total_bits(pl.col("bank_total").abs(), w.amount.exact)
+    exact_bits = _exact_total_bits(pl.col("bank_total").abs(), w.amount.exact, w.groups.max_exact_total_bits)
     amount_bits = (
         pl.when(pl.col("diff") == 0).then(pl.min_horizontal(exact_bits, pl.col("cap")))
         .when(many_to_one).then(pl.lit(0.0))  # paid in part: the open amount is no evidence
@@ -1152,7 +1159,7 @@ def compound_groups(bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, 
         keys = beside.submit(_bank_keys, bank_prepared)
         bank, ledger, vocab = _coded_sides(bank_prepared, ledger_prepared)
         batches = beside.submit(_batches, bank, ledger, rules)
-        sims = _NameSimilarity(vocab.names)
+        sims = _NameSimilarity(vocab.names, _name_bounds(rules))
         day_blocks = _day_blocks(bank, ledger, vocab.types, rules)
         hits = _key_hits(keys.result(), bank, ledger, rules)
         instalments = beside.submit(_instalments, bank, ledger, hits, rules, sims)
