@@ -40,8 +40,9 @@ from engine.candidates.caps import CapLog
 from engine.candidates.groups import ADJUSTMENT_DTYPE, conform, empty_groups
 from engine.candidates.pairs import block_ids, window_pairs
 from engine.candidates.tolerance import tolerance_expr
+from engine.prepare.names import name_initials
 from engine.prepare.references import text_reference_keys
-from engine.scoring.names import name_similarity
+from engine.scoring.names import compare_names
 from models.money import format_minor_expr
 from rules.model import RuleSet
 
@@ -178,11 +179,14 @@ def _side(frame: pl.DataFrame, rows: pl.Series, **columns: str) -> pl.DataFrame:
 
 
 class _NameSimilarity:
-    """Similarity (0-100) of (bank name, ledger name) pairs, each distinct pair worked out once
-    per run whichever generator asks first; equal names are 100 without a comparison.
+    """Name evidence of (bank name, ledger name) pairs, each distinct pair worked out once per
+    run whichever generator asks first (:func:`engine.scoring.names.compare_names`, the pair
+    scorer's comparison: word order ignored, initials of given names recognised); equal names
+    are 100 without a comparison.
 
     Names are integer ids into ``vocab`` (:func:`_codes` of both sides' ``name_key``); a pair is
     one ``UInt64`` (bank id high, ledger id low). Generators on two threads may ask at once.
+    ``bounds`` are the rule set's name cut-offs (:func:`_name_bounds`).
     """
 
     def __init__(self, vocab: pl.Series, bounds: _NameBounds) -> None:
@@ -190,24 +194,34 @@ class _NameSimilarity:
         self.bounds = bounds
         self.lock = threading.Lock()
         self._words_lock = threading.Lock()
-        # the pairs worked out so far, sorted, and their similarities
+        # the pairs worked out so far, sorted, their similarities and whether one writes the
+        # other's given names as initials
         self.pairs = np.empty(0, dtype=np.uint64)
         self.similarity = np.empty(0, dtype=np.float64)
+        self.initials = np.empty(0, dtype=bool)
         self._words: pl.DataFrame | None = None
 
     def words(self) -> pl.DataFrame:
         """Per name id (``name``): the codes of its first two (``k1``) and last two (``k2``)
-        words, null for a name of one word."""
+        words (null for a name of one word), of its words in sorted order (``k0``: the same
+        name in any order) and of its initials signature when it has a one-letter word (``ki``:
+        ``HO H L`` and ``Ho Ho Ling``; null otherwise)."""
         with self._words_lock:
             return self._word_codes()
 
     def _word_codes(self) -> pl.DataFrame:
         if self._words is None:
             vocab = pl.DataFrame({"v": self.vocab})
-            keys = vocab.select(k1=_two_words(pl.col("v")), k2=_two_words(pl.col("v"), last=True))
-            (k1, k2), _ = _codes(keys["k1"], keys["k2"])
+            keys = vocab.select(
+                k1=_two_words(pl.col("v")), k2=_two_words(pl.col("v"), last=True),
+                k0=pl.col("v").str.split(" ").list.sort().list.join(" "),
+                ki=pl.when(pl.col("v").str.contains(r"(^| )[a-z]( |$)")).then(name_initials(pl.col("v")))
+                .replace("", None),
+            )
+            (k1, k2, k0, ki), _ = _codes(keys["k1"], keys["k2"], keys["k0"], keys["ki"])
             self._words = pl.DataFrame({
-                "name": pl.arange(0, self.vocab.len(), dtype=pl.UInt32, eager=True), "k1": k1, "k2": k2,
+                "name": pl.arange(0, self.vocab.len(), dtype=pl.UInt32, eager=True),
+                "k1": k1, "k2": k2, "k0": k0, "ki": ki,
             })
         return self._words
 
@@ -215,9 +229,35 @@ class _NameSimilarity:
         """Similarity of each (``bank``, ``ledger``) name id pair (ids of non-empty names, no
         nulls)."""
         with self.lock:
-            return self._of(bank, ledger)
+            at = self._slots(bank, ledger)
+            out = np.full(len(at), 100.0)
+            known = at >= 0
+            out[known] = self.similarity[at[known]]
+        return pl.Series("similarity", out)
 
-    def _of(self, bank: pl.Series, ledger: pl.Series) -> pl.Series:
+    def payer(self, bank: pl.Series, ledger: pl.Series) -> pl.Series:
+        """How surely each pair of names is one payer, as a similarity: the similarity, raised
+        to ``bounds.same_payer`` where one name gives the other's given names as initials."""
+        with self.lock:
+            at = self._slots(bank, ledger)
+            out = np.full(len(at), 100.0)
+            known = at >= 0
+            out[known] = np.where(self.initials[at[known]],
+                                  np.maximum(self.similarity[at[known]], self.bounds.same_payer),
+                                  self.similarity[at[known]])
+        return pl.Series("similarity", out)
+
+    def initials_of(self, bank: pl.Series, ledger: pl.Series) -> pl.Series:
+        """Whether one name of each pair gives the other's given names as initials."""
+        with self.lock:
+            at = self._slots(bank, ledger)
+            out = np.zeros(len(at), dtype=bool)
+            known = at >= 0
+            out[known] = self.initials[at[known]]
+        return pl.Series("initials", out)
+
+    def _slots(self, bank: pl.Series, ledger: pl.Series) -> np.ndarray:
+        """Each pair's position in the cache (-1 for equal names), comparing the new ones."""
         b = bank.cast(pl.UInt64).to_numpy()
         led = ledger.cast(pl.UInt64).to_numpy()
         differ = np.flatnonzero(b != led)
@@ -231,16 +271,17 @@ class _NameSimilarity:
             at = np.minimum(np.searchsorted(self.pairs, asked), len(self.pairs) - 1)
             new = asked[self.pairs[at] != asked]
         if len(new):
-            sim = name_similarity(
-                self.vocab.gather(pl.Series(new >> np.uint64(32)).cast(pl.UInt32)),
-                self.vocab.gather(pl.Series(new & np.uint64(0xFFFFFFFF)).cast(pl.UInt32)),
-            )
+            names = pl.DataFrame({"name_key": self.vocab})
+            rows_b = (new >> np.uint64(32)).astype(np.int64)
+            rows_l = (new & np.uint64(0xFFFFFFFF)).astype(np.int64)
+            found = compare_names(rows_b, rows_l, names, names)
             slots = np.searchsorted(self.pairs, new)
             self.pairs = np.insert(self.pairs, slots, new)
-            self.similarity = np.insert(self.similarity, slots, sim)
-        out = np.full(len(b), 100.0)
-        out[differ[order]] = self.similarity[np.searchsorted(self.pairs, pair)]
-        return pl.Series("similarity", out)
+            self.similarity = np.insert(self.similarity, slots, found.similarity)
+            self.initials = np.insert(self.initials, slots, found.initials)
+        out = np.full(len(b), -1, dtype=np.int64)
+        out[differ[order]] = np.searchsorted(self.pairs, pair)
+        return out
 
 
 def _plainly_other(df: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
@@ -260,11 +301,16 @@ def _plainly_other(df: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
 
 
 def _payer_names(lines: pl.DataFrame, ledger_names: pl.DataFrame, sims: _NameSimilarity) -> pl.DataFrame:
-    """Ledger names that may be the same payer as a bank name: equal, or sharing the first or
-    last two words (a name cut short, an English first name added), similarity at least
-    ``sims.bounds.min_payer``. ``lines`` has ``name`` (a non-empty name's id) and ``exact``
-    (the name is also a ledger name: then that name only); ``ledger_names`` has ``name`` and its
-    ``k1`` / ``k2`` (:meth:`_NameSimilarity.words`). Columns name_bank, name_ledger, similarity."""
+    """Ledger names that may be the same payer as a bank name: equal, the same words in another
+    order (``KIN YEE CHEUNG`` / ``Cheung Kin Yee``), the same initials signature (``HO H L`` /
+    ``Ho Ho Ling``), or sharing the first or last two words (a name cut short, an English first
+    name added), and as sure a payer (:meth:`_NameSimilarity.payer`) as ``sims.bounds.min_payer``.
+    ``lines`` has ``name`` (a non-empty name's id) and ``exact`` (the name is also a ledger name:
+    then that name only); ``ledger_names`` has ``name`` and its ``k0`` / ``k1`` / ``k2`` / ``ki``
+    (:meth:`_NameSimilarity.words`). Columns name_bank, name_ledger, similarity.
+
+    Joins on a handful of keys per name: time and memory grow with the distinct names times the
+    names sharing a key (a key shared by many names, ``chan tai``, is bounded by the spread)."""
     b = lines.select(name_bank="name", exact="exact").unique()
     equal = b.filter("exact").select("name_bank", name_ledger="name_bank", similarity=pl.lit(100.0))
     fuzzy = b.filter(~pl.col("exact")).join(sims.words(), left_on="name_bank", right_on="name")
@@ -272,7 +318,7 @@ def _payer_names(lines: pl.DataFrame, ledger_names: pl.DataFrame, sims: _NameSim
         fuzzy.select("name_bank", k=pl.col(k)).drop_nulls("k").join(
             ledger_names.select(name_ledger="name", k=pl.col(k)).drop_nulls("k"), on="k"
         ).select("name_bank", "name_ledger")
-        for k in ("k1", "k2")
+        for k in ("k0", "k1", "k2", "ki")
     ]
     pairs = pl.concat(parts).unique()
     if pairs.height == 0:
@@ -280,7 +326,7 @@ def _payer_names(lines: pl.DataFrame, ledger_names: pl.DataFrame, sims: _NameSim
     # the nearest names only: another company sharing two words of the name is someone else;
     # a ledger name equal to the bank's is the payer (above), and names merely as similar
     # (siu man kwan and siu man siu) are others
-    near = pairs.with_columns(similarity=sims.of(pairs["name_bank"], pairs["name_ledger"])).filter(
+    near = pairs.with_columns(similarity=sims.payer(pairs["name_bank"], pairs["name_ledger"])).filter(
         (pl.col("similarity") >= sims.bounds.min_payer)
         & (pl.col("similarity") >= pl.col("similarity").max().over("name_bank") - sims.bounds.spread)
     )
@@ -755,7 +801,7 @@ def _pays_one(lines: pl.DataFrame, ledger: pl.DataFrame, names: pl.DataFrame, ru
         pl.col("amount_minor").is_in(lines["amount_minor"].unique().implode())
         & pl.col("name").is_in(names["name"].implode())
     ).select("ledger_idx", "cur", "amount_minor", day_l="day", name_l="name")
-    led = led.with_columns(k1=words["k1"].gather(led["name_l"]), k2=words["k2"].gather(led["name_l"]))
+    led = led.with_columns(**{k: words[k].gather(led["name_l"]) for k in ("k0", "k1", "k2", "ki")})
     # a null currency is a currency here (as one hash of name, currency and amount would have it)
     on = ["_k", "amount_minor"]
 
@@ -766,8 +812,8 @@ def _pays_one(lines: pl.DataFrame, ledger: pl.DataFrame, names: pl.DataFrame, ru
     parts = [exact.select("bank_idx", "day", "name", "amount_minor", _k=key("name")).join(
         led.select("ledger_idx", "day_l", "name_l", "amount_minor", _k=key("name_l")), on=on)]
     fuzzy = lines.filter(~pl.col("exact"))
-    fuzzy = fuzzy.with_columns(k1=words["k1"].gather(fuzzy["name"]), k2=words["k2"].gather(fuzzy["name"]))
-    for k in ("k1", "k2"):
+    fuzzy = fuzzy.with_columns(**{k: words[k].gather(fuzzy["name"]) for k in ("k0", "k1", "k2", "ki")})
+    for k in ("k0", "k1", "k2", "ki"):
         left = fuzzy.drop_nulls(k).select("bank_idx", "day", "name", "amount_minor", _k=key(k))
         right = led.drop_nulls(k).select("ledger_idx", "day_l", "name_l", "amount_minor", _k=key(k))
         parts.append(left.join(right, on=on))
@@ -778,7 +824,7 @@ def _pays_one(lines: pl.DataFrame, ledger: pl.DataFrame, names: pl.DataFrame, ru
     )
     return pairs.filter(
         (pl.col("name") == pl.col("name_l"))
-        | (sims.of(pairs["name"], pairs["name_l"]) >= sims.bounds.same_payer)
+        | (sims.payer(pairs["name"], pairs["name_l"]) >= sims.bounds.same_payer)
     ).select("bank_idx", "ledger_idx")
 
 
@@ -1011,20 +1057,33 @@ def _describe(df: pl.DataFrame | None, bank: pl.DataFrame, ledger: pl.DataFrame,
         ledger_side.filter("named_l").select("gid", "name_ledger", "script_l"), on="gid"
     )
     comparable = names.filter(pl.col("script_b") == pl.col("script_l"))
-    comparable = comparable.with_columns(similarity=sims.of(comparable["name_bank"], comparable["name_ledger"]))
-    name_sim = comparable.group_by("gid").agg(similarity=pl.col("similarity").min())
-    scripts = names.group_by("gid").agg(other_script=(pl.col("script_b") != pl.col("script_l")).any())
-    several = df.filter(~pl.col("own_name")).select("gid")
-    name_sim = name_sim.join(several, on="gid", how="anti")
-    scripts = scripts.join(several, on="gid", how="anti")
-    df = df.join(refs, on="gid").join(name_sim, on="gid", how="left").join(scripts, on="gid", how="left")
-    # name level
+    comparable = comparable.with_columns(similarity=sims.of(comparable["name_bank"], comparable["name_ledger"]),
+                                         initials=sims.initials_of(comparable["name_bank"], comparable["name_ledger"]))
+    # each (line, item) name pair at its level, as the pair scorer places it (given names as
+    # initials below the top level); the group has its weakest pair's
     sim = pl.col("similarity")
     weight = pl.lit(w.name[-1].weight)
     label = pl.lit(w.name[-1].label)
     for level in reversed(w.name):
         weight = pl.when(sim >= level.min_similarity).then(pl.lit(level.weight)).otherwise(weight)
         label = pl.when(sim >= level.min_similarity).then(pl.lit(level.label)).otherwise(label)
+    initials = pl.col("initials") & (sim < w.name[0].min_similarity)
+    comparable = comparable.with_columns(
+        level_weight=pl.when(initials).then(pl.lit(w.name_initials)).otherwise(weight),
+        level_label=pl.when(initials).then(pl.lit("payer's given names as initials")).otherwise(label),
+    )
+    name_sim = comparable.group_by("gid").agg(
+        similarity=sim.min(),
+        level_weight=pl.col("level_weight").min(),
+        level_label=pl.col("level_label").sort_by("level_weight", "level_label").first(),
+    )
+    scripts = names.group_by("gid").agg(other_script=(pl.col("script_b") != pl.col("script_l")).any())
+    several = df.filter(~pl.col("own_name")).select("gid")
+    name_sim = name_sim.join(several, on="gid", how="anti")
+    scripts = scripts.join(several, on="gid", how="anti")
+    df = df.join(refs, on="gid").join(name_sim, on="gid", how="left").join(scripts, on="gid", how="left")
+    # name level
+    weight, label = pl.col("level_weight"), pl.col("level_label")
     name_weight = (
         pl.when(sim.is_not_null()).then(weight)
         .when(pl.col("other_script").fill_null(False)).then(pl.lit(w.name_different_script))
