@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from feeds.registry import read_any
+from feeds.registry import detect_side, read_any
 from models.money import CURRENCY_EXPONENTS, format_minor
 
 __all__ = ["format_inspection", "inspect_file"]
@@ -130,7 +130,7 @@ def _balance_checks(frame: pl.DataFrame, balances: pl.DataFrame, side: str) -> l
 
 
 def inspect_file(
-    path: str | PathLike[str], format: str | None = None, side: str = "bank"
+    path: str | PathLike[str], format: str | None = None, side: str | None = None
 ) -> dict[str, Any]:
     """Read one file and summarise it for a person checking it.
 
@@ -141,12 +141,16 @@ def inspect_file(
     format
         ``--format`` name; None detects the format from the content.
     side
-        "bank", "ledger" or "processor".
+        "bank", "ledger" or "processor"; None (the default) reads the file as whatever side
+        its format serves: a Stripe, Shopify Payments or PayPal export as processor, a
+        statement as bank. A side given with no ``format`` is tried first; a file no format of
+        that side recognises is read as the side that does recognise it, and ``notes`` says
+        so (a Stripe report inspected as ``--side bank`` shows as a processor file).
 
     Returns
     -------
     dict
-        JSON-ready: ``format``, ``side``, ``source``, ``transactions`` (canonical lines
+        JSON-ready: ``format``, ``side`` (the side the file was read as), ``source``, ``transactions`` (canonical lines
         produced), ``rows_read``, ``rejects`` (list of {line, column, reason, raw}), ``accounts``,
         ``currencies``, ``currency`` (the only one, or None), ``date_range`` ([first, last] ISO
         dates or None), ``totals_in`` / ``totals_out`` / ``net`` ({currency: exact decimal text}),
@@ -165,7 +169,18 @@ def inspect_file(
     >>> summary["transactions"], summary["balance_checks"][0]["status"]  # doctest: +SKIP
     (7, 'ok')
     """
-    result = read_any(path, side, format)
+    notes: list[str] = []
+    if format or side is None:
+        result = read_any(path, side, format)
+    else:
+        _, read_side = detect_side(path, prefer=side)
+        if read_side != side:
+            notes.append(
+                f"no {side} format recognises this file; it reads as a {read_side} file "
+                f"(give it to recon match with --{read_side})"
+            )
+        result = read_any(path, read_side)
+    side = result.side
     frame = result.frame
     amount = "net_minor" if side == "processor" else "amount_minor"
     date_column = "date" if "date" in frame.columns else "created"
@@ -214,7 +229,7 @@ def inspect_file(
         "net": net,
         "balances": balances,
         "balance_checks": _balance_checks(frame, result.balances, side),
-        "notes": list(result.notes),
+        "notes": notes + list(result.notes),
     }
 
 

@@ -9,7 +9,10 @@ Every format module in ``feeds/`` follows one small protocol::
 
 :func:`detect` asks the modules, in :data:`FORMAT_MODULES` order, whether they recognise a
 file *by its content*; the file name's extension only breaks a tie between two modules that
-both recognise it. :func:`read_any` reads one file with the detected (or named) module, and
+both recognise it. :func:`detect_side` does the same without knowing what the file is for (as
+``recon inspect FILE`` without ``--side``): it asks the modules of every side and says which
+side the file reads as, so a Stripe export is recognised as a processor file rather than
+refused as an unknown bank file. :func:`read_any` reads one file with the detected (or named) module, and
 :func:`load` reads several files for one side into one canonical frame in which every line
 appears once: a line whose id was already loaded from an earlier row or file is listed in
 ``duplicates`` instead (first occurrence wins), so importing a statement twice, or two
@@ -51,6 +54,7 @@ __all__ = [
     "HEAD_BYTES",
     "SIDES",
     "detect",
+    "detect_side",
     "format_names",
     "get_module",
     "load",
@@ -242,37 +246,85 @@ def detect(path: str | PathLike[str], side: str = "bank") -> ModuleType:
     'ofx'
     """
     _check_side(side)
-    source = str(path)
+    return _detect(str(path), (side,))[0]
+
+
+def detect_side(path: str | PathLike[str], prefer: str | None = None) -> tuple[ModuleType, str]:
+    """The format module that reads ``path`` and the side it reads it as, for a file whose
+    side is not known (``recon inspect FILE``).
+
+    Parameters
+    ----------
+    path
+        A file, or a database URL.
+    prefer
+        A side to try first ("bank", "ledger" or "processor"); when no module of that side
+        recognises the file, the modules of the other sides are asked.
+
+    Returns
+    -------
+    (module, side)
+        The side: ``prefer`` when one of its modules recognises the file, else the first side
+        in :data:`SIDES` order ("bank", "ledger", "processor") one of whose modules does (so a
+        canonical CSV reads as bank, a Stripe report as processor); the module as
+        :func:`detect` picks it for that side.
+
+    Raises
+    ------
+    FeedFormatError
+        The file is missing or unreadable, or no module of any side recognises it (the message
+        lists every format tried).
+
+    Examples
+    --------
+    >>> module, side = detect_side("balance_transactions.json")  # doctest: +SKIP
+    >>> module.FORMAT, side  # doctest: +SKIP
+    ('stripe', 'processor')
+    """
+    if prefer is not None:
+        _check_side(prefer)
+    order = (prefer, *(s for s in SIDES if s != prefer)) if prefer else SIDES
+    return _detect(str(path), order)
+
+
+def _detect(source: str, sides: Sequence[str]) -> tuple[ModuleType, str]:
+    """(module, side): the first side in ``sides`` one of whose modules recognises the file,
+    and that module (ties broken by the file's extension); the near-canonical fallback when
+    none does; else the not-recognised error listing every format asked."""
     if _URL.match(source):
-        return get_module("database")
+        database = get_module("database")
+        return database, next((s for s in sides if s in database.SIDES), sides[0])
     head = read_file(source, "one file", limit=HEAD_BYTES)
-    matches: list[tuple[str, ModuleType]] = []
-    tried: list[str] = []
-    for name in FORMAT_MODULES:
-        if name == "database":
-            continue
-        module = _try_module(name)
-        if module is None or side not in getattr(module, "SIDES", ()):
-            continue
-        tried.append(name)
-        try:
-            recognised = bool(module.identify(head, source))
-        except Exception:  # noqa: BLE001 - a sniffer that trips over odd bytes did not recognise them
-            recognised = False
-        if recognised:
-            matches.append((name, module))
-    if not matches:
-        canonical = _try_module("canonical_csv")
-        if canonical is not None and side in canonical.SIDES and _near_canonical(head):
-            # a canonical CSV with a column missing: its reader names the missing column
-            return canonical
-        raise FeedFormatError(source, _not_recognised(source, side, tried, head))
-    if len(matches) > 1:
-        suffix = Path(source).suffix.lower()
-        for name, module in matches:
-            if suffix in _EXTENSIONS.get(name, ()):
-                return module
-    return matches[0][1]
+    recognised: dict[str, bool] = {}  # format name -> its verdict (asked once per file)
+    for side in sides:
+        matches: list[tuple[str, ModuleType]] = []
+        for name in FORMAT_MODULES:
+            if name == "database":
+                continue
+            module = _try_module(name)
+            if module is None or side not in getattr(module, "SIDES", ()):
+                continue
+            if name not in recognised:
+                try:
+                    recognised[name] = bool(module.identify(head, source))
+                except Exception:  # noqa: BLE001 - a sniffer that trips over odd bytes did not recognise them
+                    recognised[name] = False
+            if recognised[name]:
+                matches.append((name, module))
+        if len(matches) > 1:
+            suffix = Path(source).suffix.lower()
+            for name, module in matches:
+                if suffix in _EXTENSIONS.get(name, ()):
+                    return module, side
+        if matches:
+            return matches[0][1], side
+    canonical = _try_module("canonical_csv")
+    usable = [s for s in sides if canonical is not None and s in canonical.SIDES]
+    if usable and _near_canonical(head):
+        # a canonical CSV with a column missing: its reader names the missing column
+        return canonical, usable[0]
+    only = sides[0] if len(sides) == 1 else None
+    raise FeedFormatError(source, _not_recognised(source, only, list(recognised), head))
 
 
 _CANONICAL_NAMES = {"id", "date", "amount", "currency", "description", "counterparty", "reference",
@@ -290,7 +342,7 @@ def _near_canonical(head: bytes) -> bool:
     return False
 
 
-def _not_recognised(source: str, side: str, tried: list[str], head: bytes) -> str:
+def _not_recognised(source: str, side: str | None, tried: list[str], head: bytes) -> str:
     titles = [_TITLES.get(name, name) for name in tried] or ["any known format"]
     listing = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + f", or {titles[-1]}"
     if not head.strip():
@@ -298,6 +350,11 @@ def _not_recognised(source: str, side: str, tried: list[str], head: bytes) -> st
     if head[8:12] == b"DUCK":
         return f"is a DuckDB database file; name the table or query: duckdb:///{source}?table=NAME"
     hint = "use --format NAME"
+    if side is None:
+        hint += (
+            f" (and --side); for a bank CSV export, draft a profile with `recon profile {source}`"
+        )
+        return f"could not recognise the format of this file: not {listing}; {hint}"
     if side == "bank":
         hint += f" or draft a profile with `recon profile {source}`"
     elif side == "ledger":
@@ -311,7 +368,7 @@ def _not_recognised(source: str, side: str, tried: list[str], head: bytes) -> st
 
 
 def read_any(
-    path: str | PathLike[str], side: str = "bank", format: str | None = None, **options
+    path: str | PathLike[str], side: str | None = "bank", format: str | None = None, **options
 ) -> FeedResult:
     """Read one file (or database URL) for ``side`` into a :class:`~models.schema.FeedResult`.
 
@@ -320,7 +377,8 @@ def read_any(
     path
         The file or URL; kept as given in ``source_file``.
     side
-        "bank", "ledger" or "processor".
+        "bank", "ledger" or "processor"; None reads the file as whatever side its format
+        serves (:func:`detect_side`; ``FeedResult.side`` says which).
     format
         A format name (``--format``) to skip detection: a key of :data:`FORMAT_MODULES`,
         ``bank_csv:PROFILE``, a built-in profile name, or a profile ``.toml`` path.
@@ -332,18 +390,23 @@ def read_any(
     FeedFormatError
         Not recognised, not readable in that format, or the format cannot serve ``side``.
     """
-    _check_side(side)
+    if side is not None:
+        _check_side(side)
     source = str(path)
     if format:
         name, extra = _split_format(format)
         module = get_module(name)
         options = {**extra, **options}
+        if side is None:
+            side = next((s for s in SIDES if s in getattr(module, "SIDES", ())), "bank")
         if side not in getattr(module, "SIDES", ()):
             raise FeedFormatError(
                 source,
                 f"the {_TITLES.get(name, name)} format cannot be read as the {side} side "
                 f"(it serves: {', '.join(module.SIDES)})",
             )
+    elif side is None:
+        module, side = detect_side(source)
     else:
         module = detect(source, side)
     if _accepts_side(module):
