@@ -41,7 +41,12 @@ from engine.candidates.groups import ADJUSTMENT_DTYPE, conform, empty_groups
 from engine.candidates.pairs import block_ids, window_pairs
 from engine.candidates.tolerance import tolerance_expr
 from engine.prepare.names import name_initials
-from engine.prepare.references import text_reference_keys
+from engine.prepare.references import (
+    REFERENCE_GRADES,
+    ledger_reference_profile,
+    reference_grade_from_profiles,
+    text_reference_keys,
+)
 from engine.scoring.names import compare_names
 from models.money import format_minor_expr
 from rules.model import RuleSet
@@ -922,38 +927,179 @@ def _subsets(bank: pl.DataFrame, ledger: pl.DataFrame, vocab: _Vocab, rules: Rul
     )
 
 
+def _payer_instalment_pairs(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet, sims: _NameSimilarity,
+                            vocab: _Vocab, caps: CapLog) -> pl.DataFrame:
+    """(``bank_idx``, ``ledger_idx``) of bank lines that may be instalments of an item of their
+    own payer, whatever their text quotes: the bank name is the item's payer
+    (:func:`_payer_names` at least ``sims.bounds.same_payer``: equal, another word order,
+    initials), same currency and sign, the line less than the item and dated from
+    ``dates.by_type.invoice.before`` days before it to ``compound.instalment_window_days`` after.
+
+    Partitioned by (payer, currency, sign); each line keeps the ``compound.max_instalment_items``
+    items of its partition nearest in date (a cap that bites is recorded in ``caps``). Time and
+    memory O(lines x max_instalment_items + items), whatever the size of one payer's partition.
+    """
+    cmp = rules.compound
+    lines = bank.filter(pl.col("named") & (pl.col("amount_minor") != 0)).select(
+        "bank_idx", "cur", "day", "amount_minor", "name", sign=pl.col("amount_minor").sign())
+    items = ledger.filter(pl.col("named") & (pl.col("amount_minor") != 0)).select(
+        "ledger_idx", "cur", "day", "amount_minor", "name", sign=pl.col("amount_minor").sign())
+    empty = pl.DataFrame(schema={"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32})
+    if lines.height == 0 or items.height == 0:
+        return empty
+    ledger_names = items.select("name").unique().join(sims.words(), on="name")
+    lines = lines.with_columns(exact=pl.col("name").is_in(ledger_names["name"].implode()))
+    names = _payer_names(lines, ledger_names, sims).filter(pl.col("similarity") >= sims.bounds.same_payer)
+    partitions = items.select("name", "cur", "sign").unique(maintain_order=True).with_row_index("block")
+    items = items.join(partitions, on=["name", "cur", "sign"], maintain_order="left").sort("block", "day")
+    links = (
+        lines.join(names.select("name_bank", "name_ledger"), left_on="name", right_on="name_bank")
+        .join(partitions, left_on=["name_ledger", "cur", "sign"], right_on=["name", "cur", "sign"])
+    )
+    if links.height == 0:
+        return empty
+    before, after = cmp.instalment_window_days, rules.window_for("invoice").before
+    offset, span = 1 << 20, 1 << 21
+    link_block = links["block"].cast(pl.Int64).to_numpy()
+    link_day = links["day"].cast(pl.Int64).to_numpy() + offset
+    item_block = items["block"].cast(pl.Int64).to_numpy()
+    item_day = items["day"].cast(pl.Int64).to_numpy() + offset
+    li, ri = window_pairs(link_block, link_day, item_block, item_day, before, after,
+                          cmp.max_instalment_items, span)
+    # how many items each line's window held: the cap's bite
+    keys = item_block * span + item_day  # sorted: items are by (block, day)
+    held = (np.searchsorted(keys, link_block * span + link_day + after, side="right")
+            - np.searchsorted(keys, link_block * span + link_day - before, side="left"))
+    over = held > cmp.max_instalment_items
+    if over.any():
+        bit = links.filter(pl.Series(over)).select("name_ledger", "cur").unique().sort("name_ledger", "cur")
+        caps.bit("instalments", "compound.max_instalment_items", cmp.max_instalment_items,
+                 _partition_names(bit["name_ledger"], bit["cur"], vocab),
+                 int((held[over] - cmp.max_instalment_items).sum()), "(bank line, item) pairs")
+    pairs = pl.DataFrame({
+        "bank_idx": links["bank_idx"].to_numpy()[li], "ledger_idx": items["ledger_idx"].to_numpy()[ri],
+        "amount_minor": links["amount_minor"].to_numpy()[li], "a_l": items["amount_minor"].to_numpy()[ri],
+    })
+    return (
+        pairs.filter(pl.col("amount_minor").abs() < pl.col("a_l").abs())
+        .select(pl.col("bank_idx", "ledger_idx").cast(pl.UInt32))
+        .unique()
+    )
+
+
+def _partition_names(names: pl.Series, currencies: pl.Series, vocab: _Vocab) -> list[str]:
+    """Readable partition names, ``payer 'CHAN TAI MAN' HKD``, from name and currency codes."""
+    text = vocab.names.gather(names).str.to_uppercase()
+    cur = currencies.cast(pl.UInt32)
+    codes = vocab.currencies.gather(cur.fill_null(0)) if vocab.currencies.len() else pl.repeat("", cur.len(), eager=True)
+    return [f"payer '{n}' {c}" for n, c in zip(text.to_list(), codes.to_list(), strict=True)]
+
+
+def _graded_references(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.Series:
+    """The reference weight (``weights.reference``) of each (``bank_idx``, ``ledger_idx``) pair:
+    how the bank text quotes the item's reference, graded as the pair scorer grades it (full,
+    reformatted, serial, near, truncated, none: :func:`engine.prepare.references
+    .reference_grade_from_profiles`). Only pairs whose line has a number and whose item has a
+    serial are graded; each item's profile is built once."""
+    weights = {g: float(getattr(rules.weights.reference, g)) for g in REFERENCE_GRADES}
+    out = np.full(pairs.height, weights["none"])
+    has_keys = (bank["ref_keys"].list.len() > 0).fill_null(False).gather(pairs["bank_idx"])
+    has_ref = ledger["ref_serial"].is_not_null().gather(pairs["ledger_idx"])
+    rows = (has_keys & has_ref).arg_true()
+    if rows.len() == 0:
+        return pl.Series("ref_w", out)
+    todo = pairs.select(pl.col("bank_idx", "ledger_idx").gather(rows))
+    wanted = todo["ledger_idx"].unique()
+    profiles = pl.DataFrame({"ledger_idx": wanted, "doc_ref": ledger["doc_ref"].gather(wanted)}).select(
+        "ledger_idx", ledger_profile=ledger_reference_profile(pl.col("doc_ref")))
+    graded = (
+        todo.with_columns(bank_profile=bank["reference_profile"].gather(todo["bank_idx"]))
+        .join(profiles, on="ledger_idx", how="left", maintain_order="left")
+        .select(reference_grade_from_profiles(pl.col("bank_profile"), pl.col("ledger_profile"))
+                .replace_strict(weights, default=weights["none"], return_dtype=pl.Float64))
+        .to_series()
+    )
+    out[rows.to_numpy()] = graded.to_numpy()
+    return pl.Series("ref_w", out)
+
+
 def _instalments(bank: pl.DataFrame, ledger: pl.DataFrame, hits: pl.DataFrame, rules: RuleSet,
-                 sims: _NameSimilarity) -> pl.DataFrame:
-    """Two or more bank lines quoting one item's number (``hits``, :func:`_key_hits`), each less
-    than it, paying it in full or in part (never more)."""
+                 sims: _NameSimilarity, vocab: _Vocab, caps: CapLog) -> pl.DataFrame:
+    """Two or more bank lines paying one item, each less than it (``many_to_one``): in full, or
+    in part (``open_minor`` = what is still open) when every line quotes the item.
+
+    A line is an instalment candidate of an item when it quotes the item's number (``hits``,
+    :func:`_key_hits`, not another payer's item) or when its payer is the item's
+    (:func:`_payer_instalment_pairs`) and it quotes no other item's number. Each line's
+    reference evidence is graded as the pair scorer grades it (:func:`_graded_references`):
+    a reference cut short, with two digits swapped, the number only, or none at all. An item
+    keeps at most ``compound.max_instalments`` lines (those quoting it best, then nearest in
+    date; a cap that bites is recorded), and every subset of them is tried (at most
+    2 ** max_instalments per item): those totalling the item exactly, and the whole set of lines
+    quoting the item when it pays less. A line whose amount is exactly what the others left open
+    completes the group; such a group outscores the others paying in part (plus a write-off),
+    by the exact total's bits (``weights.groups.instalment_max_total_bits``). A line quoting no
+    usable reference costs ``weights.groups.unreferenced_instalment`` bits, and the choice among
+    the item's unquoting lines ``compound.subset_penalty`` bits per doubling.
+
+    Time and memory O(items x 2 ** max_instalments + lines x max_instalment_items).
+    """
     cmp = rules.compound
     w = rules.weights
-    pairs = hits.filter(
+    before = rules.window_for("invoice").before
+    quoted = hits.filter(
         (pl.col("amount_minor").abs() < pl.col("a_l").abs())
-        & pl.col("day").is_between(pl.col("day_l") - rules.window_for("invoice").before,
-                                   pl.col("day_l") + cmp.instalment_window_days)
-    ).select("bank_idx", "ledger_idx", "amount_minor", "a_l", "day", "day_l")
+        & pl.col("day").is_between(pl.col("day_l") - before, pl.col("day_l") + cmp.instalment_window_days)
+    ).select("bank_idx", "ledger_idx")
+    quoted = _plainly_other(quoted, bank, ledger, sims).select(pl.col("bank_idx", "ledger_idx").cast(pl.UInt32))
+    payer = _payer_instalment_pairs(bank, ledger, rules, sims, vocab, caps)
+    # a line quoting another item's number is that item's, not an unquoted instalment of this one
+    quoting = hits["bank_idx"].unique().cast(pl.UInt32).implode()
+    payer = payer.filter(~pl.col("bank_idx").is_in(quoting)).join(quoted, on=["bank_idx", "ledger_idx"], how="anti")
+    pairs = pl.concat([quoted.with_columns(quotes=pl.lit(True)), payer.with_columns(quotes=pl.lit(False))])
+    pairs = pairs.filter(pl.len().over("ledger_idx") >= 2)
     if pairs.height == 0:
         return _raw(pl.DataFrame())
-    # an item only one line quotes needs no name check: it makes no group either way
-    pairs = _plainly_other(pairs.filter(pl.len().over("ledger_idx") >= 2), bank, ledger, sims)
-    # the nearest lines, the lower row first among lines of one day
-    nearness = (pl.col("day") - pl.col("day_l")).abs().cast(pl.Int64) * (1 << 32) + pl.col("bank_idx").cast(pl.Int64)
-    pairs = pairs.with_columns(near=nearness.rank("ordinal").over("ledger_idx")).filter(pl.col("near") <= cmp.max_instalments)
-    pairs = pairs.with_columns(n=pl.len().over("ledger_idx")).filter(pl.col("n") >= 2).with_columns(
-        pos=(pl.col("near") - 1).cast(pl.Int64)
+    pairs = pairs.with_columns(
+        amount_minor=bank["amount_minor"].gather(pairs["bank_idx"]),
+        day=bank["day"].gather(pairs["bank_idx"]),
+        a_l=ledger["amount_minor"].gather(pairs["ledger_idx"]),
+        day_l=ledger["day"].gather(pairs["ledger_idx"]),
+        ref_w=_graded_references(pairs, bank, ledger, rules),
     )
+    # a quoted number is at least the serial's evidence; a grade of "none" without one is no reference
+    pairs = pairs.with_columns(
+        ref_w=pl.when("quotes").then(pl.max_horizontal("ref_w", pl.lit(w.reference.serial))).otherwise("ref_w"),
+    ).with_columns(referenced=pl.col("quotes") | (pl.col("ref_w") > w.reference.none))
+    # the lines quoting the item best, then the nearest, the lower row first among equals
+    nearness = (
+        (~pl.col("referenced")).cast(pl.Int64) * (1 << 50)
+        + (pl.col("day") - pl.col("day_l")).abs().cast(pl.Int64) * (1 << 32) + pl.col("bank_idx").cast(pl.Int64)
+    )
+    pairs = pairs.with_columns(near=nearness.rank("ordinal").over("ledger_idx"), held=pl.len().over("ledger_idx"))
+    capped = pairs.filter((pl.col("held") > cmp.max_instalments) & (pl.col("near") == 1))
+    if capped.height:
+        where = capped.select(name=ledger["name"].gather(capped["ledger_idx"]),
+                              cur=ledger["cur"].gather(capped["ledger_idx"])).unique().sort("name", "cur")
+        caps.bit("instalments", "compound.max_instalments", cmp.max_instalments,
+                 _partition_names(where["name"], where["cur"], vocab),
+                 int((capped["held"] - cmp.max_instalments).sum()), "bank lines as instalments of an item")
+    pairs = pairs.filter(pl.col("near") <= cmp.max_instalments)
+    pairs = pairs.with_columns(
+        n=pl.len().over("ledger_idx"), pos=(pl.col("near") - 1).cast(pl.Int64),
+        n_referenced=pl.col("referenced").sum().over("ledger_idx"),
+        n_unreferenced=(~pl.col("referenced")).sum().over("ledger_idx"),
+    ).filter(pl.col("n") >= 2)
     if pairs.height == 0:
         return _raw(pl.DataFrame())
-    pairs = _quotes_in_full(pairs, bank, ledger)
-    # every subset of at most max_instalments lines, by bit mask
+    # every subset of an item's lines, by bit mask
     n_max = int(pairs["n"].max())
     mask = np.arange(1, 1 << n_max, dtype=np.int64)
     bits = sum((mask >> i) & 1 for i in range(n_max))
     masks = pl.DataFrame({"mask": mask[bits >= 2]})
     items = pairs.group_by("ledger_idx").agg(
-        n=pl.len(), a_l=pl.col("a_l").first(),
-        members=pl.struct("pos", "bank_idx", "amount_minor", "full"),
+        pl.col("n", "a_l", "n_referenced", "n_unreferenced").first(),
+        members=pl.struct("pos", "bank_idx", "amount_minor", "ref_w", "referenced"),
     )
     chosen = (
         items.join(masks, how="cross").filter(pl.col("mask") < pl.lit(2, dtype=pl.Int64).pow(pl.col("n")))
@@ -964,21 +1110,34 @@ def _instalments(bank: pl.DataFrame, ledger: pl.DataFrame, hits: pl.DataFrame, r
     subsets = (
         chosen.group_by("sid")
         .agg(
-            pl.col("ledger_idx", "a_l", "n", "mask").first(), pl.col("bank_idx"),
-            paid=pl.col("amount_minor").sum(), all_full=pl.col("full").all(),
+            pl.col("ledger_idx", "a_l", "n_referenced", "n_unreferenced").first(), pl.col("bank_idx"),
+            paid=pl.col("amount_minor").sum(), best_ref=pl.col("ref_w").max(),
+            referenced=pl.col("referenced").sum(), unreferenced=(~pl.col("referenced")).sum(),
         )
         .filter(pl.col("paid").abs() <= pl.col("a_l").abs())
-        .with_columns(whole=pl.col("mask") == pl.lit(2, dtype=pl.Int64).pow(pl.col("n")) - 1,
-                      in_full=pl.col("paid") == pl.col("a_l"))
-        .filter(pl.col("in_full") | pl.col("whole"))
+        .with_columns(in_full=pl.col("paid") == pl.col("a_l"))
+        # in part: only the whole set of lines quoting the item (an unquoting line proves nothing
+        # towards a part payment)
+        .filter(pl.col("in_full") | ((pl.col("unreferenced") == 0) & (pl.col("referenced") == pl.col("n_referenced"))))
     )
-    ref_bits = pl.when(pl.col("all_full")).then(pl.lit(w.reference.full)).otherwise(pl.lit(w.reference.serial))
+    choice = pl.when(pl.col("unreferenced") > 0).then(
+        pl.col("n_unreferenced").cast(pl.Float64).clip(lower_bound=1.0).log(2) * cmp.subset_penalty
+    ).otherwise(pl.lit(0.0))
+    count = pl.col("bank_idx").list.len().cast(pl.Utf8)
+    how = (
+        pl.when(pl.col("unreferenced") == 0).then(count + pl.lit(" payments quoting the item's reference"))
+        .otherwise(
+            count + pl.lit(" payments of the payer, ") + pl.col("referenced").cast(pl.Utf8)
+            + pl.lit(" quoting the item's reference, ") + pl.col("unreferenced").cast(pl.Utf8)
+            + pl.lit(" none (paying exactly what the others left open)")
+        )
+    )
     return _raw(subsets.select(
         kind=pl.lit("many_to_one"),
-        bank_idx=_sorted(pl.col("bank_idx")),
+        bank_idx=_sorted(pl.col("bank_idx").cast(_MEMBER)),
         ledger_idx=pl.concat_list(pl.col("ledger_idx").cast(pl.UInt32)),
-        base=w.prior + ref_bits,
-        how=pl.col("bank_idx").list.len().cast(pl.Utf8) + pl.lit(" payments quoting the item's number"),
+        base=w.prior + pl.col("best_ref") + w.groups.unreferenced_instalment * pl.col("unreferenced") - choice,
+        how=how,
         exact_only=pl.lit(False),
     ), cap=w.groups.instalment_max_total_bits)
 
@@ -1165,7 +1324,8 @@ def _coded_sides(bank_prepared: pl.DataFrame,
     # one chunk per column: the generators gather rows from these many times, and a gather from a
     # column in many chunks is several times slower
     bank = bank_prepared.select(
-        "bank_idx", "date", "day", "amount_minor", "currency", "bank_text", "ref_keys", named=named
+        "bank_idx", "date", "day", "amount_minor", "currency", "bank_text", "ref_keys", "reference_profile",
+        named=named
     ).with_columns(name=name_b, cur=cur_b, script=script_b).rechunk()
     ledger = ledger_prepared.select(
         "ledger_idx", "day", "amount_minor", "currency", "doc_ref", "ref_serial", "description", "reference",
@@ -1209,6 +1369,7 @@ def compound_groups(bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, 
     """
     if bank_prepared.height == 0 or ledger_prepared.height == 0:
         return empty_groups()
+    caps = caps if caps is not None else CapLog()
     # Much of the work is text (regular expressions) on one core, so independent steps run on a
     # second thread: the numbers in the bank text, batches, instalments, the quoting check, the
     # references quoted in full and the words of the explained groups, beside coding the names,
@@ -1221,7 +1382,7 @@ def compound_groups(bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, 
         sims = _NameSimilarity(vocab.names, _name_bounds(rules))
         day_blocks = _day_blocks(bank, ledger, vocab.types, rules)
         hits = _key_hits(keys.result(), bank, ledger, rules)
-        instalments = beside.submit(_instalments, bank, ledger, hits, rules, sims)
+        instalments = beside.submit(_instalments, bank, ledger, hits, rules, sims, vocab, caps)
         quoting = beside.submit(_quoting, hits, bank, ledger, rules, sims)
         listed = _listed(bank, ledger, hits, vocab.types, rules, sims, beside)
         explained = _totals(pl.concat([listed, batches.result(), day_blocks, instalments.result()]), bank, ledger,
