@@ -28,6 +28,7 @@ import polars as pl
 
 from engine.candidates.caps import CapLog
 from engine.candidates.groups import ADJUSTMENT_DTYPE, conform, empty_groups
+from engine.prepare.orders import candidate_order_ids, order_keys, store_key
 from models.money import format_minor_expr
 from rules.model import RuleSet
 
@@ -36,38 +37,6 @@ __all__ = [
     "report_linked_ledger",
     "report_payout_groups",
 ]
-
-# --------------------------------------------------------------------------------------------
-# Evidence weights (bits, added to rules.weights.prior)
-# --------------------------------------------------------------------------------------------
-
-#: the bank text quotes the payout id: as decisive as a full invoice reference and then some
-PAYOUT_ID_BITS = 15.0
-#: the report's net total equals the bank amount exactly (multi-line totals rarely collide)
-EXACT_NET_BITS = 10.0
-#: the bank text names the processor (one of the source's bank words)
-PROCESSOR_NAMED_BITS = 2.0
-#: a report line with no ledger item, or a net that differs from the bank amount
-REPORT_GAP_BITS = -1.0
-
-#: inferred payouts: the bank credit falls in the fee band of the range's gross
-FEE_BAND_BITS = 3.0
-#: the fee is exactly zero: the credit equals the orders' gross
-ZERO_FEE_BITS = 6.0
-#: the fee is a typical card/wallet fee (``TYPICAL_FEE_PCT``) / merely inside the band
-TYPICAL_FEE_BITS = 2.0
-EDGE_FEE_BITS = 0.0
-TYPICAL_FEE_PCT = (2.0, 4.5)
-#: the fee rate is close to the store's usual rate (the median over its candidate ranges: a
-#: processor charges one merchant a stable rate, while wrong ranges scatter over the fee band);
-#: full weight at the median, none from USUAL_RATE_TOLERANCE_PCT percentage points away
-USUAL_RATE_BITS = 2.0
-USUAL_RATE_TOLERANCE_PCT = 0.75
-#: per store word of the bank text found in the orders' description (at most STORE_WORDS_MAX)
-STORE_WORD_BITS = 2.0
-STORE_WORDS_MAX = 3
-#: per order a range covers: full coverage of consecutive days wins over a shorter fitting range
-PER_ORDER_BITS = 0.05
 
 #: categories whose lines are balance movements of the processor, not of a shop order
 _FEE_CATEGORIES = ("fee",)
@@ -180,87 +149,137 @@ def _payouts(payout_lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+_LINK_COLUMNS = {"line_no": pl.UInt32, "ledger_idx": pl.UInt32}
+#: ledger types that are shop orders and their refunds (preferred over other items)
+_ORDER_TYPES = ["order", "credit_note", "sale", "sales_order", "refund"]
+#: rounds of mutual-best linking (each links every line whose best item is unambiguous)
+_LINK_ROUNDS = 8
+
+
 def _line_links(ledger_prepared: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFrame:
     """Ledger item of each report line that needs one (``line_no``, ``ledger_idx`` and the
     item's ``amount_minor``).
 
-    A line's keys are its ``order_id`` (payment metadata) or, when absent, the tokens of its
-    description holding a digit ("Order SO-2026-00114", "Refund for order SO-2026-00136"). A key
-    equal to a ledger item's id or reference (exact, case-insensitive) links a positive line (a
-    charge) to a positive ledger item -- preferring the same amount -- and a negative line (a
-    refund) to a negative ledger item of exactly that amount (the credit note whose reference
-    is the order). Each line links at most one item and each item at most one line.
+    A line's written order ids are its ``order_id`` (payment metadata, however the feed found
+    it) and the id-like tokens of its description ("Order SO-2026-00114", "Refund for order
+    #5022"); an item's are its ``id``, its ``reference`` and the id-like tokens of its
+    description ("Web order #5022 (Stripe)"). Both sides are reduced to order keys
+    (:func:`engine.prepare.orders.order_keys`), so ``5022`` meets ``#5022`` and ``0005022``,
+    ``SO-00114`` meets ``so114`` and, more weakly, ``#114``. A charge (positive line) links a
+    positive item, a refund (negative line) a negative item of exactly its amount (the credit
+    note of the order).
+
+    Among the items a line meets, the better one is decided by, in turn: the id level (exact,
+    the same id reformatted, digits only, the last number), the same amount, an order or credit
+    note rather than another type, where the id was found (metadata and ledger id before
+    reference and descriptions), the days between the charge and the order. Lines and items
+    link when each is the other's single best (a tie is never broken by order: the line stays
+    unlinked and its payout goes to review naming it); linked lines and items leave and the
+    rest try again, a few rounds. Each line links at most one item and each item one line.
     """
-    keys = (
-        lines.select(
-            "line_no",
-            "currency",
-            "gross_minor",
-            key=pl.when(pl.col("order_id").fill_null("").str.strip_chars() != "")
-            .then(pl.concat_list(pl.col("order_id").str.strip_chars().str.to_lowercase()))
-            .otherwise(
-                _tokens(pl.col("description")).list.eval(
-                    pl.element().filter(pl.element().str.contains(r"[0-9]"))
-                )
-            ),
-        )
-        .explode("key")
-        .drop_nulls("key")
-        .unique()
+    amount_dtype = ledger_prepared.schema["amount_minor"]
+    empty = pl.DataFrame(schema={**_LINK_COLUMNS, "amount_minor": amount_dtype})
+    needs = lines.filter(pl.col("needs_item")) if "needs_item" in lines.columns else lines
+    raw_lines = pl.concat(
+        [
+            needs.select(
+                "line_no", "currency", raw=pl.col("order_id").fill_null("").str.strip_chars(),
+                via_line=pl.lit(0, dtype=pl.Int8),
+            ).filter(pl.col("raw") != ""),
+            needs.select(
+                "line_no", "currency", raw=candidate_order_ids(pl.col("description")),
+                via_line=pl.lit(1, dtype=pl.Int8),
+            ).explode("raw").drop_nulls("raw"),
+        ]
     )
-    if keys.height == 0:
-        return pl.DataFrame(
-            schema={
-                "line_no": pl.UInt32,
-                "ledger_idx": pl.UInt32,
-                "amount_minor": ledger_prepared.schema["amount_minor"],
-            }
-        )
-    # the items' keys, kept where some line has the key: a light frame (the row, currency, key),
-    # the amount and type gathered for the few rows that link
-    wanted = keys["key"].unique().implode()
+    line_keys = order_keys(raw_lines).unique(["line_no", "key", "level"])
+    if line_keys.height == 0:
+        return empty
+    wanted = line_keys["key"].unique().implode()
     ledger = ledger_prepared.select(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), "currency", "id", "reference"
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), "currency", "id", "reference",
+        "description",
     )
-    by_id = ledger.select(
-        "_row", "currency", key=pl.col("id").str.strip_chars().str.to_lowercase(), via=pl.lit(0)
-    ).filter(pl.col("key").is_in(wanted))
-    by_ref = ledger.select(
-        "_row",
-        "currency",
-        key=pl.col("reference").fill_null("").str.strip_chars().str.to_lowercase(),
-        via=pl.lit(1),
-    ).filter((pl.col("key") != "") & pl.col("key").is_in(wanted))
-    joined = keys.join(pl.concat([by_id, by_ref]), on=["key", "currency"], how="inner")
+    raw_items = pl.concat(
+        [
+            ledger.select("_row", "currency", raw="id", via_item=pl.lit(0, dtype=pl.Int8)),
+            ledger.select("_row", "currency", raw="reference", via_item=pl.lit(1, dtype=pl.Int8)),
+            ledger.filter(pl.col("description").fill_null("").str.contains("[0-9]"))
+            .select(
+                "_row", "currency", raw=candidate_order_ids(pl.col("description")),
+                via_item=pl.lit(2, dtype=pl.Int8),
+            )
+            .explode("raw"),
+        ]
+    ).filter(pl.col("raw").fill_null("").str.contains("[0-9]"))
+    item_keys = order_keys(raw_items).filter(pl.col("key").is_in(wanted))
+    joined = (
+        line_keys.join(item_keys, on=["key", "currency"], how="inner", suffix="_item")
+        .filter((pl.col("level") < 3) | (pl.col("level_item") < 3))  # never serial to serial
+        .group_by("line_no", "_row")
+        .agg(
+            level=pl.max_horizontal("level", "level_item").min(),
+            via=(pl.col("via_line") * 3 + pl.col("via_item")).min(),
+        )
+    )
+    if joined.height == 0:
+        return empty
     joined = joined.hstack(
-        ledger_prepared.select(pl.col("ledger_idx", "amount_minor", "type_norm").gather(joined["_row"]))
+        ledger_prepared.select(
+            pl.col("ledger_idx", "amount_minor", "type_norm", "day").gather(joined["_row"])
+        )
+    ).join(
+        needs.select(
+            pl.col("line_no").cast(pl.UInt32), "gross_minor", created=pl.col("created").cast(pl.Int32)
+        ),
+        on="line_no",
     )
     charge = pl.col("gross_minor") > 0
-    return (
-        joined.filter(
-            pl.when(charge)
-            .then(pl.col("amount_minor") > 0)
-            .otherwise(
-                (pl.col("amount_minor") < 0) & (pl.col("amount_minor") == pl.col("gross_minor"))
-            )
-        )
-        .with_columns(
-            _rank=(pl.col("amount_minor") != pl.col("gross_minor")).cast(pl.Int32) * 4
-            + (
-                ~pl.col("type_norm").is_in(
-                    ["order", "credit_note", "sale", "sales_order", "refund"]
-                )
-            ).cast(pl.Int32)
-            * 2
-            + pl.col("via")
-        )
-        .sort("_rank", "line_no", "ledger_idx")
-        .unique("line_no", keep="first", maintain_order=True)
-        .unique("ledger_idx", keep="first", maintain_order=True)
-        .select(
-            pl.col("line_no").cast(pl.UInt32), pl.col("ledger_idx").cast(pl.UInt32), "amount_minor"
-        )
+    days_apart = (pl.col("created") - pl.col("day")).abs().fill_null(999).clip(0, 999)
+    candidates = joined.filter(
+        pl.when(charge)
+        .then(pl.col("amount_minor") > 0)
+        .otherwise((pl.col("amount_minor") < 0) & (pl.col("amount_minor") == pl.col("gross_minor")))
+    ).select(
+        pl.col("line_no").cast(pl.UInt32),
+        pl.col("ledger_idx").cast(pl.UInt32),
+        "amount_minor",
+        # one integer rank, smaller is better: level, amount, type, where found, days apart
+        rank=pl.col("level").cast(pl.Int64) * 1_000_000
+        + (pl.col("amount_minor") != pl.col("gross_minor")).cast(pl.Int64) * 100_000
+        + (~pl.col("type_norm").is_in(_ORDER_TYPES)).cast(pl.Int64) * 10_000
+        + pl.col("via").cast(pl.Int64) * 1_000
+        + days_apart.cast(pl.Int64),
     )
+    linked = []
+    for _ in range(_LINK_ROUNDS):  # rounds, not rows: each round is vectorized
+        if candidates.height == 0:
+            break
+        best = candidates.with_columns(
+            line_best=pl.col("rank").min().over("line_no"),
+            item_best=pl.col("rank").min().over("ledger_idx"),
+        ).filter((pl.col("rank") == pl.col("line_best")) & (pl.col("rank") == pl.col("item_best")))
+        # single best both ways: no other item at the line's best rank and no other line at
+        # the item's
+        ties_line = candidates.join(
+            best.select("line_no", "line_best"), on="line_no"
+        ).filter(pl.col("rank") == pl.col("line_best")).group_by("line_no").len()
+        ties_item = candidates.join(
+            best.select("ledger_idx", "item_best"), on="ledger_idx"
+        ).filter(pl.col("rank") == pl.col("item_best")).group_by("ledger_idx").len()
+        sure = best.join(ties_line.filter(pl.col("len") == 1).select("line_no"), on="line_no").join(
+            ties_item.filter(pl.col("len") == 1).select("ledger_idx"), on="ledger_idx"
+        )
+        if sure.height == 0:
+            break
+        linked.append(sure.select("line_no", "ledger_idx", "amount_minor"))
+        candidates = candidates.filter(
+            ~pl.col("line_no").is_in(sure["line_no"].implode())
+            & ~pl.col("ledger_idx").is_in(sure["ledger_idx"].implode())
+        )
+    if not linked:
+        return empty
+    return pl.concat(linked).sort("line_no")
 
 
 def _report_lines(payout_lines: pl.DataFrame) -> pl.DataFrame:
@@ -364,6 +383,7 @@ def report_payout_groups(
     if payout_lines.height == 0 or bank_prepared.height == 0:
         return empty_groups()
     prior = rules.weights.prior
+    weights = rules.weights.payouts
     payouts = _payouts(payout_lines)
     links = _bank_links(bank_prepared, payouts, rules)
     if links.height == 0:
@@ -460,10 +480,10 @@ def report_payout_groups(
     score = (
         pl.lit(prior)
         + pl.when(pl.col("how") == "id")
-        .then(pl.lit(PAYOUT_ID_BITS))
-        .otherwise(pl.lit(EXACT_NET_BITS) - pl.col("shared").cast(pl.Float64).log(2))
-        + pl.col("named").cast(pl.Float64) * PROCESSOR_NAMED_BITS
-        + gaps.cast(pl.Float64) * REPORT_GAP_BITS
+        .then(pl.lit(weights.payout_id))
+        .otherwise(pl.lit(weights.exact_net) - pl.col("shared").cast(pl.Float64).log(2))
+        + pl.col("named").cast(pl.Float64) * weights.processor_named
+        + gaps.cast(pl.Float64) * weights.report_gap
     )
     reasons = pl.concat_list(
         pl.when(pl.col("unlinked_count") > 0)
@@ -557,21 +577,43 @@ def report_payout_groups(
 # --------------------------------------------------------------------------------------------
 
 
-def _store_pairs(bank: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+def _store_pairs(bank: pl.DataFrame, stores: pl.DataFrame, allowed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(bank line, store) pairs of the same source and currency whose store words include every
-    store word of the bank text (``bank_words``; ``matched`` = how many), in bank line order
-    then store order. A line naming no store pairs with every store of its source and
-    currency; a line naming some, with the stores that have all its words (found by word)."""
+    store word of the bank text (``bank_words``; ``matched`` = how many), and per bank line the
+    stores left out by the cap.
+
+    A line naming no store pairs with every store of its source and currency; a line naming
+    some, with the stores that have all its words (found by word). A line keeps at most
+    ``allowed`` stores, those with the most orders first (then the lowest store number): the
+    cap bounds a month whose order descriptions split into thousands of "stores".
+
+    Returns
+    -------
+    (pairs, capped)
+        ``pairs`` in bank line order then store order; ``capped``: ``bank_idx``, ``left_out``
+        (stores not examined) for the lines the cap bit.
+    """
     lines = bank.select(
-        "bank_idx", "source", "currency", "day", "amount_minor", bank_words="store_words"
+        "bank_idx", "source", "currency", "day", "amount_minor", "bank_text", bank_words="store_words"
     ).with_row_index("_b")
     named = pl.col("bank_words").list.len() > 0
     keys = ["source", "currency"]
+    # unnamed lines: every store of the source, the same busiest ones for each line
+    ranked = stores.sort("n_orders", "store_no", descending=[True, False]).with_columns(
+        _rank=pl.int_range(pl.len()).over(keys), _stores=pl.len().over(keys)
+    )
     every = (
         lines.filter(~named)
         .select("_b", *keys)
-        .join(stores.select("store_no", *keys), on=keys)
+        .join(ranked.filter(pl.col("_rank") < allowed).select("store_no", *keys), on=keys)
         .select("_b", "store_no")
+    )
+    every_capped = (
+        lines.filter(~named)
+        .select("_b", "bank_idx", *keys)
+        .join(ranked.group_by(keys).agg(pl.col("_stores").first()), on=keys)
+        .filter(pl.col("_stores") > allowed)
+        .select("bank_idx", left_out=pl.col("_stores") - allowed)
     )
     store_words = (
         stores.select("store_no", *keys, word="store_words")
@@ -587,14 +629,26 @@ def _store_pairs(bank: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
         .group_by("_b", "store_no")
         .agg(found=pl.len(), n=pl.col("n").first())
         .filter(pl.col("found") == pl.col("n"))
-        .select("_b", "store_no")
+        .join(stores.select("store_no", "n_orders"), on="store_no")
+        .sort("_b", "n_orders", "store_no", descending=[False, True, False])
+        .with_columns(_rank=pl.int_range(pl.len()).over("_b"), _stores=pl.len().over("_b"))
     )
+    by_word_capped = (
+        by_word.filter(pl.col("_stores") > allowed)
+        .group_by("_b")
+        .agg(left_out=pl.col("_stores").first() - allowed)
+        .join(lines.select("_b", "bank_idx"), on="_b")
+        .select("bank_idx", "left_out")
+    )
+    by_word = by_word.filter(pl.col("_rank") < allowed).select("_b", "store_no")
     found = pl.concat([every, by_word]).sort("_b", "store_no")
-    return (
+    pairs = (
         lines.drop("_b")[found["_b"]]
-        .hstack(stores.select("store_no", "store", words_ledger="store_words")[found["store_no"]])
+        .hstack(stores.select("store_no", "store", "store_text", words_ledger="store_words")[found["store_no"]])
         .with_columns(matched=pl.col("bank_words").list.len())
     )
+    capped = pl.concat([every_capped, by_word_capped.cast({"left_out": every_capped.schema["left_out"]})])
+    return pairs, capped
 
 
 def _scaled_pct(pct: Decimal) -> int:
@@ -602,12 +656,12 @@ def _scaled_pct(pct: Decimal) -> int:
     return int((Decimal(pct) * 10_000).to_integral_value())
 
 
-def _bank_store_words(bank_lines: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
-    """The bank text's store words: its words (3+ letters) that some order description of the
-    same source carries, the source's own name words left out. Words no order knows (channel
-    codes, "payout", "transfer", a truncated name) say nothing either way."""
+def _bank_store_words(bank_lines: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+    """The bank text's store words: its words (3+ letters) that some store of the same source
+    carries, the source's own name words left out. Words no store knows (channel codes,
+    "payout", "transfer", a truncated name) say nothing either way."""
     vocab = (
-        orders.select("source", word=_words(pl.col("description")))
+        stores.select("source", word=_words(pl.col("store")))
         .explode("word")
         .drop_nulls()
         .unique()
@@ -627,6 +681,126 @@ def _bank_store_words(bank_lines: pl.DataFrame, orders: pl.DataFrame) -> pl.Data
     )
 
 
+#: settlement windows evaluated at once (arrays of this many entries, a few dozen MB)
+_WINDOW_BATCH = 1 << 20
+
+
+def _weekday(day: np.ndarray) -> np.ndarray:
+    """0 = Monday ... 6 = Sunday of an epoch day number (1970-01-01 was a Thursday)."""
+    return (day + 3) % 7
+
+
+def _fitting_windows(
+    pairs: pl.DataFrame, day_key: np.ndarray, sums: dict[str, np.ndarray], cfg, span: np.int64
+) -> pl.DataFrame:
+    """Every settlement window of every (credit, store) pair that fits the fee band.
+
+    For a pair, the windows are the day ranges ``d1..d2`` with ``d2`` 1..``max_lag_days`` days
+    before the bank date and ``d2 - d1 < max_settlement_days``, both ends days with items of
+    the store. A window's totals come from cumulative day totals (``sums``, one entry per
+    (store, day) row and a leading zero): O(1) per window. Two totals are tried: the orders'
+    gross with the window's refunds netted and, when the window has refunds and does not fit
+    with them, the orders alone (refunds paid from another payout). Evaluated in batches of
+    ``_WINDOW_BATCH`` windows so memory stays flat however many pairs there are.
+    """
+    lag = np.arange(1, max(cfg.max_lag_days, 0) + 1, dtype=np.int64)
+    back = np.arange(cfg.max_settlement_days, dtype=np.int64)
+    per_pair = len(lag) * len(back)
+    if per_pair == 0 or pairs.height == 0:
+        return pl.DataFrame()
+    scale = 1_000_000
+    fee_max, fee_min = _scaled_pct(cfg.fee_max_pct), _scaled_pct(cfg.fee_min_pct)
+    n_keys = len(day_key)
+    step = max(1, _WINDOW_BATCH // per_pair)
+    found = []
+    p_store_all = pairs["store_no"].to_numpy().astype(np.int64)
+    p_day_all = pairs["day"].to_numpy().astype(np.int64)
+    p_credit_all = pairs["amount_minor"].to_numpy().astype(np.int64)
+    for start in range(0, pairs.height, step):  # batches of pairs, not rows
+        p_store = p_store_all[start : start + step]
+        p_day = p_day_all[start : start + step]
+        p_credit = p_credit_all[start : start + step]
+        shape = (len(p_store), len(lag), len(back))
+        d2 = np.broadcast_to(p_day[:, None, None] - lag[None, :, None], shape).ravel()
+        d1 = (np.broadcast_to(p_day[:, None, None] - lag[None, :, None], shape)
+              - back[None, None, :]).ravel()
+        base = np.broadcast_to(p_store[:, None, None] * span, shape).ravel()
+        lo = np.searchsorted(day_key, base + d1, side="left")
+        hi = np.searchsorted(day_key, base + d2, side="right")
+        first_ok = (lo < n_keys) & (day_key[np.minimum(lo, n_keys - 1)] == base + d1)
+        last_ok = (hi > 0) & (day_key[np.maximum(hi - 1, 0)] == base + d2)
+        orders = sums["orders"][hi] - sums["orders"][lo]
+        refunds = sums["refunds"][hi] - sums["refunds"][lo]
+        credit = np.broadcast_to(p_credit[:, None, None], shape).ravel()
+        ok = first_ok & last_ok & (sums["n_orders"][hi] > sums["n_orders"][lo])
+        fits_netted = np.zeros(len(ok), dtype=bool)
+        for netted, total in ((True, orders + refunds), (False, orders)):
+            fits = (
+                ok
+                & (total > 0)
+                & (total * (scale - fee_max) <= credit * scale)
+                & (credit * scale <= total * (scale - fee_min))
+            )
+            if netted:
+                fits_netted = fits
+            else:  # without its refunds only when the window does not fit with them
+                fits &= (refunds != 0) & ~fits_netted
+            hit = np.flatnonzero(fits)
+            if len(hit) == 0:
+                continue
+            # one business day's settlement: d2 a weekday, d1 after the business day before it
+            # and no items on the days in between (Sat + Sun + Mon when the weekend had orders)
+            weekday = _weekday(d2[hit])
+            before = d2[hit] - np.where(weekday == 0, 3, 1)
+            lo_roll = np.searchsorted(day_key, base[hit] + before + 1, side="left")
+            aligned = (weekday < 5) & (d1[hit] > before) & (lo_roll == lo[hit])
+            found.append(
+                pl.DataFrame(
+                    {
+                        "pair": (hit // per_pair + start).astype(np.int64),
+                        "lo": lo[hit],
+                        "hi": hi[hit],
+                        "d1": d1[hit].astype(np.int32),
+                        "d2": d2[hit].astype(np.int32),
+                        "gross": total[hit],
+                        "netted": np.full(len(hit), netted & True) & (refunds[hit] != 0),
+                        "aligned": aligned,
+                    }
+                )
+            )
+    return pl.concat(found) if found else pl.DataFrame()
+
+
+def _usual_rates(cand: pl.DataFrame, tolerance: float) -> pl.DataFrame:
+    """The usual fee rate (% of the gross) of each store, learnt from the run's candidates.
+
+    A processor charges one merchant a stable rate; wrong windows scatter over the fee band.
+    With at least three *confident* candidates (the only window fitting its credit) the usual
+    rate is their median; otherwise it is the densest rate of all the store's candidates (the
+    most candidates within a quarter of ``tolerance`` of it; among equally dense ones their
+    median). Returns ``store_no``, ``usual_pct``.
+    """
+    h = tolerance / 4.0
+    rates = cand.select("store_no", "_pct", "_unique").sort("store_no", "_pct")
+    key = rates["store_no"].to_numpy().astype(np.float64) * 1_000.0 + rates["_pct"].to_numpy()
+    density = np.searchsorted(key, key + h, side="right") - np.searchsorted(key, key - h, side="left")
+    dense = (
+        rates.with_columns(_density=pl.Series(density))
+        .filter(pl.col("_density") == pl.col("_density").max().over("store_no"))
+        .group_by("store_no")
+        .agg(dense_pct=pl.col("_pct").median())
+    )
+    confident = (
+        rates.filter(pl.col("_unique"))
+        .group_by("store_no")
+        .agg(conf_pct=pl.col("_pct").median(), n_conf=pl.len())
+    )
+    return dense.join(confident, on="store_no", how="left").select(
+        "store_no",
+        usual_pct=pl.when(pl.col("n_conf") >= 3).then("conf_pct").otherwise("dense_pct"),
+    )
+
+
 def inferred_payout_groups(
     bank_prepared: pl.DataFrame,
     ledger_prepared: pl.DataFrame,
@@ -634,38 +808,60 @@ def inferred_payout_groups(
     exclude_ledger: pl.Series | None = None,
     caps: CapLog | None = None,
 ) -> pl.DataFrame:
-    """Without processor data: a processor's bank credit vs the orders of consecutive
-    settlement days.
+    """Without processor data: a processor's bank credit vs the orders of a settlement window.
 
     A bank credit whose text names a payout source (``rules.payouts.sources`` bank words) is
-    compared with the positive ledger items whose description names the same source (ledger
-    words), grouped by store: the item's description ("Summit Florist online order (Shopify
-    Payments)"). When the bank text shows store words ("CR TRF SHOPIFY PAYOUT SUMMIT FLORIST"),
-    every one must be in the store's description. For each store, every range of order days
-    ``d1..d2`` (both with orders) with ``d2 - d1 < max_settlement_days``, ``d2`` before the bank
-    date and at most ``max_lag_days`` before it, whose gross ``G`` satisfies
-    ``G x (1 - fee_max_pct %) <= credit <= G x (1 - fee_min_pct %)`` (exact integers) is a group;
-    ``processor_fee = credit - G``.
+    compared with the ledger items whose description names the same source (ledger words):
+    orders (positive) and refunds (negative). Items are grouped by *store*: their description
+    with order numbers and ids taken out (:func:`engine.prepare.orders.store_key`), so every
+    ``Web order #5022 (Stripe)`` is one store, ``web order (stripe)``; a refund whose own
+    description is no store's joins the only store of its source, if there is one. When the
+    bank text shows store words ("CR TRF SHOPIFY PAYOUT SUMMIT FLORIST"), every one must be in
+    the store's description.
+
+    The items are first totalled per (store, order day). A credit's candidate windows are the
+    day ranges ``d1..d2`` of one store with items on both ends, ``d2`` 1..``max_lag_days``
+    days before the bank date and at most ``max_settlement_days`` days long: one order day,
+    consecutive days, and business-day rolls (a weekday's orders with those of the weekend
+    days before it, as daily rolling payouts settle them). A window fits when its total ``G``
+    (orders' gross with the window's refunds netted; or, only when that does not fit, without
+    them: refunds that went out with another payout) satisfies ``G x (1 - fee_max_pct %) <= credit <= G x (1 -
+    fee_min_pct %)`` in exact integers; ``processor_fee = credit - G``.
+
+    Scores (``rules.weights.payouts``): the fee in the band or zero, a typical fee, closeness to
+    the store's usual fee rate learnt from the run's confident windows
+    (:func:`_usual_rates`), store words, orders covered (capped), a business-day window.
+    Always review unless the fee is exactly zero.
+
+    Complexity: O(items) to total the days, then O(windows) with windows = credits x stores
+    per credit x ``max_lag_days`` x ``max_settlement_days``, stores per credit capped so that
+    a credit examines at most ``payouts.max_windows_per_credit`` windows (the stores the bank
+    text names and with most orders first); windows are evaluated in fixed-size batches. A
+    credit keeps at most ``payouts.max_groups_per_credit`` groups (best scores first), so the
+    member lists are at most that many windows of ``max_settlement_days`` days each. Either cap
+    biting is recorded in ``caps``.
 
     Parameters
     ----------
     bank_prepared, ledger_prepared
         Prepared bank lines / ledger items.
     rules
-        The rule set (``rules.payouts``, ``rules.weights.prior``).
+        The rule set (``rules.payouts``, ``rules.weights.prior``, ``rules.weights.payouts``).
     exclude_ledger
         Ledger items already explained by a processor report (:func:`report_linked_ledger`):
         ``ledger_idx`` values (integers) or ledger ids (text).
+    caps
+        Where caps that bite are recorded (the run's :class:`~engine.candidates.caps.CapLog`).
 
     Returns
     -------
     pl.DataFrame
-        Groups in :data:`engine.candidates.groups.GROUP_SCHEMA`, kind ``payout``, all fitting ranges (the
-        assignment keeps one store's payouts from overlapping). ``review_reason`` is set unless
-        the fee is exactly zero. The score rewards store words matched, a typical fee
-        (2-4.5 %), and each order covered (so covering consecutive days completely wins).
+        Groups in :data:`engine.candidates.groups.GROUP_SCHEMA`, kind ``payout``, the fitting
+        windows (the group assignment keeps one store's payouts from overlapping).
+        ``review_reason`` is set unless the fee is exactly zero.
     """
     cfg = rules.payouts
+    weights = rules.weights.payouts
     if not cfg.sources or bank_prepared.height == 0 or ledger_prepared.height == 0:
         return empty_groups()
     prior = rules.weights.prior
@@ -683,120 +879,179 @@ def inferred_payout_groups(
         .filter(pl.col("source").is_not_null())
         .with_columns(skip=pl.col("source").replace_strict(skip, return_dtype=pl.List(pl.Utf8)))
     )
-    orders = (
-        ledger_prepared.select("ledger_idx", "id", "description", "amount_minor", "currency", "day")
-        .filter((pl.col("amount_minor") > 0) & _any_source(pl.col("description"), rules, "ledger"))
-        .with_columns(source=_source_expr(pl.col("description"), rules, "ledger"))
-        .filter(pl.col("source").is_not_null() & pl.col("day").is_not_null())
+    items = (
+        ledger_prepared.select(
+            "ledger_idx", "id", pl.col("description").fill_null(""), "amount_minor", "currency", "day"
+        )
+        .filter((pl.col("amount_minor") != 0) & _any_source(pl.col("description"), rules, "ledger"))
     )
     if exclude_ledger is not None and exclude_ledger.len() > 0:
         column = "id" if exclude_ledger.dtype == pl.Utf8 else "ledger_idx"
         values = exclude_ledger.cast(pl.Utf8 if column == "id" else pl.UInt32)
-        orders = orders.filter(~pl.col(column).is_in(values.implode()))
+        items = items.filter(~pl.col(column).is_in(values.implode()))
+    # source and store worked out once per distinct description
+    described = (
+        items.select("description")
+        .unique()
+        .with_columns(
+            source=_source_expr(pl.col("description"), rules, "ledger"),
+            store=store_key(pl.col("description")),
+            store_text=store_key(pl.col("description"), case_fold=False),
+        )
+    )
+    items = items.join(described, on="description").filter(
+        pl.col("source").is_not_null() & pl.col("day").is_not_null()
+    )
+    orders = items.filter(pl.col("amount_minor") > 0)
     if bank.height == 0 or orders.height == 0:
         return empty_groups()
-    orders = orders.with_columns(store=pl.col("description").fill_null("").str.strip_chars())
-    # a store's words are its description's (stripping blanks takes no letter away)
+    keys = ["source", "currency", "store"]
     stores = (
-        orders.select("source", "currency", "store")
-        .unique()
-        .sort("source", "currency", "store")
+        orders.group_by(keys)
+        .agg(n_orders=pl.len(), store_text=pl.col("store_text").min())
+        .sort(keys)
         .with_row_index("store_no")
         .with_columns(store_words=_words(pl.col("store")))
     )
-    store_words = _bank_store_words(bank, orders)
+    orders = orders.join(stores.select(*keys, "store_no"), on=keys)
+    # a refund joins the store of its own description, else the only store of its source
+    only_store = (
+        stores.group_by("source", "currency")
+        .agg(pl.col("store_no").first(), n=pl.len())
+        .filter(pl.col("n") == 1)
+        .select("source", "currency", only="store_no")
+    )
+    refunds = (
+        items.filter(pl.col("amount_minor") < 0)
+        .join(stores.select(*keys, "store_no"), on=keys, how="left")
+        .join(only_store, on=["source", "currency"], how="left")
+        .with_columns(store_no=pl.coalesce("store_no", "only"))
+        .filter(pl.col("store_no").is_not_null())
+        .drop("only")
+    )
+    store_words = _bank_store_words(bank, stores)
     bank = bank.join(store_words, on="bank_idx", how="left", maintain_order="left").with_columns(
         store_words=pl.col("store_words").fill_null(pl.lit([], dtype=pl.List(pl.Utf8)))
     )
-    pairs = _store_pairs(bank, stores)
+    per_store = max(cfg.max_lag_days, 0) * cfg.max_settlement_days
+    if per_store == 0:
+        return empty_groups()
+    allowed = max(1, cfg.max_windows_per_credit // per_store)
+    pairs, capped = _store_pairs(bank, stores, allowed)
+    if caps is not None and capped.height:
+        named = capped.join(bank.select("bank_idx", "bank_text", "currency", "amount_minor"), on="bank_idx")
+        caps.bit(
+            "inferred payouts",
+            "payouts.max_windows_per_credit",
+            cfg.max_windows_per_credit,
+            _credit_names(named),
+            int(capped["left_out"].sum()) * per_store,
+            "settlement windows",
+        )
     if pairs.height == 0:
         return empty_groups()
-    # orders sorted by (store, day): cumulative gross, searchsorted for any day range
-    orders = orders.join(
-        stores.select("source", "currency", "store", "store_no"), on=["source", "currency", "store"]
-    ).sort("store_no", "day", "ledger_idx")
-    span = np.int64(1 << 32)
-    order_key = orders["store_no"].to_numpy().astype(np.int64) * span + orders[
-        "day"
-    ].to_numpy().astype(np.int64)
-    cum = np.concatenate([[0], np.cumsum(orders["amount_minor"].to_numpy().astype(np.int64))])
-    # all (d1, d2) per pair: d2 = bank day - lag (1..max_lag), d1 = d2 - k (0..max_settlement-1)
-    lag = np.arange(1, max(cfg.max_lag_days, 0) + 1, dtype=np.int64)
-    back = np.arange(cfg.max_settlement_days, dtype=np.int64)
-    if len(lag) == 0:
-        return empty_groups()
-    p_store = pairs["store_no"].to_numpy().astype(np.int64)
-    p_day = pairs["day"].to_numpy().astype(np.int64)
-    p_credit = pairs["amount_minor"].to_numpy().astype(np.int64)
-    d2 = p_day[:, None, None] - lag[None, :, None]
-    shape = (len(p_store), len(lag), len(back))
-    d2 = np.broadcast_to(d2, shape)
-    d1 = d2 - back[None, None, :]
-    key_base = np.broadcast_to(p_store[:, None, None] * span, shape)
-    lo = np.searchsorted(order_key, (key_base + d1).ravel(), side="left")
-    hi = np.searchsorted(order_key, (key_base + d2).ravel(), side="right")
-    n_keys = len(order_key)
-    first_ok = (lo < n_keys) & (order_key[np.minimum(lo, n_keys - 1)] == (key_base + d1).ravel())
-    last_ok = (hi > 0) & (order_key[np.maximum(hi - 1, 0)] == (key_base + d2).ravel())
-    gross = cum[hi] - cum[lo]
-    credit = np.broadcast_to(p_credit[:, None, None], shape).ravel()
-    scale = 1_000_000
-    fee_max, fee_min = _scaled_pct(cfg.fee_max_pct), _scaled_pct(cfg.fee_min_pct)
-    fits = (
-        first_ok
-        & last_ok
-        & (hi > lo)
-        & (gross * (scale - fee_max) <= credit * scale)
-        & (credit * scale <= gross * (scale - fee_min))
-    )
-    hit = np.flatnonzero(fits)
-    if len(hit) == 0:
-        return empty_groups()
-    pair_of = hit // (len(lag) * len(back))
-    cand = (
-        pairs[pair_of]
-        .with_columns(
-            lo=pl.Series(lo[hit]),
-            hi=pl.Series(hi[hit]),
-            d1=pl.Series(d1.ravel()[hit]).cast(pl.Int32),
-            d2=pl.Series(d2.ravel()[hit]).cast(pl.Int32),
-            gross=pl.Series(gross[hit]),
+    # day totals per store: the windows are summed from these, not from the orders
+    day_rows = (
+        pl.concat(
+            [
+                orders.select("store_no", "day", o=pl.col("amount_minor"), r=pl.lit(0, pl.Int64),
+                              no=pl.lit(1, pl.Int64), nr=pl.lit(0, pl.Int64)),
+                refunds.select("store_no", "day", o=pl.lit(0, pl.Int64), r=pl.col("amount_minor"),
+                               no=pl.lit(0, pl.Int64), nr=pl.lit(1, pl.Int64)),
+            ],
+            how="vertical_relaxed",
         )
-        .with_row_index("cand")
+        .group_by("store_no", "day")
+        .agg(pl.col("o", "r", "no", "nr").sum())
+        .sort("store_no", "day")
     )
-    members = orders["ledger_idx"].to_numpy()
-    flat = cand.select("cand", pos=pl.int_ranges("lo", "hi")).explode("pos")
+    span = np.int64(1 << 32)
+    day_key = day_rows["store_no"].to_numpy().astype(np.int64) * span + day_rows["day"].to_numpy().astype(
+        np.int64
+    )
+
+    def cumulative(col: str) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(day_rows[col].to_numpy().astype(np.int64))])
+
+    sums = {"orders": cumulative("o"), "refunds": cumulative("r"), "n_orders": cumulative("no"),
+            "n_refunds": cumulative("nr")}
+    windows = _fitting_windows(pairs, day_key, sums, cfg, span)
+    if windows.height == 0:
+        return empty_groups()
+    cand = pairs.select(
+        "bank_idx", "source", "currency", "amount_minor", "bank_text", "bank_words", "store_no",
+        "store_text", "matched",
+    )[windows["pair"]].hstack(windows.drop("pair"))
+    lo, hi = cand["lo"].to_numpy(), cand["hi"].to_numpy()
+    netted = cand["netted"].to_numpy()
+    cand = cand.with_columns(
+        n_orders=pl.Series(sums["n_orders"][hi] - sums["n_orders"][lo]),
+        n_refunds=pl.Series(np.where(netted, sums["n_refunds"][hi] - sums["n_refunds"][lo], 0)),
+        # positions of the window's orders / refunds in the (store, day)-sorted item lists
+        o_lo=pl.Series(sums["n_orders"][lo]),
+        o_hi=pl.Series(sums["n_orders"][hi]),
+        r_lo=pl.Series(sums["n_refunds"][lo]),
+        r_hi=pl.Series(np.where(netted, sums["n_refunds"][hi], sums["n_refunds"][lo])),
+    )
+    fee = pl.col("amount_minor") - pl.col("gross")  # <= 0
+    pct = (-fee).cast(pl.Float64) * 100.0 / pl.col("gross").cast(pl.Float64)
+    cand = cand.with_columns(_pct=pct, _unique=pl.len().over("bank_idx") == 1)
+    cand = cand.join(_usual_rates(cand, weights.usual_rate_tolerance_pct), on="store_no", how="left")
+    closeness = (
+        1.0 - (pl.col("_pct") - pl.col("usual_pct")).abs() / weights.usual_rate_tolerance_pct
+    ).clip(0.0, 1.0)
+    n_items = pl.col("n_orders") + pl.col("n_refunds")
+    score = (
+        pl.lit(prior)
+        + weights.processor_named
+        + pl.when(fee == 0).then(pl.lit(weights.zero_fee)).otherwise(pl.lit(weights.fee_band))
+        + pl.when((pct >= weights.typical_fee_min_pct) & (pct <= weights.typical_fee_max_pct))
+        .then(pl.lit(weights.typical_fee))
+        .otherwise(pl.lit(weights.edge_fee))
+        + pl.col("_closeness") * weights.usual_rate
+        + pl.col("matched").clip(0, weights.store_words_max).cast(pl.Float64) * weights.store_word
+        + (n_items.cast(pl.Float64) * weights.per_order).clip(None, weights.per_order_max)
+        + pl.col("aligned").cast(pl.Float64) * weights.business_day
+    )
+    cand = (
+        cand.with_columns(_closeness=closeness)
+        .with_columns(_usual=pl.col("_closeness") > 0, score=score)
+        .sort(
+            ["bank_idx", "score", "store_no", "d2", "d1", "netted"],
+            descending=[False, True, False, True, False, True],
+        )
+        .with_columns(_rank=pl.int_range(pl.len()).over("bank_idx"), _n=pl.len().over("bank_idx"))
+    )
+    keep = cfg.max_groups_per_credit
+    over = cand.filter((pl.col("_rank") == 0) & (pl.col("_n") > keep))
+    if caps is not None and over.height:
+        caps.bit(
+            "inferred payouts",
+            "payouts.max_groups_per_credit",
+            keep,
+            _credit_names(over),
+            int((over["_n"] - keep).sum()),
+            "fitting settlement windows (lower scores)",
+        )
+    cand = cand.filter(pl.col("_rank") < keep).drop("_rank", "_n").with_row_index("cand")
+    # member lists: the window's orders, and its refunds when netted
+    order_members = orders.sort("store_no", "day", "ledger_idx")["ledger_idx"].to_numpy()
+    refund_members = refunds.sort("store_no", "day", "ledger_idx")["ledger_idx"].to_numpy()
+    flat_orders = cand.select("cand", pos=pl.int_ranges("o_lo", "o_hi")).explode("pos").drop_nulls()
+    flat_refunds = cand.select("cand", pos=pl.int_ranges("r_lo", "r_hi")).explode("pos").drop_nulls()
     ledger_lists = (
-        flat.with_columns(ledger_idx=pl.Series(members[flat["pos"].to_numpy()]).cast(pl.UInt32))
+        pl.concat(
+            [
+                flat_orders.select("cand", ledger_idx=pl.Series(
+                    order_members[flat_orders["pos"].to_numpy()], dtype=pl.UInt32)),
+                flat_refunds.select("cand", ledger_idx=pl.Series(
+                    refund_members[flat_refunds["pos"].to_numpy()], dtype=pl.UInt32)),
+            ]
+        )
         .group_by("cand")
         .agg(pl.col("ledger_idx").sort())
     )
     cand = cand.join(ledger_lists, on="cand").sort("cand")
-    fee = pl.col("amount_minor") - pl.col("gross")  # <= 0
-    pct = (-fee).cast(pl.Float64) * 100.0 / pl.col("gross").cast(pl.Float64)
-    n_orders = pl.col("hi") - pl.col("lo")
-    cand = (
-        cand.with_columns(_pct=pct)
-        .with_columns(
-            _closeness=(
-                1.0
-                - (pl.col("_pct") - pl.col("_pct").median().over("store_no")).abs()
-                / USUAL_RATE_TOLERANCE_PCT
-            ).clip(0.0, 1.0)
-        )
-        .with_columns(_usual=pl.col("_closeness") > 0)
-    )
-    score = (
-        pl.lit(prior)
-        + PROCESSOR_NAMED_BITS
-        + pl.when(fee == 0).then(pl.lit(ZERO_FEE_BITS)).otherwise(pl.lit(FEE_BAND_BITS))
-        + pl.when((pct >= TYPICAL_FEE_PCT[0]) & (pct <= TYPICAL_FEE_PCT[1]))
-        .then(pl.lit(TYPICAL_FEE_BITS))
-        .otherwise(pl.lit(EDGE_FEE_BITS))
-        + pl.col("_closeness") * USUAL_RATE_BITS
-        + pl.col("matched").clip(0, STORE_WORDS_MAX).cast(pl.Float64) * STORE_WORD_BITS
-        + n_orders.cast(pl.Float64) * PER_ORDER_BITS
-    )
     cur = pl.col("currency")
     money = lambda e: cur + pl.lit(" ") + format_minor_expr(e, cur)  # noqa: E731
     hundredths = ((-fee) * 10_000 + pl.col("gross") // 2) // pl.col("gross")  # of a percent
@@ -809,13 +1064,19 @@ def inferred_payout_groups(
     evidence = (
         pl.col("source")
         + pl.lit(" credit vs ")
-        + n_orders.cast(pl.Utf8)
+        + pl.col("n_orders").cast(pl.Utf8)
         + pl.lit(" orders '")
-        + pl.col("store")
+        + pl.col("store_text")
         + pl.lit("' of ")
         + _date_text(pl.col("d1"))
         + pl.when(pl.col("d2") != pl.col("d1"))
         .then(pl.lit(" to ") + _date_text(pl.col("d2")))
+        .otherwise(pl.lit(""))
+        + pl.when(pl.col("aligned") & (pl.col("d2") != pl.col("d1")))
+        .then(pl.lit(" (a business day with the weekend before it)"))
+        .otherwise(pl.lit(""))
+        + pl.when(pl.col("n_refunds") > 0)
+        .then(pl.lit(", ") + pl.col("n_refunds").cast(pl.Utf8) + pl.lit(" refunds netted"))
         .otherwise(pl.lit(""))
         + pl.lit(", gross ")
         + money(pl.col("gross"))
@@ -844,7 +1105,7 @@ def inferred_payout_groups(
         kind=pl.lit("payout"),
         bank_idx=pl.concat_list(pl.col("bank_idx").cast(pl.UInt32)),
         ledger_idx="ledger_idx",
-        score=score,
+        score="score",
         ledger_total="gross",
         adjustments=pl.when(fee != 0)
         .then(
@@ -864,6 +1125,15 @@ def inferred_payout_groups(
         ),
     )
     return conform(out)
+
+
+def _credit_names(credits: pl.DataFrame) -> list[str]:
+    """Readable partition names of bank credits for a cap warning."""
+    cur = pl.col("currency")
+    return credits.select(
+        pl.lit("credit '") + pl.col("bank_text").fill_null("").str.slice(0, 40) + pl.lit("' ")
+        + cur + pl.lit(" ") + format_minor_expr(pl.col("amount_minor"), cur)
+    ).to_series().to_list()
 
 
 def _split_words(text: str) -> list[str]:
