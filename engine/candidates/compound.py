@@ -724,26 +724,51 @@ def _batches(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.Dat
     ))
 
 
-def _day_blocks(bank: pl.DataFrame, ledger: pl.DataFrame, types: pl.Series, rules: RuleSet) -> pl.DataFrame:
-    """A day's items of one type and description (references removed) whose total equals a
-    bank line paid that day or up to ``compound.day_block_lag_days`` later (a payroll run)."""
+def _day_blocks(bank: pl.DataFrame, ledger: pl.DataFrame, vocab: _Vocab, rules: RuleSet) -> pl.DataFrame:
+    """A day's items of one type sharing a reference (``PAYROLL-2026-10``, which the bank does
+    not quote) or a description (numbers and the item's own payee name removed: ``October
+    salary Chan Siu Ming`` -> ``october salary``) whose total equals a bank line paid that day or
+    up to ``compound.day_block_lag_days`` later (a payroll or supplier run).
+
+    Partitioned by (currency, sign, type, reference or description, day) in one ``group_by``;
+    a block of more than ``compound.max_group_items`` items is no group. Joined to the bank
+    lines on (currency, total): time and memory O(items + bank lines + fits)."""
     cmp = rules.compound
-    # each distinct description is cleaned once; items are grouped on the cleaned text's code
+    # each distinct (description, payee) is cleaned once; items are grouped on the cleaned text's code
     (described,), raw = _codes(ledger["description"].fill_null(""))
-    cleaned = raw.to_frame("d").select(
-        pl.col("d").str.to_lowercase()
+    pairs = pl.DataFrame({"d": described, "name": ledger["name"]}).unique()
+    cleaned = pairs.with_columns(
+        text=raw.gather(pairs["d"]).str.to_lowercase(),
+        payee=vocab.names.gather(pairs["name"]).fill_null(""),
+    ).with_columns(
+        text=pl.when(pl.col("payee") != "").then(pl.col("text").str.replace_all(pl.col("payee"), " ", literal=True))
+        .otherwise(pl.col("text"))
         .str.replace_all(r"\S*[0-9]\S*", " ").str.replace_all(r"[^\p{L}]+", " ").str.strip_chars()
-    ).to_series()
-    (clean_code,), descs = _codes(cleaned)
-    blocks = (
-        ledger.select("ledger_idx", "cur", "type", "day", "amount_minor", "name", sign=pl.col("amount_minor").sign(),
-                      desc=clean_code.gather(described))
-        .filter(pl.col("sign") != 0)
-        .group_by("cur", "sign", "type", "desc", "day")
-        .agg(pl.col("ledger_idx").sort().cast(pl.UInt32), total=pl.col("amount_minor").sum(), n=pl.len(),
-             payees=pl.col("name").n_unique())
-        .filter((pl.col("n") >= 2) & (pl.col("n") <= cmp.max_group_items))
     )
+    (clean_code,), descs = _codes(cleaned["text"])
+    desc = (
+        pl.DataFrame({"d": described, "name": ledger["name"]})
+        .join(cleaned.select("d", "name", desc=clean_code), on=["d", "name"], how="left", maintain_order="left",
+              nulls_equal=True)["desc"]
+    )
+    # a shared reference, letters and digits only (PAYROLL-2026-10 -> payroll202610)
+    (ref_code,), _ = _codes(ledger.select(_alnum(pl.col("reference")).replace("", None)).to_series())
+    items = ledger.select(
+        "ledger_idx", "cur", "type", "day", "amount_minor", "name", sign=pl.col("amount_minor").sign(),
+    ).with_columns(desc=desc, ref=ref_code).filter(pl.col("sign") != 0)
+
+    def by(key: str) -> pl.DataFrame:
+        return (
+            items.drop_nulls(key).group_by("cur", "sign", "type", key, "day")
+            .agg(pl.col("ledger_idx").sort().cast(pl.UInt32), total=pl.col("amount_minor").sum(), n=pl.len(),
+                 payees=pl.col("name").n_unique())
+            .filter((pl.col("n") >= 2) & (pl.col("n") <= cmp.max_group_items))
+            .rename({key: "what"}).with_columns(by_ref=pl.lit(key == "ref"))
+        )
+
+    blocks = pl.concat([by("desc"), by("ref")])
+    # the same items by their description and by their reference: one block
+    blocks = blocks.sort("by_ref", descending=True).unique(["ledger_idx"], keep="first", maintain_order=True)
     if blocks.height == 0:
         return _raw(pl.DataFrame())
     w = rules.weights
@@ -754,7 +779,12 @@ def _day_blocks(bank: pl.DataFrame, ledger: pl.DataFrame, types: pl.Series, rule
         .join(blocks, on=["cur", "total"])
         .filter(pl.col("day_b").is_between(pl.col("day"), pl.col("day") + cmp.day_block_lag_days))
     )
-    hits = hits.with_columns(desc=descs.gather(hits["desc"]), type_norm=types.gather(hits["type"]))
+    by_ref = hits["by_ref"]
+    words = pl.Series("desc", [None] * hits.height, dtype=pl.Utf8)
+    words = words.scatter(by_ref.arg_true(),
+                          ledger["reference"].gather(hits["ledger_idx"].filter(by_ref).list.first()))
+    words = words.scatter((~by_ref).arg_true(), descs.gather(hits["what"].filter(~by_ref)))
+    hits = hits.with_columns(desc=words, type_norm=vocab.types.gather(hits["type"]))
     return _raw(hits.select(
         kind=pl.lit("one_to_many"), bank_idx=_one_bank(pl.col("bank_idx")), ledger_idx="ledger_idx",
         base=w.prior
@@ -1380,7 +1410,7 @@ def compound_groups(bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, 
         bank, ledger, vocab = _coded_sides(bank_prepared, ledger_prepared)
         batches = beside.submit(_batches, bank, ledger, rules)
         sims = _NameSimilarity(vocab.names, _name_bounds(rules))
-        day_blocks = _day_blocks(bank, ledger, vocab.types, rules)
+        day_blocks = _day_blocks(bank, ledger, vocab, rules)
         hits = _key_hits(keys.result(), bank, ledger, rules)
         instalments = beside.submit(_instalments, bank, ledger, hits, rules, sims, vocab, caps)
         quoting = beside.submit(_quoting, hits, bank, ledger, rules, sims)
