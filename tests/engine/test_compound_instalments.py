@@ -1,0 +1,123 @@
+"""Instalments end to end: several credits of one payer paying one invoice, however well each
+quotes it, and the credit that pays exactly what the others left open.
+
+What an accountant checks: the right bank lines are grouped with the right invoice, the invoice
+is paid in full with no write-off, and what stays open is the right amount.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+import engine.api as recon
+from engine.candidates.compound import compound_groups
+from engine.prepare.features import prepare_bank, prepare_ledger
+from models.schema import BANK_SCHEMA, LEDGER_SCHEMA
+from rules import default_rules
+
+HEADER_BANK = "id,date,amount,currency,description,counterparty,reference,account\n"
+HEADER_LEDGER = "id,date,amount,currency,description,counterparty,reference,account,type,due_date\n"
+
+
+def _run(tmp_path: Path, bank: str, ledger: str, rules=None) -> recon.MatchResult:
+    (tmp_path / "bank.csv").write_text(HEADER_BANK + bank, encoding="utf-8")
+    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + ledger, encoding="utf-8")
+    return recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", rules=rules)
+
+
+def _by_bank(result: recon.MatchResult) -> dict[str, dict]:
+    return {r["bank_ids"]: r for r in result.proposals.iter_rows(named=True)}
+
+
+def test_remainder_completes_the_group_no_write_off(tmp_path):
+    # three credits of one payer: the reference in full, cut short, and none at all; the third
+    # is exactly what the first two left open
+    bank = (
+        "B1,2026-10-05,4000.00,HKD,FPS CR CHAN TAI MAN INV-2026-01069,,,001\n"
+        "B2,2026-10-12,3500.00,HKD,FPS CR CHAN TAI MAN INV-2026-0106,,,001\n"
+        "B3,2026-10-20,2845.50,HKD,FPS CR CHAN TAI MAN,,,001\n"
+    )
+    ledger = (
+        "INV-2026-01069,2026-09-20,10345.50,HKD,Goods,Chan Tai Man,INV-2026-01069,1100,invoice,\n"
+        "INV-2026-01070,2026-09-21,8800.00,HKD,Goods,Lee Siu Fung,INV-2026-01070,1100,invoice,\n"
+    )
+    result = _run(tmp_path, bank, ledger)
+    rows = _by_bank(result)
+    group = rows["B1;B2;B3"]
+    assert (group["match_type"], group["ledger_ids"]) == ("many_to_one", "INV-2026-01069")
+    assert (group["bank_amount"], group["ledger_amount"], group["difference"]) == ("10345.50", "10345.50", "0.00")
+    assert group["adjustments"] == "" and not group["open_amount"]
+    # no other proposal uses these lines, and none is left unmatched
+    assert len(rows) == 1
+    assert set(result.outcome.unmatched_bank["id"]) == set()
+
+
+def test_degraded_references_number_only_and_transposed(tmp_path):
+    # the number only (1163), with an honorific; two digits swapped (01136 for 01163)
+    bank = (
+        "B1,2026-10-06,6000.00,HKD,FPS CR MS WONG MEI LING 1163,,,001\n"
+        "B2,2026-10-15,4120.25,HKD,FPS CR WONG MEI LING INV-2026-01136,,,001\n"
+    )
+    ledger = "INV-2026-01163,2026-09-22,10120.25,HKD,Design,Wong Mei Ling,INV-2026-01163,1100,invoice,\n"
+    rows = _by_bank(_run(tmp_path, bank, ledger))
+    group = rows["B1;B2"]
+    assert (group["match_type"], group["ledger_ids"], group["difference"]) == ("many_to_one", "INV-2026-01163", "0.00")
+
+
+def test_part_payment_keeps_what_is_open(tmp_path):
+    # both quote the invoice, together less than it: paid in part, the rest still open
+    bank = (
+        "B1,2026-10-06,3000.00,HKD,FPS CR HO HO LING INV-2026-02001,,,001\n"
+        "B2,2026-10-16,2500.00,HKD,FPS CR HO H L INV-2026-02001,,,001\n"
+    )
+    ledger = "INV-2026-02001,2026-09-22,9000.00,HKD,Design,Ho Ho Ling,INV-2026-02001,1100,invoice,\n"
+    group = _by_bank(_run(tmp_path, bank, ledger))["B1;B2"]
+    assert (group["match_type"], group["ledger_amount"], group["open_amount"]) == ("many_to_one", "5500.00", "3500.00")
+
+
+def test_a_credit_of_another_payer_is_no_instalment(tmp_path):
+    bank = (
+        "B1,2026-10-05,4000.00,HKD,FPS CR CHAN TAI MAN INV-2026-01069,,,001\n"
+        "B2,2026-10-20,6345.50,HKD,FPS CR LAU KA FAI,,,001\n"
+    )
+    ledger = "INV-2026-01069,2026-09-20,10345.50,HKD,Goods,Chan Tai Man,INV-2026-01069,1100,invoice,\n"
+    result = _run(tmp_path, bank, ledger)
+    assert "B1;B2" not in _by_bank(result)
+    assert "B2" in set(result.outcome.unmatched_bank["id"])
+
+
+def _instalment_score(rules) -> float:
+    """The score of the group: a credit quoting the invoice and one of the payer quoting
+    nothing, paying it exactly."""
+    bank = pl.DataFrame([
+        {"id": "B1", "date": date(2026, 10, 5), "amount_minor": 400000, "currency": "HKD",
+         "description": "FPS CR CHAN TAI MAN INV-2026-01069"},
+        {"id": "B2", "date": date(2026, 10, 20), "amount_minor": 634550, "currency": "HKD",
+         "description": "FPS CR CHAN TAI MAN"},
+    ]).pipe(lambda f: _conform(f, BANK_SCHEMA))
+    ledger = pl.DataFrame([
+        {"id": "INV-2026-01069", "date": date(2026, 9, 20), "amount_minor": 1034550, "currency": "HKD",
+         "counterparty": "Chan Tai Man", "reference": "INV-2026-01069", "type": "invoice"},
+    ]).pipe(lambda f: _conform(f, LEDGER_SCHEMA))
+    groups = compound_groups(prepare_bank(bank), prepare_ledger(ledger, rules), rules)
+    return groups.filter(kind="many_to_one")["score"][0]
+
+
+def _conform(frame, schema):
+    rows = frame.to_dicts()
+    base = {c: "" for c in schema if schema[c] == pl.Utf8}
+    data = [{**base, "attributes": "{}", "source_file": "t.csv", "source_line": i + 2, "due_date": None, **r}
+            for i, r in enumerate(rows)]
+    return pl.DataFrame(data, schema=schema)
+
+
+def test_group_weights_are_read_from_the_rule_set():
+    rules = default_rules()
+    base = _instalment_score(rules)
+    harsher = rules.with_changes(weights={"groups": {"unreferenced_instalment": -3.0}})
+    assert _instalment_score(harsher) == base - 2.0
+    capped = rules.with_changes(weights={"groups": {"instalment_max_total_bits": 1.0}})
+    assert _instalment_score(capped) == base - 3.0
