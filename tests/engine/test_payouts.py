@@ -7,12 +7,14 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
+from engine.candidates.caps import CapLog
 from engine.candidates.groups import GROUP_SCHEMA, adjustment_total
 from engine.candidates.payouts import (
     inferred_payout_groups,
     report_linked_ledger,
     report_payout_groups,
 )
+from engine.pipeline import match_prepared
 from engine.prepare.features import prepare_bank, prepare_ledger
 from models.schema import BANK_SCHEMA, LEDGER_SCHEMA, PAYOUT_LINE_SCHEMA
 from rules import default_rules
@@ -408,3 +410,215 @@ def test_inferred_ignores_orders_of_another_processor_and_late_orders():
         ]
     )
     assert inferred_payout_groups(pb, pl_, RULES).height == 0
+
+
+# --------------------------------------------------------------------------------------------
+# order ids written differently on the two sides
+# --------------------------------------------------------------------------------------------
+
+
+def _one_order_payout(ledger_rows, line):
+    """A payout of one charge line (gross 500.00, fee 15.00) against ``ledger_rows``: the ids of
+    the ledger items the line links, and the group's adjustments."""
+    pl_ = _ledger([{"date": D0 - timedelta(days=2), "type": "order", **r} for r in ledger_rows])
+    lines = _lines([{"category": "charge", "gross": 50000, "fee": 1500, **line}])
+    pb = _bank([{"id": "B1", "date": D0, "amount_minor": 48500, "description": "STRIPE PAYMENTS UK LTD"}])
+    groups = report_payout_groups(pb, pl_, lines, RULES)
+    assert groups.height == 1 and _balanced(groups, pb)
+    linked = _ids(pl_, report_linked_ledger(pl_, lines).to_list())
+    assert linked == _ids(pl_, groups["ledger_idx"][0].to_list())
+    return linked, _adjustments(groups.row(0, named=True))
+
+
+@pytest.mark.parametrize(
+    "ledger_id, ledger_description, line",
+    [
+        ("#5022", "Web order #5022 (Stripe)", {"order_id": "5022"}),  # Shopify '#', metadata bare
+        ("5022", "Web order (Stripe)", {"order_id": "#5022"}),
+        ("0005022", "Web order (Stripe)", {"order_id": "5022"}),  # leading zeros
+        ("SO-00114", "Web order (Stripe)", {"order_id": "so114"}),  # prefix, separator, zeros
+        ("ORD 2026/00114", "Web order (Stripe)", {"order_id": "ORD-2026-00114"}),
+        ("JT1001", "Web order (Stripe)", {"order_id": "jt-1001"}),
+        ("SO-2026-00114", "Web order (Stripe)", {"order_id": "00114"}),  # the last number alone
+        ("X-1", "Web order #5022 (Stripe)", {"order_id": "5022"}),  # the item's description only
+        ("#5022", "Web order (Stripe)", {"description": "Payment for Order 5022"}),  # line's only
+        ("#5022", "Web order (Stripe)", {"order_id": "", "description": "Order #5022"}),
+    ],
+)
+def test_order_id_styles_link(ledger_id, ledger_description, line):
+    rows = [
+        {"id": ledger_id, "amount_minor": 50000, "description": ledger_description},
+        {"id": "#9999", "amount_minor": 50000, "description": "Web order #9999 (Stripe)"},
+    ]
+    linked, adjustments = _one_order_payout(rows, {"description": "", **line})
+    assert linked == [ledger_id]
+    assert adjustments == {"processor_fee": -1500}
+
+
+def test_bare_number_prefers_the_same_id_over_another_prefix():
+    # '114' is written '#114' by this shop; JT114 is another store's order of the same amount
+    rows = [
+        {"id": "JT114", "amount_minor": 50000, "description": "Jade Tea order (Stripe)"},
+        {"id": "#114", "amount_minor": 50000, "description": "Web order (Stripe)"},
+    ]
+    linked, _ = _one_order_payout(rows, {"order_id": "114"})
+    assert linked == ["#114"]
+
+
+def test_digits_only_ambiguity_is_resolved_by_amount():
+    # '114' meets SO-00114 and JT114 by their digits only: the amount decides
+    rows = [
+        {"id": "SO-00114", "amount_minor": 30000, "description": "Web order (Stripe)"},
+        {"id": "JT114", "amount_minor": 50000, "description": "Web order (Stripe)"},
+    ]
+    linked, _ = _one_order_payout(rows, {"order_id": "114"})
+    assert linked == ["JT114"]
+
+
+def test_digits_only_tie_is_not_broken_by_order():
+    # the same amount and day too: nothing tells the two apart, so neither is linked and the
+    # payout goes to review naming the line, rather than taking the first
+    rows = [
+        {"id": "SO-00114", "amount_minor": 50000, "description": "Web order (Stripe)"},
+        {"id": "JT114", "amount_minor": 50000, "description": "Web order (Stripe)"},
+    ]
+    linked, adjustments = _one_order_payout(rows, {"order_id": "114", "description": "Order 114"})
+    assert linked == []
+    assert adjustments == {"processor_fee": -1500, "unlinked_report_lines": 50000}
+
+
+def test_each_item_links_one_line_and_each_line_one_item():
+    # two charges of order 5022 (a split payment) and one ledger order: one links, by amount
+    pl_ = _ledger(
+        [{"id": "#5022", "date": D0 - timedelta(days=2), "amount_minor": 30000, "type": "order",
+          "description": "Web order #5022 (Stripe)"}]
+    )
+    lines = _lines(
+        [
+            {"category": "charge", "gross": 20000, "order_id": "5022"},
+            {"category": "charge", "gross": 30000, "order_id": "5022"},
+        ]
+    )
+    assert _ids(pl_, report_linked_ledger(pl_, lines).to_list()) == ["#5022"]
+    pb = _bank([{"id": "B1", "date": D0, "amount_minor": 50000, "description": "STRIPE"}])
+    g = report_payout_groups(pb, pl_, lines, RULES).row(0, named=True)
+    assert g["ledger_total"] == 30000
+    assert _adjustments(g) == {"unlinked_report_lines": 20000}
+
+
+# --------------------------------------------------------------------------------------------
+# inferred: day rolls, refunds, caps, weights from the rule set
+# --------------------------------------------------------------------------------------------
+
+SAT = date(2026, 10, 3)  # Saturday
+
+
+def _stripe_day(day, amounts, start):
+    return [
+        {"id": f"#{start + i}", "date": day, "amount_minor": a, "type": "order",
+         "description": f"Web order #{start + i} (Stripe)"}
+        for i, a in enumerate(amounts)
+    ]
+
+
+def _net(gross, fee_per_mille=29, fixed=235, orders=1):
+    return gross - (gross * fee_per_mille + 500) // 1000 - fixed * orders
+
+
+def test_inferred_weekend_rolls_into_monday():
+    # orders Fri..Tue; each business day's payout (Mon: Sat + Sun + Mon) two business days later
+    fri, mon, tue = SAT - timedelta(days=1), SAT + timedelta(days=2), SAT + timedelta(days=3)
+    days = [(fri, [41000, 23000]), (SAT, [35500, 12000]), (SAT + timedelta(days=1), [27000]),
+            (mon, [50000, 8800]), (tue, [61000, 19900])]
+    rows, n = [], 5000
+    for day, amounts in days:
+        rows += _stripe_day(day, amounts, n)
+        n += len(amounts)
+    pl_ = _ledger(rows)
+    weekend_gross = 35500 + 12000 + 27000 + 50000 + 8800
+    credit = weekend_gross - (weekend_gross * 29 + 500) // 1000 - 235 * 5
+    pb = _bank([{"id": "B1", "date": mon + timedelta(days=2), "amount_minor": credit,
+                 "description": "CR TRF STRIPE PAYMENTS UK LTD"}])
+    groups = inferred_payout_groups(pb, pl_, RULES).sort("score", descending=True)
+    best = groups.row(0, named=True)
+    assert _ids(pl_, best["ledger_idx"]) == sorted(r["id"] for r in rows[2:7])
+    assert "2026-10-03 to 2026-10-05 (a business day with the weekend before it)" in best["evidence"]
+    assert _adjustments(best) == {"processor_fee": credit - weekend_gross}
+    # 2.9% + HKD 2.35 x 5 orders of 1,333.00
+    assert best["review_reason"].startswith("processor fee HKD 50.41 (3.78%)")
+    assert _balanced(groups, pb)
+
+
+def test_inferred_refunds_of_the_day_are_netted():
+    day = D0 - timedelta(days=2)
+    orders = _stripe_day(day, [40000, 60000, 25000], 7000)
+    refund = {"id": "#6990-R1", "date": day, "amount_minor": -15000, "type": "credit_note",
+              "description": "Refund #6990 (Stripe)"}
+    pl_ = _ledger(orders + [refund])
+    credit = (125000 - 15000) * 97 // 100  # 3% of the net
+    pb = _bank([{"id": "B1", "date": D0, "amount_minor": credit, "description": "STRIPE 4411235"}])
+    groups = inferred_payout_groups(pb, pl_, RULES)
+    assert groups.height == 1
+    g = groups.row(0, named=True)
+    assert _ids(pl_, g["ledger_idx"]) == sorted(["#7000", "#7001", "#7002", "#6990-R1"])
+    assert g["ledger_total"] == 110000
+    assert _adjustments(g) == {"processor_fee": credit - 110000}
+    assert "1 refunds netted" in g["evidence"]
+
+
+def test_inferred_orders_of_one_store_are_one_store_whatever_their_numbers():
+    # 'Web order #N (Stripe)': one store, so the day's 300 orders are one group, not 300 stores
+    day = D0 - timedelta(days=3)
+    orders = _stripe_day(day, [10000 + 37 * i for i in range(300)], 1)
+    gross = sum(r["amount_minor"] for r in orders)
+    pl_ = _ledger(orders)
+    pb = _bank([{"id": "B1", "date": D0, "amount_minor": _net(gross, orders=300),
+                 "description": "STRIPE PAYMENTS UK LTD"}])
+    groups = inferred_payout_groups(pb, pl_, RULES)
+    assert groups.height == 1
+    assert groups["ledger_idx"][0].len() == 300
+    assert "300 orders 'Web order (Stripe)' of 2026-09-28" in groups["evidence"][0]
+
+
+def test_inferred_cap_bites_with_a_warning_and_the_run_completes():
+    # every order its own "store" (the customer's name in the description): a credit examines
+    # at most max_windows_per_credit windows, the busiest stores first, and says so
+    day = D0 - timedelta(days=2)
+    rows = [
+        {"id": f"#{i}", "date": day, "amount_minor": 10000 + i, "type": "order",
+         "description": f"Order for customer {chr(65 + i % 26)}{chr(65 + i // 26)} (Stripe)"}
+        for i in range(60)
+    ]
+    rows += [{"id": f"#B{i}", "date": day, "amount_minor": 20000, "type": "order",
+              "description": "Order for customer Busy (Stripe)"} for i in range(3)]
+    pl_ = _ledger(rows)
+    pb = _bank([{"id": "B1", "date": D0, "amount_minor": 58200, "description": "STRIPE PAYMENTS"}])
+    rules = RULES.with_changes(payouts={"max_windows_per_credit": 200})  # 2 of 61 stores
+    caps = CapLog()
+    groups = inferred_payout_groups(pb, pl_, rules, caps=caps)
+    assert [_ids(pl_, ix) for ix in groups["ledger_idx"]] == [["#B0", "#B1", "#B2"]]  # 3% fee
+    (message,) = caps.messages()
+    assert message.startswith("inferred payouts: cap payouts.max_windows_per_credit = 200 reached")
+    assert "5,900 settlement windows not examined" in message  # 59 stores x 100 windows
+    # a whole run with the cap completes, proposes the payout and warns
+    outcome = match_prepared(pb, pl_, rules)
+    assert outcome.proposals.filter(pl.col("match_type") == "payout").height == 1
+    assert any("payouts.max_windows_per_credit" in w for w in outcome.warnings)
+
+
+def test_payout_weights_come_from_the_rule_set():
+    d1, d2 = D0 - timedelta(days=3), D0 - timedelta(days=2)
+    pl_ = _ledger(_shop_orders([(d1, [40000, 60000]), (d2, [100000])]))
+    pb = _bank([{"id": "B1", "date": D0, "amount_minor": 194000,
+                 "description": "CR TRF SHOPIFY PAYOUT SUMMIT FLORIST"}])
+    base = inferred_payout_groups(pb, pl_, RULES)["score"].max()
+    heavier = RULES.with_changes(weights={"payouts": {"store_word": 3.0}})
+    assert inferred_payout_groups(pb, pl_, heavier)["score"].max() == pytest.approx(base + 2.0)
+    report_pb = _bank([{"id": "B1", "date": D0, "amount_minor": 121900,
+                        "description": f"CR TRF STRIPE PAYOUT {PAYOUT_ID}"}])
+    lines = _lines([dict(r) for r in REPORT])
+    quoted = report_payout_groups(report_pb, _ledger(ORDERS), lines, RULES)["score"][0]
+    lighter = RULES.with_changes(weights={"payouts": {"payout_id": 12.0}})
+    assert report_payout_groups(report_pb, _ledger(ORDERS), lines, lighter)["score"][0] == pytest.approx(
+        quoted - 3.0
+    )
