@@ -16,7 +16,11 @@
   ``recon inspect`` can check opening + movements = closing.
 
 Amounts are parsed from their text exactly; categories map PayPal's ``Type`` onto the canonical
-ones (the original stays in the attributes).
+ones (the original stays in the attributes). The shop's order id, exactly as written, comes
+from the Invoice Number (what a shop's checkout sends PayPal as the invoice id), else the Custom
+Field (a JSON object of the cart's, ``{"order_id": 1234, ...}``, or text naming the order),
+else the order the Item Title, Subject or Note names ("Order #1001"); ``attributes`` names the
+column it came from (``order_id_from``).
 """
 
 from __future__ import annotations
@@ -34,12 +38,15 @@ from feeds.canonical_csv import read_raw_table
 from feeds.processor import (
     attributes_json,
     check_currency,
+    find_order_id,
     json_head,
     lines_frame,
     load_json,
     major_to_minor,
+    order_id_in_text,
     payout_result,
     rejects_frame,
+    with_order_source,
 )
 from models.errors import FeedFormatError, PrecisionError
 from models.schema import BALANCE_SCHEMA, FeedResult
@@ -193,6 +200,54 @@ def _localized_date(value: str) -> date:
 
 
 # --------------------------------------------------------------------------------------------
+# Order ids
+# --------------------------------------------------------------------------------------------
+
+#: the column holding the invoice id the shop sent PayPal (its order number); "Invoice Id" is
+#: PayPal Invoicing's own id (INV2-...), not the shop's
+_INVOICE_COLUMNS = ("invoice number",)
+#: columns of a cart's custom data
+_CUSTOM_COLUMNS = ("custom field", "custom number", "custom")
+#: free text that may name the order
+_TEXT_COLUMNS = ("item title", "subject", "note")
+
+
+def _custom_order(text: str) -> str | None:
+    """The order id in a Custom Field: a JSON object's order key ({"order_id": 1234}), or text
+    naming the order; None for other custom data (a bare token may be anything)."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            return find_order_id([("", data)])[0]
+    return order_id_in_text(stripped)
+
+
+def _order_of(cells: list[tuple[str, str]]) -> tuple[str | None, str | None]:
+    """(order id, header it came from) of a row whose order columns are ``cells`` (header as
+    written, text): Invoice Number, then Custom Field, then the text columns."""
+    by_name = {header.strip().lower(): (header.strip(), text or "") for header, text in cells}
+    for name in _INVOICE_COLUMNS:
+        header, text = by_name.get(name, ("", ""))
+        if text.strip():
+            return text.strip(), header
+    for name in _CUSTOM_COLUMNS:
+        header, text = by_name.get(name, ("", ""))
+        found = _custom_order(text) if text.strip() else None
+        if found:
+            return found, header
+    for name in _TEXT_COLUMNS:
+        header, text = by_name.get(name, ("", ""))
+        found = order_id_in_text(text)
+        if found:
+            return found, header
+    return None, None
+
+
+# --------------------------------------------------------------------------------------------
 # CSV layouts
 # --------------------------------------------------------------------------------------------
 
@@ -233,6 +288,11 @@ def _read_paypal_csv(path: str) -> FeedResult:
     day_first = _day_first([get(r, "date") for r in rows], [get(r, "time zone", "timezone") for r in rows])
     used = {"date", "currency", "gross", "fee", "net", "amount", "transaction id", "reference txn id",
             "invoice number", "item title", "name", "type"}
+    order_cells = [
+        (names[int(column[1:])], column)
+        for name, column in index.items()
+        if name in (*_INVOICE_COLUMNS, *_CUSTOM_COLUMNS, *_TEXT_COLUMNS)
+    ]
     lines, rejects = [], []
     seen_ids: dict[str, int] = {}
     fingerprints: dict[str, int] = {}
@@ -267,6 +327,7 @@ def _read_paypal_csv(path: str) -> FeedResult:
         name = get(row, "name").strip()
         title = get(row, "item title").strip()
         category = _category(kind, gross)
+        order_id, order_source = _order_of([(header, row[column]) for header, column in order_cells])
         lines.append({
             "processor": "paypal",
             "payout_id": line_id if category == "payout" else None,
@@ -279,9 +340,9 @@ def _read_paypal_csv(path: str) -> FeedResult:
             "available_on": when,
             "created": when,
             "source_id": get(row, "reference txn id").strip() or None,
-            "order_id": get(row, "invoice number").strip() or None,
+            "order_id": order_id,
             "description": " - ".join(p for p in (kind, name, title) if p),
-            "attributes": _extras(row, names, used - {"type", "name"}),
+            "attributes": with_order_source(_extras(row, names, used - {"type", "name"}), order_source),
             "source_file": path,
             "source_line": line,
         })
@@ -327,12 +388,14 @@ def _read_venmo(path: str) -> FeedResult:
             continue
         seen[line_id] = line
         kind = get(row, "type").strip()
+        order_id = order_id_in_text(get(row, "note"))
         lines.append({
             "processor": "venmo", "payout_id": line_id if _category(kind, total) == "payout" else None,
             "line_id": line_id, "category": _category(kind, total), "currency": "USD",
             "gross_minor": total + fee, "fee_minor": fee, "net_minor": total,
-            "available_on": when, "created": when, "source_id": None, "order_id": None,
-            "description": get(row, "note"), "attributes": _extras(row, names, used),
+            "available_on": when, "created": when, "source_id": None,
+            "order_id": order_id, "description": get(row, "note"),
+            "attributes": with_order_source(_extras(row, names, used), "Note" if order_id else None),
             "source_file": path, "source_line": line,
         })
     rejects.extend(table.rejects.to_dicts())
@@ -363,15 +426,22 @@ def _read_detail_json(path: str) -> FeedResult:
         return payout_result(FORMAT, lines_frame([]), rejects)
     counterparty = (data.get("counterparty") or {}).get("name") or ""
     kind = str(data.get("transactionType") or "")
+    note = (data.get("notesInfo") or {}).get("note") if isinstance(data.get("notesInfo"), dict) else None
+    order_id, order_source = find_order_id(
+        [("", {k: v for k, v in data.items() if k != "transactionId"})], [("notesInfo.note", note)]
+    )
     lines = [{
         "processor": "paypal", "payout_id": None, "line_id": str(data["transactionId"]),
         "category": _category(str(data.get("txnTypeServiceKey") or kind), gross), "currency": currency,
         "gross_minor": gross, "fee_minor": fee, "net_minor": net, "available_on": when, "created": when,
-        "source_id": None, "order_id": None,
+        "source_id": None, "order_id": order_id,
         "description": " - ".join(p for p in (kind, counterparty) if p),
-        "attributes": attributes_json({"status": data.get("status"), "transactionType": kind,
-                                       "counterparty": data.get("counterparty"), "amount": amount,
-                                       "date": data.get("date")}, set()),
+        "attributes": with_order_source(
+            attributes_json({"status": data.get("status"), "transactionType": kind,
+                             "counterparty": data.get("counterparty"), "amount": amount,
+                             "date": data.get("date")}, set()),
+            order_source,
+        ),
         "source_file": path, "source_line": line,
     }]
     return payout_result(FORMAT, lines_frame(lines), rejects_frame([]))

@@ -6,7 +6,8 @@ transactions JSON) and :mod:`feeds.paypal` (PayPal activity CSVs, PayPal transac
 JSON, Venmo statements); each follows the feed module protocol of :mod:`feeds.registry` with
 ``SIDES = ("processor",)``. This module holds what they share: the schema
 (:data:`~models.schema.PAYOUT_LINE_SCHEMA`, re-exported here), exact amount conversion,
-JSON loading that never lets a float near an amount, dates, order ids, and
+JSON loading that never lets a float near an amount, dates, the shop's order id (from
+metadata keys in every style or a description, exactly as written), and
 :func:`read_processor_file`, the entry point the engine uses.
 
 Sign convention of every reader: amounts are movements of the processor balance (a charge is
@@ -20,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from os import PathLike
 from pathlib import Path
@@ -39,10 +41,14 @@ __all__ = [
     "lines_frame",
     "load_json",
     "major_to_minor",
+    "find_order_id",
     "order_id_from",
+    "order_id_in_text",
+    "order_key_rank",
     "payout_result",
     "read_processor_file",
     "rejects_frame",
+    "with_order_source",
 ]
 
 #: columns a Stripe report must have (header names, case-insensitive); :mod:`feeds.stripe`
@@ -56,8 +62,34 @@ STRIPE_REQUIRED: tuple[str, ...] = (
     "reporting_category",
 )
 
-_ORDER_KEYS = ("order_id", "order", "order_number", "orderid", "order_no", "ordernumber")
-_ORDER_IN_TEXT = re.compile(r"\border\s*(?:id|no\.?|number)?\s*[#:]?\s*([A-Za-z0-9][A-Za-z0-9_-]*)", re.IGNORECASE)
+#: the word after "order" in a key that names the order's id, and how specifically it does
+#: (0 is most specific): order_id / orderId > order_number / order_no > order_name / order_ref
+#: > a bare order (shopify_order). Any other word (order_key, order_status, order_url) does not
+#: name the id: WooCommerce's order_key is a secret token, not the order number.
+_ORDER_ID_WORDS: dict[str, int] = {
+    "id": 0,
+    "number": 1,
+    "no": 1,
+    "num": 1,
+    "nr": 1,
+    "name": 2,
+    "ref": 2,
+    "reference": 2,
+    "": 3,
+}
+#: "order" in the languages a shop's payment description is commonly written in
+_ORDER_WORD = r"(?:order|bestellung|commande|pedido)"
+#: "Web order #5022 (Stripe)", "Order SO-2026-00114", "Payment for order #1001", "Order No.:
+#: 0005022", "order_id=77": the id after the word, a "#" attached to it kept as written
+_ORDER_IN_TEXT = re.compile(
+    r"\b" + _ORDER_WORD
+    + r"(?:[\s_-]*(?:id|no|nr|num|number|ref|reference)\b\.?)?"  # label word
+    + r"(?:\s*#\s*[:.]\s*|\s*#\s+|\s*[:=]\s*|\s+[-\u2013]\s+|\s+|(?=#))"  # separator
+    + r"(#?[A-Za-z0-9][A-Za-z0-9_./-]*)",
+    re.IGNORECASE,
+)
+#: ``payment_metadata[order_id]``, ``charge_metadata[...]``, ``metadata[...]``: the key inside
+_METADATA_COLUMN = re.compile(r"^\s*(?:[a-z_]*_)?metadata\[(.+)\]\s*$", re.IGNORECASE)
 _ISO_DATE = re.compile(r"^\s*([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[ T][0-9:.]+(?:Z|[+-][0-9:]+)?)?\s*$")
 
 
@@ -219,20 +251,136 @@ def date_from_iso(value: Any, label: str) -> dt.date | None:
         raise PrecisionError(f"{label} {value!r} is not a valid date") from None
 
 
-def order_id_from(metadata: Any = None, description: Any = None) -> str | None:
-    """The shop's order id from metadata (``order_id``, ``order``, ...) or a description
-    such as "Order #1001" / "order 1001"; None when neither names one."""
-    if isinstance(metadata, dict):
-        lowered = {str(k).lower().replace(" ", "_"): v for k, v in metadata.items()}
-        for key in _ORDER_KEYS:
-            value = lowered.get(key)
-            if value not in (None, "") and not isinstance(value, dict | list | bool):
-                return str(value)
-    if isinstance(description, str):
-        match = _ORDER_IN_TEXT.search(description)
-        if match and any(ch.isdigit() for ch in match.group(1)):
-            return match.group(1)
+def order_key_rank(key: str) -> int | None:
+    """How specifically a metadata key or column names the shop's order id; None when it
+    does not name one.
+
+    The key's words (snake_case, camelCase, kebab-case, spaces) must end in "order" or
+    "order" + one of id / number / no / num / nr / name / ref / reference; a shop or platform
+    word before it is allowed (``woocommerce_order_id``, ``shopify_order``). A metadata column
+    of a report (``payment_metadata[order_id]``) is ranked by the key inside the brackets.
+
+    Returns
+    -------
+    int or None
+        0 for an order id (``order_id``, ``orderId``, ``woocommerce_order_id``), 1 for an order
+        number (``order_number``, ``order_no``), 2 for an order name or reference
+        (``order_name``), 3 for a bare order (``order``, ``shopify_order``); None for
+        ``order_key``, ``order_status``, ``border`` and other keys.
+
+    Examples
+    --------
+    >>> [order_key_rank(k) for k in ("orderId", "order_no", "shopify_order", "order_key")]
+    [0, 1, 3, None]
+    >>> order_key_rank("payment_metadata[woocommerce_order_id]")
+    0
+    """
+    inner = _METADATA_COLUMN.match(key)
+    if inner:
+        key = inner.group(1)
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", key)
+    words = [w.lower() for w in re.split(r"[^A-Za-z0-9]+", spaced) if w]
+    if not words:
+        return None
+    if len(words) >= 2 and words[-2] == "order" and words[-1] in _ORDER_ID_WORDS:
+        return _ORDER_ID_WORDS[words[-1]]
+    last = words[-1]  # "orderid", "ORDERNUMBER", "order"
+    if last.startswith("order") and last[5:] in _ORDER_ID_WORDS:
+        return _ORDER_ID_WORDS[last[5:]]
     return None
+
+
+def order_id_in_text(text: Any) -> str | None:
+    """The order id a description names, exactly as written; None when it names none.
+
+    The id is the word after "order" (or a label: "order id", "order no.", "order number",
+    and ":" / "=" / "#:"); a "#" attached to it is part of the id as written ("#5022"). An id
+    holds at least one digit ("Order for 陳大文" names none).
+
+    Examples
+    --------
+    >>> order_id_in_text("Web order #5022 (Stripe)"), order_id_in_text("Order SO-2026-00114")
+    ('#5022', 'SO-2026-00114')
+    >>> order_id_in_text("Payment for order #1001"), order_id_in_text("Order No.: 0005022.")
+    ('#1001', '0005022')
+    """
+    if not isinstance(text, str):
+        return None
+    for match in _ORDER_IN_TEXT.finditer(text):
+        found = match.group(1).rstrip("./-_")
+        if any(ch.isdigit() for ch in found):
+            return found
+    return None
+
+
+def _metadata_value(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list | bool):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def find_order_id(
+    metadata: Any = None, texts: Sequence[tuple[str, Any]] = ()
+) -> tuple[str | None, str | None]:
+    """The shop's order id and where it was found: (id, key or text name).
+
+    Parameters
+    ----------
+    metadata
+        A dict of metadata (key -> value), or a list of (where, dict) to search in order (the
+        charge's metadata before its payment intent's; where "" names a key by itself); the
+        key ranked most specific by :func:`order_key_rank` wins, the earlier dict on a tie.
+    texts
+        (name, text) pairs searched after the metadata, in order, with
+        :func:`order_id_in_text` (e.g. ``[("description", "Web order #5022")]``).
+
+    Returns
+    -------
+    (order_id, source)
+        The id exactly as written (``"#5022"``, ``"SO-2026-00114"``, ``"0005022"``; a JSON
+        number as its text) and the key (``metadata[order_number]``) or text name it came from;
+        (None, None) when nothing names an order.
+    """
+    sources = [("metadata", metadata)] if isinstance(metadata, dict) else list(metadata or [])
+    best: tuple[tuple[int, int, int], str, str] | None = None
+    for position, (where, data) in enumerate(sources):
+        if not isinstance(data, dict):
+            continue
+        for order, (key, value) in enumerate(data.items()):
+            rank = order_key_rank(str(key))
+            found = _metadata_value(value) if rank is not None else None
+            if found is None:
+                continue
+            candidate = ((rank, position, order), found, f"{where}[{key}]" if where else str(key))
+            if best is None or candidate[0] < best[0]:
+                best = candidate
+    if best is not None:
+        return best[1], best[2]
+    for name, text in texts:
+        found = order_id_in_text(text)
+        if found:
+            return found, name
+    return None, None
+
+
+def order_id_from(metadata: Any = None, description: Any = None) -> str | None:
+    """The shop's order id from metadata (``order_id``, ``order_number``, ``orderId``, ...) or
+    a description such as "Web order #5022" / "Order SO-2026-00114", exactly as written; None
+    when neither names one (see :func:`find_order_id`)."""
+    return find_order_id(metadata, [("description", description)])[0]
+
+
+def with_order_source(attributes: str, source: str | None) -> str:
+    """``attributes`` (a JSON object's text) with ``"order_id_from": source`` appended, the
+    rest of the text left byte-exact; unchanged when ``source`` is None."""
+    if source is None:
+        return attributes
+    entry = '"order_id_from":' + json.dumps(source, ensure_ascii=False)
+    body = attributes.strip()
+    if body in ("", "{}"):
+        return "{" + entry + "}"
+    return body[:-1].rstrip() + "," + entry + "}"
 
 
 def text_or_none(value: Any) -> str | None:

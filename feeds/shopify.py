@@ -8,7 +8,10 @@ Reads what the Shopify Admin API returns for Shopify Payments:
   attributes and checked: a summary that does not add up to the amount is reported in the notes;
 * balance transactions (``{"transactions": [...]}`` with ``payout_id``): one line per movement
   with ``amount``, ``fee`` and ``net`` (``net = amount - fee`` is checked; a row where it does not
-  hold is rejected), the order id from ``source_order_id``.
+  hold is rejected). The order id is the order's name as the shop writes it (``#1001``, from
+  ``order_name`` / ``source_order_name`` or an ``associated_order`` / ``order`` object) when
+  the export carries it, else ``source_order_id`` (Shopify's internal number for the order);
+  ``attributes`` names the key it came from (``order_id_from``).
 
 Amounts are decimal strings in major units and are converted exactly. Orders, refunds, order
 transactions and tender transactions are Shopify JSON too, but they record what customers paid
@@ -27,6 +30,7 @@ from feeds.processor import (
     attributes_json,
     check_currency,
     date_from_iso,
+    find_order_id,
     json_head,
     lines_frame,
     load_json,
@@ -34,6 +38,7 @@ from feeds.processor import (
     payout_result,
     rejects_frame,
     text_or_none,
+    with_order_source,
 )
 from models.errors import FeedFormatError, PrecisionError
 from models.money import format_minor
@@ -132,6 +137,7 @@ def _transaction_line(obj: dict[str, Any], currency: str) -> dict[str, Any]:
             "Shopify reports net = amount - fee"
         )
     kind = str(obj.get("type") or "")
+    order_id, order_source = _order_of(obj)
     return {
         "payout_id": text_or_none(obj.get("payout_id")),
         "category": _CATEGORIES.get(kind, "other"),
@@ -141,13 +147,41 @@ def _transaction_line(obj: dict[str, Any], currency: str) -> dict[str, Any]:
         "available_on": None,
         "created": date_from_iso(obj.get("processed_at"), "processed_at"),
         "source_id": text_or_none(obj.get("source_id")),
-        "order_id": text_or_none(obj.get("source_order_id")),
+        "order_id": order_id,
         "description": f"{kind} ({obj.get('source_type')})" if obj.get("source_type") else kind,
-        "attributes": attributes_json(
-            obj, {"id", "amount", "fee", "net", "currency", "payout_id", "processed_at",
-                  "source_id", "source_order_id"}
+        "attributes": with_order_source(
+            attributes_json(
+                obj, {"id", "amount", "fee", "net", "currency", "payout_id", "processed_at",
+                      "source_id"}
+            ),
+            order_source,
         ),
     }
+
+
+#: where a balance transaction may carry the order's name (GraphQL-style exports and apps)
+_ORDER_NAME_KEYS = ("order_name", "source_order_name")
+_ORDER_OBJECTS = ("associated_order", "order", "source_order")
+
+
+def _order_of(obj: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The order id of a balance transaction and the key it came from.
+
+    The order's name (``#1001``) comes first: it is how the shop, its customers and its books
+    call the order, while ``source_order_id`` is Shopify's internal number for it (450789469)
+    that a ledger rarely holds. Otherwise the key that names an order id most specifically
+    (``source_order_id``).
+    """
+    for key in _ORDER_NAME_KEYS:
+        value = obj.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip(), key
+    for key in _ORDER_OBJECTS:
+        inner = obj.get(key)
+        if isinstance(inner, dict) and isinstance(inner.get("name"), str) and inner["name"].strip():
+            return inner["name"].strip(), f"{key}.name"
+    keys = {k: v for k, v in obj.items() if k not in ("id", "source_id", "payout_id")}
+    return find_order_id([("", keys)])
 
 
 def read(path: str | PathLike[str], side: str = "processor", **options) -> FeedResult:

@@ -21,6 +21,7 @@ Columns and keys the canonical table has no place for are kept, byte-exact, in `
 
 from __future__ import annotations
 
+import json
 from os import PathLike
 from typing import Any
 
@@ -42,14 +43,17 @@ from feeds.processor import (
     attributes_json,
     check_currency,
     date_from_epoch,
+    find_order_id,
     json_head,
     lines_frame,
     load_json,
     major_to_minor,
-    order_id_from,
+    order_id_in_text,
+    order_key_rank,
     payout_result,
     rejects_frame,
     text_or_none,
+    with_order_source,
 )
 from models.errors import FeedFormatError, PrecisionError
 from models.money import currency_exponent
@@ -70,12 +74,6 @@ _STRIPE_KNOWN: tuple[str, ...] = STRIPE_REQUIRED + (
     "created",
     "source_id",
     "description",
-)
-_ORDER_COLUMNS = (
-    "payment_metadata[order_id]",
-    "payment_metadata[order]",
-    "payment_metadata[order_number]",
-    "order_id",
 )
 _WHAT = "Stripe itemized report CSV"
 _HINT = (
@@ -243,9 +241,14 @@ def read_report_csv(path: str | PathLike[str]) -> tuple[pl.DataFrame, pl.DataFra
     columns, extras = resolve_columns(table, _STRIPE_KNOWN, STRIPE_REQUIRED, what=_WHAT, hint=_HINT)
     available_label = _prefer_utc(columns, extras, table.header, "available_on")
     created_label = _prefer_utc(columns, extras, table.header, "created")
-    order_column = next(
-        (c for name, c in extras if name.strip().lower() in _ORDER_COLUMNS), None
+    # the shop's order id: the metadata column whose key names it most specifically
+    # (payment_metadata[order_id] before [order_number] before [order]), else the description
+    ranked = sorted(
+        (rank, position, name, column)
+        for position, (name, column) in enumerate(extras)
+        if (rank := order_key_rank(name)) is not None
     )
+    order_columns = [(name, column) for _, _, name, column in ranked]
 
     def text(name: str) -> pl.Expr:
         return pl.col(columns[name]) if name in columns else pl.lit("")
@@ -306,9 +309,8 @@ def read_report_csv(path: str | PathLike[str]) -> tuple[pl.DataFrame, pl.DataFra
     rejects = reject_frame(checked, table.path, checks)
     good = checked.filter(pl.all_horizontal([pl.col(reason).is_null() for _, reason in checks]))
     payout = text("automatic_payout_id").str.strip_chars()
-    order = (
-        pl.col(order_column).str.strip_chars() if order_column else pl.lit(None, dtype=pl.Utf8)
-    )
+    order, order_source = _order_exprs(order_columns, columns.get("description"))
+    attributes = attributes_expr([("reporting_category", columns["reporting_category"]), *extras])
     lines = good.select(
         processor=pl.lit("stripe"),
         payout_id=pl.when(payout != "").then(payout),
@@ -324,16 +326,39 @@ def read_report_csv(path: str | PathLike[str]) -> tuple[pl.DataFrame, pl.DataFra
         available_on="_available",
         created="_created",
         source_id=text("source_id").str.strip_chars(),
-        order_id=pl.when(order != "").then(order),
+        order_id=order,
         description=text("description"),
-        attributes=attributes_expr(
-            [("reporting_category", columns["reporting_category"]), *extras]
+        attributes=pl.when(order_source.is_null())
+        .then(attributes)
+        .when(attributes == "{}")
+        .then(pl.lit('{"order_id_from":') + order_source + pl.lit("}"))
+        .otherwise(
+            attributes.str.head(-1) + pl.lit(',"order_id_from":') + order_source + pl.lit("}")
         ),
         source_file=pl.lit(table.path),
         source_line="source_line",
     )
     all_rejects = pl.concat([table.rejects, rejects]).sort("line", maintain_order=True)
     return as_schema(lines, PAYOUT_LINE_SCHEMA), as_schema(all_rejects, REJECTS_SCHEMA)
+
+
+def _order_exprs(
+    order_columns: list[tuple[str, str]], description_column: str | None
+) -> tuple[pl.Expr, pl.Expr]:
+    """(order id, where it came from as JSON text) of a report row: the first non-empty of
+    ``order_columns`` (header name, column), else the order a description names; both null
+    when none does."""
+    order = pl.lit(None, dtype=pl.Utf8)
+    source = pl.lit(None, dtype=pl.Utf8)
+    if description_column:
+        order = pl.col(description_column).map_elements(order_id_in_text, return_dtype=pl.Utf8)
+        source = pl.when(order.is_not_null()).then(pl.lit(json.dumps("description")))
+    for name, column in reversed(order_columns):
+        value = pl.col(column).str.strip_chars()
+        present = value.is_not_null() & (value != "")
+        order = pl.when(present).then(value).otherwise(order)
+        source = pl.when(present).then(pl.lit(json.dumps(name, ensure_ascii=False))).otherwise(source)
+    return order, source
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,7 +430,7 @@ def _balance_transaction(obj: dict[str, Any], currency: str) -> dict[str, Any]:
     category_text = obj.get("reporting_category") or obj.get("type") or ""
     source = obj.get("source")
     kind = str(obj.get("type") or "")
-    metadata = source.get("metadata") if isinstance(source, dict) else None
+    order_id, order_source = _order_of(obj)
     return {
         "payout_id": text_or_none(source) if kind == "payout" else None,
         "category": _category(str(category_text)),
@@ -415,10 +440,30 @@ def _balance_transaction(obj: dict[str, Any], currency: str) -> dict[str, Any]:
         "available_on": date_from_epoch(obj.get("available_on"), "available_on"),
         "created": date_from_epoch(obj.get("created"), "created"),
         "source_id": text_or_none(source),
-        "order_id": order_id_from(metadata, obj.get("description")),
+        "order_id": order_id,
         "description": text_or_none(obj.get("description")) or "",
-        "attributes": attributes_json(obj, _BT_KEYS),
+        "attributes": with_order_source(attributes_json(obj, _BT_KEYS), order_source),
     }
+
+
+def _order_of(obj: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The shop's order id of a balance transaction and where it was found: the metadata of
+    its expanded source (a charge; a refund's or dispute's charge) or of that source's payment
+    intent, then the descriptions."""
+    metadata: list[tuple[str, Any]] = []
+    texts: list[tuple[str, Any]] = [("description", obj.get("description"))]
+    source = obj.get("source")
+    if isinstance(source, dict):
+        charge = source.get("charge")
+        for where, item in (("source", source), ("source.charge", charge)):
+            if not isinstance(item, dict):
+                continue
+            metadata.append((f"{where}.metadata", item.get("metadata")))
+            intent = item.get("payment_intent")
+            if isinstance(intent, dict):
+                metadata.append((f"{where}.payment_intent.metadata", intent.get("metadata")))
+            texts.append((f"{where}.description", item.get("description")))
+    return find_order_id(metadata, texts)
 
 
 def _payout(obj: dict[str, Any], currency: str) -> dict[str, Any]:
