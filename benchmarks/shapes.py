@@ -336,8 +336,9 @@ def one_party(n_bank: int, n_ledger: int, *, base_bank_lines: int = 0, seed: int
     paid = int(size.sum())
     if paid > n_ledger:
         raise ValueError("n_ledger must be at least n_bank")
-    invoice_number = 1 + rng.permutation(n_ledger)
-    invoice_id = np.char.add("INV-2026-", np.char.zfill(invoice_number.astype(str), 5))
+    # six-digit serials: apart from the plain month's five-digit ones
+    invoice_number = 100_001 + rng.permutation(n_ledger)
+    invoice_id = np.char.add("INV-2026-", invoice_number.astype(str))
     amount = _amounts(rng, n_ledger, median=8_000, sigma=1.0, low=100, high=500_000)
     bank_day = np.sort(rng.integers(0, cal.n_days, n_bank))
     credit = np.repeat(np.arange(n_bank), size)
