@@ -9,16 +9,25 @@ Generators, all vectorized (joins, ``group_by``, ``explode``; no Python loop per
   combination of them does.
 - **batch**: a reference in the bank text (``PAYROLL BATCH PB2610001``) that several ledger items
   share in their description (``Wages Oct 2026 - batch PB2610-001``): all of them.
-- **day block**: items of one day with the same type and the same description once references are
-  removed (a payroll run ``Wages Oct 2026``), whose total equals a bank line paid that day or
-  shortly after.
-- **subset**: no reference at all: the payer's open items (same currency and sign, up to
+- **day block**: items of one day with the same type sharing a reference the bank need not quote
+  (``PAYROLL-2026-10``) or a description once numbers and each item's own payee are removed (a
+  payroll run ``Wages Oct 2026``), whose total equals a bank line paid that day or shortly after.
+- **subset**: no reference at all: the payer's open items (the payer found as the pair scorer
+  finds it: another word order, initials; same currency and sign, up to
   ``compound.block_window_days`` before the bank date, nearest ``compound.max_block_items``)
   combined 2..``compound.max_subset_size`` at a time (meet in the middle: combinations of half the
   size joined on the remaining amount) whose total equals the payment exactly. Every fitting
   combination is proposed, so the assignment sees the ambiguity.
-- **instalments** (``many_to_one``): bank lines quoting one invoice's number, each less than it,
-  together paying it in full or in part (``open_minor`` = what is still open).
+- **instalments** (``many_to_one``): bank lines quoting one invoice's number (graded: in full,
+  cut short, transposed, the number only) or of its payer quoting nothing, each less than it,
+  together paying it in full (the last one the exact remainder) or in part (``open_minor`` =
+  what is still open).
+
+Bounded by construction: every generator partitions its work by (currency, sign, payer or
+reference or type, date window) and caps it per partition (its docstring states how its time and
+memory grow); a cap that bites is recorded in the run's :class:`~engine.candidates.caps.CapLog`,
+naming the partitions (``payer 'CHAN TAI MAN' HKD``). The numbers are the rule set's
+(``[compound]``, ``[weights.groups]``); the name cut-offs follow ``weights.name``.
 
 Scores are bits (log2 odds) on the pair scale: ``weights.prior``, the reference level, an exact
 total (worth the more bits the less round the amount is: a coincidental exact total of several
@@ -554,7 +563,12 @@ def _listed(bank: pl.DataFrame, ledger: pl.DataFrame, hits: pl.DataFrame, types:
     ``hits`` are the (line, item) rows of :func:`_key_hits`: the document's own number only, as
     other numbers in its text (a yymm prefix shared by many supplier references) would make
     quoted numbers ambiguous. A (line, item type) is one ``UInt64`` (``bt``). The references
-    quoted in full are read on ``beside`` meanwhile."""
+    quoted in full are read on ``beside`` meanwhile.
+
+    Partitioned by (line, item type); a partition of more than ``compound.max_group_items`` items
+    makes no whole group, and combinations are searched only in partitions of at most
+    ``compound.max_block_items``: time and memory O(quoted pairs + partitions x
+    max_block_items ** (max_subset_size / 2))."""
     cmp = rules.compound
     quoted = hits.filter(
         (pl.col("nkeys") >= 2)
@@ -680,7 +694,11 @@ def _batch_tokens(frame: pl.DataFrame, idx: str, text: pl.Expr, min_chars: int) 
 
 
 def _batches(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
-    """All items sharing a reference the bank text quotes (a payroll or supplier batch)."""
+    """All items sharing a reference the bank text quotes (a payroll or supplier batch).
+
+    Partitioned by (currency, sign, reference); a reference shared by more than
+    ``compound.max_group_items`` items makes no group. Joins on the reference: time and memory
+    O(items + bank lines + hits)."""
     cmp = rules.compound
     # an item's references are those of its description and of its reference (a token has no
     # space, so none spans the two); descriptions repeat, so each is read once
@@ -745,7 +763,13 @@ def _day_blocks(bank: pl.DataFrame, ledger: pl.DataFrame, vocab: _Vocab, rules: 
         .otherwise(pl.col("text"))
         .str.replace_all(r"\S*[0-9]\S*", " ").str.replace_all(r"[^\p{L}]+", " ").str.strip_chars()
     )
-    (clean_code,), descs = _codes(cleaned["text"])
+    # the description with its numbers removed (one payee's items of a day), and also without
+    # the payee's name (a run of items each its own payee's)
+    whole = raw.to_frame("text").select(
+        pl.col("text").str.to_lowercase()
+        .str.replace_all(r"\S*[0-9]\S*", " ").str.replace_all(r"[^\p{L}]+", " ").str.strip_chars()
+    ).to_series()
+    (whole_code, clean_code), descs = _codes(whole, cleaned["text"])
     desc = (
         pl.DataFrame({"d": described, "name": ledger["name"]})
         .join(cleaned.select("d", "name", desc=clean_code), on=["d", "name"], how="left", maintain_order="left",
@@ -755,7 +779,7 @@ def _day_blocks(bank: pl.DataFrame, ledger: pl.DataFrame, vocab: _Vocab, rules: 
     (ref_code,), _ = _codes(ledger.select(_alnum(pl.col("reference")).replace("", None)).to_series())
     items = ledger.select(
         "ledger_idx", "cur", "type", "day", "amount_minor", "name", sign=pl.col("amount_minor").sign(),
-    ).with_columns(desc=desc, ref=ref_code).filter(pl.col("sign") != 0)
+    ).with_columns(desc=whole_code.gather(described), unnamed=desc, ref=ref_code).filter(pl.col("sign") != 0)
 
     def by(key: str) -> pl.DataFrame:
         return (
@@ -766,7 +790,7 @@ def _day_blocks(bank: pl.DataFrame, ledger: pl.DataFrame, vocab: _Vocab, rules: 
             .rename({key: "what"}).with_columns(by_ref=pl.lit(key == "ref"))
         )
 
-    blocks = pl.concat([by("desc"), by("ref")])
+    blocks = pl.concat([by("desc"), by("unnamed"), by("ref")])
     # the same items by their description and by their reference: one block
     blocks = blocks.sort("by_ref", descending=True).unique(["ledger_idx"], keep="first", maintain_order=True)
     if blocks.height == 0:
@@ -866,7 +890,12 @@ def _pays_one(lines: pl.DataFrame, ledger: pl.DataFrame, names: pl.DataFrame, ru
 def _subsets(bank: pl.DataFrame, ledger: pl.DataFrame, vocab: _Vocab, rules: RuleSet, skip: pl.Series,
              claimed: pl.Series, sims: _NameSimilarity) -> pl.DataFrame:
     """Combinations of one payer's open items of one type totalling a bank line that quotes
-    none of them; items ``claimed`` elsewhere are left out."""
+    none of them; items ``claimed`` elsewhere are left out.
+
+    Partitioned by (line, payer, item type); a line keeps the ``compound.max_block_items`` nearest
+    items of its payer (:func:`engine.candidates.pairs.window_pairs`), combined meet in the
+    middle: time and memory O(lines x max_block_items ** (max_subset_size / 2)), whatever the
+    size of one payer's ledger."""
     cmp = rules.compound
     w = rules.weights
     lines = bank.filter(
@@ -1119,7 +1148,11 @@ def _instalments(bank: pl.DataFrame, ledger: pl.DataFrame, hits: pl.DataFrame, r
         n=pl.len().over("ledger_idx"), pos=(pl.col("near") - 1).cast(pl.Int64),
         n_referenced=pl.col("referenced").sum().over("ledger_idx"),
         n_unreferenced=(~pl.col("referenced")).sum().over("ledger_idx"),
-    ).filter(pl.col("n") >= 2)
+    ).filter(
+        (pl.col("n") >= 2)
+        # an item no two quoting lines pay in part needs lines reaching its amount together
+        & ((pl.col("n_referenced") >= 2) | (pl.col("amount_minor").abs().sum().over("ledger_idx") >= pl.col("a_l").abs()))
+    )
     if pairs.height == 0:
         return _raw(pl.DataFrame())
     # every subset of an item's lines, by bit mask
