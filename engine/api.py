@@ -26,6 +26,7 @@ import feeds
 from engine.adapters import canonical_csv_view, write_outputs
 from engine.pipeline import MatchOutcome, match_prepared, prepare_bank_frame, prepare_ledger_frame
 from engine.prepare.names import checked_aliases
+from engine.progress import Progress
 from engine.store import Workspace
 from feeds.aliases import read_aliases
 from models.errors import InputError
@@ -136,9 +137,15 @@ class MatchResult:
             "duplicates": self.duplicates,
         }
 
-    def write(self, out_dir: str | Path, workspace: str | Path | None = None) -> dict[str, Path]:
+    def write(self, out_dir: str | Path, workspace: str | Path | None = None,
+              progress: Progress | None = None) -> dict[str, Path]:
         """Write the CSV outputs to ``out_dir`` and record the run in the DuckDB workspace
         (default ``out_dir/recon.duckdb``)."""
+        progress = progress if progress is not None else Progress(bars=False)
+        with progress.stage("writing outputs and workspace"):
+            return self._write(out_dir, workspace)
+
+    def _write(self, out_dir: str | Path, workspace: str | Path | None) -> dict[str, Path]:
         ws_path = Path(workspace) if workspace else Path(out_dir) / "recon.duckdb"
         # the CSV files and the workspace are independent: write them side by side (polars and
         # DuckDB both release the GIL while they work); the counts, stored last in the workspace,
@@ -201,6 +208,7 @@ def match(
     ledger_format: str | None = None,
     processor_format: str | None = None,
     aliases: str | Path | None = None,
+    progress: Progress | None = None,
 ) -> MatchResult:
     """Load inputs (paths or already-loaded results) and run the match.
 
@@ -221,6 +229,8 @@ def match(
         An alias table (CSV ``name,alias``: ``陳大文,CHAN TAI MAN``): names in different scripts
         or forms it links count as the same payer (without it, names in different scripts give
         no evidence either way).
+    progress
+        Where the stages report (:class:`engine.progress.Progress`); default: log lines only.
 
     Returns
     -------
@@ -230,20 +240,23 @@ def match(
     t0 = time.perf_counter()
     rules = _checked_inputs(bank, ledger, rules)
     alias_table = checked_aliases(read_aliases(aliases)) if aliases is not None else None
+    progress = progress if progress is not None else Progress(bars=False)
 
     # the two sides are independent: read and prepare them side by side (the readers and the
     # preparation are polars-bound), each side prepared as soon as it is read
     def ledger_side() -> tuple[LoadResult, pl.DataFrame]:
-        res = ledger if isinstance(ledger, LoadResult) else load_ledger(ledger, ledger_format)
-        return res, prepare_ledger_frame(res.frame, rules, alias_table)
+        with progress.stage("ledger: read and prepare"):
+            res = ledger if isinstance(ledger, LoadResult) else load_ledger(ledger, ledger_format)
+            return res, prepare_ledger_frame(res.frame, rules, alias_table)
 
     t_read = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1) as pool:
         ledger_job = pool.submit(ledger_side)
-        bank_res = bank if isinstance(bank, LoadResult) else load_bank(bank, bank_format)
-        # the bank side is usually the quicker one: the processor report follows it
-        payouts = load_processor(processor, processor_format) if _paths(processor) else None
-        prepared_bank = prepare_bank_frame(bank_res.frame, alias_table)
+        with progress.stage("bank: read and prepare"):
+            bank_res = bank if isinstance(bank, LoadResult) else load_bank(bank, bank_format)
+            # the bank side is usually the quicker one: the processor report follows it
+            payouts = load_processor(processor, processor_format) if _paths(processor) else None
+            prepared_bank = prepare_bank_frame(bank_res.frame, alias_table)
         ledger_res, prepared_ledger = ledger_job.result()
     read_and_prepare = time.perf_counter() - t_read
     rejects = [bank_res.rejects, ledger_res.rejects]
@@ -268,7 +281,7 @@ def match(
         [r.select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA) for r in rejects]
     ).unique(subset=["source_file", "line", "column"], keep="first", maintain_order=True)
     outcome = match_prepared(prepared_bank, prepared_ledger, rules, fx_rates=fx_frame, payout_lines=payout_lines,
-                             timings={"read and prepare": read_and_prepare})
+                             timings={"read and prepare": read_and_prepare}, progress=progress)
     return MatchResult(
         outcome=outcome,
         bank=bank_res,

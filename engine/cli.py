@@ -7,6 +7,7 @@ status 2; a traceback appears only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="DuckDB workspace file recording lines and runs (default: DIR/recon.duckdb)")
     m.add_argument("--truth", metavar="FILE", help="ground-truth CSV: also print precision/recall")
     m.add_argument("--quiet", action="store_true", help="print nothing on success")
+    m.add_argument("--progress", choices=("auto", "bars", "log", "none"), default="auto",
+                   help="stage progress on stderr: a bar per stage (bars), a log line per stage (log); "
+                        "auto: bars on a terminal, log lines otherwise")
     m.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
     t = sub.add_parser("train", help="train a learned scorer on a month with ground truth and save it (JSON)")
@@ -77,8 +81,8 @@ def _build_parser() -> argparse.ArgumentParser:
     i.add_argument("file", metavar="FILE")
     i.add_argument("--json", action="store_true", help="print one JSON object")
     i.add_argument("--format", metavar="NAME", help="force the format (default: detected from the content)")
-    i.add_argument("--side", choices=["bank", "ledger", "processor"], default="bank",
-                   help="what the file is for (default: bank)")
+    i.add_argument("--side", choices=["bank", "ledger", "processor"], default=None,
+                   help="what the file is for (default: recognised from its content)")
     i.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
     p = sub.add_parser("profile", help="draft a bank CSV profile for an unknown CSV export")
@@ -117,15 +121,49 @@ def _summary(result, written: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Log lines to whatever ``sys.stderr`` is when a line is written (a command run in-process
+    by a notebook or a test may see stderr replaced between runs)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _progress(args):
+    """The run's progress reporting: bars on a terminal, log lines on stderr otherwise."""
+    from engine.progress import Progress
+
+    mode = "none" if args.quiet else args.progress
+    if mode == "auto":
+        mode = "bars" if sys.stderr.isatty() else "log"
+    if mode == "log":
+        logger = logging.getLogger("recon")
+        if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+            handler = _StderrHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s recon: %(message)s", "%H:%M:%S"))
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    return Progress(bars=mode == "bars")
+
+
 def _cmd_match(args) -> int:
     from engine import api
 
+    progress = _progress(args)
     result = api.match(
         bank=args.bank, ledger=args.ledger, rules=args.rules, fx=args.fx, processor=args.processor,
         bank_format=args.bank_format, ledger_format=args.ledger_format,
-        processor_format=args.processor_format, aliases=args.aliases,
+        processor_format=args.processor_format, aliases=args.aliases, progress=progress,
     )
-    written = result.write(args.out, workspace=args.workspace)
+    written = result.write(args.out, workspace=args.workspace, progress=progress)
     if not args.quiet:
         print(_summary(result, written))
         if args.truth:

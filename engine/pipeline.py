@@ -25,6 +25,7 @@ from engine.candidates.generate import candidate_groups
 from engine.candidates.pairs import generate_candidates
 from engine.group_assignment import assign_with_groups
 from engine.prepare.features import prepare_bank, prepare_ledger
+from engine.progress import Progress
 from engine.scoring import explain, score_candidates, with_evidence
 from engine.scoring.differences import cause as difference_cause
 from engine.scoring.evidence import measure_pairs
@@ -204,36 +205,43 @@ def match_prepared(
     fx_rates: pl.DataFrame | None = None,
     payout_lines: pl.DataFrame | None = None,
     timings: dict[str, float] | None = None,
+    progress: Progress | None = None,
 ) -> MatchOutcome:
     """:func:`match_frames` on sides already prepared by :func:`prepare_bank_frame` and
     :func:`prepare_ledger_frame` (a caller that reads the files can prepare each side as soon as
     it is read); ``timings`` are carried over into the outcome's."""
     timings = dict(timings or {})
     caps = CapLog()
+    progress = progress if progress is not None else Progress(bars=False)
 
     # the group generators and the pair stages are independent: run them side by side (both
     # are mostly Polars/numpy work, which releases the GIL)
     def timed_groups() -> tuple[pl.DataFrame, float]:
         start = time.perf_counter()
-        return (candidate_groups(bank_prepared, ledger_prepared, rules, fx_rates, payout_lines, caps=caps),
-                time.perf_counter() - start)
+        with progress.stage("group candidates"):
+            groups = candidate_groups(bank_prepared, ledger_prepared, rules, fx_rates, payout_lines, caps=caps)
+        return groups, time.perf_counter() - start
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         groups_job = pool.submit(timed_groups)
         t0 = time.perf_counter()
-        pairs = generate_candidates(bank_prepared, ledger_prepared, rules)
+        with progress.stage("candidate pairs"):
+            pairs = generate_candidates(bank_prepared, ledger_prepared, rules)
         timings["candidates"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        evidence = measure_pairs(pairs, bank_prepared, ledger_prepared, rules) if pairs.height else None
-        codes = level_codes(evidence, bank_prepared, ledger_prepared, rules) if evidence is not None else None
+        with progress.stage("pair evidence"):
+            evidence = measure_pairs(pairs, bank_prepared, ledger_prepared, rules) if pairs.height else None
+            codes = level_codes(evidence, bank_prepared, ledger_prepared, rules) if evidence is not None else None
         timings["scoring"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        scorer = (scorer_for(rules, evidence, codes, bank_prepared, ledger_prepared) if evidence is not None
-                  else RulesScorer(rules))
+        with progress.stage(f"{rules.scoring.scorer} scorer"):
+            scorer = (scorer_for(rules, evidence, codes, bank_prepared, ledger_prepared) if evidence is not None
+                      else RulesScorer(rules))
         timings["scorer"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        scored = (scored_frame(pairs, evidence, codes, scorer) if evidence is not None
-                  else score_candidates(pairs, bank_prepared, ledger_prepared, rules, evidence=False))
+        with progress.stage("scoring pairs"):
+            scored = (scored_frame(pairs, evidence, codes, scorer) if evidence is not None
+                      else score_candidates(pairs, bank_prepared, ledger_prepared, rules, evidence=False))
         timings["scoring"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         groups, timings["groups"] = groups_job.result()
@@ -248,14 +256,16 @@ def match_prepared(
         weight=(pl.col("score") - floor + 1.0).clip(lower_bound=1e-6),
         confidence=_confidence(pl.col("score")),
     )
-    chosen, chosen_groups, pair_runner_ups = assign_with_groups(
-        scored, groups, th.review, bank_prepared.height, th.ambiguity_margin
-    )
+    with progress.stage("assignment"):
+        chosen, chosen_groups, pair_runner_ups = assign_with_groups(
+            scored, groups, th.review, bank_prepared.height, th.ambiguity_margin
+        )
     timings["assignment"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    outputs = _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, bank_prepared, ledger_prepared, rules,
-                       fx_rates)
+    with progress.stage("proposals"):
+        outputs = _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, bank_prepared, ledger_prepared,
+                           rules, fx_rates)
     timings["output"] = time.perf_counter() - t0
     # what the candidate view gathers per line, not the whole prepared frames
     view_inputs = (bank_prepared.select("id", "amount_minor", "currency", "name_key"),

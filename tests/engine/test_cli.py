@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -60,11 +61,20 @@ def by_id(rows: list[dict[str, str]], key: str = "id") -> dict[str, dict[str, st
     return {row[key]: row for row in rows}
 
 
+STAGE_LINE = re.compile(r"^[0-9]{2}:[0-9]{2}:[0-9]{2} recon: stage .*: (started|done in|failed after|running for) ")
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr without the stage log lines a run off a terminal writes (the progress)."""
+    return [line for line in stderr.strip().splitlines() if not STAGE_LINE.match(line)]
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess, *words: str) -> str:
-    """Exit status 2, one line on stderr containing every word, no traceback."""
+    """Exit status 2, one line on stderr (beside the stage log) containing every word, no traceback."""
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    lines = error_lines(proc.stderr)
     assert len(lines) == 1, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == lines[0], "the error is the last thing said"
     assert "Traceback" not in proc.stderr
     for word in words:
         assert word in lines[0], f"{word!r} not in {lines[0]!r}"
@@ -158,7 +168,9 @@ def test_summary_says_what_happened_and_where_the_outputs_are(run):
     assert "left unmatched:        2 bank lines, 3 ledger items" in proc.stdout
     assert "12 rows read, 11 loaded, 1 rejected" in proc.stdout
     assert str(out / "matches.csv") in proc.stdout
-    assert proc.stderr == ""
+    # stderr holds nothing but the stage log lines (no warning, no error)
+    assert proc.stderr, "a run off a terminal logs its stages"
+    assert all(" recon: stage " in line for line in proc.stderr.splitlines()), proc.stderr
 
 
 def test_writes_every_output_file(run):

@@ -59,3 +59,11 @@ def test_inspect_text_and_unknown_format_error(tmp_path: Path):
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     assert str(junk) in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_inspect_recognises_a_processor_export_without_side():
+    stripe = ROOT / "tests" / "feeds" / "data" / "stripe_payout_sample.csv"
+    run = _recon("inspect", str(stripe))
+    assert run.returncode == 0, run.stderr
+    assert "format:        stripe (processor side)" in run.stdout
+    assert "could not recognise" not in run.stdout + run.stderr
