@@ -28,7 +28,13 @@ import polars as pl
 
 from engine.candidates.caps import CapLog
 from engine.candidates.groups import ADJUSTMENT_DTYPE, conform, empty_groups
-from engine.prepare.orders import candidate_order_ids, order_keys, store_key
+from engine.prepare.orders import (
+    candidate_order_ids,
+    digit_runs,
+    order_keys,
+    order_numbers,
+    store_key,
+)
 from models.money import format_minor_expr
 from rules.model import RuleSet
 
@@ -211,7 +217,17 @@ def _line_links(ledger_prepared: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFr
             )
             .explode("raw"),
         ]
-    ).filter(pl.col("raw").fill_null("").str.contains("[0-9]"))
+    )
+    # only the ids sharing a number with some line's get their keys (the ledger is large)
+    numbers = line_keys.filter(pl.col("key").str.starts_with("d:"))["key"].str.slice(2).unique()
+    raw_items = (
+        raw_items.with_columns(_runs=digit_runs(pl.col("raw")))
+        .select(pl.exclude("_runs"), _number=order_numbers(pl.col("_runs")))
+        .explode("_number")
+        .filter(pl.col("_number").is_in(numbers.implode()))
+        .unique(["_row", "raw", "via_item"])
+        .drop("_number")
+    )
     item_keys = order_keys(raw_items).filter(pl.col("key").is_in(wanted))
     joined = (
         line_keys.join(item_keys, on=["key", "currency"], how="inner", suffix="_item")

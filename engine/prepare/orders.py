@@ -33,7 +33,9 @@ import polars as pl
 __all__ = [
     "ORDER_KEY_LEVELS",
     "candidate_order_ids",
+    "digit_runs",
     "order_keys",
+    "order_numbers",
     "store_key",
 ]
 
@@ -74,6 +76,32 @@ def store_key(description: pl.Expr, *, case_fold: bool = True) -> pl.Expr:
 def _strip_zeros(digits: pl.Expr) -> pl.Expr:
     """Leading zeros dropped, one zero kept for an all-zero number (``"000"`` -> ``"0"``)."""
     return digits.str.replace(r"^0+([0-9])", "$1")
+
+
+def digit_runs(raw: pl.Expr) -> pl.Expr:
+    """The runs of digits of a written id, in order (``"SO-2026-00114"`` -> ``["2026",
+    "00114"]``): the input of :func:`order_numbers`, kept as a column so it is found once."""
+    return raw.fill_null("").str.extract_all(r"[0-9]+")
+
+
+def order_numbers(runs: pl.Expr) -> pl.Expr:
+    """The numbers two written ids must share to match at any level, from their
+    :func:`digit_runs`: the id's digits (leading zeros dropped) and, for an id with several
+    numbers, its last one. Cheap (one regex pass, no letters looked at): filter a large side on
+    it before building its :func:`order_keys`.
+
+    >>> pl.select(n=order_numbers(digit_runs(pl.lit("SO-2026-00114")))).item().to_list()
+    ['202600114', '114']
+    """
+    numbers = pl.concat_list(
+        runs.list.join(""), pl.when(runs.list.len() >= 2).then(runs.list.last())
+    ).list.drop_nulls()
+    stripped = pl.element().str.strip_chars_start("0")
+    return numbers.list.eval(
+        pl.element()
+        .filter(pl.element() != "")
+        .pipe(lambda e: pl.when(stripped == "").then(pl.lit("0")).otherwise(stripped))
+    ).list.unique(maintain_order=True)
 
 
 def order_keys(frame: pl.DataFrame, raw: str = "raw") -> pl.DataFrame:
