@@ -314,7 +314,10 @@ def run_case(case: Case, size: int, *, timeout: float, rss_limit: int, keep: boo
         out = folder / "out"
         result.recon = measure(recon_command(paths, out), folder / "recon.log", timeout, rss_limit)
         if result.recon.status == "ok":
-            _score(result, out, paths)
+            try:
+                _score(result, out, paths)
+            except Exception as exc:  # a row of the table, not a crash of the whole benchmark
+                result.recon.status = f"ok; scoring failed: {type(exc).__name__}: {exc}"[:160]
         if case.duckdb:
             pairs = folder / "join_pairs.parquet"
             result.join = measure(join_command(paths, pairs), folder / "join.log", timeout, rss_limit)
@@ -553,10 +556,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"scale: {name} at {size:,}: {result.recon.status}, {result.recon.wall_seconds or 0:.1f} s, "
                   f"{_mb(result.recon.peak_rss_bytes)}", file=sys.stderr, flush=True)
             results.append(result)
+            if args.markdown:  # as far as it got, should a later case take the machine down
+                args.markdown.write_text(report(results, argv, started), encoding="utf-8")
     text = report(results, argv, started)
     print(text)
-    if args.markdown:
-        args.markdown.write_text(text, encoding="utf-8")
     if not args.keep and args.data_dir is None:
         shutil.rmtree(data_dir, ignore_errors=True)
     return 0 if all(r.recon.status == "ok" for r in results) else 1
