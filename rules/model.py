@@ -162,6 +162,12 @@ class FxRules(_Strict):
     bank_charges: list[NonNegDecimal] = Field(
         default_factory=lambda: [Decimal(v) for v in ("50", "60", "75", "80", "100", "120", "150", "200", "250")]
     )
+    # when several charges fit, prefer the one that leaves the bank a rate quoted with this many decimals
+    bank_rate_decimals: int = Field(4, ge=0, le=12)
+    # a conversion that merely fits is worth this share of weights.amount.exact (the bank text
+    # stating the foreign amount is worth all of it)
+    fit_weight_share: float = Field(0.5, ge=0, le=1)
+    max_alternatives: int = Field(5, ge=1, le=100)  # fitting foreign items kept per bank line
 
 
 class PayoutSource(_Strict):
@@ -296,6 +302,9 @@ class GroupWeights(_Strict):
     instalment_max_total_bits: float = Field(4.0, ge=0)
     # per instalment that quotes no usable reference of the item (only its payer's name links it)
     unreferenced_instalment: float = -1.0
+    # instalments quoting the item plus lines of its payer paying exactly what they left open:
+    # the remainder is evidence (a whole-percent "discount" of that amount is less likely)
+    remainder: float = 4.0
 
 
 class PayoutWeights(_Strict):

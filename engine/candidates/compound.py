@@ -888,7 +888,7 @@ def _pays_one(lines: pl.DataFrame, ledger: pl.DataFrame, names: pl.DataFrame, ru
 
 
 def _subsets(bank: pl.DataFrame, ledger: pl.DataFrame, vocab: _Vocab, rules: RuleSet, skip: pl.Series,
-             claimed: pl.Series, sims: _NameSimilarity) -> pl.DataFrame:
+             claimed: pl.Series, sims: _NameSimilarity, caps: CapLog) -> pl.DataFrame:
     """Combinations of one payer's open items of one type totalling a bank line that quotes
     none of them; items ``claimed`` elsewhere are left out.
 
@@ -934,12 +934,22 @@ def _subsets(bank: pl.DataFrame, ledger: pl.DataFrame, vocab: _Vocab, rules: Rul
     )
     if links.height == 0:
         return _raw(pl.DataFrame())
-    offset = 1 << 20
-    li, ri = window_pairs(
-        links["block"].to_numpy(), links["day"].cast(pl.Int64).to_numpy() + offset,
-        items["block"].to_numpy(), items["day"].cast(pl.Int64).to_numpy() + offset,
-        cmp.block_window_days, 0, cmp.max_block_items, 1 << 21,
-    )
+    offset, span = 1 << 20, 1 << 21
+    link_block, item_block = links["block"].cast(pl.Int64).to_numpy(), items["block"].cast(pl.Int64).to_numpy()
+    link_day = links["day"].cast(pl.Int64).to_numpy() + offset
+    item_day = items["day"].cast(pl.Int64).to_numpy() + offset
+    li, ri = window_pairs(link_block, link_day, item_block, item_day, cmp.block_window_days, 0,
+                          cmp.max_block_items, span)
+    # how many of its payer's items each line's window held: the cap's bite
+    keys = np.sort(item_block[item_block >= 0] * span + item_day[item_block >= 0])
+    held = (np.searchsorted(keys, link_block * span + link_day, side="right")
+            - np.searchsorted(keys, link_block * span + link_day - cmp.block_window_days, side="left"))
+    over = (held > cmp.max_block_items) & (link_block >= 0)
+    if over.any():
+        bit = links.filter(pl.Series(over)).select("name_ledger", "cur").unique().sort("name_ledger", "cur")
+        caps.bit("subset", "compound.max_block_items", cmp.max_block_items,
+                 _partition_names(bit["name_ledger"], bit["cur"], vocab),
+                 int((held[over] - cmp.max_block_items).sum()), "items of the payer")
     block = pl.DataFrame({
         "bank_idx": links["bank_idx"].to_numpy()[li],
         "type": links["type"].to_numpy()[li],
@@ -1199,7 +1209,9 @@ def _instalments(bank: pl.DataFrame, ledger: pl.DataFrame, hits: pl.DataFrame, r
         kind=pl.lit("many_to_one"),
         bank_idx=_sorted(pl.col("bank_idx").cast(_MEMBER)),
         ledger_idx=pl.concat_list(pl.col("ledger_idx").cast(pl.UInt32)),
-        base=w.prior + pl.col("best_ref") + w.groups.unreferenced_instalment * pl.col("unreferenced") - choice,
+        base=w.prior + pl.col("best_ref") + w.groups.unreferenced_instalment * pl.col("unreferenced") - choice
+        + pl.when(pl.col("in_full") & (pl.col("referenced") > 0) & (pl.col("unreferenced") > 0))
+        .then(pl.lit(w.groups.remainder)).otherwise(pl.lit(0.0)),
         how=how,
         exact_only=pl.lit(False),
     ), cap=w.groups.instalment_max_total_bits)
@@ -1460,7 +1472,7 @@ def compound_groups(bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, 
             schema={"kind": pl.Utf8, "bank_idx": _MEMBER, "ledger_idx": _MEMBER})
         skip = pl.concat([exact.filter(pl.col("kind") == "one_to_many")["bank_idx"].explode(), quoting]).unique()
         taken = pl.concat([exact["ledger_idx"].explode(), settled]).unique()
-        combos = _describe(_totals(_subsets(bank, ledger, vocab, rules, skip, taken, sims), bank, ledger, rules),
+        combos = _describe(_totals(_subsets(bank, ledger, vocab, rules, skip, taken, sims, caps), bank, ledger, rules),
                            bank, ledger, rules, sims)
         groups = pl.concat([found.result(), combos])
     # a line with an exact one-to-many group gets no approximate one
