@@ -22,12 +22,12 @@ groups (:data:`engine.candidates.groups.GROUP_SCHEMA`, kind ``one_to_one``):
    ``fx.spread_max_pct`` of ``converted`` against the bank (a tenth of that in its favour: rates
    move within a day) and ``bank_charge`` zero or one of ``fx.bank_charges``.
 4. **Split.** When several charges fit, the one is chosen for which the bank's own rate
-   ``(bank + charge) / amount`` can be a rate quoted with :data:`BANK_RATE_DECIMALS` decimals
+   ``(bank + charge) / amount`` can be a rate quoted with ``fx.bank_rate_decimals`` decimals
    (banks credit foreign receipts at such a rate); then no charge; then the smallest charge.
 5. **Score.** The evidence of a pair (reference, payer name, date: :mod:`engine.scoring`) plus
-   amount evidence: the conversion fits (:data:`FIT_WEIGHT_SHARE` of ``weights.amount.exact``),
+   amount evidence: the conversion fits (``fx.fit_weight_share`` of ``weights.amount.exact``),
    or the bank text states the foreign amount and it equals the item's (``weights.amount.exact``).
-   Every fitting item is kept (up to :data:`MAX_ALTERNATIVES` per bank line) so the assignment
+   Every fitting item is kept (up to ``fx.max_alternatives`` per bank line) so the assignment
    sees an ambiguity; groups too weak to ever reach review are dropped.
 
 All vectorized; money never passes through a float.
@@ -48,15 +48,8 @@ from engine.scoring.levels import comparisons_for, level_weights
 from models.money import CURRENCY_EXPONENTS, exponent_expr, format_minor_expr, parse_amount_expr
 from rules.model import RuleSet
 
-__all__ = ["BANK_RATE_DECIMALS", "FIT_WEIGHT_SHARE", "MAX_ALTERNATIVES", "fx_groups", "rate_fractions"]
+__all__ = ["fx_groups", "rate_fractions"]
 
-#: decimals of the rate a bank credits a foreign receipt at (the split prefers a charge that
-#: makes the bank's own rate such a number)
-BANK_RATE_DECIMALS = 4
-#: share of ``weights.amount.exact`` a conversion that fits within the spread is worth
-FIT_WEIGHT_SHARE = 0.5
-#: at most this many ledger items per bank line, best score first
-MAX_ALTERNATIVES = 5
 #: the bank may credit more than the published rate gives by this share of ``spread_max_pct``
 _FAVOURABLE_SHARE = Decimal("0.1")
 #: rates with more significant digits than this are not used (their products would overflow)
@@ -364,7 +357,7 @@ def _convert(pairs: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
 def _split(df: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     """Split ``bank - converted`` into ``fx_difference`` and ``bank_charge`` (``fx_minor``,
     ``charge_minor``, signed): a charge that puts the bank's own rate on
-    :data:`BANK_RATE_DECIMALS` decimals first, then no charge, then the smallest."""
+    ``fx.bank_rate_decimals`` decimals first, then no charge, then the smallest."""
     if df.height == 0:
         return df.with_columns(fx_minor=pl.lit(0, pl.Int64), charge_minor=pl.lit(0, pl.Int64),
                                rate_consistent=pl.lit(False))
@@ -374,7 +367,7 @@ def _split(df: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
 
     # the bank's own rate: (bank - charge) = round(amount * r * 10**shift / 10**d) for an integer r?
     target = np.abs(df["amount_bank"].to_numpy()[:, None] - charge_signed)
-    consistent = _bank_rate_fits(df, target)
+    consistent = _bank_rate_fits(df, target, rules.fx.bank_rate_decimals)
     rank = np.where(feasible, np.where(consistent, 0, options) + np.arange(options)[None, :], 10**6)
     best = rank.argmin(axis=1)
     ok = rank[np.arange(len(best)), best] < 10**6
@@ -387,14 +380,14 @@ def _split(df: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     return df.drop("_against", "_favour")
 
 
-def _bank_rate_fits(df: pl.DataFrame, target: np.ndarray) -> np.ndarray:
+def _bank_rate_fits(df: pl.DataFrame, target: np.ndarray, decimals: int) -> np.ndarray:
     """Whether ``target`` (bank-currency minor magnitudes, rows x options) is the item's amount
-    converted at some rate with :data:`BANK_RATE_DECIMALS` decimals, rounded half up: an
+    converted at some rate with ``fx.bank_rate_decimals`` decimals, rounded half up: an
     integer ``r`` with ``|amount| * r * 10**(shift - d)`` in ``[target - 1/2, target + 1/2)``,
     i.e. ``(2t - 1) q <= 2 |amount| m r < (2t + 1) q``."""
     shift = exponent_expr(pl.col("bank_currency")) - exponent_expr(pl.col("ledger_currency"))
-    m = _pow10(shift - BANK_RATE_DECIMALS)
-    q = _pow10(BANK_RATE_DECIMALS - shift)
+    m = _pow10(shift - decimals)
+    q = _pow10(decimals - shift)
     frame = df.select(
         step=2 * pl.col("amount_ledger").abs().cast(pl.Int128) * m,
         q=q,
@@ -517,7 +510,7 @@ def fx_groups(
     Returns
     -------
     pl.DataFrame
-        One row per (bank line, foreign item) that fits, at most :data:`MAX_ALTERNATIVES` per
+        One row per (bank line, foreign item) that fits, at most ``fx.max_alternatives`` per
         bank line, best first: ``ledger_total`` is the item converted at the bank date's rate
         (bank currency minor units) and ``adjustments`` holds ``fx_difference`` and, when the
         bank took one, ``bank_charge``, so that ``bank amount == ledger_total + adjustments``.
@@ -554,7 +547,7 @@ def fx_groups(
             shown_minor=pl.col("shown_minor").first(),
         )
     )
-    fit_weight = w.amount.exact * FIT_WEIGHT_SHARE
+    fit_weight = w.amount.exact * rules.fx.fit_weight_share
     df = df.join(stated, on=["bank_idx", "ledger_idx"], how="left").with_columns(
         amount_weight=pl.when(pl.col("shown_equal")).then(pl.lit(w.amount.exact))
         .when(pl.col("shown_equal").is_null()).then(pl.lit(fit_weight))
@@ -604,10 +597,10 @@ def fx_groups(
     df = df.with_columns(unique=unique).filter(pl.col("score") >= floor).with_columns(
         score=pl.col("score") + pl.when(pl.col("unique")).then(pl.lit(w.unique_amount)).otherwise(pl.lit(0.0))
     )
-    # at most MAX_ALTERNATIVES per bank line
+    # at most fx.max_alternatives per bank line
     df = (
         df.sort(["bank_idx", "score", "ledger_idx"], descending=[False, True, False])
-        .filter(pl.int_range(pl.len()).over("bank_idx") < MAX_ALTERNATIVES)
+        .filter(pl.int_range(pl.len()).over("bank_idx") < rules.fx.max_alternatives)
     )
     if df.height == 0:
         return empty_groups()

@@ -329,3 +329,17 @@ def test_an_item_no_rate_can_convert_says_which_rate_is_missing():
         "no bank line in USD (the bank account is in HKD), and no FX rates were given (--fx) to convert it"
     )
     assert reasons["INV-2026-00002"].endswith("no FX rates were given (--fx) to convert it")
+
+
+def test_fx_settings_are_read_from_the_rule_set():
+    # the bank text does not state the foreign amount: the fit alone is the amount evidence
+    bank = _bank((date(2026, 10, 5), 3648140, "TT IN HARBOUR EASTERN TRADING INC INV-2026-00001"))
+    rates = _rates((date(2026, 10, 5), "USD", "HKD", "7.7804"))
+    base = fx_groups(bank, _ledger(USD_INVOICE), rates, RULES).row(0, named=True)
+    worth_more = RULES.with_changes(fx={"fit_weight_share": 1.0})
+    more = fx_groups(bank, _ledger(USD_INVOICE), rates, worth_more).row(0, named=True)
+    assert more["score"] - base["score"] == pytest.approx(RULES.weights.amount.exact * 0.5)
+    # two invoices of the same payer and amount both fit: both kept, or only the best one
+    twin = ("INV-2026-00002", date(2026, 9, 21), 470217, "USD", "Harbour Eastern Trading Inc")
+    assert fx_groups(bank, _ledger(USD_INVOICE, twin), rates, RULES).height == 2
+    assert fx_groups(bank, _ledger(USD_INVOICE, twin), rates, RULES.with_changes(fx={"max_alternatives": 1})).height == 1
