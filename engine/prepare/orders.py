@@ -119,23 +119,32 @@ def order_keys(frame: pl.DataFrame, raw: str = "raw") -> pl.DataFrame:
     >>> sorted(order_keys(frame)["key"].to_list())  # doctest: +NORMALIZE_WHITESPACE
     ['d:114', 'd:202600114', 'd:5022', 'e:#5022', 'e:so-2026-00114', 'n:5022', 'n:so202600114']
     """
-    text = pl.col(raw).fill_null("").str.strip_chars().str.to_lowercase()
-    alnum = text.str.replace_all(r"[^\p{L}\p{N}]", "")
-    prefix = alnum.str.extract(r"^(\p{L}*)", 1).fill_null("")
-    rest = alnum.str.slice(prefix.str.len_chars())
-    digits = _strip_zeros(text.str.replace_all(r"[^0-9]", ""))
-    serial = _strip_zeros(text.str.extract(r"([0-9]+)[^0-9]*$", 1))
-    several = text.str.count_matches(r"[0-9]+") >= 2
+    # staged columns, so that each text operation runs once
+    staged = frame.with_columns(
+        _text=pl.col(raw).fill_null("").str.strip_chars().str.to_lowercase()
+    ).with_columns(
+        _alnum=pl.col("_text").str.replace_all(r"[^\p{L}\p{N}]", ""),
+        _runs=digit_runs(pl.col("_text")),
+    ).with_columns(
+        _digits=_strip_zeros(pl.col("_runs").list.join("")),
+        _serial=_strip_zeros(pl.col("_runs").list.last()),
+    )
+    has_digit = pl.col("_digits") != ""
     keys = pl.concat_list(
-        pl.when(text.str.contains(r"[0-9]")).then(pl.lit("e:") + text),
-        pl.when(rest.str.contains(r"^[0-9]")).then(pl.lit("n:") + prefix + _strip_zeros(rest)),
-        pl.when(digits != "").then(pl.lit("d:") + digits),
-        pl.when(several & (serial != digits)).then(pl.lit("d:") + serial),
+        pl.when(has_digit).then(pl.lit("e:") + pl.col("_text")),
+        # letters and digits only, the zeros leading the number dropped (so-00114 -> so114)
+        pl.when(has_digit).then(
+            pl.lit("n:") + pl.col("_alnum").str.replace(r"^([^0-9]*)0+([0-9])", "${1}${2}")
+        ),
+        pl.when(has_digit).then(pl.lit("d:") + pl.col("_digits")),
+        pl.when((pl.col("_runs").list.len() >= 2) & (pl.col("_serial") != pl.col("_digits"))).then(
+            pl.lit("d:") + pl.col("_serial")
+        ),
     )
     levels = pl.lit([0, 1, 2, 3], dtype=pl.List(pl.Int8))
     others = [c for c in frame.columns if c != raw]
     return (
-        frame.with_columns(key=keys, level=levels)
+        staged.with_columns(key=keys, level=levels)
         .select(*others, "key", "level")
         .explode("key", "level")
         .drop_nulls("key")
