@@ -24,6 +24,7 @@ import polars as pl
 
 import feeds
 from engine.adapters import canonical_csv_view, write_outputs
+from engine.memory import default_limit, parse_size
 from engine.pipeline import MatchOutcome, match_prepared, prepare_bank_frame, prepare_ledger_frame
 from engine.prepare.names import checked_aliases
 from engine.progress import Progress
@@ -81,6 +82,7 @@ class MatchResult:
     started_at: datetime
     extra_inputs: dict = field(default_factory=dict)
     seconds: float = 0.0
+    memory_limit: int | None = None
     _counts: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -160,7 +162,7 @@ class MatchResult:
         return written
 
     def _record(self, ws_path: Path, out_dir: str | Path, counts=None) -> dict[str, int]:
-        with Workspace(ws_path) as ws:
+        with Workspace(ws_path, memory_limit=self.memory_limit) as ws:
             new = ws.record_run(
                 run_id=self.run_id,
                 started_at=self.started_at,
@@ -209,6 +211,7 @@ def match(
     processor_format: str | None = None,
     aliases: str | Path | None = None,
     progress: Progress | None = None,
+    memory_limit: int | str | None = None,
 ) -> MatchResult:
     """Load inputs (paths or already-loaded results) and run the match.
 
@@ -231,6 +234,9 @@ def match(
         no evidence either way).
     progress
         Where the stages report (:class:`engine.progress.Progress`); default: log lines only.
+    memory_limit
+        The run's memory budget, bytes or a size such as ``"6GB"`` (:mod:`engine.memory`);
+        default: a share of the machine's memory.
 
     Returns
     -------
@@ -240,7 +246,10 @@ def match(
     t0 = time.perf_counter()
     rules = _checked_inputs(bank, ledger, rules)
     alias_table = checked_aliases(read_aliases(aliases)) if aliases is not None else None
+    limit = default_limit() if memory_limit is None else (
+        parse_size(memory_limit) if isinstance(memory_limit, str) else int(memory_limit))
     progress = progress if progress is not None else Progress(bars=False)
+    progress.memory_limit = limit
 
     # the two sides are independent: read and prepare them side by side (the readers and the
     # preparation are polars-bound), each side prepared as soon as it is read
@@ -281,7 +290,11 @@ def match(
         [r.select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA) for r in rejects]
     ).unique(subset=["source_file", "line", "column"], keep="first", maintain_order=True)
     outcome = match_prepared(prepared_bank, prepared_ledger, rules, fx_rates=fx_frame, payout_lines=payout_lines,
-                             timings={"read and prepare": read_and_prepare}, progress=progress)
+                             timings={"read and prepare": read_and_prepare}, progress=progress,
+                             memory_limit=limit)
+    over = progress.over_limit_warning()
+    if over:
+        outcome.warnings.append(over)
     return MatchResult(
         outcome=outcome,
         bank=bank_res,
@@ -293,6 +306,7 @@ def match(
         started_at=started,
         extra_inputs=extra,
         seconds=time.perf_counter() - t0,
+        memory_limit=limit,
     )
 
 

@@ -44,6 +44,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="DuckDB workspace file recording lines and runs (default: DIR/recon.duckdb)")
     m.add_argument("--truth", metavar="FILE", help="ground-truth CSV: also print precision/recall")
     m.add_argument("--quiet", action="store_true", help="print nothing on success")
+    m.add_argument("--memory-limit", metavar="SIZE",
+                   help="memory budget of the run, e.g. 6GB (default: 60%% of this machine's memory); "
+                        "beyond it candidates are thinned with a warning and the workspace spills to disk")
     m.add_argument("--progress", choices=("auto", "bars", "log", "none"), default="auto",
                    help="stage progress on stderr: a bar per stage (bars), a log line per stage (log); "
                         "auto: bars on a terminal, log lines otherwise")
@@ -162,6 +165,7 @@ def _cmd_match(args) -> int:
         bank=args.bank, ledger=args.ledger, rules=args.rules, fx=args.fx, processor=args.processor,
         bank_format=args.bank_format, ledger_format=args.ledger_format,
         processor_format=args.processor_format, aliases=args.aliases, progress=progress,
+        memory_limit=args.memory_limit,
     )
     written = result.write(args.out, workspace=args.workspace, progress=progress)
     if not args.quiet:

@@ -24,6 +24,7 @@ from engine.candidates.caps import CapLog
 from engine.candidates.generate import candidate_groups
 from engine.candidates.pairs import generate_candidates
 from engine.group_assignment import assign_with_groups
+from engine.memory import default_limit, fit_pairs
 from engine.prepare.features import prepare_bank, prepare_ledger
 from engine.progress import Progress
 from engine.scoring import explain, score_candidates, with_evidence
@@ -206,6 +207,7 @@ def match_prepared(
     payout_lines: pl.DataFrame | None = None,
     timings: dict[str, float] | None = None,
     progress: Progress | None = None,
+    memory_limit: int | None = None,
 ) -> MatchOutcome:
     """:func:`match_frames` on sides already prepared by :func:`prepare_bank_frame` and
     :func:`prepare_ledger_frame` (a caller that reads the files can prepare each side as soon as
@@ -213,6 +215,8 @@ def match_prepared(
     timings = dict(timings or {})
     caps = CapLog()
     progress = progress if progress is not None else Progress(bars=False)
+    memory_limit = memory_limit if memory_limit is not None else default_limit()
+    budget_warnings: list[str] = []
 
     # the group generators and the pair stages are independent: run them side by side (both
     # are mostly Polars/numpy work, which releases the GIL)
@@ -227,6 +231,8 @@ def match_prepared(
         t0 = time.perf_counter()
         with progress.stage("candidate pairs"):
             pairs = generate_candidates(bank_prepared, ledger_prepared, rules)
+            pairs, pair_warning = fit_pairs(pairs, bank_prepared, ledger_prepared, memory_limit)
+            budget_warnings += [pair_warning] if pair_warning else []
         timings["candidates"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         with progress.stage("pair evidence"):
@@ -271,7 +277,7 @@ def match_prepared(
     view_inputs = (bank_prepared.select("id", "amount_minor", "currency", "name_key"),
                    ledger_prepared.select("id", "amount_minor", "doc_ref", "name_key", "type_norm"), rules)
     return MatchOutcome(*outputs, scored.drop("weight"), timings, view_inputs, scorer_kind=scorer.kind,
-                        weights=scorer.weights(), warnings=[*getattr(scorer, "warnings", []), *caps.messages()])
+                        weights=scorer.weights(), warnings=[*getattr(scorer, "warnings", []), *caps.messages(), *budget_warnings])
 
 
 def _outputs(chosen, chosen_groups, pair_runner_ups, groups, scored, bank_prepared, ledger_prepared, rules,

@@ -27,6 +27,7 @@ import psutil
 from tqdm import tqdm
 
 log = logging.getLogger("recon")
+log.addHandler(logging.NullHandler())  # a library logs only where its user points it
 
 #: a log line at least this often while one stage runs
 HEARTBEAT_SECONDS = 30.0
@@ -51,23 +52,39 @@ class Progress:
         Show a bar per stage; ``None`` (the default) shows them when ``stderr`` is a terminal.
     """
 
-    def __init__(self, bars: bool | None = None):
+    def __init__(self, bars: bool | None = None, memory_limit: int | None = None):
         self.bars = sys.stderr.isatty() if bars is None else bars
+        self.memory_limit = memory_limit
         self.peak_rss = rss_bytes()
         self.stages: dict[str, float] = {}
+        #: (stage, memory) when the process first went over ``memory_limit``
+        self.over_limit: tuple[str, int] | None = None
         self._lock = threading.Lock()
 
-    def _sample(self) -> int:
+    def _sample(self, stage: str = "") -> int:
         rss = rss_bytes()
         with self._lock:
             self.peak_rss = max(self.peak_rss, rss)
+            first_time = self.memory_limit is not None and rss > self.memory_limit and self.over_limit is None
+            if first_time:
+                self.over_limit = (stage, rss)
+        if first_time:
+            log.warning("stage %s: memory %s is over the limit of %s", stage, _gb(rss), _gb(self.memory_limit))
         return rss
+
+    def over_limit_warning(self) -> str | None:
+        """A sentence for the run's warnings when the run went over its memory limit."""
+        if self.over_limit is None:
+            return None
+        stage, rss = self.over_limit
+        return (f"memory limit {_gb(self.memory_limit)} exceeded in stage '{stage}' ({_gb(rss)}; peak "
+                f"{_gb(self.peak_rss)}): lower the caps in [candidates] / [compound] or raise --memory-limit")
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Run the body as the stage ``name``: a bar, a start and an end line, heartbeats."""
         start = time.perf_counter()
-        log.info("stage %s: started (memory %s)", name, _gb(self._sample()))
+        log.info("stage %s: started (memory %s)", name, _gb(self._sample(name)))
         bar = tqdm(desc=name, bar_format="{desc}: {elapsed}{postfix}", disable=not self.bars,
                    leave=True, file=sys.stderr, dynamic_ncols=True)
         done = threading.Event()
@@ -75,7 +92,7 @@ class Progress:
         def watch() -> None:
             last_line = start
             while not done.wait(_REFRESH_SECONDS):
-                rss = self._sample()
+                rss = self._sample(name)
                 bar.set_postfix_str(f"memory {_gb(rss)}", refresh=True)
                 now = time.perf_counter()
                 if now - last_line >= HEARTBEAT_SECONDS:
@@ -92,7 +109,7 @@ class Progress:
             done.set()
             watcher.join()
             seconds = time.perf_counter() - start
-            rss = self._sample()
+            rss = self._sample(name)
             with self._lock:
                 self.stages[name] = self.stages.get(name, 0.0) + seconds
             bar.set_postfix_str(f"memory {_gb(rss)}", refresh=False)

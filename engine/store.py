@@ -64,6 +64,8 @@ class Workspace:
     ----------
     path
         The ``.duckdb`` file; created when missing.
+    memory_limit
+        Bytes DuckDB may hold before it spills to disk (the run's ``--memory-limit``).
 
     Examples
     --------
@@ -71,13 +73,15 @@ class Workspace:
     >>> ws.query("SELECT status, count(*) FROM proposals GROUP BY ALL")  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, memory_limit: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
             raise ReconError(f"{self.path}: cannot open the DuckDB workspace: {exc}") from None
+        if memory_limit is not None:  # DuckDB spills to disk beyond it
+            self.con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2**20, 64)}MiB'")
         for ddl in _DDL:
             try:
                 self.con.execute(ddl.format(zstd=_ZSTD)).fetchall()
