@@ -55,6 +55,7 @@ from engine.prepare.references import (
     ledger_reference_profile,
     reference_grade_from_profiles,
     text_reference_keys,
+    two_digit_year_tails,
 )
 from engine.scoring.names import compare_names
 from models.money import format_minor_expr
@@ -376,10 +377,10 @@ def _bank_keys(bank: pl.DataFrame) -> pl.DataFrame:
             lines.filter(pl.col("_prefixed")).with_columns(
                 ref_keys=text_reference_keys(pl.col("bank_text").str.replace_all(prefix, "${1}${2}"))),
         ])
-    return (
-        lines.select("bank_idx", "nkeys", key="ref_keys")
-        .explode("key").drop_nulls("key")
-    )
+    keys = lines.select("bank_idx", "date", "nkeys", key="ref_keys").explode("key").drop_nulls("key")
+    # INV266631 for INV/26/6631: the serial after the year's two digits is a key too (the same
+    # number read another way, so the line's count of numbers stays)
+    return pl.concat([keys, two_digit_year_tails(keys, "key")]).unique(["bank_idx", "key"]).drop("date")
 
 
 def _key_hits(keys: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:

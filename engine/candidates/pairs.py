@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from engine.candidates.tolerance import tolerance_expr
+from engine.prepare.references import two_digit_year_tails
 from rules.model import RuleSet
 
 EXACT, BAND, NAME, REFERENCE = 1, 2, 4, 8
@@ -84,18 +85,6 @@ def _initials_key(bank: pl.DataFrame) -> pl.Expr:
         return pl.lit(None, dtype=pl.Utf8).alias("name_initials")
     has_initial = pl.col("name_key").fill_null("").str.contains(r"(?:^| )\p{L}(?: |$)")
     return pl.when(has_initial).then(pl.col("name_initials")).alias("name_initials")
-
-
-def _two_digit_year_tails(exploded: pl.DataFrame) -> pl.DataFrame:
-    """For each bank key of 5+ digits that starts with the two digits of the bank date's year
-    or the year before, the same rows with the number after those digits as the key."""
-    digits = pl.col("ref_key").cast(pl.Utf8)
-    year = pl.col("date").dt.year() % 100
-    head = digits.str.slice(0, 2).cast(pl.Int32, strict=False)
-    tail = digits.str.slice(2).cast(pl.Int64, strict=False)
-    return exploded.filter(
-        (digits.str.len_chars() >= 5) & ((head == year) | (head == year - 1)) & (tail >= 100)
-    ).with_columns(ref_key=tail)
 
 
 def window_pairs(
@@ -256,7 +245,7 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
         # a reference written with a two-digit year run into its serial ("INV261808" for
         # INV/26/1808): the number after the bank year's (or the year before's) two digits
         # is a key too
-        exploded = pl.concat([exploded, _two_digit_year_tails(exploded)]).drop("date")
+        exploded = pl.concat([exploded, two_digit_year_tails(exploded, "ref_key")]).drop("date")
         if exploded.height:
             bb, lb = block_ids(
                 exploded.select("currency", "ref_key"),

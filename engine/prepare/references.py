@@ -36,6 +36,7 @@ __all__ = [
     "reference_serial",
     "text_digits",
     "text_reference_keys",
+    "two_digit_year_tails",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -213,6 +214,20 @@ def text_reference_keys(e: pl.Expr) -> pl.Expr:
         _with_year_tails(_reference_text(e)).str.extract_all("[0-9]+")
     )
     return _keys_from_runs(runs)
+
+
+def two_digit_year_tails(exploded: pl.DataFrame, key: str) -> pl.DataFrame:
+    """A reference written with a two-digit year run into its serial (``INV261808`` for
+    ``INV/26/1808``): for each row whose integer ``key`` has 5+ digits and starts with the two
+    digits of the row's ``date`` year or the year before, the same row with the number after
+    those digits as the key (the rows to add beside the originals)."""
+    digits = pl.col(key).cast(pl.Utf8)
+    year = pl.col("date").dt.year() % 100
+    head = digits.str.slice(0, 2).cast(pl.Int32, strict=False)
+    tail = digits.str.slice(2).cast(pl.Int64, strict=False)
+    return exploded.filter(
+        (digits.str.len_chars() >= 5) & ((head == year) | (head == year - 1)) & (tail >= 100)
+    ).with_columns(tail.cast(exploded.schema[key]).alias(key))
 
 
 def text_digits(e: pl.Expr) -> pl.Expr:
