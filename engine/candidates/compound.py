@@ -1378,7 +1378,11 @@ def _describe(df: pl.DataFrame | None, bank: pl.DataFrame, ledger: pl.DataFrame,
         .otherwise(pl.lit([], dtype=pl.List(ADJUSTMENT_DTYPE))),
         evidence=pl.col("how") + total_words + pl.lit("; ") + name_label,
         open_minor=open_minor,
-        review_reason=pl.lit(None, dtype=pl.Utf8),
+        # instalments whose lines name plainly different payers are never settled
+        # automatically, however well their amounts add up: the total may be a coincidence of
+        # two customers' payments
+        review_reason=pl.when(many_to_one & sim.is_not_null() & (weight < 0))
+        .then(pl.lit("a payer name in the group differs from the others (") + label + pl.lit(")")),
     )
     return conform(out)
 

@@ -148,7 +148,7 @@ def prepare_bank(bank: pl.DataFrame, *, aliases: pl.DataFrame | None = None) -> 
     )
     channel, _rest = split_channel(norm)
     columns = ["bank_idx", *bank.columns, "day", "channel", "bank_text", "name_key",
-               "reference_profile", "ref_keys", "explicit_ref_digits", *NAME_FEATURES, "name_numbers"]
+               "reference_profile", "ref_keys", "explicit_ref", "explicit_ref_digits", *NAME_FEATURES, "name_numbers"]
     key = _name_keys(bank)
     numbers_text = pl.concat_str(
         [pl.col(c).fill_null("") for c in ("description", "counterparty", "reference")], separator=" "
@@ -164,12 +164,9 @@ def prepare_bank(bank: pl.DataFrame, *, aliases: pl.DataFrame | None = None) -> 
         channel=channel,
         ref_keys=pl.col("reference_profile").struct.field("keys"),
     ).with_columns(
-        explicit_ref_digits=pl.col("bank_text")
-        .str.extract(_EXPLICIT_REFERENCE, 1)
-        .str.replace_all(r"[^0-9]", "")
-        .str.len_chars()
-        .fill_null(0)
-        .cast(pl.Int32),
+        explicit_ref=pl.col("bank_text").str.extract(_EXPLICIT_REFERENCE, 1).str.replace_all(r"[^0-9]", ""),
+    ).with_columns(
+        explicit_ref_digits=pl.col("explicit_ref").str.len_chars().fill_null(0).cast(pl.Int32),
     ).select(columns).collect()
 
 

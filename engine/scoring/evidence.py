@@ -19,6 +19,7 @@ import polars as pl
 from engine.prepare.references import (
     REFERENCE_GRADES,
     ledger_reference_profile,
+    reference_digits,
     reference_grade_from_profiles,
 )
 from engine.scoring import differences
@@ -160,6 +161,26 @@ def _reference_grades(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.D
     return grade
 
 
+def _shorter_number_conflicts(b: np.ndarray, l_: np.ndarray, bank: pl.DataFrame, ledger: pl.DataFrame,
+                              rows: np.ndarray) -> np.ndarray:
+    """Where (among ``rows``) the bank quotes a shorter number of the item's own series that is
+    not the item's number cut short: ``INV/26/49777`` against ``INV/26/101851`` (digits
+    ``2649777`` and ``26101851``: the same first two digits, the year, but not a prefix) is
+    another document; ``INV/26/1018`` (a prefix) is the same one cut by the bank's field width,
+    and ``PO 4411`` (another series) says nothing about the item."""
+    out = np.zeros(len(b), dtype=bool)
+    at = np.flatnonzero(rows)
+    if len(at) == 0:
+        return out
+    quoted = bank["explicit_ref"].gather(b[at])
+    own = pl.DataFrame({"doc_ref": ledger["doc_ref"].gather(l_[at])}).select(
+        reference_digits(pl.col("doc_ref"))).to_series()
+    same_series = quoted.str.slice(0, 2) == own.str.slice(0, 2)
+    cut_short = own.str.starts_with(quoted)
+    out[at] = (same_series & ~cut_short).fill_null(False).to_numpy()
+    return out
+
+
 def measure_pairs(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> PairEvidence:
     """The measurements of every pair (``bank_idx``, ``ledger_idx``: row numbers of the
     prepared frames), without the candidate context (:func:`add_context`)."""
@@ -177,11 +198,18 @@ def measure_pairs(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
     cut = _cut_names(b, l_, bank, ledger, names.similarity)
     shared = shared_number(b, l_, bank["ref_keys"], ledger["other_keys"])
     digits = _column(ledger, "ref_digit_count")[l_]
-    # the bank quotes a complete document number of its own that is not this one (a number
-    # cut short by the bank's field width is no conflict)
-    conflict = (digits >= 3) & (_column(bank, "explicit_ref_digits")[b] >= digits)
     loose = reference == _GRADE["none"]
     has_shared = shared.is_not_null().to_numpy()
+    # the bank quotes a complete document number of its own that is not this one (a number
+    # cut short by the bank's field width is no conflict)
+    explicit = _column(bank, "explicit_ref_digits")[b]
+    conflict = (digits >= 3) & (explicit >= digits)
+    conflict |= _shorter_number_conflicts(b, l_, bank, ledger, loose & ~has_shared & ~conflict & (explicit >= 5)
+                                          & (explicit < digits))
+    # ... or quotes another candidate item's reference as written: that item is the one it pays
+    quoted = np.isin(reference, [_GRADE["full"], _GRADE["reformatted"]])
+    quotes_one = np.bincount(b[quoted], minlength=int(b.max()) + 1 if len(b) else 0) > 0
+    conflict |= quotes_one[b] & (explicit >= 3) if len(b) else conflict
     reference[loose & has_shared] = _GRADE["number"]
     reference[loose & ~has_shared & conflict] = _GRADE["conflict"]
 

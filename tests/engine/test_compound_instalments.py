@@ -121,3 +121,33 @@ def test_group_weights_are_read_from_the_rule_set():
     assert _instalment_score(harsher) == base - 2.0
     capped = rules.with_changes(weights={"groups": {"instalment_max_total_bits": 1.0}})
     assert _instalment_score(capped) == base - 3.0
+
+
+def test_instalments_quoting_a_two_digit_year_reference_run_together(tmp_path):
+    # the books number invoices INV/26/6631; the bank prints it as written, run together with
+    # its year (INV266631) and spaced (inv 26 6631): all three are instalments of one invoice
+    bank = (
+        "B1,2026-10-01,6800.00,HKD,FPS CR DEPOSIT INV/26/6631 HOP CHEUNG PLASTICS CO LTD,,,001\n"
+        "B2,2026-10-12,7300.00,HKD,AUTOPAY CR INV266631 HOP CHEUNG PLASTICS CO LTD,,,001\n"
+        "B3,2026-10-15,4900.00,HKD,IBT CR inv 26 6631 HOP CHEUNG PLASTICS CO LIMITED,,,001\n"
+    )
+    ledger = ("INV/26/6631,2026-09-15,25900.00,HKD,Printing job,Hop Cheung Plastics Co Ltd,INV/26/6631,"
+              "1100,invoice,\n")
+    group = _by_bank(_run(tmp_path, bank, ledger))["B1;B2;B3"]
+    assert (group["match_type"], group["ledger_amount"], group["open_amount"]) == ("many_to_one", "19000.00", "6900.00")
+
+
+def test_instalments_from_plainly_different_payers_are_never_automatic(tmp_path):
+    # one credit quotes the invoice (a typo of another customer's number), the item's own payer
+    # pays exactly the rest: the total fits, but two customers paid; a reviewer decides
+    bank = (
+        "B1,2026-10-05,2000.00,HKD,FPS CR WAH LUNG CONSULTING (HK) LTD INV-2026-03821,,,001\n"
+        "B2,2026-10-22,500.00,HKD,AUTOPAY CR ORIENT LUCKY CONSULTING LIMITED,,,001\n"
+    )
+    ledger = ("INV-2026-03821,2026-10-03,2500.00,HKD,Consulting,Orient Lucky Consulting Limited,INV-2026-03821,"
+              "1100,invoice,\n")
+    rows = _by_bank(_run(tmp_path, bank, ledger))
+    assert all(r["status"] == "review" for r in rows.values()), rows
+    group = rows["B1;B2"]
+    assert group["match_type"] == "many_to_one"
+    assert "a payer name in the group differs from the others" in group["explanation"]

@@ -134,3 +134,33 @@ def test_levels_round_trip_to_the_rule_file():
                             "weights": {**changed.weights.model_dump(mode="json"), **section}})
     assert rebuilt.weights == changed.weights
     assert comparisons["name"].levels[comparisons["name"].index("initials")].weight == 2.25
+
+
+@pytest.mark.parametrize(
+    ("bank_text", "expected"),
+    [
+        ("FPS CR KAM WING INV/26/49777", "conflict"),  # a shorter number of the same series: another invoice
+        ("FPS CR KAM WING INV/26/10185", "truncated"),  # the item's own number cut short
+        ("FPS CR KAM WING PO 4411", "none"),  # the customer's own PO number says nothing
+    ],
+)
+def test_a_shorter_number_of_the_same_series_conflicts(bank_text, expected):
+    ledger = {"counterparty": "Kam Wing Ltd", "reference": "INV/26/101851"}
+    assert levels({"description": bank_text}, ledger)["reference"] == expected
+
+
+def test_quoting_another_items_reference_conflicts_with_an_item_without_one():
+    # the bank quotes INV/26/39293 as written; the sales order (no reference of its own) of a
+    # similar name is another document, not merely "no reference"
+    bank = prepare_bank_frame(_frame(BANK_SCHEMA, {"id": "B1", "description": "FPS CR TAK SHUN LOGISTICS INV/26/39293"}))
+    ledger = prepare_ledger_frame(pl.concat([
+        _frame(LEDGER_SCHEMA, {"id": "INV/26/39293", "reference": "INV/26/39293", "counterparty": "德信物流有限公司"}),
+        _frame(LEDGER_SCHEMA, {"id": "SO-2026-48158", "type": "order", "counterparty": "Hoi Shun Logistics Ltd"}),
+    ]), RULES)
+    pairs = pl.DataFrame({"bank_idx": [0, 0], "ledger_idx": [0, 1], "via": [0, 0]},
+                         schema={"bank_idx": pl.UInt32, "ledger_idx": pl.UInt32, "via": pl.UInt8})
+    evidence = measure_pairs(pairs, bank, ledger, RULES)
+    codes = level_codes(evidence, bank, ledger, RULES)
+    reference = comparisons_for(RULES)["reference"]
+    by_item = dict(zip(ledger["id"].to_list(), (reference.levels[int(c)].key for c in codes["reference"]), strict=True))
+    assert by_item == {"INV/26/39293": "full", "SO-2026-48158": "conflict"}
