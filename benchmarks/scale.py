@@ -461,7 +461,7 @@ def _growth(large: float | None, small: float | None) -> str:
 def table(results: list[RunResult]) -> str:
     """The markdown table: a row per case and size, growth on the large size's row."""
     lines = ["| case | size | bank x ledger (+ report) lines | wall s | peak RSS | lines growth | wall growth "
-             "| RSS growth | recall | payouts exact (auto) | DuckDB join s | recon / join | status |",
+             "| RSS growth | recall | payouts exact (auto) | DuckDB join s (pairs) | recon / join | status |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     small: dict[str, RunResult] = {}
     for r in results:
@@ -478,7 +478,7 @@ def table(results: list[RunResult]) -> str:
             _growth(r.recon.peak_rss_bytes, before.recon.peak_rss_bytes) if grown else "",
             "" if r.recall is None else f"{r.recall:.1%}",
             "" if r.payouts_truth is None else f"{r.payouts_exact} of {r.payouts_truth} ({r.payouts_auto})",
-            "" if r.join is None else (f"{join:.1f}" if join is not None else r.join.status),
+            "" if r.join is None else (f"{join:.1f} ({r.join_pairs:,})" if join is not None else r.join.status),
             _growth(wall, join) if join and r.recon.status == "ok" else "",
             r.recon.status.replace("|", "/"),
         ]
