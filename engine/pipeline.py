@@ -6,7 +6,7 @@ unmatched lines as Polars frames; the CLI, the workspace store and notebooks all
 the stages after preparation).
 Proposals are groups (bank ids x ledger ids + adjustments): plain pairs from the scored candidates,
 and compound groups (one line to many items and back, FX receipts, processor payouts) from their
-generators, chosen together by :func:`engine.group_assignment.assign_with_groups`.
+generators, chosen together by :func:`engine.assignment.groups.assign_with_groups`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
-from engine.assignment import EXACT_METHOD
+from engine.assignment.groups import assign_with_groups
+from engine.assignment.pairs import EXACT_METHOD
 from engine.candidates.caps import CapLog
 from engine.candidates.generate import candidate_groups
 from engine.candidates.pairs import generate_candidates
-from engine.group_assignment import assign_with_groups
 from engine.memory import default_limit, fit_pairs
 from engine.prepare.features import prepare_bank, prepare_ledger
 from engine.progress import Progress

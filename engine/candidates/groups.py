@@ -2,7 +2,7 @@
 
 Every generator beyond the plain same-currency pair (one bank line settling several items,
 instalments, FX receipts, processor payouts) proposes *groups* in one frame shape,
-:data:`GROUP_SCHEMA`; the assignment (:mod:`engine.group_assignment`) chooses a consistent set
+:data:`GROUP_SCHEMA`; the assignment (:mod:`engine.assignment.groups`) chooses a consistent set
 of groups and pairs, and the pipeline renders the chosen ones as proposals.
 
 Columns

@@ -2,8 +2,8 @@ import numpy as np
 import polars as pl
 from scipy.optimize import linear_sum_assignment
 
-import engine.assignment as assignment
-from engine.assignment import EXACT_METHOD, HEURISTIC_METHOD, LARGE_METHOD, assign_one_to_one
+import engine.assignment.pairs as assignment
+from engine.assignment.pairs import EXACT_METHOD, HEURISTIC_METHOD, LARGE_METHOD, assign_one_to_one
 
 
 def _edges(rows):

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from engine import group_assignment as ga
+from engine.assignment import groups as ga
 from engine.candidates.groups import conform
 
 

@@ -7,7 +7,7 @@ review threshold) of each connected component. That is a weighted set-packing pr
 exactly per component, after dropping candidates more than ``PRUNE_BELOW_BEST`` bits weaker than
 the best candidate at every one of their lines (as the one-to-one assignment does):
 
-- a component without any group is left to :func:`engine.assignment.assign_one_to_one`
+- a component without any group is left to :func:`engine.assignment.pairs.assign_one_to_one`
   (the Hungarian method and its tiers);
 - a component whose candidates all overlap each other (alternatives for one line) takes the
   best; the second best is the runner-up (vectorized);
@@ -35,7 +35,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from engine.assignment import (
+from engine.assignment.pairs import (
     ASSIGNED_SCHEMA,
     EXACT_MARGIN_LIMIT,
     EXACT_METHOD,
