@@ -1025,6 +1025,12 @@ def _payer_instalment_pairs(bank: pl.DataFrame, ledger: pl.DataFrame, rules: Rul
     links = (
         lines.join(names.select("name_bank", "name_ledger"), left_on="name", right_on="name_bank")
         .join(partitions, left_on=["name_ledger", "cur", "sign"], right_on=["name", "cur", "sign"])
+        # a line paying exactly the amount of an open item of its payer is that item's payment
+        # (the pair scorer proposes it); it is no instalment of another item unless it quotes
+        # one, which the quoting generator sees. Most payments are exact, so this keeps the
+        # generator's work to the lines that can be instalments
+        .join(items.select(name_ledger="name", cur="cur", amount_minor="amount_minor").unique(),
+              on=["name_ledger", "cur", "amount_minor"], how="anti")
     )
     if links.height == 0:
         return empty
