@@ -15,6 +15,7 @@ from engine.candidates.fx import fx_groups
 from engine.candidates.groups import adjustment_total, conform, empty_groups
 from engine.candidates.payouts import (
     inferred_payout_groups,
+    report_line_links,
     report_linked_ledger,
     report_payout_groups,
 )
@@ -39,9 +40,10 @@ def candidate_groups(
         frames.append(fx_groups(bank_prepared, ledger_prepared, fx_rates, rules))
     explained = None
     if payout_lines is not None and payout_lines.height:
-        report = conform(report_payout_groups(bank_prepared, ledger_prepared, payout_lines, rules))
+        links = report_line_links(ledger_prepared, payout_lines)
+        report = conform(report_payout_groups(bank_prepared, ledger_prepared, payout_lines, rules, line_links=links))
         frames.append(report)
-        explained = report_linked_ledger(ledger_prepared, payout_lines)
+        explained = report_linked_ledger(ledger_prepared, payout_lines, line_links=links)
     frames.append(inferred_payout_groups(bank_prepared, ledger_prepared, rules, exclude_ledger=explained,
                                          caps=caps))
     groups = pl.concat([conform(f) for f in frames]) if frames else empty_groups()

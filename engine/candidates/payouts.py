@@ -309,12 +309,21 @@ def _report_lines(payout_lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def report_linked_ledger(ledger_prepared: pl.DataFrame, payout_lines: pl.DataFrame) -> pl.Series:
+def report_line_links(ledger_prepared: pl.DataFrame, payout_lines: pl.DataFrame) -> pl.DataFrame:
+    """The ledger item each report line links (``line_no``, ``ledger_idx``, the item's
+    ``amount_minor``), worked out once for :func:`report_payout_groups` and
+    :func:`report_linked_ledger`."""
+    return _line_links(ledger_prepared, _report_lines(payout_lines))
+
+
+def report_linked_ledger(ledger_prepared: pl.DataFrame, payout_lines: pl.DataFrame,
+                         line_links: pl.DataFrame | None = None) -> pl.Series:
     """``ledger_idx`` of every ledger item a processor report's lines explain (whether or not
     the payout's bank credit is found): pass it as ``exclude_ledger`` to
-    :func:`inferred_payout_groups`."""
-    lines = _report_lines(payout_lines)
-    return _line_links(ledger_prepared, lines)["ledger_idx"].unique().sort()
+    :func:`inferred_payout_groups`. ``line_links``: :func:`report_line_links`, when known."""
+    if line_links is None:
+        line_links = report_line_links(ledger_prepared, payout_lines)
+    return line_links["ledger_idx"].unique().sort()
 
 
 def _bank_links(bank_prepared: pl.DataFrame, payouts: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
@@ -363,7 +372,8 @@ def _bank_links(bank_prepared: pl.DataFrame, payouts: pl.DataFrame, rules: RuleS
 
 
 def report_payout_groups(
-    bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, payout_lines: pl.DataFrame, rules: RuleSet
+    bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame, payout_lines: pl.DataFrame, rules: RuleSet,
+    line_links: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """With a processor report: one group per payout that a bank credit settles.
 
@@ -376,6 +386,8 @@ def report_payout_groups(
         The canonical payout table (:data:`models.schema.PAYOUT_LINE_SCHEMA`).
     rules
         The rule set (``rules.payouts``, ``rules.weights.prior``).
+    line_links
+        :func:`report_line_links` of the same frames, when the caller has it.
 
     Returns
     -------
@@ -405,7 +417,7 @@ def report_payout_groups(
     if links.height == 0:
         return empty_groups()
     lines = _report_lines(payout_lines)
-    line_item = _line_links(ledger_prepared, lines)  # with the item's amount
+    line_item = line_links if line_links is not None else _line_links(ledger_prepared, lines)  # with amounts
     lines = lines.with_columns(pl.col("line_no").cast(pl.UInt32)).join(
         line_item, on="line_no", how="left", maintain_order="left"
     )
