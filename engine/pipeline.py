@@ -223,8 +223,8 @@ def match_prepared(
     def timed_groups() -> tuple[pl.DataFrame, float]:
         start = time.perf_counter()
         with progress.stage("group candidates"):
-            groups = candidate_groups(bank_prepared, ledger_prepared, rules, fx_rates, payout_lines, caps=caps)
-        return groups, time.perf_counter() - start
+            found = candidate_groups(bank_prepared, ledger_prepared, rules, fx_rates, payout_lines, caps=caps)
+        return found, time.perf_counter() - start
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         groups_job = pool.submit(timed_groups)
@@ -250,7 +250,9 @@ def match_prepared(
                       else score_candidates(pairs, bank_prepared, ledger_prepared, rules, evidence=False))
         timings["scoring"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        groups, timings["groups"] = groups_job.result()
+        (groups, settled), timings["groups"] = groups_job.result()
+        if settled.len():  # the report's orders are its payouts' to take, no bank line's pair
+            scored = scored.filter(~pl.col("ledger_idx").is_in(settled.implode()))
         timings["waiting for groups"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -7,6 +7,8 @@ this module runs them, concatenates their groups and refuses any group that does
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import polars as pl
 
 from engine.candidates.caps import CapLog
@@ -18,8 +20,20 @@ from engine.candidates.payouts import (
     report_line_links,
     report_linked_ledger,
     report_payout_groups,
+    report_settled_items,
 )
 from rules.model import RuleSet
+
+
+class CandidateGroups(NamedTuple):
+    """What the group generators give the assignment."""
+
+    #: every candidate group, :data:`engine.candidates.groups.GROUP_SCHEMA`
+    groups: pl.DataFrame
+    #: ``ledger_idx`` of the items a processor report says the processor settled
+    #: (:func:`engine.candidates.payouts.report_settled_items`): only its payout may take them,
+    #: no pair and no other group
+    settled: pl.Series
 
 
 def candidate_groups(
@@ -29,24 +43,30 @@ def candidate_groups(
     fx_rates: pl.DataFrame | None = None,
     payout_lines: pl.DataFrame | None = None,
     caps: CapLog | None = None,
-) -> pl.DataFrame:
+) -> CandidateGroups:
     """Every candidate group (``engine.candidates.groups.GROUP_SCHEMA``) of the run: one bank line to
     several items and back, FX receipts, processor payouts (from the report when given, else
-    inferred). A group that does not balance exactly (bank total = ledger total + adjustments)
-    is a defect of its generator and is refused here. Caps that bit are recorded in ``caps``."""
+    inferred), and the items the report settles. A group that does not balance exactly (bank
+    total = ledger total + adjustments) is a defect of its generator and is refused here. Caps
+    that bit are recorded in ``caps``."""
     caps = caps if caps is not None else CapLog()
     frames = [compound_groups(bank_prepared, ledger_prepared, rules, caps=caps)]
     if fx_rates is not None and fx_rates.height:
         frames.append(fx_groups(bank_prepared, ledger_prepared, fx_rates, rules))
     explained = None
+    settled = pl.Series("ledger_idx", [], dtype=pl.UInt32)
     if payout_lines is not None and payout_lines.height:
         links = report_line_links(ledger_prepared, payout_lines)
         report = conform(report_payout_groups(bank_prepared, ledger_prepared, payout_lines, rules, line_links=links))
         frames.append(report)
         explained = report_linked_ledger(ledger_prepared, payout_lines, line_links=links)
+        settled = report_settled_items(links).cast(pl.UInt32)
     frames.append(inferred_payout_groups(bank_prepared, ledger_prepared, rules, exclude_ledger=explained,
                                          caps=caps))
     groups = pl.concat([conform(f) for f in frames]) if frames else empty_groups()
+    if settled.len():
+        touches = groups["ledger_idx"].list.eval(pl.element().is_in(settled.implode())).list.any()
+        groups = groups.filter((pl.col("kind") == "payout") | ~touches)
     bank_total = (
         groups.select(pl.int_range(pl.len()).alias("g"), "bank_idx").explode("bank_idx")
         .join(bank_prepared.select("bank_idx", "amount_minor"), on="bank_idx", how="left")
@@ -59,4 +79,4 @@ def candidate_groups(
         raise AssertionError(
             f"{(~balanced).sum()} candidate group(s) do not balance: {groups.filter(~balanced).head(3)}"
         )
-    return groups
+    return CandidateGroups(groups, settled)

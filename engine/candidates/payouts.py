@@ -156,6 +156,9 @@ def _payouts(payout_lines: pl.DataFrame) -> pl.DataFrame:
 
 
 _LINK_COLUMNS = {"line_no": pl.UInt32, "ledger_idx": pl.UInt32}
+#: a link ranked below this (the same id, exact or reformatted, and the same amount) settles its
+#: item: see :func:`report_settled_items`
+_SETTLING_RANK = 2_000_000
 #: ledger types that are shop orders and their refunds (preferred over other items)
 _ORDER_TYPES = ["order", "credit_note", "sale", "sales_order", "refund"]
 #: rounds of mutual-best linking (each links every line whose best item is unambiguous)
@@ -184,7 +187,7 @@ def _line_links(ledger_prepared: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFr
     rest try again, a few rounds. Each line links at most one item and each item one line.
     """
     amount_dtype = ledger_prepared.schema["amount_minor"]
-    empty = pl.DataFrame(schema={**_LINK_COLUMNS, "amount_minor": amount_dtype})
+    empty = pl.DataFrame(schema={**_LINK_COLUMNS, "amount_minor": amount_dtype, "link_rank": pl.Int64})
     needs = lines.filter(pl.col("needs_item")) if "needs_item" in lines.columns else lines
     raw_lines = pl.concat(
         [
@@ -288,7 +291,7 @@ def _line_links(ledger_prepared: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFr
         )
         if sure.height == 0:
             break
-        linked.append(sure.select("line_no", "ledger_idx", "amount_minor"))
+        linked.append(sure.select("line_no", "ledger_idx", "amount_minor", link_rank="rank"))
         candidates = candidates.filter(
             ~pl.col("line_no").is_in(sure["line_no"].implode())
             & ~pl.col("ledger_idx").is_in(sure["ledger_idx"].implode())
@@ -314,6 +317,17 @@ def report_line_links(ledger_prepared: pl.DataFrame, payout_lines: pl.DataFrame)
     ``amount_minor``), worked out once for :func:`report_payout_groups` and
     :func:`report_linked_ledger`."""
     return _line_links(ledger_prepared, _report_lines(payout_lines))
+
+
+def report_settled_items(line_links: pl.DataFrame) -> pl.Series:
+    """``ledger_idx`` of the items the report says the processor settled: linked by the same id
+    (as written or reformatted, not a bare number meeting another prefix) at the same amount.
+    Such an order was paid through the processor, whether or not this statement holds the
+    payout's credit: no other bank line can be its payment (at scale, chance same-amount pairs
+    with unrelated bank lines would otherwise take the orders a payout needs)."""
+    rank = pl.col("link_rank")
+    return (line_links.filter((rank < _SETTLING_RANK) & (rank % 1_000_000 < 100_000))["ledger_idx"]
+            .unique().sort())
 
 
 def report_linked_ledger(ledger_prepared: pl.DataFrame, payout_lines: pl.DataFrame,

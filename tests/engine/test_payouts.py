@@ -11,8 +11,10 @@ from engine.candidates.caps import CapLog
 from engine.candidates.groups import GROUP_SCHEMA, adjustment_total
 from engine.candidates.payouts import (
     inferred_payout_groups,
+    report_line_links,
     report_linked_ledger,
     report_payout_groups,
+    report_settled_items,
 )
 from engine.pipeline import match_prepared
 from engine.prepare.features import prepare_bank, prepare_ledger
@@ -622,3 +624,34 @@ def test_payout_weights_come_from_the_rule_set():
     assert report_payout_groups(report_pb, _ledger(ORDERS), lines, lighter)["score"][0] == pytest.approx(
         quoted - 3.0
     )
+
+
+def test_orders_the_report_settles_are_no_bank_lines_pairs():
+    # the report settles SO-2026-00114 (900.00) and SO-2026-00115 (500.00); an unrelated bank
+    # credit of exactly 900.00 from someone else must not take the order, whether or not the
+    # payout's own credit is on this statement
+    stranger = {"id": "B9", "date": D0, "amount_minor": 90000, "description": "FPS CR LEE SIU FUNG"}
+    credit = {"id": "B1", "date": D0, "amount_minor": 121900, "description": f"CR TRF STRIPE PAYOUT {PAYOUT_ID}"}
+    pl_ = _ledger(ORDERS)
+    lines = _lines([dict(r) for r in REPORT])
+    settled = report_settled_items(report_line_links(pl_, lines))
+    assert _ids(pl_, settled.to_list()) == ["CN-2026-00001", "SO-2026-00114", "SO-2026-00115"]
+    for bank_rows in ([stranger], [stranger, credit]):
+        pb = _bank(bank_rows)
+        outcome = match_prepared(pb, pl_, RULES, payout_lines=lines)
+        used = outcome.proposals.filter(pl.col("bank_ids") == "B9")["ledger_ids"].to_list()
+        assert all("SO-2026-00114" not in ids and "SO-2026-00115" not in ids for ids in used), used
+    payout = outcome.proposals.filter(pl.col("bank_ids") == "B1").row(0, named=True)
+    assert payout["match_type"] == "payout"
+    assert payout["ledger_ids"] == "CN-2026-00001;SO-2026-00114;SO-2026-00115"
+
+
+def test_a_bare_number_link_settles_nothing():
+    # the report's order 114 meets ledger SO-2026-00114 only by its digits: a link for the
+    # payout, but not proof enough to keep the item from a bank line's pair
+    pl_ = _ledger(ORDERS[:1])
+    lines = _lines([{"category": "charge", "gross": 90000, "fee": 2900, "order_id": "114",
+                     "description": "Web shop checkout"}])
+    links = report_line_links(pl_, lines)
+    assert links.height == 1
+    assert report_settled_items(links).len() == 0
