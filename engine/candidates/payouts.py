@@ -32,7 +32,6 @@ from engine.prepare.orders import (
     candidate_order_ids,
     digit_runs,
     order_keys,
-    order_numbers,
     store_key,
 )
 from models.money import format_minor_expr
@@ -223,13 +222,20 @@ def _line_links(ledger_prepared: pl.DataFrame, lines: pl.DataFrame) -> pl.DataFr
     )
     # only the ids sharing a number with some line's get their keys (the ledger is large)
     numbers = line_keys.filter(pl.col("key").str.starts_with("d:"))["key"].str.slice(2).unique()
+    # (order_numbers' two numbers as plain columns: no list evaluation over the large side)
+    runs = pl.col("_runs")
+    whole = runs.list.join("").str.strip_chars_start("0")
+    last = pl.when(runs.list.len() >= 2).then(runs.list.last().str.strip_chars_start("0"))
+    wanted_numbers = numbers.implode()
+
+    def number_in(number: pl.Expr) -> pl.Expr:
+        return pl.when(number == "").then(pl.lit("0")).otherwise(number).is_in(wanted_numbers)
+
     raw_items = (
         raw_items.with_columns(_runs=digit_runs(pl.col("raw")))
-        .select(pl.exclude("_runs"), _number=order_numbers(pl.col("_runs")))
-        .explode("_number")
-        .filter(pl.col("_number").is_in(numbers.implode()))
+        .filter((runs.list.len() > 0) & (number_in(whole) | number_in(last).fill_null(False)))
+        .drop("_runs")
         .unique(["_row", "raw", "via_item"])
-        .drop("_number")
     )
     item_keys = order_keys(raw_items).filter(pl.col("key").is_in(wanted))
     joined = (
