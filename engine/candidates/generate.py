@@ -7,6 +7,7 @@ this module runs them, concatenates their groups and refuses any group that does
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import polars as pl
@@ -50,19 +51,29 @@ def candidate_groups(
     total = ledger total + adjustments) is a defect of its generator and is refused here. Caps
     that bit are recorded in ``caps``."""
     caps = caps if caps is not None else CapLog()
-    frames = [compound_groups(bank_prepared, ledger_prepared, rules, caps=caps)]
-    if fx_rates is not None and fx_rates.height:
-        frames.append(fx_groups(bank_prepared, ledger_prepared, fx_rates, rules))
-    explained = None
-    settled = pl.Series("ledger_idx", [], dtype=pl.UInt32)
-    if payout_lines is not None and payout_lines.height:
-        links = report_line_links(ledger_prepared, payout_lines)
-        report = conform(report_payout_groups(bank_prepared, ledger_prepared, payout_lines, rules, line_links=links))
-        frames.append(report)
-        explained = report_linked_ledger(ledger_prepared, payout_lines, line_links=links)
-        settled = report_settled_items(links).cast(pl.UInt32)
-    frames.append(inferred_payout_groups(bank_prepared, ledger_prepared, rules, exclude_ledger=explained,
-                                         caps=caps))
+
+    def processor_and_fx() -> tuple[list[pl.DataFrame], pl.Series]:
+        frames = []
+        if fx_rates is not None and fx_rates.height:
+            frames.append(fx_groups(bank_prepared, ledger_prepared, fx_rates, rules))
+        explained = None
+        settled = pl.Series("ledger_idx", [], dtype=pl.UInt32)
+        if payout_lines is not None and payout_lines.height:
+            links = report_line_links(ledger_prepared, payout_lines)
+            frames.append(report_payout_groups(bank_prepared, ledger_prepared, payout_lines, rules, line_links=links))
+            explained = report_linked_ledger(ledger_prepared, payout_lines, line_links=links)
+            settled = report_settled_items(links).cast(pl.UInt32)
+        frames.append(inferred_payout_groups(bank_prepared, ledger_prepared, rules, exclude_ledger=explained,
+                                             caps=caps))
+        return frames, settled
+
+    # the compound generators and the processor / FX ones are independent: side by side (mostly
+    # Polars and numpy work, which releases the GIL)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        beside = pool.submit(processor_and_fx)
+        frames = [compound_groups(bank_prepared, ledger_prepared, rules, caps=caps)]
+        more, settled = beside.result()
+    frames += more
     groups = pl.concat([conform(f) for f in frames]) if frames else empty_groups()
     if settled.len():
         touches = groups["ledger_idx"].list.eval(pl.element().is_in(settled.implode())).list.any()
