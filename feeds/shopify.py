@@ -1,4 +1,4 @@
-"""Feeds stage: Shopify Payments JSON -> canonical payout lines.
+"""Feeds stage: Shopify Payments exports (API JSON, admin CSV) -> canonical payout lines.
 
 Reads what the Shopify Admin API returns for Shopify Payments:
 
@@ -13,6 +13,17 @@ Reads what the Shopify Admin API returns for Shopify Payments:
   the export carries it, else ``source_order_id`` (Shopify's internal number for the order);
   ``attributes`` names the key it came from (``order_id_from``).
 
+It also reads the **transactions CSV** the Shopify admin exports (Finance > Payouts > Export:
+``Transaction Date, Type, Order, Card Brand, Card Source, Payout Status, Payout Date, Payout ID,
+Available On, Amount, Fee, Net, Checkout, Payment Method Name, Presentment Amount, Presentment
+Currency, Currency``; columns in any order, extra columns kept in the attributes). One line per
+row: category from ``Type``, gross / fee / net from ``Amount`` / ``Fee`` / ``Net`` (``net =
+amount - fee`` is checked, a row where it does not hold is rejected), ``order_id`` the ``Order``
+column exactly as written (``#1001``), the payout's id where the export has the column, and
+``available_on`` from ``Available On`` (else ``Payout Date``). The export carries no id of a
+transaction of its own, so a line's id is a fingerprint of its row (the same row exported
+again gets the same id).
+
 Amounts are decimal strings in major units and are converted exactly. Orders, refunds, order
 transactions and tender transactions are Shopify JSON too, but they record what customers paid
 per order, not what Shopify Payments paid out: such a file is refused with that reason.
@@ -20,11 +31,13 @@ per order, not what Shopify Payments paid out: such a file is refused with that 
 
 from __future__ import annotations
 
+import json
 import re
 from os import PathLike
 from typing import Any
 
-from feeds._common import reject_row
+from feeds._common import next_fingerprint, reject_row
+from feeds.canonical_csv import read_raw_table
 from feeds.processor import (
     JsonDocument,
     attributes_json,
@@ -79,8 +92,38 @@ _HINT = (
 )
 
 
+#: header names (lower case) every Shopify Payments transactions CSV export has
+_CSV_REQUIRED = frozenset({"transaction date", "type", "order", "amount", "fee", "net", "currency"})
+#: ... and at least one of these, which only a payouts export has
+_CSV_PAYOUT_COLUMNS = frozenset({"payout status", "payout date", "payout id"})
+#: the columns turned into canonical ones (the rest go to the attributes)
+_CSV_USED = frozenset(
+    {"transaction date", "type", "order", "amount", "fee", "net", "currency", "payout id",
+     "payout date", "available on"}
+)
+_CSV_DATE = re.compile(
+    r"^\s*([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[ T][0-9:.]+(?:\s*(?:Z|[+-][0-9]{2}:?[0-9]{2}|[A-Z]{2,5}))?)?\s*$"
+)
+
+
+def _csv_header_names(head: bytes) -> set[str]:
+    """The lower-cased names of the first non-blank line, when it reads as a CSV header."""
+    text = head.removeprefix(b"\xef\xbb\xbf")[:8192].decode("utf-8", errors="replace")
+    for line in text.splitlines():
+        if line.strip():
+            return {name.strip().strip('"').strip().lower() for name in line.split(",")}
+    return set()
+
+
+def _is_transactions_csv(names: set[str]) -> bool:
+    return _CSV_REQUIRED <= names and bool(_CSV_PAYOUT_COLUMNS & names)
+
+
 def identify(head: bytes, path: str = "") -> bool:
-    """Shopify Admin API JSON (payouts, balance transactions, or the order files it refuses)."""
+    """Shopify Admin API JSON (payouts, balance transactions, or the order files it refuses),
+    or the Shopify Payments transactions CSV export (by its header)."""
+    if _is_transactions_csv(_csv_header_names(head)):
+        return True
     text = json_head(head)
     if text is None:
         return False
@@ -185,9 +228,10 @@ def _order_of(obj: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def read(path: str | PathLike[str], side: str = "processor", **options) -> FeedResult:
-    """Read Shopify Payments payouts or balance transactions JSON into payout lines.
+    """Read Shopify Payments payouts or balance transactions JSON, or the admin's transactions
+    CSV export, into payout lines.
 
-    ``source_line`` is the line of each object's ``"id"``.
+    ``source_line`` is the line of each JSON object's ``"id"``, or the CSV row's line.
 
     Raises
     ------
@@ -199,6 +243,8 @@ def read(path: str | PathLike[str], side: str = "processor", **options) -> FeedR
         raise FeedFormatError(str(path), f"a Shopify Payments export is a processor file, not {side}")
     if options:
         raise FeedFormatError(str(path), f"the Shopify reader takes no options ({', '.join(options)})")
+    if json_head(_head(str(path))) is None:
+        return _read_transactions_csv(str(path))
     doc = load_json(path, "Shopify Payments JSON")
     data = doc.data
     if isinstance(data, list):
@@ -246,3 +292,106 @@ def read(path: str | PathLike[str], side: str = "processor", **options) -> FeedR
         lines.append({**row, "processor": "shopify", "line_id": line_id, "currency": currency,
                       "source_file": doc.path, "source_line": line})
     return payout_result(FORMAT, lines_frame(lines), rejects_frame(rejects), notes=notes)
+
+
+# --------------------------------------------------------------------------------------------
+# Transactions CSV (Shopify admin > Finance > Payouts > Export)
+# --------------------------------------------------------------------------------------------
+
+
+def _head(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(64 * 1024)
+    except OSError as error:
+        raise FeedFormatError(path, f"cannot be read ({error.strerror or error})") from None
+
+
+def _csv_date(text: str, label: str):
+    """The date part of "2026-03-02 10:15:32 -0800" (or a bare date), as written."""
+    if not text.strip():
+        return None
+    match = _CSV_DATE.match(text)
+    if not match:
+        raise PrecisionError(f"{label} {text!r} is not a date (YYYY-MM-DD[ HH:MM:SS ±HHMM])")
+    return date_from_iso(match.group(1), label)
+
+
+def _read_transactions_csv(path: str) -> FeedResult:
+    table = read_raw_table(path, what="Shopify Payments transactions CSV")
+    names = [name.strip() for name in table.header]
+    index: dict[str, str] = {}
+    for position, name in enumerate(names):
+        index.setdefault(name.lower(), f"c{position}")
+    if not _is_transactions_csv(set(index)):
+        missing = sorted(_CSV_REQUIRED - set(index))
+        what = (f"lacks the column(s) {', '.join(missing)}" if missing
+                else "has no Payout Status / Payout Date / Payout ID column")
+        raise FeedFormatError(
+            path,
+            f"is a CSV but not a Shopify Payments transactions export: it {what}; export it from "
+            "the Shopify admin (Finance > Payouts > Export), or give the API JSON "
+            "(shopify_payments/balance/transactions.json)",
+        )
+
+    def get(row: dict[str, Any], key: str) -> str:
+        return (row[index[key]] or "").strip() if key in index else ""
+
+    lines: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    fingerprints: dict[str, int] = {}
+    for row in table.rows.iter_rows(named=True):
+        line = int(row["source_line"])
+        try:
+            currency = check_currency(get(row, "currency"), "Currency")
+            gross = major_to_minor(get(row, "amount"), currency, "Amount")
+            fee = major_to_minor(get(row, "fee") or "0", currency, "Fee")
+            net = major_to_minor(get(row, "net"), currency, "Net")
+            if gross - fee != net:
+                raise PrecisionError(
+                    f"Amount - Fee != Net ({get(row, 'amount')} - {get(row, 'fee')} != "
+                    f"{get(row, 'net')} {currency}); Shopify reports Net = Amount - Fee"
+                )
+            created = _csv_date(get(row, "transaction date"), "Transaction Date")
+            if created is None:
+                raise PrecisionError("Transaction Date is missing")
+            available = _csv_date(get(row, "available on"), "Available On") or _csv_date(
+                get(row, "payout date"), "Payout Date"
+            )
+        except PrecisionError as error:
+            rejects.append(reject_row(path, line, "", str(error), row["raw"]))
+            continue
+        kind = get(row, "type")
+        order_id = get(row, "order") or None
+        # what a row says about the movement itself: the payout columns are left out, as a
+        # pending row exported again once paid out must keep its id
+        parts = [get(row, k) for k in ("transaction date", "type", "order", "amount", "fee", "net",
+                                       "currency", "checkout")]
+        extras = {
+            (name or f"(column {position + 1})"): row[f"c{position}"]
+            for position, name in enumerate(names)
+            if name.lower() not in _CSV_USED and (name or (row[f"c{position}"] or "").strip())
+        }
+        lines.append({
+            "processor": "shopify",
+            "payout_id": get(row, "payout id") or None,
+            "line_id": next_fingerprint(parts, fingerprints),
+            "category": _CATEGORIES.get(kind.lower().replace(" ", "_"), "other"),
+            "currency": currency,
+            "gross_minor": gross,
+            "fee_minor": fee,
+            "net_minor": net,
+            "available_on": available,
+            "created": created,
+            "source_id": None,
+            "order_id": order_id,
+            "description": " - ".join(p for p in (kind, order_id, get(row, "card brand")) if p),
+            "attributes": with_order_source(
+                json.dumps(extras, ensure_ascii=False, separators=(",", ":")),
+                "Order" if order_id else None,
+            ),
+            "source_file": path,
+            "source_line": line,
+        })
+    rejects.extend(table.rejects.to_dicts())
+    return payout_result(FORMAT, lines_frame(lines), rejects_frame(rejects))
