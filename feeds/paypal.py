@@ -15,6 +15,19 @@
   "venmo"``; the statement's beginning and ending balances become balances, so
   ``recon inspect`` can check opening + movements = closing.
 
+* **PayPal Settlement Report (STL)** CSV, the daily SFTP report (``STL-YYYYMMDD.NN.VVV.CSV``):
+  records typed by their first field (RH report header, FH file header, SH section header, CH
+  the column names of the section's body, SB one transaction, SF / SC section footer and record
+  count, RF / RC / FF report and file footers). Each SB row becomes a line: the ``Transaction
+  Debit or Credit`` (CR / DR) signs the gross, the ``Fee Debit or Credit`` the fee (DR = PayPal
+  took a fee, ``fee_minor`` positive), the category comes from the T-code's group (T00 payment,
+  T04 withdrawal to the bank = payout, T11 reversal / refund, T12 chargeback, T15 hold, ...).
+  Amounts in the STL are unsigned digits with two implied decimals whatever the currency ("100.00
+  USD and 100 JPY are both 10000", says PayPal's specification); a JPY amount that is not a
+  whole number of yen is rejected, not rounded. The SC record counts are checked against the SB
+  rows read (a difference is reported in the notes). The columns are taken from the CH row, so
+  a report with its columns in another order, or with more of them, reads the same.
+
 Amounts are parsed from their text exactly; categories map PayPal's ``Type`` onto the canonical
 ones (the original stays in the attributes). The shop's order id, exactly as written, comes
 from the Invoice Number (what a shop's checkout sends PayPal as the invoice id), else the Custom
@@ -25,10 +38,14 @@ column it came from (``order_id_from``).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from datetime import date
+from decimal import Decimal
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -107,10 +124,27 @@ def _is_paypal_csv(names: set[str]) -> bool:
     return zone and "date" in names and "status" in names and ("gross" in names or "amount" in names)
 
 
+def _is_settlement_report(head: bytes, need_columns: bool = True) -> bool:
+    """An STL report: its first record is an RH row and (``need_columns``) a CH row names the
+    transaction columns."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
+    else:
+        text = head.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace")
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if first.split(",", 1)[0].strip().strip('"') != "RH":
+        return False
+    return not need_columns or any(
+        line.split(",", 1)[0].strip().strip('"') == "CH" and "transaction event code" in line.lower()
+        for line in text.splitlines()
+    )
+
+
 def identify(head: bytes, path: str = "") -> bool:
-    """A PayPal activity CSV, a Venmo statement CSV, or PayPal transaction-detail JSON."""
+    """A PayPal activity CSV, a PayPal Settlement Report (STL), a Venmo statement CSV, or
+    PayPal transaction-detail JSON."""
     names = _header_names(head)
-    if _is_venmo(names) or _is_paypal_csv(names):
+    if _is_venmo(names) or _is_paypal_csv(names) or _is_settlement_report(head):
         return True
     text = json_head(head)
     return text is not None and '"transactionId"' in text and '"grossAmount"' in text
@@ -447,8 +481,223 @@ def _read_detail_json(path: str) -> FeedResult:
     return payout_result(FORMAT, lines_frame(lines), rejects_frame([]))
 
 
+# --------------------------------------------------------------------------------------------
+# Settlement Report (STL)
+# --------------------------------------------------------------------------------------------
+
+#: T-code event group (the two digits after "T") -> category when the row is a credit (CR)
+#: and when it is a debit (DR), from PayPal's transaction event code reference
+_TCODE_GROUPS: dict[str, tuple[str, str, str]] = {
+    # group: (what the group is, category of a CR row, category of a DR row)
+    "00": ("payment", "charge", "transfer"),
+    "01": ("fee", "fee", "fee"),
+    "02": ("currency conversion", "adjustment", "adjustment"),
+    "03": ("bank deposit into PayPal", "topup", "topup"),
+    "04": ("bank withdrawal from PayPal", "payout_reversal", "payout"),
+    "05": ("debit card", "transfer", "transfer"),
+    "07": ("pre-approved payment", "charge", "transfer"),
+    "11": ("reversal", "refund", "refund"),
+    "12": ("adjustment / chargeback", "dispute_reversal", "dispute"),
+    "15": ("hold / release", "reserve", "reserve"),
+    "16": ("buyer credit", "charge", "transfer"),
+}
+#: the CH names recon turns into canonical columns (the rest go to the attributes)
+_STL_USED = frozenset({
+    "transaction id", "invoice id", "paypal reference id", "transaction event code",
+    "transaction initiation date", "transaction completion date", "transaction debit or credit",
+    "gross transaction amount", "gross transaction currency", "fee debit or credit", "fee amount",
+    "fee currency",
+})
+_STL_REQUIRED = ("transaction id", "transaction event code", "transaction debit or credit",
+                 "gross transaction amount", "gross transaction currency")
+_STL_DATE = re.compile(r"^\s*([0-9]{4})[/-]([0-9]{2})[/-]([0-9]{2})(?:[ T].*)?$")
+
+
+def _stl_amount(digits: str, currency: str, label: str) -> int:
+    """Minor units of an STL amount: unsigned digits with two implied decimals."""
+    text = digits.strip()
+    if not text:
+        return 0
+    if not text.isdigit() or not text.isascii():
+        raise PrecisionError(f"{label} {digits!r} is not an STL amount (unsigned digits, 2 implied decimals)")
+    try:
+        return major_to_minor(f"{Decimal(text).scaleb(-2):f}", currency, label)
+    except PrecisionError as error:
+        raise PrecisionError(f"{error} (the STL writes {text} for {Decimal(text).scaleb(-2):f}: "
+                             "two implied decimals in every currency)") from None
+
+
+def _stl_sign(value: str, label: str) -> int:
+    code = value.strip().upper()
+    if code == "CR":
+        return 1
+    if code == "DR":
+        return -1
+    raise PrecisionError(f"{label} {value!r} is neither CR nor DR")
+
+
+def _stl_date(value: str, label: str) -> date | None:
+    """The date part of "2026/03/02 10:15:32 -0800", as written (its own offset)."""
+    if not value.strip():
+        return None
+    match = _STL_DATE.match(value)
+    if not match:
+        raise PrecisionError(f"{label} {value!r} is not a date (YYYY/MM/DD HH:MM:SS ±HHMM)")
+    try:
+        return date(*(int(g) for g in match.groups()))
+    except ValueError:
+        raise PrecisionError(f"{label} {value!r} is not a valid date") from None
+
+
+def _stl_records(path: str) -> list[tuple[int, str, list[str]]]:
+    """(first physical line, raw text, fields) of every non-blank record of an STL file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise FeedFormatError(path, f"cannot be read ({error.strerror or error})") from None
+    try:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            text = data.decode("utf-16")  # older STL files were UTF-16
+        else:
+            text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise FeedFormatError(
+            path, f"is not UTF-8 (byte at offset {error.start}); a PayPal Settlement Report is "
+            "UTF-8 (older ones UTF-16): download it again without converting it",
+        ) from None
+    physical = text.splitlines()
+    records: list[tuple[int, str, list[str]]] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    start = 1
+    for fields in reader:
+        end = reader.line_num
+        raw = "\n".join(physical[start - 1:end])
+        if any(f.strip() for f in fields):
+            records.append((start, raw, fields))
+        start = end + 1
+    return records
+
+
+def _stl_order(row: dict[str, str]) -> tuple[str | None, str | None]:
+    """(order id, column): the STL's Invoice ID is the invoice id the shop's checkout sent
+    PayPal (its order number), so it comes first; else the order a Custom Field names."""
+    invoice = row.get("invoice id", "").strip()
+    if invoice:
+        return invoice, "Invoice ID"
+    custom = row.get("custom field", "")
+    found = _custom_order(custom) if custom.strip() else None
+    return (found, "Custom Field") if found else (None, None)
+
+
+def _read_settlement_report(path: str) -> FeedResult:
+    records = _stl_records(path)
+    lines: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    notes: list[str] = []
+    columns: list[str] = []
+    seen: dict[str, int] = {}
+    section_rows = 0
+    account = ""
+    for line, raw, fields in records:
+        kind = fields[0].strip()
+        if kind == "SH":
+            section_rows = 0
+            account = fields[3].strip() if len(fields) > 3 else ""
+            continue
+        if kind == "CH":
+            columns = [name.strip() for name in fields[1:]]
+            continue
+        if kind == "SC":
+            stated = fields[1].strip() if len(fields) > 1 else ""
+            if stated.isdigit() and int(stated) != section_rows:
+                notes.append(
+                    f"line {line}: the section says it holds {stated} transaction rows (SC) but "
+                    f"{section_rows} SB rows were read; the report may be cut short or altered"
+                )
+            continue
+        if kind != "SB":
+            continue  # RH, FH, SF, RF, RC, FF: headers, footers and totals
+        section_rows += 1
+        if not columns:
+            rejects.append(reject_row(path, line, "", "an SB row before any CH row: the column "
+                                      "names are unknown", raw))
+            continue
+        if len(fields) - 1 != len(columns):
+            rejects.append(reject_row(path, line, "", f"{len(fields) - 1} fields, the CH row names "
+                                      f"{len(columns)}", raw))
+            continue
+        row = {name.lower(): value for name, value in zip(columns, fields[1:], strict=True)}
+        missing = [name for name in _STL_REQUIRED if name not in row]
+        if missing:
+            raise FeedFormatError(
+                path, f"is a PayPal Settlement Report whose CH row lacks {', '.join(missing)}; "
+                "download the report again as PayPal generates it", line=line,
+            )
+        try:
+            line_id = row["transaction id"].strip()
+            if not line_id:
+                raise PrecisionError("Transaction ID is missing")
+            if line_id in seen:
+                raise PrecisionError(f"Transaction ID {line_id} already appears on line {seen[line_id]}")
+            currency = check_currency(row["gross transaction currency"], "Gross Transaction Currency")
+            sign = _stl_sign(row["transaction debit or credit"], "Transaction Debit or Credit")
+            gross = sign * _stl_amount(row["gross transaction amount"], currency, "Gross Transaction Amount")
+            fee_digits = row.get("fee amount", "").strip()
+            fee = 0
+            if fee_digits.strip("0"):  # blank, "0" and "000" are no fee
+                fee_currency = row.get("fee currency", "").strip() or currency
+                if fee_currency.upper() != currency:
+                    raise PrecisionError(
+                        f"Fee Currency {fee_currency} differs from Gross Transaction Currency "
+                        f"{currency}; recon keeps one currency per line"
+                    )
+                fee_sign = _stl_sign(row.get("fee debit or credit", ""), "Fee Debit or Credit")
+                fee = -fee_sign * _stl_amount(fee_digits, currency, "Fee Amount")
+            code = row["transaction event code"].strip().upper()
+            if not re.fullmatch(r"T[0-9]{4}", code):
+                raise PrecisionError(f"Transaction Event Code {code!r} is not a T-code (T0006)")
+            created = _stl_date(row.get("transaction initiation date", ""), "Transaction Initiation Date")
+            completed = _stl_date(row.get("transaction completion date", ""), "Transaction Completion Date")
+        except PrecisionError as error:
+            rejects.append(reject_row(path, line, "", str(error), raw))
+            continue
+        seen[line_id] = line
+        group, credit_category, debit_category = _TCODE_GROUPS.get(code[1:3], ("other", "other", "other"))
+        category = credit_category if sign > 0 else debit_category
+        order_id, order_source = _stl_order(row)
+        extras = {name: value for name, value in zip(columns, fields[1:], strict=True)
+                  if name.lower() not in _STL_USED}
+        if account:
+            extras.setdefault("Account ID", account)  # the section header's account
+        lines.append({
+            "processor": "paypal",
+            "payout_id": line_id if category in ("payout", "payout_reversal") else None,
+            "line_id": line_id,
+            "category": category,
+            "currency": currency,
+            "gross_minor": gross,
+            "fee_minor": fee,
+            "net_minor": gross - fee,
+            "available_on": completed or created,
+            "created": created,
+            "source_id": row.get("paypal reference id", "").strip() or None,
+            "order_id": order_id,
+            "description": f"{code} {group} ({'CR' if sign > 0 else 'DR'})",
+            "attributes": with_order_source(
+                json.dumps(extras, ensure_ascii=False, separators=(",", ":")), order_source
+            ),
+            "source_file": path,
+            "source_line": line,
+        })
+    if not columns:
+        raise FeedFormatError(path, "is a PayPal Settlement Report without a CH row (column names); "
+                              "download the report again as PayPal generates it")
+    return payout_result(FORMAT, lines_frame(lines), rejects_frame(rejects), notes=notes)
+
+
 def read(path: str | PathLike[str], side: str = "processor", **options) -> FeedResult:
-    """Read a PayPal activity CSV, a Venmo statement CSV or a PayPal transaction-detail JSON.
+    """Read a PayPal activity CSV, a PayPal Settlement Report (STL), a Venmo statement CSV or a
+    PayPal transaction-detail JSON.
 
     Raises
     ------
@@ -467,6 +716,8 @@ def read(path: str | PathLike[str], side: str = "processor", **options) -> FeedR
         raise FeedFormatError(source, f"cannot be read ({error.strerror or error})") from None
     if json_head(head) is not None:
         return _read_detail_json(source)
+    if _is_settlement_report(head, need_columns=False):
+        return _read_settlement_report(source)
     names = _header_names(head)
     if _is_venmo(names):
         return _read_venmo(source)
@@ -474,6 +725,7 @@ def read(path: str | PathLike[str], side: str = "processor", **options) -> FeedR
         return _read_paypal_csv(source)
     raise FeedFormatError(
         source,
-        "is not a PayPal activity CSV (needs Date, Time Zone, Status and Gross or Amount columns) "
+        "is not a PayPal activity CSV (needs Date, Time Zone, Status and Gross or Amount columns), "
+        "a PayPal Settlement Report (STL: an RH row, then CH / SB rows) "
         "nor a Venmo statement (ID, Datetime, Amount (total))",
     )
