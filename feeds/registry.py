@@ -90,8 +90,8 @@ _TITLES: dict[str, str] = {
     "parquet": "Parquet",
     "database": "a database URL",
     "stripe": "a Stripe report or API JSON",
-    "shopify": "Shopify Payments JSON",
-    "paypal": "a PayPal or Venmo activity CSV",
+    "shopify": "Shopify Payments JSON or transactions CSV",
+    "paypal": "a PayPal activity CSV, settlement report (STL) or Venmo statement",
 }
 
 #: extensions that break a tie between two modules recognising the same file
