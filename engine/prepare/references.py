@@ -330,6 +330,17 @@ def _prefix_fingerprint(digits: pl.Expr) -> pl.Expr:
 _MARKED_YEAR_RUN = rf"\{_MARK}({_YEAR})([0-9]{{4,{_MAX_KEY_DIGITS}}})\{_MARK}"
 
 
+def _runs_mask(fingerprint) -> pl.Expr:
+    """The OR of ``fingerprint`` over a profile's digit runs; every bit (-1) for a line with a
+    run glued to a year (the part after the year may be near or truncated too, rare enough not
+    to fingerprint it separately)."""
+    return (
+        pl.when(pl.field("marked").str.contains(_MARKED_GLUED_YEAR_RUN))
+        .then(pl.lit(-1, pl.Int64))
+        .otherwise(pl.field("runs").list.eval(fingerprint(pl.element())).list.agg(pl.element().bitwise_or()))
+    )
+
+
 def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
     """The bank-text side of the reference grade, to compute once per bank line.
 
@@ -382,22 +393,8 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
             run_length_mask=f("runs")
             .list.eval(pl.lit(2, pl.Int64).pow(pl.element().str.len_bytes().clip(upper_bound=62)))
             .list.agg(pl.element().bitwise_or()),
-            # a line with a run glued to a year gets every bit: the part after the year may
-            # be near or truncated too (rare enough not to fingerprint it separately)
-            near_mask=pl.when(f("marked").str.contains(_MARKED_GLUED_YEAR_RUN))
-            .then(pl.lit(-1, pl.Int64))
-            .otherwise(
-                f("runs")
-                .list.eval(_near_fingerprint(pl.element()))
-                .list.agg(pl.element().bitwise_or())
-            ),
-            prefix_mask=pl.when(f("marked").str.contains(_MARKED_GLUED_YEAR_RUN))
-            .then(pl.lit(-1, pl.Int64))
-            .otherwise(
-                f("runs")
-                .list.eval(_prefix_fingerprint(pl.element()))
-                .list.agg(pl.element().bitwise_or())
-            ),
+            near_mask=_runs_mask(_near_fingerprint),
+            prefix_mask=_runs_mask(_prefix_fingerprint),
         )
     )
     return profile.alias("reference_profile")
