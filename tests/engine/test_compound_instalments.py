@@ -125,14 +125,14 @@ def test_group_weights_are_read_from_the_rule_set():
 
 def test_instalments_quoting_a_two_digit_year_reference_run_together(tmp_path):
     # the books number invoices INV/26/6631; the bank prints it as written, run together with
-    # its year (INV266631) and spaced (inv 26 6631): all three are instalments of one invoice
+    # its year (INV266631) and spaced (inv 26 6631): all three are instalments of one invoice.
+    # The books name the customer in Chinese, the bank in English: only the references link them
     bank = (
         "B1,2026-10-01,6800.00,HKD,FPS CR DEPOSIT INV/26/6631 HOP CHEUNG PLASTICS CO LTD,,,001\n"
         "B2,2026-10-12,7300.00,HKD,AUTOPAY CR INV266631 HOP CHEUNG PLASTICS CO LTD,,,001\n"
         "B3,2026-10-15,4900.00,HKD,IBT CR inv 26 6631 HOP CHEUNG PLASTICS CO LIMITED,,,001\n"
     )
-    ledger = ("INV/26/6631,2026-09-15,25900.00,HKD,Printing job,Hop Cheung Plastics Co Ltd,INV/26/6631,"
-              "1100,invoice,\n")
+    ledger = "INV/26/6631,2026-09-15,25900.00,HKD,Printing job,合祥塑膠有限公司,INV/26/6631,1100,invoice,\n"
     group = _by_bank(_run(tmp_path, bank, ledger))["B1;B2;B3"]
     assert (group["match_type"], group["ledger_amount"], group["open_amount"]) == ("many_to_one", "19000.00", "6900.00")
 
