@@ -23,8 +23,8 @@ from pathlib import Path
 import polars as pl
 
 import feeds
-from engine.adapters import canonical_csv_view, write_outputs
 from engine.memory import default_limit, parse_size
+from engine.outputs import canonical_csv_view, write_outputs
 from engine.pipeline import MatchOutcome, match_prepared, prepare_bank_frame, prepare_ledger_frame
 from engine.prepare.names import checked_aliases
 from engine.progress import Progress

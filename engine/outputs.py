@@ -1,4 +1,5 @@
-"""Adapters (last stage): write a run's results somewhere. Here: the CSV output folder.
+"""Outputs (after assignment): a run's result files in its output folder (matches, unmatched lines,
+rejects, duplicates).
 
 Files are written to a temporary name and renamed into place, so a crash never leaves a
 half-written ``matches.csv`` that looks complete.
