@@ -1,30 +1,15 @@
-"""The ``recon`` command line: a thin layer over :mod:`engine.api`.
-
-Errors recon raises on purpose print one line naming the file and the problem and exit with
-status 2; a traceback appears only with ``--debug``.
-"""
+"""``recon match``, ``train``, ``evaluate``, ``inspect``, ``profile`` and ``rules``: the one-shot
+commands, each a thin call into :mod:`engine.api` or :mod:`feeds`."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
-from models.errors import ReconError
 
-EXIT_INPUT = 2
-EXIT_BUG = 1
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="recon",
-        description="Bank reconciliation matching engine: propose matches between bank lines and ledger items.",
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub) -> dict:
+    """Add the one-shot commands to ``sub`` (the ``recon`` sub-parsers); returns their handlers."""
     m = sub.add_parser("match", help="match bank lines to ledger items and write the proposals")
     m.add_argument("--bank", nargs="+", action="extend", required=True, metavar="FILE",
                    help="bank statement file(s) (canonical CSV)")
@@ -97,7 +82,16 @@ def _build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rules", help="print the built-in rule set (save it, edit it, pass it with --rules)")
     r.add_argument("--check", metavar="FILE", help="validate a rule-set file and list every problem")
     r.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    return parser
+    return {
+        "match": _cmd_match,
+        "train": _cmd_train,
+        "evaluate": _cmd_evaluate,
+        "inspect": _cmd_inspect,
+        "profile": _cmd_profile,
+        "rules": _cmd_rules,
+    }
+
+
 
 
 def _pct(part: int, whole: int) -> str:
@@ -233,39 +227,3 @@ def _cmd_rules(args) -> int:
         return 0
     sys.stdout.write(resources.files("rules").joinpath("default.toml").read_text(encoding="utf-8"))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``recon`` console script."""
-    argv = sys.argv[1:] if argv is None else argv
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    debug = getattr(args, "debug", False) or "--debug" in argv
-    try:
-        handler = {
-            "match": _cmd_match,
-            "train": _cmd_train,
-            "evaluate": _cmd_evaluate,
-            "inspect": _cmd_inspect,
-            "profile": _cmd_profile,
-            "rules": _cmd_rules,
-        }[args.command]
-        return handler(args)
-    except ReconError as exc:
-        if debug:
-            raise
-        print(f"recon: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except KeyboardInterrupt:
-        print("recon: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: say so in one line unless --debug
-        if debug:
-            raise
-        print(f"recon: internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
-              file=sys.stderr)
-        return EXIT_BUG
-
-
-if __name__ == "__main__":
-    sys.exit(main())
