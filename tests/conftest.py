@@ -8,6 +8,9 @@ SHARED = ROOT.parent / "shared"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# the throwaway PostgreSQL server (fixtures postgres_url, postgres_database)
+pytest_plugins = ("tests.pg_server",)
+
 
 @pytest.fixture
 def shared_dir() -> Path:

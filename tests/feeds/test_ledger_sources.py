@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 from decimal import Decimal
-from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -127,47 +121,7 @@ def test_duckdb_table_and_query(tmp_path):
         read_any(str(db), "ledger")
 
 
-# --- PostgreSQL: a throwaway server on a unix socket ------------------------------------------
-
-
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """A PostgreSQL server started with initdb/pg_ctl in a temporary directory (unix socket
-    only, trust auth), stopped afterwards; skipped when Debian's postgresql is not installed."""
-    pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'recon[postgres]')")
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="recon-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
-        try:
-            import pwd
-
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the server")
-        shutil.chown(root, user="postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    data, sockets = root / "data", root / "sock"
-    run = lambda *args: subprocess.run([*prefix, *args], check=True, capture_output=True, timeout=120)  # noqa: E731
-    run("mkdir", str(sockets))
-    run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale")
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(root / "log"),
-        "-o", f"-k {sockets} -c listen_addresses='' -c fsync=off", "start")
-    try:
-        yield f"postgresql://postgres@/postgres?host={sockets}"
-    finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+# --- PostgreSQL: a throwaway server (the postgres_url fixture of tests/pg_server.py) ----------
 
 
 def test_postgresql_table_query_and_errors(postgres_url):
