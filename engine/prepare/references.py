@@ -321,6 +321,29 @@ def _near_fingerprint(digits: pl.Expr) -> pl.Expr:
     return (bits * (length >= _MIN_FUZZY_DIGITS).cast(pl.Int64)).fill_null(0)
 
 
+def _ends_bits(length: pl.Expr, digits: pl.Expr) -> pl.Expr:
+    """Bits of (``length``, first two digits) and (``length``, last two digits) of ``digits``."""
+    first_two = digits.str.slice(0, 2).cast(pl.Int64, strict=False)
+    last_two = digits.str.slice(-2).cast(pl.Int64, strict=False)
+    return _bit(30_000 + length * 100 + first_two) | _bit(40_000 + length * 100 + last_two)
+
+
+def _one_off_fingerprint(digits: pl.Expr) -> pl.Expr:
+    """Bits of a serial (5+ digits; 0 otherwise) that a run one digit longer or shorter than it
+    shares when it is the serial with one digit left out or written twice: the edit leaves
+    either the first two or the last two digits in place (the ledger side: its own length)."""
+    length = digits.str.len_bytes().cast(pl.Int64)
+    return (_ends_bits(length, digits) * (length > _MIN_FUZZY_DIGITS).cast(pl.Int64)).fill_null(0)
+
+
+def _one_off_run_fingerprint(digits: pl.Expr) -> pl.Expr:
+    """The bank side of :func:`_one_off_fingerprint`: a run's bits at its length plus and less
+    one (the length of the serial it may be one digit off)."""
+    length = digits.str.len_bytes().cast(pl.Int64)
+    bits = _ends_bits(length + 1, digits) | _ends_bits(length - 1, digits)
+    return (bits * (length >= _MIN_FUZZY_DIGITS).cast(pl.Int64)).fill_null(0)
+
+
 def _prefix_fingerprint(digits: pl.Expr) -> pl.Expr:
     """The bit of a digit string's first 3 digits, which a truncation of it keeps (0 for a
     null string)."""
@@ -365,9 +388,10 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
         ``INV-2026-00123``), and three ``Int64`` masks that let
         :func:`reference_grade_from_profiles` pass over the pairs whose runs cannot be near or
         truncated: ``run_length_mask`` (bit ``n`` set when a run has ``n`` digits, 62 standing
-        for 62 or more), ``near_mask`` and ``prefix_mask`` (fingerprints of the runs: first and
-        last two digits with the length, first three digits, hashed to bits 0-60; every bit
-        (-1) when a run starts with a year and 3 more digits), null when there is no run. The
+        for 62 or more), ``near_mask``, ``prefix_mask`` and ``one_off_mask`` (fingerprints of
+        the runs: first and last two digits with the length, first three digits, first and
+        last two digits with the length plus or less one, hashed to bits 0-60; every bit (-1)
+        when a run starts with a year and 3 more digits), null when there is no run. The
         fields are null where the text is null.
 
     Examples
@@ -395,6 +419,7 @@ def bank_reference_profile(bank_text: pl.Expr) -> pl.Expr:
             .list.agg(pl.element().bitwise_or()),
             near_mask=_runs_mask(_near_fingerprint),
             prefix_mask=_runs_mask(_prefix_fingerprint),
+            one_off_mask=_runs_mask(_one_off_run_fingerprint),
         )
     )
     return profile.alias("reference_profile")
@@ -426,7 +451,7 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
         prefix/serial; null where the reference lacks a part), the serial, year, and year and
         serial read as hexadecimal nibbles (``serial_nibbles``, ``year_nibbles``,
         ``year_serial_nibbles``, with ``serial_scale`` = 16 ** ``serial_length``) and the
-        serial's fingerprints (``near_mask``, ``prefix_mask``; see
+        serial's fingerprints (``near_mask``, ``prefix_mask``, ``one_off_mask``; see
         :func:`bank_reference_profile`).
 
     Examples
@@ -491,6 +516,7 @@ def ledger_reference_profile(ledger_reference: pl.Expr) -> pl.Expr:
         ),
         near_mask=_near_fingerprint(serial),
         prefix_mask=_prefix_fingerprint(serial) | _prefix_fingerprint(f("serial_significant")),
+        one_off_mask=_one_off_fingerprint(serial),
     )
     return stage.alias("ledger_reference_profile")
 
@@ -570,7 +596,35 @@ def _digit_by_digit(run: pl.Expr, ledger: pl.Expr) -> pl.Expr:
     swapped = (f("beyond") < 256) & (
         f("two_digits") == (f("two_serial_digits") % 16) * 16 + f("two_serial_digits") // 16
     )
-    near = f("aligned") & (differ != 0) & (f("candidate") != 0) & (one_digit | swapped)
+    near_same_length = f("aligned") & (differ != 0) & (f("candidate") != 0) & (one_digit | swapped)
+
+    # near too: one digit left out or written twice (``0104`` / ``010469`` for ``01069``): of
+    # the run and the serial, the longer one (``big``) less one digit is the shorter
+    # (``small``). Deleting the digit at the lowest place where the two differ (aligned at the
+    # right) does it if any deletion does (below that place they agree; a deletion further
+    # down leaves a run of equal digits, so either gives the same string). Serials of 5 to
+    # 14 digits: a 4-digit serial less a digit is too likely another number.
+    longer = length == serial_length + 1
+    stage = stage.struct.with_fields(
+        one_off=(longer | (length == serial_length - 1))
+        & serial_length.is_between(_MIN_FUZZY_DIGITS + 1, _MAX_NIBBLES - 1)
+        & (digits != 0),
+        big=pl.when(longer).then(digits).otherwise(serial),
+        small=pl.when(longer).then(serial).otherwise(digits),
+    )
+    stage = stage.struct.with_fields(gap=f("big") ^ f("small"))
+    stage = stage.struct.with_fields(
+        gap_place=pl.lit(16, pl.Int64).pow(f("gap").bitwise_trailing_zeros() // 4)
+    )
+    # (a digit more or less at the very end is not a typo but another number or a
+    # truncation, graded as such: the lowest differing place is not the last digit's)
+    one_off = (
+        f("one_off")
+        & (f("gap") != 0)
+        & (f("gap_place") >= 16)
+        & (f("big") // (f("gap_place") * 16) == f("small") // f("gap_place"))
+    )
+    near = near_same_length.fill_null(False) | one_off.fill_null(False)
 
     # truncated: the run is the serial with 1 to _MAX_TRUNCATED_DIGITS trailing digits cut
     # off: as written when the run starts with a 0, without the serial's leading zeros when
@@ -634,7 +688,9 @@ def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr
         A run, alone or glued after the reference's own year, has the serial's length and
         differs from it in exactly one digit, or by exactly one swap of two adjacent digits
         (``INV-2026-01068``, ``INV-2026-10069``, ``2026-01096``, ``INV202601096`` for
-        ``INV-2026-01069``). Only for serials of 4 to 15 digits (12 when glued).
+        ``INV-2026-01069``); only for serials of 4 to 15 digits (12 when glued). Or a run
+        alone is the serial with one digit left out or one written twice (``INV-2026-0169``,
+        ``INV-2026-010699`` for ``INV-2026-01069``); only for serials of 5 to 14 digits.
     ``"truncated"``
         A run, alone or glued after the reference's own year, is the serial with 1 to 4
         trailing digits cut off and at least 3 left: as written (``0106``, ``INV-2026-010``,
@@ -731,6 +787,7 @@ def reference_grade_from_profiles(bank_profile: pl.Expr, ledger_profile: pl.Expr
         & (
             ((bank("near_mask") & ledger("near_mask")) != 0)
             | ((bank("prefix_mask") & ledger("prefix_mask")) != 0)
+            | ((bank("one_off_mask") & ledger("one_off_mask")) != 0)
         )
     ).fill_null(False)
     # The ledger values the runs are compared with, as a small struct of the outer frame:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import polars as pl
@@ -218,8 +219,32 @@ def _similarity(b: np.ndarray, l_: np.ndarray, bank_names: pl.Series, ledger_nam
 
 
 def _texts(names: pl.Series, rows: np.ndarray) -> np.ndarray:
-    """``names`` at ``rows`` as a numpy object array of Python strings."""
-    return np.array(names.gather(rows).to_list(), dtype=object)
+    """``names`` at ``rows`` as a numpy object array of Python strings, Chinese characters
+    folded to one script (:func:`_fold_chinese_script`)."""
+    picked = names.gather(rows)
+    return np.array(_fold_chinese_script(picked).to_list(), dtype=object)
+
+
+@cache
+def _to_simplified():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def _fold_chinese_script(names: pl.Series) -> pl.Series:
+    """Names with Chinese characters written in Simplified characters, for comparison only
+    (``陳大文`` and ``陈大文`` are the same name, printed by a bank in Hong Kong and one in
+    the mainland): OpenCC's Traditional-to-Simplified character conversion, one call for all
+    the names that have a character outside ASCII. The names shown to users are never
+    converted."""
+    wide = (names.str.len_bytes() != names.str.len_chars()).fill_null(False)
+    if not wide.any():
+        return names
+    rows = wide.arg_true()
+    # one conversion call: the names joined by newlines (a name key has none)
+    folded = _to_simplified().convert("\n".join(names.gather(rows).to_list())).split("\n")
+    return names.scatter(rows, pl.Series(folded, dtype=pl.Utf8))
 
 
 #: a word of one letter: an initial

@@ -186,6 +186,10 @@ TEXT_PAIR_CASES = [
     ("INV2026001", "INV-2026-00123", "truncated"),  # truncated, glued after the year
     ("INV-2026-0012", "INV-2026-00123", "truncated"),
     ("INV-2026-0012", "INV-2026-00123456", "truncated"),  # 4 digits cut off
+    ("INV-2026-0023", "INV-2026-00123", "near"),  # one digit left out
+    ("TT IN 000041993", "00004193", "near"),  # one digit written twice
+    ("INV-2026-010235", "INV-2026-01023", "none"),  # a digit more at the end: another number
+    ("INV-2026-103", "INV-2026-1023", "none"),  # a 4-digit serial less a digit: too short to tell
     ("INV-2026-001", "INV-2026-00123456", "none"),  # 5 cut off: too little left to tell
     # no evidence
     ("INV-2026-001234", "INV-2026-00123", "none"),  # a longer number is another one
@@ -345,6 +349,10 @@ GRADE_CASES = [
     ("INV-2026-010", "INV-2026-01069", "truncated"),
     ("106", "INV-2026-01069", "truncated"),  # the value cut, without the leading zero
     ("INV-2026-0012", "INV-2026-00123456", "truncated"),  # 4 digits cut off
+    ("INV-2026-0023", "INV-2026-00123", "near"),  # one digit left out
+    ("TT IN 000041993", "00004193", "near"),  # one digit written twice
+    ("INV-2026-010235", "INV-2026-01023", "none"),  # a digit more at the end: another number
+    ("INV-2026-103", "INV-2026-1023", "none"),  # a 4-digit serial less a digit: too short to tell
     ("po 441", "PO 4411", "truncated"),
     # none
     ("INV-2026-001", "INV-2026-00123456", "none"),  # 5 cut off: too little left to tell
@@ -488,12 +496,23 @@ def _serial_near_or_truncated(runs, serial, year):
             and whole.startswith(prefix)
         )
 
+    def one_off(run):
+        # one digit left out or written twice, not at the very end (5 to 14 digit serials)
+        if not 5 <= length <= 14 or abs(len(run) - length) != 1 or int(run) == 0:
+            return False
+        big, small = (run, serial) if len(run) > length else (serial, run)
+        return (
+            big[-1] == small[-1]
+            and int(big) != int(small)
+            and any(big[:k] + big[k + 1:] == small for k in range(len(big)))
+        )
+
     # glued after the reference's year: the part after it
     glued = year is not None and length <= 12
     grade = "none"
     for run in runs:
         after_year = run[4:] if glued and run.startswith(year) and len(run) > 4 else None
-        if (len(run) == length and near(run)) or (
+        if (len(run) == length and near(run)) or one_off(run) or (
             after_year is not None and len(after_year) == length and near(after_year)
         ):
             return "near"
@@ -511,7 +530,7 @@ def _degraded(rng, serial):
     digits = list(serial)
     i = rng.randrange(len(digits))
     kind = rng.choice(["swap", "swap", "substitute", "substitute", "swap far", "two wrong",
-                       "cut", "cut", "strip and cut", "same", "random", "longer"])
+                       "cut", "cut", "strip and cut", "same", "random", "longer", "dropped", "doubled"])
     if kind == "swap" and len(digits) > 1:
         i = min(i, len(digits) - 2)
         digits[i], digits[i + 1] = digits[i + 1], digits[i]
@@ -532,6 +551,10 @@ def _degraded(rng, serial):
         digits = [rng.choice("0123456789") for _ in digits]
     elif kind == "longer":
         digits.append(rng.choice("0123456789"))
+    elif kind == "dropped" and len(digits) > 1:
+        del digits[i]
+    elif kind == "doubled":
+        digits.insert(i, digits[i])
     return "".join(digits)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import opencc
 import polars as pl
 import pytest
 from rapidfuzz import fuzz
@@ -77,6 +78,10 @@ CASES = [
     ("FPS CR WONG SIU MING", "黃小明", {"alias": False, "different_script": True, "similarity": (0, 0)}),
     ("FPS CR CHAN TAI MAN", "黃小明", {"alias": False, "different_script": True}),
     ("FPS CR 陳大文", "陳大文", {"alias": True, "different_script": False, "similarity": (100, 100)}),
+    # Simplified and Traditional characters are one script (a mainland bank prints 陈大文)
+    ("FPS CR 陈大文", "陳大文", {"different_script": False, "similarity": (100, 100)}),
+    ("TT IN 金港贸易有限公司", "金港貿易有限公司", {"similarity": (100, 100)}),
+    ("FPS CR 陈小文", "陳大文", {"similarity": (50, 80)}),  # another name stays another name
     # missing names
     ("CHQ DEP 000456", "Kam Wing Trading Ltd", {"missing": True, "similarity": (0, 0), "digits_differ": False,
                                                 "different_script": False}),
@@ -151,8 +156,10 @@ def test_similarity_is_token_set_ratio_of_the_keys():
     rng = np.random.default_rng(5)
     b = rng.integers(0, len(CASES), 500)
     l_ = rng.integers(0, len(CASES), 500)
-    keys_bank = bank["name_key"].to_list()
-    keys_ledger = ledger["name_key"].to_list()
+    # Chinese characters compared in Simplified form (OpenCC's t2s), Traditional or not
+    to_simplified = opencc.OpenCC("t2s").convert
+    keys_bank = [k and to_simplified(k) for k in bank["name_key"].to_list()]
+    keys_ledger = [k and to_simplified(k) for k in ledger["name_key"].to_list()]
     expected = []
     for i, j in zip(b, l_, strict=True):
         x, y = keys_bank[i], keys_ledger[j]
