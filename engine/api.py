@@ -24,11 +24,13 @@ import polars as pl
 
 import feeds
 from engine.memory import default_limit, parse_size
-from engine.outputs import canonical_csv_view, write_outputs
+from engine.outputs import StagedOutputs, canonical_csv_view, check_out_dir
 from engine.pipeline import MatchOutcome, match_prepared, prepare_bank_frame, prepare_ledger_frame
 from engine.prepare.names import checked_aliases
 from engine.progress import Progress
-from engine.store import Workspace
+from engine.workspace.crash import crash_point
+from engine.workspace.ingest import IngestReport
+from engine.workspace.store import Workspace
 from feeds.aliases import read_aliases
 from models.errors import InputError
 from models.schema import REJECTS_SCHEMA, FileStats, LoadResult
@@ -36,7 +38,7 @@ from rules.model import RuleSet, default_rules, load_rules
 
 __all__ = [
     "MatchResult", "match", "load_bank", "load_ledger", "evaluate", "train", "default_rules", "load_rules",
-    "RuleSet",
+    "RuleSet", "ingest", "match_workspace",
 ]
 
 Paths = str | Path | list[str | Path] | tuple[str | Path, ...]
@@ -83,6 +85,10 @@ class MatchResult:
     extra_inputs: dict = field(default_factory=dict)
     seconds: float = 0.0
     memory_limit: int | None = None
+    #: ``one-shot`` (files in, files out) or ``incremental`` (a workspace's open lines)
+    mode: str = "one-shot"
+    #: the files :meth:`write` wrote (``matches``, ..., ``manifest``, ``workspace``)
+    written: dict[str, Path] = field(default_factory=dict)
     _counts: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -139,52 +145,91 @@ class MatchResult:
             "duplicates": self.duplicates,
         }
 
-    def write(self, out_dir: str | Path, workspace: str | Path | None = None,
+    def write(self, out_dir: str | Path | None, workspace: str | Path | Workspace | None = None,
               progress: Progress | None = None) -> dict[str, Path]:
-        """Write the CSV outputs to ``out_dir`` and record the run in the DuckDB workspace
-        (default ``out_dir/recon.duckdb``)."""
+        """Record the run in the DuckDB workspace (default ``out_dir/recon.duckdb``), then
+        publish the CSV outputs and ``manifest.json`` in ``out_dir`` (see :mod:`engine.outputs`).
+
+        The files are written aside while the workspace records the run and take their place
+        only once it has committed: a run the workspace refuses (in use, not a DuckDB file)
+        leaves ``out_dir`` as it was. ``out_dir`` None: the workspace only. ``workspace`` may
+        be an open :class:`~engine.workspace.store.Workspace`.
+
+        Raises
+        ------
+        InputError
+            ``out_dir`` names a file.
+        WorkspaceBusyError
+            Another process holds the workspace.
+        """
+        if out_dir is None and workspace is None:
+            raise InputError("nowhere to write the run: give an output folder or a workspace")
+        if out_dir is not None:
+            check_out_dir(out_dir)
         progress = progress if progress is not None else Progress(bars=False)
-        with progress.stage("writing outputs and workspace"):
+        with progress.stage("writing workspace and outputs"):
             return self._write(out_dir, workspace)
 
-    def _write(self, out_dir: str | Path, workspace: str | Path | None) -> dict[str, Path]:
-        ws_path = Path(workspace) if workspace else Path(out_dir) / "recon.duckdb"
-        # the CSV files and the workspace are independent: write them side by side (polars and
-        # DuckDB both release the GIL while they work); the counts, stored last in the workspace,
-        # are worked out meanwhile
+    def _write(self, out_dir: str | Path | None, workspace: str | Path | Workspace | None) -> dict[str, Path]:
+        if isinstance(workspace, Workspace):
+            ws_path = workspace.path
+        else:
+            ws_path = Path(workspace) if workspace else Path(out_dir) / "recon.duckdb"
+        staged = StagedOutputs(out_dir, self.run_id) if out_dir is not None else None
+        # the CSV files are staged while the workspace records the run (polars and DuckDB both
+        # release the GIL while they work); the counts, stored last in the workspace, are worked
+        # out meanwhile; the files take their place once the workspace has committed the run
         with ThreadPoolExecutor(max_workers=2) as pool:
-            csv_files = pool.submit(write_outputs, out_dir, self.output_frames())
+            csv_files = pool.submit(staged.write, self.output_frames()) if staged is not None else None
             counts = pool.submit(self.counts)
-            new = self._record(ws_path, out_dir, counts=counts.result)
-            written = csv_files.result()
+            try:
+                crash_point("match:before-record")
+                if isinstance(workspace, Workspace):
+                    new = self._record(workspace, out_dir, counts=counts.result)
+                else:
+                    with Workspace(ws_path, memory_limit=self.memory_limit) as ws:
+                        new = self._record(ws, out_dir, counts=counts.result)
+                if csv_files is not None:
+                    csv_files.result()
+            except BaseException:
+                if csv_files is not None:
+                    csv_files.exception()  # wait for the staged files before removing them
+                    staged.discard()
+                raise
+        crash_point("match:after-commit")
+        written = {}
+        if staged is not None:
+            written = staged.publish({"workspace": str(ws_path), "mode": self.mode})
         written["workspace"] = ws_path
         self.workspace_new_lines = new
+        self.written = written
         return written
 
-    def _record(self, ws_path: Path, out_dir: str | Path, counts=None) -> dict[str, int]:
-        with Workspace(ws_path, memory_limit=self.memory_limit) as ws:
-            new = ws.record_run(
-                run_id=self.run_id,
-                started_at=self.started_at,
-                bank=self.bank.frame,
-                ledger=self.ledger.frame,
-                proposals=self.proposals,
-                match_lines=self.outcome.match_lines,
-                rejects=self.rejects,
-                rules_name=self.rules.name,
-                rules_json=self.rules.model_dump_json(),
-                inputs={
-                    "bank": [s.__dict__ for s in self.stats if s.side == "bank"],
-                    "ledger": [s.__dict__ for s in self.stats if s.side == "ledger"],
-                    **self.extra_inputs,
-                },
-                counts=counts or self.counts,
-                out_dir=str(out_dir),
-                warnings=list(self.outcome.warnings),
-                weights=self.outcome.weights,
-                scorer=self.outcome.scorer_kind,
-            )
-        return new
+    def _record(self, ws: Workspace, out_dir: str | Path | None, counts=None) -> dict[str, int]:
+        incremental = self.mode == "incremental"
+        return ws.record_run(
+            run_id=self.run_id,
+            started_at=self.started_at,
+            bank=None if incremental else self.bank.frame,
+            ledger=None if incremental else self.ledger.frame,
+            proposals=self.proposals,
+            match_lines=self.outcome.match_lines,
+            rejects=self.rejects,
+            rules_name=self.rules.name,
+            rules_json=self.rules.model_dump_json(),
+            inputs={
+                "bank": [s.__dict__ for s in self.stats if s.side == "bank"],
+                "ledger": [s.__dict__ for s in self.stats if s.side == "ledger"],
+                **self.extra_inputs,
+            },
+            counts=counts or self.counts,
+            out_dir=str(out_dir) if out_dir is not None else None,
+            warnings=list(self.outcome.warnings),
+            weights=self.outcome.weights,
+            scorer=self.outcome.scorer_kind,
+            mode=self.mode,
+            before_commit=lambda: crash_point("match:before-commit"),
+        )
 
 
 def _checked_inputs(bank, ledger, rules: RuleSet | str | Path | None) -> RuleSet:
@@ -246,8 +291,7 @@ def match(
     t0 = time.perf_counter()
     rules = _checked_inputs(bank, ledger, rules)
     alias_table = checked_aliases(read_aliases(aliases)) if aliases is not None else None
-    limit = default_limit() if memory_limit is None else (
-        parse_size(memory_limit) if isinstance(memory_limit, str) else int(memory_limit))
+    limit = _memory_limit(memory_limit)
     progress = progress if progress is not None else Progress(bars=False)
     progress.memory_limit = limit
 
@@ -308,6 +352,193 @@ def match(
         seconds=time.perf_counter() - t0,
         memory_limit=limit,
     )
+
+
+def _memory_limit(memory_limit: int | str | None) -> int:
+    if memory_limit is None:
+        return default_limit()
+    return parse_size(memory_limit) if isinstance(memory_limit, str) else int(memory_limit)
+
+
+def _read_fx(fx: str | Path) -> tuple[pl.DataFrame, pl.DataFrame, FileStats]:
+    rates, rejects = feeds.read_fx_csv(str(fx))
+    return rates, rejects, FileStats(str(fx), "fx", rates.height + rejects.height, rates.height, rejects.height)
+
+
+def ingest(
+    workspace: str | Path,
+    bank: Paths | None = None,
+    ledger: Paths | None = None,
+    processor: Paths | None = None,
+    fx: str | Path | None = None,
+    bank_format: str | None = None,
+    ledger_format: str | None = None,
+    processor_format: str | None = None,
+) -> IngestReport:
+    """Add bank lines, ledger items, processor payout lines and FX rates to a workspace.
+
+    Idempotent: a file ingested again, or a statement overlapping one already ingested, adds
+    only the lines the workspace does not hold. A line whose id the workspace holds with
+    different content is a conflict: not loaded, reported with both versions named (the rule:
+    :mod:`engine.workspace.ingest`). The files are read before the workspace is locked; the
+    lines are added in one transaction.
+
+    Parameters
+    ----------
+    workspace
+        The workspace file (created when missing).
+    bank, ledger, processor
+        File path(s), read as :func:`match` reads them (any may be omitted, not all).
+    fx
+        FX rates CSV (``date, base, quote, rate``).
+    bank_format, ledger_format, processor_format
+        Force a format (default: detected from each file's content).
+
+    Returns
+    -------
+    engine.workspace.ingest.IngestReport
+        What was added, already held, in conflict or rejected; ``summary()`` is what
+        ``recon ingest`` prints.
+
+    Raises
+    ------
+    InputError
+        No file given.
+    FeedFormatError
+        A file cannot be read at all (nothing is added).
+    WorkspaceBusyError
+        Another process holds the workspace.
+
+    Examples
+    --------
+    >>> report = recon.ingest("books.duckdb", bank="bank.csv", ledger="ledger.csv")  # doctest: +SKIP
+    >>> report.added                                                                 # doctest: +SKIP
+    {'bank': 2000, 'ledger': 2859}
+    """
+    from engine.workspace.ingest import ingest_loaded
+
+    if not (_paths(bank) or _paths(ledger) or _paths(processor) or fx is not None):
+        raise InputError("nothing to ingest: give --bank, --ledger, --processor or --fx files")
+    started = datetime.now(UTC)
+    loaded_bank = load_bank(bank, bank_format) if _paths(bank) else None
+    loaded_ledger = load_ledger(ledger, ledger_format) if _paths(ledger) else None
+    loaded_processor = load_processor(processor, processor_format) if _paths(processor) else None
+    rates = _read_fx(fx) if fx is not None else None
+    with Workspace(workspace) as ws:
+        return ingest_loaded(ws, bank=loaded_bank, ledger=loaded_ledger, processor=loaded_processor, fx=rates,
+                             started=started)
+
+
+def match_workspace(
+    workspace: str | Path,
+    rules: RuleSet | str | Path | None = None,
+    progress: Progress | None = None,
+    memory_limit: int | str | None = None,
+    aliases: str | Path | None = None,
+    out: str | Path | None = None,
+) -> MatchResult:
+    """Match the open lines of a workspace (incremental run) and record the run.
+
+    The run matches every bank line and ledger item that no accepted or written match holds,
+    with the workspace's processor payout lines and FX rates; a group a reviewer rejected or
+    undid is not proposed again. Its proposals replace the undecided proposals of earlier runs
+    (which stay in the ``proposals`` table as history). See :mod:`engine.workspace.incremental`.
+
+    The workspace is held (locked) for the whole run, so no decision can change the open lines
+    under it.
+
+    Parameters
+    ----------
+    workspace
+        The workspace file (``recon ingest`` filled it).
+    rules
+        A :class:`RuleSet`, a rule-set file, or ``None`` for the built-in default; its version
+        is recorded with the run and with every decision on its proposals.
+    progress
+        Where the stages report; default: log lines only.
+    memory_limit
+        The run's memory budget (bytes or a size such as ``"6GB"``).
+    aliases
+        An alias table (see :func:`match`).
+    out
+        Also write the run's files (``matches.csv`` with this run's proposals,
+        ``unmatched_*.csv`` of the open lines left, ``manifest.json``) to this folder, after
+        the workspace has committed the run.
+
+    Returns
+    -------
+    MatchResult
+        ``mode == "incremental"``; ``bank`` / ``ledger`` hold the open lines the run matched.
+
+    Raises
+    ------
+    InputError
+        ``out`` names a file.
+    WorkspaceBusyError
+        Another process holds the workspace.
+
+    Examples
+    --------
+    >>> recon.ingest("books.duckdb", ledger="late_invoices.csv")   # doctest: +SKIP
+    >>> run = recon.match_workspace("books.duckdb")                 # doctest: +SKIP
+    >>> run.proposals.filter(pl.col("status") == "auto").height     # doctest: +SKIP
+    """
+    from engine.workspace.incremental import open_inputs
+
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    rules = rules if isinstance(rules, RuleSet) else load_rules(rules)
+    alias_table = checked_aliases(read_aliases(aliases)) if aliases is not None else None
+    limit = _memory_limit(memory_limit)
+    progress = progress if progress is not None else Progress(bars=False)
+    progress.memory_limit = limit
+    if out is not None:
+        check_out_dir(out)
+    with Workspace(workspace, memory_limit=limit) as ws:
+        with progress.stage("workspace: open lines"):
+            inputs = open_inputs(ws)
+        t_read = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=1) as pool, progress.stage("prepare"):
+            ledger_job = pool.submit(prepare_ledger_frame, inputs.ledger, rules, alias_table)
+            prepared_bank = prepare_bank_frame(inputs.bank, alias_table)
+            prepared_ledger = ledger_job.result()
+        outcome = match_prepared(
+            prepared_bank, prepared_ledger, rules, fx_rates=inputs.fx_rates, payout_lines=inputs.payout_lines,
+            timings={"read and prepare": time.perf_counter() - t_read}, progress=progress, memory_limit=limit,
+            excluded=inputs.excluded,
+        )
+        over = progress.over_limit_warning()
+        if over:
+            outcome.warnings.append(over)
+        extra = {
+            "workspace": str(ws.path),
+            "open_bank_lines": inputs.bank.height,
+            "open_ledger_items": inputs.ledger.height,
+            "taken_bank_lines": inputs.taken_bank,
+            "taken_ledger_items": inputs.taken_ledger,
+            "payout_lines": 0 if inputs.payout_lines is None else inputs.payout_lines.height,
+            "fx_rates": 0 if inputs.fx_rates is None else inputs.fx_rates.height,
+            "not_proposed_again": inputs.excluded["match_id"].n_unique(),
+        }
+        if alias_table is not None:
+            extra["aliases"] = {"file": str(aliases), "entries": alias_table.height}
+        result = MatchResult(
+            outcome=outcome,
+            bank=LoadResult(frame=inputs.bank),
+            ledger=LoadResult(frame=inputs.ledger),
+            rules=rules,
+            rejects=pl.DataFrame(schema=REJECTS_SCHEMA),
+            stats=[],
+            run_id=_run_id(started),
+            started_at=started,
+            extra_inputs=extra,
+            seconds=time.perf_counter() - t0,
+            memory_limit=limit,
+            mode="incremental",
+        )
+        result.write(out, workspace=ws, progress=progress)
+    result.seconds = time.perf_counter() - t0
+    return result
 
 
 def evaluate(result: MatchResult | pl.DataFrame, truth: str | Path | pl.DataFrame):
@@ -411,3 +642,68 @@ def train(
         report.path = report.scorer.save(out)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+# -- write-back (engine.workspace.writeback) ----------------------------------------------
+__all__ += ["writeback", "status"]
+
+
+def writeback(
+    workspace: str | Path,
+    to: str,
+    *,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    rules: RuleSet | str | Path | None = None,
+    progress: Progress | None = None,
+):
+    """Write what the target ``to`` is owed: every accepted match it has not written yet (the
+    status of its lines and its adjustment journal) and reversing entries for matches undone
+    after it wrote them. Each item is written once per target; a second call writes nothing.
+
+    Parameters
+    ----------
+    workspace
+        The workspace file.
+    to
+        ``dir:PATH``, ``postgresql://...``, ``duckdb:///PATH.duckdb?...`` or ``xero+https://HOST``.
+    dry_run
+        List what would be written; write nothing.
+    batch_size
+        Items a batch (default: ``[writeback] batch_size`` of the rule set).
+    rules
+        The rule set whose accounts the journals use (default: the workspace's latest run's).
+    progress
+        Where the stage reports (default: log lines only).
+
+    Returns
+    -------
+    engine.workspace.writeback.WritebackReport
+        Counts by action and state, the items not written with their reasons, and for a dry
+        run the items planned (``report.summary()`` is what ``recon writeback`` prints).
+
+    Examples
+    --------
+    >>> report = recon.writeback("books.duckdb", "dir:writeback")  # doctest: +SKIP
+    >>> report.written, report.failures                             # doctest: +SKIP
+    (1781, [])
+    """
+    from engine.workspace.writeback import writeback as run_writeback
+
+    return run_writeback(workspace, to, dry_run=dry_run, batch_size=batch_size, rules=rules, progress=progress)
+
+
+def status(workspace: str | Path) -> dict:
+    """Where a workspace stands: ``states`` (matches by state: ``proposed``, ``accepted``,
+    ``rejected``, ``written``, ``reversed``, ``failed``, all six always present), ``pending``
+    (per target written to: items to write and to reverse) and ``last_errors`` (the latest
+    results that left an item unwritten).
+
+    Examples
+    --------
+    >>> recon.status("books.duckdb")["states"]["written"]  # doctest: +SKIP
+    1781
+    """
+    from engine.workspace.writeback import workspace_status
+
+    return workspace_status(workspace)

@@ -137,6 +137,38 @@ def _match_ids(keys: pl.Series) -> pl.Series:
     return pl.Series(keys.name, ids.column("match_id"), dtype=pl.Utf8)
 
 
+def _without_excluded(scored: pl.DataFrame, groups: pl.DataFrame, excluded: pl.DataFrame,
+                      bank_prepared: pl.DataFrame, ledger_prepared: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``scored`` pairs and candidate ``groups`` but those whose match id is excluded; only
+    candidates touching an excluded group's bank lines are given an id to compare."""
+    excluded_ids = excluded["match_id"].unique().implode()
+    bank_ids = bank_prepared["id"]
+    touched = bank_prepared.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("bank_idx"), "id").filter(
+        pl.col("id").is_in(excluded.filter(pl.col("side") == "bank")["id"].implode())
+    )["bank_idx"].implode()
+    pairs = scored.with_row_index("_row").filter(pl.col("bank_idx").is_in(touched))
+    if pairs.height:
+        pair_ids = pairs.select(
+            "_row",
+            _match_id_of_key(pl.lit("b:") + bank_ids.gather(pairs["bank_idx"]) + pl.lit("|l:")
+                             + ledger_prepared["id"].gather(pairs["ledger_idx"])).alias("match_id"),
+        )
+        drop = pair_ids.filter(pl.col("match_id").is_in(excluded_ids))["_row"]
+        scored = scored.with_row_index("_row").filter(~pl.col("_row").is_in(drop.implode())).drop("_row")
+    numbered = groups.with_row_index("_group")
+    near = numbered.filter(pl.col("bank_idx").list.eval(pl.element().is_in(touched)).list.any())
+    if near.height:
+        def ids(column: str, frame: pl.DataFrame) -> pl.DataFrame:
+            long = near.select("_group", column).explode(column).drop_nulls(column)
+            return long.with_columns(id=frame["id"].gather(long[column])).group_by("_group").agg(
+                pl.col("id").alias(column))
+
+        keyed = ids("bank_idx", bank_prepared).join(ids("ledger_idx", ledger_prepared), on="_group")
+        drop = keyed.filter(match_id_expr(pl.col("bank_idx"), pl.col("ledger_idx")).is_in(excluded_ids))["_group"]
+        groups = numbered.filter(~pl.col("_group").is_in(drop.implode())).drop("_group")
+    return scored, groups
+
+
 def _id_order(match_id: pl.Expr) -> pl.Expr:
     """A number that sorts match ids as their text does ("M-" + 16 lowercase hex digits), so
     the outputs are sorted on one integer rather than on text."""
@@ -208,10 +240,13 @@ def match_prepared(
     timings: dict[str, float] | None = None,
     progress: Progress | None = None,
     memory_limit: int | None = None,
+    excluded: pl.DataFrame | None = None,
 ) -> MatchOutcome:
     """:func:`match_frames` on sides already prepared by :func:`prepare_bank_frame` and
     :func:`prepare_ledger_frame` (a caller that reads the files can prepare each side as soon as
-    it is read); ``timings`` are carried over into the outcome's."""
+    it is read); ``timings`` are carried over into the outcome's. ``excluded``: groups not to
+    propose (a reviewer rejected them), as their lines (``match_id``, ``side``, ``id``); their
+    lines may still be proposed in other groups."""
     timings = dict(timings or {})
     caps = CapLog()
     progress = progress if progress is not None else Progress(bars=False)
@@ -253,6 +288,8 @@ def match_prepared(
         (groups, settled), timings["groups"] = groups_job.result()
         if settled.len():  # the report's orders are its payouts' to take, no bank line's pair
             scored = scored.filter(~pl.col("ledger_idx").is_in(settled.implode()))
+        if excluded is not None and excluded.height:
+            scored, groups = _without_excluded(scored, groups, excluded, bank_prepared, ledger_prepared)
         timings["waiting for groups"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

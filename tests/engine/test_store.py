@@ -163,7 +163,7 @@ def test_a_workspace_from_before_compound_matches_gains_the_open_amount_column(t
 
 
 def test_workspace_query_returns_a_polars_frame(first_run):
-    from engine.store import Workspace
+    from engine.workspace.store import Workspace
 
     result, ws = first_run
     with Workspace(ws) as workspace:

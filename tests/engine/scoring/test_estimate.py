@@ -102,7 +102,7 @@ def test_a_run_with_the_estimated_scorer_records_its_weights(month, tmp_path):
     weights = result.outcome.weights
     assert {"comparison", "level", "prior_weight", "weight", "m", "u_random"} <= set(weights.columns)
     written = result.write(tmp_path / "run")
-    from engine.store import Workspace
+    from engine.workspace.store import Workspace
 
     with Workspace(written["workspace"]) as ws:
         stored = ws.query("SELECT scorer, count(*) AS n FROM weights GROUP BY scorer")

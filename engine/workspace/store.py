@@ -1,22 +1,33 @@
-"""Workspace store (engine): an embedded DuckDB file that keeps lines, runs and proposals.
+"""Workspace store: an embedded DuckDB file that keeps lines, runs, proposals and decisions.
 
 - Lines are keyed by id: ingesting the same file again, or an overlapping one, adds only lines
-  the workspace has not seen (never a duplicate row).
+  the workspace has not seen (never a duplicate row); processor payout lines are keyed by
+  ``(processor, line_id)`` and FX rates by ``(date, base, quote)``.
 - Every run is recorded with its inputs, rule set, counts, proposals and rejects, inside one
   transaction: a crash leaves the previous state intact, never half a run.
-- Nothing is ever deleted; a later correction is a new run (reversals come with write-back).
+- Reviewers' decisions and write-back results are rows of the append-only ``decisions`` table
+  (:mod:`engine.workspace.decisions`).
+- Nothing is ever deleted; a later correction is a new run or a new decision.
+- One process at a time: opening a :class:`Workspace` takes its lock
+  (:mod:`engine.workspace.lock`), held until it is closed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from engine.workspace.decisions import DECISIONS_DDL
+from engine.workspace.lock import WorkspaceBusyError, default_wait, workspace_lock
 from models.errors import ReconError
 
 # {zstd}: columns of longer free text, which ZSTD stores smaller and faster than DuckDB's own
@@ -35,6 +46,11 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, rules_name VARCHAR,
         rules_json VARCHAR, inputs_json VARCHAR, counts_json VARCHAR, out_dir VARCHAR)""",
+    # added with the workspace lifecycle: how the run was made (one-shot, incremental, manual),
+    # the rule-set version (name + hash of its JSON) and the scorer, which decisions record
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS mode VARCHAR",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS rules_version VARCHAR",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS scorer VARCHAR",
     """CREATE TABLE IF NOT EXISTS proposals (
         run_id VARCHAR, match_id VARCHAR, match_type VARCHAR, status VARCHAR, confidence DOUBLE,
         bank_ids VARCHAR, ledger_ids VARCHAR, bank_amount VARCHAR, ledger_amount VARCHAR,
@@ -54,7 +70,34 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS rejects (
         run_id VARCHAR, source_file VARCHAR, line BIGINT, "column" VARCHAR, reason VARCHAR,
         raw VARCHAR)""",
+    # processor payout lines (models.schema.PAYOUT_LINE_SCHEMA) and FX rates (feeds.fx.FX_SCHEMA)
+    # ingested into the workspace, which later incremental runs use
+    """CREATE TABLE IF NOT EXISTS payout_lines (
+        processor VARCHAR, payout_id VARCHAR, line_id VARCHAR, category VARCHAR, currency VARCHAR,
+        gross_minor BIGINT, fee_minor BIGINT, net_minor BIGINT, available_on DATE, created DATE,
+        source_id VARCHAR, order_id VARCHAR, description VARCHAR, attributes VARCHAR,
+        source_file VARCHAR, source_line BIGINT, first_run_id VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS fx_rates (
+        date DATE, base VARCHAR, quote VARCHAR, rate_text VARCHAR, rate DOUBLE, source_file VARCHAR,
+        source_line BIGINT, first_run_id VARCHAR)""",
+    # every `recon ingest`: its files and what each added
+    """CREATE TABLE IF NOT EXISTS ingests (
+        ingest_id VARCHAR, ingested_at TIMESTAMP, inputs_json VARCHAR, counts_json VARCHAR)""",
+    # a line whose id the workspace already holds with different content: not loaded, kept here
+    # with both versions (engine.workspace.ingest)
+    """CREATE TABLE IF NOT EXISTS conflicts (
+        ingest_id VARCHAR, side VARCHAR, id VARCHAR, held_source_file VARCHAR, held_line BIGINT,
+        new_source_file VARCHAR, new_line BIGINT, differences VARCHAR)""",
+    DECISIONS_DDL,
 ]
+
+_DUCKDB_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+
+
+def rules_version(name: str, rules_json: str) -> str:
+    """The version of a rule set decisions record: its name and the first 12 hex digits of the
+    SHA-256 of its JSON (the same rules, the same version)."""
+    return f"{name}@{hashlib.sha256(rules_json.encode('utf-8')).hexdigest()[:12]}"
 
 
 class Workspace:
@@ -66,6 +109,16 @@ class Workspace:
         The ``.duckdb`` file; created when missing.
     memory_limit
         Bytes DuckDB may hold before it spills to disk (the run's ``--memory-limit``).
+    wait
+        Seconds to wait for another process holding the workspace (default: see
+        :mod:`engine.workspace.lock`).
+
+    Raises
+    ------
+    WorkspaceBusyError
+        Another process holds the workspace.
+    ReconError
+        The file is not a DuckDB workspace.
 
     Examples
     --------
@@ -73,23 +126,46 @@ class Workspace:
     >>> ws.query("SELECT status, count(*) FROM proposals GROUP BY ALL")  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | Path, memory_limit: int | None = None):
+    def __init__(self, path: str | Path, memory_limit: int | None = None, wait: float | None = None):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ReconError(f"{self.path}: is a folder, not a workspace file (name a .duckdb file)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._held = ExitStack()
+        wait = default_wait() if wait is None else wait
+        self._held.enter_context(workspace_lock(self.path, wait=wait))
         try:
-            self.con = duckdb.connect(str(self.path))
-        except duckdb.Error as exc:
-            raise ReconError(f"{self.path}: cannot open the DuckDB workspace: {exc}") from None
-        if memory_limit is not None:  # DuckDB spills to disk beyond it
-            self.con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2**20, 64)}MiB'")
-        for ddl in _DDL:
+            self.con = self._connect(wait)
+            if memory_limit is not None:  # DuckDB spills to disk beyond it
+                self.con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2**20, 64)}MiB'")
+            for ddl in _DDL:
+                try:
+                    self.con.execute(ddl.format(zstd=_ZSTD)).fetchall()
+                except duckdb.BinderException:
+                    self.con.execute(ddl.format(zstd="")).fetchall()
+        except BaseException:
+            self._held.close()
+            raise
+
+    def _connect(self, wait: float) -> duckdb.DuckDBPyConnection:
+        # a process that is not recon (the DuckDB shell, a notebook) may hold DuckDB's own lock
+        deadline = time.monotonic() + wait
+        while True:
             try:
-                self.con.execute(ddl.format(zstd=_ZSTD)).fetchall()
-            except duckdb.BinderException:
-                self.con.execute(ddl.format(zstd="")).fetchall()
+                return duckdb.connect(str(self.path))
+            except duckdb.Error as exc:
+                holder = _DUCKDB_LOCK_HOLDER.search(str(exc))
+                if "lock" not in str(exc).lower() or holder is None:
+                    raise ReconError(f"{self.path}: cannot open the DuckDB workspace: {exc}") from None
+                if time.monotonic() >= deadline:
+                    raise WorkspaceBusyError(self.path, int(holder.group(1)), wait) from None
+                time.sleep(0.1)
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        finally:
+            self._held.close()
 
     def __enter__(self) -> Workspace:
         return self
@@ -120,6 +196,17 @@ class Workspace:
             self.con.unregister("_staged")
         return after - before
 
+    def append_rows(self, table: str, frame: pl.DataFrame) -> None:
+        """Append the rows of ``frame`` to ``table`` by column name (inside the caller's
+        transaction when one is open)."""
+        if frame.height == 0:
+            return
+        self._stage(frame)
+        try:
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _staged").fetchall()
+        finally:
+            self.con.unregister("_staged")
+
     def _append(self, table: str, frame: pl.DataFrame, run_id: str) -> None:
         self._stage(frame.drop("run_id", strict=False))
         try:
@@ -133,8 +220,8 @@ class Workspace:
         self,
         run_id: str,
         started_at: datetime,
-        bank: pl.DataFrame,
-        ledger: pl.DataFrame,
+        bank: pl.DataFrame | None,
+        ledger: pl.DataFrame | None,
         proposals: pl.DataFrame,
         match_lines: pl.DataFrame,
         rejects: pl.DataFrame,
@@ -146,15 +233,20 @@ class Workspace:
         weights: pl.DataFrame | None = None,
         scorer: str = "rules",
         warnings: list[str] | None = None,
+        mode: str = "one-shot",
+        before_commit: Callable[[], None] | None = None,
     ) -> dict[str, int]:
         """Record one run atomically; returns how many bank/ledger lines were new.
 
         ``counts`` may be a function giving them: it is called once the lines and proposals
-        are stored, so that the caller can work them out meanwhile."""
+        are stored, so that the caller can work them out meanwhile. ``bank`` / ``ledger`` are
+        the run's lines (stored when new) or None when the run matched lines the workspace
+        already holds (``mode="incremental"``). ``before_commit`` is called last inside the
+        transaction (a caller's own rows that must commit with the run)."""
         self.con.execute("BEGIN TRANSACTION")
         try:
-            new_bank = self._insert_new("bank_lines", bank, run_id)
-            new_ledger = self._insert_new("ledger_items", ledger, run_id)
+            new_bank = self._insert_new("bank_lines", bank, run_id) if bank is not None else 0
+            new_ledger = self._insert_new("ledger_items", ledger, run_id) if ledger is not None else 0
             self._append("proposals", proposals.select(
                 "match_id", "match_type", "status", "confidence", "bank_ids", "ledger_ids",
                 "bank_amount", "ledger_amount", "difference", "currency", "explanation",
@@ -170,12 +262,15 @@ class Workspace:
             if callable(counts):
                 counts = counts()
             self.con.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (run_id, started_at, finished_at, rules_name, rules_json, inputs_json, "
+                "counts_json, out_dir, mode, rules_version, scorer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [run_id, started_at.replace(tzinfo=None), datetime.now(UTC).replace(tzinfo=None),
                  rules_name, rules_json, json.dumps(inputs, ensure_ascii=False),
                  json.dumps({**counts, "new_bank_lines": new_bank, "new_ledger_items": new_ledger}),
-                 out_dir],
+                 out_dir, mode, rules_version(rules_name, rules_json), scorer],
             ).fetchall()
+            if before_commit is not None:
+                before_commit()
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
