@@ -6,29 +6,37 @@ copy, so that a file gives the same rows, rejects, ids and messages whichever re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
 
 from models.errors import FeedFormatError
 from models.ids import short_id
+from models.money import format_minor_expr
 from models.schema import BALANCE_SCHEMA, BANK_SCHEMA, REJECTS_SCHEMA, FeedResult
 
 __all__ = [
+    "DATE_COLUMNS",
     "FINGERPRINT_SEPARATOR",
+    "LAST_DATE",
+    "FIRST_DATE",
     "MAX_MINOR",
     "MAX_RAW",
     "SNIFF_BYTES",
     "as_schema",
     "bank_result",
     "clip_raw",
+    "date_range_reason",
     "decode_unicode",
     "fingerprint",
     "fingerprint_of_key",
     "minor_out_of_range",
     "next_fingerprint",
+    "raw_text_expr",
     "read_file",
+    "reject_out_of_range_dates",
     "reject_row",
     "sniff_sample",
 ]
@@ -38,6 +46,20 @@ FINGERPRINT_SEPARATOR = "\x1f"
 
 #: the largest magnitude of minor units a reader accepts (keeps every amount well inside Int64)
 MAX_MINOR = 10**18
+
+#: the first and last dates a line may carry. Statements, invoices and payouts of a business
+#: fall well inside; a date outside is a typo or a placeholder ("9999-12-31" for "open",
+#: "0000-01-01" for "unknown") and its row is rejected with a reason rather than matched
+#: (the engine's date arithmetic and Python's ``datetime`` could not hold it either)
+FIRST_DATE = dt.date(1900, 1, 1)
+LAST_DATE = dt.date(2199, 12, 31)
+
+#: per side, the date columns of a canonical row that must lie within FIRST_DATE..LAST_DATE
+DATE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "bank": ("date",),
+    "ledger": ("date", "due_date"),
+    "processor": ("created", "available_on"),
+}
 
 #: how many characters of a line's source text a reject keeps
 MAX_RAW = 4000
@@ -432,5 +454,164 @@ def bank_result(
         balances=pl.DataFrame(balances, schema=BALANCE_SCHEMA),
         accounts=accounts,
         rows_read=len(rows) + len(rejects),
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Dates outside the range recon accepts
+# --------------------------------------------------------------------------------------------
+
+
+def date_range_reason(label: str, text: str) -> str:
+    """The reject reason for a date outside :data:`FIRST_DATE`..:data:`LAST_DATE`.
+
+    Parameters
+    ----------
+    label
+        The date's name in the file or the canonical table ("date", "DTPOSTED", ...).
+    text
+        The date as written (or as ISO text).
+
+    Returns
+    -------
+    str
+        One sentence naming the date, the range and what to do.
+
+    Examples
+    --------
+    >>> date_range_reason("date", "9999-12-31")
+    "date '9999-12-31' is outside the dates recon accepts (1900-01-01 to 2199-12-31); correct it in the source"
+    """
+    return (
+        f"{label} '{text}' is outside the dates recon accepts "
+        f"({FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()}); correct it in the source"
+    )
+
+
+def _in_range(column: str) -> pl.Expr:
+    """True where ``column`` is null or within the accepted range (Date arithmetic in Polars:
+    no Python ``date`` is made, so year 0 and year 9999 compare as any other)."""
+    value = pl.col(column)
+    return value.is_null() | value.is_between(pl.lit(FIRST_DATE), pl.lit(LAST_DATE))
+
+
+def _iso(column: str) -> pl.Expr:
+    """``column`` as YYYY-MM-DD text, computed by Polars (Python's ``date`` has no year 0)."""
+    value = pl.col(column)
+    return pl.format(
+        "{}-{}-{}",
+        value.dt.year().cast(pl.Utf8).str.zfill(4),
+        value.dt.month().cast(pl.Utf8).str.zfill(2),
+        value.dt.day().cast(pl.Utf8).str.zfill(2),
+    )
+
+
+def _money_text(amount: str) -> pl.Expr:
+    """An amount column as decimal text in the row's currency (the minor units when the
+    currency is not a known ISO 4217 code), for the raw text of a reject."""
+    return pl.coalesce(
+        format_minor_expr(pl.col(amount), pl.col("currency")), pl.col(amount).cast(pl.Utf8)
+    )
+
+
+_RAW_COLUMNS: dict[str, tuple[str, ...]] = {
+    "bank": ("id", "date", "amount_minor", "currency", "description", "counterparty", "reference", "account"),
+    "ledger": ("id", "date", "amount_minor", "currency", "description", "counterparty", "reference",
+               "account", "type", "due_date"),
+    "processor": ("processor", "payout_id", "line_id", "category", "currency", "gross_minor", "fee_minor",
+                  "net_minor", "available_on", "created", "description"),
+}
+
+
+def raw_text_expr(side: str, schema: Mapping[str, pl.DataType]) -> pl.Expr:
+    """A canonical row rendered as comma-joined text, for the ``raw`` of a reject made after
+    the reader (the source's own text is no longer at hand): its id, dates, amounts as decimal
+    text in its currency, and texts.
+
+    Parameters
+    ----------
+    side
+        "bank", "ledger" or "processor".
+    schema
+        The frame's schema (columns it lacks are left out).
+
+    Returns
+    -------
+    pl.Expr
+        A Utf8 expression, e.g. ``B3,9999-12-31,120.00,HKD,FPS CR CUSTOMER 20,,,``.
+    """
+    parts = []
+    for name in _RAW_COLUMNS[side]:
+        if name not in schema:
+            continue
+        if name.endswith("_minor"):
+            parts.append(_money_text(name))
+        elif schema[name] == pl.Date:
+            parts.append(_iso(name))
+        else:
+            parts.append(pl.col(name).cast(pl.Utf8))
+    return pl.concat_str([part.fill_null("") for part in parts], separator=",")
+
+
+def reject_out_of_range_dates(result: FeedResult) -> FeedResult:
+    """``result`` with every row dated outside :data:`FIRST_DATE`..:data:`LAST_DATE` moved
+    from the frame to the rejects, and balances dated outside it dropped with a note.
+
+    Every reader's result passes through here (:func:`feeds.registry.read_any`), so the rule
+    holds whatever the format; readers that can name the raw text of the row (the canonical
+    CSV) reject such dates themselves first.
+
+    Parameters
+    ----------
+    result
+        One reader's result.
+
+    Returns
+    -------
+    FeedResult
+        The same result when every date is in range; else a copy whose ``rejects`` gain one
+        row per line (the first bad date column named, the reason from
+        :func:`date_range_reason`, ``raw`` = the line's canonical fields comma-joined) and
+        whose ``rows_read`` is unchanged.
+    """
+    columns = [c for c in DATE_COLUMNS.get(result.side, ()) if c in result.frame.columns]
+    frame, notes = result.frame, list(result.notes)
+    rejects = result.rejects
+    if columns and frame.height:
+        ok = pl.all_horizontal([_in_range(c) for c in columns])
+        bad = frame.filter(~ok)
+        if bad.height:
+            bad_column = pl.coalesce([pl.when(~_in_range(c)).then(pl.lit(c)) for c in columns])
+            bad_text = pl.coalesce([pl.when(~_in_range(c)).then(_iso(c)) for c in columns])
+            new = bad.select(
+                source_file=pl.col("source_file"),
+                line=pl.col("source_line"),
+                column=bad_column,
+                reason=pl.format(date_range_reason("{}", "{}"), bad_column, bad_text),
+                raw=raw_text_expr(result.side, bad.schema),
+            )
+            rejects = pl.concat([as_schema(rejects, REJECTS_SCHEMA), as_schema(new, REJECTS_SCHEMA)])
+            rejects = rejects.sort("line", nulls_last=True, maintain_order=True)
+            frame = frame.filter(ok)
+    balances = result.balances
+    if balances.height and "date" in balances.columns:
+        in_range = balances.select(_in_range("date")).to_series()
+        if not in_range.all():
+            for row in balances.filter(~in_range).select("type", "account", text=_iso("date")).iter_rows(named=True):
+                account = f" of {row['account']}" if row["account"] else ""
+                notes.append(f"the {row['type']} balance{account} {date_range_reason('dated', row['text'])}; "
+                             "it is not used")
+            balances = balances.filter(in_range)
+    if frame is result.frame and balances is result.balances:
+        return result
+    return FeedResult(
+        format=result.format,
+        side=result.side,
+        frame=frame,
+        rejects=rejects,
+        balances=balances,
+        accounts=result.accounts,
+        rows_read=result.rows_read,
         notes=notes,
     )

@@ -43,7 +43,15 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from feeds._common import FINGERPRINT_SEPARATOR, as_schema, fingerprint_of_key, read_file
+from feeds._common import (
+    FINGERPRINT_SEPARATOR,
+    FIRST_DATE,
+    LAST_DATE,
+    as_schema,
+    date_range_reason,
+    fingerprint_of_key,
+    read_file,
+)
 from models.errors import FeedFormatError
 from models.money import CURRENCY_EXPONENTS, parse_amount_expr, parse_amount_struct
 from models.schema import (
@@ -609,16 +617,20 @@ def _date_struct(text: pl.Expr, label: str, *, required: bool) -> pl.Expr:
         empty=f("s").is_null() | (f("s") == ""),
     )
     stage = stage.struct.with_fields(
-        bad_s=pl.when(~f("empty") & f("value").is_null()).then(f("s"))
+        bad_s=pl.when(~f("empty") & f("value").is_null()).then(f("s")),
+        far=f("value").is_not_null() & ~f("value").is_between(pl.lit(FIRST_DATE), pl.lit(LAST_DATE)),
     )
     reason = (
         pl.when(f("empty"))
         .then(pl.lit(f"{label} is empty") if required else _NULL_TEXT)
         .when(f("value").is_null())
         .then(pl.lit(f"{label} '") + f("bad_s") + pl.lit("' is not a valid YYYY-MM-DD date"))
+        .when(f("far"))
+        .then(pl.format(date_range_reason(label, "{}"), f("s")))
         .otherwise(_NULL_TEXT)
     )
-    return stage.struct.with_fields(reason=reason).struct.drop(["s", "empty", "bad_s"])
+    stage = stage.struct.with_fields(value=pl.when(~f("far")).then(f("value")), reason=reason)
+    return stage.struct.drop(["s", "empty", "bad_s", "far"])
 
 
 def date_exprs(text: pl.Expr, label: str, *, required: bool) -> tuple[pl.Expr, pl.Expr]:

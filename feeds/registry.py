@@ -35,7 +35,7 @@ from types import ModuleType
 
 import polars as pl
 
-from feeds._common import as_schema, read_file
+from feeds._common import as_schema, raw_text_expr, read_file, reject_out_of_range_dates
 from models.errors import FeedFormatError
 from models.schema import (
     BANK_SCHEMA,
@@ -415,7 +415,7 @@ def read_any(
         result = module.read(source, **options)
     if not isinstance(result, FeedResult):  # pragma: no cover - a module breaking the protocol
         raise TypeError(f"{module.__name__}.read returned {type(result).__name__}, not FeedResult")
-    return result
+    return reject_out_of_range_dates(result)
 
 
 def _accepts_side(module: ModuleType) -> bool:
@@ -435,6 +435,20 @@ def load(
 ) -> LoadResult:
     """Read several files for one side into one canonical frame, each line once.
 
+    A line is identified by its id (bank/ledger ``id``, processor ``(processor, line_id)``).
+    When an id occurs more than once across the rows and files:
+
+    - every occurrence carries the same content (the same file twice, overlapping
+      statements): the first is loaded, the others are listed in ``duplicates``;
+    - the occurrences differ only in that some leave a field empty that another fills in
+      (a processor line exported before its payout was known, and again with the payout id):
+      the most complete occurrence is loaded (the first of equally complete ones), the others
+      are listed in ``duplicates`` with ``same_content`` false;
+    - two occurrences give different values for a field (``INV-1`` at 100.00 and at 200.00):
+      the id is a **conflict**. No occurrence is loaded: each goes to ``rejects`` with a
+      reason naming every occurrence (``file:line``) and the fields that differ, since recon
+      cannot tell which version is right. Correct the source, or give each line its own id.
+
     Parameters
     ----------
     paths
@@ -447,15 +461,21 @@ def load(
     Returns
     -------
     LoadResult
-        ``frame`` in the side's schema with one row per distinct id (bank/ledger ``id``,
-        processor ``(processor, line_id)``; first occurrence wins), the ``rejects`` of every
-        file, ``duplicates`` listing every later occurrence (with ``same_content`` telling
-        whether the canonical content is identical) and one ``FileStats`` per path.
+        ``frame`` in the side's schema with one row per distinct id (in the order of the
+        rows' first occurrence), the ``rejects`` of every file plus the conflicts,
+        ``duplicates`` and one ``FileStats`` per path (``rows_read = loaded + rejected``;
+        duplicates count as loaded, conflicting rows as rejected and in ``conflicts``).
 
     Raises
     ------
     FeedFormatError
         One of the files cannot be read at all.
+
+    Examples
+    --------
+    >>> result = load(["ledger.csv"], "ledger")  # doctest: +SKIP
+    >>> result.rejects.filter(pl.col("column") == "id")["reason"][0]  # doctest: +SKIP
+    "id 'INV-1' occurs with different content at ledger.csv:2 and ledger.csv:4 (differs in: date, amount); ..."
     """
     _check_side(side)
     if isinstance(paths, str | PathLike):
@@ -478,22 +498,90 @@ def load(
     )
     if side == "processor":
         key = pl.concat_str([pl.col("processor"), pl.col("line_id")], separator="\x1f")
-        combined = combined.with_columns(_key=key)
         id_column = "line_id"
     else:
-        combined = combined.with_columns(_key=pl.col("id"))
+        key = pl.col("id")
         id_column = "id"
-    first = combined.select(pl.col("_key").is_first_distinct()).to_series()
+    combined = combined.with_columns(_key=key).with_row_index("_row")
+    repeated_mask = combined.select(pl.col("_key").is_duplicated()).to_series()
+    if repeated_mask.any():
+        kept, duplicates, conflicts = _resolve_repeats(combined.filter(repeated_mask), side, id_column)
+        frame = pl.concat([combined.filter(~repeated_mask), kept.select(combined.columns)]).sort("_row")
+    else:
+        frame, duplicates, conflicts = combined, empty_frame(DUPLICATES_SCHEMA), empty_frame(REJECTS_SCHEMA)
+    duplicates_per_file = dict(duplicates.group_by("_file").len().iter_rows()) if duplicates.height else {}
+    conflicts_per_file = dict(conflicts.group_by("_file").len().iter_rows()) if conflicts.height else {}
+
+    stats = [
+        FileStats(
+            source_file=source,
+            side=side,
+            rows_read=rows_read,
+            loaded=loaded - int(conflicts_per_file.get(number, 0)),
+            rejected=rejected + int(conflicts_per_file.get(number, 0)),
+            duplicates=int(duplicates_per_file.get(number, 0)),
+            conflicts=int(conflicts_per_file.get(number, 0)),
+        )
+        for number, (source, rows_read, loaded, rejected) in enumerate(counts)
+    ]
+    all_rejects = [*rejects, as_schema(conflicts, REJECTS_SCHEMA)] if conflicts.height else rejects
+    return LoadResult(
+        frame=as_schema(frame, schema),
+        rejects=pl.concat(all_rejects) if all_rejects else empty_frame(REJECTS_SCHEMA),
+        duplicates=as_schema(duplicates, DUPLICATES_SCHEMA),
+        stats=stats,
+    )
+
+
+#: how many occurrences of a conflicting id its reject reason names
+_NAMED_OCCURRENCES = 5
+
+
+def _resolve_repeats(
+    repeated: pl.DataFrame, side: str, id_column: str
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(rows kept, duplicates, conflict rejects) of the rows whose id occurs more than once
+    (see :func:`load` for the rule); the duplicates and rejects carry ``_file``."""
     content = _CONTENT_COLUMNS[side]
-    later = combined.filter(~first)
+    # most repeats are exact (the same statement twice): one hash of the content per row finds
+    # the ids whose occurrences differ at all; only those are compared field by field
+    repeated = repeated.with_columns(_hash=pl.struct(content).hash())
+    varying = repeated.group_by("_key").agg(pl.col("_hash").n_unique() > 1).filter("_hash")["_key"]
+    exact = repeated.filter(~pl.col("_key").is_in(varying.implode()))
+    repeated = repeated.filter(pl.col("_key").is_in(varying.implode()))
+    # per id and field: how many different non-empty values its occurrences give
+    differing = {
+        c: (pl.col(c).n_unique() - pl.col(c).is_null().any().cast(pl.UInt32)).over("_key") > 1
+        for c in content
+    }
+    repeated = repeated.with_columns(
+        _conflict=pl.any_horizontal(list(differing.values())),
+        _differs=pl.concat_list(
+            [pl.when(flag).then(pl.lit(_field_label(c))) for c, flag in differing.items()]
+        ).list.drop_nulls().list.join(", "),
+        _filled=pl.sum_horizontal([pl.col(c).is_not_null() for c in content]),
+        _where=pl.col("source_file") + pl.lit(":") + pl.col("source_line").cast(pl.Utf8).fill_null("?"),
+    )
+    agreeing = pl.concat(
+        [
+            exact.with_columns(_filled=pl.lit(0, dtype=pl.UInt32)).sort("_row"),
+            repeated.filter(~pl.col("_conflict"))
+            .select(*exact.columns, "_filled")
+            .sort(["_key", "_filled", "_row"], descending=[False, True, False]),
+        ],
+        how="vertical_relaxed",
+    )
+    first = agreeing.select(pl.col("_key").is_first_distinct()).to_series()
+    kept = agreeing.filter(first)
+    later = agreeing.filter(~first)
     if later.height:
-        originals = combined.filter(first).select(
+        originals = kept.select(
             "_key",
             first_source_file="source_file",
             first_line="source_line",
             **{f"_first_{c}": c for c in content},
         )
-        joined = later.join(originals, on="_key", how="left", maintain_order="left")
+        joined = later.join(originals, on="_key", how="left", maintain_order="left").sort("_row")
         same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"_first_{c}")) for c in content])
         duplicates = joined.select(
             side=pl.lit(side),
@@ -503,29 +591,55 @@ def load(
             first_source_file="first_source_file",
             first_line="first_line",
             same_content=same,
+            _file="_file",
         )
-        per_file = dict(later.group_by("_file").len().iter_rows())
     else:
-        duplicates = empty_frame(DUPLICATES_SCHEMA)
-        per_file = {}
+        duplicates = empty_frame(DUPLICATES_SCHEMA).with_columns(_file=pl.lit(None, dtype=pl.Int64))
 
-    stats = [
-        FileStats(
-            source_file=source,
-            side=side,
-            rows_read=rows_read,
-            loaded=loaded,
-            rejected=rejected,
-            duplicates=int(per_file.get(number, 0)),
+    clashing = repeated.filter(pl.col("_conflict")).sort("_row")
+    if clashing.height:
+        places = clashing.group_by("_key").agg(
+            _places=pl.col("_where").head(_NAMED_OCCURRENCES), _count=pl.len()
         )
-        for number, (source, rows_read, loaded, rejected) in enumerate(counts)
-    ]
-    return LoadResult(
-        frame=as_schema(combined.filter(first), schema),
-        rejects=pl.concat(rejects) if rejects else empty_frame(REJECTS_SCHEMA),
-        duplicates=as_schema(duplicates, DUPLICATES_SCHEMA),
-        stats=stats,
-    )
+        named = pl.col("_places")
+        listing = (
+            pl.when(pl.col("_count") <= _NAMED_OCCURRENCES)
+            .then(
+                named.list.head(pl.col("_count") - 1).list.join(", ")
+                + pl.lit(" and ")
+                + named.list.last()
+            )
+            .otherwise(
+                named.list.join(", ")
+                + pl.lit(" and ")
+                + (pl.col("_count") - _NAMED_OCCURRENCES).cast(pl.Utf8)
+                + pl.lit(" more")
+            )
+        )
+        clashing = clashing.join(places.with_columns(_listing=listing), on="_key", how="left").sort("_row")
+        conflicts = clashing.select(
+            source_file="source_file",
+            line="source_line",
+            column=pl.lit(id_column),
+            reason=pl.format(
+                "{} '{}' occurs with different content at {} (differs in: {}); none of them is "
+                "used: correct the source, or give each line its own id",
+                pl.lit(id_column),
+                pl.col(id_column),
+                pl.col("_listing"),
+                pl.col("_differs"),
+            ),
+            raw=raw_text_expr(side, clashing.schema),
+            _file="_file",
+        )
+    else:
+        conflicts = empty_frame(REJECTS_SCHEMA).with_columns(_file=pl.lit(None, dtype=pl.Int64))
+    return kept, duplicates, conflicts
+
+
+def _field_label(column: str) -> str:
+    """A canonical column as a user names the field ("amount_minor" -> "amount")."""
+    return column.removesuffix("_minor")
 
 
 def load_bank(

@@ -157,12 +157,18 @@ class FileStats:
     loaded: int
     rejected: int
     duplicates: int = 0  # loaded rows that repeat an id seen before (matched at most once)
+    conflicts: int = 0  # rejected rows whose id occurs again with different content
 
     def summary(self) -> str:
         dup = f", {self.duplicates} duplicate(s) of lines already loaded" if self.duplicates else ""
+        clash = (
+            f" ({self.conflicts} with an id that occurs again with different content)"
+            if self.conflicts
+            else ""
+        )
         return (
             f"{self.source_file}: {self.rows_read} rows read, {self.loaded} loaded, "
-            f"{self.rejected} rejected{dup}"
+            f"{self.rejected} rejected{clash}{dup}"
         )
 
 

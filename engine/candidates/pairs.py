@@ -121,6 +121,10 @@ def window_pairs(
     if cap <= 0 or len(bank_key) == 0 or len(ledger_key) == 0:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
+    # a key outside [0, key_span) (a date centuries away, an absurd amount) would reach into
+    # the neighbouring block's keys: such a row is never paired
+    bank_block = np.where((bank_key >= 0) & (bank_key < key_span), bank_block, -1)
+    ledger_block = np.where((ledger_key >= 0) & (ledger_key < key_span), ledger_block, -1)
     blocks = int(max(bank_block.max(initial=0), ledger_block.max(initial=0))) + 1
     if blocks >= (1 << 62) // key_span:
         raise ValueError(f"too many candidate blocks ({blocks}) for key span {key_span}")

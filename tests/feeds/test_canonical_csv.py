@@ -405,22 +405,25 @@ def test_overlapping_file_recognises_lines_by_fingerprint_and_id():
     assert [s.duplicates for s in result.stats] == [0, 3]
 
 
-def test_duplicate_id_across_ledger_files_reported_once_first_wins():
+def test_duplicate_id_across_ledger_files_same_content_once_different_content_rejected():
     result = load_ledger([LEDGER_SAMPLE, LEDGER_MORE])
     rows = by_id(result.frame)
-    assert rows["L002"]["amount_minor"] == -38850  # the first file's version
-    assert rows["L002"]["source_file"] == LEDGER_SAMPLE
-    l002 = result.duplicates.filter(pl.col("id") == "L002")
-    assert l002.rows() == [("ledger", "L002", LEDGER_MORE, 2, LEDGER_SAMPLE, 3, False)]
-    assert result.duplicates["id"].to_list() == ["L001", "L002"]
-    assert [(s.rows_read, s.loaded, s.rejected, s.duplicates) for s in result.stats] == [
-        (6, 4, 2, 1),
-        (3, 2, 1, 1),
+    # L001 twice with the same content: loaded once; L002 at -388.50 and at -400.00: neither
+    assert "L002" not in rows and rows["L001"]["source_line"] == 2
+    assert result.duplicates.rows() == [("ledger", "L001", LEDGER_SAMPLE, 7, LEDGER_SAMPLE, 2, True)]
+    l002 = result.rejects.filter(pl.col("reason").str.starts_with("id 'L002'"))
+    assert l002.select("source_file", "line").rows() == [(LEDGER_SAMPLE, 3), (LEDGER_MORE, 2)]
+    assert l002["reason"][0] == (
+        f"id 'L002' occurs with different content at {LEDGER_SAMPLE}:3 and {LEDGER_MORE}:2 "
+        "(differs in: amount, description); none of them is used: correct the source, or give "
+        "each line its own id"
+    )
+    assert [(s.rows_read, s.loaded, s.rejected, s.duplicates, s.conflicts) for s in result.stats] == [
+        (6, 3, 3, 1, 1),
+        (3, 1, 2, 0, 1),
     ]
     assert result.frame.height == sum(s.loaded - s.duplicates for s in result.stats)
-    assert result.rejects.filter(pl.col("source_file") == LEDGER_MORE)["reason"].to_list() == [
-        "id is empty; every ledger line needs its own id"
-    ]
+    assert result.rejects.filter(pl.col("source_file") == LEDGER_MORE)["line"].to_list() == [4, 2]
 
 
 # --- property: amounts written as text come back exact ----------------------------------------
