@@ -94,12 +94,10 @@ def transition_error(action: str, match_id: str, state: str) -> str | None:
 
 
 def _in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
-    try:
-        con.execute("BEGIN TRANSACTION")
-    except duckdb.TransactionException:
-        return True
-    con.execute("ROLLBACK")
-    return False
+    # outside a transaction every statement is a transaction of its own (a new id each time);
+    # a probing BEGIN would abort the caller's open transaction in DuckDB 2
+    first = con.execute("SELECT txid_current()").fetchall()[0][0]
+    return con.execute("SELECT txid_current()").fetchall()[0][0] == first
 
 
 def append_decisions(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> list[int]:
