@@ -30,6 +30,7 @@ from engine.progress import Progress
 from engine.scoring import explain, score_candidates, with_evidence
 from engine.scoring.differences import cause as difference_cause
 from engine.scoring.evidence import measure_pairs
+from engine.scoring.floor import FLOOR_REASON, lift_to_review, review_floor
 from engine.scoring.score import level_codes, scored_frame, scorer_for
 from engine.scoring.scorers import RulesScorer
 from engine.writeoffs import demand_proof
@@ -294,6 +295,8 @@ def match_prepared(
 
     t0 = time.perf_counter()
     th = rules.thresholds
+    # a nameless line the amount alone singles out is at least proposed for review
+    scored = lift_to_review(scored, rules)
     # weigh pairs and groups by their evidence in bits above the review threshold (always > 0)
     floor = math.log2(th.review / (1.0 - th.review)) if th.review < 1 else 0.0
     scored = scored.with_columns(weight=(pl.col("score") - floor + 1.0).clip(lower_bound=1e-6))
@@ -486,6 +489,7 @@ def _pair_columns(chosen, picked, scored, bank_prepared, ledger_prepared, rules,
         # (or none in a comparable script) and no reference
         _unconfirmed=picked["name_level"].is_in(["missing", "different script"]) & (picked["ref_level"] == "none")
         & th.auto_needs_name_or_reference,
+        _floored=picked.select(review_floor(rules)).to_series(),
         amount_bank=picked["amount_bank"],
         amount_ledger=picked["amount_ledger"],
         currency=picked["currency"],
@@ -530,6 +534,8 @@ def _pair_columns(chosen, picked, scored, bank_prepared, ledger_prepared, rules,
     why_review = (
         pl.when(pl.col("_unconfirmed") & (pl.col("confidence") >= th.auto) & ~ambiguous)
         .then(pl.lit("no payer name to compare and no reference: the amount and the date alone do not prove it"))
+        .when(pl.col("_floored") & (pl.col("confidence") < th.auto) & ~ambiguous)
+        .then(pl.lit(FLOOR_REASON + " (confidence ") + _fmt(pl.col("confidence")) + pl.lit(")"))
         .when(ambiguous & runner_up.is_not_null())
         .then(pl.lit("too close to call: runner-up ") + runner_up_text)
         .when(ambiguous)

@@ -42,8 +42,8 @@ _REFERENCE_WORDS = "inv|invoice|bill|rcpt|receipt|ref|reference|po|so|order|no|n
 _REF_CHARS = r"[a-z0-9/\-_.#:]"
 # Numbers that are amounts or quoted references, never part of a name:
 _AMOUNTS_AND_REFERENCES = [
-    # an amount with its currency: "hkd 1,234.50", "hk$500"
-    rf"(?:(?-u:\b)(?:{_CURRENCIES})(?-u:\b)|hk\$|us\$|\$)\s*[0-9][0-9.,]*",
+    # an amount with its currency, apart or glued: "hkd 1,234.50", "HKD31,424.33", "hk$500"
+    rf"(?:(?-u:\b)(?:{_CURRENCIES})|hk\$|us\$|\$)\s*[0-9][0-9.,]*",
     # an amount: digits with decimal or thousands separators
     r"[0-9]+(?:[.,][0-9]+)+",
     # reference keywords and the token with a digit after them: "inv-2026-00123",

@@ -52,3 +52,36 @@ def test_the_rule_set_may_let_a_unique_amount_decide_alone(tmp_path):
     rules = recon.default_rules().with_changes(thresholds={"auto_needs_name_or_reference": False})
     result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", rules=rules)
     assert result.proposals.row(0, named=True)["status"] == "auto"
+
+
+def test_a_cheque_deposited_a_month_after_the_receipt_is_still_proposed_for_review(tmp_path):
+    # 30 days: far outside a receipt's window, so the date counts against the pair, but no
+    # other open item has 28,808.15 and nothing else speaks against it
+    rows = _run(tmp_path, "B1,2026-10-14,28808.15,HKD,CHQ DEP,,,001\n")
+    assert (rows["B1"]["ledger_ids"], rows["B1"]["status"]) == ("RCPT-1", "review")
+    assert "no other open item has this amount" in rows["B1"]["explanation"]
+
+
+def test_a_remittance_with_its_amount_glued_to_the_currency_less_a_charge_is_proposed(tmp_path):
+    # "HKD31,424.33" is the amount, not a payer called "hkd"; 65.00 less, a week later
+    rows = _run(tmp_path, "B1,2026-10-13,31409.33,HKD,\"REMITTANCE HKD31,409.33\",,,001\n")
+    assert (rows["B1"]["ledger_ids"], rows["B1"]["status"]) == ("INV-2026-01069", "review")
+    assert rows["B1"]["adjustments"].startswith("bank_charge -65.00")
+    assert "no payer name to compare" in rows["B1"]["explanation"]
+
+
+def test_a_nameless_line_whose_amount_many_items_share_is_not_lifted(tmp_path):
+    shared = "".join(
+        f"RCPT-S{i},2026-09-14,4200.00,HKD,Cheque received,Party {i} Ltd,,1010,receipt,\n" for i in range(5)
+    )
+    (tmp_path / "bank.csv").write_text(HEADER_BANK + "B1,2026-10-20,4200.00,HKD,CHQ DEP,,,001\n", encoding="utf-8")
+    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + LEDGER + shared, encoding="utf-8")
+    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv")
+    assert result.proposals.height == 0
+    assert result.unmatched_bank["id"].to_list() == ["B1"]
+
+
+def test_a_payer_who_is_plainly_someone_else_is_not_lifted(tmp_path):
+    # the only item of the amount, a month late, but the bank names another payer
+    rows = _run(tmp_path, "B1,2026-10-14,28808.15,HKD,FPS CR WONG SIU MING,,,001\n")
+    assert "B1" not in rows

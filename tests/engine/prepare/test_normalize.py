@@ -162,6 +162,9 @@ def test_split_channel(text, channel, rest):
         ("SO TAI MAN", "so tai man"),
         ("TT IN ACME LTD REF NO 12", "acme"),
         ("FPS CR KAM WING TRADING HKD 1,234.50", "kam wing trading"),
+        ("REMITTANCE HKD31,424.33", None),  # the currency glued to the amount is no name
+        ("TT CR USD1200 KAM WING", "kam wing"),
+        ("HKDESIGN 500 LTD", "hkdesign"),  # a name that starts like a currency stays
         ("FPS KAM WING INV202600123", "kam wing"),
         ("FPS KAM WING #12", "kam wing"),
         ("CHQ DEP 000123", None),  # nothing of a name left

@@ -1,0 +1,76 @@
+"""The review floor (engine stage 3, scoring, after the scorer): a pair with nothing against it
+but nothing of a payer or a reference for it, which the amount alone singles out, is at least
+proposed for review.
+
+A bank line without a name (``CHEQUE DEPOSIT 28,808.15``, ``TT IN 31,424.33``), or with one in
+another script than the books', and no reference rests on its amount and date. Its score can
+fall below the review threshold when the date is well outside the item type's usual window
+(a cheque deposited a month after the receipt was booked) or when the amount differs by an
+explained charge: left there it would be unmatched with no proposal, although a person would
+look at the one open item of that amount first. So such a pair is lifted to the review
+threshold (never above: it is never automatic on that ground) when
+
+- its name comparison says nothing (no name, or names in different scripts with no alias) and
+  its reference level is ``none`` (no reference, not a conflicting one);
+- and either the amounts are equal, at most ``max_items`` ledger items (same currency and sign)
+  have that amount, and the pair is the only exact-amount candidate of both its bank line and
+  its ledger item; or the amounts differ by an explained difference (a round bank charge, a
+  whole-percent discount, rounding), the item is the only one within tolerance of the bank
+  amount and the bank line has no exact-amount candidate.
+
+Everything else about the pair (its date, a rival line of the same amount through the
+assignment's ambiguity margin) still counts: the floor only decides that it is proposed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from engine.scoring.levels import REFERENCE_LEVELS, comparisons_for
+from rules.model import RuleSet
+
+__all__ = ["FLOOR_REASON", "RARE_AMOUNT_ITEMS", "lift_to_review", "review_floor"]
+
+#: an exact amount at most this many ledger items have is rare enough for the floor
+RARE_AMOUNT_ITEMS = 3
+
+#: why a floored pair is proposed, for the explanation
+FLOOR_REASON = ("no payer name to compare and no reference, but no other open item has this amount: "
+                "proposed for a person to check")
+
+
+def review_floor(rules: RuleSet) -> pl.Expr:
+    """``Boolean``: the pairs of a compact scored frame
+    (:data:`engine.scoring.score.COMPACT_SCHEMA`) the floor applies to (see the module)."""
+    comparisons = comparisons_for(rules)
+    name, amount, commonness = comparisons["name"], comparisons["amount"], comparisons["commonness"]
+    silent_name = pl.col("name_code").is_in([name.index("missing"), name.index("different script")])
+    no_reference = pl.col("ref_code") == REFERENCE_LEVELS.index("none")
+    exact = (
+        (pl.col("amount_code") == amount.index("exact"))
+        & (pl.col("amount_count") <= RARE_AMOUNT_ITEMS)
+        & (pl.col("n_exact_bank") == 1)
+        & (pl.col("n_exact_ledger") == 1)
+    )
+    explained = (
+        pl.col("amount_code").is_in([amount.index(k) for k in ("bank_charge", "discount", "rounding")])
+        & (pl.col("common_code") == commonness.index("only item near"))
+        & (pl.col("n_exact_bank") == 0)
+    )
+    return (silent_name & no_reference & (exact | explained)).fill_null(False)
+
+
+def lift_to_review(scored: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+    """``scored`` with the floored pairs' score and confidence raised to the review threshold
+    where they were below it (see the module)."""
+    review = rules.thresholds.review
+    if not 0.0 < review < 1.0 or scored.height == 0:
+        return scored
+    floor_bits = math.log2(review / (1.0 - review))
+    lift = review_floor(rules) & (pl.col("score") < floor_bits)
+    return scored.with_columns(
+        score=pl.when(lift).then(pl.lit(floor_bits)).otherwise(pl.col("score")),
+        confidence=pl.when(lift).then(pl.lit(round(review, 4))).otherwise(pl.col("confidence")),
+    )
