@@ -4,6 +4,7 @@
 - :mod:`engine.scoring.levels`: the comparisons and their levels (condition, weight, words);
 - :mod:`engine.scoring.scorers`: levels -> score (the rule set's weights as written);
 - :mod:`engine.scoring.score`: :func:`score_candidates`, the stages above in order;
+- :mod:`engine.scoring.floor`: the review floor (a nameless pair the amount alone singles out is proposed);
 - :mod:`engine.scoring.explain`: the evidence in words;
 - :mod:`engine.scoring.names`: payer name comparison;
 - :mod:`engine.scoring.differences`: why a bank amount differs from its ledger amount.
