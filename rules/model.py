@@ -103,6 +103,44 @@ class Adjustments(_Strict):
     )
 
 
+class WriteBack(_Strict):
+    """The control accounts the adjustment journal of a written-back match books against.
+
+    A proposal's adjustment ``cause amount (account)`` (bank amount = ledger amount + the
+    adjustments) is the part of the items the bank line did not settle (or settled beyond them).
+    It sits in the account the items are booked to until a journal moves it to the cause's
+    account: a negative amount debits the cause's account and credits the control account, a
+    positive one the other way round. The control account is ``processor_clearing`` for a
+    payout, ``bank`` when every ledger item is a cash-book line (one of ``cash_book_types``,
+    already booked on the bank account), otherwise ``receivables`` for money in and ``payables``
+    for money out. An adjustment booked to the control account itself (e.g. report lines left in
+    the processor clearing account) stays where it is: it gets no journal lines.
+    """
+
+    receivables: str = Field(default="1100", min_length=1)
+    payables: str = Field(default="2100", min_length=1)
+    processor_clearing: str = Field(default="1190", min_length=1)
+    bank: str = Field(default="1010", min_length=1)
+    cash_book_types: tuple[str, ...] = ("payment", "receipt", "journal")
+    #: matches a write-back sends to a target at a time (one transaction in the target and one
+    #: in the workspace a batch)
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+
+    @field_validator("cash_book_types")
+    @classmethod
+    def _lower_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(t.strip().lower() for t in value)
+
+    def control_account(self, match_type: str, money_in: bool, ledger_types: list[str]) -> str:
+        """The account a match's adjustments are booked against (see the class docstring)."""
+        if match_type == "payout":
+            return self.processor_clearing
+        types = [(t or "").strip().lower() for t in ledger_types]
+        if types and all(t in self.cash_book_types for t in types):
+            return self.bank
+        return self.receivables if money_in else self.payables
+
+
 class Candidates(_Strict):
     max_per_line_exact: int = Field(5, ge=1, le=10_000)
     max_per_line_band: int = Field(3, ge=0, le=10_000)
@@ -459,6 +497,7 @@ class RuleSet(_Strict):
     amount: Amount = Amount()
     candidates: Candidates = Candidates()
     adjustments: Adjustments = Adjustments()
+    writeback: WriteBack = WriteBack()
     compound: Compound = Compound()
     fx: FxRules = FxRules()
     payouts: Payouts = Payouts()
