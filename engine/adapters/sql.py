@@ -449,15 +449,15 @@ class SqlLedgerAdapter:
         if not todo:
             return decided
 
-        backend.load("recon_lines", (("key", "text"), ("match_id", "text"), ("side", "text"), ("line_id", "text"),
+        backend.load("lines", (("key", "text"), ("match_id", "text"), ("side", "text"), ("line_id", "text"),
                                      ("amount", "decimal"), ("amount_minor", "int"), ("currency", "text")), lines_rows)
         conflicts = self._conflicts(action)
         for key, reasons in conflicts.items():
             decided[key] = WriteResult(key, "conflict", "; ".join(reasons))
         ok = [item for item in todo if item.key not in conflicts]
         if conflicts:
-            backend.load("recon_drop", (("key", "text"),), [(key,) for key in conflicts])
-            backend.execute(f"DELETE FROM {backend.temp('recon_lines')} WHERE key IN (SELECT key FROM {backend.temp('recon_drop')})")
+            backend.load("drop", (("key", "text"),), [(key,) for key in conflicts])
+            backend.execute(f"DELETE FROM {backend.temp('lines')} WHERE key IN (SELECT key FROM {backend.temp('drop')})")
         if not ok:
             return decided
 
@@ -476,15 +476,15 @@ class SqlLedgerAdapter:
             for item in ok for number, line in enumerate(item.journal, start=1)
         ]
         if journal_rows:
-            backend.load("recon_journal", (("key", "text"), ("line_no", "int"), ("date", "date"), ("account", "text"),
+            backend.load("journal", (("key", "text"), ("line_no", "int"), ("date", "date"), ("account", "text"),
                                            ("debit", "decimal"), ("credit", "decimal"), ("currency", "text"),
                                            ("match_id", "text"), ("memo", "text")), journal_rows)
             backend.execute(
                 f"INSERT INTO {quote_name(target.journal)} (date, account, debit, credit, currency, match_id, memo, "
                 "write_key, line_no) SELECT date, account, debit, credit, currency, match_id, memo, key, line_no "
-                f"FROM {backend.temp('recon_journal')}"
+                f"FROM {backend.temp('journal')}"
             )
-        backend.load("recon_items", (("key", "text"), ("match_id", "text"), ("seq", "int"), ("action", "text"),
+        backend.load("items", (("key", "text"), ("match_id", "text"), ("seq", "int"), ("action", "text"),
                                      ("ledger_rows", "int"), ("bank_rows", "int"), ("journal_lines", "int"),
                                      ("memo", "text")),
                      [(item.key, item.match_id, item.seq, action, counts["ledger"].get(item.key, 0),
@@ -492,7 +492,7 @@ class SqlLedgerAdapter:
         backend.execute(
             f"INSERT INTO {quote_name(target.writes)} (key, match_id, seq, action, written_at, ledger_rows, bank_rows, "
             f"journal_lines, memo) SELECT key, match_id, seq, action, {backend.now}, ledger_rows, bank_rows, "
-            f"journal_lines, memo FROM {backend.temp('recon_items')}"
+            f"journal_lines, memo FROM {backend.temp('items')}"
         )
         for item in ok:
             decided[item.key] = WriteResult(item.key, "written")
@@ -500,11 +500,11 @@ class SqlLedgerAdapter:
 
     def _already(self, items: list[WriteItem], action: str) -> dict[str, WriteResult]:
         """The items the writes table (or an earlier item of the batch) already settles."""
-        self.backend.load("recon_batch", (("key", "text"), ("match_id", "text")), [(i.key, i.match_id) for i in items])
+        self.backend.load("batch", (("key", "text"), ("match_id", "text")), [(i.key, i.match_id) for i in items])
         history: dict[str, list[tuple[int, str, str]]] = {}
         for match_id, key, recorded, seq in self.backend.execute(
             f"SELECT w.match_id, w.key, w.action, w.seq FROM {quote_name(self.target.writes)} w "
-            f"WHERE w.match_id IN (SELECT match_id FROM {self.backend.temp('recon_batch')})"
+            f"WHERE w.match_id IN (SELECT match_id FROM {self.backend.temp('batch')})"
         ):
             history.setdefault(match_id, []).append((seq, key, recorded))
         decided: dict[str, WriteResult] = {}
@@ -529,7 +529,7 @@ class SqlLedgerAdapter:
 
     def _row_ok(self, table: LineTable, action: str, status: str, match: str, amount: str | None) -> str:
         """The SQL condition of a row recon may set (``status``/``match``/``amount``: the row's
-        values as SQL expressions; ``l``: its line in ``recon_lines``)."""
+        values as SQL expressions; ``l``: its line in the batch's ``lines``)."""
         free = f"(coalesce({match}, '') = '' AND coalesce({status}, '') <> {literal(LINE_STATE_RECONCILED)})"
         condition = f"({free} OR coalesce({match}, '') = l.match_id)"
         if action == "write" and amount is not None:
@@ -542,7 +542,7 @@ class SqlLedgerAdapter:
         return f"{column} = l.line_id" if self._id_is_text[table.side] else f"CAST({column} AS VARCHAR) = l.line_id"
 
     def _conflicts(self, action: str) -> dict[str, list[str]]:
-        """Check the rows of ``recon_lines`` against the tables; the reasons, by item key."""
+        """Check the rows of the batch's ``lines`` against the tables; the reasons, by item key."""
         reasons: dict[str, list[str]] = {}
         for table in self.target.tables:
             amount_column = table.amount or table.amount_minor
@@ -556,7 +556,7 @@ class SqlLedgerAdapter:
                 f"count(t.{quote_name(table.id)}) AS n, "
                 f"min(CAST(t.{quote_name(table.status)} AS VARCHAR)) AS status_now, "
                 f"min(CAST(t.{quote_name(table.match_id)} AS VARCHAR)) AS match_now, {amount} AS amount_now "
-                f"FROM {self.backend.temp('recon_lines')} l LEFT JOIN {quote_name(table.table)} t ON {self._join(table)} "
+                f"FROM {self.backend.temp('lines')} l LEFT JOIN {quote_name(table.table)} t ON {self._join(table)} "
                 f"WHERE l.side = {literal(table.side)} "
                 "GROUP BY l.key, l.line_id, l.match_id, l.amount, l.amount_minor, l.currency) l "
                 f"WHERE n <> 1 OR NOT ({condition})"
@@ -590,7 +590,7 @@ class SqlLedgerAdapter:
         else:
             values = f"{quote_name(table.status)} = {literal(LINE_STATE_OPEN)}, {quote_name(table.match_id)} = NULL"
         return (
-            f"UPDATE {quote_name(table.table)} AS t SET {values} FROM {self.backend.temp('recon_lines')} AS l "
+            f"UPDATE {quote_name(table.table)} AS t SET {values} FROM {self.backend.temp('lines')} AS l "
             f"WHERE l.side = {literal(table.side)} AND {self._join(table)} AND {condition}"
         )
 

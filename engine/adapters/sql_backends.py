@@ -24,6 +24,9 @@ __all__ = ["Backend", "PostgresBackend", "DuckdbBackend", "quote_name", "literal
 
 #: the kinds of column a temporary table holds, by backend
 _PG_TYPES = {"text": "text", "int": "bigint", "decimal": "numeric", "date": "date"}
+#: temporary tables get this prefix: a name of the user's (an unqualified ``recon_journal``) must
+#: never resolve to one of them, as PostgreSQL looks in ``pg_temp`` first
+_TEMP_PREFIX = "recon_batch_"
 _DUCKDB_TYPES = {"text": "VARCHAR", "int": "BIGINT", "decimal": "DECIMAL(38,4)", "date": "DATE"}
 
 
@@ -110,8 +113,8 @@ class Backend(ABC):
 
     @abstractmethod
     def load(self, name: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple]) -> None:
-        """Create the temporary table ``name`` (``columns``: name and kind) holding ``rows``,
-        inside the open transaction, replacing one of the same name."""
+        """Create the temporary table :meth:`temp` ``(name)`` (``columns``: name and kind) holding
+        ``rows``, inside the open transaction, replacing one of the same name."""
 
     @abstractmethod
     def lock_target(self, key: str) -> None:
@@ -188,7 +191,7 @@ class PostgresBackend(Backend):
             return cursor.rowcount
 
     def temp(self, name: str) -> str:
-        return f"pg_temp.{quote_name(name)}"
+        return f"pg_temp.{quote_name(_TEMP_PREFIX + name)}"
 
     def load(self, name: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple]) -> None:
         table = self.temp(name)
@@ -196,7 +199,7 @@ class PostgresBackend(Backend):
         names = ", ".join(quote_name(column) for column, _ in columns)
         with self.connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
-            cursor.execute(f"CREATE TEMPORARY TABLE {quote_name(name)} ({spec}) ON COMMIT DROP")
+            cursor.execute(f"CREATE TEMPORARY TABLE {quote_name(_TEMP_PREFIX + name)} ({spec}) ON COMMIT DROP")
             with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
@@ -281,7 +284,7 @@ class DuckdbBackend(Backend):
         return int(rows[0][0]) if rows else 0
 
     def temp(self, name: str) -> str:
-        return f"temp.main.{quote_name(name)}"
+        return f"temp.main.{quote_name(_TEMP_PREFIX + name)}"
 
     def load(self, name: str, columns: Sequence[tuple[str, str]], rows: Sequence[tuple]) -> None:
         import pyarrow as pa
@@ -296,7 +299,7 @@ class DuckdbBackend(Backend):
         self.connection.register(view, table)
         try:
             spec = ", ".join(f"CAST({quote_name(column)} AS {self.types[kind]}) AS {quote_name(column)}" for column, kind in columns)
-            self.connection.execute(f"CREATE OR REPLACE TEMPORARY TABLE {quote_name(name)} AS SELECT {spec} FROM {view}")
+            self.connection.execute(f"CREATE OR REPLACE TEMPORARY TABLE {self.temp(name)} AS SELECT {spec} FROM {view}")
         finally:
             self.connection.unregister(view)
 
