@@ -6,22 +6,32 @@ Targets
 (also ``postgres://``) and ``duckdb:///PATH.duckdb?table=T&id=COL...`` (``duckdb:rel.duckdb?...``
 for a relative path). recon's own query parameters:
 
-==================  ===================================================================  ==================
-``table``           the ledger table (``schema.table`` allowed)                         required
-``id``              its id column: the ledger item ids recon read                        required
-``status``          the column recon sets to ``reconciled`` / ``open``                   ``recon_status``
-``match_id``        the column recon sets to the match id (cleared by a reversal)        ``recon_match_id``
-``journal``         the table recon appends journal lines to                             ``recon_journal``
-``writes``          the table of the write keys recon has written (idempotency, history)  ``recon_writes``
-``amount``          optional: the ledger's amount column (a decimal amount)              none
-``amount_minor``    optional, instead: an integer amount in minor units                  none
-``bank_table``      optional: a table of bank lines to mark as well, with ``bank_id``    none
-``bank_status``     ``bank_match_id``, ``bank_amount``, ``bank_amount_minor``: as above   ``status`` ...
-==================  ===================================================================  ==================
+``table`` (required)
+    The ledger table (``schema.table`` allowed).
+``id`` (required)
+    Its id column: the ledger item ids recon read (a text column, or any type compared as text).
+``status`` (default ``recon_status``), ``match_id`` (default ``recon_match_id``)
+    The columns recon sets: ``reconciled`` and the match id on a write, ``open`` and NULL on a
+    reversal. Added as text columns when missing.
+``journal`` (default ``recon_journal``)
+    The table recon appends journal lines to. Created when missing with the columns ``date,
+    account, debit, credit, currency, match_id, memo, write_key, line_no`` (debit and credit
+    ``numeric`` in PostgreSQL, ``DECIMAL(18,4)`` in DuckDB; primary key ``write_key, line_no``);
+    an existing table gets the missing ones of these columns added.
+``writes`` (default ``recon_writes`` in the journal's schema)
+    One row per key written: ``key, match_id, seq, action, written_at, ledger_rows, bank_rows,
+    journal_lines, memo``; created when missing. It makes writes idempotent and keeps the history.
+``amount`` or ``amount_minor`` (optional)
+    The ledger's amount column, to refuse a row re-priced since recon read it: ``amount`` a
+    NUMERIC/DECIMAL (or whole-unit integer) column compared exactly in the line's currency,
+    ``amount_minor`` an integer column of minor units. The amount as recon reads it (money in
+    positive, as in the canonical tables).
+``bank_table``, ``bank_id`` (optional, together)
+    A table of bank lines to mark as well; ``bank_status``, ``bank_match_id`` (default: the
+    ledger's names), ``bank_amount``, ``bank_amount_minor`` as above. Without them the bank
+    lines of a match are not written anywhere (a ledger seldom holds the statement).
 
-The status, match id columns are added (as text) when missing; the journal and writes tables
-are created when missing (``writes`` sits in the journal's schema unless named). Every other
-query parameter (``host=/socket/dir``, ``port``, ``sslmode``, ``application_name``,
+Every other query parameter (``host=/socket/dir``, ``port``, ``sslmode``, ``application_name``,
 ``connect_timeout``, ...) goes to libpq unchanged. The password is not needed in the URL:
 libpq reads ``PGPASSWORD`` or ``~/.pgpass``; a password given in the URL is accepted but never
 shown (``***`` in every message and in :attr:`SqlLedgerAdapter.name`).
@@ -341,6 +351,9 @@ class SqlLedgerAdapter:
             if columns is None:
                 body = ", ".join(f"{quote_name(name)} {kinds[kind]}" for name, kind in spec)
                 backend.execute(f"CREATE TABLE {quote_name(table)} ({body}, PRIMARY KEY ({key}))")
+                if table == self.target.writes:  # each batch looks up the history of its matches
+                    index = quote_name(table.rsplit(".", 1)[-1] + "_match_id")
+                    backend.execute(f"CREATE INDEX {index} ON {quote_name(table)} (match_id)")
             else:
                 for name, kind in spec:
                     if name not in columns:

@@ -297,6 +297,33 @@ def test_changed_rows_are_conflicts_and_the_rest_of_the_batch_is_written(books):
         assert [r.state for r in adapter.write([m1(), m2()])] == ["written", "already"]
 
 
+def test_a_row_changed_between_the_check_and_the_update_is_a_conflict(postgres_books, monkeypatch):
+    """Another session re-prices L1 after the batch checked it and before it updates it: the
+    update misses the row, the batch starts again from the check, and L1 is a conflict."""
+    from engine.adapters.sql import SqlLedgerAdapter
+
+    with postgres_books.open() as adapter:
+        adapter.write([m2()])  # the status columns exist: the batch below locks no table
+    check = SqlLedgerAdapter._conflicts
+    checks = []
+
+    def check_then_a_clerk_reprices(self, action):
+        found = check(self, action)
+        if not checks:
+            postgres_books.execute("UPDATE books.ledger SET amount = 1300.00 WHERE id = 'L1'")
+        checks.append(found)
+        return found
+
+    monkeypatch.setattr(SqlLedgerAdapter, "_conflicts", check_then_a_clerk_reprices)
+    with postgres_books.open() as adapter:
+        results = adapter.write([m1(), m3()])
+    assert len(checks) == 2
+    assert [(r.key, r.state) for r in results] == [("M1:11", "conflict"), ("M3:13", "written")]
+    assert "1300.00 there, 1234.50 matched" in results[0].reason
+    assert postgres_books.status()["L1"] == (None, None)
+    assert [row[0] for row in postgres_books.journal()] == ["M3:13", "M3:13"]
+
+
 def test_integer_ids_and_minor_unit_amounts(tmp_path):
     database = tmp_path / "books.duckdb"
     with duckdb.connect(str(database)) as connection:
