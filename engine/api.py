@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -38,7 +39,7 @@ from rules.model import RuleSet, default_rules, load_rules
 
 __all__ = [
     "MatchResult", "match", "load_bank", "load_ledger", "evaluate", "train", "default_rules", "load_rules",
-    "RuleSet", "ingest", "match_workspace",
+    "RuleSet", "ingest", "match_workspace", "review", "accept", "reject", "match_manual", "unmatch",
 ]
 
 Paths = str | Path | list[str | Path] | tuple[str | Path, ...]
@@ -539,6 +540,204 @@ def match_workspace(
         result.write(out, workspace=ws, progress=progress)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _filters(status=None, state=None, match_type=None, min_amount=None, max_amount=None, match_ids=None):
+    from engine.workspace.review import Filters
+
+    states = (state,) if isinstance(state, str) else tuple(state or ())
+    return Filters(status=status, states=states, match_type=match_type, min_amount=min_amount,
+                   max_amount=max_amount, match_ids=tuple(match_ids or ()))
+
+
+def review(
+    workspace: str | Path,
+    status: str | None = None,
+    state: str | list[str] | None = "proposed",
+    match_type: str | None = None,
+    min_amount: str | Decimal | None = None,
+    max_amount: str | Decimal | None = None,
+    match_ids: list[str] | None = None,
+    limit: int | None = None,
+) -> pl.DataFrame:
+    """The workspace's current matches, filtered, for a reviewer.
+
+    Parameters
+    ----------
+    workspace
+        The workspace file.
+    status
+        ``auto``, ``review`` or ``manual``.
+    state
+        One state or several (``proposed``, ``accepted``, ``rejected``, ``written``, ``reversed``,
+        ``failed``); default ``proposed`` (what awaits a decision); None: any.
+    match_type
+        ``one_to_one``, ``one_to_many``, ``many_to_one``, ``many_to_many``, ``payout``, ``manual``.
+    min_amount, max_amount
+        Bounds on the bank side's absolute amount (decimal text or Decimal; compared exactly).
+    match_ids
+        Only these matches.
+    limit
+        At most this many rows (by match id).
+
+    Returns
+    -------
+    polars.DataFrame
+        One row a match (see :func:`engine.workspace.review.list_matches`): amounts as exact
+        decimal text with their ``currency``, ``payers`` byte-exact.
+
+    Examples
+    --------
+    >>> recon.review("books.duckdb", status="review", min_amount="1000")  # doctest: +SKIP
+    """
+    from engine.workspace.review import list_matches
+
+    filters = _filters(status, state, match_type, min_amount, max_amount, match_ids)
+    if limit is not None and limit < 0:
+        raise InputError(f"--limit {limit}: give a number of rows, 0 or more")
+    with Workspace(workspace) as ws:
+        return list_matches(ws, filters, limit=limit)
+
+
+def _decide(action, workspace, match_ids, status, state, match_type, min_amount, max_amount, all_auto, comment, by):
+    from engine.workspace.review import decide
+
+    filters = _filters(status, state, match_type, min_amount, max_amount)
+    with Workspace(workspace) as ws:
+        return decide(ws, action, match_ids=tuple(match_ids or ()), filters=filters, all_auto=all_auto,
+                      comment=comment, by=by)
+
+
+def accept(
+    workspace: str | Path,
+    match_ids: list[str] | None = None,
+    *,
+    status: str | None = None,
+    state: str | list[str] | None = None,
+    match_type: str | None = None,
+    min_amount: str | Decimal | None = None,
+    max_amount: str | Decimal | None = None,
+    all_auto: bool = False,
+    comment: str | None = None,
+    by: str | None = None,
+):
+    """Accept matches: by id, by the filters of :func:`review`, or every proposed ``auto``
+    proposal (``all_auto``). All or nothing.
+
+    A match can be accepted when it is ``proposed`` (or ``failed``: a write-back that failed,
+    accepted again under a new decision). Each acceptance is a decision recording who
+    (``by``, default the environment's user), when, why (``comment``) and the proposal's run,
+    rule-set version, scorer, confidence and evidence.
+
+    Returns
+    -------
+    engine.workspace.review.DecisionReport
+        ``match_ids`` accepted and their decision ``seqs``.
+
+    Raises
+    ------
+    InputError
+        Nothing named, an unknown match id, a match in another state, or a line already in an
+        accepted or written match: nothing is accepted.
+
+    Examples
+    --------
+    >>> recon.accept("books.duckdb", all_auto=True, comment="month end", by="陳大文")  # doctest: +SKIP
+    """
+    return _decide("accept", workspace, match_ids, status, state, match_type, min_amount, max_amount,
+                   all_auto, comment, by)
+
+
+def reject(
+    workspace: str | Path,
+    match_ids: list[str] | None = None,
+    *,
+    status: str | None = None,
+    state: str | list[str] | None = None,
+    match_type: str | None = None,
+    min_amount: str | Decimal | None = None,
+    max_amount: str | Decimal | None = None,
+    all_auto: bool = False,
+    comment: str | None = None,
+    by: str | None = None,
+):
+    """Reject proposed matches (see :func:`accept` for how they are picked); a rejected group is
+    never proposed again, its lines stay open for other groups. All or nothing.
+
+    Returns
+    -------
+    engine.workspace.review.DecisionReport
+
+    Raises
+    ------
+    InputError
+        Nothing named, an unknown match id or a match that is not ``proposed``.
+    """
+    return _decide("reject", workspace, match_ids, status, state, match_type, min_amount, max_amount,
+                   all_auto, comment, by)
+
+
+def match_manual(
+    workspace: str | Path,
+    bank: list[str],
+    ledger: list[str],
+    adjust: str | None = None,
+    comment: str | None = None,
+    by: str | None = None,
+    rules: RuleSet | str | Path | None = None,
+):
+    """Record a reviewer's own match of bank lines (ids) and ledger items (ids), accepted.
+
+    Parameters
+    ----------
+    workspace
+        The workspace file.
+    bank, ledger
+        Line ids (the ledger side may be empty when ``adjust`` books the whole amount).
+    adjust
+        The cause the difference is booked to (a key of ``[adjustments.accounts]`` in the rule
+        set: ``bank_charge``, ``short_payment``, ``overpayment``, ``fx_difference``, ...);
+        required when the amounts differ.
+    comment, by
+        Why and who (default: the environment's user).
+    rules
+        The rule set whose adjustment accounts apply (default: built-in).
+
+    Returns
+    -------
+    engine.workspace.review.DecisionReport
+        ``match_ids[0]``: the match's id (the one a run gives the same lines).
+
+    Raises
+    ------
+    InputError
+        Unknown ids, a line in an accepted or written match, several currencies, or a
+        difference without an adjustment cause: nothing is recorded.
+    """
+    from engine.workspace.review import manual_match
+
+    rules = rules if isinstance(rules, RuleSet) else load_rules(rules)
+    with Workspace(workspace) as ws:
+        return manual_match(ws, list(bank), list(ledger), rules, adjust=adjust, comment=comment, by=by)
+
+
+def unmatch(workspace: str | Path, match_id: str, reason: str, by: str | None = None):
+    """Undo an accepted or written match (state ``reversed``); its lines open again, nothing is
+    deleted, and write-back reverses it where it had been written.
+
+    Returns
+    -------
+    engine.workspace.review.DecisionReport
+
+    Raises
+    ------
+    InputError
+        No reason, an unknown match id, or a match that is not accepted, written or failed.
+    """
+    from engine.workspace.review import unmatch as _unmatch
+
+    with Workspace(workspace) as ws:
+        return _unmatch(ws, match_id, reason, by=by)
 
 
 def evaluate(result: MatchResult | pl.DataFrame, truth: str | Path | pl.DataFrame):

@@ -10,10 +10,16 @@ from pathlib import Path
 
 def register(sub) -> dict:
     """Add the one-shot commands to ``sub`` (the ``recon`` sub-parsers); returns their handlers."""
-    m = sub.add_parser("match", help="match bank lines to ledger items and write the proposals")
-    m.add_argument("--bank", nargs="+", action="extend", required=True, metavar="FILE",
+    m = sub.add_parser(
+        "match", help="match bank lines to ledger items and write the proposals",
+        description="One-shot: --bank FILE... --ledger FILE... --out DIR [--workspace FILE] matches the files "
+                    "and writes the run's files (and records it in the workspace, default DIR/recon.duckdb). "
+                    "Incremental: --workspace FILE alone matches the workspace's open lines (recon ingest "
+                    "adds them), leaving accepted and written matches alone; with --out DIR it also writes "
+                    "the run's files there.")
+    m.add_argument("--bank", nargs="+", action="extend", default=[], metavar="FILE",
                    help="bank statement file(s) (canonical CSV)")
-    m.add_argument("--ledger", nargs="+", action="extend", required=True, metavar="FILE",
+    m.add_argument("--ledger", nargs="+", action="extend", default=[], metavar="FILE",
                    help="ledger file(s): open invoices, bills, cash-book lines (canonical CSV)")
     m.add_argument("--fx", metavar="FILE", help="FX rates CSV: date, base, quote, rate (units of quote per base)")
     m.add_argument("--processor", nargs="+", action="extend", metavar="FILE", default=[],
@@ -24,9 +30,11 @@ def register(sub) -> dict:
     for side in ("bank", "ledger", "processor"):
         m.add_argument(f"--{side}-format", metavar="NAME",
                        help=f"force the format of the {side} files (default: detected from their content)")
-    m.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    m.add_argument("--out", metavar="DIR",
+                   help="output folder (required with --bank/--ledger; optional with --workspace alone)")
     m.add_argument("--workspace", metavar="FILE",
-                   help="DuckDB workspace file recording lines and runs (default: DIR/recon.duckdb)")
+                   help="DuckDB workspace file recording lines and runs (default: DIR/recon.duckdb); "
+                        "alone, without --bank/--ledger: an incremental run over its open lines")
     m.add_argument("--truth", metavar="FILE", help="ground-truth CSV: also print precision/recall")
     m.add_argument("--quiet", action="store_true", help="print nothing on success")
     m.add_argument("--memory-limit", metavar="SIZE",
@@ -104,6 +112,12 @@ def _summary(result, written: dict[str, Path]) -> str:
              f"({result.outcome.scorer_kind} scorer) in {result.seconds:.1f} s"]
     for s in result.stats:
         lines.append(f"  read {s.side:<9} {s.summary()}")
+    if result.mode == "incremental":
+        x = result.extra_inputs
+        lines.append(f"  incremental: {x['open_bank_lines']} open bank lines, {x['open_ledger_items']} open ledger "
+                     f"items ({x['taken_bank_lines']} bank lines and {x['taken_ledger_items']} ledger items in "
+                     f"accepted or written matches left alone; {x['not_proposed_again']} rejected or undone "
+                     f"groups not proposed again; {x['payout_lines']} payout lines, {x['fx_rates']} FX rates)")
     bank_total = c["bank_lines"]
     lines += [
         f"  matched automatically: {c['bank_auto']} of {bank_total} bank lines ({_pct(c['bank_auto'], bank_total)}) in {c['auto']} proposals",
@@ -151,9 +165,42 @@ def _progress(args):
     return Progress(bars=mode == "bars")
 
 
+def _incremental_match(args) -> int:
+    from engine import api
+    from models.errors import InputError
+
+    given = [f"--{name.replace('_', '-')}" for name in ("fx", "processor", "bank_format", "ledger_format",
+                                                        "processor_format") if getattr(args, name)]
+    if given:
+        raise InputError(f"{', '.join(given)}: an incremental run (--workspace without --bank/--ledger) uses what "
+                         f"the workspace holds; add files with `recon ingest --workspace {args.workspace} ...`")
+    progress = _progress(args)
+    result = api.match_workspace(args.workspace, rules=args.rules, progress=progress,
+                                 memory_limit=args.memory_limit, aliases=args.aliases, out=args.out)
+    if not args.quiet:
+        print(_summary(result, result.written))
+        if args.truth:
+            print(api.evaluate(result, args.truth))
+    return 0
+
+
 def _cmd_match(args) -> int:
     from engine import api
+    from engine.outputs import check_out_dir
+    from models.errors import InputError
 
+    if not args.bank and not args.ledger:
+        if args.workspace:
+            return _incremental_match(args)
+        raise InputError("give --bank and --ledger files (with --out DIR), or --workspace FILE alone for an "
+                         "incremental run over the lines `recon ingest` added")
+    if not args.bank:
+        raise InputError("no bank file given (use --bank FILE)")
+    if not args.ledger:
+        raise InputError("no ledger file given (use --ledger FILE)")
+    if not args.out:
+        raise InputError("no output folder given (use --out DIR)")
+    check_out_dir(args.out)  # before the run, not after it
     progress = _progress(args)
     result = api.match(
         bank=args.bank, ledger=args.ledger, rules=args.rules, fx=args.fx, processor=args.processor,
