@@ -77,6 +77,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -89,7 +91,7 @@ from engine.adapters.sql_backends import (
     quote_name,
 )
 from models.errors import InputError, PrecisionError, TransientAdapterError
-from models.money import format_minor, from_minor
+from models.money import currency_exponent, format_minor
 
 __all__ = [
     "CAPABILITIES", "OWN_PARAMETERS", "LineTable", "SqlTarget", "SqlLedgerAdapter", "open_adapter",
@@ -398,12 +400,14 @@ class SqlLedgerAdapter:
             raise InputError(f"{self.name}: {action}() was given {len(wrong)} item(s) of another action, e.g. {wrong[0]}")
         if not items:
             return []
+        keys = [item.key for item in items]
+        keyed = dict(zip(keys, items, strict=True))  # one item a key (a repeated key is written once)
         for attempt in range(_ATTEMPTS):
             prepared = self._prepared
             try:
                 with self.backend.transaction():
-                    decided = self._batch(items, action)
-                return [decided[item.key] for item in items]
+                    decided = self._batch(keyed, action)
+                return [decided[key] for key in keys]
             except _RowsChanged:
                 self._prepared = prepared
                 if attempt == _ATTEMPTS - 1:
@@ -418,21 +422,20 @@ class SqlLedgerAdapter:
                 raise adapter_error from None
         raise AssertionError("unreachable")
 
-    def _batch(self, items: Sequence[WriteItem], action: str) -> dict[str, WriteResult]:
+    def _batch(self, keyed: dict[str, WriteItem], action: str) -> dict[str, WriteResult]:
         backend, target = self.backend, self.target
         backend.lock_target(target.writes)
         if not self._prepared:
             self._prepare()
-        unique = list({item.key: item for item in items}.values())
-        decided = self._already(unique, action)
-        pending = [item for item in unique if item.key not in decided]
+        decided = self._already(keyed, action)
+        pending = [(key, item) for key, item in keyed.items() if key not in decided]
 
         # the rows to set, checked in Python first: currencies, a line claimed twice in the batch
         side_tables = {line.side: line for line in target.tables}
         lines_rows: list[tuple] = []
         claimed: dict[tuple[str, str], str] = {}
-        todo: list[WriteItem] = []
-        for item in pending:
+        todo: list[tuple[str, WriteItem]] = []
+        for key, item in pending:
             rows, failures, claims = [], [], []
             for side, line_id, amount_minor, currency in dict.fromkeys(
                 (line.side, line.line_id, line.amount_minor, line.currency) for line in item.lines
@@ -443,22 +446,22 @@ class SqlLedgerAdapter:
                 expected = None
                 if table.amount is not None and action == "write":
                     try:
-                        expected = from_minor(amount_minor, currency)
+                        expected = _major(amount_minor, currency)
                     except PrecisionError as error:
                         failures.append(f"{side} {line_id}: {error}")
                         continue
                 other = claimed.get((side, line_id))
                 if other is not None:
                     claims.append(f"{side} {line_id}: also in match {other} of this batch; not written twice")
-                rows.append((item.key, item.match_id, side, line_id, expected, amount_minor, currency))
+                rows.append((key, item.match_id, side, line_id, expected, amount_minor, currency))
             if failures or claims:
                 state = "failed" if failures else "conflict"
-                decided[item.key] = WriteResult(item.key, state, "; ".join(failures + claims))
+                decided[key] = WriteResult(key, state, "; ".join(failures + claims))
                 continue
             for row in rows:
                 claimed[(row[2], row[3])] = item.match_id
             lines_rows.extend(rows)
-            todo.append(item)
+            todo.append((key, item))
         if not todo:
             return decided
 
@@ -467,7 +470,7 @@ class SqlLedgerAdapter:
         conflicts = self._conflicts(action)
         for key, reasons in conflicts.items():
             decided[key] = WriteResult(key, "conflict", "; ".join(reasons))
-        ok = [item for item in todo if item.key not in conflicts]
+        ok = [(key, item) for key, item in todo if key not in conflicts]
         if conflicts:
             backend.load("drop", (("key", "text"),), [(key,) for key in conflicts])
             backend.execute(f"DELETE FROM {backend.temp('lines')} WHERE key IN (SELECT key FROM {backend.temp('drop')})")
@@ -484,9 +487,9 @@ class SqlLedgerAdapter:
                 raise _RowsChanged
 
         journal_rows = [
-            (item.key, number, line.date, line.account, from_minor(line.debit_minor, line.currency),
-             from_minor(line.credit_minor, line.currency), line.currency, line.match_id, line.memo)
-            for item in ok for number, line in enumerate(item.journal, start=1)
+            (key, number, line.date, line.account, _major(line.debit_minor, line.currency),
+             _major(line.credit_minor, line.currency), line.currency, line.match_id, line.memo)
+            for key, item in ok for number, line in enumerate(item.journal, start=1)
         ]
         if journal_rows:
             backend.load("journal", (("key", "text"), ("line_no", "int"), ("date", "date"), ("account", "text"),
@@ -500,44 +503,47 @@ class SqlLedgerAdapter:
         backend.load("items", (("key", "text"), ("match_id", "text"), ("seq", "int"), ("action", "text"),
                                      ("ledger_rows", "int"), ("bank_rows", "int"), ("journal_lines", "int"),
                                      ("memo", "text")),
-                     [(item.key, item.match_id, item.seq, action, counts["ledger"].get(item.key, 0),
-                       counts.get("bank", {}).get(item.key, 0), len(item.journal), item.memo) for item in ok])
+                     [(key, item.match_id, item.seq, action, counts["ledger"].get(key, 0),
+                       counts.get("bank", {}).get(key, 0), len(item.journal), item.memo) for key, item in ok])
         backend.execute(
             f"INSERT INTO {quote_name(target.writes)} (key, match_id, seq, action, written_at, ledger_rows, bank_rows, "
             f"journal_lines, memo) SELECT key, match_id, seq, action, {backend.now}, ledger_rows, bank_rows, "
             f"journal_lines, memo FROM {backend.temp('items')}"
         )
-        for item in ok:
-            decided[item.key] = WriteResult(item.key, "written")
+        for key, _ in ok:
+            decided[key] = WriteResult(key, "written")
         return decided
 
-    def _already(self, items: list[WriteItem], action: str) -> dict[str, WriteResult]:
+    def _already(self, keyed: dict[str, WriteItem], action: str) -> dict[str, WriteResult]:
         """The items the writes table (or an earlier item of the batch) already settles."""
-        self.backend.load("batch", (("key", "text"), ("match_id", "text")), [(i.key, i.match_id) for i in items])
+        self.backend.load("batch", (("key", "text"), ("match_id", "text")),
+                          [(key, item.match_id) for key, item in keyed.items()])
         history: dict[str, list[tuple[int, str, str]]] = {}
+        recorded_keys: set[str] = set()
         for match_id, key, recorded, seq in self.backend.execute(
             f"SELECT w.match_id, w.key, w.action, w.seq FROM {quote_name(self.target.writes)} w "
             f"WHERE w.match_id IN (SELECT match_id FROM {self.backend.temp('batch')})"
         ):
             history.setdefault(match_id, []).append((seq, key, recorded))
+            recorded_keys.add(key)
         decided: dict[str, WriteResult] = {}
         seen: dict[str, str] = {}
-        for item in items:
-            records = history.get(item.match_id, [])
-            if any(key == item.key for _, key, _ in records):
-                decided[item.key] = WriteResult(item.key, "already")
-            elif item.match_id in seen:
-                decided[item.key] = WriteResult(item.key, "already", f"{seen[item.match_id]} of this batch does it")
-            elif action == "write" and records and max(records)[2] == "write":
-                decided[item.key] = WriteResult(item.key, "already", f"match written before as {max(records)[1]}")
-            elif action == "reverse" and records and max(records)[2] == "reverse":
-                decided[item.key] = WriteResult(item.key, "already", f"match reversed before as {max(records)[1]}")
-            elif action == "reverse" and not records:
-                decided[item.key] = WriteResult(
-                    item.key, "failed", f"match {item.match_id} was never written to this target: nothing to reverse"
+        for key, item in keyed.items():
+            match_id = item.match_id
+            latest = max(history[match_id]) if match_id in history else None
+            if key in recorded_keys:
+                decided[key] = WriteResult(key, "already")
+            elif match_id in seen:
+                decided[key] = WriteResult(key, "already", f"{seen[match_id]} of this batch does it")
+            elif latest is not None and latest[2] == action:
+                done = "written" if action == "write" else "reversed"
+                decided[key] = WriteResult(key, "already", f"match {done} before as {latest[1]}")
+            elif action == "reverse" and latest is None:
+                decided[key] = WriteResult(
+                    key, "failed", f"match {match_id} was never written to this target: nothing to reverse"
                 )
             else:
-                seen[item.match_id] = item.key
+                seen[match_id] = key
         return decided
 
     def _row_ok(self, table: LineTable, action: str, status: str, match: str, amount: str | None) -> str:
@@ -606,6 +612,17 @@ class SqlLedgerAdapter:
             f"UPDATE {quote_name(table.table)} AS t SET {values} FROM {self.backend.temp('lines')} AS l "
             f"WHERE l.side = {literal(table.side)} AND {self._join(table)} AND {condition}"
         )
+
+
+@cache
+def _exponent(currency: str) -> int:
+    return currency_exponent(currency)
+
+
+def _major(minor: int, currency: str) -> Decimal:
+    """``minor`` units of ``currency`` as an exact Decimal with the currency's decimals (as
+    :func:`models.money.from_minor`, with the exponent looked up once a currency)."""
+    return Decimal(int(minor)).scaleb(-_exponent(currency))
 
 
 def _base_type(type_name: str) -> str:
