@@ -396,6 +396,19 @@ def test_duckdb_file_must_exist(tmp_path):
     assert not (tmp_path / "missing.duckdb").exists()
 
 
+def test_duckdb_file_in_use_by_another_process_is_transient(duckdb_books):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('open', flush=True); "
+         "time.sleep(60)", duckdb_books.where], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(TransientAdapterError, match=r"cannot open the database file: .*lock"):
+            duckdb_books.open()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_postgres_errors_mask_the_password(postgres_books):
     pytest.importorskip("psycopg")
     secret = "s3cr3t-pw"
