@@ -59,7 +59,15 @@ from models.errors import FeedFormatError, PrecisionError
 from models.money import currency_exponent
 from models.schema import PAYOUT_LINE_SCHEMA, REJECTS_SCHEMA, FeedResult
 
-__all__ = ["FORMAT", "SIDES", "STRIPE_REQUIRED", "identify", "read", "stripe_minor_to_iso"]
+__all__ = [
+    "FORMAT",
+    "SIDES",
+    "STRIPE_REQUIRED",
+    "api_object_line",
+    "identify",
+    "read",
+    "stripe_minor_to_iso",
+]
 
 FORMAT = "stripe"
 SIDES: tuple[str, ...] = ("processor",)
@@ -507,36 +515,68 @@ def read_api_json(path: str | PathLike[str]) -> tuple[pl.DataFrame, pl.DataFrame
         try:
             if not isinstance(obj, dict):
                 raise PrecisionError("list item is not a JSON object")
-            kind = obj.get("object")
-            if kind not in ("balance_transaction", "payout"):
-                raise PrecisionError(
-                    f"a Stripe {kind or 'object without an object type'} is not a balance "
-                    "transaction or payout"
-                )
             line_id = text_or_none(obj.get("id"))
-            if not line_id:
-                raise PrecisionError("id is missing")
             if line_id in seen:
                 raise PrecisionError(f"id '{line_id}' already appears on line {seen[line_id]}")
-            currency = check_currency(obj.get("currency"))
-            row = (_balance_transaction if kind == "balance_transaction" else _payout)(
-                obj, currency
-            )
+            row = api_object_line(obj, source_file=doc.path, source_line=line)
         except PrecisionError as error:
             rejects.append(reject_row(doc.path, line, "", str(error), doc.raw(obj)))
             continue
-        seen[line_id] = line
-        lines.append(
-            {
-                **row,
-                "processor": "stripe",
-                "line_id": line_id,
-                "currency": currency,
-                "source_file": doc.path,
-                "source_line": line,
-            }
-        )
+        seen[row["line_id"]] = line
+        lines.append(row)
     return lines_frame(lines), rejects_frame(rejects)
+
+
+def api_object_line(obj: dict[str, Any], *, source_file: str, source_line: int) -> dict[str, Any]:
+    """One Stripe API ``balance_transaction`` or ``payout`` object as a payout line.
+
+    The mapping every Stripe API input shares: a JSON export (:func:`read_api_json`), a webhook
+    event and a page of an API list (:mod:`feeds.stripe_events`).
+
+    Parameters
+    ----------
+    obj
+        The object as parsed from JSON (decimals as :class:`~decimal.Decimal`, never float).
+    source_file, source_line
+        Where it came from (a file and line, or an event id and 1).
+
+    Returns
+    -------
+    dict
+        The keys of :data:`~models.schema.PAYOUT_LINE_SCHEMA`; ``processor`` is ``"stripe"``,
+        ``line_id`` the object's id.
+
+    Raises
+    ------
+    PrecisionError
+        Another kind of object, a missing id or currency, an amount that is not an exact
+        integer of minor units, ``amount - fee != net``, or a timestamp that is not one.
+
+    Examples
+    --------
+    >>> api_object_line({"object": "payout", "id": "po_1", "amount": 9680, "currency": "hkd",
+    ...                  "arrival_date": 1767830400}, source_file="evt_1", source_line=1)["net_minor"]
+    -9680
+    """
+    kind = obj.get("object")
+    if kind not in ("balance_transaction", "payout"):
+        raise PrecisionError(
+            f"a Stripe {kind or 'object without an object type'} is not a balance "
+            "transaction or payout"
+        )
+    line_id = text_or_none(obj.get("id"))
+    if not line_id:
+        raise PrecisionError("id is missing")
+    currency = check_currency(obj.get("currency"))
+    row = (_balance_transaction if kind == "balance_transaction" else _payout)(obj, currency)
+    return {
+        **row,
+        "processor": "stripe",
+        "line_id": line_id,
+        "currency": currency,
+        "source_file": source_file,
+        "source_line": source_line,
+    }
 
 
 def read(path: str | PathLike[str], side: str = "processor", **options) -> FeedResult:

@@ -21,7 +21,7 @@ EXIT_INPUT = 2
 EXIT_BUG = 1
 
 #: the command modules, in the order their commands appear in ``recon --help``
-COMMAND_MODULES = ("engine.cli.run", "engine.cli.workspace", "engine.cli.writeback")
+COMMAND_MODULES = ("engine.cli.run", "engine.cli.workspace", "engine.cli.writeback", "engine.cli.events")
 
 
 def _build_parser() -> tuple[argparse.ArgumentParser, dict]:
