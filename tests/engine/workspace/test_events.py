@@ -74,7 +74,7 @@ class FakeStripe:
     """A list endpoint ``/v1/balance_transactions`` (filter ``payout``, cursor
     ``starting_after``, two items a page) on 127.0.0.1, recording every query it answered."""
 
-    def __init__(self, items: list[dict]):
+    def __init__(self, items: list[dict], path: str = "/v1/balance_transactions"):
         self.items = items
         self.queries: list[dict] = []
         fake = self
@@ -87,8 +87,8 @@ class FakeStripe:
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 fake.queries.append(query)
-                if parts.path != "/v1/balance_transactions" or self.headers.get("Authorization") != "Bearer sk_test_1":
-                    self.send_response(404 if parts.path != "/v1/balance_transactions" else 401)
+                if parts.path != path or self.headers.get("Authorization") != "Bearer sk_test_1":
+                    self.send_response(404 if parts.path != path else 401)
                     self.end_headers()
                     return
                 rows = [i for i in fake.items if "payout" not in query or i.get("_payout") == query["payout"]]
@@ -106,7 +106,7 @@ class FakeStripe:
                 self.wfile.write(body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/balance_transactions"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
@@ -303,5 +303,30 @@ def test_poll_an_api_list_in_pages_resumes_from_its_cursor(tmp_path, workspace, 
         (late,) = json.loads(recon(capsys, monkeypatch, "poll", "--workspace", workspace, "--from", url, "--json")[1])
         assert (late["items"], late["lines_added"], late["cursor"]) == (1, 1, "txn_2_9")
         assert table(workspace, "SELECT count(*) FROM payout_lines") == [(6,)]
+    finally:
+        fake.close()
+
+
+def test_poll_the_events_list_applies_each_event_once(workspace, capsys, monkeypatch):
+    """Events missed by the webhook are listed by /v1/events: stored and applied once."""
+    refund_only = {"id": "evt_2", "object": "event", "type": "charge.refunded", "created": T_0312,
+                   "data": {"object": {"id": "ch_9", "object": "charge", "balance_transaction": "txn_9"}}}
+    fake = FakeStripe([payout_event("evt_1"), refund_only], path="/v1/events")
+    try:
+        status, out = recon(capsys, monkeypatch, "poll", "--workspace", workspace, "--from", fake.url, "--json")
+        assert status == 0
+        (done,) = json.loads(out)
+        assert (done["items"], done["lines_added"]) == (2, 1)
+        assert done["events"]["evt_1"]["state"] == "processed"
+        assert "its balance transaction txn_9 is not expanded" in done["events"]["evt_2"]["note"]
+        assert table(workspace, "SELECT event_id, source, run_id IS NOT NULL FROM events ORDER BY event_id") == [
+            ("evt_1", fake.url, True), ("evt_2", fake.url, True)]
+        # listed again from the start (a new cursor source): stored already, nothing applied twice
+        fake.items.append(payout_event("evt_1"))
+        status, out = recon(capsys, monkeypatch, "poll", "--workspace", workspace, "--from", fake.url + "?limit=5",
+                            "--json")
+        (again,) = json.loads(out)
+        assert (again["lines_added"], again["skipped"]) == (0, 3)
+        assert table(workspace, "SELECT count(*) FROM payout_lines") == [(1,)]
     finally:
         fake.close()
