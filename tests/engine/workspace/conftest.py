@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from engine import api
 from tests.engine.workspace.helpers import BANK, LEDGER, Recon
 
 
@@ -16,12 +18,19 @@ def recon(capsys) -> Recon:
     return Recon(capsys)
 
 
+@pytest.fixture(scope="session")
+def matched_template(tmp_path_factory) -> Path:
+    """The month ingested and matched once, made once a session (copied by :func:`matched`)."""
+    ws = tmp_path_factory.mktemp("template") / "books.duckdb"
+    api.ingest(ws, bank=BANK, ledger=LEDGER)
+    api.match_workspace(ws)
+    return ws
+
+
 @pytest.fixture
-def matched(tmp_path, recon) -> Path:
-    """A workspace with the month ingested and matched once (6 auto, 2 review proposals)."""
+def matched(tmp_path, matched_template) -> Path:
+    """A workspace of its own with the month ingested and matched once: 8 proposals (6 auto,
+    2 for review), no decision yet."""
     ws = tmp_path / "books.duckdb"
-    code, _, err = recon("ingest", "--workspace", ws, "--bank", BANK, "--ledger", LEDGER, "--quiet")
-    assert code == 0, err
-    code, _, err = recon("match", "--workspace", ws, "--quiet")
-    assert code == 0, err
+    shutil.copyfile(matched_template, ws)
     return ws
