@@ -39,6 +39,7 @@ from pathlib import Path
 import polars as pl
 
 from engine.adapters.base import LINE_STATE_OPEN, LINE_STATE_RECONCILED, WriteItem, WriteResult
+from engine.workspace.crash import crash_point
 from models.errors import InputError, TerminalAdapterError, TransientAdapterError
 from models.money import currency_exponent, format_minor_expr
 
@@ -313,6 +314,7 @@ class FilesAdapter:
         journal_typed = journal_text.with_columns(
             pl.col("date").str.to_date("%Y-%m-%d"), as_decimal("debit"), as_decimal("credit"))
         self._replace("status.csv", lambda path: status.write_csv(path))
+        crash_point("files:between-outputs")  # status.csv replaced, journal.csv not yet
         self._replace("journal.csv", lambda path: journal_text.write_csv(path))
         self._replace("status.parquet", lambda path: status.write_parquet(path))
         self._replace("journal.parquet", lambda path: journal_typed.write_parquet(path))

@@ -45,6 +45,7 @@ import polars as pl
 
 from engine.adapters import Adapter, JournalLine, MatchLine, WriteItem, WriteResult, open_target
 from engine.progress import Progress
+from engine.workspace.crash import crash_point
 from engine.workspace.decisions import STATES, append_decisions
 from engine.workspace.store import Workspace
 from models.errors import AdapterError, InputError, PrecisionError, ReconError, TerminalAdapterError
@@ -693,8 +694,8 @@ def writeback(
         try:
             with progress.stage(f"write-back to {target}"):
                 for batch in _batches(pending, size):
-                    _write_batch(ws, adapter, target, batch, ruleset, capabilities, report)
                     report.batches += 1
+                    _write_batch(ws, adapter, target, batch, ruleset, capabilities, report)
                     log.info("write-back to %s: batch %d, %d of %d item(s) done", target, report.batches,
                              sum(report.counts.values()), report.pending)
                     if report.stopped:
@@ -729,7 +730,11 @@ def _write_batch(ws: Workspace, adapter: Adapter, target: str, batch: pl.DataFra
         _record(ws, target, [(item, row, run, "sending", "", True, {}) for item, row, run in to_send],
                 capabilities, decide=False)
         try:
+            crash_point("writeback:before-send")
             results = _send(adapter, [item for item, _row, _run in to_send])
+            # the target has the batch, the workspace does not know yet (the resend case)
+            crash_point("writeback:after-send")
+            crash_point(f"writeback:after-send:{report.batches}")
         except AdapterError as exc:
             report.stopped = str(exc)
             results = [WriteResult(item.key, "failed", str(exc), not isinstance(exc, TerminalAdapterError))
