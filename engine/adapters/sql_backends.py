@@ -152,6 +152,7 @@ class PostgresBackend(Backend):
             options["connect_timeout"] = 10
         try:
             self.connection = psycopg.connect(conninfo, autocommit=True, **options)
+            self._temp_tables: dict[str, str] = {}  # the batch tables this session has: name -> columns
         except psycopg.ProgrammingError as error:  # libpq refused the URL's parameters
             raise self.error(f"bad connection parameters: {_first_line(error)}") from None
         except psycopg.OperationalError as error:
@@ -177,8 +178,20 @@ class PostgresBackend(Backend):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.connection.transaction():
-            yield
+        try:
+            with self.connection.transaction():
+                # a batch of a few hundred rows should find them through the ledger's id index:
+                # with the default random_page_cost (4, for spinning disks) the planner scans a
+                # 100k-row ledger four times a batch instead. Lowered for this transaction only,
+                # never raised above the server's setting.
+                self.execute(
+                    "SELECT set_config('random_page_cost', "
+                    "least(current_setting('random_page_cost')::float8, 1.1)::text, true)"
+                )
+                yield
+        except BaseException:
+            self._temp_tables.clear()  # those created in the rolled-back transaction went with it
+            raise
 
     def execute(self, sql: str) -> list[tuple]:
         with self.connection.cursor() as cursor:
@@ -198,8 +211,14 @@ class PostgresBackend(Backend):
         spec = ", ".join(f"{quote_name(column)} {self.types[kind]}" for column, kind in columns)
         names = ", ".join(quote_name(column) for column, _ in columns)
         with self.connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {table}")
-            cursor.execute(f"CREATE TEMPORARY TABLE {quote_name(_TEMP_PREFIX + name)} ({spec}) ON COMMIT DROP")
+            # created once a session (emptied by each commit): creating a table a batch costs
+            # catalog writes that a batch of a few hundred rows notices
+            if self._temp_tables.get(name) != spec:
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+                cursor.execute(f"CREATE TEMPORARY TABLE {quote_name(_TEMP_PREFIX + name)} ({spec}) ON COMMIT DELETE ROWS")
+                self._temp_tables[name] = spec
+            else:
+                cursor.execute(f"DELETE FROM {table}")
             with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)

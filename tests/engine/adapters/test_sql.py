@@ -425,10 +425,10 @@ def test_postgres_errors_mask_the_password(postgres_books):
         open_target(postgres_books.target(f"{PARAMS}&bogus=1&password={secret}"), workspace_dir=Path("."))
 
 
-def test_missing_psycopg_says_what_to_install(postgres_books, monkeypatch):
-    monkeypatch.setitem(sys.modules, "psycopg", None)
+def test_missing_psycopg_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
     with pytest.raises(TerminalAdapterError, match=r"writing to PostgreSQL needs psycopg 3: pip install 'recon\[postgres\]'"):
-        postgres_books.open()
+        open_target("postgresql://clerk@db/books?table=t&id=id", workspace_dir=Path("."))
 
 
 # --- kill -9 in the middle of a large batch -------------------------------------------------------
