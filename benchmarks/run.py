@@ -53,6 +53,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+import polars as pl
 import psutil
 
 from benchmarks.generate import DEFAULT_MIX, MIXES, generate, save
@@ -81,6 +82,7 @@ module docstring lists the case mix), runs `recon match` on it in a child proces
 | peak RSS MB | peak resident memory of the `recon match` process tree (MiB) |
 | precision | proposed groups exactly in truth / proposed groups (auto and review) |
 | recall | truth groups exactly proposed, any status / truth groups; also per truth match type |
+| recall decidable | the same over the truth groups none of whose bank lines `labels.csv` marks `:undecidable` (a variation profile keeps some lines no careful person could decide; profiles keep different shares of them) |
 | auto error | auto proposals not in truth / auto proposals: wrong bookings nobody reviews |
 | auto coverage | bank lines in a correct auto proposal / all bank lines |
 | ceiling | bank lines in some truth group / all bank lines: the best auto coverage possible |
@@ -104,6 +106,7 @@ class SystemResult:
     status: str = "ok"
     report: EvaluationReport | None = None
     command: list[str] = field(default_factory=list)
+    recall_decidable: float | None = None
 
 
 @dataclass
@@ -123,10 +126,12 @@ class SizeResult:
     report: EvaluationReport | None = None
     command: list[str] = field(default_factory=list)
     baseline: SystemResult | None = None
+    recall_decidable: float | None = None
 
     def systems(self) -> list[tuple[str, SystemResult]]:
         """(name, result) for recon and, when it ran, the baseline."""
-        recon = SystemResult(self.wall_seconds, self.peak_rss_bytes, self.status, self.report, self.command)
+        recon = SystemResult(self.wall_seconds, self.peak_rss_bytes, self.status, self.report, self.command,
+                             self.recall_decidable)
         return [("recon", recon), *([("baseline", self.baseline)] if self.baseline else [])]
 
 
@@ -247,9 +252,33 @@ def run_system(command: list[str], out: Path, paths: dict[str, Path], log_path: 
     else:
         try:
             result.report = evaluate_files(out, paths["truth"], bank_path=paths["bank"])
+            if "labels" in paths:
+                result.recall_decidable = decidable_recall(out / "matches.csv", paths["truth"], paths["labels"])
         except ReconError as exc:
             result.status = f"evaluation failed: {exc}"
     return result
+
+
+def decidable_recall(matches: Path, truth: Path, labels: Path) -> float | None:
+    """Recall over the truth groups a careful person can decide: those none of whose bank lines
+    ``labels.csv`` marks ``:undecidable`` (see :mod:`benchmarks.profiles`). Profiles keep
+    different shares of undecidable lines, so this is the figure that compares them."""
+    def keyed(frame: pl.DataFrame) -> pl.Series:
+        ids = [pl.col(c).fill_null("").str.split(";").list.sort().list.join(";") for c in ("bank_ids", "ledger_ids")]
+        return frame.select(pl.concat_str(ids, separator="|")).to_series()
+
+    truth_frame = pl.read_csv(truth, infer_schema=False)
+    undecidable = (
+        pl.read_csv(labels, infer_schema=False)
+        .filter((pl.col("side") == "bank") & pl.col("variant").str.ends_with(":undecidable"))["id"]
+    )
+    decidable = truth_frame.filter(
+        ~pl.col("bank_ids").str.split(";").list.eval(pl.element().is_in(undecidable.implode())).list.any()
+    )
+    if decidable.height == 0:
+        return None
+    proposed = keyed(pl.read_csv(matches, infer_schema=False, columns=["bank_ids", "ledger_ids"]))
+    return float(keyed(decidable).is_in(proposed.implode()).mean())
 
 
 def run_size(size: int, seed: int, rules: str | None, keep: bool, timeout: float | None,
@@ -271,6 +300,7 @@ def run_size(size: int, seed: int, rules: str | None, keep: bool, timeout: float
         recon = run_system(recon_command(paths, work / "out", rules), work / "out", paths, work / "recon.log", timeout)
         result.wall_seconds, result.peak_rss_bytes = recon.wall_seconds, recon.peak_rss_bytes
         result.status, result.report, result.command = recon.status, recon.report, recon.command
+        result.recall_decidable = recon.recall_decidable
         if baseline:
             result.baseline = run_system(baseline_command(paths, work / "baseline"), work / "baseline", paths,
                                          work / "baseline.log", timeout)
@@ -326,7 +356,7 @@ def results_table(results: list[SizeResult]) -> str:
     """The markdown table of a run: one row per size and system (recon, then the baseline)."""
     types = sorted({t for r in results for _, sys_ in r.systems() if sys_.report for t in sys_.report.truth_by_type})
     header = ["size", "system", "bank lines", "ledger lines", "profile", "gen s", "wall s", "peak RSS MB",
-              "precision", "recall", *[f"recall {t}" for t in types], "auto error",
+              "precision", "recall", "recall decidable", *[f"recall {t}" for t in types], "auto error",
               *[f"auto error {t}" for t in types], "wrong books", *[f"wrong books {t}" for t in types],
               "auto coverage", "ceiling", "auto cov truth", "brier", "adj ok", "status"]
     lines = ["| " + " | ".join(header) + " |", "|---:|---|" + "---:|" * (len(header) - 3) + "---|"]
@@ -339,6 +369,7 @@ def results_table(results: list[SizeResult]) -> str:
                 "n/a" if run.wall_seconds is None else f"{run.wall_seconds:.1f}",
                 "n/a" if run.peak_rss_bytes is None else f"{run.peak_rss_bytes / 2**20:,.0f}",
                 format_ratio(rep.precision if rep else None), format_ratio(rep.recall if rep else None),
+                format_ratio(run.recall_decidable),
                 *[format_ratio(rep.recall_by_type.get(t) if rep else None) for t in types],
                 format_ratio(rep.auto_error_rate if rep else None),
                 *[format_ratio(rep.auto_error_rate_by_type.get(t) if rep else None) for t in types],

@@ -162,3 +162,31 @@ def test_main_with_holdout_runs_both_profiles(fast_recon, tmp_path, monkeypatch)
     assert len(rows) == 2 and "| none |" in rows[0] and "| holdout |" in rows[1]
     with pytest.raises(SystemExit):
         run.main(["--sizes", "300", "--profile", "bogus", "--no-append"])
+
+
+def test_decidable_recall_leaves_out_groups_with_an_undecidable_bank_line(tmp_path):
+    (tmp_path / "truth.csv").write_text(
+        "group_id,match_type,bank_ids,ledger_ids\n"
+        "T1,one_to_one,B1,L1\n"
+        "T2,one_to_one,B2,L2\n"
+        "T3,many_to_one,B3;B4,L3\n"  # B4 undecidable: the group is left out
+        "T4,one_to_one,B5,L5\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "labels.csv").write_text(
+        "side,id,case,variant,delivered\n"
+        "bank,B1,invoice_receipt,full,1\n"
+        "bank,B2,invoice_receipt,full|name=initials,1\n"
+        "bank,B3,instalment,full,1\n"
+        "bank,B4,instalment,none|ref=absent:undecidable,1\n"
+        "bank,B5,invoice_receipt,full,1\n"
+        "ledger,L1,invoice_receipt,full:undecidable,1\n",  # only bank lines decide
+        encoding="utf-8",
+    )
+    # B1/L1 found; B2 paired with the wrong item; B4;B3 found (written in another order) but
+    # left out; B5 not proposed
+    (tmp_path / "matches.csv").write_text(
+        "match_id,bank_ids,ledger_ids\nM1,B1,L1\nM2,B2,L9\nM3,B4;B3,L3\n", encoding="utf-8"
+    )
+    got = run.decidable_recall(tmp_path / "matches.csv", tmp_path / "truth.csv", tmp_path / "labels.csv")
+    assert got == pytest.approx(1 / 3)
