@@ -306,9 +306,13 @@ class SqlLedgerAdapter:
             self.backend = PostgresBackend(target.connection, target.where, target.secrets)
         try:
             self._id_is_text = {line.side: self._check_table(line) for line in target.tables}
-        except BaseException:
+        except Exception as error:
+            driver_error = self.backend.classify(error) is not None
             self.backend.close()
-            raise
+            if not driver_error:
+                raise
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise self.backend.error(f"cannot read the tables' definitions: {first}") from None
         self._prepared = False
 
     # --- opening -----------------------------------------------------------------------------
