@@ -30,7 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from engine.adapters.base import WriteItem, WriteResult
 from engine.adapters.outbox import OUTBOX_FILE, ElementState, Outbox, OutboxElement, PendingRequest
-from engine.adapters.rest_client import ApiClient, ClientLimits, TokenManager, TokenStore
+
+try:
+    from engine.adapters.rest_client import ApiClient, ClientLimits, TokenManager, TokenStore
+except ModuleNotFoundError as missing:  # the `xero` extra is not installed
+    _MISSING_LIBRARY: str | None = missing.name
+else:
+    _MISSING_LIBRARY = None
 from engine.adapters.rest_mapping import (
     Element,
     MappingError,
@@ -117,6 +123,9 @@ def open_adapter(target: str, *, workspace_dir: Path) -> RestAdapter:
     TerminalAdapterError
         No refresh token anywhere (neither given nor kept from an earlier run).
     """
+    if _MISSING_LIBRARY:
+        raise InputError(f"the Xero target needs the `xero` extra ({_MISSING_LIBRARY} is not installed): "
+                         "pip install 'recon[xero]'")
     parts = urlsplit(target)
     scheme = parts.scheme.lower()
     if scheme not in ("xero+http", "xero+https") or not parts.hostname:
@@ -171,6 +180,7 @@ class RestAdapter:
         self.tokens = TokenManager(token_url, settings.client_id, settings.client_secret.get_secret_value(),
                                    TokenStore(workspace_dir / TOKEN_FILE), seed, self.limits)
         self.calls = 0
+        self._tls = None
 
     # -- the Adapter protocol --------------------------------------------------------------
     def write(self, items: Sequence[WriteItem]) -> list[WriteResult]:
@@ -201,9 +211,12 @@ class RestAdapter:
         return [by_key[item.key] for item in items]
 
     async def _run_async(self, items: Sequence[WriteItem]) -> list[WriteResult]:
-        async with ApiClient(self.base_url, self.tokens, self.settings.tenant_id, self.limits) as client:
+        client = ApiClient(self.base_url, self.tokens, self.settings.tenant_id, self.limits, self._tls)
+        self._tls = client.tls  # built once (loading the CA bundle takes a tenth of a second)
+        async with client:
             try:
                 resumed = self.outbox.pending()
+                answered_now = {request.request_id for request in resumed}
                 if resumed:
                     log.info("xero: sending again %d request(s) an earlier write-back did not hear back about",
                              len(resumed))
@@ -214,7 +227,7 @@ class RestAdapter:
                 # items are planned and recorded a slice at a time, and each slice's requests go
                 # out while the next is planned: the first calls do not wait for the whole batch
                 for start in range(0, len(items), _PLAN_SLICE):
-                    planned, new = self._plan(items[start:start + _PLAN_SLICE])
+                    planned, new = self._plan(items[start:start + _PLAN_SLICE], answered_now)
                     runs.extend(planned)
                     for element, recorded, attempt in new:
                         waiting.setdefault(element.kind, []).append((element, recorded, attempt))
@@ -227,7 +240,9 @@ class RestAdapter:
                 self.calls += client.calls
         return self._results(runs)
 
-    def _plan(self, items: Sequence[WriteItem]) -> tuple[list[_ItemRun], list[tuple[Element, OutboxElement, int]]]:
+    def _plan(self, items: Sequence[WriteItem], resent: set[int]) -> tuple[list[_ItemRun], list[tuple[Element, OutboxElement, int]]]:
+        """Each item's elements, and those still to record (new, or failed before); ``resent``:
+        the requests this call sent again (an item they finished is written now, not before)."""
         states = self.outbox.states([item.key for item in items])
         runs: list[_ItemRun] = []
         new: list[tuple[Element, OutboxElement, int]] = []
@@ -246,6 +261,8 @@ class RestAdapter:
             run = _ItemRun(item, [element.part for element in elements])
             for element in elements:
                 state = known.get(element.part)
+                if state is not None and state.request_id in resent:
+                    run.done_before = False
                 if state is not None and state.state != "failed":
                     continue  # done, or pending and sent again above
                 run.done_before = False

@@ -25,12 +25,14 @@ import json
 import logging
 import math
 import os
+import ssl
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import certifi
 import httpx
 from tenacity import (
     AsyncRetrying,
@@ -290,8 +292,10 @@ class ApiClient:
         Calls a minute, requests in flight, attempts, timeout, time scale.
     """
 
-    def __init__(self, base_url: str, tokens: TokenManager, tenant_id: str, limits: ClientLimits):
+    def __init__(self, base_url: str, tokens: TokenManager, tenant_id: str, limits: ClientLimits,
+                 tls: ssl.SSLContext | None = None):
         self.base_url = base_url.rstrip("/")
+        self.tls = tls or ssl.create_default_context(cafile=certifi.where())
         self.tokens = tokens
         self.tenant_id = tenant_id
         self.limits = limits
@@ -303,7 +307,7 @@ class ApiClient:
     async def __aenter__(self) -> ApiClient:
         scale = self.limits.time_scale
         self._client = httpx.AsyncClient(
-            timeout=self.limits.timeout,
+            timeout=self.limits.timeout, verify=self.tls,
             limits=httpx.Limits(max_connections=self.limits.concurrent + 1),
             headers={"Accept": "application/json", "User-Agent": "recon-writeback"},
         )

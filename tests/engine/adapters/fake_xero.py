@@ -64,7 +64,8 @@ class FakeXero:
     token_lifetime
         Platform seconds an access token lives (Xero: 1800).
     error_rate
-        Share of API calls answered 500 (half before doing the work, half after it).
+        Share of API calls answered 500: ``error_after_work`` of them after doing the work
+        (the client never hears of it), the others before.
     throttle_every
         Answer every N-th API call 429 with ``Retry-After: retry_after`` (0: never).
     invoices
@@ -85,6 +86,7 @@ class FakeXero:
     concurrent: int = 5
     token_lifetime: float = 1800.0
     error_rate: float = 0.0
+    error_after_work: float = 0.5
     throttle_every: int = 0
     retry_after: int = 1
     seed: int = 0
@@ -125,7 +127,7 @@ class FakeXero:
             platform = fake
 
         self._server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -247,7 +249,7 @@ class FakeXero:
                     return 400, _dumps({"Message": "Idempotency-Key reused for a different request"}), False, False
                 return status, body, True, False
             fault = self.random.random() < self.error_rate
-            if fault and self.random.random() < 0.5:
+            if fault and self.random.random() >= self.error_after_work:
                 self.injected_500 += 1
                 return 500, _dumps({"Message": "An error occurred in Xero (before)"}), False, False
             try:
