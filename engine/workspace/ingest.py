@@ -5,12 +5,18 @@ line_id)``, FX rates by ``(date, base, quote)``. Ingesting a file again, or a st
 overlaps one already ingested, adds only what the workspace does not hold yet.
 
 The conflict rule: **the workspace keeps the version it already holds.** A line whose key the
-workspace (or an earlier file of the same ingest) already holds with *different* content (another
-amount, date, currency, description, payer, reference, account, type or due date; for a payout
-line its payout, category, amounts or dates; for a rate its value) is not loaded: it is recorded
-in the ``conflicts`` table with both versions named (file and line of each, and what differs) and
-reported by ``recon ingest``. To change a line the workspace holds, give the corrected line a new
-id (as an accounting system issues a credit note) and unmatch any match it is in.
+workspace already holds with *different* content (another amount, date, currency, description,
+payer, reference, account, type or due date; for a payout line its payout, category, amounts or
+dates; for a rate its value) is not loaded: it is recorded in the ``conflicts`` table with both
+versions named (file and line of each, and what differs) and reported by ``recon ingest``. To
+change a line the workspace holds, give the corrected line a new id (as an accounting system
+issues a credit note) and unmatch any match it is in.
+
+One exception, the rule the feeds apply within a load: a version that differs only by filling in
+fields the held one left empty (a processor line exported again once its payout is known) is no
+conflict: the empty fields of the held line are filled in (``completed``), nothing it holds is
+changed. Within the files of one ingest the feeds' own rule applies (an id given twice with
+different content: neither version is used, both are rejected).
 """
 
 from __future__ import annotations
@@ -55,9 +61,10 @@ class IngestReport:
     ----------
     ingest_id
         ``I-`` + the UTC time it started; the ``first_run_id`` of the lines it added.
-    added, already
-        Per kind (``bank``, ``ledger``, ``processor``, ``fx``): lines added, and lines the
-        workspace already held with the same content (not added again).
+    added, already, completed
+        Per kind (``bank``, ``ledger``, ``processor``, ``fx``): lines added, lines the
+        workspace already held with the same content (not added again), and held lines whose
+        empty fields a new version filled in.
     conflicts
         Lines not loaded because their key is held with different content (``CONFLICT_SCHEMA``).
     rejects
@@ -70,6 +77,7 @@ class IngestReport:
     workspace: str
     added: dict[str, int] = field(default_factory=dict)
     already: dict[str, int] = field(default_factory=dict)
+    completed: dict[str, int] = field(default_factory=dict)
     conflicts: pl.DataFrame = field(default_factory=lambda: empty_frame(CONFLICT_SCHEMA))
     rejects: pl.DataFrame = field(default_factory=lambda: empty_frame(REJECTS_SCHEMA))
     stats: list[FileStats] = field(default_factory=list)
@@ -96,7 +104,9 @@ class IngestReport:
             out.append(f"  read {s.side:<9} {s.summary()}")
         for kind in ("bank", "ledger", "processor", "fx"):
             if kind in self.added:
-                out.append(f"  {kind + ':':<10} {self.added[kind]} added, {self.already.get(kind, 0)} already held")
+                done = self.completed.get(kind, 0)
+                out.append(f"  {kind + ':':<10} {self.added[kind]} added, {self.already.get(kind, 0)} already held"
+                           + (f", {done} completed (empty fields filled in)" if done else ""))
         out.append(f"  rejected rows: {self.rejects.height}    conflicts: {self.conflicts.height}")
         out += [f"  {line}" for line in self.conflict_lines()]
         return "\n".join(out)
@@ -134,20 +144,41 @@ def _within_file_conflicts(side: str, loaded: LoadResult) -> pl.DataFrame:
     ).cast(CONFLICT_SCHEMA)
 
 
-def _add(ws: Workspace, side: str, frame: pl.DataFrame, ingest_id: str) -> tuple[int, int, pl.DataFrame]:
-    """Insert the rows of ``frame`` whose key ``ws`` does not hold; returns (added, already
-    held with the same content, conflicts)."""
+def _add(ws: Workspace, side: str, frame: pl.DataFrame, ingest_id: str) -> tuple[int, int, int, pl.DataFrame]:
+    """Insert the rows of ``frame`` whose key ``ws`` does not hold and fill in the empty fields
+    of held lines a row completes; returns (added, already held with the same content,
+    completed, conflicts)."""
     table, keys, content = TABLES[side], KEYS[side], CONTENT[side]
     con = ws.con
     con.register("_incoming", frame.drop("first_run_id", strict=False).to_arrow())
     try:
         on = " AND ".join(f"s.{k} = t.{k}" for k in keys)
-        same = " AND ".join(f"s.{c} IS NOT DISTINCT FROM t.{c}" for c in content)
+        # the two versions differ only where one of them is empty (null or blank text): the
+        # same line, one more complete than the other
+        types = frame.schema
+        compatible = " AND ".join(
+            f"(s.{c} IS NOT DISTINCT FROM t.{c} OR {_empty(f't.{c}', types[c])} OR {_empty(f's.{c}', types[c])})"
+            for c in content)
+        fills = " OR ".join(f"({_empty(f't.{c}', types[c])} AND NOT {_empty(f's.{c}', types[c])})" for c in content)
         held = con.sql(
-            f"SELECT s.*, ({same}) AS _same, t.source_file AS _held_file, t.source_line AS _held_line, "
+            f"SELECT s.*, ({compatible}) AS _compatible, ({fills}) AS _fills, "
+            "t.source_file AS _held_file, "
+            "t.source_line AS _held_line, "
             + ", ".join(f"t.{c} AS _held_{c}" for c in content)
             + f" FROM _incoming s JOIN {table} t ON {on}"
         ).pl()
+        completing = held.filter(pl.col("_compatible") & pl.col("_fills"))
+        if completing.height:
+            con.register("_completing", completing.select(*keys, *content).to_arrow())
+            try:
+                con.execute(
+                    f"UPDATE {table} t SET "
+                    + ", ".join(f"{c} = CASE WHEN {_empty(f't.{c}', types[c])} THEN s.{c} ELSE t.{c} END"
+                                for c in content)
+                    + f" FROM _completing s WHERE {on}"
+                ).fetchall()
+            finally:
+                con.unregister("_completing")
         before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         con.execute(
             f"INSERT INTO {table} BY NAME SELECT s.*, $ingest_id AS first_run_id FROM _incoming s "
@@ -157,7 +188,7 @@ def _add(ws: Workspace, side: str, frame: pl.DataFrame, ingest_id: str) -> tuple
         added = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
     finally:
         con.unregister("_incoming")
-    clashing = held.filter(~pl.col("_same"))
+    clashing = held.filter(~pl.col("_compatible"))
     rows = []
     for row in clashing.rows(named=True):
         held_row = {c: row[f"_held_{c}"] for c in content} | {"currency": row.get("_held_currency", row.get("currency"))}
@@ -167,7 +198,14 @@ def _add(ws: Workspace, side: str, frame: pl.DataFrame, ingest_id: str) -> tuple
             "differences": _differences(side, held_row, row),
         })
     conflicts = pl.DataFrame(rows, schema=CONFLICT_SCHEMA) if rows else empty_frame(CONFLICT_SCHEMA)
-    return added, held.height - clashing.height, conflicts
+    return added, held.height - clashing.height - completing.height, completing.height, conflicts
+
+
+def _empty(column: str, dtype: pl.DataType) -> str:
+    """SQL: the held ``column`` is empty (null, or blank text)."""
+    if dtype == pl.Utf8:
+        return f"({column} IS NULL OR trim({column}) = '')"
+    return f"({column} IS NULL)"
 
 
 def ingest_loaded(
@@ -208,16 +246,16 @@ def ingest_loaded(
         for side, loaded in (("bank", bank), ("ledger", ledger), ("processor", processor)):
             if loaded is None:
                 continue
-            added, already, clashes = _add(ws, side, loaded.frame, ingest_id)
-            report.added[side], report.already[side] = added, already
+            added, already, completed, clashes = _add(ws, side, loaded.frame, ingest_id)
+            report.added[side], report.already[side], report.completed[side] = added, already, completed
             conflicts += [_within_file_conflicts(side, loaded), clashes]
             rejects.append(loaded.rejects)
             report.stats += loaded.stats
             inputs[side] = [s.__dict__ for s in loaded.stats]
         if fx is not None:
             rates, fx_rejects, fx_stats = fx
-            added, already, clashes = _add(ws, "fx", rates, ingest_id)
-            report.added["fx"], report.already["fx"] = added, already
+            added, already, completed, clashes = _add(ws, "fx", rates, ingest_id)
+            report.added["fx"], report.already["fx"], report.completed["fx"] = added, already, completed
             conflicts.append(clashes)
             rejects.append(fx_rejects)
             report.stats.append(fx_stats)
@@ -231,7 +269,8 @@ def ingest_loaded(
         )
         ws.append_rows("rejects", report.rejects.with_columns(run_id=pl.lit(ingest_id)))
         ws.append_rows("conflicts", report.conflicts.with_columns(ingest_id=pl.lit(ingest_id)))
-        counts = {"added": report.added, "already": report.already, "conflicts": report.conflicts.height,
+        counts = {"added": report.added, "already": report.already, "completed": report.completed,
+                  "conflicts": report.conflicts.height,
                   "rejects": report.rejects.height}
         con.execute(
             "INSERT INTO ingests (ingest_id, ingested_at, inputs_json, counts_json) VALUES (?, ?, ?, ?)",

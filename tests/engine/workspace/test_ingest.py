@@ -87,3 +87,28 @@ def test_nothing_to_ingest_is_one_clear_line(tmp_path, recon):
     code, _, err = recon("ingest", "--workspace", tmp_path / "books.duckdb")
     assert code == 2
     assert err == "recon: error: nothing to ingest: give --bank, --ledger, --processor or --fx files\n"
+
+
+def test_a_version_that_fills_in_empty_fields_completes_the_held_line(tmp_path, recon):
+    """A Stripe line exported before its payout was known, then again with the payout: the
+    held line gains its payout id (no conflict); a version that lacks a field is no conflict
+    either, and changes nothing."""
+    header = ("automatic_payout_id,automatic_payout_effective_at,balance_transaction_id,created,available_on,"
+              "currency,gross,fee,net,reporting_category,source_id,description\n")
+    row = ",2026-03-09 10:00:00,2026-03-11 00:00:00,hkd,1000.00,34.00,966.00,charge,ch_1HK001,Order 2001 陳大文\n"
+    pending, paid, bare = (tmp_path / name for name in ("pending.csv", "paid.csv", "bare.csv"))
+    pending.write_text(header + ",,txn_1HK001" + row, encoding="utf-8")
+    paid.write_text(header + "po_1HK001,2026-03-12 00:00:00,txn_1HK001" + row, encoding="utf-8")
+    bare.write_text(header + "po_1HK001,2026-03-12 00:00:00,txn_1HK001" + row.replace("Order 2001 陳大文", ""),
+                    encoding="utf-8")
+    ws = tmp_path / "books.duckdb"
+    recon("ingest", "--workspace", ws, "--processor", pending)
+    assert query(ws, "SELECT payout_id FROM payout_lines") == [(None,)]
+    code, out, _ = recon("ingest", "--workspace", ws, "--processor", paid)
+    assert code == 0
+    assert "processor: 0 added, 0 already held, 1 completed (empty fields filled in)" in out
+    assert "conflicts: 0" in out
+    code, out, _ = recon("ingest", "--workspace", ws, "--processor", bare)
+    assert "processor: 0 added, 1 already held" in out and "conflicts: 0" in out
+    assert query(ws, "SELECT payout_id, description, source_file FROM payout_lines") == [
+        ("po_1HK001", "Order 2001 陳大文", str(pending))]
