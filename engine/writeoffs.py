@@ -47,6 +47,19 @@ def _compatible(pairs: pl.DataFrame) -> pl.Series:
     return pl.Series(ok)
 
 
+def _quotes_the_item(hits: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame) -> pl.Series:
+    """Whether each hit's open bank line (``other_id``) quotes the number of the proposal's
+    ledger item (``ledger_id``): its reference keys hold the item's serial."""
+    quoted = (
+        hits.select("other_id", "ledger_id")
+        .join(bank.select(other_id="id", keys="ref_keys"), on="other_id", how="left", maintain_order="left")
+        .join(ledger.select(ledger_id="id", serial="ref_serial"), on="ledger_id", how="left", maintain_order="left")
+        .select(pl.col("keys").list.contains(pl.col("serial")).fill_null(False))
+        .to_series()
+    )
+    return quoted
+
+
 #: open lines one key (an amount, a payer) offers every proposal that asks for it: a month where
 #: one amount or one payer is everywhere (thousands of 100.00 lines) must not multiply the
 #: proposals by the lines; the first few are enough to show the doubt
@@ -160,7 +173,11 @@ def demand_proof(proposals: pl.DataFrame, match_lines: pl.DataFrame, open_minor:
             .filter((pl.col("other_day") - pl.col("bank_day")).abs() <= window)
         )
         if hits.height:
-            found.append(hits.filter(_compatible(hits)).with_columns(whole=pl.lit(True)))
+            compatible = _compatible(hits)
+            if side == "bank" and "ref_keys" in bank.columns and "ref_serial" in ledger.columns:
+                # a line quoting the item's number is the item's, whoever the bank names
+                compatible = compatible | _quotes_the_item(hits, bank, ledger)
+            found.append(hits.filter(compatible).with_columns(whole=pl.lit(True)))
     found.append(_part_of_the_rest(totals.filter(same_currency), bank, ledger, taken, window))
     if not any(f.height for f in found):
         return proposals

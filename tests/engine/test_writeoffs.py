@@ -92,3 +92,22 @@ def test_a_partly_paid_item_with_no_other_credit_of_the_payer_stays_automatic(tm
         "B3,2026-10-16,1500.00,HKD,FPS CR HARBOUR VIEW PROPERTIES,,,001\n",
     )
     assert rows["B1;B2"]["status"] == "auto"
+
+
+def test_an_open_line_quoting_the_item_counts_whoever_the_bank_names(tmp_path):
+    # two instalments of the customer quote the invoice; the third, for exactly what stays
+    # open, quotes it too but the bank prints another name (a family member paying): the two
+    # are not booked unseen with the rest left open
+    invoice = "00012204,2026-09-19,3652.00,HKD,Installation work,Chan Leung Shing,00012204,1100,invoice,\n"
+    rows = _run(
+        tmp_path,
+        "B1,2026-10-01,1181.00,HKD,CHQ DEP 356862 12204 CHAN LEUNG SHING,,,001\n"
+        "B2,2026-10-11,1088.00,HKD,CR TRF A/C 250-8-051167 PART PAYMENT 00012204 MARY CHAN,,,001\n"
+        "B3,2026-10-20,1383.00,HKD,TT IN A/C 250-8-051167 INV12204 CHAN LEUNG SHING,,,001\n",
+        invoice,
+    )
+    groups = {ids: row for ids, row in rows.items() if "00012204" in row["ledger_ids"]}
+    assert groups, rows
+    for ids, row in groups.items():
+        if set(ids.split(";")) != {"B1", "B2", "B3"}:  # a part of the item's payments
+            assert row["status"] == "review", (ids, row["explanation"])
