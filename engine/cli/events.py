@@ -8,9 +8,10 @@ any ASGI server can serve it), on 127.0.0.1 unless told otherwise:
     A Stripe-signed event. Answers ``200 {"received": ID}`` once the event is stored (it is
     applied right after, in the background: payout lines ingested, then one incremental match
     for the events that arrived together); ``400`` for a missing, malformed or wrong signature,
-    a timestamp beyond the tolerance, or a body that is not an event; ``409`` for an event id
-    already stored (a replay, or a retry of a delivery already received): it is not applied
-    again; ``413`` for a body over 1 MiB; ``503`` with ``Retry-After`` while the workspace is
+    a timestamp beyond the tolerance, or a body that is not an event; ``200 {"received": ID,
+    "duplicate": true}`` for an event id already stored (a processor's retry of a delivery
+    already received, or a replay within the signature's tolerance): acknowledged so that the
+    processor stops retrying, never applied again; ``413`` for a body over 1 MiB; ``503`` with ``Retry-After`` while the workspace is
     busy (the processor retries).
 ``GET /events/{id}``
     The stored event's state (``received``, ``processed``, ``failed``), line counts, note and
@@ -228,7 +229,10 @@ def create_app(workspace: str | Path, secret: str, *, tolerance: int = 300, api_
         except WorkspaceBusyError as error:
             return refuse(503, str(error), headers={"Retry-After": "5"})
         if not stored:
-            return refuse(409, f"event {event['id']} was already received; not applied again")
+            # a processor retries a delivery it saw no 2xx for, for days: the duplicate is
+            # acknowledged (and never applied twice), not refused into more retries
+            return JSONResponse({"received": event["id"], "duplicate": True,
+                                 "note": f"event {event['id']} was already received; not applied again"})
         worker.queue.put(event["id"])
         return JSONResponse({"received": event["id"]})
 

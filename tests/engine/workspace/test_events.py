@@ -201,10 +201,10 @@ def test_signed_event_is_stored_once_ingested_and_matched(server, workspace, fak
     assert [(p[0], p[1], p[2]) for p in proposals] == [("payout", "B1", "CN-2001;SO-2001")]
     assert str(proposals[0][3]) in ("-34.00", "-34.0", "-3400")  # Stripe's fee, to the cent
 
-    # the same delivery again (a replay, or a retry): refused, nothing applied twice
+    # the same delivery again (a retry, or a replay): acknowledged, nothing applied twice
     again = deliver(server, event)
-    assert again.status_code == 409
-    assert "already received" in again.json()["error"]
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True and "already received" in again.json()["note"]
     assert table(workspace, "SELECT count(*) FROM events") == [(1,)]
     assert table(workspace, "SELECT count(*) FROM payout_lines") == [(3,)]
     stored = table(workspace, "SELECT payload FROM events WHERE event_id = 'evt_1'")[0][0]
