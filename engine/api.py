@@ -495,7 +495,7 @@ def match_workspace(
     progress.memory_limit = limit
     if out is not None:
         check_out_dir(out)
-    with Workspace(workspace, memory_limit=limit) as ws:
+    with Workspace(workspace, memory_limit=limit, create=False) as ws:
         with progress.stage("workspace: open lines"):
             inputs = open_inputs(ws)
         t_read = time.perf_counter()
@@ -595,7 +595,7 @@ def review(
     filters = _filters(status, state, match_type, min_amount, max_amount, match_ids)
     if limit is not None and limit < 0:
         raise InputError(f"--limit {limit}: give a number of rows, 0 or more")
-    with Workspace(workspace) as ws:
+    with Workspace(workspace, create=False) as ws:
         return list_matches(ws, filters, limit=limit)
 
 
@@ -603,7 +603,7 @@ def _decide(action, workspace, match_ids, status, state, match_type, min_amount,
     from engine.workspace.review import decide
 
     filters = _filters(status, state, match_type, min_amount, max_amount)
-    with Workspace(workspace) as ws:
+    with Workspace(workspace, create=False) as ws:
         return decide(ws, action, match_ids=tuple(match_ids or ()), filters=filters, all_auto=all_auto,
                       comment=comment, by=by)
 
@@ -717,7 +717,7 @@ def match_manual(
     from engine.workspace.review import manual_match
 
     rules = rules if isinstance(rules, RuleSet) else load_rules(rules)
-    with Workspace(workspace) as ws:
+    with Workspace(workspace, create=False) as ws:
         return manual_match(ws, list(bank), list(ledger), rules, adjust=adjust, comment=comment, by=by)
 
 
@@ -736,7 +736,7 @@ def unmatch(workspace: str | Path, match_id: str, reason: str, by: str | None = 
     """
     from engine.workspace.review import unmatch as _unmatch
 
-    with Workspace(workspace) as ws:
+    with Workspace(workspace, create=False) as ws:
         return _unmatch(ws, match_id, reason, by=by)
 
 

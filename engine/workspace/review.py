@@ -210,6 +210,16 @@ class DecisionReport:
 _PAST = {"accept": "accepted", "reject": "rejected", "manual": "matched by hand", "unmatch": "unmatched"}
 
 
+def _unknown(con, match_id: str, ws: Workspace) -> str:
+    """Why ``match_id`` is not a current match: never proposed, or replaced by a later run."""
+    rows = con.execute("SELECT run_id FROM proposals WHERE match_id = ? ORDER BY run_id DESC LIMIT 1",
+                       [match_id]).fetchall()
+    if not rows:
+        return f"no match {match_id} in {ws.path}"
+    return (f"{match_id} was proposed by run {rows[0][0]} and replaced by a later run's proposals "
+            "(`recon review` lists the current ones)")
+
+
 def _decision_row(action: str, row: dict, by: str, comment: str | None, detail: dict | None = None) -> dict:
     return {
         "by": by, "action": action, "match_id": row["match_id"], "before_state": row["state"],
@@ -316,7 +326,7 @@ def decide(
         if match_ids:
             known = current.filter(pl.col("match_id").is_in(list(match_ids)))
             missing = sorted(set(match_ids) - set(known["match_id"].to_list()))
-            problems += [f"no match {m} in {ws.path}" for m in missing]
+            problems += [_unknown(con, m, ws) for m in missing]
         if match_ids and not (filters.any or all_auto):
             picked = known
             problems += [
@@ -492,7 +502,7 @@ def unmatch(ws: Workspace, match_id: str, reason: str, by: str | None = None) ->
     try:
         current = current_proposals(con).filter(pl.col("match_id") == match_id)
         if current.height == 0:
-            raise InputError(f"unmatch: no match {match_id} in {ws.path}")
+            raise InputError(f"unmatch: {_unknown(con, match_id, ws)}")
         row = current.row(0, named=True)
         problem = transition_error("unmatch", match_id, row["state"])
         if problem:

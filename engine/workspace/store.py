@@ -112,6 +112,8 @@ class Workspace:
     wait
         Seconds to wait for another process holding the workspace (default: see
         :mod:`engine.workspace.lock`).
+    create
+        Create the file when missing (False: a missing file is an error).
 
     Raises
     ------
@@ -126,10 +128,14 @@ class Workspace:
     >>> ws.query("SELECT status, count(*) FROM proposals GROUP BY ALL")  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | Path, memory_limit: int | None = None, wait: float | None = None):
+    def __init__(self, path: str | Path, memory_limit: int | None = None, wait: float | None = None,
+                 create: bool = True):
         self.path = Path(path)
         if self.path.is_dir():
             raise ReconError(f"{self.path}: is a folder, not a workspace file (name a .duckdb file)")
+        if not create and not self.path.exists():
+            raise ReconError(f"workspace {self.path} does not exist; create it with "
+                             f"`recon ingest --workspace {self.path} --bank FILE --ledger FILE`")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._held = ExitStack()
         wait = default_wait() if wait is None else wait

@@ -189,3 +189,24 @@ def test_unmatch_reopens_the_lines_and_keeps_the_history(matched, recon):
     # a manual match may rebuild the group
     assert recon("match-manual", "--workspace", matched, "--bank", "B01", "--ledger", "L01")[0] == 0
     assert states(matched)[target] == "accepted"
+
+
+def test_a_proposal_replaced_by_a_later_run_is_named_as_such(matched, recon):
+    # B05 (5000.00) was proposed with L05; the reviewer matches it to L06 by hand instead
+    replaced = proposal_of(matched, "B05")
+    assert recon("match-manual", "--workspace", matched, "--bank", "B05", "--ledger", "L06")[0] == 0
+    assert recon("match", "--workspace", matched, "--quiet")[0] == 0
+    code, _, err = recon("accept", "--workspace", matched, replaced["match_id"])
+    assert code == 2
+    assert err == (f"recon: error: accept: nothing done: {replaced['match_id']} was proposed by run "
+                   f"{replaced['run_id']} and replaced by a later run's proposals (`recon review` lists the "
+                   "current ones)\n")
+
+
+def test_a_missing_workspace_is_not_created_by_review(tmp_path, recon):
+    missing = tmp_path / "typo.duckdb"
+    code, _, err = recon("review", "--workspace", missing)
+    assert code == 2
+    assert err == (f"recon: error: workspace {missing} does not exist; create it with "
+                   f"`recon ingest --workspace {missing} --bank FILE --ledger FILE`\n")
+    assert not missing.exists()
