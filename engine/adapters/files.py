@@ -199,16 +199,6 @@ class FilesAdapter:
             known.update(k for (k,) in self._db.execute(f"SELECT key FROM items WHERE key IN ({marks})", chunk))
         return known
 
-    def _record_item(self, item: WriteItem, generation: int, at: str) -> None:
-        self._db.execute(
-            "INSERT INTO items (key, match_id, seq, action, written_at, generation) VALUES (?, ?, ?, ?, ?, ?)",
-            (item.key, item.match_id, item.seq, item.action, at, generation))
-        self._db.executemany(
-            "INSERT INTO journal (date, account, debit_minor, credit_minor, currency, match_id, memo, key) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(line.date.isoformat(), line.account, line.debit_minor, line.credit_minor, line.currency,
-              line.match_id, line.memo, item.key) for line in item.journal])
-
     def _apply(self, items: Sequence[WriteItem], action: str) -> list[WriteResult]:
         known = self._known([item.key for item in items])
         at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -216,6 +206,7 @@ class FilesAdapter:
         def body(generation: int) -> list[WriteResult]:
             results: list[WriteResult] = []
             done: set[str] = set()
+            item_rows, journal_rows, status_rows, reopen_rows = [], [], [], []
             for item in items:
                 if item.key in known or item.key in done:
                     results.append(WriteResult(item.key, "already"))
@@ -228,35 +219,37 @@ class FilesAdapter:
                 if problem:
                     results.append(WriteResult(item.key, "failed", problem))
                     continue
+                journal, reason = item.journal, ""
                 if action == "write":
-                    self._db.executemany(
-                        "INSERT INTO status (side, line_id, match_id, state, key) VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT (side, line_id) DO UPDATE SET match_id = excluded.match_id, "
-                        "state = excluded.state, key = excluded.key",
-                        [(line.side, line.line_id, item.match_id, LINE_STATE_RECONCILED, item.key)
-                         for line in item.lines])
-                    reason = ""
+                    status_rows += [(line.side, line.line_id, item.match_id, LINE_STATE_RECONCILED, item.key)
+                                    for line in item.lines]
+                elif not self._db.execute("SELECT count(*) FROM items WHERE match_id = ? AND action = 'write'",
+                                          (item.match_id,)).fetchone()[0]:
+                    # the workspace sent the match here but the folder never recorded it (a
+                    # crash before the folder's commit): there is nothing to undo
+                    journal, reason = (), "nothing of this match was written here: nothing to reverse"
                 else:
-                    written = self._db.execute(
-                        "SELECT count(*) FROM items WHERE match_id = ? AND action = 'write'", (item.match_id,)
-                    ).fetchone()[0]
-                    if not written:
-                        # the workspace sent the match here but the folder never recorded it (a
-                        # crash before the folder's commit): there is nothing to undo
-                        item = WriteItem(item.match_id, item.seq, item.action, item.match_type, item.lines)
-                        reason = "nothing of this match was written here: nothing to reverse"
-                    else:
-                        # only the lines still showing this match go back to open (a line may
-                        # since have been reconciled by another match)
-                        self._db.executemany(
-                            "UPDATE status SET state = ?, key = ? WHERE side = ? AND line_id = ? AND match_id = ?",
-                            [(LINE_STATE_OPEN, item.key, line.side, line.line_id, item.match_id)
-                             for line in item.lines])
-                        reason = ""
-                self._record_item(item, generation, at)
+                    # only the lines still showing this match go back to open (a line may
+                    # since have been reconciled by another match)
+                    reopen_rows += [(LINE_STATE_OPEN, item.key, line.side, line.line_id, item.match_id)
+                                    for line in item.lines]
+                item_rows.append((item.key, item.match_id, item.seq, item.action, at, generation))
+                journal_rows += [(line.date.isoformat(), line.account, line.debit_minor, line.credit_minor,
+                                  line.currency, line.match_id, line.memo, item.key) for line in journal]
                 done.add(item.key)
-                results.append(WriteResult(item.key, "written", reason,
-                                           external_ids={"folder": str(self.folder)}))
+                results.append(WriteResult(item.key, "written", reason))
+            self._db.executemany(
+                "INSERT INTO items (key, match_id, seq, action, written_at, generation) VALUES (?, ?, ?, ?, ?, ?)",
+                item_rows)
+            self._db.executemany(
+                "INSERT INTO status (side, line_id, match_id, state, key) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (side, line_id) DO UPDATE SET match_id = excluded.match_id, "
+                "state = excluded.state, key = excluded.key", status_rows)
+            self._db.executemany(
+                "UPDATE status SET state = ?, key = ? WHERE side = ? AND line_id = ? AND match_id = ?", reopen_rows)
+            self._db.executemany(
+                "INSERT INTO journal (date, account, debit_minor, credit_minor, currency, match_id, memo, key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", journal_rows)
             return results
 
         return self._commit(body)

@@ -136,7 +136,7 @@ WITH latest AS (
     SELECT DISTINCT key FROM tw WHERE state IN ('written', 'already')
 ), owed_writes AS (
     SELECT l.match_id, a.accept_seq AS seq, 'write' AS action, a.accept_seq AS write_seq,
-           NULL::VARCHAR AS comment, NULL::TIMESTAMP AS decided_at
+           NULL::VARCHAR AS comment, NULL::TIMESTAMP AS decided_at, l.state
     FROM latest l JOIN accepts a USING (match_id)
     WHERE l.state IN ('accepted', 'written', 'failed')
 ), unmatches AS (
@@ -148,8 +148,9 @@ WITH latest AS (
     SELECT DISTINCT match_id, seq FROM tw WHERE action = 'write' AND state IN ('sending', 'written', 'already')
 ), owed_reverses AS (
     SELECT u.match_id, u.seq, 'reverse' AS action, max(s.seq) AS write_seq,
-           any_value(u.comment) AS comment, any_value(u."at") AS decided_at
+           any_value(u.comment) AS comment, any_value(u."at") AS decided_at, any_value(l.state) AS state
     FROM unmatches u JOIN sent s ON s.match_id = u.match_id AND s.seq < u.seq AND s.seq > u.previous_unmatch
+    JOIN latest l ON l.match_id = u.match_id
     GROUP BY u.match_id, u.seq
 ), owed AS (
     SELECT * FROM owed_writes UNION ALL SELECT * FROM owed_reverses
@@ -161,7 +162,7 @@ ORDER BY o.seq, o.match_id
 
 
 _PENDING_SCHEMA = {"match_id": pl.Utf8, "seq": pl.Int64, "action": pl.Utf8, "write_seq": pl.Int64,
-                   "comment": pl.Utf8, "decided_at": pl.Datetime("us")}
+                   "comment": pl.Utf8, "decided_at": pl.Datetime("us"), "state": pl.Utf8}
 
 
 def pending_items(con: duckdb.DuckDBPyConnection, target: str) -> pl.DataFrame:
@@ -172,7 +173,8 @@ def pending_items(con: duckdb.DuckDBPyConnection, target: str) -> pl.DataFrame:
     polars.DataFrame
         ``match_id``, ``seq`` (the key's decision), ``action`` (``write`` / ``reverse``),
         ``write_seq`` (the accept whose write it is, or which a reverse undoes), ``comment``
-        and ``decided_at`` (of an unmatch: its reason and time).
+        and ``decided_at`` (of an unmatch: its reason and time), ``state`` (the match's current
+        state).
     """
     if not _table_exists(con, "decisions"):
         return pl.DataFrame(schema=_PENDING_SCHEMA)
@@ -255,6 +257,13 @@ def journal_lines(
     [('6800', 12000, 0), ('1100', 0, 12000)]
     """
     text = (adjustments or "").strip()
+    if not text:
+        try:
+            agreed = difference in (None, "") or to_minor(difference, currency) == 0
+        except PrecisionError:
+            agreed = False  # said below
+        if agreed:
+            return ()  # the amounts agree: nothing to book
     bank_lines = [line for line in lines if line.side == "bank"]
     dated = max((line.date for line in bank_lines or lines), default=None)
     if dated is None:
@@ -365,7 +374,7 @@ ORDER BY ml.match_id, ml.write_seq, ml.side, ml.id
 
 def build_items(
     con: duckdb.DuckDBPyConnection, batch: pl.DataFrame, rules: RuleSet, target: str,
-) -> list[tuple[WriteItem | None, str, dict]]:
+) -> list[tuple[WriteItem | None, str, str | None]]:
     """The :class:`WriteItem` of each pending row of ``batch`` (from :func:`pending_items`).
 
     A write is built from the proposal the accept decision accepted (its run's row of
@@ -375,9 +384,9 @@ def build_items(
 
     Returns
     -------
-    list of (item, problem, context)
+    list of (item, problem, run_id)
         In the order of ``batch``: the item, or None and the reason it cannot be built; the
-        context holds the proposal's ``run_id``.
+        ``run_id`` of the proposal it was built from.
     """
     con.register("_wb_batch", batch.select("match_id", "write_seq").unique().to_arrow())
     try:
@@ -403,22 +412,24 @@ def build_items(
         finally:
             con.unregister("_wb_rev")
         sent = {(m, s): j for m, s, j in rows}
-    proposals = {(r["match_id"], r["write_seq"]): r for r in chosen.iter_rows(named=True)}
+    proposals = {(r["match_id"], r["write_seq"]): r for r in chosen.to_dicts()}
     lines: dict[tuple[str, int], list[MatchLine]] = {}
     types: dict[tuple[str, int], list[str]] = {}
-    for r in line_rows.iter_rows(named=True):
-        k = (r["match_id"], r["write_seq"])
-        lines.setdefault(k, []).append(MatchLine(
-            r["side"], r["id"], r["date"], int(r["amount_minor"]), r["currency"], r["counterparty"], r["reference"]))
-        if r["side"] == "ledger":
-            types.setdefault(k, []).append(r["type"] or "")
-    out: list[tuple[WriteItem | None, str, dict]] = []
-    for row in batch.iter_rows(named=True):
+    columns = ("match_id", "write_seq", "side", "id", "date", "amount_minor", "currency", "counterparty",
+               "reference", "type")
+    for match_id, write_seq, side, line_id, day, amount, currency, counterparty, reference, kind in zip(
+            *(line_rows[c].to_list() for c in columns), strict=True):
+        k = (match_id, write_seq)
+        lines.setdefault(k, []).append(MatchLine(side, line_id, day, amount, currency, counterparty, reference))
+        if side == "ledger":
+            types.setdefault(k, []).append(kind or "")
+    out: list[tuple[WriteItem | None, str, str | None]] = []
+    for row in batch.to_dicts():
         k = (row["match_id"], row["write_seq"])
         proposal = proposals.get(k)
-        context = {"run_id": proposal["run_id"] if proposal else None}
+        run_id = proposal["run_id"] if proposal else None
         if proposal is None or not lines.get(k):
-            out.append((None, f"{row['match_id']}: the workspace holds no proposal or lines for this match", context))
+            out.append((None, f"{row['match_id']}: the workspace holds no proposal or lines for this match", run_id))
             continue
         match_lines = tuple(lines[k])
         if row["action"] == "write":
@@ -427,7 +438,7 @@ def build_items(
                                         proposal["adjustments"], proposal["difference"], list(match_lines),
                                         types.get(k, []), rules)
             except _ItemProblem as exc:
-                out.append((None, str(exc), context))
+                out.append((None, str(exc), run_id))
                 continue
             memo = proposal["explanation"] or ""
         else:
@@ -435,7 +446,7 @@ def build_items(
             journal = _mirror(sent.get(k), row["match_id"], on, row["comment"] or "")
             memo = row["comment"] or ""
         out.append((WriteItem(row["match_id"], int(row["seq"]), row["action"], proposal["match_type"],
-                              match_lines, journal, memo), "", context))
+                              match_lines, journal, memo), "", run_id))
     return out
 
 
@@ -537,37 +548,54 @@ def _batches(frame: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:
         yield frame.slice(start, size)
 
 
-def _states_of(con: duckdb.DuckDBPyConnection, match_ids: list[str]) -> dict[str, str]:
-    rows = con.execute(
-        """SELECT match_id, after_state FROM decisions WHERE match_id IN (SELECT unnest(?::VARCHAR[]))
-           QUALIFY row_number() OVER (PARTITION BY match_id ORDER BY seq DESC) = 1""", [match_ids]).fetchall()
-    return dict(rows)
+#: pending items whose proposals and lines one set of workspace queries reads (in batches)
+_CHUNK_BATCHES = 20
 
 
-def _writes_rows(target: str, entries: list[tuple[WriteItem | None, dict, str, str, str, bool, dict]],
-                 at: datetime, capabilities: str) -> pl.DataFrame:
-    return pl.DataFrame(
-        [{"target": target, "key": f"{row['match_id']}:{row['seq']}", "match_id": row["match_id"],
-          "seq": int(row["seq"]), "action": row["action"], "state": state, "reason": reason,
-          "retryable": retryable, "at": at,
-          "external_ids": json.dumps(external, ensure_ascii=False, sort_keys=True) if external else None,
-          "journal_json": _journal_json(item.journal) if item is not None else None,
-          "capabilities": capabilities}
-         for item, row, _run, state, reason, retryable, external in entries],
-        schema={"target": pl.Utf8, "key": pl.Utf8, "match_id": pl.Utf8, "seq": pl.Int64, "action": pl.Utf8,
-                "state": pl.Utf8, "reason": pl.Utf8, "retryable": pl.Boolean, "at": pl.Datetime("us"),
-                "external_ids": pl.Utf8, "journal_json": pl.Utf8, "capabilities": pl.Utf8},
-    )
+@dataclass(slots=True)
+class _Entry:
+    """One pending row and what became of it in this write-back."""
+
+    row: dict
+    item: WriteItem | None
+    run_id: str | None
+    journal_json: str | None = None
+    state: str = "sending"
+    reason: str = ""
+    retryable: bool = True
+    external: dict | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.row['match_id']}:{self.row['seq']}"
 
 
-def _decision_rows(con, target: str, entries) -> list[dict]:
-    """The decisions one batch's results make, applying each after the one before."""
-    states = _states_of(con, list({row["match_id"] for _i, row, *_ in entries}))
+_WRITES_SCHEMA = {"target": pl.Utf8, "key": pl.Utf8, "match_id": pl.Utf8, "seq": pl.Int64, "action": pl.Utf8,
+                  "state": pl.Utf8, "reason": pl.Utf8, "retryable": pl.Boolean, "at": pl.Datetime("us"),
+                  "external_ids": pl.Utf8, "journal_json": pl.Utf8, "capabilities": pl.Utf8}
+
+
+def _writes_rows(target: str, entries: list[_Entry], at: datetime, capabilities: str) -> pl.DataFrame:
+    n = len(entries)
+    return pl.DataFrame({
+        "target": [target] * n, "key": [e.key for e in entries], "match_id": [e.row["match_id"] for e in entries],
+        "seq": [e.row["seq"] for e in entries], "action": [e.row["action"] for e in entries],
+        "state": [e.state for e in entries], "reason": [e.reason for e in entries],
+        "retryable": [e.retryable for e in entries], "at": [at] * n,
+        "external_ids": [json.dumps(e.external, ensure_ascii=False, sort_keys=True) if e.external else None
+                         for e in entries],
+        "journal_json": [e.journal_json for e in entries], "capabilities": [capabilities] * n,
+    }, schema=_WRITES_SCHEMA)
+
+
+def _decision_rows(target: str, entries: list[_Entry], states: dict[str, str]) -> list[dict]:
+    """The decisions one batch's results make, each applied after the one before (``states``:
+    the current state of each match, updated)."""
     rows = []
-    for _item, row, run_id, state, reason, _retryable, external in entries:
-        match_id, ok = row["match_id"], state in DONE_STATES
+    for entry in entries:
+        match_id, ok = entry.row["match_id"], entry.state in DONE_STATES
         now = states.get(match_id, "proposed")
-        if row["action"] == "write":
+        if entry.row["action"] == "write":
             action = "written" if ok else "write_failed"
             after = "written" if ok else "failed"
             # a match another target has already written stays written: this target's failure
@@ -580,24 +608,26 @@ def _decision_rows(con, target: str, entries) -> list[dict]:
                 continue
         rows.append({
             "by": "recon", "action": action, "match_id": match_id, "before_state": now, "after_state": after,
-            "comment": reason or None, "run_id": run_id, "target": target,
-            "detail_json": {"key": f"{match_id}:{row['seq']}", "result": state, "external_ids": external},
+            "comment": entry.reason or None, "run_id": entry.run_id, "target": target,
+            "detail_json": json.dumps({"key": entry.key, "result": entry.state, **(
+                {"external_ids": entry.external} if entry.external else {})}, ensure_ascii=False),
         })
         states[match_id] = after
     return rows
 
 
-def _record(ws: Workspace, target: str, entries, capabilities: str, *, decide: bool) -> None:
-    """Record one batch in ``writes`` (and its decisions) in one workspace transaction."""
+def _record(ws: Workspace, target: str, entries: list[_Entry], capabilities: str,
+            states: dict[str, str] | None = None) -> None:
+    """Record one batch in ``writes`` (with its decisions, when ``states`` is given: the
+    results) in one workspace transaction."""
     if not entries:
         return
-    at = datetime.now(UTC).replace(tzinfo=None)
-    frame = _writes_rows(target, entries, at, capabilities)
+    frame = _writes_rows(target, entries, datetime.now(UTC).replace(tzinfo=None), capabilities)
     ws.con.execute("BEGIN TRANSACTION")
     try:
         ws.append_rows("writes", frame)
-        if decide:
-            append_decisions(ws.con, _decision_rows(ws.con, target, entries))
+        if states is not None:
+            append_decisions(ws.con, _decision_rows(target, entries, states))
         ws.con.execute("COMMIT")
     except BaseException:
         ws.con.execute("ROLLBACK")
@@ -671,83 +701,86 @@ def writeback(
     with Workspace(path) as ws:
         ruleset = _rules_of(ws, rules)
         size = batch_size or ruleset.writeback.batch_size
+        if not dry_run:
+            ws.con.execute(WRITES_DDL)
+        pending = pending_items(ws.con, target)
+        report.pending = pending.height
         if dry_run:
-            pending = pending_items(ws.con, target)
-            report.pending = pending.height
-            for batch in _batches(pending, size):
-                for (item, problem, _ctx), row in zip(build_items(ws.con, batch, ruleset, target),
-                                                      batch.iter_rows(named=True), strict=True):
+            for chunk in _batches(pending, size * _CHUNK_BATCHES):
+                for (item, problem, _run), row in zip(build_items(ws.con, chunk, ruleset, target),
+                                                      chunk.iter_rows(named=True), strict=True):
                     report.planned.append(PlannedItem(
                         f"{row['match_id']}:{row['seq']}", row["action"], item.match_type if item else "",
                         len(item.lines) if item else 0, item.journal if item else (), problem))
-            report.seconds = time.perf_counter() - started
-            return report
-        ws.con.execute(WRITES_DDL)
-        pending = pending_items(ws.con, target)
-        report.pending = pending.height
-        if pending.height == 0:
-            report.seconds = time.perf_counter() - started
-            return report
-        own_adapter = adapter is None
-        adapter = open_target(to, path.parent) if own_adapter else adapter
-        capabilities = json.dumps(sorted(adapter.capabilities))
-        try:
-            with progress.stage(f"write-back to {target}"):
-                for batch in _batches(pending, size):
-                    report.batches += 1
-                    _write_batch(ws, adapter, target, batch, ruleset, capabilities, report)
-                    log.info("write-back to %s: batch %d, %d of %d item(s) done", target, report.batches,
-                             sum(report.counts.values()), report.pending)
-                    if report.stopped:
-                        break
-        finally:
-            if own_adapter:
-                adapter.close()
+        elif pending.height:
+            own_adapter = adapter is None
+            adapter = open_target(to, path.parent) if own_adapter else adapter
+            try:
+                with progress.stage(f"write-back to {target}"):
+                    _write_all(ws, adapter, target, pending, ruleset, size, report)
+            finally:
+                if own_adapter:
+                    adapter.close()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _write_batch(ws: Workspace, adapter: Adapter, target: str, batch: pl.DataFrame, rules: RuleSet,
-                 capabilities: str, report: WritebackReport) -> None:
-    built = build_items(ws.con, batch, rules, target)
-    rows = list(batch.iter_rows(named=True))
-    entries = []          # (item, row, run_id, state, reason, retryable, external ids)
-    to_send: list[tuple[WriteItem, dict, str | None]] = []
+def _write_all(ws: Workspace, adapter: Adapter, target: str, pending: pl.DataFrame, rules: RuleSet, size: int,
+               report: WritebackReport) -> None:
+    capabilities = json.dumps(sorted(adapter.capabilities))
+    states = dict(zip(pending["match_id"].to_list(), pending["state"].to_list(), strict=True))
+    for chunk in _batches(pending, size * _CHUNK_BATCHES):
+        built = build_items(ws.con, chunk, rules, target)
+        rows = chunk.to_dicts()
+        for start in range(0, len(rows), size):
+            report.batches += 1
+            entries = [_Entry(row, item, run_id, state="failed" if item is None else "sending", reason=problem,
+                              retryable=item is not None)
+                       for (item, problem, run_id), row in zip(built[start:start + size], rows[start:start + size],
+                                                               strict=True)]
+            _write_batch(ws, adapter, target, entries, capabilities, states, report)
+            log.info("write-back to %s: batch %d, %d of %d item(s) done", target, report.batches,
+                     sum(report.counts.values()), report.pending)
+            if report.stopped:
+                return
+
+
+def _write_batch(ws: Workspace, adapter: Adapter, target: str, entries: list[_Entry], capabilities: str,
+                 states: dict[str, str], report: WritebackReport) -> None:
     can_reverse = "reversal" in adapter.capabilities
-    for (item, problem, context), row in zip(built, rows, strict=True):
-        if item is None:
-            entries.append((None, row, context["run_id"], "failed", problem, False, {}))
-        elif item.action == "reverse" and not can_reverse:
-            entries.append((item, row, context["run_id"], "failed",
-                            f"{target} cannot write reversals (it can write: "
-                            f"{', '.join(sorted(adapter.capabilities))}): undo {item.match_id} there by hand",
-                            False, {}))
+    to_send: list[_Entry] = []
+    for entry in entries:
+        if entry.item is None:
+            continue
+        entry.journal_json = _journal_json(entry.item.journal) if entry.item.journal else None
+        if entry.item.action == "reverse" and not can_reverse:
+            entry.state, entry.retryable = "failed", False
+            entry.reason = (f"{target} cannot write reversals (it can write: "
+                            f"{', '.join(sorted(adapter.capabilities))}): undo {entry.item.match_id} there by hand")
         else:
-            to_send.append((item, row, context["run_id"]))
+            to_send.append(entry)
     if to_send:
         # recorded before sending: if the process dies after the target wrote them, the
         # workspace still knows they may have reached it (an undo then reverses them too)
-        _record(ws, target, [(item, row, run, "sending", "", True, {}) for item, row, run in to_send],
-                capabilities, decide=False)
+        _record(ws, target, to_send, capabilities)
         try:
             crash_point("writeback:before-send")
-            results = _send(adapter, [item for item, _row, _run in to_send])
+            results = _send(adapter, [entry.item for entry in to_send])
             # the target has the batch, the workspace does not know yet (the resend case)
             crash_point("writeback:after-send")
             crash_point(f"writeback:after-send:{report.batches}")
         except AdapterError as exc:
             report.stopped = str(exc)
-            results = [WriteResult(item.key, "failed", str(exc), not isinstance(exc, TerminalAdapterError))
-                       for item, _row, _run in to_send]
-        for (item, row, run), result in zip(to_send, results, strict=True):
-            entries.append((item, row, run, result.state, result.reason, result.retryable,
-                            dict(result.external_ids)))
-    _record(ws, target, entries, capabilities, decide=True)
-    for item, row, _run, state, reason, _retryable, _external in entries:
-        report.counts[(row["action"], state)] += 1
-        if state not in DONE_STATES:
-            key = item.key if item is not None else f"{row['match_id']}:{row['seq']}"
-            report.failures.append((key, row["action"], state, reason))
+            results = [WriteResult(entry.key, "failed", str(exc), not isinstance(exc, TerminalAdapterError))
+                       for entry in to_send]
+        for entry, result in zip(to_send, results, strict=True):
+            entry.state, entry.reason, entry.retryable = result.state, result.reason, result.retryable
+            entry.external = dict(result.external_ids)
+    _record(ws, target, entries, capabilities, states)
+    for entry in entries:
+        report.counts[(entry.row["action"], entry.state)] += 1
+        if entry.state not in DONE_STATES:
+            report.failures.append((entry.key, entry.row["action"], entry.state, entry.reason))
 
 
 # -- status -------------------------------------------------------------------------------

@@ -185,10 +185,10 @@ def test_a_crash_after_the_target_wrote_resends_and_nothing_is_doubled(ws, tmp_p
     out = tmp_path / "files"
     real_record = wb._record
 
-    def crash_before_results(ws_, target, entries, capabilities, *, decide):
-        if decide:  # the target has written the batch; the workspace never hears of it
+    def crash_before_results(ws_, target, entries, capabilities, states=None):
+        if states is not None:  # the target has written the batch; the workspace never hears of it
             raise KeyboardInterrupt
-        real_record(ws_, target, entries, capabilities, decide=decide)
+        real_record(ws_, target, entries, capabilities)
 
     monkeypatch.setattr(wb, "_record", crash_before_results)
     with pytest.raises(KeyboardInterrupt):
@@ -205,10 +205,10 @@ def test_a_match_sent_then_undone_before_its_result_was_recorded_is_reversed(ws,
     out = tmp_path / "files"
     real_record = wb._record
 
-    def crash_before_results(ws_, target, entries, capabilities, *, decide):
-        if decide:
+    def crash_before_results(ws_, target, entries, capabilities, states=None):
+        if states is not None:
             raise KeyboardInterrupt
-        real_record(ws_, target, entries, capabilities, decide=decide)
+        real_record(ws_, target, entries, capabilities)
 
     monkeypatch.setattr(wb, "_record", crash_before_results)
     with pytest.raises(KeyboardInterrupt):
