@@ -71,7 +71,7 @@ def register(sub) -> dict:
         "poll", help="catch up: ingest new files of a drop folder or new items of an API list, then match",
         description="--from DIR: every file not read before (by content hash); files in DIR/bank, DIR/ledger, "
                     "DIR/processor are read as that side, others recognised by content. --from URL: a list "
-                    "endpoint paged with starting_after from the cursor the last poll stored (events, "
+                    "endpoint listed newest first: all of it the first time, then what is newer than the stored cursor (events, "
                     "balance transactions or payouts). Both are idempotent: run twice, nothing doubles.")
     p.add_argument("--workspace", required=True, metavar="FILE", help="the workspace file")
     p.add_argument("--from", dest="sources", nargs="+", action="extend", required=True, metavar="DIR_OR_URL",

@@ -398,16 +398,24 @@ def poll_folder(
 
 @dataclass
 class Page:
-    """One page of a list: its items and the position of the first in the whole list."""
+    """One page of a list: its items, the position of the first in the whole read, and the
+    cursor to store once the page is applied (``None`` while storing one would skip items not
+    read yet)."""
 
     items: list[Any]
     first_line: int
     has_more: bool
+    resume: str | None = None
 
 
 class ListClient:
-    """A Stripe-style list endpoint: ``GET URL?limit=N[&starting_after=ID]`` answering
-    ``{"object": "list", "data": [...], "has_more": bool}``.
+    """A Stripe-style list endpoint: ``GET URL?limit=N[&starting_after=ID|&ending_before=ID]``
+    answering ``{"object": "list", "data": [...], "has_more": bool}``, newest item first.
+
+    A first read walks back through the whole list with ``starting_after``; the cursor is the
+    newest item it saw, stored only once the walk is done. A later read asks for what is newer
+    than the cursor with ``ending_before`` (each answer the page just newer than the cursor,
+    still newest first), moving the cursor to the newest item of each page as it is applied.
 
     Parameters
     ----------
@@ -480,22 +488,33 @@ class ListClient:
                          "run recon poll again later (it resumes from the stored cursor)")
 
     def pages(self, extra: dict[str, str] | None = None, after: str | None = None):
-        """Yield the pages from the item after ``after`` (None: the first) to the last."""
+        """Yield the pages of the whole list (``after`` None), or of the items newer than the
+        cursor ``after``; each page's ``resume`` is the cursor to store once it is applied."""
         position = 1
+        newest: str | None = None
+        cursor = after
         while True:
             params = {**self.params, **(extra or {}), "limit": str(self.limit)}
-            if after:
-                params["starting_after"] = after
+            if cursor:
+                params["ending_before" if after else "starting_after"] = cursor
             body = self._get(params)
             items = body["data"]
-            yield Page(items=items, first_line=position, has_more=bool(body.get("has_more")))
+            more = bool(body.get("has_more")) and bool(items)
+            if items:
+                cursor = self._id(items[0] if after else items[-1])
+                newest = newest or self._id(items[0])
+            # catching up, each page is newer than the last: its newest item is the cursor; a
+            # first read is complete only at its last page, and its cursor the newest of all
+            resume = (cursor if items else None) if after else (None if more else newest)
+            yield Page(items=items, first_line=position, has_more=more, resume=resume)
             position += len(items)
-            if not items or not body.get("has_more"):
+            if not more:
                 return
-            last = items[-1]
-            after = str(last.get("id")) if isinstance(last, dict) and last.get("id") else None
-            if after is None:
-                raise ReconError(f"{self.source}: a page's last item has no id to continue after")
+
+    def _id(self, item: Any) -> str:
+        if isinstance(item, dict) and item.get("id"):
+            return str(item["id"])
+        raise ReconError(f"{self.source}: a listed item has no id to page by")
 
 
 def poll_url(
@@ -511,8 +530,9 @@ def poll_url(
     Items that are events (``/v1/events``) are stored and applied as webhooks are (an event
     the webhook already delivered is not applied again); balance transactions and payouts
     (``/v1/balance_transactions``, ``/v1/payouts``) become payout lines directly, with the
-    payout of a list filtered by ``?payout=po_...``. After each page the cursor (the last
-    item's id) is stored, so a poll stopped half-way resumes after the last page it finished.
+    payout of a list filtered by ``?payout=po_...``. The cursor (the newest item read) is
+    stored once a first read is complete, then after each page of a catch-up, so a poll stopped
+    half-way reads again only what it had not finished (items already held are not doubled).
 
     Parameters
     ----------
@@ -562,8 +582,8 @@ def poll_url(
                 done = process_events(workspace, new_events, match=lambda _: None)
                 applied.events.update(done.events)
                 report.lines_added += done.lines_added
-            if page.items and isinstance(page.items[-1], dict) and page.items[-1].get("id"):
-                cursor = str(page.items[-1]["id"])
+            if page.resume:
+                cursor = page.resume
                 with _open(workspace) as ws:
                     ws.con.execute(
                         "INSERT INTO poll_cursors VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE "

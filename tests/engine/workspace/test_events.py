@@ -2,7 +2,8 @@
 
 The webhook tests start the real server (``python -m engine.cli serve-events``) on 127.0.0.1 and
 talk HTTP to it; a small fake of Stripe's balance-transaction list endpoint (a real HTTP server
-on 127.0.0.1, paged with ``starting_after``, at most two items a page) is what the server asks
+on 127.0.0.1, newest first as Stripe lists, paged with ``starting_after`` / ``ending_before``, at
+most two items a page) is what the server asks
 for a paid payout's transactions and what ``recon poll --from URL`` reads.
 
 The month: a bank credit ``STRIPE PAYOUT po_1HK001`` of 766.00 pays order SO-2001 (1000.00,
@@ -71,8 +72,9 @@ def payout_event(event_id: str = "evt_1") -> dict:
 
 
 class FakeStripe:
-    """A list endpoint ``/v1/balance_transactions`` (filter ``payout``, cursor
-    ``starting_after``, two items a page) on 127.0.0.1, recording every query it answered."""
+    """A list endpoint ``/v1/balance_transactions`` (filter ``payout``, newest first, cursors
+    ``starting_after`` and ``ending_before``, two items a page) on 127.0.0.1, recording every
+    query it answered."""
 
     def __init__(self, items: list[dict], path: str = "/v1/balance_transactions"):
         self.items = items
@@ -91,14 +93,21 @@ class FakeStripe:
                     self.send_response(404 if parts.path != path else 401)
                     self.end_headers()
                     return
-                rows = [i for i in fake.items if "payout" not in query or i.get("_payout") == query["payout"]]
-                if "starting_after" in query:
-                    ids = [r["id"] for r in rows]
-                    rows = rows[ids.index(query["starting_after"]) + 1:]
-                page = rows[: min(int(query.get("limit", 10)), 2)]
+                # items are kept oldest first; Stripe lists them newest first
+                rows = [i for i in reversed(fake.items)
+                        if "payout" not in query or i.get("_payout") == query["payout"]]
+                size = min(int(query.get("limit", 10)), 2)
+                ids = [r["id"] for r in rows]
+                if "ending_before" in query:  # the page just newer than the cursor
+                    at = ids.index(query["ending_before"])
+                    page, more = rows[max(0, at - size):at], at > size
+                else:
+                    if "starting_after" in query:
+                        rows = rows[ids.index(query["starting_after"]) + 1:]
+                    page, more = rows[:size], len(rows) > size
                 body = json.dumps({"object": "list", "data": [{k: v for k, v in r.items() if k != "_payout"}
                                                              for r in page],
-                                   "has_more": len(rows) > len(page)}).encode()
+                                   "has_more": more}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -289,20 +298,31 @@ def test_poll_an_api_list_in_pages_resumes_from_its_cursor(tmp_path, workspace, 
         (done,) = json.loads(out)
         # 6 items over 3 pages; the payout's own transaction is left out: 5 lines
         assert (done["items"], done["lines_added"], done["cursor"]) == (6, 5, "txn_po")
-        assert [q.get("starting_after") for q in fake.queries] == [None, "txn_1HK002", "txn_2_4"]
+        # newest first, walked back to the oldest; the cursor is the newest item
+        assert [q.get("starting_after") for q in fake.queries] == [None, "txn_2_5", "txn_2_3"]
         lines = table(workspace, "SELECT count(*), count(DISTINCT payout_id), min(payout_id) FROM payout_lines")
         assert lines == [(5, 1, "po_2")]
 
         # nothing new: one request from the stored cursor, nothing added
         (again,) = json.loads(recon(capsys, monkeypatch, "poll", "--workspace", workspace, "--from", url, "--json")[1])
         assert (again["items"], again["lines_added"]) == (0, 0)
-        assert fake.queries[-1]["starting_after"] == "txn_po"
+        assert fake.queries[-1]["ending_before"] == "txn_po"
 
         # a new item appears after the cursor: only it is read
         fake.items.append({**items[0], "id": "txn_2_9", "amount": 900, "net": 900, "fee": 0})
         (late,) = json.loads(recon(capsys, monkeypatch, "poll", "--workspace", workspace, "--from", url, "--json")[1])
         assert (late["items"], late["lines_added"], late["cursor"]) == (1, 1, "txn_2_9")
+        assert fake.queries[-1]["ending_before"] == "txn_po"
         assert table(workspace, "SELECT count(*) FROM payout_lines") == [(6,)]
+
+        # three more, more than a page: read a page at a time, newer than the cursor each time
+        for n in (10, 11, 12):
+            fake.items.append({**items[0], "id": f"txn_2_{n}", "amount": 100 * n, "net": 100 * n, "fee": 0})
+        asked = len(fake.queries)
+        (more,) = json.loads(recon(capsys, monkeypatch, "poll", "--workspace", workspace, "--from", url, "--json")[1])
+        assert (more["items"], more["lines_added"], more["cursor"]) == (3, 3, "txn_2_12")
+        assert [q.get("ending_before") for q in fake.queries[asked:]] == ["txn_2_9", "txn_2_11"]
+        assert table(workspace, "SELECT count(*) FROM payout_lines") == [(9,)]
     finally:
         fake.close()
 
