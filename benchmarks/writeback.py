@@ -7,7 +7,7 @@ built in Python, one bank line paying one ledger item, every tenth with a two-li
 journal whose memo names the payer in Chinese. Then, each timed on its own:
 
 1. ``open``: connect and check the tables;
-2. ``write``: all N items in batches of ``--batch`` (default: one batch of N), the status and
+2. ``write``: all N items in calls of ``--batch`` items (default: one call), the status and
    match id columns created, the amounts checked (``amount=``), the journal and writes tables
    created;
 3. ``write again``: the same N items, all ``already``, nothing written;
@@ -22,7 +22,8 @@ Examples
 --------
 ``python -m benchmarks.writeback --n 100000``
 ``python -m benchmarks.writeback --n 100000 --kind duckdb``
-``python -m benchmarks.writeback --n 100000 --batch 10000 --record``
+``python -m benchmarks.writeback --n 100000 --batch 0 500 --record`` (all in one call, then the
+workspace's default batches of 500)
 """
 
 from __future__ import annotations
@@ -175,9 +176,9 @@ def run(n: int, kind: str, url: str | None, batch: int | None) -> tuple[list[tup
     return rows, name
 
 
-def section(rows: list[tuple[str, float, str]], argv: list[str], n: int, kind: str, batch: int | None,
+def section(runs: list[tuple[int | None, list[tuple[str, float, str]]]], argv: list[str], n: int, kind: str,
             target: str) -> str:
-    """A RESULTS.md section: machine, command, one row per step."""
+    """A RESULTS.md section: machine, command, one row per batch size and step."""
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"## {when}: write-back to {'DuckDB' if kind == 'duckdb' else 'PostgreSQL'}, {n:,} accepted matches",
@@ -185,13 +186,13 @@ def section(rows: list[tuple[str, float, str]], argv: list[str], n: int, kind: s
         *machine_info(),
         "",
         f"Command: `python -m benchmarks.writeback {' '.join(argv)}`",
-        f"Target: `{target}` (bank lines and ledger items marked, amounts checked); "
-        f"{'one batch' if not batch or batch >= n else f'batches of {batch:,}'}; every tenth match "
-        "has a two-line journal.",
+        f"Target: `{target}` (bank lines and ledger items marked, amounts checked, a fresh ledger for "
+        "each batch size); every tenth match has a two-line journal.",
         "",
-        "| step | seconds | what |",
-        "|---|---:|---|",
-        *(f"| {step} | {seconds:.2f} | {what} |" for step, seconds, what in rows),
+        "| items a write() | step | seconds | what |",
+        "|---|---|---:|---|",
+        *(f"| {'all' if not batch or batch >= n else f'{batch:,}'} | {step} | {seconds:.2f} | {what} |"
+          for batch, rows in runs for step, seconds, what in rows),
         "",
     ]
     return "\n".join(lines)
@@ -203,11 +204,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100_000, help="accepted matches (and ledger rows)")
     parser.add_argument("--kind", choices=("postgresql", "duckdb"), default="postgresql")
     parser.add_argument("--url", help="an existing PostgreSQL server's URL (its schema bench is replaced)")
-    parser.add_argument("--batch", type=int, help="items per write() call (default: all in one)")
+    parser.add_argument("--batch", type=int, nargs="+", default=[0],
+                        help="items per write() call, one run each (0: all in one call; default)")
     parser.add_argument("--record", action="store_true", help=f"append the section to {RESULTS}")
     options = parser.parse_args(argv)
-    rows, target = run(options.n, options.kind, options.url, options.batch)
-    text = section(rows, argv, options.n, options.kind, options.batch, target)
+    runs, target = [], ""
+    for batch in options.batch:
+        rows, target = run(options.n, options.kind, options.url, batch or None)
+        runs.append((batch, rows))
+    text = section(runs, argv, options.n, options.kind, target)
     print(text)
     if options.record:
         append_results(text)
