@@ -160,14 +160,17 @@ def _add(ws: Workspace, side: str, frame: pl.DataFrame, ingest_id: str) -> tuple
             f"(s.{c} IS NOT DISTINCT FROM t.{c} OR {_empty(f't.{c}', types[c])} OR {_empty(f's.{c}', types[c])})"
             for c in content)
         fills = " OR ".join(f"({_empty(f't.{c}', types[c])} AND NOT {_empty(f's.{c}', types[c])})" for c in content)
+        # most held lines come again as they are: count those in the database, fetch the others
+        [(already,)] = con.execute(
+            f"SELECT count(*) FROM _incoming s JOIN {table} t ON {on} WHERE ({compatible}) AND NOT ({fills})"
+        ).fetchall()
         held = con.sql(
-            f"SELECT s.*, ({compatible}) AS _compatible, ({fills}) AS _fills, "
-            "t.source_file AS _held_file, "
-            "t.source_line AS _held_line, "
+            f"SELECT s.*, ({compatible}) AS _compatible, "
+            "t.source_file AS _held_file, t.source_line AS _held_line, "
             + ", ".join(f"t.{c} AS _held_{c}" for c in content)
-            + f" FROM _incoming s JOIN {table} t ON {on}"
+            + f" FROM _incoming s JOIN {table} t ON {on} WHERE NOT (({compatible}) AND NOT ({fills}))"
         ).pl()
-        completing = held.filter(pl.col("_compatible") & pl.col("_fills"))
+        completing = held.filter(pl.col("_compatible"))
         if completing.height:
             con.register("_completing", completing.select(*keys, *content).to_arrow())
             try:
@@ -198,7 +201,7 @@ def _add(ws: Workspace, side: str, frame: pl.DataFrame, ingest_id: str) -> tuple
             "differences": _differences(side, held_row, row),
         })
     conflicts = pl.DataFrame(rows, schema=CONFLICT_SCHEMA) if rows else empty_frame(CONFLICT_SCHEMA)
-    return added, held.height - clashing.height - completing.height, completing.height, conflicts
+    return added, already, completing.height, conflicts
 
 
 def _empty(column: str, dtype: pl.DataType) -> str:

@@ -33,6 +33,7 @@ from engine.workspace.decisions import (
     STATES,
     TAKEN_STATES,
     TRANSITIONS,
+    append_decision_frame,
     append_decisions,
     current_proposals,
     transition_error,
@@ -231,10 +232,26 @@ def _decision_row(action: str, row: dict, by: str, comment: str | None, detail: 
     }
 
 
-def _lines_of(con, rows: list[dict]) -> pl.DataFrame:
+def _decision_frame(action: str, picked: pl.DataFrame, by: str, comment: str | None) -> pl.DataFrame:
+    """The decisions of ``action`` on the current proposals ``picked`` (as :func:`_decision_row`
+    makes one, a column at a time)."""
+    return picked.select(
+        pl.lit(by, dtype=pl.Utf8).alias("by"),
+        pl.lit(action, dtype=pl.Utf8).alias("action"),
+        "match_id",
+        pl.col("state").alias("before_state"),
+        pl.lit(TRANSITIONS[action][1], dtype=pl.Utf8).alias("after_state"),
+        pl.lit(comment, dtype=pl.Utf8).alias("comment"),
+        "run_id", "rules_version", "scorer", "confidence",
+        pl.struct(sorted(_FEATURES)).struct.json_encode().alias("features_json"),
+    )
+
+
+def _lines_of(con, rows: pl.DataFrame | list[dict]) -> pl.DataFrame:
     """The lines (``match_id``, ``side``, ``id``) of the current proposal of each of ``rows``."""
-    wanted = pl.DataFrame({"run_id": [r["run_id"] for r in rows], "match_id": [r["match_id"] for r in rows]},
-                          schema={"run_id": pl.Utf8, "match_id": pl.Utf8})
+    if isinstance(rows, list):
+        rows = pl.DataFrame(rows) if rows else pl.DataFrame(schema={"run_id": pl.Utf8, "match_id": pl.Utf8})
+    wanted = rows.select(pl.col("run_id").cast(pl.Utf8), pl.col("match_id").cast(pl.Utf8))
     con.register("_wanted", wanted.to_arrow())
     try:
         return con.sql("SELECT ml.match_id, ml.side, ml.id FROM match_lines ml "
@@ -248,11 +265,11 @@ def _taken_lines(con, current: pl.DataFrame) -> pl.DataFrame:
     taken = current.filter(pl.col("state").is_in(list(TAKEN_STATES)))
     if taken.height == 0:
         return pl.DataFrame(schema={"side": pl.Utf8, "id": pl.Utf8, "taken_by": pl.Utf8})
-    return _lines_of(con, taken.select("run_id", "match_id").to_dicts()).select(
+    return _lines_of(con, taken).select(
         "side", "id", pl.col("match_id").alias("taken_by"))
 
 
-def _line_clashes(con, current: pl.DataFrame, rows: list[dict]) -> list[str]:
+def _line_clashes(con, current: pl.DataFrame, rows: pl.DataFrame) -> list[str]:
     """Problems of accepting ``rows``: a line already in an accepted or written match, or in two
     of the matches picked."""
     lines = _lines_of(con, rows)
@@ -343,18 +360,17 @@ def decide(
                 problems.append(f"{action} applies to matches that are {' or '.join(sorted(allowed))}, "
                                 f"not {', '.join(filters.states)}")
             picked = picked.filter(pl.col("state").is_in(list(allowed)))
-        rows = picked.to_dicts()
-        if action == "accept" and rows and not problems:
-            problems += _line_clashes(con, current, rows)
+        if action == "accept" and picked.height and not problems:
+            problems += _line_clashes(con, current, picked)
         if problems:
             raise InputError(f"{action}: nothing done: " + "; ".join(problems))
-        seqs = append_decisions(con, [_decision_row(action, r, by, comment) for r in rows])
+        seqs = append_decision_frame(con, _decision_frame(action, picked, by, comment))
         crash_point(f"{action}:before-commit")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return DecisionReport(action, [r["match_id"] for r in rows], seqs, by)
+    return DecisionReport(action, picked["match_id"].to_list(), seqs, by)
 
 
 def _load_lines(con, table: str, ids: list[str]) -> pl.DataFrame:

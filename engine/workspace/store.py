@@ -142,6 +142,8 @@ class Workspace:
         self._held.enter_context(workspace_lock(self.path, wait=wait))
         try:
             self.con = self._connect(wait)
+            # a long query would draw DuckDB's own progress bar on the terminal, between recon's lines
+            self.con.execute("SET enable_progress_bar = false")
             if memory_limit is not None:  # DuckDB spills to disk beyond it
                 self.con.execute(f"SET memory_limit = '{max(int(memory_limit) // 2**20, 64)}MiB'")
             for ddl in _DDL:
