@@ -246,9 +246,11 @@ def parse_target(target: str) -> SqlTarget:
         raise InputError(f"{where}: bank_... columns need bank_table= and bank_id=")
     journal = own.get("journal", _DEFAULTS["journal"])
     writes = own.get("writes") or (journal.rsplit(".", 1)[0] + "." if "." in journal else "") + _DEFAULTS["writes"]
-    for name in (*(t for line in (ledger, bank) if line for t in (line.table, line.id, line.status, line.match_id,
-                                                                   line.amount, line.amount_minor) if t),
-                 journal, writes):
+    names = [journal, writes]
+    for line in (ledger, bank):
+        if line is not None:
+            names += [line.table, line.id, line.status, line.match_id, line.amount or "", line.amount_minor or ""]
+    for name in filter(None, names):
         try:
             quote_name(name)
         except ValueError as error:
@@ -349,8 +351,7 @@ class SqlLedgerAdapter:
             for column in dict.fromkeys((line.status, line.match_id)):
                 if column not in columns:
                     backend.execute(f"ALTER TABLE {quote_name(line.table)} ADD COLUMN {quote_name(column)} {text}")
-        kinds = {**backend.types, "amount": "numeric" if isinstance(backend, PostgresBackend) else "DECIMAL(18,4)",
-                 "int": backend.types["int"], "timestamp": backend.timestamp_type}
+        kinds = {**backend.types, "amount": backend.journal_amount_type, "timestamp": backend.timestamp_type}
         for table, spec, key in ((self.target.journal, _JOURNAL_COLUMNS, "write_key, line_no"),
                                  (self.target.writes, _WRITES_COLUMNS, "key")):
             columns = backend.columns(table)

@@ -70,6 +70,8 @@ class Backend(ABC):
     #: the type of a timestamp column and the expression for "now"
     timestamp_type: str
     now: str
+    #: the type of the debit and credit columns of a journal table recon creates
+    journal_amount_type: str
 
     def __init__(self, where: str, secrets: Sequence[str] = ()):
         self.where = where
@@ -137,6 +139,7 @@ class PostgresBackend(Backend):
     types = _PG_TYPES
     timestamp_type = "timestamptz"
     now = "now()"
+    journal_amount_type = "numeric"  # keeps each amount's own scale: 120.00 HKD, 500 JPY, 1.250 KWD
 
     def __init__(self, conninfo: str, where: str, secrets: Sequence[str] = ()):
         super().__init__(where, [*secrets, os.environ.get("PGPASSWORD", "")])
@@ -251,6 +254,7 @@ class DuckdbBackend(Backend):
     types = _DUCKDB_TYPES
     timestamp_type = "TIMESTAMP WITH TIME ZONE"
     now = "current_timestamp"
+    journal_amount_type = "DECIMAL(18,4)"  # one scale for every currency (ISO 4217 goes to 4)
 
     def __init__(self, path: Path, where: str):
         super().__init__(where)
