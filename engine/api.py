@@ -629,6 +629,22 @@ def accept(
     (``by``, default the environment's user), when, why (``comment``) and the proposal's run,
     rule-set version, scorer, confidence and evidence.
 
+    Parameters
+    ----------
+    workspace
+        The workspace file.
+    match_ids
+        The matches to accept (each must be current and acceptable); with filters, only those
+        of them the filters keep.
+    status, state, match_type, min_amount, max_amount
+        Accept every acceptable match these keep (as :func:`review` filters; no default state).
+    all_auto
+        Accept every ``proposed`` proposal whose status is ``auto``.
+    comment
+        Why (kept with each decision).
+    by
+        Who (default: the environment's user).
+
     Returns
     -------
     engine.workspace.review.DecisionReport

@@ -107,7 +107,7 @@ def _cmd_ingest(args) -> int:
 
 # -- the review table ---------------------------------------------------------------------------
 
-def _width(text: str) -> int:
+def display_width(text: str) -> int:
     """Columns ``text`` takes in a terminal: East Asian wide and full-width characters take two,
     combining marks none."""
     total = 0
@@ -120,11 +120,11 @@ def _width(text: str) -> int:
 
 def _fit(text: str, width: int) -> str:
     """``text`` cut to ``width`` columns (ending in ``…`` when cut)."""
-    if _width(text) <= width:
+    if display_width(text) <= width:
         return text
     out, used = [], 0
     for ch in text:
-        w = _width(ch)
+        w = display_width(ch)
         if used + w > width - 1:
             break
         out.append(ch)
@@ -133,7 +133,7 @@ def _fit(text: str, width: int) -> str:
 
 
 def _pad(text: str, width: int, right: bool = False) -> str:
-    gap = " " * max(width - _width(text), 0)
+    gap = " " * max(width - display_width(text), 0)
     return gap + text if right else text + gap
 
 
@@ -165,7 +165,7 @@ def format_table(frame) -> str:
         ))
     widths = []
     for i, (header, limit, _right) in enumerate(_COLUMNS):
-        cells = [_width(header)] + [_width(row[i]) for row in rows]
+        cells = [display_width(header)] + [display_width(row[i]) for row in rows]
         widths.append(min(max(cells), limit) if limit else max(cells))
     lines = []
     for row in [tuple(h for h, _, _ in _COLUMNS), *rows]:

@@ -53,12 +53,12 @@ def test_review_table_aligns_chinese_names_by_display_width(matched, recon):
     lines = out.splitlines()
     assert lines[0].split() == ["MATCH", "TYPE", "STATUS", "STATE", "CONF", "AMOUNT", "DIFF", "BANK", "LEDGER", "PAYER"]
     assert lines[-1] == "8 matches"
-    from engine.cli.workspace import _width
+    from engine.cli.workspace import display_width
 
     chinese = next(line for line in lines if "陳大文" in line)
     latin = next(line for line in lines if "Kowloon Trading" in line)
     # the payer column starts at the same display column on every line
-    assert _width(chinese[: chinese.index("陳大文")]) == _width(latin[: latin.index("Kowloon")])
+    assert display_width(chinese[: chinese.index("陳大文")]) == display_width(latin[: latin.index("Kowloon")])
     assert "HKD 7765.00" in latin and "-35.00" in latin
 
 
