@@ -124,7 +124,7 @@ class WriteBack(_Strict):
     cash_book_types: tuple[str, ...] = ("payment", "receipt", "journal")
     #: matches a write-back sends to a target at a time (one transaction in the target and one
     #: in the workspace a batch)
-    batch_size: int = Field(default=500, ge=1, le=100_000)
+    batch_size: int = Field(default=2000, ge=1, le=100_000)
 
     @field_validator("cash_book_types")
     @classmethod

@@ -34,7 +34,7 @@ def register(sub) -> dict:
                         "&match_id=COL&journal=T2, duckdb:///PATH.duckdb?..., xero+https://HOST")
     w.add_argument("--dry-run", action="store_true", help="list what would be written; write nothing")
     w.add_argument("--batch-size", type=int, metavar="N",
-                   help="items a batch (default: [writeback] batch_size of the rule set, 500)")
+                   help="items a batch (default: [writeback] batch_size of the rule set, 2000)")
     w.add_argument("--rules", metavar="FILE",
                    help="rule set whose accounts the journals use (default: the workspace's latest run's)")
     w.add_argument("--progress", choices=("auto", "bars", "log", "none"), default="auto",

@@ -548,8 +548,12 @@ def _batches(frame: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:
         yield frame.slice(start, size)
 
 
-#: pending items whose proposals and lines one set of workspace queries reads (in batches)
-_CHUNK_BATCHES = 20
+#: about how many pending items one set of workspace queries reads (then sent in batches)
+_CHUNK_ITEMS = 20_000
+
+
+def _chunk_size(batch_size: int) -> int:
+    return batch_size * max(1, _CHUNK_ITEMS // batch_size)
 
 
 @dataclass(slots=True)
@@ -706,7 +710,7 @@ def writeback(
         pending = pending_items(ws.con, target)
         report.pending = pending.height
         if dry_run:
-            for chunk in _batches(pending, size * _CHUNK_BATCHES):
+            for chunk in _batches(pending, _chunk_size(size)):
                 for (item, problem, _run), row in zip(build_items(ws.con, chunk, ruleset, target),
                                                       chunk.iter_rows(named=True), strict=True):
                     report.planned.append(PlannedItem(
@@ -729,7 +733,7 @@ def _write_all(ws: Workspace, adapter: Adapter, target: str, pending: pl.DataFra
                report: WritebackReport) -> None:
     capabilities = json.dumps(sorted(adapter.capabilities))
     states = dict(zip(pending["match_id"].to_list(), pending["state"].to_list(), strict=True))
-    for chunk in _batches(pending, size * _CHUNK_BATCHES):
+    for chunk in _batches(pending, _chunk_size(size)):
         built = build_items(ws.con, chunk, rules, target)
         rows = chunk.to_dicts()
         for start in range(0, len(rows), size):
