@@ -199,8 +199,24 @@ class FilesAdapter:
             known.update(k for (k,) in self._db.execute(f"SELECT key FROM items WHERE key IN ({marks})", chunk))
         return known
 
+    def _in_force(self, match_ids: Sequence[str]) -> set[str]:
+        """The matches whose latest item here is a write (not reversed since)."""
+        standing: set[str] = set()
+        unique = list(dict.fromkeys(match_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            standing.update(m for m, action in self._db.execute(
+                f"""SELECT match_id, action FROM items WHERE rowid IN (
+                        SELECT max(rowid) FROM items WHERE match_id IN ({marks}) GROUP BY match_id)""", chunk)
+                if action == "write")
+        return standing
+
     def _apply(self, items: Sequence[WriteItem], action: str) -> list[WriteResult]:
         known = self._known([item.key for item in items])
+        # a second write of a match this folder holds in force (under another key) is no new
+        # write: its journal is posted once
+        standing = self._in_force([item.match_id for item in items]) if action == "write" else set()
         at = datetime.now(UTC).isoformat(timespec="seconds")
 
         def body(generation: int) -> list[WriteResult]:
@@ -210,6 +226,9 @@ class FilesAdapter:
             for item in items:
                 if item.key in known or item.key in done:
                     results.append(WriteResult(item.key, "already"))
+                    continue
+                if item.match_id in standing:
+                    results.append(WriteResult(item.key, "already", f"{item.match_id} is written here already"))
                     continue
                 if item.action != action:
                     results.append(WriteResult(
@@ -234,6 +253,8 @@ class FilesAdapter:
                     reopen_rows += [(LINE_STATE_OPEN, item.key, line.side, line.line_id, item.match_id)
                                     for line in item.lines]
                 item_rows.append((item.key, item.match_id, item.seq, item.action, at, generation))
+                if action == "write":
+                    standing.add(item.match_id)
                 journal_rows += [(line.date.isoformat(), line.account, line.debit_minor, line.credit_minor,
                                   line.currency, line.match_id, line.memo, item.key) for line in journal]
                 done.add(item.key)

@@ -98,6 +98,19 @@ def test_reverse_reopens_lines_and_appends_mirrored_journal(tmp_path):
     assert sum(Decimal(r["debit"]) for r in journal) == sum(Decimal(r["credit"]) for r in journal)
 
 
+def test_a_match_in_force_is_not_written_twice_under_another_key(tmp_path):
+    adapter = FilesAdapter(tmp_path)
+    adapter.write([_item(seq=7)])
+    [again] = adapter.write([_item(seq=9)])
+    adapter.reverse([_item(seq=12, action="reverse")])
+    [after_undo] = adapter.write([_item(seq=15)])
+    adapter.close()
+    assert (again.state, again.reason) == ("already", "M-1 is written here already")
+    assert after_undo.state == "written"
+    assert [r["debit"] for r in _rows(tmp_path / "journal.csv")] == ["120.00", "0.00", "0.00", "120.00",
+                                                                      "120.00", "0.00"]
+
+
 def test_reverse_leaves_a_line_reconciled_by_a_later_match(tmp_path):
     adapter = FilesAdapter(tmp_path)
     adapter.write([_item()])
