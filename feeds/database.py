@@ -28,6 +28,7 @@ import pyarrow as pa
 from feeds.parquet import read_arrow
 from models.errors import FeedFormatError
 from models.schema import FeedResult
+from models.urls import masked_url as masked
 
 __all__ = ["FORMAT", "SIDES", "identify", "masked", "read"]
 
@@ -40,15 +41,6 @@ _SCHEMES = ("duckdb", "postgresql", "postgres")
 def identify(head: bytes, path: str = "") -> bool:
     """Database sources are URLs, recognised by scheme in :func:`feeds.registry.detect`."""
     return bool(re.match(r"^(duckdb|postgres(ql)?):", path, re.IGNORECASE))
-
-
-def masked(url: str) -> str:
-    """The URL with its password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def _identifier(name: str) -> str:

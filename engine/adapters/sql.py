@@ -92,6 +92,7 @@ from engine.adapters.sql_backends import (
 )
 from models.errors import InputError, PrecisionError, TransientAdapterError
 from models.money import currency_exponent, format_minor
+from models.urls import masked_url as masked
 
 __all__ = [
     "CAPABILITIES", "OWN_PARAMETERS", "LineTable", "SqlTarget", "SqlLedgerAdapter", "open_adapter",
@@ -160,35 +161,6 @@ class SqlTarget:
     @property
     def tables(self) -> tuple[LineTable, ...]:
         return (self.ledger,) if self.bank is None else (self.ledger, self.bank)
-
-
-def masked(url: str) -> str:
-    """``url`` with its password (in the user part or a ``password=`` parameter) shown as ``***``.
-
-    Examples
-    --------
-    >>> masked("postgresql://clerk:s3cret@db/books?table=t&password=s3cret")
-    'postgresql://clerk:***@db/books?table=t&password=***'
-    """
-    scheme, _, rest = url.partition("://")
-    if not _:
-        return url
-    netloc_end = len(rest) if not any(c in rest for c in "/?#") else min(
-        rest.index(c) for c in "/?#" if c in rest
-    )
-    netloc, tail = rest[:netloc_end], rest[netloc_end:]
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        if ":" in user:
-            user = user.split(":", 1)[0] + ":***"
-        netloc = f"{user}@{host}"
-    path, question, query = tail.partition("?")
-    if question:
-        query = "&".join(
-            ("password=***" if part.split("=", 1)[0].lower() == "password" else part)
-            for part in query.split("&")
-        )
-    return f"{scheme}://{netloc}{path}{question}{query}"
 
 
 def parse_target(target: str) -> SqlTarget:

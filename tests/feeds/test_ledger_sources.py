@@ -157,3 +157,11 @@ def test_password_is_masked_in_source_file():
     from feeds.database import masked
 
     assert masked("postgresql://me:s3cret@db:5432/books?table=t") == "postgresql://me:***@db:5432/books?table=t"
+
+
+def test_a_password_given_as_a_query_parameter_is_masked_too():
+    from feeds.database import masked
+
+    assert masked("postgresql://me@db/books?table=t&password=s3cret&sslmode=require") == (
+        "postgresql://me@db/books?table=t&password=***&sslmode=require"
+    )
