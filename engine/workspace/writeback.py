@@ -38,7 +38,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import duckdb
 import polars as pl
@@ -50,6 +49,7 @@ from engine.workspace.decisions import STATES, append_decisions
 from engine.workspace.store import Workspace
 from models.errors import AdapterError, InputError, PrecisionError, ReconError, TerminalAdapterError
 from models.money import format_minor, to_minor
+from models.urls import masked_url
 from rules.model import RuleSet, default_rules, from_mapping, load_rules
 
 __all__ = [
@@ -69,13 +69,13 @@ DONE_STATES = ("written", "already")
 #: how many of the latest errors ``recon status`` shows
 LAST_ERRORS = 10
 
-_PASSWORD_PARAMS = {"password", "pass", "passwd", "secret", "token", "client_secret", "access_token"}
 _ADJUSTMENT = re.compile(r"^(?P<cause>[A-Za-z_][\w]*)\s+(?P<amount>[+-]?\d+(?:\.\d+)?)(?:\s*\((?P<account>[^)]*)\))?$")
 
 
 # -- targets ------------------------------------------------------------------------------
 def mask_target(target: str) -> str:
-    """``target`` with any password hidden (URL user info and password-like query parameters).
+    """``target`` as the workspace records and shows it: any password ``***``
+    (:func:`models.urls.masked_url`).
 
     Examples
     --------
@@ -84,19 +84,7 @@ def mask_target(target: str) -> str:
     >>> mask_target("dir:out")
     'dir:out'
     """
-    if "://" not in target:
-        return target
-    parts = urlsplit(target)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if k.lower() in _PASSWORD_PARAMS else v) for k, v in pairs], safe="/*:")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return masked_url(target)
 
 
 def target_key(target: str) -> str:
