@@ -454,7 +454,9 @@ def match_workspace(
         The workspace file (``recon ingest`` filled it).
     rules
         A :class:`RuleSet`, a rule-set file, or ``None`` for the built-in default; its version
-        is recorded with the run and with every decision on its proposals.
+        is recorded with the run and with every decision on its proposals. A rule set using the
+        rule-set scorer scores with the workspace's learned scorer when one is saved
+        (:func:`engine.workspace.training.scorer_rules`).
     progress
         Where the stages report; default: log lines only.
     memory_limit
@@ -485,6 +487,7 @@ def match_workspace(
     >>> run.proposals.filter(pl.col("status") == "auto").height     # doctest: +SKIP
     """
     from engine.workspace.incremental import open_inputs
+    from engine.workspace.training import scorer_rules
 
     started = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -496,6 +499,7 @@ def match_workspace(
     if out is not None:
         check_out_dir(out)
     with Workspace(workspace, memory_limit=limit, create=False) as ws:
+        rules = scorer_rules(ws, rules)  # the workspace's learned scorer, when one is saved
         with progress.stage("workspace: open lines"):
             inputs = open_inputs(ws)
         t_read = time.perf_counter()

@@ -1,6 +1,7 @@
 """The ``recon`` command line: a thin layer over :mod:`engine.api`, one module a group of commands.
 
-- :mod:`engine.cli.run`: ``match``, ``train``, ``evaluate``, ``inspect``, ``profile``, ``rules``.
+- :mod:`engine.cli.run`: ``match``, ``train``, ``evaluate``, ``inspect``, ``profile``, ``rules``;
+- :mod:`engine.cli.whatif`: ``what-if``, ``training`` (and ``train --workspace``).
 
 Each module has ``register(sub)``, which adds its sub-commands to the parser and returns their
 handlers. Errors recon raises on purpose print one line naming the file and the problem and exit
@@ -21,7 +22,8 @@ EXIT_INPUT = 2
 EXIT_BUG = 1
 
 #: the command modules, in the order their commands appear in ``recon --help``
-COMMAND_MODULES = ("engine.cli.run", "engine.cli.workspace", "engine.cli.writeback", "engine.cli.events")
+COMMAND_MODULES = ("engine.cli.run", "engine.cli.workspace", "engine.cli.writeback", "engine.cli.events",
+                   "engine.cli.whatif")
 
 
 def _build_parser() -> tuple[argparse.ArgumentParser, dict]:

@@ -45,17 +45,26 @@ def register(sub) -> dict:
                         "auto: bars on a terminal, log lines otherwise")
     m.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
-    t = sub.add_parser("train", help="train a learned scorer on a month with ground truth and save it (JSON)")
-    t.add_argument("--bank", nargs="+", action="extend", required=True, metavar="FILE",
+    t = sub.add_parser("train", help="train a learned scorer on a month with ground truth (or on a workspace's "
+                                     "decisions) and save it (JSON)",
+                       description="--bank --ledger --truth --out: from a month with ground truth. --workspace W "
+                                   "[--save]: from the workspace's decisions (opt-in: `recon training --enable`; "
+                                   "engine.cli.whatif).")
+    t.add_argument("--workspace", metavar="FILE",
+                   help="learn from this workspace's lines and reviewers' decisions instead of files and a truth file")
+    t.add_argument("--save", action="store_true",
+                   help="with --workspace: save the model beside it as the workspace's scorer")
+    t.add_argument("--json", action="store_true", help="with --workspace: print one JSON object")
+    t.add_argument("--bank", nargs="+", action="extend", metavar="FILE",
                    help="bank statement file(s), as for match")
-    t.add_argument("--ledger", nargs="+", action="extend", required=True, metavar="FILE",
+    t.add_argument("--ledger", nargs="+", action="extend", metavar="FILE",
                    help="ledger file(s), as for match")
     t.add_argument("--fx", metavar="FILE", help="FX rates CSV, as for match (read and checked)")
     t.add_argument("--processor", nargs="+", action="extend", metavar="FILE", default=[],
                    help="processor payout report(s), as for match (read and checked)")
-    t.add_argument("--truth", required=True, metavar="FILE",
+    t.add_argument("--truth", metavar="FILE",
                    help="truth CSV (group_id, match_type, bank_ids, ledger_ids) labelling the candidate pairs")
-    t.add_argument("--out", required=True, metavar="FILE",
+    t.add_argument("--out", metavar="FILE",
                    help='model file to write (JSON); use it with [scoring] scorer = "learned", model = "FILE"')
     t.add_argument("--rules", metavar="FILE", help="rule-set TOML file whose levels the model learns (default: built-in)")
     t.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the held-out split (default 0)")
@@ -218,6 +227,18 @@ def _cmd_match(args) -> int:
 
 def _cmd_train(args) -> int:
     from engine import api
+    from models.errors import InputError
+
+    if args.workspace:
+        from engine.cli.whatif import train_from_workspace
+
+        return train_from_workspace(args)
+    alone = [f"--{name}" for name in ("save", "json") if getattr(args, name)]
+    if alone:
+        raise InputError(f"{', '.join(alone)}: only with --workspace FILE (training from its decisions)")
+    missing = [f"--{name}" for name in ("bank", "ledger", "truth", "out") if not getattr(args, name)]
+    if missing:
+        raise InputError(f"recon train needs {', '.join(missing)} (or --workspace FILE to learn from its decisions)")
 
     report = api.train(
         bank=args.bank, ledger=args.ledger, truth=args.truth, out=args.out, rules=args.rules, fx=args.fx,

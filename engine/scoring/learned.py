@@ -880,6 +880,9 @@ class TrainingReport:
     seconds: float = 0.0
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    #: the held-out pairs: ``bank_id``, ``ledger_id``, ``label`` and the confidence each scorer
+    #: gives them (``learned``, ``rules``), for precision and recall at a threshold
+    held_out_pairs: pl.DataFrame | None = None
 
     def summary(self) -> str:
         """The few lines ``recon train`` prints."""
@@ -1011,4 +1014,7 @@ def train_scorer(bank: pl.DataFrame, ledger: pl.DataFrame, labels: pl.DataFrame,
         labelled=int(used.sum()), positives=n_positive, left_out=int((~used).sum()),
         truth_pairs=truth.height, truth_pairs_found=found, fitted=len(fit_rows), held_out=len(held_rows),
         learned=learned, rules_scorer=by_rules, unseen_levels=unseen, seconds=time.perf_counter() - t0,
+        held_out_pairs=ids[held_rows].with_columns(
+            label=pl.Series(positive[held_rows]), learned=pl.Series(learned_confidence[held_rows]),
+            rules=pl.Series(rules_confidence[held_rows])),
     )
