@@ -38,6 +38,7 @@ import polars as pl
 from feeds._common import as_schema, raw_text_expr, read_file, reject_out_of_range_dates
 from models.errors import FeedFormatError
 from models.schema import (
+    BALANCE_SCHEMA,
     BANK_SCHEMA,
     DUPLICATES_SCHEMA,
     LEDGER_SCHEMA,
@@ -483,12 +484,16 @@ def load(
     schema = side_schema(side)
     frames: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = []
+    balances: list[pl.DataFrame] = []
     counts: list[tuple[str, int, int, int]] = []
     for number, path in enumerate(paths):
         result = read_any(path, side, format)
         frame = as_schema(result.frame, schema)
         frames.append(frame.with_columns(_file=pl.lit(number, dtype=pl.Int64)))
         rejects.append(as_schema(result.rejects, REJECTS_SCHEMA))
+        if result.balances.height:
+            balances.append(as_schema(result.balances, BALANCE_SCHEMA).with_columns(
+                pl.col("source_file").fill_null(str(path))))
         counts.append((str(path), result.rows_read, frame.height, result.rejects.height))
 
     combined = (
@@ -530,6 +535,7 @@ def load(
         rejects=pl.concat(all_rejects) if all_rejects else empty_frame(REJECTS_SCHEMA),
         duplicates=as_schema(duplicates, DUPLICATES_SCHEMA),
         stats=stats,
+        balances=pl.concat(balances) if balances else empty_frame(BALANCE_SCHEMA),
     )
 
 

@@ -199,3 +199,5 @@ class LoadResult:
     rejects: pl.DataFrame = field(default_factory=lambda: empty_frame(REJECTS_SCHEMA))
     duplicates: pl.DataFrame = field(default_factory=lambda: empty_frame(DUPLICATES_SCHEMA))
     stats: list[FileStats] = field(default_factory=list)
+    #: the statement balances the files state (``BALANCE_SCHEMA``), which ingest keeps
+    balances: pl.DataFrame = field(default_factory=lambda: empty_frame(BALANCE_SCHEMA))

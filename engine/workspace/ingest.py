@@ -107,6 +107,8 @@ class IngestReport:
                 done = self.completed.get(kind, 0)
                 out.append(f"  {kind + ':':<10} {self.added[kind]} added, {self.already.get(kind, 0)} already held"
                            + (f", {done} completed (empty fields filled in)" if done else ""))
+        if self.added.get("balances"):
+            out.append(f"  balances:  {self.added['balances']} statement balance(s) added (opening, closing, ...)")
         out.append(f"  rejected rows: {self.rejects.height}    conflicts: {self.conflicts.height}")
         out += [f"  {line}" for line in self.conflict_lines()]
         return "\n".join(out)
@@ -204,6 +206,24 @@ def _add(ws: Workspace, side: str, frame: pl.DataFrame, ingest_id: str) -> tuple
     return added, already, completing.height, conflicts
 
 
+def _add_balances(ws: Workspace, balances: pl.DataFrame, ingest_id: str) -> int:
+    """Keep the statement balances the bank files state, each (account, currency, type, date,
+    statement, amount) once; returns how many were new."""
+    key = ("account", "currency", "type", "date", "statement_id", "amount_minor")
+    fresh = balances.unique(subset=list(key), keep="first", maintain_order=True)
+    ws.con.register("_balances", fresh.to_arrow())
+    try:
+        before = ws.con.execute("SELECT count(*) FROM statement_balances").fetchall()[0][0]
+        ws.con.execute(
+            "INSERT INTO statement_balances BY NAME SELECT s.*, $ingest_id AS first_run_id FROM _balances s "
+            "WHERE NOT EXISTS (SELECT 1 FROM statement_balances t WHERE "
+            + " AND ".join(f"s.{k} IS NOT DISTINCT FROM t.{k}" for k in key) + ")",
+            {"ingest_id": ingest_id}).fetchall()
+        return ws.con.execute("SELECT count(*) FROM statement_balances").fetchall()[0][0] - before
+    finally:
+        ws.con.unregister("_balances")
+
+
 def _empty(column: str, dtype: pl.DataType) -> str:
     """SQL: the held ``column`` is empty (null, or blank text)."""
     if dtype == pl.Utf8:
@@ -272,6 +292,8 @@ def ingest_loaded(
         )
         ws.append_rows("rejects", report.rejects.with_columns(run_id=pl.lit(ingest_id)))
         ws.append_rows("conflicts", report.conflicts.with_columns(ingest_id=pl.lit(ingest_id)))
+        if bank is not None and bank.balances.height:
+            report.added["balances"] = _add_balances(ws, bank.balances, ingest_id)
         counts = {"added": report.added, "already": report.already, "completed": report.completed,
                   "conflicts": report.conflicts.height,
                   "rejects": report.rejects.height}

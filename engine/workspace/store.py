@@ -88,6 +88,11 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS conflicts (
         ingest_id VARCHAR, side VARCHAR, id VARCHAR, held_source_file VARCHAR, held_line BIGINT,
         new_source_file VARCHAR, new_line BIGINT, differences VARCHAR)""",
+    # the balances bank statements state (opening, closing, available; models.schema.BALANCE_SCHEMA),
+    # each once, which the month-end report takes the statement balance from (engine.report)
+    """CREATE TABLE IF NOT EXISTS statement_balances (
+        account VARCHAR, currency VARCHAR, type VARCHAR, date DATE, amount_minor BIGINT,
+        statement_id VARCHAR, source_file VARCHAR, first_run_id VARCHAR)""",
     DECISIONS_DDL,
 ]
 
