@@ -164,13 +164,17 @@ def _progress(args):
     mode = "none" if args.quiet else args.progress
     if mode == "auto":
         mode = "bars" if sys.stderr.isatty() else "log"
+    logger = logging.getLogger("recon")
+    ours = [h for h in logger.handlers if isinstance(h, _StderrHandler)]
     if mode == "log":
-        logger = logging.getLogger("recon")
-        if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        if not ours:
             handler = _StderrHandler()
             handler.setFormatter(logging.Formatter("%(asctime)s recon: %(message)s", "%H:%M:%S"))
             logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+    else:  # a command run in-process after one that logged (a notebook, a test) stays quiet
+        for handler in ours:
+            logger.removeHandler(handler)
     return Progress(bars=mode == "bars")
 
 
