@@ -35,6 +35,7 @@ not proposed again (a reviewer may still build it with a manual match).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import duckdb
@@ -187,16 +188,16 @@ def append_decision_frame(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -
     return list(range(last + 1, last + 1 + frame.height))
 
 
-_CURRENT_STATES_SQL = f"""
+_STATES_SQL = f"""
 WITH latest AS (
     SELECT match_id, after_state AS state, seq, action
-    FROM decisions
+    FROM {{decisions}}
     QUALIFY row_number() OVER (PARTITION BY match_id ORDER BY seq DESC) = 1
 ), accepts AS (
-    SELECT match_id, max(seq) AS accept_seq FROM decisions
+    SELECT match_id, max(seq) AS accept_seq FROM {{decisions}}
     WHERE action IN ('accept', 'manual') GROUP BY match_id
 ), proposed AS (
-    SELECT DISTINCT match_id FROM proposals WHERE run_id = ({CURRENT_RUN_SQL})
+    SELECT DISTINCT match_id FROM {{proposals}} WHERE run_id = ({CURRENT_RUN_SQL})
 )
 SELECT l.match_id, l.state, l.seq, l.action,
        CASE WHEN l.state IN ('accepted', 'written', 'failed') THEN a.accept_seq END AS accept_seq
@@ -206,6 +207,11 @@ SELECT p.match_id, 'proposed', NULL::BIGINT, NULL::VARCHAR, NULL::BIGINT
 FROM proposed p ANTI JOIN latest l USING (match_id)
 ORDER BY match_id
 """
+
+#: the decisions and proposals of some matches only (``current_proposals(con, match_ids)``)
+_SCOPED = {"decisions": "(SELECT * FROM decisions WHERE match_id IN (SELECT match_id FROM _scope))",
+           "proposals": "(SELECT * FROM proposals WHERE match_id IN (SELECT match_id FROM _scope))"}
+_CURRENT_STATES_SQL = _STATES_SQL.format(decisions="decisions", proposals="proposals")
 
 _STATES_SCHEMA = {"match_id": pl.Utf8, "state": pl.Utf8, "seq": pl.Int64, "action": pl.Utf8,
                   "accept_seq": pl.Int64}
@@ -227,8 +233,8 @@ def current_states(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return con.sql(_CURRENT_STATES_SQL).pl().cast(_STATES_SCHEMA)
 
 
-_CURRENT_PROPOSALS_SQL = f"""
-WITH states AS ({_CURRENT_STATES_SQL}),
+_PROPOSALS_SQL = """
+WITH states AS ({states}),
 latest_rows AS (
     SELECT p.*, r.started_at AS proposed_at, r.rules_name, r.rules_version, r.scorer
     FROM proposals p JOIN runs r USING (run_id)
@@ -239,13 +245,23 @@ SELECT s.state, s.seq AS decision_seq, s.action AS decision_action, s.accept_seq
 FROM states s JOIN latest_rows lr USING (match_id)
 ORDER BY match_id
 """
+_CURRENT_PROPOSALS_SQL = _PROPOSALS_SQL.format(states=_CURRENT_STATES_SQL)
+_SCOPED_PROPOSALS_SQL = _PROPOSALS_SQL.format(states=_STATES_SQL.format(**_SCOPED))
 
 
-def current_proposals(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+def current_proposals(con: duckdb.DuckDBPyConnection, match_ids: Iterable[str] | None = None) -> pl.DataFrame:
     """Every match of :func:`current_states` with its current proposal row.
 
     The current proposal of a match is its row of the ``proposals`` table from the latest run
     that proposed it (a manual match's own run for a reviewer's group).
+
+    Parameters
+    ----------
+    con
+        A connection to the workspace.
+    match_ids
+        Only these matches (a match's state depends on its own decisions and proposals alone,
+        so a decision on a few matches need not read the state of 100k others); None: all.
 
     Returns
     -------
@@ -254,4 +270,10 @@ def current_proposals(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         ``proposals`` table (``run_id``, ``match_id``, ``match_type``, ``status``, ...), and of
         the run: ``proposed_at``, ``rules_name``, ``rules_version``, ``scorer``.
     """
-    return con.sql(_CURRENT_PROPOSALS_SQL).pl()
+    if match_ids is None:
+        return con.sql(_CURRENT_PROPOSALS_SQL).pl()
+    con.register("_scope", pl.DataFrame({"match_id": list(match_ids)}, schema={"match_id": pl.Utf8}).to_arrow())
+    try:
+        return con.sql(_SCOPED_PROPOSALS_SQL).pl()
+    finally:
+        con.unregister("_scope")

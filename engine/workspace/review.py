@@ -269,6 +269,19 @@ def _taken_lines(con, current: pl.DataFrame) -> pl.DataFrame:
         "side", "id", pl.col("match_id").alias("taken_by"))
 
 
+def _sharing_lines(con, match_ids: tuple[str, ...]) -> list[str]:
+    """``match_ids`` and every match (of any run) holding one of their lines."""
+    con.register("_named", pl.DataFrame({"match_id": list(match_ids)}, schema={"match_id": pl.Utf8}).to_arrow())
+    try:
+        found = con.execute(
+            "SELECT DISTINCT other.match_id FROM match_lines named JOIN match_lines other "
+            "ON other.side = named.side AND other.id = named.id "
+            "WHERE named.match_id IN (SELECT match_id FROM _named)").fetchall()
+    finally:
+        con.unregister("_named")
+    return list(dict.fromkeys([*match_ids, *(m for (m,) in found)]))
+
+
 def _line_clashes(con, current: pl.DataFrame, rows: pl.DataFrame) -> list[str]:
     """Problems of accepting ``rows``: a line already in an accepted or written match, or in two
     of the matches picked."""
@@ -338,7 +351,9 @@ def decide(
     con = ws.con
     con.execute("BEGIN TRANSACTION")
     try:
-        current = current_proposals(con)
+        # matches named by id: only they and the matches sharing a line with them matter
+        scope = _sharing_lines(con, match_ids) if match_ids and not (filters.any or all_auto) else None
+        current = current_proposals(con, scope)
         problems = []
         if match_ids:
             known = current.filter(pl.col("match_id").is_in(list(match_ids)))
@@ -516,7 +531,7 @@ def unmatch(ws: Workspace, match_id: str, reason: str, by: str | None = None) ->
     con = ws.con
     con.execute("BEGIN TRANSACTION")
     try:
-        current = current_proposals(con).filter(pl.col("match_id") == match_id)
+        current = current_proposals(con, [match_id])
         if current.height == 0:
             raise InputError(f"unmatch: {_unknown(con, match_id, ws)}")
         row = current.row(0, named=True)

@@ -57,6 +57,9 @@ _DDL = [
         difference VARCHAR, currency VARCHAR, explanation VARCHAR{zstd}, adjustments VARCHAR)""",
     # added with compound matches; a workspace from an earlier version gains the column
     "ALTER TABLE proposals ADD COLUMN IF NOT EXISTS open_amount VARCHAR",
+    # added with the review page, which shows a proposal's runner-up and its margin (bits)
+    "ALTER TABLE proposals ADD COLUMN IF NOT EXISTS margin DOUBLE",
+    "ALTER TABLE proposals ADD COLUMN IF NOT EXISTS runner_up VARCHAR",
     """CREATE TABLE IF NOT EXISTS match_lines (
         run_id VARCHAR, match_id VARCHAR, side VARCHAR, id VARCHAR, amount_minor BIGINT,
         currency VARCHAR)""",
@@ -263,7 +266,8 @@ class Workspace:
             self._append("proposals", proposals.select(
                 "match_id", "match_type", "status", "confidence", "bank_ids", "ledger_ids",
                 "bank_amount", "ledger_amount", "difference", "currency", "explanation",
-                "adjustments", "open_amount"), run_id)
+                "adjustments", "open_amount", *(c for c in ("margin", "runner_up") if c in proposals.columns)),
+                run_id)
             self._append("match_lines", match_lines, run_id)
             self._append("rejects", rejects, run_id)
             if weights is not None and weights.height:
