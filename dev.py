@@ -77,9 +77,26 @@ def ensure_postgres() -> None:
         print("installing PostgreSQL failed: its tests will skip")
 
 
+def ensure_chromium() -> None:
+    """The review page's browser tests drive the system's headless Chromium (a browser
+    automation library's own browser download is not available here). Install it when missing
+    and this machine can (root with apt-get); otherwise those tests skip and say why."""
+    if Path("/usr/bin/chromium").exists():
+        return
+    if os.name != "posix" or os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
+        print("Chromium not found at /usr/bin/chromium and cannot be installed here: the browser tests will skip")
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if _run(["apt-get", "-qq", "update"], env=env) != 0 or _run(
+        ["apt-get", "-qq", "install", "-y", "--no-install-recommends", "chromium"], env=env
+    ) != 0:
+        print("installing Chromium failed: the browser tests will skip")
+
+
 def test(extra: list[str]) -> int:
     setup()
     ensure_postgres()
+    ensure_chromium()
     return _run([PY, "-m", "pytest", *extra])
 
 

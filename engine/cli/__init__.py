@@ -23,7 +23,7 @@ EXIT_BUG = 1
 
 #: the command modules, in the order their commands appear in ``recon --help``
 COMMAND_MODULES = ("engine.cli.run", "engine.cli.workspace", "engine.cli.writeback", "engine.cli.events",
-                   "engine.cli.whatif", "engine.cli.report")
+                   "engine.cli.whatif", "engine.cli.report", "engine.cli.serve")
 
 
 def _build_parser() -> tuple[argparse.ArgumentParser, dict]:
