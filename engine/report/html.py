@@ -40,6 +40,7 @@ _STYLE = """
 .recon-report th, .recon-report td { padding: .2rem .6rem; border-bottom: 1px solid #e3e3e3; text-align: left;
   vertical-align: top; }
 .recon-report th { background: #f4f4f4; }
+.recon-report td.date { white-space: nowrap; }
 .recon-report td.num, .recon-report th.num { text-align: right; font-variant-numeric: tabular-nums;
   white-space: nowrap; }
 .recon-report tr.total td { font-weight: 600; border-top: 2px solid #888; }
@@ -107,7 +108,7 @@ _TEMPLATE = """\
 <tr><th>date</th><th class="num">age (days)</th><th>{{ "match / bank lines" if key == "adjustment" else "id" }}</th>
  <th>description</th><th>counterparty</th><th>reference</th><th class="num">amount</th><th>note</th></tr>
 {% for i in items[:max_rows] %}
-<tr><td>{{ i.date or "" }}</td><td class="num">{{ "" if i.age_days is none else i.age_days }}</td>
+<tr><td class="date">{{ i.date or "" }}</td><td class="num">{{ "" if i.age_days is none else i.age_days }}</td>
  <td>{{ (i.match_id ~ ": ") if key == "adjustment" else "" }}{{ i.ids | join(", ") }}</td>
  <td>{{ i.description or (i.cause ~ (" (" ~ i.account ~ ")" if i.account else "") if i.cause else "") }}</td>
  <td>{{ i.counterparty or "" }}</td><td>{{ i.reference or "" }}</td>

@@ -67,7 +67,7 @@ from pathlib import Path
 import polars as pl
 
 from engine.workspace.decisions import TAKEN_STATES, current_proposals
-from engine.workspace.store import Workspace
+from engine.workspace.store import Workspace, rules_version
 from models.errors import InputError, PrecisionError, ReconError
 from models.money import format_minor, from_minor, to_minor
 from rules.model import RuleSet, default_rules, from_mapping, load_rules
@@ -589,7 +589,7 @@ def _build(ws: Workspace, period: str, start: date, end: date, openings: dict[st
     ageing = _ageing(statements, end)
     return Report(
         workspace=str(ws.path), period=period, start=start, end=end, generated_at=datetime.now(UTC),
-        rules_version=f"{rule_set.name}", cash_book_types=cash_types, statements=statements,
+        rules_version=rules_version(rule_set.name, rule_set.model_dump_json()), cash_book_types=cash_types, statements=statements,
         outcomes=outcomes, month_bank_lines=month_lines, rates=rates, ageing=ageing, notes=notes)
 
 
