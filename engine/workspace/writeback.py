@@ -54,7 +54,7 @@ from rules.model import RuleSet, default_rules, from_mapping, load_rules
 
 __all__ = [
     "WRITES_DDL", "WritebackReport", "PlannedItem", "target_key", "mask_target", "pending_items",
-    "build_items", "journal_lines", "writeback", "workspace_status", "written_targets",
+    "build_items", "journal_lines", "writeback", "workspace_status",
 ]
 
 log = logging.getLogger("recon")
@@ -167,19 +167,6 @@ def pending_items(con: duckdb.DuckDBPyConnection, target: str) -> pl.DataFrame:
     if not _table_exists(con, "decisions"):
         return pl.DataFrame(schema=_PENDING_SCHEMA)
     return con.sql(_pending_sql(_writes_relation(con)), params={"target": target}).pl().cast(_PENDING_SCHEMA)
-
-
-def written_targets(con: duckdb.DuckDBPyConnection, match_id: str) -> list[tuple[str, frozenset[str]]]:
-    """The targets that were sent ``match_id`` (its write may have reached them) and have not
-    had it reversed yet, with the capabilities each declared: an unmatch can check that every one
-    of them can write a reversal before it records the undo."""
-    if not _table_exists(con, "writes"):
-        return []
-    rows = con.execute(
-        """SELECT target, any_value(capabilities) FROM writes
-           WHERE match_id = ? AND action = 'write' AND state IN ('sending', 'written', 'already')
-           GROUP BY target ORDER BY target""", [match_id]).fetchall()
-    return [(target, frozenset(json.loads(caps or "[]"))) for target, caps in rows]
 
 
 # -- items --------------------------------------------------------------------------------
