@@ -19,7 +19,8 @@ journal lines. It is the commit point. The CSV and Parquet files are made from i
 atomically (a temporary file renamed over the old one) when the adapter closes, or when it opens
 and finds them older than the keys (a ``kill -9`` after a batch was committed). So a key is
 either written with all its rows or not at all, a re-run answers ``already`` for the keys it
-holds and writes nothing twice, and the files never show half a batch.
+holds and writes nothing twice (nor a second write of a match it holds in force under another
+key), and the files never show half a batch.
 
 One process writes a folder at a time (an exclusive lock on ``PATH/.recon-writeback.lock``).
 """
