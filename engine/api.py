@@ -168,7 +168,7 @@ class MatchResult:
         if out_dir is not None:
             check_out_dir(out_dir)
         progress = progress if progress is not None else Progress(bars=False)
-        with progress.stage("writing workspace and outputs"):
+        with progress.stage("writing outputs and workspace"):
             return self._write(out_dir, workspace)
 
     def _write(self, out_dir: str | Path | None, workspace: str | Path | Workspace | None) -> dict[str, Path]:

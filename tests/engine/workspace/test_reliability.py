@@ -175,7 +175,7 @@ def test_kill_from_outside_during_an_incremental_match(tmp_path):
     """``kill -9`` from another process while ``recon match --workspace`` on the bundled sample
     month starts recording its run (the step at which the out folder used to get the new run's
     files while the workspace had no record of it)."""
-    stage = "writing workspace and outputs"
+    stage = "writing outputs and workspace"
     ws, out = tmp_path / "books.duckdb", tmp_path / "out"
     api.ingest(ws, bank=SAMPLE / "bank.csv", ledger=SAMPLE / "ledger.csv", processor=SAMPLE / "stripe_payouts.csv",
                fx=SAMPLE / "fx.csv")
