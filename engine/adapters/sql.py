@@ -50,8 +50,8 @@ Each call writes its whole batch in one transaction: the batch's rows go to temp
 
 Idempotent on :attr:`WriteItem.key`: a key found in the writes table is ``already`` and writes
 nothing; so is a write of a match whose latest recorded write is still in force (a second
-accept of it), and a reversal of a match already reversed. A reversal of a match never written
-to this target is ``failed``.
+accept of it), a reversal of a match already reversed, and a reversal of a match never written
+to this target (nothing to undo: the target already is as the undo wants it).
 
 Optimistic concurrency: a row recon would set is a **conflict** (reported, not overwritten, the
 item written not at all, the rest of the batch written) when it is missing, when its id matches
@@ -516,8 +516,10 @@ class SqlLedgerAdapter:
                 done = "written" if action == "write" else "reversed"
                 decided[key] = WriteResult(key, "already", f"match {done} before as {latest[1]}")
             elif action == "reverse" and latest is None:
+                # (a crash after a batch was marked sent but before it reached the target, then
+                # an undo: the target holds nothing of the match, which is what the undo wants)
                 decided[key] = WriteResult(
-                    key, "failed", f"match {match_id} was never written to this target: nothing to reverse"
+                    key, "already", f"match {match_id} was never written to this target: nothing to reverse"
                 )
             else:
                 seen[match_id] = key
