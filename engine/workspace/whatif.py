@@ -50,7 +50,7 @@ from rules.model import RuleSet, default_rules, from_mapping, load_rules
 
 __all__ = [
     "ACCEPTED_STATES", "OUTCOMES", "DecidedHistory", "ReplayInputs", "Replay", "WhatIfReport",
-    "decided_history", "history_rules", "replay_inputs", "replay", "judge", "what_if",
+    "decided_history", "history_rules", "replay_inputs", "replay", "judge", "what_if", "what_if_many",
 ]
 
 #: a match in one of these states counts as accepted (a positive); rejected and reversed as not
@@ -61,7 +61,8 @@ OUTCOMES = ("auto", "review", "changed", "lost", "not proposed")
 _HISTORY_SCHEMA = {
     "match_id": pl.Utf8, "verdict": pl.Utf8, "state": pl.Utf8, "manual": pl.Boolean, "match_type": pl.Utf8,
     "status": pl.Utf8, "confidence": pl.Float64, "bank_ids": pl.Utf8, "ledger_ids": pl.Utf8,
-    "bank_amount": pl.Utf8, "currency": pl.Utf8, "run_id": pl.Utf8, "rules_version": pl.Utf8,
+    "bank_amount": pl.Utf8, "difference": pl.Utf8, "currency": pl.Utf8, "run_id": pl.Utf8,
+    "rules_version": pl.Utf8,
 }
 
 
@@ -75,8 +76,8 @@ class DecidedHistory:
         One row a decided match: ``match_id``, ``verdict`` (``accepted``: state accepted,
         written or failed; ``rejected``: rejected or reversed), ``state``, ``manual`` (a
         reviewer's own group), and its proposal: ``match_type``, ``status``, ``confidence``,
-        ``bank_ids``, ``ledger_ids`` (';'-joined), ``bank_amount`` (exact decimal text),
-        ``currency``, ``run_id``, ``rules_version``.
+        ``bank_ids``, ``ledger_ids`` (';'-joined), ``bank_amount`` and ``difference`` (bank less
+        ledger; exact decimal text), ``currency``, ``run_id``, ``rules_version``.
     lines
         ``match_id``, ``side`` (``bank`` / ``ledger``), ``id`` of every decided match.
     undecided
@@ -108,7 +109,8 @@ def decided_history(ws: Workspace) -> DecidedHistory:
         state="state",
         manual=(pl.col("status") == "manual") | (pl.col("match_type") == "manual"),
         match_type="match_type", status="status", confidence="confidence", bank_ids="bank_ids",
-        ledger_ids="ledger_ids", bank_amount="bank_amount", currency="currency", run_id="run_id",
+        ledger_ids="ledger_ids", bank_amount="bank_amount", difference="difference", currency="currency",
+        run_id="run_id",
         rules_version="rules_version",
     ).cast(_HISTORY_SCHEMA).sort("match_id")
     ws.con.register("_decided_ids", matches.select("match_id").to_arrow())
@@ -128,13 +130,13 @@ def history_rules(ws: Workspace, history: DecidedHistory) -> tuple[RuleSet, str]
     the built-in rule set when no run proposed any."""
     proposed = history.matches.filter(~pl.col("manual") & pl.col("rules_version").is_not_null())
     if proposed.height == 0:
-        return default_rules(), "no decided match was proposed by a run: the built-in rule set"
+        return default_rules(), "the built-in rule set (no decided match was proposed by a run)"
     versions = Counter(proposed["rules_version"].to_list())
     version, count = versions.most_common(1)[0]
     run_id = proposed.filter(pl.col("rules_version") == version)["run_id"][0]
     row = ws.con.execute("SELECT rules_name, rules_json FROM runs WHERE run_id = ?", [run_id]).fetchone()
     rules = from_mapping(json.loads(row[1]), source=f"rule set {row[0]!r} of run {run_id}")
-    note = f"{version}, which proposed {count:,} of the {proposed.height:,} decided matches runs proposed"
+    note = f"proposed {count:,} of the {proposed.height:,} decided matches runs proposed"
     others = len(versions) - 1
     if others:
         note += f" ({others} other rule version(s) proposed the rest)"
@@ -309,6 +311,27 @@ _TABLE_ROWS = (
 )
 
 
+def _largest_first(matches: pl.DataFrame) -> pl.DataFrame:
+    """Accepted matches first, then by the size of the bank amount (exact), then by id."""
+    size = pl.col("bank_amount").str.strip_chars_start("-").cast(pl.Decimal(38, 6), strict=False)
+    return (matches.with_columns(_size=size)
+            .sort(["verdict", "_size", "match_id"], descending=[False, True, False], nulls_last=True)
+            .drop("_size"))
+
+
+def _version(rules: RuleSet) -> str:
+    return rules_version(rules.name, rules.model_dump_json())
+
+
+def _few(ids: str | None, shown: int = 3) -> str:
+    """A ';'-joined id list cut to its first ``shown`` ids and how many more."""
+    parts = [part for part in (ids or "").split(";") if part]
+    if not parts:
+        return "-"
+    more = f" (+{len(parts) - shown} more)" if len(parts) > shown else ""
+    return ";".join(parts[:shown]) + more
+
+
 def _ratio_text(value: float | None) -> str:
     return "-" if value is None else f"{100.0 * value:.2f}%"
 
@@ -329,6 +352,8 @@ class WhatIfReport:
         Which rule set *before* is and why.
     bank_lines, ledger_items
         Lines replayed.
+    seconds
+        Reading the workspace and the two replays.
     """
 
     workspace: Path
@@ -364,31 +389,32 @@ class WhatIfReport:
     def matches(self) -> pl.DataFrame:
         """Every decided match with what each replay does with it: ``match_id``, ``verdict``,
         ``manual``, ``before``, ``after`` (:data:`OUTCOMES`), and the match's ``match_type``,
-        ``bank_ids``, ``ledger_ids``, ``bank_amount``, ``currency``, ``confidence`` as proposed."""
+        ``bank_ids``, ``ledger_ids``, ``bank_amount``, ``difference``, ``currency``,
+        ``confidence`` as proposed."""
         return (
             self.history.matches
             .join(self.before.outcomes.rename({"outcome": "before"}), on="match_id", how="left")
             .join(self.after.outcomes.rename({"outcome": "after"}), on="match_id", how="left")
             .select("match_id", "verdict", "manual", "before", "after", "match_type", "bank_ids", "ledger_ids",
-                    "bank_amount", "currency", "confidence")
+                    "bank_amount", "difference", "currency", "confidence")
         )
 
     def changes(self) -> pl.DataFrame:
         """The decided matches whose outcome differs between *before* and *after* (rows of
         :meth:`matches`): accepted matches lost, changed or moved between auto and review,
         rejected ones coming back or going away; accepted ones first, largest amounts first."""
-        return (self.matches().filter(pl.col("before") != pl.col("after"))
-                .with_columns(_size=pl.col("bank_amount").str.strip_chars_start("-").cast(pl.Decimal(38, 6),
-                                                                                         strict=False))
-                .sort(["verdict", "_size", "match_id"], descending=[False, True, False]).drop("_size"))
+        return _largest_first(self.matches().filter(pl.col("before") != pl.col("after")))
 
     def lost_or_changed(self) -> pl.DataFrame:
-        """Accepted matches *after* no longer proposes as they are (``changed`` or ``lost``)."""
-        return self.matches().filter((pl.col("verdict") == "accepted") & pl.col("after").is_in(["changed", "lost"]))
+        """Accepted matches *after* no longer proposes as they are (``changed`` or ``lost``),
+        largest amounts first."""
+        return _largest_first(self.matches().filter(
+            (pl.col("verdict") == "accepted") & pl.col("after").is_in(["changed", "lost"])))
 
     def coming_back(self) -> pl.DataFrame:
-        """Rejected matches *after* proposes again (``auto`` or ``review``)."""
-        return self.matches().filter((pl.col("verdict") == "rejected") & pl.col("after").is_in(["auto", "review"]))
+        """Rejected matches *after* proposes again (``auto`` or ``review``), largest amounts first."""
+        return _largest_first(self.matches().filter(
+            (pl.col("verdict") == "rejected") & pl.col("after").is_in(["auto", "review"])))
 
     def to_dict(self, limit: int | None = None) -> dict:
         """The report as JSON-ready data (what ``recon what-if --json`` prints): rules, history,
@@ -400,11 +426,9 @@ class WhatIfReport:
         return {
             "workspace": str(self.workspace),
             "replayed": {"bank_lines": self.bank_lines, "ledger_items": self.ledger_items},
-            "before": {"rules": self.before.rules.name,
-                       "rules_version": rules_version(self.before.rules.name, self.before.rules.model_dump_json()),
+            "before": {"rules": self.before.rules.name, "rules_version": _version(self.before.rules),
                        "scorer": self.before.scorer, "note": self.before_note, "metrics": before},
-            "after": {"rules": self.after.rules.name,
-                      "rules_version": rules_version(self.after.rules.name, self.after.rules.model_dump_json()),
+            "after": {"rules": self.after.rules.name, "rules_version": _version(self.after.rules),
                       "scorer": self.after.scorer, "metrics": after},
             "history": {"accepted": self.history.accepted, "rejected": self.history.rejected,
                         "manual": self.history.matches.filter(pl.col("manual")).height,
@@ -421,8 +445,8 @@ class WhatIfReport:
             f"items replayed in memory (nothing written) in {self.seconds:.1f} s",
             f"  decided history: {h.accepted:,} accepted ({manual:,} manual), {h.rejected:,} rejected or undone; "
             f"{h.undecided:,} proposals awaiting a decision are not counted",
-            f"  before: rule set '{self.before.rules.name}' ({self.before.scorer} scorer): {self.before_note}",
-            f"  after:  rule set '{self.after.rules.name}' ({self.after.scorer} scorer)",
+            f"  before: rule set {_version(self.before.rules)} ({self.before.scorer} scorer): {self.before_note}",
+            f"  after:  rule set {_version(self.after.rules)} ({self.after.scorer} scorer)",
             "",
         ]
         table = self.table()
@@ -445,8 +469,8 @@ class WhatIfReport:
                          + (f" (the first {limit})" if changes.height > limit else ""))
             for row in changes.head(limit).iter_rows(named=True):
                 lines.append(f"    {row['match_id']}  {row['verdict']:<8} {row['before']:>12} -> {row['after']:<12} "
-                             f"{row['bank_amount']:>14} {row['currency']}  bank {row['bank_ids']}  "
-                             f"ledger {row['ledger_ids'] or '-'}")
+                             f"{row['bank_amount']:>14} {row['currency']}  bank {_few(row['bank_ids'])}  "
+                             f"ledger {_few(row['ledger_ids'])}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -490,10 +514,35 @@ def what_if(workspace: str | Path, rules: RuleSet | str | Path | None, before: R
     >>> report = what_if("books.duckdb", stricter)                                    # doctest: +SKIP
     >>> report.table()                                                                # doctest: +SKIP
     """
+    return what_if_many(workspace, {"after": rules}, before=before, progress=progress,
+                        memory_limit=memory_limit)["after"]
+
+
+def what_if_many(workspace: str | Path, rule_sets: dict[str, RuleSet | str | Path | None],
+                 before: RuleSet | str | Path | None = None, progress: Progress | None = None,
+                 memory_limit: int | None = None) -> dict[str, WhatIfReport]:
+    """:func:`what_if` of several rule sets at once (a sweep): the workspace is read once and
+    *before* replayed once, so N rule sets cost N + 1 replays.
+
+    Parameters
+    ----------
+    rule_sets
+        Name -> rule set (or rule file); the reports come back under the same names.
+
+    Returns
+    -------
+    dict[str, WhatIfReport]
+
+    Examples
+    --------
+    >>> rules = recon.default_rules()                                                      # doctest: +SKIP
+    >>> sweep = what_if_many("books.duckdb", {auto: rules.with_changes(thresholds={"auto": auto})
+    ...                                       for auto in (0.9, 0.99, 0.999)})             # doctest: +SKIP
+    """
     from engine.workspace.training import scorer_rules
 
     t0 = time.perf_counter()
-    after_rules = rules if isinstance(rules, RuleSet) else load_rules(rules)
+    loaded = {name: rules if isinstance(rules, RuleSet) else load_rules(rules) for name, rules in rule_sets.items()}
     given_before = before if before is None or isinstance(before, RuleSet) else load_rules(before)
     with Workspace(workspace, create=False) as ws:
         history = decided_history(ws)
@@ -503,13 +552,17 @@ def what_if(workspace: str | Path, rules: RuleSet | str | Path | None, before: R
         if given_before is None:
             before_rules, note = history_rules(ws, history)
         else:
-            before_rules, note = scorer_rules(ws, given_before), "given"
-        after_rules = scorer_rules(ws, after_rules)
+            before_rules, note = scorer_rules(ws, given_before), "as given"
+        loaded = {name: scorer_rules(ws, rules) for name, rules in loaded.items()}
         inputs = replay_inputs(ws)
         path = ws.path
     before_run = replay(inputs, before_rules, history, progress, memory_limit)
-    after_run = replay(inputs, after_rules, history, progress, memory_limit)
-    return WhatIfReport(workspace=path, history=history, before=before_run, after=after_run, before_note=note,
-                        bank_lines=inputs.bank.height, ledger_items=inputs.ledger.height,
-                        seconds=time.perf_counter() - t0)
-
+    read = time.perf_counter() - t0 - before_run.seconds
+    reports = {}
+    for name, rules in loaded.items():
+        after_run = replay(inputs, rules, history, progress, memory_limit)
+        reports[name] = WhatIfReport(
+            workspace=path, history=history, before=before_run, after=after_run, before_note=note,
+            bank_lines=inputs.bank.height, ledger_items=inputs.ledger.height,
+            seconds=read + before_run.seconds + after_run.seconds)
+    return reports

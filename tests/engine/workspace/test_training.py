@@ -34,10 +34,10 @@ def review_like_the_truth(workspace: Path, truth: Path) -> tuple[int, int]:
     def key(bank_ids: str, ledger_ids: str) -> tuple:
         return tuple(sorted(bank_ids.split(";"))), tuple(sorted(filter(None, ledger_ids.split(";"))))
 
-    groups = {key(b, l) for b, l in load_truth(truth).select("bank_ids", "ledger_ids").iter_rows()}
+    groups = {key(*ids) for ids in load_truth(truth).select("bank_ids", "ledger_ids").iter_rows()}
     proposals = api.review(workspace).select("match_id", "bank_ids", "ledger_ids").rows()
-    good = [m for m, b, l in proposals if key(b, l) in groups]
-    bad = [m for m, b, l in proposals if key(b, l) not in groups]
+    good = [match_id for match_id, *ids in proposals if key(*ids) in groups]
+    bad = [match_id for match_id, *ids in proposals if key(*ids) not in groups]
     api.accept(workspace, good, by="陳大文")
     if bad:
         api.reject(workspace, bad, by="陳大文")
