@@ -103,8 +103,13 @@
     }
 
     async function act(row, action) {
+      // a decision moves on at once (a reviewer's next key must not wait for the server);
+      // a refusal is shown and the row keeps its state
+      const index = rows.indexOf(row);
+      const last = index === rows.length - 1;
+      if (action !== "unmatch" && index === current && !last) select(current + 1);
       const ok = await decide(row, row.querySelector(".state .badge"), action);
-      if (ok && action !== "unmatch" && rows.indexOf(row) === current) select(current + 1);
+      if (ok && action !== "unmatch" && last && index === current) nextPage();
     }
 
     rows.forEach((row, i) => {
