@@ -7,7 +7,10 @@
 - :mod:`engine.workspace.incremental`: what an incremental match run is given (the open lines);
 - :mod:`engine.workspace.decisions`: the append-only decisions and each match's current state;
 - :mod:`engine.workspace.review`: listing, accepting, rejecting, manual matches and undo;
-- :mod:`engine.workspace.writeback`: accepted matches written to the books through adapters.
+- :mod:`engine.workspace.writeback`: accepted matches written to the books through adapters;
+- :mod:`engine.workspace.whatif`: a rule set replayed against the decided history (nothing written);
+- :mod:`engine.workspace.training`: the learned scorer trained from decisions (opt-in), saved as
+  the workspace's scorer.
 
 The matching stages never import this package; :mod:`engine.api` joins the two.
 """
