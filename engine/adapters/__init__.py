@@ -40,6 +40,7 @@ _SCHEMES = {
     "duckdb": "engine.adapters.sql",
     "xero+http": "engine.adapters.rest",
     "xero+https": "engine.adapters.rest",
+    "qbo+http": "engine.adapters.rest", "qbo+https": "engine.adapters.rest",
 }
 
 

@@ -80,8 +80,9 @@ class TokenStore:
     the rotated chain kept here, and the old chain is not used again.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, variable: str = "RECON_XERO_REFRESH_TOKEN"):
         self.path = Path(path)
+        self.variable = variable
 
     @staticmethod
     def _digest(token: str) -> str:
@@ -101,13 +102,13 @@ class TokenStore:
                 stored = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as error:
                 raise TerminalAdapterError(f"token file {self.path} cannot be read ({type(error).__name__}); "
-                                           "remove it and set RECON_XERO_REFRESH_TOKEN again") from None
+                                           f"remove it and set {self.variable} again") from None
         if seed_refresh_token and stored.get("seed_digest") != self._digest(seed_refresh_token):
             return {"refresh_token": seed_refresh_token, "seed_digest": self._digest(seed_refresh_token)}
         if stored.get("refresh_token"):
             return stored
         raise TerminalAdapterError(
-            "no refresh token: set RECON_XERO_REFRESH_TOKEN (or refresh_token in the config file) "
+            f"no refresh token: set {self.variable} (or refresh_token in the config file) "
             "to the one from your app's authorisation")
 
     def save(self, tokens: dict[str, Any]) -> None:
@@ -140,11 +141,15 @@ class TokenManager:
         The refresh token given by the environment or the config file.
     limits
         For the time scale and the refresh leeway.
+    variable
+        The environment variable a new refresh token goes in (named when the platform refuses
+        the one recon holds).
     """
 
     def __init__(self, token_url: str, client_id: str, client_secret: str, store: TokenStore,
-                 seed_refresh_token: str | None, limits: ClientLimits):
+                 seed_refresh_token: str | None, limits: ClientLimits, variable: str = "RECON_XERO_REFRESH_TOKEN"):
         self.token_url = token_url
+        self.variable = variable
         self._auth = (client_id, client_secret)
         self.store = store
         self.limits = limits
@@ -200,7 +205,7 @@ class TokenManager:
                 problem = _oauth_error(response)
                 raise TerminalAdapterError(
                     f"the token endpoint refused the refresh ({response.status_code} {problem}): "
-                    "authorise the app again and set RECON_XERO_REFRESH_TOKEN to the new refresh token")
+                    f"authorise the app again and set {self.variable} to the new refresh token")
             granted = response.json()
             lifetime = float(granted.get("expires_in", 1800)) * self.limits.time_scale
             self._tokens = {
@@ -211,7 +216,7 @@ class TokenManager:
             }
             self.store.save(self._tokens)
             self.refreshes += 1
-            log.info("xero: access token refreshed; the rotated refresh token is saved in %s", self.store.path)
+            log.info("access token refreshed; the rotated refresh token is saved in %s", self.store.path)
 
 
 def _oauth_error(response: httpx.Response) -> str:
@@ -287,14 +292,20 @@ class ApiClient:
     tokens
         The access-token source.
     tenant_id
-        Sent as ``Xero-tenant-id``.
+        Sent as ``tenant_header`` (Xero's ``Xero-tenant-id``); None: no such header (QuickBooks
+        names its company, the realm, in the path).
     limits
         Calls a minute, requests in flight, attempts, timeout, time scale.
+    label
+        The platform's name in log lines.
     """
 
-    def __init__(self, base_url: str, tokens: TokenManager, tenant_id: str, limits: ClientLimits,
-                 tls: ssl.SSLContext | None = None):
+    def __init__(self, base_url: str, tokens: TokenManager, tenant_id: str | None, limits: ClientLimits,
+                 tls: ssl.SSLContext | None = None, *, tenant_header: str | None = "Xero-tenant-id",
+                 label: str = "xero"):
         self.base_url = base_url.rstrip("/")
+        self.tenant = {tenant_header: tenant_id} if tenant_header and tenant_id else {}
+        self.label = label
         self.tls = tls or ssl.create_default_context(cafile=certifi.where())
         self.tokens = tokens
         self.tenant_id = tenant_id
@@ -345,7 +356,7 @@ class ApiClient:
             stop=stop_after_attempt(self.limits.max_attempts),
             reraise=True,
             before_sleep=lambda state: log.warning(
-                "xero: %s %s: %s, trying again (attempt %d of %d)", method, path,
+                "%s: %s %s: %s, trying again (attempt %d of %d)", self.label, method, path,
                 _describe(state.outcome.exception()), state.attempt_number + 1, self.limits.max_attempts),
         )
         try:
@@ -369,13 +380,13 @@ class ApiClient:
                     self.calls += 1
                     response = await self._client.request(
                         method, f"{self.base_url}{path}", params=params, content=body.encode("utf-8"),
-                        headers={**headers, "Authorization": f"Bearer {token}", "Xero-tenant-id": self.tenant_id,
+                        headers={**headers, "Authorization": f"Bearer {token}", **self.tenant,
                                  "Content-Type": "application/json; charset=utf-8"},
                     )
                 finally:
                     self._limiter.release(slot)
             status = response.status_code
-            log.debug("xero: %s %s -> %d", method, path, status)
+            log.debug("%s: %s %s -> %d", self.label, method, path, status)
             if status == 401 and not refreshed:
                 refreshed = True
                 await self.tokens.refresh(self._client, failed=token)
@@ -383,7 +394,7 @@ class ApiClient:
             if status == 429:
                 retry_after = _retry_after(response) * self.limits.time_scale
                 self._limiter.pause(retry_after)
-                log.warning("xero: 429 (%s), waiting %.2f s as Retry-After says",
+                log.warning("%s: 429 (%s), waiting %.2f s as Retry-After says", self.label,
                             response.headers.get("X-Rate-Limit-Problem", "rate limit"), retry_after)
                 raise _RetryableAnswer(status, retry_after)
             if status >= 500:

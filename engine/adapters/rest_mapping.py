@@ -1,10 +1,11 @@
 """Adapters (the last stage): how a write item becomes an accounting platform's requests.
 
-This module is the one place that knows the platform's JSON. :class:`XeroMapping` shapes
-items on Xero's Accounting API (``/api.xro/2.0``); a QuickBooks Online shape (a ``Payment``
-with ``LinkedTxn`` to its invoices, a ``JournalEntry``, the ``requestid`` query parameter for
-idempotency, ``SyncToken`` for concurrency) would be a second class with the same methods
-(:class:`PlatformMapping`), and the client, the outbox and the adapter would not change.
+This module is the one place that knows the platforms' JSON. :class:`XeroMapping` shapes
+items on Xero's Accounting API (``/api.xro/2.0``), :class:`QboMapping` on QuickBooks Online's
+(``/v3/company/{realmId}``: a ``Payment`` with ``LinkedTxn`` to its invoices, a
+``JournalEntry``, the ``requestid`` query parameter for idempotency, ``SyncToken`` for
+concurrency); both have the methods of :class:`PlatformMapping`, and the client, the outbox and
+the adapter are the same for both.
 
 Xero has no endpoint that reconciles a bank statement line, so writing a match back means:
 
@@ -21,6 +22,13 @@ Xero has no endpoint that reconciles a bank statement line, so writing a match b
   ``LineAmount`` negated). On recon's side nothing is deleted: the reversal is a new item
   with its own key, and the outbox keeps both.
 
+QuickBooks Online refers to everything by its own ids, so its mapping first looks up what the
+items name (:meth:`QboMapping.prepare`, read-only ``GET`` requests): the invoices, bills and
+credit notes by their numbers (``DocNumber``) with their customer or vendor, and the accounts of
+the journal lines by number. Its reversal reads each payment first (``GET .../payment/{Id}``):
+a payment whose ``SyncToken`` moved since recon wrote it was changed by someone in QuickBooks,
+and is reported as a conflict instead of being deleted.
+
 Amounts stay exact: integer minor units become :class:`~decimal.Decimal` and are written as
 JSON numbers by :func:`dumps_exact` (never through a float).
 """
@@ -29,18 +37,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
 from engine.adapters.base import MatchLine, WriteItem
+from models.errors import TerminalAdapterError
 from models.money import from_minor
 
 __all__ = [
-    "Allocation", "Element", "Outcome", "RequestSpec", "MappingError", "PlatformMapping",
-    "XeroMapping", "allocate", "dumps_exact", "loads_exact",
+    "Allocation", "Element", "Outcome", "RequestSpec", "MappingError", "ConflictError", "PlatformMapping",
+    "XeroMapping", "QboMapping", "allocate", "dumps_exact", "loads_exact",
 ]
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -49,6 +58,11 @@ _NUMBER_MARK = "\u0000recon-number:"
 
 class MappingError(ValueError):
     """An item the platform's shape cannot express (the item fails with this reason)."""
+
+
+class ConflictError(MappingError):
+    """What recon would change was changed on the platform by someone else since recon wrote
+    it: the item is a conflict, reported and not overwritten."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,21 +103,35 @@ class RequestSpec:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the platform did with one element: ``done`` with its ids, or ``failed``."""
+    """What the platform did with one element: ``done`` with its ids, ``failed``, or
+    ``conflict`` (refused because someone else changed the record: not overwritten)."""
 
     state: str
     external_ids: dict[str, str] = field(default_factory=dict)
     reason: str = ""
 
 
+#: ``await lookup(path, params)``: a read-only GET on the platform, answering (status, body)
+Lookup = Callable[[str, dict[str, str]], Awaitable[tuple[int, Any]]]
+
+
 class PlatformMapping(Protocol):
     """What the adapter needs from a platform's shape."""
 
     name: str
+    #: the platform's name in messages ("Xero", "QuickBooks")
+    label: str
+    #: whether :meth:`prepare` must look things up on the platform before planning
+    needs_lookup: bool
+
+    def kind_of(self, part: str) -> str | None: ...
 
     def plan_write(self, item: WriteItem) -> list[Element]: ...
 
     def plan_reverse(self, item: WriteItem, written: Sequence[tuple[str, dict, dict]]) -> list[Element]: ...
+
+    async def prepare(self, lookup: Lookup, writes: Sequence[WriteItem],
+                      reverses: Sequence[tuple[WriteItem, Sequence[tuple[str, dict, dict]]]]) -> None: ...
 
     def batch_limit(self, kind: str, configured: int) -> int: ...
 
@@ -239,6 +267,11 @@ class XeroMapping:
     """
 
     name = "xero"
+    label = "Xero"
+    needs_lookup = False
+    #: part prefix -> kind, for the elements an earlier call recorded
+    _PART_KINDS = (("delete:payment:", "delete_payment"), ("delete:batch_payment:", "delete_batch_payment"),
+                   ("payment:", "payments"), ("batch_payment:", "batch_payments"), ("journal:", "manual_journals"))
     #: kind -> (method, path, collection): the batchable requests carry a list of elements
     _COLLECTIONS = {
         "payments": ("PUT", "/Payments", "Payments"),
@@ -253,6 +286,10 @@ class XeroMapping:
         self.base_currency = base_currency
 
     # -- planning --------------------------------------------------------------------------
+    def kind_of(self, part: str) -> str | None:
+        """The request kind of an element named ``part`` (None: not one of Xero's)."""
+        return next((kind for prefix, kind in self._PART_KINDS if part.startswith(prefix)), None)
+
     def plan_write(self, item: WriteItem) -> list[Element]:
         """The payments, batch payments and manual journals that write ``item``.
 
@@ -375,6 +412,10 @@ class XeroMapping:
                 }))
         return elements
 
+    async def prepare(self, lookup: Lookup, writes: Sequence[WriteItem],
+                      reverses: Sequence[tuple[WriteItem, Sequence[tuple[str, dict, dict]]]]) -> None:
+        """Nothing to look up: Xero takes invoice numbers and account codes as they are."""
+
     # -- requests --------------------------------------------------------------------------
     def batch_limit(self, kind: str, configured: int) -> int:
         """How many elements of ``kind`` one request may carry."""
@@ -432,3 +473,389 @@ class XeroMapping:
                         ids[f"PaymentID.{index}"] = str(payment["PaymentID"])
             outcomes.append(Outcome("done", external_ids=ids))
         return outcomes
+
+
+# -- QuickBooks Online ----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Document:
+    """An invoice, bill or credit note as QuickBooks holds it."""
+
+    txn_type: str
+    txn_id: str
+    party: str  # the customer's or vendor's Id
+    currency: str | None
+
+
+#: QuickBooks' document type of a ledger item: (money in, credit note) -> TxnType
+_DOCUMENT_TYPES = {(True, False): "Invoice", (True, True): "CreditMemo",
+                   (False, False): "Bill", (False, True): "VendorCredit"}
+#: the party reference each document type carries
+_PARTY_REFS = {"Invoice": "CustomerRef", "CreditMemo": "CustomerRef", "Bill": "VendorRef", "VendorCredit": "VendorRef"}
+#: kind -> (path, entity in the answer)
+_QBO_KINDS = {
+    "payment": ("/payment", "Payment"),
+    "bill_payment": ("/billpayment", "BillPayment"),
+    "journal_entry": ("/journalentry", "JournalEntry"),
+    "delete_payment": ("/payment", "Payment"),
+    "delete_bill_payment": ("/billpayment", "BillPayment"),
+}
+#: QuickBooks' error code for "Stale Object Error" (the SyncToken sent is not the current one)
+_STALE_OBJECT = "5010"
+#: QuickBooks' error code for "Object Not Found" (a deleted or unknown entity)
+_NOT_FOUND = "610"
+#: documents named in one query (the query travels in the URL)
+_QUERY_CHUNK = 30
+_QUERY_PAGE = 1000
+
+
+def _quoted(text: str) -> str:
+    """A string literal of QuickBooks' query language (a quote escaped with a backslash)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _fault(body: Any) -> tuple[str, list[str]]:
+    """The message and error codes of a QuickBooks error answer (``Fault``, or ``fault`` on a 401)."""
+    if not isinstance(body, dict):
+        return "no message", []
+    fault = body.get("Fault") or body.get("fault") or {}
+    errors = (fault.get("Error") or fault.get("error") or []) if isinstance(fault, dict) else []
+    texts, codes = [], []
+    for error in errors if isinstance(errors, list) else []:
+        if not isinstance(error, dict):
+            continue
+        texts.append(str(error.get("Detail") or error.get("detail") or error.get("Message") or error.get("message") or ""))
+        codes.append(str(error.get("code", "")))
+    message = "; ".join(t for t in texts if t) or str(body.get("Message") or "no message")
+    return message, codes
+
+
+class QboMapping:
+    """Write items shaped on the QuickBooks Online Accounting API (see the module docstring).
+
+    - **payments**: one ``Payment`` (money in; a ``BillPayment`` for money out) per bank line
+      and customer (vendor), its ``Line[]`` linking each invoice (bill) it pays
+      (``LinkedTxn: [{TxnId, TxnType: "Invoice"}]``) and any credit note applied with it
+      (``CreditMemo``, ``VendorCredit``); ``TotalAmt`` is the documents paid less the credit
+      notes, deposited to (paid from) the bank account; ``POST /payment?requestid=KEY``;
+    - **adjustments**: one ``JournalEntry`` per currency, each line a ``Debit`` or ``Credit``
+      ``PostingType`` on its account, the customer (vendor) named on a receivable (payable) line
+      as QuickBooks requires;
+    - **reversal**: the payment is deleted (``POST /payment?operation=delete`` with its ``Id``
+      and ``SyncToken``) after a read shows it unchanged since recon wrote it (a moved
+      ``SyncToken`` is a conflict), and a reversing journal entry (postings swapped) is posted.
+
+    Parameters
+    ----------
+    bank_account
+        The number (``AcctNum``) of the bank account the payments go through, or its name.
+    accounts
+        Account number -> QuickBooks account ``Id``, for accounts that have no number in
+        QuickBooks (the rest are looked up by number, then by name).
+    minor_version
+        Sent as ``minorversion`` (QuickBooks answers in minor version 75 at least).
+    """
+
+    name = "qbo"
+    label = "QuickBooks"
+    needs_lookup = True
+    _PART_KINDS = (("delete:payment:", "delete_payment"), ("delete:bill_payment:", "delete_bill_payment"),
+                   ("payment:", "payment"), ("bill_payment:", "bill_payment"), ("journal:", "journal_entry"))
+    #: QuickBooks' limit on a requestid
+    REQUEST_ID_LENGTH = 50
+
+    def __init__(self, bank_account: str, accounts: dict[str, str] | None = None, minor_version: str = "75"):
+        self.bank_account = bank_account
+        self.accounts = dict(accounts or {})
+        self.minor_version = minor_version
+        self._documents: dict[tuple[str, str], _Document | str] = {}
+        self._chart: dict[str, tuple[str, str]] | None = None  # number or name -> (Id, AccountType)
+        self._current: dict[tuple[str, str], str | None] = {}  # (entity, Id) -> SyncToken, None: gone
+
+    # -- looking up ----------------------------------------------------------------------
+    async def prepare(self, lookup: Lookup, writes: Sequence[WriteItem],
+                      reverses: Sequence[tuple[WriteItem, Sequence[tuple[str, dict, dict]]]]) -> None:
+        """Look up what the items name: their documents (by number), the chart of accounts
+        (once), and, for a reversal, each payment's current ``SyncToken``.
+
+        Raises
+        ------
+        TerminalAdapterError
+            QuickBooks refused a look-up (the token, the realm, a malformed query).
+        """
+        wanted: dict[str, set[str]] = {}
+        for item in writes:
+            try:
+                allocations = allocate(item)
+            except MappingError:
+                continue  # plan_write reports it
+            for allocation in allocations:
+                txn_type = _DOCUMENT_TYPES[(_money_in(allocation), allocation.credit_note)]
+                if (txn_type, allocation.ledger.line_id) not in self._documents:
+                    wanted.setdefault(txn_type, set()).add(allocation.ledger.line_id)
+        for txn_type, numbers in wanted.items():
+            ordered = sorted(numbers)
+            for start in range(0, len(ordered), _QUERY_CHUNK):
+                chunk = ordered[start:start + _QUERY_CHUNK]
+                found = await self._query(lookup, f"select * from {txn_type} where DocNumber in "
+                                                  f"({', '.join(_quoted(n) for n in chunk)})", txn_type)
+                by_number: dict[str, list[dict]] = {}
+                for row in found:
+                    by_number.setdefault(str(row.get("DocNumber", "")), []).append(row)
+                for number in chunk:
+                    rows = by_number.get(number, [])
+                    if len(rows) == 1:
+                        row = rows[0]
+                        party = (row.get(_PARTY_REFS[txn_type]) or {}).get("value")
+                        self._documents[(txn_type, number)] = _Document(
+                            txn_type, str(row["Id"]), str(party), (row.get("CurrencyRef") or {}).get("value"))
+                    elif rows:
+                        self._documents[(txn_type, number)] = (
+                            f"QuickBooks holds {len(rows)} {txn_type} documents numbered {number} "
+                            f"(Ids {', '.join(str(r['Id']) for r in rows)}): write this match by hand")
+                    else:
+                        self._documents[(txn_type, number)] = f"QuickBooks holds no {txn_type} numbered {number}"
+        if self._chart is None and writes:  # the bank account, and the journals' accounts
+            rows, start = [], 1
+            while True:
+                page = await self._query(lookup, f"select * from Account startposition {start} maxresults {_QUERY_PAGE}",
+                                         "Account")
+                rows.extend(page)
+                if len(page) < _QUERY_PAGE:
+                    break
+                start += _QUERY_PAGE
+            chart: dict[str, tuple[str, str]] = {}
+            for row in rows:
+                entry = (str(row["Id"]), str(row.get("AccountType", "")))
+                if row.get("Name"):
+                    chart.setdefault(str(row["Name"]), entry)
+            for row in rows:  # a number wins over a name
+                if row.get("AcctNum"):
+                    chart[str(row["AcctNum"])] = (str(row["Id"]), str(row.get("AccountType", "")))
+            self._chart = chart
+        for _item, written in reverses:
+            for part, _payload, ids in written:
+                entity = "BillPayment" if part.startswith("bill_payment:") else "Payment"
+                if not part.startswith(("payment:", "bill_payment:")) or (entity, ids.get("Id")) in self._current:
+                    continue
+                path = _QBO_KINDS["bill_payment" if entity == "BillPayment" else "payment"][0]
+                status, body = await lookup(f"{path}/{ids['Id']}", {"minorversion": self.minor_version})
+                message, codes = _fault(body)
+                if status == 200 and isinstance(body, dict) and isinstance(body.get(entity), dict):
+                    self._current[(entity, ids["Id"])] = str(body[entity].get("SyncToken"))
+                elif _NOT_FOUND in codes or status == 404:
+                    self._current[(entity, ids["Id"])] = None
+                else:
+                    raise TerminalAdapterError(f"QuickBooks refused the read of {entity} {ids['Id']} ({status}): {message}")
+
+    async def _query(self, lookup: Lookup, statement: str, entity: str) -> list[dict]:
+        status, body = await lookup("/query", {"query": statement, "minorversion": self.minor_version})
+        if status != 200:
+            message, _codes = _fault(body)
+            raise TerminalAdapterError(f"QuickBooks refused the look-up of {entity} ({status}): {message}")
+        rows = ((body or {}).get("QueryResponse") or {}).get(entity) or []
+        return [row for row in rows if isinstance(row, dict)]
+
+    def _document(self, txn_type: str, number: str) -> _Document:
+        found = self._documents.get((txn_type, number))
+        if found is None:
+            raise MappingError(f"{txn_type} {number} was not looked up in QuickBooks")
+        if isinstance(found, str):
+            raise MappingError(found)
+        return found
+
+    def _account(self, number: str) -> tuple[str, str]:
+        """(Id, AccountType) of the account recon calls ``number``."""
+        if number in self.accounts:
+            known = (self._chart or {}).get(number)
+            return self.accounts[number], known[1] if known and known[0] == self.accounts[number] else ""
+        found = (self._chart or {}).get(number)
+        if found is None:
+            raise MappingError(f"QuickBooks has no account numbered or named {number!r}: give its Id in the "
+                               f"settings' accounts (RECON_QBO_ACCOUNTS=\"{number}=ID\")")
+        return found
+
+    # -- planning --------------------------------------------------------------------------
+    def kind_of(self, part: str) -> str | None:
+        """The request kind of an element named ``part`` (None: not one of QuickBooks')."""
+        return next((kind for prefix, kind in self._PART_KINDS if part.startswith(prefix)), None)
+
+    def plan_write(self, item: WriteItem) -> list[Element]:
+        """The payments (bill payments) and journal entries that write ``item``; needs
+        :meth:`prepare` first.
+
+        Raises
+        ------
+        MappingError
+            A document or account QuickBooks does not hold, or a journal that does not balance.
+        """
+        groups: dict[tuple[str, bool, str, str], list[tuple[Allocation, _Document]]] = {}
+        for allocation in allocate(item):
+            money_in = _money_in(allocation)
+            document = self._document(_DOCUMENT_TYPES[(money_in, allocation.credit_note)], allocation.ledger.line_id)
+            key = (allocation.bank.line_id, money_in, document.party, allocation.ledger.currency)
+            groups.setdefault(key, []).append((allocation, document))
+        per_bank = {}
+        for bank_id, *_rest in groups:
+            per_bank[bank_id] = per_bank.get(bank_id, 0) + 1
+        elements = []
+        parties = set()
+        for (bank_id, money_in, party, currency), paid in groups.items():
+            parties.add((money_in, party))
+            prefix = "payment" if money_in else "bill_payment"
+            part = f"{prefix}:{bank_id}" if per_bank[bank_id] == 1 else f"{prefix}:{bank_id}:{party}:{currency}"
+            elements.append(Element(part, prefix, self._payment(item, paid, money_in, party, currency)))
+        elements.extend(self._journals(item, parties))
+        return elements
+
+    def _payment(self, item: WriteItem, paid: list[tuple[Allocation, _Document]], money_in: bool, party: str,
+                 currency: str) -> dict[str, Any]:
+        bank = paid[0][0].bank
+        lines = [{"Amount": from_minor(a.amount_minor, currency),
+                  "LinkedTxn": [{"TxnId": document.txn_id, "TxnType": document.txn_type}]}
+                 for a, document in paid]
+        total = sum(-a.amount_minor if a.credit_note else a.amount_minor for a, _ in paid)
+        if total < 0:
+            raise MappingError(f"bank line {bank.line_id}: the credit notes exceed the documents paid "
+                               f"({from_minor(-total, currency)} {currency}); QuickBooks takes no negative payment")
+        bank_ref = {"value": self._account(self.bank_account)[0]}
+        payload: dict[str, Any] = {
+            "TxnDate": bank.date.isoformat(),
+            "TotalAmt": from_minor(total, currency),
+            "CurrencyRef": {"value": currency},
+            "PrivateNote": f"recon {item.match_id}: bank line {bank.line_id}"[:4000],
+            "Line": lines,
+        }
+        reference = _reference(bank)
+        if money_in:
+            payload |= {"CustomerRef": {"value": party}, "DepositToAccountRef": bank_ref,
+                        "PaymentRefNum": reference[:21]}
+        else:
+            payload |= {"VendorRef": {"value": party}, "PayType": "Check",
+                        "CheckPayment": {"BankAccountRef": bank_ref}, "DocNumber": reference[:21]}
+        return payload
+
+    def _journals(self, item: WriteItem, parties: set[tuple[bool, str]]) -> list[Element]:
+        by_currency: dict[str, list] = {}
+        for line in item.journal:
+            by_currency.setdefault(line.currency, []).append(line)
+        elements = []
+        narration = f"recon {item.match_id}" + (f": {item.memo}" if item.memo else "")
+        for currency, lines in by_currency.items():
+            total = sum(line.debit_minor - line.credit_minor for line in lines)
+            if total != 0:
+                raise MappingError(f"the {currency} journal does not balance (debits - credits = {total} minor units)")
+            entries = []
+            for number, line in enumerate(lines):
+                net = line.debit_minor - line.credit_minor
+                account_id, account_type = self._account(line.account)
+                detail: dict[str, Any] = {"PostingType": "Debit" if net >= 0 else "Credit",
+                                          "AccountRef": {"value": account_id}}
+                entity = {"Accounts Receivable": ("Customer", True), "Accounts Payable": ("Vendor", False)}.get(account_type)
+                if entity:
+                    named = [party for money_in, party in parties if money_in == entity[1]]
+                    if len(named) != 1:
+                        raise MappingError(f"account {line.account} is {account_type}: QuickBooks wants one "
+                                           f"{entity[0].lower()} on its journal line, and this match has {len(named)}")
+                    detail["Entity"] = {"Type": entity[0], "EntityRef": {"value": named[0]}}
+                entries.append({
+                    "Id": str(number),
+                    "Description": (line.memo or narration)[:4000],
+                    "Amount": from_minor(abs(net), currency),
+                    "DetailType": "JournalEntryLineDetail",
+                    "JournalEntryLineDetail": detail,
+                })
+            elements.append(Element(f"journal:{currency}", "journal_entry", {
+                "TxnDate": min(line.date for line in lines).isoformat(),
+                "PrivateNote": narration[:4000],
+                "CurrencyRef": {"value": currency},
+                "Line": entries,
+            }))
+        return elements
+
+    def plan_reverse(self, item: WriteItem, written: Sequence[tuple[str, dict, dict]]) -> list[Element]:
+        """Reverse what an earlier write of the same match put on QuickBooks: delete each
+        payment (unless gone already) and post the reversing journal entries; needs
+        :meth:`prepare` first (the payments' current ``SyncToken``).
+
+        Raises
+        ------
+        ConflictError
+            A payment was changed in QuickBooks since recon wrote it: nothing of the
+            reversal is sent.
+        """
+        elements: list[Element] = []
+        on = min((line.date for line in item.journal), default=date.today()).isoformat()
+        for part, payload, ids in written:
+            if part.startswith(("payment:", "bill_payment:")):
+                entity = "BillPayment" if part.startswith("bill_payment:") else "Payment"
+                key = (entity, ids["Id"])
+                if key not in self._current:
+                    raise MappingError(f"{entity} {ids['Id']} was not read from QuickBooks")
+                current = self._current[key]
+                if current is None:
+                    continue  # deleted in QuickBooks already: nothing to delete
+                if current != ids.get("SyncToken"):
+                    raise ConflictError(
+                        f"{entity} {ids['Id']} was changed in QuickBooks since recon wrote it (SyncToken "
+                        f"{ids.get('SyncToken')} -> {current}): not deleted; undo it in QuickBooks, "
+                        "then run recon writeback again")
+                kind = "delete_bill_payment" if entity == "BillPayment" else "delete_payment"
+                elements.append(Element(f"delete:{part}", kind, {"Id": ids["Id"], "SyncToken": current}))
+            elif part.startswith("journal:"):
+                narration = f"reversal of recon {item.match_id}" + (f": {item.memo}" if item.memo else "")
+                swap = {"Debit": "Credit", "Credit": "Debit"}
+                elements.append(Element(part, "journal_entry", {
+                    **payload,
+                    "TxnDate": on,
+                    "PrivateNote": narration[:4000],
+                    "Line": [
+                        {**line, "JournalEntryLineDetail": {
+                            **line["JournalEntryLineDetail"],
+                            "PostingType": swap[line["JournalEntryLineDetail"]["PostingType"]]}}
+                        for line in payload["Line"]
+                    ],
+                }))
+        return elements
+
+    # -- requests --------------------------------------------------------------------------
+    def batch_limit(self, kind: str, configured: int) -> int:
+        """One entity a request (QuickBooks' ``requestid`` is per entity)."""
+        return 1
+
+    def request(self, kind: str, payloads: Sequence[dict]) -> RequestSpec:
+        """The request carrying the one element of ``payloads``."""
+        (payload,) = payloads
+        path, _entity = _QBO_KINDS[kind]
+        params = {"minorversion": self.minor_version}
+        if kind.startswith("delete_"):
+            params["operation"] = "delete"
+        return RequestSpec("POST", path, params, dict(payload))
+
+    def idempotency(self, key: str) -> tuple[dict[str, str], dict[str, str]]:
+        """QuickBooks takes the key as the ``requestid`` query parameter, 50 characters at most
+        (the outbox's key is a digest: its first 50 characters are as unique)."""
+        return {}, {"requestid": key[:self.REQUEST_ID_LENGTH]}
+
+    def outcomes(self, kind: str, count: int, status: int, body: Any) -> list[Outcome]:
+        """Read QuickBooks' answer to a request of one element (status 200 or a terminal 4xx)."""
+        entity = _QBO_KINDS[kind][1]
+        if status >= 400:
+            message, codes = _fault(body)
+            reason = f"QuickBooks answered {status}: {message}" + (f" (code {', '.join(codes)})" if codes else "")
+            if _STALE_OBJECT in codes:
+                return [Outcome("conflict", reason=reason + ": changed in QuickBooks by someone else; not overwritten")]
+            return [Outcome("failed", reason=reason)] * count
+        answered = body.get(entity) if isinstance(body, dict) else None
+        if not isinstance(answered, dict) or not answered.get("Id"):
+            return [Outcome("failed", reason=f"QuickBooks answered {status} without the {entity} sent")] * count
+        ids = {"Id": str(answered["Id"])}
+        if answered.get("SyncToken") is not None:
+            ids["SyncToken"] = str(answered["SyncToken"])
+        return [Outcome("done", external_ids=ids)]
+
+
+def _money_in(allocation: Allocation) -> bool:
+    """Whether the bank line of ``allocation`` brought money in (a customer paying)."""
+    if allocation.bank.amount_minor != 0:
+        return allocation.bank.amount_minor > 0
+    return (allocation.ledger.amount_minor > 0) != allocation.credit_note

@@ -212,7 +212,7 @@ class FakeXero:
                 self.expired_token_calls += expires is not None
                 return 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}, {
                     "Title": "Unauthorized", "Status": 401, "Detail": "TokenExpired: token expired"}
-            if headers.get("Xero-tenant-id") != self.tenant_id:
+            if not self.tenant_ok(headers):
                 return 403, {}, {"Title": "Forbidden", "Status": 403, "Detail": "AuthenticationUnsuccessful"}
             window = 60.0 * self.time_scale
             while self.window and now - self.window[0] >= window:
@@ -233,6 +233,10 @@ class FakeXero:
                 return 429, {"Retry-After": str(self.retry_after), "X-Rate-Limit-Problem": "minute"}, {
                     "Title": "Too Many Requests"}
         return None
+
+    def tenant_ok(self, headers: Any) -> bool:
+        """Whether the call names this organisation (Xero: the ``Xero-tenant-id`` header)."""
+        return headers.get("Xero-tenant-id") == self.tenant_id
 
     def done(self) -> None:
         with self.lock:
