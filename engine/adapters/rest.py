@@ -327,7 +327,12 @@ class RestAdapter:
                 # out while the next is planned: the first calls do not wait for the whole batch
                 for start in range(0, len(items), _PLAN_SLICE):
                     if self.mapping.needs_lookup:
-                        await self._prepare(client, items[start:start + _PLAN_SLICE])
+                        try:
+                            await self._prepare(client, items[start:start + _PLAN_SLICE])
+                        except BaseException:
+                            # the look-up failed: hear the answers to what is on its way first
+                            await asyncio.gather(*sending, return_exceptions=True)
+                            raise
                     planned, new = self._plan(items[start:start + _PLAN_SLICE], answered_now)
                     runs.extend(planned)
                     for element, recorded, attempt in new:

@@ -632,11 +632,13 @@ class QboMapping:
                 if row.get("AcctNum"):
                     chart[str(row["AcctNum"])] = (str(row["Id"]), str(row.get("AccountType", "")))
             self._chart = chart
+        read: set[tuple[str, str]] = set()  # each payment read once a call, and afresh every call
         for _item, written in reverses:
             for part, _payload, ids in written:
                 entity = "BillPayment" if part.startswith("bill_payment:") else "Payment"
-                if not part.startswith(("payment:", "bill_payment:")) or (entity, ids.get("Id")) in self._current:
+                if not part.startswith(("payment:", "bill_payment:")) or (entity, ids.get("Id")) in read:
                     continue
+                read.add((entity, ids["Id"]))
                 path = _QBO_KINDS["bill_payment" if entity == "BillPayment" else "payment"][0]
                 status, body = await lookup(f"{path}/{ids['Id']}", {"minorversion": self.minor_version})
                 message, codes = _fault(body)
@@ -844,6 +846,8 @@ class QboMapping:
             reason = f"QuickBooks answered {status}: {message}" + (f" (code {', '.join(codes)})" if codes else "")
             if _STALE_OBJECT in codes:
                 return [Outcome("conflict", reason=reason + ": changed in QuickBooks by someone else; not overwritten")]
+            if kind.startswith("delete_") and _NOT_FOUND in codes:
+                return [Outcome("done")]  # deleted in QuickBooks already: what the delete was for
             return [Outcome("failed", reason=reason)] * count
         answered = body.get(entity) if isinstance(body, dict) else None
         if not isinstance(answered, dict) or not answered.get("Id"):

@@ -116,6 +116,14 @@ class FakeQbo(FakeXero):
             record["SyncToken"] = str(int(record["SyncToken"]) + 1)
             record["PrivateNote"] = record.get("PrivateNote", "") + " (edited in QuickBooks)"
 
+    def delete(self, entity_id: str) -> None:
+        """Someone deletes the entity in QuickBooks (what it applied is open again)."""
+        with self.lock:
+            record = self.entities[entity_id]
+            record["_status"] = "Deleted"
+            for document_id, amount in record["_applied"]:
+                self.documents[document_id]["Balance"] += amount
+
     @property
     def target(self) -> str:
         return "qbo+" + self.url

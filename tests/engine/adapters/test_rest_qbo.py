@@ -167,6 +167,11 @@ def test_a_reversal_of_a_payment_changed_in_quickbooks_is_a_conflict_not_overwri
             for n in (1, 2, 3)]
     results = adapter.reverse(undo)
     again = adapter.reverse(undo)
+    assert [j["PrivateNote"] for j in fake.live("JournalEntry")] == ["recon M1"]
+    # the bookkeeper settles both by deleting the payments in QuickBooks: the undo completes
+    fake.delete(payment["FPS INV-00001"])
+    fake.delete(payment["FPS INV-00003"])
+    settled = adapter.reverse(undo)
     adapter.close()
 
     assert [r.state for r in written] == ["written"] * 3
@@ -177,14 +182,16 @@ def test_a_reversal_of_a_payment_changed_in_quickbooks_is_a_conflict_not_overwri
         "not deleted; undo it in QuickBooks, then run recon writeback again")
     assert "Stale Object Error" in results[2].reason and "not overwritten" in results[2].reason
     assert [r.state for r in again] == ["conflict", "already", "conflict"]
-    # M2 undone: its payment deleted, the invoice open again; M1 and M3 untouched, M1's journal
-    # not reversed
-    assert sorted(p["PaymentRefNum"] for p in fake.live("Payment")) == ["FPS INV-00001", "FPS INV-00003"]
-    assert {d["DocNumber"]: d["Balance"] for d in fake.documents.values()}["INV-00002"] == Decimal("1000.00")
-    assert [j["PrivateNote"] for j in fake.live("JournalEntry")] == ["recon M1"]
+    # until then M2 alone was undone (its payment deleted, the invoice open again); M1 and M3
+    # untouched, M1's journal not reversed
     deletes = [r for r in fake.received if r.method == "POST" and r.status == 200 and r.path == "/payment"
                and r.idempotency_key and not r.replayed]
     assert len(deletes) == 3 + 1  # three payments, then one delete
+    assert {d["DocNumber"]: d["Balance"] for d in fake.documents.values()}["INV-00002"] == Decimal("1000.00")
+    assert [r.state for r in settled] == ["written", "already", "written"]
+    assert fake.live("Payment") == []
+    assert sorted(j["PrivateNote"] for j in fake.live("JournalEntry")) == [
+        "recon M1", "reversal of recon M1: wrong customer"]
 
 
 def test_an_undo_deletes_the_payment_and_posts_a_reversing_journal_entry(tmp_path, fake, qbo_env):
