@@ -172,15 +172,17 @@ class Outbox:
         return out
 
     def written_parts(self, match_id: str) -> list[tuple[str, str, dict[str, str]]]:
-        """``(part, payload, external ids)`` of the elements a write of ``match_id`` put on the
-        target (answered ``done``), oldest first."""
+        """``(part, payload, external ids)`` of the elements the latest write of ``match_id``
+        put on the target (answered ``done``), oldest first: the write a reversal undoes (a
+        match written, undone and written again is undone from its second write only)."""
+        done = """FROM elements e JOIN requests r USING (request_id)
+                  JOIN answers a USING (request_id, position)
+                  WHERE r.target = ? AND e.match_id = ? AND e.action = 'write' AND a.state = 'done'"""
         rows = self._con.execute(
-            """SELECT e.part, e.payload, a.external_ids
-               FROM elements e JOIN requests r USING (request_id)
-               JOIN answers a USING (request_id, position)
-               WHERE r.target = ? AND e.match_id = ? AND e.action = 'write' AND a.state = 'done'
-               ORDER BY e.request_id, e.position""",
-            [self.target, match_id],
+            f"""SELECT e.part, e.payload, a.external_ids {done}
+                AND e.item_key = (SELECT e.item_key {done} ORDER BY e.request_id DESC, e.position DESC LIMIT 1)
+                ORDER BY e.request_id, e.position""",
+            [self.target, match_id, self.target, match_id],
         ).fetchall()
         return [(part, payload, json.loads(ids)) for part, payload, ids in rows]
 

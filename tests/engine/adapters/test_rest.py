@@ -122,6 +122,27 @@ def test_an_undo_deletes_the_payments_and_posts_a_reversing_journal_keeping_the_
     assert states == [("reverse", "done", 3), ("write", "done", 3)]
 
 
+def test_a_match_written_undone_and_written_again_is_undone_from_its_second_write_only(tmp_path, fake, xero_env):
+    xero_env(fake)
+    adapter = open_target(fake.target, tmp_path)
+    first = one_to_one(3, amount_minor=1000_00, journal_minor=50_00)
+    adapter.write([first])
+    adapter.reverse([WriteItem("M3", 40, "reverse", "one_to_one", first.lines, memo="first undo")])
+    again = WriteItem("M3", 50, "write", "one_to_one", first.lines, first.journal)  # accepted again
+    assert [r.state for r in adapter.write([again])] == ["written"]
+    second_undo = adapter.reverse([WriteItem("M3", 60, "reverse", "one_to_one", first.lines, memo="second undo")])
+    adapter.close()
+
+    assert [r.state for r in second_undo] == ["written"]
+    assert fake.live_payments() == []
+    reversals = [j for j in fake.journals.values() if j["Narration"].startswith("reversal")]
+    # one reversing journal per undo: the second undoes the second write, not the first again
+    assert sorted(j["Narration"] for j in reversals) == [
+        "reversal of recon M3: first undo", "reversal of recon M3: second undo"]
+    deleted = [p for p in fake.payments.values() if p["Status"] == "DELETED"]
+    assert len(deleted) == 2 and len(fake.payments) == 2
+
+
 def test_a_refused_payment_fails_alone_with_its_reason_and_goes_through_once_fixed(tmp_path, xero_env):
     items = [one_to_one(1), one_to_one(2, invoice="INV-404"), one_to_one(3)]
     due = invoices_due(items)
