@@ -81,14 +81,18 @@ def ensure_chromium() -> None:
     """The review page's browser tests drive the system's headless Chromium (a browser
     automation library's own browser download is not available here). Install it when missing
     and this machine can (root with apt-get); otherwise those tests skip and say why."""
-    if Path("/usr/bin/chromium").exists():
+    # with a font for Chinese (the pages show 陳大文 and 金港貿易有限公司; without one the
+    # screenshots show empty boxes)
+    have_fonts = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc").exists()
+    if Path("/usr/bin/chromium").exists() and have_fonts:
         return
     if os.name != "posix" or os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
-        print("Chromium not found at /usr/bin/chromium and cannot be installed here: the browser tests will skip")
+        print("Chromium or a CJK font is missing and cannot be installed here: the browser tests skip "
+              "or show Chinese as boxes")
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     if _run(["apt-get", "-qq", "update"], env=env) != 0 or _run(
-        ["apt-get", "-qq", "install", "-y", "--no-install-recommends", "chromium"], env=env
+        ["apt-get", "-qq", "install", "-y", "--no-install-recommends", "chromium", "fonts-noto-cjk"], env=env
     ) != 0:
         print("installing Chromium failed: the browser tests will skip")
 
