@@ -34,7 +34,7 @@ from engine.workspace.ingest import IngestReport
 from engine.workspace.store import Workspace
 from feeds.aliases import read_aliases
 from models.errors import InputError
-from models.schema import REJECTS_SCHEMA, FileStats, LoadResult
+from models.schema import REJECTS_SCHEMA, WORKSPACE_ONLY_COLUMNS, FileStats, LoadResult
 from rules.model import RuleSet, default_rules, load_rules
 
 __all__ = [
@@ -139,7 +139,8 @@ class MatchResult:
 
     def output_frames(self) -> dict[str, pl.DataFrame]:
         return {
-            "matches": self.proposals,
+            # the comparison levels stay in the workspace (the review page reads them)
+            "matches": self.proposals.drop(WORKSPACE_ONLY_COLUMNS, strict=False),
             "unmatched_bank": canonical_csv_view(self.unmatched_bank),
             "unmatched_ledger": canonical_csv_view(self.unmatched_ledger),
             "rejects": self.rejects,

@@ -30,6 +30,7 @@ from engine.progress import Progress
 from engine.scoring import explain, score_candidates, with_evidence
 from engine.scoring.differences import cause as difference_cause
 from engine.scoring.evidence import measure_pairs
+from engine.scoring.explain import level_keys
 from engine.scoring.floor import FLOOR_REASON, lift_to_review, review_floor
 from engine.scoring.score import level_codes, scored_frame, scorer_for
 from engine.scoring.scorers import RulesScorer
@@ -463,6 +464,8 @@ def _proposals(chosen, scored, bank_prepared, ledger_prepared, rules, pair_runne
         pl.col("ledger_counterparty").alias("ledger_counterparties"),
         pl.col("ledger_description").alias("ledger_descriptions"),
         pl.lit("").alias("open_amount"),
+        # the level of each comparison (kept in the workspace, not in matches.csv)
+        pl.col("_levels").alias("levels"),
     )
     assert proposals.columns[: len(MATCH_COLUMNS)] == MATCH_COLUMNS
     lines = pl.concat([
@@ -490,6 +493,7 @@ def _pair_columns(chosen, picked, scored, bank_prepared, ledger_prepared, rules,
         _unconfirmed=picked["name_level"].is_in(["missing", "different script"]) & (picked["ref_level"] == "none")
         & th.auto_needs_name_or_reference,
         _floored=picked.select(review_floor(rules)).to_series(),
+        _levels=picked.select(level_keys(rules)).to_series(),
         amount_bank=picked["amount_bank"],
         amount_ledger=picked["amount_ledger"],
         currency=picked["currency"],

@@ -78,6 +78,10 @@ MATCH_COLUMNS: list[str] = [
     "explanation",
 ]
 
+#: columns of a run's proposals kept in the workspace but not written to ``matches.csv``:
+#: ``levels``, the level each comparison put a pair proposal in (``reference=full; ...``)
+WORKSPACE_ONLY_COLUMNS: list[str] = ["levels"]
+
 #: ground-truth file written by the benchmark generator and read by the evaluator
 TRUTH_SCHEMA: dict[str, pl.DataType] = {
     "group_id": pl.Utf8,

@@ -13,7 +13,7 @@ import polars as pl
 from engine.scoring.levels import REFERENCE_LEVELS, comparisons_for
 from rules.model import RuleSet
 
-__all__ = ["CODE_COLUMNS", "SCORED_SCHEMA", "explain", "with_evidence"]
+__all__ = ["CODE_COLUMNS", "LEVEL_SEPARATOR", "SCORED_SCHEMA", "explain", "level_keys", "with_evidence"]
 
 #: the level code column of each comparison
 CODE_COLUMNS = {
@@ -54,6 +54,28 @@ def with_evidence(scored: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame
         name_ledger=ledger["name_key"].gather(l_),
         type_norm=ledger["type_norm"].gather(l_),
     ).select(list(SCORED_SCHEMA)).cast(SCORED_SCHEMA)
+
+
+#: between the ``comparison=level`` entries of :func:`level_keys`
+LEVEL_SEPARATOR = "; "
+
+
+def level_keys(rules: RuleSet) -> pl.Expr:
+    """``String``: the level each comparison put a scored pair in, as ``comparison=level``
+    entries (``reference=full; amount=exact; ...; window=inside``), from the code columns of a
+    compact scored frame. With the run's ``weights`` table (comparison, level, weight) it says
+    what each piece of evidence was worth, as the review page shows."""
+    comparisons = comparisons_for(rules)
+    return pl.concat_str(
+        [
+            pl.lit(f"{name}=")
+            + pl.col(column).replace_strict(
+                {i: level.key for i, level in enumerate(comparisons[name].levels)}, return_dtype=pl.Utf8
+            )
+            for name, column in CODE_COLUMNS.items()
+        ],
+        separator=LEVEL_SEPARATOR,
+    )
 
 
 def explain(scored: pl.DataFrame, rules: RuleSet) -> pl.Series:

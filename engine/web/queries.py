@@ -443,6 +443,7 @@ def proposal(con: duckdb.DuckDBPyConnection, match_id: str) -> dict | None:
     row["ledger"] = _lines(con, "ledger_items", _split_ids(row["ledger_ids"]), extra=", type, due_date")
     row["adjustment_lines"] = adjustment_lines(row.get("adjustments"), currency)
     row["evidence"] = _evidence(con, row)
+    row["level_weights"] = _level_weights(con, row)
     row["differences"] = _differences(row["bank"], row["ledger"])
     cur = con.execute(
         """SELECT seq, "at", "by", action, before_state, after_state, comment, target FROM decisions
@@ -485,6 +486,29 @@ def _evidence(con: duckdb.DuckDBPyConnection, row: dict) -> list[dict]:
                       if phrase.lower().startswith(label.lower())), None)
         out.append({"phrase": phrase, "level": level[0] if level else None,
                     "comparison": level[2] if level else None, "weight": level[1] if level else None})
+    return out
+
+
+def _level_weights(con: duckdb.DuckDBPyConnection, row: dict) -> list[dict]:
+    """The level each comparison put a pair proposal in (its ``levels`` column: ``reference=full;
+    amount=exact; ...``) with the level's label and weight in the run's scorer, the prior first;
+    empty for a group or a run that did not keep its levels. The weights add up to the pair's
+    score in bits (before the review floor and the context groups add)."""
+    from engine.scoring.explain import LEVEL_SEPARATOR
+
+    levels = row.get("levels")
+    if not levels:
+        return []
+    weights = {(comparison, level): (label, weight) for comparison, level, label, weight in con.execute(
+        "SELECT comparison, level, label, weight FROM weights WHERE run_id = ?", [row["run_id"]]).fetchall()}
+    out = []
+    if ("prior", "prior") in weights:
+        out.append({"comparison": "prior", "level": "prior", "label": "prior odds of a match",
+                    "weight": weights[("prior", "prior")][1]})
+    for entry in levels.split(LEVEL_SEPARATOR):
+        comparison, _, level = entry.partition("=")
+        label, weight = weights.get((comparison, level), (level, None))
+        out.append({"comparison": comparison, "level": level, "label": label, "weight": weight})
     return out
 
 

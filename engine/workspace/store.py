@@ -60,6 +60,9 @@ _DDL = [
     # added with the review page, which shows a proposal's runner-up and its margin (bits)
     "ALTER TABLE proposals ADD COLUMN IF NOT EXISTS margin DOUBLE",
     "ALTER TABLE proposals ADD COLUMN IF NOT EXISTS runner_up VARCHAR",
+    # the level of each comparison of a pair proposal (``reference=full; amount=exact; ...``),
+    # which with the run's weights says what each piece of evidence was worth
+    "ALTER TABLE proposals ADD COLUMN IF NOT EXISTS levels VARCHAR",
     """CREATE TABLE IF NOT EXISTS match_lines (
         run_id VARCHAR, match_id VARCHAR, side VARCHAR, id VARCHAR, amount_minor BIGINT,
         currency VARCHAR)""",
@@ -266,7 +269,7 @@ class Workspace:
             self._append("proposals", proposals.select(
                 "match_id", "match_type", "status", "confidence", "bank_ids", "ledger_ids",
                 "bank_amount", "ledger_amount", "difference", "currency", "explanation",
-                "adjustments", "open_amount", *(c for c in ("margin", "runner_up") if c in proposals.columns)),
+                "adjustments", "open_amount", *(c for c in ("margin", "runner_up", "levels") if c in proposals.columns)),
                 run_id)
             self._append("match_lines", match_lines, run_id)
             self._append("rejects", rejects, run_id)

@@ -169,3 +169,21 @@ def test_the_report_page_asks_for_a_period(sample_ws):
         bad = client.get("/report?period=2026-13")
     assert empty.status_code == 200 and 'name="period"' in empty.text
     assert bad.status_code == 400 and "give a month as YYYY-MM" in html.unescape(bad.text)
+
+
+def test_a_pair_proposal_shows_each_comparison_level_with_its_weight_adding_up_to_its_score(sample_ws):
+    proposals = api.review(sample_ws, status="review")
+    pair = proposals.filter(proposals["match_type"] == "one_to_one")
+    match_id = pair["match_id"][0]
+    confidence = float(pair["confidence"][0])
+    with TestClient(create_app(sample_ws), base_url=BASE) as client:
+        page = client.get(f"/matches/{match_id}").text
+    table = page.split('id="level-weights"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]*)</td><td class=\"num[^\"]*\">([^<]*)</td></tr>", table)
+    comparisons = [r[0] for r in rows]
+    assert comparisons == ["prior", "reference", "amount", "commonness", "uniqueness", "name", "date", "window"]
+    total = float(re.search(r'class="total".*?<td class="num">([^<]+)</td>', table, re.S).group(1))
+    assert total == pytest.approx(sum(float(r[2]) for r in rows if r[2]))
+    # the weights are the scorer's: they give the proposal's confidence (unless the review
+    # floor lifted it to the review threshold)
+    assert 1 / (1 + 2 ** -total) == pytest.approx(confidence, abs=0.002) or confidence == 0.5
