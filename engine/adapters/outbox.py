@@ -140,7 +140,10 @@ class Outbox:
         self.path = Path(path)
         self.target = target
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        # the adapter is opened in the caller's thread and, when the caller is async code (the
+        # review page's write-back button), writes from a thread of its own while the caller
+        # waits: one thread at a time, so the connection may move between them
+        self._con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute("PRAGMA synchronous=NORMAL")
         self._con.executescript(_SCHEMA)

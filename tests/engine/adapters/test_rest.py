@@ -3,6 +3,7 @@ reversal, terminal and transient failures, OAuth token rotation, settings."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -141,6 +142,21 @@ def test_a_match_written_undone_and_written_again_is_undone_from_its_second_writ
         "reversal of recon M3: first undo", "reversal of recon M3: second undo"]
     deleted = [p for p in fake.payments.values() if p["Status"] == "DELETED"]
     assert len(deleted) == 2 and len(fake.payments) == 2
+
+
+def test_a_write_called_from_async_code_goes_through(tmp_path, fake, xero_env):
+    # an event loop already runs in the caller's thread (a web handler, Playwright's sync API):
+    # the adapter runs its own loop on a thread of its own, with the outbox opened in this one
+    xero_env(fake)
+    adapter = open_target(fake.target, tmp_path)
+
+    async def caller():
+        return adapter.write([one_to_one(5)])
+
+    results = asyncio.run(caller())
+    adapter.close()
+    assert [r.state for r in results] == ["written"]
+    assert len(fake.live_payments()) == 1
 
 
 def test_a_refused_payment_fails_alone_with_its_reason_and_goes_through_once_fixed(tmp_path, xero_env):

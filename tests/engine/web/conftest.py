@@ -81,10 +81,12 @@ def serving(app):
         thread.join(timeout=30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
     """Headless Chromium from the system packages (dev.py installs it), driven by Playwright;
-    the tests skip, saying why, when either is missing."""
+    the tests skip, saying why, when either is missing. One browser a module, not a session:
+    Playwright's sync API keeps an event loop running in the main thread while it lives, which
+    the tests after these must not run inside."""
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (python3 dev.py test installs it with apt-get when run as root)")
     try:
