@@ -126,7 +126,7 @@ _TEMPLATE = """\
 <p>{{ r.month_bank_lines }} bank line(s) dated {{ r.start }} to {{ r.end }}: what became of them.</p>
 {{ outcome_svg | safe }}
 <p class="legend">{% for key, label in outcomes.items() %}<span><span class="swatch" style="background:{{ colors[key] }}"></span>{{ label }}: {{ r.outcomes[key] }}</span>{% endfor %}</p>
-{% for group, title in (("status", "By level: auto, review, manual"), ("match_type", "By match type")) %}
+{% for group, title in (("status", "By level: auto, review, manual"), ("match_type", "By match type"), ("evidence", "By evidence: a pair's reference level, or the group search that found it")) %}
 <h3>{{ title }}</h3>
 <table><tr><th>{{ group.replace("_", " ") }}</th><th class="num">matches</th><th class="num">accepted</th>
  <th class="num">rejected</th><th class="num">undone</th><th class="num">pending</th>

@@ -497,9 +497,17 @@ def _build(ws: Workspace, period: str, start: date, end: date, openings: dict[st
     notes: list[str] = []
 
     # every match the workspace knows, with its current state, and its lines
-    current = current_proposals(con).select(
-        "match_id", "run_id", "state", "match_type", "status", "currency", "bank_amount", "ledger_amount",
-        "adjustments")
+    current = current_proposals(con)
+    # the evidence a match rests on: its reference level (a pair proposal keeps its comparison
+    # levels, "reference=full; amount=exact; ..."), or how a group or a manual match was made
+    reference = pl.col("levels").str.extract(r"(?:^|; )reference=([^;]+)") if "levels" in current.columns \
+        else pl.lit(None, dtype=pl.Utf8)
+    current = current.with_columns(
+        evidence=pl.when(pl.col("status") == "manual").then(pl.lit("manual match"))
+        .when(reference.is_not_null()).then(pl.lit("reference: ") + reference)
+        .otherwise(pl.lit("group search: ") + pl.col("match_type"))
+    ).select("match_id", "run_id", "state", "match_type", "status", "evidence", "currency", "bank_amount",
+             "ledger_amount", "adjustments")
     con.register("_current", current.select("run_id", "match_id").to_arrow())
     try:
         lines = con.sql("SELECT ml.match_id, ml.side, ml.id FROM match_lines ml "
@@ -730,21 +738,21 @@ def _statement(currency, start, end, bank, cash_book, cleared, cleared_bank_ids,
 
 def _rates(current: pl.DataFrame, lines: pl.DataFrame, bank: pl.DataFrame, start: date,
            end: date) -> tuple[list[RateRow], dict[str, int], int]:
-    """Match rates over the month's bank lines: by status and by match type, and what became of
-    each line."""
+    """Match rates over the month's bank lines: by status, by match type and by the evidence a
+    match rests on (a pair's reference level; a group's kind), and what became of each line."""
     month = bank.filter(pl.col("date") >= start).select("id")
     outcomes = dict.fromkeys(OUTCOMES, 0)
     if month.height == 0:
         return [], outcomes, 0
     touching = lines.filter(pl.col("side") == "bank").join(month, on="id").join(
-        current.select("match_id", "state", "status", "match_type"), on="match_id")
+        current.select("match_id", "state", "status", "match_type", "evidence"), on="match_id")
     state_kind = (pl.when(pl.col("state").is_in(list(TAKEN_STATES))).then(pl.lit("accepted"))
                   .when(pl.col("state") == "proposed").then(pl.lit("pending"))
                   .otherwise(pl.col("state")))
     touching = touching.with_columns(kind=state_kind)
     rows = []
     for group, column, labels in (("status", "status", ("auto", "review", "manual")),
-                                  ("match_type", "match_type", None)):
+                                  ("match_type", "match_type", None), ("evidence", "evidence", None)):
         per_match = touching.group_by("match_id").agg(pl.col(column).first(), pl.col("kind").first(),
                                                       lines=pl.col("id").n_unique())
         keys = labels or tuple(sorted(set(per_match[column].drop_nulls().to_list())))

@@ -122,3 +122,19 @@ def test_recon_report_unknown_workspace_is_one_line(tmp_path, capsys):
     assert len(err) == 1 and "does not exist" in err[0]
     assert not missing.exists() and not (tmp_path / "r.csv").exists()
 
+
+
+def test_match_rates_by_the_evidence_a_match_rests_on(sample_ws):
+    report = build_report(sample_ws, "2026-10")
+    evidence = {r.label: r for r in report.rates if r.group == "evidence"}
+    # every match of the month falls in one evidence row, pairs by their reference level
+    by_type = [r for r in report.rates if r.group == "match_type"]
+    assert sum(r.matches for r in evidence.values()) == sum(r.matches for r in by_type)
+    pairs = next(r for r in by_type if r.label == "one_to_one")
+    # one-to-one matches are scored pairs, or found by a group search (an FX receipt)
+    assert sum(r.matches for label, r in evidence.items() if label.startswith("reference: ")) + (
+        evidence["group search: one_to_one"].matches) == pairs.matches
+    assert evidence["reference: full"].matches > 0 and evidence["reference: none"].matches > 0
+    assert {label for label in evidence if label.startswith("group search: ")} == {
+        "group search: one_to_one", "group search: one_to_many", "group search: many_to_one",
+        "group search: payout"}
