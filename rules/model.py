@@ -472,6 +472,9 @@ class Thresholds(_Strict):
     ambiguity_margin: float = Field(1.0, ge=0, le=30)  # bits (log2 odds)
     # a pair with no comparable payer name and no reference is never matched automatically
     auto_needs_name_or_reference: bool = True
+    # ... but is proposed for review when the amount singles it out: an exact amount at most this
+    # many ledger items have (0: never lifted; see engine/scoring/floor.py)
+    review_floor_max_items: int = Field(3, ge=0, le=1000)
 
     @model_validator(mode="after")
     def _review_below_auto(self) -> Thresholds:

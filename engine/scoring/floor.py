@@ -12,8 +12,8 @@ threshold (never above: it is never automatic on that ground) when
 
 - its name comparison says nothing (no name, or names in different scripts with no alias) and
   its reference level is ``none`` (no reference, not a conflicting one);
-- and either the amounts are equal, at most ``max_items`` ledger items (same currency and sign)
-  have that amount, and the pair is the only exact-amount candidate of both its bank line and
+- and either the amounts are equal, at most ``thresholds.review_floor_max_items`` ledger items
+  (same currency and sign; 3 by default, 0 turns the floor off) have that amount, and the pair is the only exact-amount candidate of both its bank line and
   its ledger item; or the amounts differ by an explained difference (a round bank charge, a
   whole-percent discount, rounding), the item is the only one within tolerance of the bank
   amount and the bank line has no exact-amount candidate.
@@ -31,10 +31,7 @@ import polars as pl
 from engine.scoring.levels import REFERENCE_LEVELS, comparisons_for
 from rules.model import RuleSet
 
-__all__ = ["FLOOR_REASON", "RARE_AMOUNT_ITEMS", "lift_to_review", "review_floor"]
-
-#: an exact amount at most this many ledger items have is rare enough for the floor
-RARE_AMOUNT_ITEMS = 3
+__all__ = ["FLOOR_REASON", "lift_to_review", "review_floor"]
 
 #: why a floored pair is proposed, for the explanation
 FLOOR_REASON = ("no payer name to compare and no reference, but no other open item has this amount: "
@@ -50,7 +47,7 @@ def review_floor(rules: RuleSet) -> pl.Expr:
     no_reference = pl.col("ref_code") == REFERENCE_LEVELS.index("none")
     exact = (
         (pl.col("amount_code") == amount.index("exact"))
-        & (pl.col("amount_count") <= RARE_AMOUNT_ITEMS)
+        & (pl.col("amount_count") <= rules.thresholds.review_floor_max_items)
         & (pl.col("n_exact_bank") == 1)
         & (pl.col("n_exact_ledger") == 1)
     )
@@ -59,6 +56,8 @@ def review_floor(rules: RuleSet) -> pl.Expr:
         & (pl.col("common_code") == commonness.index("only item near"))
         & (pl.col("n_exact_bank") == 0)
     )
+    if rules.thresholds.review_floor_max_items == 0:
+        return pl.repeat(False, pl.len())
     return (silent_name & no_reference & (exact | explained)).fill_null(False)
 
 

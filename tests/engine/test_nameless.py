@@ -85,3 +85,11 @@ def test_a_payer_who_is_plainly_someone_else_is_not_lifted(tmp_path):
     # the only item of the amount, a month late, but the bank names another payer
     rows = _run(tmp_path, "B1,2026-10-14,28808.15,HKD,FPS CR WONG SIU MING,,,001\n")
     assert "B1" not in rows
+
+
+def test_the_rule_set_may_turn_the_review_floor_off(tmp_path):
+    (tmp_path / "bank.csv").write_text(HEADER_BANK + "B1,2026-10-14,28808.15,HKD,CHQ DEP,,,001\n", encoding="utf-8")
+    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + LEDGER, encoding="utf-8")
+    rules = recon.default_rules().with_changes(thresholds={"review_floor_max_items": 0})
+    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", rules=rules)
+    assert result.proposals.height == 0 and result.unmatched_bank["id"].to_list() == ["B1"]
