@@ -112,6 +112,18 @@ def format_minor(minor: int, currency: str) -> str:
     return str(from_minor(minor, currency))
 
 
+def display_minor(minor: int, currency: str) -> str:
+    """Minor units as a person reads them: thousands grouped, exactly the currency's decimals
+    (for pages and reports; files keep :func:`format_minor`'s plain text).
+
+    Examples
+    --------
+    >>> display_minor(-123456789, "HKD"), display_minor(1234567, "JPY"), display_minor(12345, "KWD")
+    ('-1,234,567.89', '1,234,567', '12.345')
+    """
+    return f"{from_minor(minor, currency):,}"
+
+
 def exponent_expr(currency: pl.Expr) -> pl.Expr:
     """The ISO 4217 exponent of each row's currency code (null for an unknown code)."""
     return currency.replace_strict(CURRENCY_EXPONENTS, default=None, return_dtype=pl.Int64)

@@ -69,7 +69,7 @@ import polars as pl
 from engine.workspace.decisions import TAKEN_STATES, current_proposals
 from engine.workspace.store import Workspace, rules_version
 from models.errors import InputError, PrecisionError, ReconError
-from models.money import format_minor, from_minor, to_minor
+from models.money import display_minor, format_minor, to_minor
 from rules.model import RuleSet, default_rules, from_mapping, load_rules
 
 __all__ = [
@@ -138,7 +138,7 @@ def format_amount(minor: int, currency: str) -> str:
     >>> format_amount(-123456789, "HKD"), format_amount(1234567, "JPY"), format_amount(12345, "KWD")
     ('-1,234,567.89', '1,234,567', '12.345')
     """
-    return f"{from_minor(minor, currency):,}"
+    return display_minor(minor, currency)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import duckdb
 
 from engine.workspace.decisions import CURRENT_RUN_SQL, STATES, TAKEN_STATES
 from models.errors import InputError, PrecisionError
-from models.money import currency_exponent, from_minor, to_minor
+from models.money import currency_exponent, display_minor, from_minor, to_minor
 from models.schema import ID_SEPARATOR
 
 __all__ = [
@@ -65,10 +65,9 @@ def format_amount(text: str | None, currency: str | None) -> str:
     if not currency:
         return str(text)
     try:
-        value = from_minor(to_minor(str(text), currency), currency)
+        return f"{currency} {display_minor(to_minor(str(text), currency), currency)}"
     except (PrecisionError, InvalidOperation, ValueError):
         return f"{currency} {text}"
-    return f"{currency} {value:,}"
 
 
 def _decimal(text: str | None, what: str) -> Decimal | None:
