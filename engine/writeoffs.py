@@ -13,7 +13,8 @@ instalment, not a 2% discount. So an ``auto`` proposal goes to ``review``, namin
   similar name, no name, or quoting the item's number), could make it whole; or a ledger item
   no automatic match took could (``ledger total + item = bank total``: paid together);
 - or it leaves part of an item open (instalments so far) and such a bank line has exactly what
-  stays open.
+  stays open, or an open line of the item's payer, smaller than what stays open and paying no
+  other item to the cent, may be part of it.
 
 Everything is a join on (currency, amount) or (currency, payer), each key offering at most
 MAX_LINES_PER_KEY open lines: a month where one amount or one payer is everywhere stays bounded.
@@ -72,11 +73,13 @@ def _at_most(lines: pl.DataFrame, key: list[str]) -> pl.DataFrame:
 
 
 def _part_of_the_rest(totals: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame, taken: pl.DataFrame,
-                      window: int) -> pl.DataFrame:
+                      explained: pl.DataFrame, window: int) -> pl.DataFrame:
     """For the proposals that leave part of an item open: open bank lines of the item's payer
     (the same name key) moving money the same way, smaller than what stays open, within
     ``window`` days: another instalment of it may be among them (the group is then incomplete,
-    not wrong, but no longer to be booked unseen). A join on (currency, payer name)."""
+    not wrong, but no longer to be booked unseen). A line that another proposal pays to the
+    cent (``explained``: it equals another item of the payer exactly) is that item's payment,
+    not a part of this rest. A join on (currency, payer name)."""
     partial = totals.filter(pl.col("open_minor").is_not_null() & (pl.col("open_minor") != 0))
     empty = pl.DataFrame(schema={"match_id": pl.Utf8, "side": pl.Utf8, "other_id": pl.Utf8, "currency": pl.Utf8,
                                  "amount_minor": pl.Int64, "whole": pl.Boolean})
@@ -84,7 +87,7 @@ def _part_of_the_rest(totals: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataF
         return empty
     open_lines = bank.select("id", "day", "currency", "amount_minor", name="name_key").join(
         taken.filter(pl.col("side") == "bank").select("id"), on="id", how="anti"
-    ).filter(pl.col("name").fill_null("") != "")
+    ).join(explained, on="id", how="anti").filter(pl.col("name").fill_null("") != "")
     # the payer's smallest open credits are the ones that could be part of the rest
     open_lines = _at_most(open_lines.sort(pl.col("amount_minor").abs()), ["currency", "name"])
     return (
@@ -178,7 +181,12 @@ def demand_proof(proposals: pl.DataFrame, match_lines: pl.DataFrame, open_minor:
                 # a line quoting the item's number is the item's, whoever the bank names
                 compatible = compatible | _quotes_the_item(hits, bank, ledger)
             found.append(hits.filter(compatible).with_columns(whole=pl.lit(True)))
-    found.append(_part_of_the_rest(totals.filter(same_currency), bank, ledger, taken, window))
+    # the bank lines of the proposals that balance to the cent with nothing left open
+    exact = (pl.col("bank_amount") == pl.col("ledger_amount")) & (pl.col("open_amount").fill_null("") == "")
+    explained = match_lines.filter(pl.col("side") == "bank").join(
+        proposals.filter(exact).select("match_id"), on="match_id", how="semi"
+    ).select("id").unique()
+    found.append(_part_of_the_rest(totals.filter(same_currency), bank, ledger, taken, explained, window))
     if not any(f.height for f in found):
         return proposals
     columns = ["match_id", "side", "other_id", "currency", "amount_minor", "whole"]

@@ -178,7 +178,8 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet, *, aliases: pl.DataFram
     Name columns as :func:`prepare_bank`'s, except ``name_numbers``: the numbers written in
     the counterparty (``Customer 3609 Limited`` -> ``[3609]``, ``7-Eleven`` -> ``[7]``;
     amounts and quoted references left out: :func:`engine.prepare.names.counterparty_numbers`),
-    ``[]`` when the item has no counterparty.
+    ``[]`` when the item has no counterparty. ``invoiced``: an order its customer was later
+    invoiced for with the same amount (:func:`_invoiced_order`).
 
     Parameters
     ----------
@@ -217,7 +218,20 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet, *, aliases: pl.DataFram
     ).with_columns(
         *_name_features(key, aliases).get_columns(),
         name_numbers=_counterparty_numbers(ledger),
+        invoiced=_invoiced_order(types, key),
     ).collect()
+
+
+def _invoiced_order(types: pl.Expr, name_key: pl.Series) -> pl.Expr:
+    """Whether an item is an order its customer was invoiced for: an invoice of the same
+    customer (name key), currency and amount dated on or after the order. The order is the
+    invoice's source document, one receivable with it: a customer's payment settles the invoice,
+    so the order does not compete with it for the payment, nor make its amount look common.
+    One window aggregate over (currency, amount, customer): O(items)."""
+    day = pl.col("date").cast(pl.Int32)
+    customer = pl.lit(name_key).fill_null("")
+    last_invoice = day.filter(types == "invoice").max().over("currency", "amount_minor", customer)
+    return ((types == "order") & (customer != "") & (last_invoice >= day)).fill_null(False)
 
 
 def _counterparty_numbers(ledger: pl.DataFrame) -> pl.Series:

@@ -98,7 +98,7 @@ _LEGAL_WORD = rf"{_LEGAL_STUB}|\s(?:{_LEGAL_WORDS})\b"
 # "FPS CR PAYMENT FROM ..."), removed from the start of the rest
 _NARRATIVE_LEAD = (
     r"^(?:(?:salary|salaries|payroll|wages|commission|bonus|allowance|mpf|payment|pymt|pmt|"
-    r"remittance|inward|outward|from|by|to|cr|dr|the)\s+)+"
+    r"remittance|inward|outward|from|by|to|cr|dr|the|payer|payee)\s+)+"
 )
 # "Hong Kong" is written hk / hongkong / hong kong: one spelling, so the place never decides
 _HONG_KONG = r"(?-u:\b)(?:hong kong|hongkong)(?-u:\b)"
@@ -129,7 +129,9 @@ def name_key(e: pl.Expr) -> pl.Expr:
     (``hk ltd`` -> ``hk``), and so is a form cut short at the end (``co limi``); a title
     (``mr``, ``mrs``, ``mr and mrs``, ``ms``, ``miss``, ``mdm``, ``madam``, ``dr``,
     ``messrs``, ``prof``, with or without a dot) is removed at the start or end of a name of
-    two or more words. A key without a letter is no name (null).
+    two or more words; a reference word cut short at the end (``inv``, ``inv2``, and after a
+    Chinese name any Latin stub of up to three letters) is removed. A key without a letter is
+    no name (null).
 
     Word order and initials are kept as written (``kwan ming chow``, ``chan t m``): the
     comparison (:func:`engine.scoring.names.compare_names`) is order-invariant and reads
@@ -158,9 +160,13 @@ def name_key(e: pl.Expr) -> pl.Expr:
     ...     "ＣＨＡＮ　ＴＡＩ　ＭＡＮ",
     ...     "明珠 物流 有限公司",
     ...     "FPS CR 9255227770 MS. LO FUNG MAN",
+    ...     "AUTOPAY CR PAYER 64801859 萬寶海產有限公司",
+    ...     "IBT CR 012-124395-116 豐寶龍塑膠 有限公司 IN",
+    ...     "IBT CR 004-741359-028 FUNG S P INV2",
     ... ]})
-    >>> df.select(name_key(pl.col("t")))["t"].to_list()
-    ['kam wing trading', 'kam wing trading', '金港貿易', 'chan tai man', '明珠物流', 'lo fung man']
+    >>> df.select(name_key(pl.col("t")))["t"].to_list()  # doctest: +NORMALIZE_WHITESPACE
+    ['kam wing trading', 'kam wing trading', '金港貿易', 'chan tai man', '明珠物流', 'lo fung man',
+     '萬寶海產', '豐寶龍塑膠', 'fung s p']
     """
     _, rest = split_channel(normalize_text(e))
     words = (
@@ -185,8 +191,10 @@ def name_key(e: pl.Expr) -> pl.Expr:
         .str.replace_all(_TITLE, "")
         .str.strip_chars(" ")
         # a reference word left at the end once the bank's field width cut its number off
-        # ("祥昌珠寶有限公司 INV/" -> "祥昌珠寶")
-        .str.replace(r" (?:inv|invoice|ref)$", "")
+        # ("祥昌珠寶有限公司 INV/" -> "祥昌珠寶", "FUNG S P INV2" -> "fung s p"); after a
+        # Chinese name any short Latin stub is such a cut ("豐寶龍塑膠 有限公司 IN")
+        .str.replace(r" (?:inv|invoice|ref)[0-9]{0,2}$", "")
+        .str.replace(rf"({_CJK_CHARACTER}) [a-z]{{1,3}}[0-9]{{0,2}}$", "${1}")
         .str.replace(r"^[^\p{L}]*$", "")  # digits alone ("12 10") are no name
         .replace("", None)
     )

@@ -256,13 +256,23 @@ def _cut_names(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataFram
     return cut
 
 
+def _receivable_counts(ledger: pl.DataFrame) -> np.ndarray:
+    """Per ledger item, how many ledger items have its currency and amount, an order counted
+    with the invoice it was invoiced as (``invoiced``), not beside it: the two are one
+    receivable."""
+    if "invoiced" not in ledger.columns:
+        return ledger.select(pl.len().over("currency", "amount_minor")).to_series().to_numpy()
+    counted = (~pl.col("invoiced")).cast(pl.Int32)
+    return ledger.select(counted.sum().over("currency", "amount_minor").clip(lower_bound=1)).to_series().to_numpy()
+
+
 def _amount_counts(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> tuple[np.ndarray, np.ndarray]:
     """Per ledger item, how many ledger items have its currency and amount; per bank line, how
     many ledger items of its currency and sign lie within the tolerance of its amount (sorted
     searches over one integer key per line: currency, then amount)."""
     from engine.candidates.tolerance import tolerance_expr
 
-    amount_count = ledger.select(pl.len().over("currency", "amount_minor")).to_series().to_numpy()
+    amount_count = _receivable_counts(ledger)
     currencies = sorted(set(bank["currency"].unique().to_list()) | set(ledger["currency"].unique().to_list()))
     code = {c: i for i, c in enumerate(currencies)}
     span = np.int64(1) << np.int64(44)  # amounts within +-2**43 minor units keep their order
@@ -294,16 +304,25 @@ def _per_group(rows: np.ndarray, size: int, values: np.ndarray, mask: np.ndarray
     return best[rows], np.bincount(rows[mask], minlength=size)[rows]
 
 
+#: how far (in the ranking only, not in any score) an invoiced order's name evidence is put
+#: below its invoice's, so that the invoice is the clear candidate of equal name evidence
+INVOICED_ORDER_YIELDS = 1e-3
+
+
 def add_context(evidence: PairEvidence, name_weight: np.ndarray, top_name_weight: float, bank: pl.DataFrame,
                 ledger: pl.DataFrame) -> None:
     """The context among the candidates, in place: an exact-amount pair is the clear choice
     when no other exact-amount candidate of the same bank line / ledger item has name evidence
     (``name_weight`` per pair, by the rule set's name weights whatever the scorer: it is a
     question of which candidate names best, not of how much a name is worth) as good as its
-    own; and, among the pairs at the top name level (``top_name_weight``), the payer's
-    same-amount payments applied oldest item first."""
+    own (an order its customer was invoiced for, ``invoiced``, ranks just below its invoice);
+    and, among the pairs at the top name level (``top_name_weight``), the payer's same-amount
+    payments applied oldest item first."""
     b, l_ = evidence.bank_rows, evidence.ledger_rows
     exact = evidence.exact
+    if "invoiced" in ledger.columns:
+        # an order that was invoiced gives way to its invoice: the payment settles the invoice
+        name_weight = name_weight - INVOICED_ORDER_YIELDS * ledger["invoiced"].to_numpy()[l_]
     best_bank, n_exact_bank = _per_group(b, bank.height, name_weight, exact)
     best_ledger, n_exact_ledger = _per_group(l_, ledger.height, name_weight, exact)
     at_bank_best = exact & (name_weight == best_bank)

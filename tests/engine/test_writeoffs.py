@@ -111,3 +111,36 @@ def test_an_open_line_quoting_the_item_counts_whoever_the_bank_names(tmp_path):
     for ids, row in groups.items():
         if set(ids.split(";")) != {"B1", "B2", "B3"}:  # a part of the item's payments
             assert row["status"] == "review", (ids, row["explanation"])
+
+
+def test_a_payers_open_credit_that_pays_another_of_its_items_to_the_cent_is_not_part_of_the_rest(tmp_path):
+    # B3 (1,500.00) is the same payer's and smaller than what stays open, but it pays one of
+    # the payer's two other invoices of exactly 1,500.00 (which one is for a person to say: a
+    # review proposal): it explains such an invoice, not this rest
+    rows = _run(
+        tmp_path,
+        "B1,2026-10-02,3000.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n"
+        "B2,2026-10-09,2000.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n"
+        "B3,2026-10-16,1500.00,HKD,FPS CR KAM WING TRADING,,,001\n",
+        INVOICE + "INV-2026-01070,2026-09-25,1500.00,HKD,Courier,Kam Wing Trading Ltd,,1100,invoice,\n"
+        "INV-2026-01071,2026-09-26,1500.00,HKD,Courier,Kam Wing Trading Ltd,,1100,invoice,\n",
+    )
+    assert rows["B3"]["status"] == "review"
+    assert rows["B3"]["ledger_ids"] in ("INV-2026-01070", "INV-2026-01071")
+    group = rows["B1;B2"]
+    assert group["open_amount"] == "5000.00"
+    assert group["status"] == "auto", group["explanation"]
+
+
+def test_a_payers_open_credit_of_another_amount_still_holds_the_rest_for_review(tmp_path):
+    # the same month with the other invoice at 1,400.00: B3 pays nothing to the cent, so it
+    # may be a third instalment and the two-line group is not booked unseen
+    rows = _run(
+        tmp_path,
+        "B1,2026-10-02,3000.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n"
+        "B2,2026-10-09,2000.00,HKD,FPS CR KAM WING TRADING INV-2026-01069,,,001\n"
+        "B3,2026-10-16,1500.00,HKD,FPS CR KAM WING TRADING,,,001\n",
+        INVOICE + "INV-2026-01070,2026-09-25,1400.00,HKD,Courier,Kam Wing Trading Ltd,,1100,invoice,\n",
+    )
+    assert rows["B1;B2"]["status"] == "review"
+    assert "B3" in rows["B1;B2"]["explanation"]

@@ -89,6 +89,15 @@ def _one(function, value):
         ("CHEONG FOOK KWONG TRADING LT", "cheong fook kwong trading"),
         ("YEUNG KIT LI", "yeung kit li"),  # Li is a surname, not a cut "limited"
         ("CHAN C L", "chan c l"),  # an initial, not a cut "limited"
+        # a payer number's label is not the name
+        ("AUTOPAY CR PAYER 64801859 萬寶海產有限公司", "萬寶海產"),
+        ("AUTOPAY CR PAYER 87413590 FUNG S P", "fung s p"),
+        # a reference cut short by the field width after the name
+        ("IBT CR 004-741359-028 FUNG S P INV2", "fung s p"),
+        ("IBT CR 012-124395-116 豐寶龍塑膠 有限公司 IN", "豐寶龍塑膠"),
+        ("TT IN 024-110398-246 恒泰工程有限公司 INV26", "恒泰工程"),
+        ("CR TRF 009-172819-101 海洋吉祥設計 有限公司 I", "海洋吉祥設計"),
+        ("WONG KA YI", "wong ka yi"),  # a Latin name's last syllable is no stub
     ],
 )
 def test_name_key_hong_kong_forms(text, expected):
@@ -340,4 +349,4 @@ def test_prepare_keeps_existing_columns_in_order():
     assert columns[: 1 + len(BANK_SCHEMA)] == ["bank_idx", *BANK_SCHEMA]
     assert columns[-4:] == ["name_script", "name_initials", "alias_key", "name_numbers"]
     ledger_columns = prepare_ledger(_ledger([{"counterparty": "Kam Wing"}]), default_rules()).columns
-    assert ledger_columns[-4:] == ["name_script", "name_initials", "alias_key", "name_numbers"]
+    assert ledger_columns[-5:] == ["name_script", "name_initials", "alias_key", "name_numbers", "invoiced"]
