@@ -31,7 +31,7 @@ from engine.scoring import explain, score_candidates, with_evidence
 from engine.scoring.differences import cause as difference_cause
 from engine.scoring.evidence import measure_pairs
 from engine.scoring.explain import level_keys
-from engine.scoring.floor import FLOOR_REASON, lift_to_review, review_floor
+from engine.scoring.floor import FLOOR_REASON, FLOORED, lift_to_review
 from engine.scoring.score import level_codes, scored_frame, scorer_for
 from engine.scoring.scorers import RulesScorer
 from engine.writeoffs import demand_proof
@@ -426,7 +426,7 @@ def _proposals(chosen, scored, bank_prepared, ledger_prepared, rules, pair_runne
     )
     picked = with_evidence(scored.select(pl.all().gather(picked_rows)), bank_prepared, ledger_prepared, rules)
     df = _pair_columns(chosen, picked, scored, bank_prepared, ledger_prepared, rules, pair_runner_ups, labels,
-                       ru_ledger_rows, ru_bank_rows)
+                       picked_rows, ru_ledger_rows, ru_bank_rows)
     df = df.with_columns(evidence=explain(picked, rules)).with_columns(
         explanation=pl.concat_str(
             [
@@ -478,10 +478,10 @@ def _proposals(chosen, scored, bank_prepared, ledger_prepared, rules, pair_runne
 
 
 def _pair_columns(chosen, picked, scored, bank_prepared, ledger_prepared, rules, pair_runner_ups, labels,
-                  ru_ledger_rows, ru_bank_rows):
+                  picked_rows, ru_ledger_rows, ru_bank_rows):
     """``chosen`` (same rows, same order) with the columns of the pair proposals but the
-    explanation; ``picked`` are the scored rows of the chosen pairs, ``ru_*_rows`` those of
-    their runner-up pairs."""
+    explanation; ``picked`` are the scored rows of the chosen pairs (at ``picked_rows`` of
+    ``scored``), ``ru_*_rows`` those of their runner-up pairs."""
     th = rules.thresholds
     bank_idx, ledger_idx = chosen["bank_idx"], chosen["ledger_idx"]
     confidence = scored["confidence"]
@@ -492,7 +492,7 @@ def _pair_columns(chosen, picked, scored, bank_prepared, ledger_prepared, rules,
         # (or none in a comparable script) and no reference
         _unconfirmed=picked["name_level"].is_in(["missing", "different script"]) & (picked["ref_level"] == "none")
         & th.auto_needs_name_or_reference,
-        _floored=picked.select(review_floor(rules)).to_series(),
+        _floored=scored[FLOORED].gather(picked_rows),
         _levels=picked.select(level_keys(rules)).to_series(),
         amount_bank=picked["amount_bank"],
         amount_ledger=picked["amount_ledger"],

@@ -12,7 +12,9 @@ Generators (``via`` bit flags):
 - ``EXACT`` (1): same currency, exact amount, ledger date within the widest date window, nearest
   date first;
 - ``BAND`` (2): same currency, a different amount within the rule set's tolerance band, nearest
-  amount first;
+  amount first; and for a line without a payer name, the same among the items dated within a
+  few days of it (``max_per_line_band`` more: the nearest amounts of a busy month may all be
+  dated far away);
 - ``NAME`` (4): same currency and payer (the whole name key, or its first two words for a name
   the bank cut short): exact amount nearest date first, and near amounts nearest first;
 - ``REFERENCE`` (8): a reference key in the bank text equals the ledger item's reference serial,
@@ -33,6 +35,9 @@ from rules.model import RuleSet
 EXACT, BAND, NAME, REFERENCE = 1, 2, 4, 8
 
 _DAY_OFFSET = 1 << 20  # days since 1970 shifted positive; keys stay below 2**21
+#: the near-date band's day buckets: a nameless line meets the items of its bucket and the one
+#: before (booked from 2 * _NEAR_DAYS - 1 days before it to _NEAR_DAYS - 1 days after)
+_NEAR_DAYS = 4
 _AMOUNT_OFFSET = 1 << 40  # amount keys: lines within +-2**40 minor units (1.1e12) take part
 _AMOUNT_SPAN = 1 << 41
 
@@ -225,6 +230,27 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
         keep = in_window(b, l_)
         return b[keep], l_[keep]
 
+    def _near_date_band() -> tuple[np.ndarray, np.ndarray]:
+        nameless = (bank["name_key"].fill_null("") == "").to_numpy()
+        if not nameless.any():
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        bucket_bank = bank_day // _NEAR_DAYS
+        # each item in its bucket and the next: a line meets the items of its bucket and the one before
+        rows = np.concatenate([np.arange(ledger.height), np.arange(ledger.height)])
+        bucket_ledger = np.concatenate([ledger_day // _NEAR_DAYS, ledger_day // _NEAR_DAYS + 1])
+        bb, lb = block_ids(
+            pl.DataFrame({"currency": bank["currency"], "bucket": bucket_bank}),
+            pl.DataFrame({"currency": ledger["currency"].gather(rows), "bucket": bucket_ledger}),
+        )
+        b, i = window_pairs(
+            np.where(bank_amount_ok & nameless, bb, -1), bank_amount_key,
+            np.where(ledger_amount_ok[rows], lb, -1), ledger_amount_key[rows],
+            bank_tol, bank_tol, cand.max_per_line_band, _AMOUNT_SPAN,
+        )
+        l_ = rows[i]
+        keep = in_window(b, l_) & (bank_amount[b] != ledger_amount[l_])
+        return admissible(b[keep], l_[keep])
+
     def by_amount_and_reference() -> list[tuple[np.ndarray, np.ndarray, int]]:
         parts = []
         # 1. exact amount within the widest date window, nearest date first
@@ -239,6 +265,13 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
         b, l_ = by_amount(cb, cl, cand.max_per_line_band)
         keep = bank_amount[b] != ledger_amount[l_]
         parts.append((*admissible(b[keep], l_[keep]), BAND))
+
+        # 2b. a nameless line: amounts within the band among the items dated near it (a few
+        #     days either side, :data:`_NEAR_DAYS`). In a busy ledger the nearest amounts of the whole month
+        #     may all lie outside the date window, while the item booked the same day, 50.00
+        #     more (a bank charge), is further away in amount; a named line has the payer's
+        #     near amounts (by_payer) for that
+        parts.append((*_near_date_band(), BAND))
 
         # 4. reference key found in the bank text
         exploded = (

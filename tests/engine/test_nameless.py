@@ -93,3 +93,19 @@ def test_the_rule_set_may_turn_the_review_floor_off(tmp_path):
     rules = recon.default_rules().with_changes(thresholds={"review_floor_max_items": 0})
     result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", rules=rules)
     assert result.proposals.height == 0 and result.unmatched_bank["id"].to_list() == ["B1"]
+
+
+def test_a_nameless_transfer_less_a_charge_is_found_in_a_busy_ledger(tmp_path):
+    # many items nearer in amount than 31,474.33, but booked months before (outside an
+    # invoice's window): the invoice booked the same day, 50.00 more, is still proposed
+    busy = "".join(
+        f"INV-2026-00{100 + i},2026-03-{1 + i:02d},{31425 + i}.00,HKD,Design fee,Customer {i} Ltd,,1100,invoice,\n"
+        for i in range(12)
+    )
+    bank = "B1,2026-10-06,31424.33,HKD,\"TT IN 31,424.33\",,,001\n"
+    (tmp_path / "bank.csv").write_text(HEADER_BANK + bank, encoding="utf-8")
+    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + LEDGER + busy, encoding="utf-8")
+    proposals = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv").proposals
+    row = proposals.filter(proposals["bank_ids"] == "B1").row(0, named=True)
+    assert (row["ledger_ids"], row["status"]) == ("INV-2026-01069", "review")
+    assert row["adjustments"].startswith("bank_charge -50.00")
