@@ -394,6 +394,8 @@ class Weights(_Strict):
     name_initials: float = 3.0  # given names as initials (HO H L for Ho Ho Ling)
     name_alias: float = 4.5  # linked by the workspace's alias table (陳大文 = CHAN TAI MAN)
     name_digits_differ: float = -6.0  # the names differ in their numbers (Customer 3609 vs 4842)
+    name_acronym: float = 3.0  # one name the acronym of the other (HKBN, Hong Kong Broadband Network)
+    name_purpose: float = 2.0  # the bank prints the item's purpose, not a payee (OFFICE RENT)
     date: list[DateLevel] = Field(default_factory=_default_date_levels, min_length=1)
     outside_window: float = -4.0  # further outside the ledger type's window than its own length
     near_window: float = -1.5  # outside the window by no more than its own length again

@@ -60,6 +60,8 @@ class PairEvidence:
     initials: np.ndarray
     digits_differ: np.ndarray
     alias: np.ndarray
+    acronym: np.ndarray
+    purpose: np.ndarray
     #: context among the candidates, filled by :func:`add_context` once name weights are known
     clear: np.ndarray | None = None
     clear_bank: np.ndarray | None = None
@@ -193,7 +195,7 @@ def measure_pairs(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
     # release the GIL
     with ThreadPoolExecutor(max_workers=1) as pool:
         ref_job = pool.submit(_reference_grades, b, l_, bank, ledger)
-        names = compare_names(b, l_, bank, ledger)
+        names = compare_names(b, l_, bank, ledger, unlike_below=_unlike_below(rules))
         reference = ref_job.result()
     cut = _cut_names(b, l_, bank, ledger, names.similarity)
     shared = shared_number(b, l_, bank["ref_keys"], ledger["other_keys"])
@@ -231,8 +233,14 @@ def measure_pairs(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
         amount_count=amount_count[l_], band_count=band_count[b], reference=reference,
         shared_number=shared, similarity=names.similarity, name_missing=names.missing | cut,
         different_script=names.different_script, initials=names.initials, digits_differ=names.digits_differ,
-        alias=names.alias,
+        alias=names.alias, acronym=names.acronym, purpose=names.purpose,
     )
+
+
+def _unlike_below(rules: RuleSet) -> float:
+    """The similarity below which two names count against a pair (the least similarity of
+    the name levels weighing 0 or more): only there an acronym or a purpose is looked for."""
+    return min((level.min_similarity for level in rules.weights.name if level.weight >= 0), default=0.0)
 
 
 #: a bank name this short (in characters) that begins the ledger name was cut by the bank's field

@@ -212,7 +212,9 @@ def amount_comparison(rules: RuleSet) -> Comparison:
 
 def name_comparison(rules: RuleSet) -> Comparison:
     """The payer's name: missing on a side, differing in its numbers, linked by the alias table,
-    in another script, given as initials, or graded by similarity."""
+    in another script, given as initials, graded by similarity; names less alike than the
+    levels that count for a pair may still be an acronym of each other or the bank's text may
+    be the item's purpose (``AUTOPAY DR OFFICE RENT``), before they count against it."""
     w = rules.weights
     name_bank, name_ledger = pl.col("name_bank"), pl.col("name_ledger")
 
@@ -241,11 +243,21 @@ def name_comparison(rules: RuleSet) -> Comparison:
         ComparisonLevel("initials", "initials", w.name_initials, lambda ev: ev.initials,
                         quoted("match with initials")),
     ]
-    for level in by_similarity[1:]:
-        levels.append(ComparisonLevel(
-            level.label, level.label, level.weight,
-            lambda ev, bound=level.min_similarity: ev.similarity >= bound, similar(level.label),
-        ))
+    def similarity_level(level) -> ComparisonLevel:
+        return ComparisonLevel(level.label, level.label, level.weight,
+                               lambda ev, bound=level.min_similarity: ev.similarity >= bound, similar(level.label))
+
+    # names alike enough to count for the pair, then the readings of names that are not (an
+    # acronym, a purpose printed where the payee would be), then the names that count against
+    levels += [similarity_level(level) for level in by_similarity[1:] if level.weight >= 0]
+    levels += [
+        ComparisonLevel("acronym", "acronym", w.name_acronym, lambda ev: ev.acronym,
+                        quoted("one the acronym of the other")),
+        ComparisonLevel("purpose", "purpose", w.name_purpose, lambda ev: ev.purpose,
+                        lambda: pl.lit("bank text '") + name_bank
+                        + pl.lit("' is the item's purpose, not a payee")),
+    ]
+    levels += [similarity_level(level) for level in by_similarity[1:] if level.weight < 0]
     # the last similarity level is the catch-all (min_similarity 0)
 
     def to_rules(levels: tuple[ComparisonLevel, ...]) -> dict:
@@ -258,6 +270,8 @@ def name_comparison(rules: RuleSet) -> Comparison:
             "name_initials": by_key["initials"].weight,
             "name_alias": by_key["alias"].weight,
             "name_digits_differ": by_key["digits_differ"].weight,
+            "name_acronym": by_key["acronym"].weight,
+            "name_purpose": by_key["purpose"].weight,
         }
 
     return Comparison("name", tuple(levels), to_rules)

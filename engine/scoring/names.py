@@ -56,6 +56,18 @@ class NameComparison:
     different_script
         ``bool``: both are named, one all Chinese/Japanese/Korean and the other all Latin,
         and no alias links them: the names say nothing either way.
+    acronym
+        ``bool``: one name is a single word, the initials of the other's words (a word of
+        one or two letters counted whole, ``and`` / ``of`` / ``the`` left out): ``hkbn`` /
+        ``hk broadband network``, ``clp`` / ``china light and power``.
+    purpose
+        ``bool``: what the bank prints where a payee would stand is the item's purpose, not
+        its party: every word of the bank name is a word of the ledger item's description
+        (``AUTOPAY DR OFFICE RENT`` / ``Office rent Sep 2026``), and one of them has three
+        letters or more.
+
+    ``acronym`` and ``purpose`` are only worked out for named pairs in one script whose names
+    are less alike than ``unlike_below`` (:func:`compare_names`); elsewhere they are False.
     """
 
     similarity: np.ndarray
@@ -64,10 +76,12 @@ class NameComparison:
     alias: np.ndarray
     missing: np.ndarray
     different_script: np.ndarray
+    acronym: np.ndarray
+    purpose: np.ndarray
 
 
 def compare_names(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataFrame,
-                  ledger: pl.DataFrame) -> NameComparison:
+                  ledger: pl.DataFrame, unlike_below: float = 70.0) -> NameComparison:
     """Compare the payer names of candidate pairs.
 
     Parameters
@@ -120,7 +134,77 @@ def compare_names(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataF
     else:
         different_script = np.zeros(len(b), dtype=bool)
     digits_differ = _digits_differ(b, l_, bank, ledger) & ~missing
-    return NameComparison(similarity, initials, digits_differ, alias, missing, different_script)
+    unlike = np.flatnonzero(~missing & ~different_script & ~alias & ~initials & ~digits_differ
+                            & (similarity < unlike_below))
+    acronym = np.zeros(len(b), dtype=bool)
+    acronym[unlike] = _acronyms(b[unlike], l_[unlike], bank_names, ledger_names)
+    purpose = np.zeros(len(b), dtype=bool)
+    if "description" in ledger.columns:
+        purpose[unlike] = _names_the_purpose(b[unlike], l_[unlike], bank_names, ledger["description"])
+    return NameComparison(similarity, initials, digits_differ, alias, missing, different_script, acronym, purpose)
+
+
+def _per_distinct(b: np.ndarray, l_: np.ndarray, bank_values: pl.Series, ledger_values: pl.Series,
+                  test: Callable[[pl.Series, pl.Series], pl.Series]) -> np.ndarray:
+    """``test`` (pair-aligned bank values, ledger values -> Boolean) of the pairs (``b``,
+    ``l_``), run once per distinct pair of values and spread back."""
+    if not len(b):
+        return np.zeros(0, dtype=bool)
+    distinct = _DistinctPairs.of(b, l_, bank_values, ledger_values)
+    rows = distinct.representative
+    found = test(bank_values.gather(b[rows]).fill_null(""), ledger_values.gather(l_[rows]).fill_null(""))
+    return found.fill_null(False).to_numpy()[distinct.spread]
+
+
+#: words an acronym leaves out (China Light and Power: CLP)
+_ACRONYM_SKIPS = ["and", "of", "the"]
+
+
+def _acronym_of(names: pl.Expr) -> pl.Expr:
+    """The initials of a name of two or more words, a word of one or two letters whole and
+    ``and`` / ``of`` / ``the`` left out (``hk broadband network`` -> ``hkbn``,
+    ``china light and power`` -> ``clp``); null for a single word."""
+    words = names.str.split(" ").list.eval(pl.element().filter(~pl.element().is_in(_ACRONYM_SKIPS)))
+    initials = words.list.eval(
+        pl.when(pl.element().str.len_chars() <= 2).then(pl.element()).otherwise(pl.element().str.slice(0, 1))
+    ).list.join("")
+    return pl.when(words.list.len() >= 2).then(initials)
+
+
+def _single_word(names: pl.Expr) -> pl.Expr:
+    """A name that is one word of 2-6 Latin letters (an acronym it may be), else null."""
+    return pl.when(names.str.contains(r"^[a-z]{2,6}$")).then(names)
+
+
+def _acronyms(b: np.ndarray, l_: np.ndarray, bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarray:
+    """:attr:`NameComparison.acronym` of the pairs, either way round."""
+    def test(bank: pl.Series, ledger: pl.Series) -> pl.Series:
+        frame = pl.DataFrame({"bank": bank, "ledger": ledger})
+        return frame.select(
+            (_single_word(pl.col("bank")) == _acronym_of(pl.col("ledger")))
+            | (_single_word(pl.col("ledger")) == _acronym_of(pl.col("bank")))
+        ).to_series()
+
+    return _per_distinct(b, l_, bank_names, ledger_names, test)
+
+
+def _words(text: pl.Expr) -> pl.Expr:
+    """Lower-case words of letters and digits."""
+    return text.str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}]+", " ").str.strip_chars(" ").str.split(" ")
+
+
+def _names_the_purpose(b: np.ndarray, l_: np.ndarray, bank_names: pl.Series, descriptions: pl.Series) -> np.ndarray:
+    """:attr:`NameComparison.purpose` of the pairs."""
+    def test(bank: pl.Series, description: pl.Series) -> pl.Series:
+        frame = pl.DataFrame({"bank": bank, "description": description})
+        said = _words(pl.col("bank"))
+        return frame.select(
+            (pl.col("description") != "")
+            & said.list.eval(pl.element().str.len_chars() >= 3).list.any()
+            & (said.list.set_difference(_words(pl.col("description"))).list.len() == 0)
+        ).to_series()
+
+    return _per_distinct(b, l_, bank_names, descriptions, test)
 
 
 def name_similarity(bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarray:

@@ -87,9 +87,24 @@ CASES = [
                                                 "different_script": False}),
     ("CHQ DEP 000456", "Customer 3609 Limited", {"missing": True, "digits_differ": False}),
     ("FPS CR KAM WING", None, {"missing": True, "similarity": (0, 0), "initials": False}),
+    # a biller by its acronym
+    ("AUTOPAY DR HKBN LTD", "Hong Kong Broadband Network Limited", {"acronym": True}),
+    ("AUTOPAY DR CLP", "China Light & Power Company Limited", {"acronym": True}),
+    ("AUTOPAY DR HONG KONG BROADBAND NETWORK", "HKBN Ltd", {"acronym": True}),
+    ("FPS CR HKBN", "Ho Kin Bun", {"acronym": False}),
+    ("AUTOPAY DR TOWNGAS", "The Hong Kong and China Gas Company Limited", {"acronym": False, "purpose": False}),
+    # the bank prints the item's purpose where the payee would stand
+    ("AUTOPAY DR OFFICE RENT", "Harbour View Properties Limited",
+     {"purpose": True, "acronym": False, "description": "Office rent Sep 2026"}),
+    ("AUTOPAY DR RENT", "Harbour View Properties Limited", {"purpose": True, "description": "Office rent Sep 2026"}),
+    ("AUTOPAY DR OFFICE RENT", "Harbour View Properties Limited", {"purpose": False, "description": "Rent"}),
+    ("FPS CR KAM WING TRADING", "Harbour View Properties Limited",
+     {"purpose": False, "description": "Office rent Sep 2026"}),
+    # alike names are names: nothing else is looked for
+    ("FPS CR KAM WING TRADING", "Kam Wing Trading Ltd", {"purpose": False, "description": "Kam Wing trading goods"}),
 ]
-FLAGS = ("initials", "digits_differ", "alias", "missing", "different_script")
-DEFAULTS = {"initials": False, "digits_differ": False, "alias": False, "missing": False, "different_script": False}
+FLAGS = ("initials", "digits_differ", "alias", "missing", "different_script", "acronym", "purpose")
+DEFAULTS = {flag: False for flag in FLAGS}
 
 
 def _sides(cases) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -102,8 +117,8 @@ def _sides(cases) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
     ledger = pl.DataFrame(
         [{"id": f"L{i:03}", "date": day, "amount_minor": 100_00, "currency": "HKD", "counterparty": name,
-          "type": "invoice"}
-         for i, (_, name, _) in enumerate(cases)],
+          "type": "invoice", "description": expected.get("description")}
+         for i, (_, name, expected) in enumerate(cases)],
         schema=LEDGER_SCHEMA,
     )
     return prepare_bank(bank, aliases=ALIASES), prepare_ledger(ledger, default_rules(), aliases=ALIASES)

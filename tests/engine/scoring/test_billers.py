@@ -1,0 +1,37 @@
+"""Bills paid by direct debit: the bank prints the biller's acronym or the bill's purpose where
+the payee would stand. A unique amount with that reading is settled; without it, reviewed."""
+
+from __future__ import annotations
+
+import engine.api as recon
+
+HEADER_BANK = "id,date,amount,currency,description,counterparty,reference,account\n"
+HEADER_LEDGER = "id,date,amount,currency,description,counterparty,reference,account,type,due_date\n"
+
+
+def _run(tmp_path, bank: str, ledger: str) -> dict:
+    (tmp_path / "bank.csv").write_text(HEADER_BANK + bank, encoding="utf-8")
+    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + ledger, encoding="utf-8")
+    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv")
+    return {r["bank_ids"]: r for r in result.proposals.iter_rows(named=True)}
+
+
+def test_rent_paid_by_direct_debit_is_settled_by_its_purpose(tmp_path):
+    rows = _run(tmp_path, "B1,2026-10-29,-69808.96,HKD,AUTOPAY DR OFFICE RENT,,,001\n",
+                "PAY-350,2026-10-26,-69808.96,HKD,Office rent Sep 2026,Harbour View Properties Limited,,1010,payment,\n")
+    assert (rows["B1"]["ledger_ids"], rows["B1"]["status"]) == ("PAY-350", "auto"), rows["B1"]["explanation"]
+    assert "'office rent' is the item's purpose" in rows["B1"]["explanation"]
+
+
+def test_a_biller_by_its_acronym_is_settled(tmp_path):
+    rows = _run(tmp_path, "B1,2026-10-26,-403.05,HKD,AUTOPAY DR HKBN LTD,,,001\n",
+                "PAY-316,2026-10-26,-403.05,HKD,Broadband Sep 2026,Hong Kong Broadband Network Limited,,1010,payment,\n")
+    assert (rows["B1"]["ledger_ids"], rows["B1"]["status"]) == ("PAY-316", "auto"), rows["B1"]["explanation"]
+    assert "acronym" in rows["B1"]["explanation"]
+
+
+def test_an_unrelated_text_stays_a_review_proposal(tmp_path):
+    # the same debit against a bill whose description and payee say nothing of the bank's text
+    rows = _run(tmp_path, "B1,2026-10-29,-69808.96,HKD,AUTOPAY DR OFFICE RENT,,,001\n",
+                "PAY-350,2026-10-26,-69808.96,HKD,Consulting Sep 2026,Harbour View Properties Limited,,1010,payment,\n")
+    assert (rows["B1"]["ledger_ids"], rows["B1"]["status"]) == ("PAY-350", "review")
