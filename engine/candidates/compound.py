@@ -53,6 +53,7 @@ from engine.prepare.names import name_initials
 from engine.prepare.references import (
     REFERENCE_GRADES,
     ledger_reference_profile,
+    reference_digits,
     reference_grade_from_profiles,
     text_reference_keys,
     two_digit_year_tails,
@@ -1143,6 +1144,15 @@ def _instalments(bank: pl.DataFrame, ledger: pl.DataFrame, hits: pl.DataFrame, r
         day_l=ledger["day"].gather(pairs["ledger_idx"]),
         ref_w=_graded_references(pairs, bank, ledger, rules),
     )
+    # a line that names another document in full (INV-2026-57050) is that document's, whatever
+    # other number of this item's its text holds (a cheque number 032800 for INV-2026-32800)
+    explicit = bank["explicit_ref"].gather(pairs["bank_idx"])
+    item_digits = ledger.select(reference_digits(pl.col("doc_ref").gather(pairs["ledger_idx"]))).to_series()
+    names_another = (
+        pairs["quotes"] & explicit.is_not_null() & (item_digits.str.len_chars() >= 3)
+        & (explicit.str.len_chars() >= item_digits.str.len_chars()) & (explicit != item_digits)
+    ).fill_null(False)
+    pairs = pairs.filter(~names_another)
     # a quoted number is at least the serial's evidence; a grade of "none" without one is no reference
     pairs = pairs.with_columns(
         ref_w=pl.when("quotes").then(pl.max_horizontal("ref_w", pl.lit(w.reference.serial))).otherwise("ref_w"),
@@ -1411,6 +1421,7 @@ def _coded_sides(bank_prepared: pl.DataFrame,
     # column in many chunks is several times slower
     bank = bank_prepared.select(
         "bank_idx", "date", "day", "amount_minor", "currency", "bank_text", "ref_keys", "reference_profile",
+        pl.col("explicit_ref") if "explicit_ref" in bank_prepared.columns else pl.lit(None, dtype=pl.Utf8).alias("explicit_ref"),
         named=named
     ).with_columns(name=name_b, cur=cur_b, script=script_b).rechunk()
     ledger = ledger_prepared.select(

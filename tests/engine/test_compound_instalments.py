@@ -151,3 +151,23 @@ def test_instalments_from_plainly_different_payers_are_never_automatic(tmp_path)
     group = rows["B1;B2"]
     assert group["match_type"] == "many_to_one"
     assert "a payer name in the group differs from the others" in group["explanation"]
+
+
+def test_a_line_naming_another_document_is_not_an_instalment_through_its_cheque_number(tmp_path):
+    # B3's cheque number 032800 reads like INV-2026-32800's serial, but B3 names its own
+    # invoice in full (INV-2026-57050, two digits swapped from 57500): it is that invoice's
+    # payment, not a third instalment of 潘雅龍's
+    bank = (
+        "B1,2026-10-01,11700.00,HKD,CHQ DEP 332898 INV-2026-32800 潘雅龍,,,001\n"
+        "B2,2026-10-08,12000.00,HKD,FPS CR INV-2026-32800 潘雅龍,,,001\n"
+        "B3,2026-10-21,1000.00,HKD,CHQ DEP 032800 HOI TAI TAK INDUSTRIAL CO LTD INV-2026-57050,,,001\n"
+    )
+    ledger = (
+        "INV-2026-32800,2026-09-12,44997.00,HKD,Office supplies,潘雅龍,INV-2026-32800,1100,invoice,\n"
+        "INV-2026-57500,2026-09-28,1000.00,HKD,Electronic components,\"Hoi Tai Tak Industrial Co., Ltd.\","
+        "INV-2026-57500,1100,invoice,\n"
+    )
+    rows = _by_bank(_run(tmp_path, bank, ledger))
+    assert rows["B1;B2"]["ledger_ids"] == "INV-2026-32800"
+    assert rows["B1;B2"]["open_amount"] == "21297.00"
+    assert rows["B3"]["ledger_ids"] == "INV-2026-57500"
