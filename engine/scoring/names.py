@@ -299,7 +299,66 @@ def _similarity(b: np.ndarray, l_: np.ndarray, bank_names: pl.Series, ledger_nam
         ledger_prefix = pl.Series(ledger_text[again].tolist(), dtype=pl.Utf8).str.slice(0, pl.Series(prefix_len[again]))
         prefix = process.cpdist(bank_text[again], ledger_prefix.to_list(), scorer=fuzz.ratio, workers=-1)
         similarity[compare[again]] = np.maximum(similarity[compare[again]], prefix)
+    alike = np.flatnonzero(similarity[compare] > OWN_WORDS_CONFLICT_SIMILARITY)
+    if len(alike):
+        conflict = _own_words_conflict(bank_text[alike], ledger_text[alike])
+        rows = compare[alike[conflict]]
+        similarity[rows] = np.minimum(similarity[rows], OWN_WORDS_CONFLICT_SIMILARITY)
     return similarity
+
+
+#: how alike two names are at most when each has a word of its own the other lacks (see
+#: :func:`_own_words_conflict`): in the default rule set's "different name" band
+OWN_WORDS_CONFLICT_SIMILARITY = 60.0
+#: two words this alike (rapidfuzz ratio) are one word misspelt, not two
+_SAME_WORD_SPELLING = 80.0
+
+
+def _own_words_conflict(bank_text: np.ndarray, ledger_text: np.ndarray) -> np.ndarray:
+    """Whether two names of several words each have words of two or more letters the other
+    lacks, and neither side's own words are all the other's written another way: ``tsang
+    shan kwan`` / ``tsang shan po`` (siblings share the surname and the generation name),
+    ``kam wing trading`` / ``kam wing engineering``. Such names share most of their words, so
+    a set ratio calls them similar; they are different parties. A word is the other's written
+    another way when one is the start of the other (a name cut short: ``fun`` / ``fung``), its
+    letters in order with the same first letter (an abbreviation: ``dept`` / ``department``),
+    or one misspelt (``cheong`` / ``cheung``). Initials and a word only one side has
+    (``kam wing`` / ``kam wing trading``) are no conflict. Joins on the few own words of each
+    pair: O(pairs x own words ** 2)."""
+    frame = pl.DataFrame({"bank": bank_text.tolist(), "ledger": ledger_text.tolist()},
+                         schema={"bank": pl.Utf8, "ledger": pl.Utf8})
+    words = {side: pl.col(side).str.split(" ").list.eval(pl.element().filter(pl.element().str.len_chars() >= 2))
+             for side in ("bank", "ledger")}
+    own = frame.with_row_index("pair").select(
+        "pair",
+        several=pl.col("bank").str.contains(" ") & pl.col("ledger").str.contains(" "),
+        a=words["bank"].list.set_difference(words["ledger"]),
+        b=words["ledger"].list.set_difference(words["bank"]),
+    ).filter(pl.col("several") & (pl.col("a").list.len() > 0) & (pl.col("b").list.len() > 0))
+    conflict = np.zeros(len(bank_text), dtype=bool)
+    if own.height == 0:
+        return conflict
+    cross = own.select("pair", "a", "b").explode("a").explode("b")
+    spelling = process.cpdist(cross["a"].to_list(), cross["b"].to_list(), scorer=fuzz.ratio, workers=-1)
+
+    def letters_in_order(short: pl.Expr, long: pl.Expr) -> pl.Expr:
+        # "dept" -> "^d.*e.*p.*t": the abbreviation's letters in order, its first letter first
+        pattern = pl.lit("^") + short.str.replace_all(r"(.)", "${1}.*").str.strip_suffix(".*")
+        return long.str.contains(pattern)
+
+    same = cross.with_columns(spelling=pl.Series(spelling)).select(
+        "pair", "a", "b",
+        same=pl.col("a").str.starts_with(pl.col("b")) | pl.col("b").str.starts_with(pl.col("a"))
+        | letters_in_order(pl.col("a"), pl.col("b")) | letters_in_order(pl.col("b"), pl.col("a"))
+        | (pl.col("spelling") >= _SAME_WORD_SPELLING),
+    )
+    # a side is written another way when each of its own words is one of the other side's
+    a_told = same.group_by("pair", "a").agg(pl.col("same").any()).group_by("pair").agg(a=pl.col("same").all())
+    b_told = same.group_by("pair", "b").agg(pl.col("same").any()).group_by("pair").agg(b=pl.col("same").all())
+    told = a_told.join(b_told, on="pair")
+    rows = told.filter(~pl.col("a") & ~pl.col("b"))["pair"].to_numpy()
+    conflict[rows] = True
+    return conflict
 
 
 def _texts(names: pl.Series, rows: np.ndarray) -> np.ndarray:
