@@ -136,12 +136,29 @@ def compare_names(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataF
     digits_differ = _digits_differ(b, l_, bank, ledger) & ~missing
     unlike = np.flatnonzero(~missing & ~different_script & ~alias & ~initials & ~digits_differ
                             & (similarity < unlike_below))
+    # only a pair with a name of one short word can be an acronym pair, and only a bank name of
+    # a few words a purpose (per-line tests, so the text work runs on those pairs alone)
+    one_word_bank, one_word_ledger = (_matches(names, _ONE_SHORT_WORD) for names in (bank_names, ledger_names))
+    rows = unlike[one_word_bank[b[unlike]] | one_word_ledger[l_[unlike]]]
     acronym = np.zeros(len(b), dtype=bool)
-    acronym[unlike] = _acronyms(b[unlike], l_[unlike], bank_names, ledger_names)
+    acronym[rows] = _acronyms(b[rows], l_[rows], bank_names, ledger_names)
     purpose = np.zeros(len(b), dtype=bool)
     if "description" in ledger.columns:
-        purpose[unlike] = _names_the_purpose(b[unlike], l_[unlike], bank_names, ledger["description"])
+        described = (ledger["description"].fill_null("") != "").to_numpy()
+        rows = unlike[_matches(bank_names, _FEW_WORDS)[b[unlike]] & described[l_[unlike]]]
+        purpose[rows] = _names_the_purpose(b[rows], l_[rows], bank_names, ledger["description"])
     return NameComparison(similarity, initials, digits_differ, alias, missing, different_script, acronym, purpose)
+
+
+#: a name that may be an acronym: one word of 2-6 Latin letters
+_ONE_SHORT_WORD = r"^[a-z]{2,6}$"
+#: a bank name that may be a purpose: at most three words
+_FEW_WORDS = r"^\S+(?: \S+){0,2}$"
+
+
+def _matches(names: pl.Series, pattern: str) -> np.ndarray:
+    """Per line: whether its name matches ``pattern``."""
+    return names.fill_null("").str.contains(pattern).to_numpy()
 
 
 def _per_distinct(b: np.ndarray, l_: np.ndarray, bank_values: pl.Series, ledger_values: pl.Series,
@@ -173,7 +190,7 @@ def _acronym_of(names: pl.Expr) -> pl.Expr:
 
 def _single_word(names: pl.Expr) -> pl.Expr:
     """A name that is one word of 2-6 Latin letters (an acronym it may be), else null."""
-    return pl.when(names.str.contains(r"^[a-z]{2,6}$")).then(names)
+    return pl.when(names.str.contains(_ONE_SHORT_WORD)).then(names)
 
 
 def _acronyms(b: np.ndarray, l_: np.ndarray, bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarray:
@@ -320,43 +337,44 @@ def _own_words_conflict(bank_text: np.ndarray, ledger_text: np.ndarray) -> np.nd
     shan kwan`` / ``tsang shan po`` (siblings share the surname and the generation name),
     ``kam wing trading`` / ``kam wing engineering``. Such names share most of their words, so
     a set ratio calls them similar; they are different parties. A word is the other's written
-    another way when one is the start of the other (a name cut short: ``fun`` / ``fung``), its
-    letters in order with the same first letter (an abbreviation: ``dept`` / ``department``),
-    or one misspelt (``cheong`` / ``cheung``). Initials and a word only one side has
-    (``kam wing`` / ``kam wing trading``) are no conflict. Joins on the few own words of each
-    pair: O(pairs x own words ** 2)."""
+    another way when one is the start of the other (a name cut short: ``fun`` / ``fung``), one
+    is misspelt (``cheong`` / ``cheung``), or its letters come in order in the other with the
+    same first letter (an abbreviation: ``dept`` / ``department``). Initials and a word only
+    one side has (``kam wing`` / ``kam wing trading``) are no conflict. Each distinct pair of
+    own words is judged once, the cheap tests first: O(pairs x own words ** 2) in joins."""
+    conflict = np.zeros(len(bank_text), dtype=bool)
     frame = pl.DataFrame({"bank": bank_text.tolist(), "ledger": ledger_text.tolist()},
-                         schema={"bank": pl.Utf8, "ledger": pl.Utf8})
+                         schema={"bank": pl.Utf8, "ledger": pl.Utf8}).with_row_index("pair")
+    frame = frame.filter(pl.col("bank").str.contains(" ") & pl.col("ledger").str.contains(" "))
     words = {side: pl.col(side).str.split(" ").list.eval(pl.element().filter(pl.element().str.len_chars() >= 2))
              for side in ("bank", "ledger")}
-    own = frame.with_row_index("pair").select(
-        "pair",
-        several=pl.col("bank").str.contains(" ") & pl.col("ledger").str.contains(" "),
-        a=words["bank"].list.set_difference(words["ledger"]),
+    own = frame.select(
+        "pair", a=words["bank"].list.set_difference(words["ledger"]),
         b=words["ledger"].list.set_difference(words["bank"]),
-    ).filter(pl.col("several") & (pl.col("a").list.len() > 0) & (pl.col("b").list.len() > 0))
-    conflict = np.zeros(len(bank_text), dtype=bool)
+    ).filter((pl.col("a").list.len() > 0) & (pl.col("b").list.len() > 0))
     if own.height == 0:
         return conflict
-    cross = own.select("pair", "a", "b").explode("a").explode("b")
-    spelling = process.cpdist(cross["a"].to_list(), cross["b"].to_list(), scorer=fuzz.ratio, workers=-1)
-
-    def letters_in_order(short: pl.Expr, long: pl.Expr) -> pl.Expr:
-        # "dept" -> "^d.*e.*p.*t": the abbreviation's letters in order, its first letter first
-        pattern = pl.lit("^") + short.str.replace_all(r"(.)", "${1}.*").str.strip_suffix(".*")
-        return long.str.contains(pattern)
-
-    same = cross.with_columns(spelling=pl.Series(spelling)).select(
-        "pair", "a", "b",
+    cross = own.explode("a").explode("b")
+    distinct = cross.select("a", "b").unique().with_columns(
         same=pl.col("a").str.starts_with(pl.col("b")) | pl.col("b").str.starts_with(pl.col("a"))
-        | letters_in_order(pl.col("a"), pl.col("b")) | letters_in_order(pl.col("b"), pl.col("a"))
-        | (pl.col("spelling") >= _SAME_WORD_SPELLING),
     )
+    todo = distinct.filter(~pl.col("same"))
+    spelling = process.cpdist(todo["a"].to_list(), todo["b"].to_list(), scorer=fuzz.ratio, workers=-1)
+    todo = todo.with_columns(same=pl.Series(spelling >= _SAME_WORD_SPELLING))
+    a_shorter = pl.col("a").str.len_chars() <= pl.col("b").str.len_chars()
+    short = pl.when(a_shorter).then(pl.col("a")).otherwise(pl.col("b"))
+    long = pl.when(a_shorter).then(pl.col("b")).otherwise(pl.col("a"))
+    # "dept" -> "^d.*e.*p.*t": the abbreviation's letters in order, its first letter first (a
+    # pattern per row, so only for the few word pairs left that start alike)
+    abbreviated = todo.filter(
+        ~pl.col("same") & (pl.col("a").str.slice(0, 1) == pl.col("b").str.slice(0, 1))
+    ).select("a", "b", same=long.str.contains(pl.lit("^") + short.str.replace_all(r"(.)", "${1}.*")))
+    judged = pl.concat([distinct.filter("same"), todo.filter("same"), abbreviated])
+    same = cross.join(judged.filter("same"), on=["a", "b"], how="left").with_columns(pl.col("same").fill_null(False))
     # a side is written another way when each of its own words is one of the other side's
     a_told = same.group_by("pair", "a").agg(pl.col("same").any()).group_by("pair").agg(a=pl.col("same").all())
     b_told = same.group_by("pair", "b").agg(pl.col("same").any()).group_by("pair").agg(b=pl.col("same").all())
-    told = a_told.join(b_told, on="pair")
-    rows = told.filter(~pl.col("a") & ~pl.col("b"))["pair"].to_numpy()
+    rows = a_told.join(b_told, on="pair").filter(~pl.col("a") & ~pl.col("b"))["pair"].to_numpy()
     conflict[rows] = True
     return conflict
 
