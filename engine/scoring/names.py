@@ -316,12 +316,17 @@ def _similarity(b: np.ndarray, l_: np.ndarray, bank_names: pl.Series, ledger_nam
         ledger_prefix = pl.Series(ledger_text[again].tolist(), dtype=pl.Utf8).str.slice(0, pl.Series(prefix_len[again]))
         prefix = process.cpdist(bank_text[again], ledger_prefix.to_list(), scorer=fuzz.ratio, workers=-1)
         similarity[compare[again]] = np.maximum(similarity[compare[again]], prefix)
-    alike = np.flatnonzero(similarity[compare] > OWN_WORDS_CONFLICT_SIMILARITY)
-    if len(alike):
-        conflict = _own_words_conflict(bank_text[alike], ledger_text[alike])
-        rows = compare[alike[conflict]]
+    alike = np.flatnonzero((similarity[compare] > OWN_WORDS_CONFLICT_SIMILARITY) & (similarity[compare] < 100.0))
+    # a bounded number of pairs at a time: the word lists are the memory
+    for start in range(0, len(alike), _CONFLICT_CHUNK):
+        part = alike[start:start + _CONFLICT_CHUNK]
+        rows = compare[part[_own_words_conflict(bank_text[part], ledger_text[part])]]
         similarity[rows] = np.minimum(similarity[rows], OWN_WORDS_CONFLICT_SIMILARITY)
     return similarity
+
+
+#: name pairs checked for conflicting own words at once (:func:`_own_words_conflict`)
+_CONFLICT_CHUNK = 100_000
 
 
 #: how alike two names are at most when each has a word of its own the other lacks (see
