@@ -906,7 +906,7 @@ def writeback(
     --------
     >>> report = recon.writeback("books.duckdb", "dir:writeback")  # doctest: +SKIP
     >>> report.written, report.failures                             # doctest: +SKIP
-    (1800, [])
+    (1802, [])
     """
     from engine.workspace.writeback import writeback as run_writeback
 
@@ -922,7 +922,7 @@ def status(workspace: str | Path) -> dict:
     Examples
     --------
     >>> recon.status("books.duckdb")["states"]["written"]  # doctest: +SKIP
-    1800
+    1802
     """
     from engine.workspace.writeback import workspace_status
 

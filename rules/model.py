@@ -242,6 +242,7 @@ class ReferenceWeights(_Strict):
     """Reference levels, strongest first (``engine.scoring.levels.reference_comparison``)."""
 
     full: float = 10.0  # the ledger reference as written (INV-2026-00123, INV202600123)
+    cheque: float = 9.0  # one cheque number on both sides (CHQ 100003; a bill's "chq 100003")
     reformatted: float = 8.0  # the same number, prefix or separators changed (2026-00123)
     serial: float = 6.5  # its number alone (00123, 123)
     number: float = 5.5  # another document number of the item (our cheque number on a bill)

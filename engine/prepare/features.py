@@ -33,6 +33,10 @@ from rules.model import RuleSet
 _EXPLICIT_REFERENCE = (
     r"(?:^|[^a-z])(?:inv|invoice|bill|rcpt|receipt|po|so|ref|order)[^a-z0-9]{0,3}([0-9][0-9 /-]*[0-9]|[0-9])"
 )
+#: a cheque's number as the bank prints it: "CHQ 100003", "CHQ DEP 332898", "CHEQUE NO 000123"
+_BANK_CHEQUE = r"^(?:chq|cheque)(?: (?:dep|deposit|no|paid))?[ .:#]*([0-9]{4,12})(?:[^0-9]|$)"
+#: a cheque's number as the books write it: "chq 100003", "cheque no. 100003", "Cheque #100003"
+_LEDGER_CHEQUE = r"(?:^|[^a-z])(?:chq|cheque|check)(?:\s*(?:no|number))?[\s.:#]*([0-9]{4,12})(?:[^0-9]|$)"
 _CJK = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]"
 _LATIN = r"[a-z]"
 
@@ -148,7 +152,8 @@ def prepare_bank(bank: pl.DataFrame, *, aliases: pl.DataFrame | None = None) -> 
     )
     channel, _rest = split_channel(norm)
     columns = ["bank_idx", *bank.columns, "day", "channel", "bank_text", "name_key",
-               "reference_profile", "ref_keys", "explicit_ref", "explicit_ref_digits", *NAME_FEATURES, "name_numbers"]
+               "reference_profile", "ref_keys", "explicit_ref", "explicit_ref_digits", *NAME_FEATURES, "name_numbers",
+               "cheque_no"]
     key = _name_keys(bank)
     numbers_text = pl.concat_str(
         [pl.col(c).fill_null("") for c in ("description", "counterparty", "reference")], separator=" "
@@ -167,6 +172,7 @@ def prepare_bank(bank: pl.DataFrame, *, aliases: pl.DataFrame | None = None) -> 
         explicit_ref=pl.col("bank_text").str.extract(_EXPLICIT_REFERENCE, 1).str.replace_all(r"[^0-9]", ""),
     ).with_columns(
         explicit_ref_digits=pl.col("explicit_ref").str.len_chars().fill_null(0).cast(pl.Int32),
+        cheque_no=pl.col("bank_text").str.extract(_BANK_CHEQUE, 1).cast(pl.Int64, strict=False),
     ).select(columns).collect()
 
 
@@ -179,7 +185,9 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet, *, aliases: pl.DataFram
     the counterparty (``Customer 3609 Limited`` -> ``[3609]``, ``7-Eleven`` -> ``[7]``;
     amounts and quoted references left out: :func:`engine.prepare.names.counterparty_numbers`),
     ``[]`` when the item has no counterparty. ``invoiced``: an order its customer was later
-    invoiced for with the same amount (:func:`_invoiced_order`).
+    invoiced for with the same amount (:func:`_invoiced_order`). ``cheque_no``: the number of
+    the cheque the item's description or reference names (``chq 100003``), leading zeros
+    dropped; the bank side's is the number a cheque line prints (``CHQ 100003``).
 
     Parameters
     ----------
@@ -219,6 +227,8 @@ def prepare_ledger(ledger: pl.DataFrame, rules: RuleSet, *, aliases: pl.DataFram
         *_name_features(key, aliases).get_columns(),
         name_numbers=_counterparty_numbers(ledger),
         invoiced=_invoiced_order(types, key),
+        cheque_no=pl.concat_str([pl.col("description").fill_null(""), pl.col("reference").fill_null("")], separator=" ")
+        .str.to_lowercase().str.extract(_LEDGER_CHEQUE, 1).cast(pl.Int64, strict=False),
     ).collect()
 
 

@@ -214,6 +214,12 @@ def measure_pairs(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
     conflict |= quotes_one[b] & (explicit >= 3) if len(b) else conflict
     reference[loose & has_shared] = _GRADE["number"]
     reference[loose & ~has_shared & conflict] = _GRADE["conflict"]
+    # one cheque number on both sides (CHQ 100003 presented; the bill paid by "chq 100003")
+    cheque = _cheque_numbers(b, l_, bank, ledger)
+    mine = np.flatnonzero((cheque > 0) & (reference > _GRADE["cheque"]))
+    if len(mine):
+        reference[mine] = _GRADE["cheque"]
+        shared = shared.scatter(mine, pl.Series(cheque[mine], dtype=pl.Int64))
 
     amount_kind = np.zeros(len(b), dtype=np.uint8)
     differ = np.flatnonzero(amount_bank != amount_ledger)
@@ -235,6 +241,16 @@ def measure_pairs(pairs: pl.DataFrame, bank: pl.DataFrame, ledger: pl.DataFrame,
         different_script=names.different_script, initials=names.initials, digits_differ=names.digits_differ,
         alias=names.alias, acronym=names.acronym, purpose=names.purpose,
     )
+
+
+def _cheque_numbers(b: np.ndarray, l_: np.ndarray, bank: pl.DataFrame, ledger: pl.DataFrame) -> np.ndarray:
+    """Per pair, the cheque number the bank line and the ledger item both name
+    (``cheque_no``), 0 where they name none or different ones."""
+    if "cheque_no" not in bank.columns or "cheque_no" not in ledger.columns:
+        return np.zeros(len(b), dtype=np.int64)
+    bank_no = bank["cheque_no"].fill_null(-1).to_numpy()[b]
+    ledger_no = ledger["cheque_no"].fill_null(-2).to_numpy()[l_]
+    return np.where(bank_no == ledger_no, bank_no, 0)
 
 
 def _unlike_below(rules: RuleSet) -> float:

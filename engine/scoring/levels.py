@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: reference levels, strongest first: the codes ``ref_code`` holds
-REFERENCE_LEVELS = ("full", "reformatted", "serial", "number", "near", "truncated", "conflict", "none")
+REFERENCE_LEVELS = ("full", "cheque", "reformatted", "serial", "number", "near", "truncated", "conflict", "none")
 #: the comparisons every pair is scored on, in the order their phrases are explained
 COMPARISONS = ("reference", "amount", "commonness", "uniqueness", "name", "date", "window")
 
@@ -150,6 +150,9 @@ def reference_comparison(rules: RuleSet) -> Comparison:
     levels = (
         ComparisonLevel("full", "reference in full", w.full, grade("full"),
                         lambda: pl.lit("reference ") + doc_ref + pl.lit(" found in bank text")),
+        ComparisonLevel("cheque", "cheque number", w.cheque, grade("cheque"),
+                        lambda: pl.lit("cheque ") + pl.col("shared_number").cast(pl.Utf8)
+                        + pl.lit(" on the bank line and in the ledger item")),
         ComparisonLevel("reformatted", "reference reformatted", w.reformatted, grade("reformatted"),
                         lambda: pl.lit("reference ") + doc_ref
                         + pl.lit(" found in bank text with another prefix or separators")),

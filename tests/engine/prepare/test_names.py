@@ -347,6 +347,7 @@ def test_prepare_keeps_existing_columns_in_order():
     bank = _bank([{"description": "FPS CR KAM WING"}])
     columns = prepare_bank(bank).columns
     assert columns[: 1 + len(BANK_SCHEMA)] == ["bank_idx", *BANK_SCHEMA]
-    assert columns[-4:] == ["name_script", "name_initials", "alias_key", "name_numbers"]
+    assert columns[-5:] == ["name_script", "name_initials", "alias_key", "name_numbers", "cheque_no"]
     ledger_columns = prepare_ledger(_ledger([{"counterparty": "Kam Wing"}]), default_rules()).columns
-    assert ledger_columns[-5:] == ["name_script", "name_initials", "alias_key", "name_numbers", "invoiced"]
+    assert ledger_columns[-6:] == ["name_script", "name_initials", "alias_key", "name_numbers", "invoiced",
+                                   "cheque_no"]

@@ -82,7 +82,7 @@ def test_the_sample_month_balances_to_the_cent(sample_ws):
     assert report.month_bank_lines == 1990  # bank.csv's 2,000 rows hold 10 lines twice
     assert report.outcomes["auto"] + report.outcomes["pending"] + report.outcomes["open"] == 1990
     auto = next(r for r in report.rates if r.group == "status" and r.label == "auto")
-    assert auto.matches == auto.accepted == 1800 and auto.rate == 1.0
+    assert auto.matches == auto.accepted == 1802 and auto.rate == 1.0
 
 
 def test_recon_report_writes_csv_and_html(sample_ws, tmp_path, capsys):

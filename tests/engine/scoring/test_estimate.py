@@ -14,6 +14,7 @@ from engine.candidates.pairs import generate_candidates
 from engine.pipeline import prepare_bank_frame, prepare_ledger_frame
 from engine.scoring.estimate import EstimatedScorer, estimate, estimate_scorer, random_pairs
 from engine.scoring.evidence import measure_pairs
+from engine.scoring.levels import REFERENCE_LEVELS
 from engine.scoring.score import level_codes
 from engine.scoring.scorers import RulesScorer
 from rules.model import default_rules
@@ -43,9 +44,10 @@ def test_em_converges_to_weights_that_read_like_evidence(month):
     assert 0 < result.expected_matches <= month["bank"].height
     assert result.prior < -8
     w = result.weights
-    assert w["reference"][0] > w["reference"][2] > 0  # full beats the number alone
+    ref = {key: i for i, key in enumerate(REFERENCE_LEVELS)}
+    assert w["reference"][ref["full"]] > w["reference"][ref["serial"]] > 0  # full beats the number alone
     assert w["amount"][0] > 0 and w["name"][2] > 0  # exact amount, same name
-    assert w["reference"][6] < 0 and w["name"][-1] < 0  # another reference, an unrelated name
+    assert w["reference"][ref["conflict"]] < 0 and w["name"][-1] < 0  # another reference, an unrelated name
     # m is a distribution over each comparison's levels
     for m in result.m.values():
         assert np.isclose(m.sum(), 1.0, atol=1e-6)
