@@ -181,6 +181,14 @@ def _fmt(value: pl.Expr, digits: int = 2) -> pl.Expr:
     return value.round(digits).cast(pl.Utf8)
 
 
+def _below_auto(auto: float) -> pl.Expr:
+    """"confidence 0.94 below auto threshold 0.97": with four decimals where two would show the
+    threshold itself (0.9697 reads "0.97 below 0.97" otherwise)."""
+    confidence = pl.col("confidence")
+    shown = pl.when(confidence.round(2) >= auto).then(_fmt(confidence, 4)).otherwise(_fmt(confidence))
+    return pl.lit("confidence ") + shown + pl.lit(" below auto threshold ") + pl.lit(str(auto))
+
+
 def match_frames(
     bank: pl.DataFrame,
     ledger: pl.DataFrame,
@@ -545,8 +553,7 @@ def _pair_columns(chosen, picked, scored, bank_prepared, ledger_prepared, rules,
         .when(ambiguous)
         .then(pl.lit("too close to call"))
         .when(pl.col("confidence") < th.auto)
-        .then(pl.lit("confidence ") + _fmt(pl.col("confidence")) + pl.lit(" below auto threshold ")
-              + pl.lit(str(th.auto)))
+        .then(_below_auto(th.auto))
     )
     diff = pl.col("amount_bank") - pl.col("amount_ledger")
     differs = (diff != 0).fill_null(True)
@@ -778,7 +785,7 @@ def _group_proposals(chosen_groups, groups, bank_prepared, ledger_prepared, rule
         .when(ambiguous & (pl.col("runner_up") != "")).then(pl.lit("too close to call: runner-up ") + pl.col("runner_up"))
         .when(ambiguous).then(pl.lit("too close to call"))
         .when(pl.col("confidence") < th.auto)
-        .then(pl.lit("confidence ") + _fmt(pl.col("confidence")) + pl.lit(" below auto threshold ") + pl.lit(str(th.auto)))
+        .then(_below_auto(th.auto))
     )
     kind = (
         pl.when(pl.col("kind") == "payout").then(pl.lit("payout"))

@@ -171,3 +171,16 @@ def test_a_line_naming_another_document_is_not_an_instalment_through_its_cheque_
     assert rows["B1;B2"]["ledger_ids"] == "INV-2026-32800"
     assert rows["B1;B2"]["open_amount"] == "21297.00"
     assert rows["B3"]["ledger_ids"] == "INV-2026-57500"
+
+
+def test_a_confidence_just_below_the_threshold_is_shown_with_the_digits_that_tell_them_apart(tmp_path):
+    # two part payments quoting the invoice, the payer in Chinese, the books in English: the
+    # references alone are 0.9697, which two decimals would print as the threshold 0.97 itself
+    bank = (
+        "B1,2026-10-02,30000.00,HKD,FPS CR INV-2026-07215 信寶傢俬 有限公司,,,001\n"
+        "B2,2026-10-16,20300.00,HKD,FPS CR INV-2026-07215 信寶傢俬 有限公司,,,001\n"
+    )
+    ledger = "INV-2026-07215,2026-09-20,68680.00,HKD,Furniture,Shun Po Furniture Ltd,INV-2026-07215,1100,invoice,\n"
+    group = _by_bank(_run(tmp_path, bank, ledger))["B1;B2"]
+    assert group["status"] == "review"
+    assert "confidence 0.9697 below auto threshold 0.97" in group["explanation"]
