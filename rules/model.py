@@ -147,6 +147,9 @@ class Candidates(_Strict):
     max_per_line_name: int = Field(10, ge=0, le=10_000)
     max_per_line_reference: int = Field(8, ge=0, le=10_000)
     reference_window_days: int = Field(400, ge=0, le=3660)
+    # a line with no payer name also meets max_per_line_band items within tolerance dated in
+    # buckets of this many days (its own and the one before); 0 turns that search off
+    nameless_near_days: int = Field(4, ge=0, le=366)
 
 
 class Compound(_Strict):

@@ -35,9 +35,6 @@ from rules.model import RuleSet
 EXACT, BAND, NAME, REFERENCE = 1, 2, 4, 8
 
 _DAY_OFFSET = 1 << 20  # days since 1970 shifted positive; keys stay below 2**21
-#: the near-date band's day buckets: a nameless line meets the items of its bucket and the one
-#: before (booked from 2 * _NEAR_DAYS - 1 days before it to _NEAR_DAYS - 1 days after)
-_NEAR_DAYS = 4
 _AMOUNT_OFFSET = 1 << 40  # amount keys: lines within +-2**40 minor units (1.1e12) take part
 _AMOUNT_SPAN = 1 << 41
 
@@ -232,12 +229,13 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
 
     def _near_date_band() -> tuple[np.ndarray, np.ndarray]:
         nameless = (bank["name_key"].fill_null("") == "").to_numpy()
-        if not nameless.any():
+        days = cand.nameless_near_days
+        if days == 0 or not nameless.any():
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        bucket_bank = bank_day // _NEAR_DAYS
+        bucket_bank = bank_day // days
         # each item in its bucket and the next: a line meets the items of its bucket and the one before
         rows = np.concatenate([np.arange(ledger.height), np.arange(ledger.height)])
-        bucket_ledger = np.concatenate([ledger_day // _NEAR_DAYS, ledger_day // _NEAR_DAYS + 1])
+        bucket_ledger = np.concatenate([ledger_day // days, ledger_day // days + 1])
         bb, lb = block_ids(
             pl.DataFrame({"currency": bank["currency"], "bucket": bucket_bank}),
             pl.DataFrame({"currency": ledger["currency"].gather(rows), "bucket": bucket_ledger}),
@@ -267,7 +265,7 @@ def generate_candidates(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet
         parts.append((*admissible(b[keep], l_[keep]), BAND))
 
         # 2b. a nameless line: amounts within the band among the items dated near it (a few
-        #     days either side, :data:`_NEAR_DAYS`). In a busy ledger the nearest amounts of the whole month
+        #     days either side, ``candidates.nameless_near_days``). In a busy ledger the nearest amounts of the whole month
         #     may all lie outside the date window, while the item booked the same day, 50.00
         #     more (a bank charge), is further away in amount; a named line has the payer's
         #     near amounts (by_payer) for that

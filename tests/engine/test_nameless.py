@@ -95,9 +95,9 @@ def test_the_rule_set_may_turn_the_review_floor_off(tmp_path):
     assert result.proposals.height == 0 and result.unmatched_bank["id"].to_list() == ["B1"]
 
 
-def test_a_nameless_transfer_less_a_charge_is_found_in_a_busy_ledger(tmp_path):
+def _busy_month(tmp_path, rules=None):
     # many items nearer in amount than 31,474.33, but booked months before (outside an
-    # invoice's window): the invoice booked the same day, 50.00 more, is still proposed
+    # invoice's window)
     busy = "".join(
         f"INV-2026-00{100 + i},2026-03-{1 + i:02d},{31425 + i}.00,HKD,Design fee,Customer {i} Ltd,,1100,invoice,\n"
         for i in range(12)
@@ -105,7 +105,17 @@ def test_a_nameless_transfer_less_a_charge_is_found_in_a_busy_ledger(tmp_path):
     bank = "B1,2026-10-06,31424.33,HKD,\"TT IN 31,424.33\",,,001\n"
     (tmp_path / "bank.csv").write_text(HEADER_BANK + bank, encoding="utf-8")
     (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + LEDGER + busy, encoding="utf-8")
-    proposals = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv").proposals
-    row = proposals.filter(proposals["bank_ids"] == "B1").row(0, named=True)
+    proposals = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", rules=rules).proposals
+    return {r["bank_ids"]: r for r in proposals.iter_rows(named=True)}
+
+
+def test_a_nameless_transfer_less_a_charge_is_found_in_a_busy_ledger(tmp_path):
+    # the invoice booked the same day, 50.00 more, is still proposed
+    row = _busy_month(tmp_path)["B1"]
     assert (row["ledger_ids"], row["status"]) == ("INV-2026-01069", "review")
     assert row["adjustments"].startswith("bank_charge -50.00")
+
+
+def test_the_rule_set_may_turn_the_near_date_search_off(tmp_path):
+    rules = recon.default_rules().with_changes(candidates={"nameless_near_days": 0})
+    assert "B1" not in _busy_month(tmp_path, rules)
