@@ -211,17 +211,29 @@ def _words(text: pl.Expr) -> pl.Expr:
 
 
 def _names_the_purpose(b: np.ndarray, l_: np.ndarray, bank_names: pl.Series, descriptions: pl.Series) -> np.ndarray:
-    """:attr:`NameComparison.purpose` of the pairs."""
-    def test(bank: pl.Series, description: pl.Series) -> pl.Series:
-        frame = pl.DataFrame({"bank": bank, "description": description})
-        said = _words(pl.col("bank"))
-        return frame.select(
-            (pl.col("description") != "")
-            & said.list.eval(pl.element().str.len_chars() >= 3).list.any()
-            & (said.list.set_difference(_words(pl.col("description"))).list.len() == 0)
-        ).to_series()
-
-    return _per_distinct(b, l_, bank_names, descriptions, test)
+    """:attr:`NameComparison.purpose` of the pairs: each distinct name and description split
+    into words once, each distinct pair of them compared once."""
+    if not len(b):
+        return np.zeros(0, dtype=bool)
+    distinct = _DistinctPairs.of(b, l_, bank_names, descriptions)
+    rows = distinct.representative
+    said = bank_names.gather(distinct.bank_first).fill_null("").to_frame("name").select(
+        words=_words(pl.col("name")),
+        long=_words(pl.col("name")).list.eval(pl.element().str.len_chars() >= 3).list.any(),
+    )
+    written = descriptions.gather(distinct.ledger_first).fill_null("").to_frame("text").select(
+        words=_words(pl.col("text")), empty=pl.col("text") == "",
+    )
+    bank_code = pl.Series(distinct.bank_code[b[rows]])
+    ledger_code = pl.Series(distinct.ledger_code[l_[rows]])
+    pairs = pl.DataFrame({
+        "said": said["words"].gather(bank_code), "long": said["long"].gather(bank_code),
+        "written": written["words"].gather(ledger_code), "empty": written["empty"].gather(ledger_code),
+    })
+    found = pairs.select(
+        ~pl.col("empty") & pl.col("long") & (pl.col("said").list.set_difference("written").list.len() == 0)
+    ).to_series()
+    return found.fill_null(False).to_numpy()[distinct.spread]
 
 
 def name_similarity(bank_names: pl.Series, ledger_names: pl.Series) -> np.ndarray:
