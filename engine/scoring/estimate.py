@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from engine.candidates.tolerance import tolerance_expr
-from engine.scoring.evidence import PairEvidence, measure_pairs
+from engine.scoring.evidence import PairEvidence, measure_pairs, receivable_counts
 from engine.scoring.levels import COMPARISONS, comparisons_for
 from engine.scoring.scorers import RulesScorer, competing_penalty, weights_frame
 from rules.model import RuleSet
@@ -289,8 +289,7 @@ class EstimatedScorer:
         # currency and sign) that have its amount / its name
         _, ledger_group, n_groups = _groups(bank, ledger)
         group_size = np.bincount(ledger_group, minlength=n_groups)[ledger_group].astype(np.float64)
-        keys = ledger.select("currency", pl.col("amount_minor"))
-        amount_count = keys.select(pl.len().over("currency", "amount_minor")).to_series().to_numpy()
+        amount_count = receivable_counts(ledger)
         name_count = ledger.select(pl.len().over(pl.col("name_key").fill_null(""))).to_series().to_numpy()
         self._amount_share = amount_count / group_size
         self._name_share = name_count / group_size

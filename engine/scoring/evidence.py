@@ -27,7 +27,7 @@ from engine.scoring.levels import REFERENCE_LEVELS
 from engine.scoring.names import compare_names
 from rules.model import RuleSet
 
-__all__ = ["PairEvidence", "frequencies", "measure_pairs", "shared_number"]
+__all__ = ["PairEvidence", "measure_pairs", "receivable_counts", "shared_number"]
 
 _GRADE = {name: np.uint8(i) for i, name in enumerate(REFERENCE_LEVELS)}
 #: candidate pairs whose reference is graded at once (memory per pair: both lines' profiles)
@@ -280,7 +280,7 @@ def _cut_names(bank_rows: np.ndarray, ledger_rows: np.ndarray, bank: pl.DataFram
     return cut
 
 
-def _receivable_counts(ledger: pl.DataFrame) -> np.ndarray:
+def receivable_counts(ledger: pl.DataFrame) -> np.ndarray:
     """Per ledger item, how many ledger items have its currency and amount, an order counted
     with the invoice it was invoiced as (``invoiced``), not beside it: the two are one
     receivable."""
@@ -296,7 +296,7 @@ def _amount_counts(bank: pl.DataFrame, ledger: pl.DataFrame, rules: RuleSet) -> 
     searches over one integer key per line: currency, then amount)."""
     from engine.candidates.tolerance import tolerance_expr
 
-    amount_count = _receivable_counts(ledger)
+    amount_count = receivable_counts(ledger)
     currencies = sorted(set(bank["currency"].unique().to_list()) | set(ledger["currency"].unique().to_list()))
     code = {c: i for i, c in enumerate(currencies)}
     span = np.int64(1) << np.int64(44)  # amounts within +-2**43 minor units keep their order
@@ -402,20 +402,3 @@ def _rank_within(key: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.nda
     place = np.arange(len(entries)) - run_start[run] + 1
     size = np.diff(np.r_[run_start, len(entries)])[run]
     return place[entry], size[entry]
-
-
-def frequencies(bank: pl.DataFrame, ledger: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Term frequencies per line, for weighing exact agreement by how common the value is:
-    for each ledger item, how many ledger items have its currency and amount, and how many have
-    its name key; for each bank line, how many ledger items have its currency and amount."""
-    ledger_keys = ledger.select("currency", "amount_minor")
-    amount_count = ledger_keys.select(pl.len().over("currency", "amount_minor")).to_series().to_numpy()
-    names = ledger.select(pl.col("name_key").fill_null(""))
-    name_count = names.select(pl.len().over("name_key")).to_series().to_numpy()
-    counts = ledger_keys.group_by("currency", "amount_minor").len()
-    bank_amount_count = (
-        bank.select("currency", "amount_minor")
-        .join(counts, on=["currency", "amount_minor"], how="left", maintain_order="left")["len"]
-        .fill_null(0).to_numpy()
-    )
-    return amount_count, name_count, bank_amount_count
