@@ -35,3 +35,17 @@ def test_an_unrelated_text_stays_a_review_proposal(tmp_path):
     rows = _run(tmp_path, "B1,2026-10-29,-69808.96,HKD,AUTOPAY DR OFFICE RENT,,,001\n",
                 "PAY-350,2026-10-26,-69808.96,HKD,Consulting Sep 2026,Harbour View Properties Limited,,1010,payment,\n")
     assert (rows["B1"]["ledger_ids"], rows["B1"]["status"]) == ("PAY-350", "review")
+
+
+def test_a_biller_printed_by_its_brand_needs_the_alias_table(tmp_path):
+    # no comparison reads a brand: TOWNGAS is The Hong Kong and China Gas Company only once the
+    # workspace's alias table says so
+    bank = "B1,2026-10-24,-932.15,HKD,AUTOPAY DR TOWNGAS,,,001\n"
+    ledger = "PAY-288,2026-10-24,-932.15,HKD,Gas Sep 2026,The Hong Kong and China Gas Company Limited,,1010,payment,\n"
+    assert _run(tmp_path, bank, ledger)["B1"]["status"] == "review"
+    (tmp_path / "aliases.csv").write_text("name,alias\nThe Hong Kong and China Gas Company Limited,TOWNGAS\n",
+                                          encoding="utf-8")
+    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", aliases=tmp_path / "aliases.csv")
+    row = result.proposals.row(0, named=True)
+    assert (row["ledger_ids"], row["status"]) == ("PAY-288", "auto")
+    assert "linked by the alias table" in row["explanation"]
