@@ -10,17 +10,14 @@ from pathlib import Path
 
 import engine.api as recon
 from rules import default_rules
+from tests.engine.csv_month import match_csv
 
-HEADER_BANK = "id,date,amount,currency,description,counterparty,reference,account\n"
-HEADER_LEDGER = "id,date,amount,currency,description,counterparty,reference,account,type,due_date\n"
 STAFF = [("Chan Siu Ming", 2_315_000), ("Lee Ka Wai", 1_980_050), ("Ho Wing Yan", 2_640_000),
          ("Tam Chi Keung", 1_775_525), ("Yip Lok Man", 2_101_000), ("Ng Hoi Ting", 1_688_800)]
 
 
 def _run(tmp_path: Path, bank: str, ledger: str, rules=None) -> recon.MatchResult:
-    (tmp_path / "bank.csv").write_text(HEADER_BANK + bank, encoding="utf-8")
-    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + ledger, encoding="utf-8")
-    return recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", rules=rules)
+    return match_csv(tmp_path, bank, ledger, rules=rules)
 
 
 def _money(minor: int) -> str:

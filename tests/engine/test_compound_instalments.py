@@ -17,19 +17,12 @@ from engine.candidates.compound import compound_groups
 from engine.prepare.features import prepare_bank, prepare_ledger
 from models.schema import BANK_SCHEMA, LEDGER_SCHEMA
 from rules import default_rules
-
-HEADER_BANK = "id,date,amount,currency,description,counterparty,reference,account\n"
-HEADER_LEDGER = "id,date,amount,currency,description,counterparty,reference,account,type,due_date\n"
+from tests.engine.csv_month import by_bank as _by_bank
+from tests.engine.csv_month import match_csv
 
 
 def _run(tmp_path: Path, bank: str, ledger: str, rules=None) -> recon.MatchResult:
-    (tmp_path / "bank.csv").write_text(HEADER_BANK + bank, encoding="utf-8")
-    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + ledger, encoding="utf-8")
-    return recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", rules=rules)
-
-
-def _by_bank(result: recon.MatchResult) -> dict[str, dict]:
-    return {r["bank_ids"]: r for r in result.proposals.iter_rows(named=True)}
+    return match_csv(tmp_path, bank, ledger, rules=rules)
 
 
 def test_remainder_completes_the_group_no_write_off(tmp_path):

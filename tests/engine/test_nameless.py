@@ -4,9 +4,8 @@ unless a reference confirms it (the amount and the date alone prove nothing)."""
 from __future__ import annotations
 
 import engine.api as recon
+from tests.engine.csv_month import match_csv, proposals_by_bank
 
-HEADER_BANK = "id,date,amount,currency,description,counterparty,reference,account\n"
-HEADER_LEDGER = "id,date,amount,currency,description,counterparty,reference,account,type,due_date\n"
 LEDGER = (
     "RCPT-1,2026-09-14,28808.15,HKD,Cheque received,Golden Harbour Ltd,,1010,receipt,\n"
     "INV-2026-01069,2026-10-06,31474.33,HKD,Design fee,Pearl Logistics Ltd,,1100,invoice,\n"
@@ -16,10 +15,7 @@ LEDGER = (
 
 
 def _run(tmp_path, bank_rows: str):
-    (tmp_path / "bank.csv").write_text(HEADER_BANK + bank_rows, encoding="utf-8")
-    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + LEDGER, encoding="utf-8")
-    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv")
-    return {r["bank_ids"]: r for r in result.proposals.iter_rows(named=True)}
+    return proposals_by_bank(tmp_path, bank_rows, LEDGER)
 
 
 def test_a_cheque_deposited_late_with_the_only_item_of_its_amount_is_proposed_for_review(tmp_path):
@@ -47,10 +43,8 @@ def test_a_reference_makes_a_nameless_line_automatic(tmp_path):
 
 
 def test_the_rule_set_may_let_a_unique_amount_decide_alone(tmp_path):
-    (tmp_path / "bank.csv").write_text(HEADER_BANK + "B1,2026-10-20,39300.00,HKD,CHEQUE DEPOSIT,,,001\n", encoding="utf-8")
-    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + LEDGER, encoding="utf-8")
     rules = recon.default_rules().with_changes(thresholds={"auto_needs_name_or_reference": False})
-    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", rules=rules)
+    result = match_csv(tmp_path, "B1,2026-10-20,39300.00,HKD,CHEQUE DEPOSIT,,,001\n", LEDGER, rules=rules)
     assert result.proposals.row(0, named=True)["status"] == "auto"
 
 
@@ -74,9 +68,7 @@ def test_a_nameless_line_whose_amount_many_items_share_is_not_lifted(tmp_path):
     shared = "".join(
         f"RCPT-S{i},2026-09-14,4200.00,HKD,Cheque received,Party {i} Ltd,,1010,receipt,\n" for i in range(5)
     )
-    (tmp_path / "bank.csv").write_text(HEADER_BANK + "B1,2026-10-20,4200.00,HKD,CHQ DEP,,,001\n", encoding="utf-8")
-    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + LEDGER + shared, encoding="utf-8")
-    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv")
+    result = match_csv(tmp_path, "B1,2026-10-20,4200.00,HKD,CHQ DEP,,,001\n", LEDGER + shared)
     assert result.proposals.height == 0
     assert result.unmatched_bank["id"].to_list() == ["B1"]
 
@@ -88,10 +80,8 @@ def test_a_payer_who_is_plainly_someone_else_is_not_lifted(tmp_path):
 
 
 def test_the_rule_set_may_turn_the_review_floor_off(tmp_path):
-    (tmp_path / "bank.csv").write_text(HEADER_BANK + "B1,2026-10-14,28808.15,HKD,CHQ DEP,,,001\n", encoding="utf-8")
-    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + LEDGER, encoding="utf-8")
     rules = recon.default_rules().with_changes(thresholds={"review_floor_max_items": 0})
-    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", rules=rules)
+    result = match_csv(tmp_path, "B1,2026-10-14,28808.15,HKD,CHQ DEP,,,001\n", LEDGER, rules=rules)
     assert result.proposals.height == 0 and result.unmatched_bank["id"].to_list() == ["B1"]
 
 
@@ -103,10 +93,7 @@ def _busy_month(tmp_path, rules=None):
         for i in range(12)
     )
     bank = "B1,2026-10-06,31424.33,HKD,\"TT IN 31,424.33\",,,001\n"
-    (tmp_path / "bank.csv").write_text(HEADER_BANK + bank, encoding="utf-8")
-    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + LEDGER + busy, encoding="utf-8")
-    proposals = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", rules=rules).proposals
-    return {r["bank_ids"]: r for r in proposals.iter_rows(named=True)}
+    return proposals_by_bank(tmp_path, bank, LEDGER + busy, rules=rules)
 
 
 def test_a_nameless_transfer_less_a_charge_is_found_in_a_busy_ledger(tmp_path):

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import engine.api as recon
+from tests.engine.csv_month import proposals_by_bank
 
-HEADER_BANK = "id,date,amount,currency,description,counterparty,reference,account\n"
-HEADER_LEDGER = "id,date,amount,currency,description,counterparty,reference,account,type,due_date\n"
 INVOICE = "INV-2026-01069,2026-09-20,10000.00,HKD,Design fee,Kam Wing Trading Ltd,,1100,invoice,\n"
 
 
 def _run(tmp_path, bank_rows: str, ledger_rows: str = INVOICE):
-    (tmp_path / "bank.csv").write_text(HEADER_BANK + bank_rows, encoding="utf-8")
-    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + ledger_rows, encoding="utf-8")
-    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv")
-    return {r["bank_ids"]: r for r in result.proposals.iter_rows(named=True)}
+    return proposals_by_bank(tmp_path, bank_rows, ledger_rows)
 
 
 def test_a_discount_is_booked_automatically_when_nothing_else_explains_it(tmp_path):

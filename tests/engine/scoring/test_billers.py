@@ -3,17 +3,7 @@ the payee would stand. A unique amount with that reading is settled; without it,
 
 from __future__ import annotations
 
-import engine.api as recon
-
-HEADER_BANK = "id,date,amount,currency,description,counterparty,reference,account\n"
-HEADER_LEDGER = "id,date,amount,currency,description,counterparty,reference,account,type,due_date\n"
-
-
-def _run(tmp_path, bank: str, ledger: str) -> dict:
-    (tmp_path / "bank.csv").write_text(HEADER_BANK + bank, encoding="utf-8")
-    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + ledger, encoding="utf-8")
-    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv")
-    return {r["bank_ids"]: r for r in result.proposals.iter_rows(named=True)}
+from tests.engine.csv_month import proposals_by_bank as _run
 
 
 def test_rent_paid_by_direct_debit_is_settled_by_its_purpose(tmp_path):
@@ -45,7 +35,6 @@ def test_a_biller_printed_by_its_brand_needs_the_alias_table(tmp_path):
     assert _run(tmp_path, bank, ledger)["B1"]["status"] == "review"
     (tmp_path / "aliases.csv").write_text("name,alias\nThe Hong Kong and China Gas Company Limited,TOWNGAS\n",
                                           encoding="utf-8")
-    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv", aliases=tmp_path / "aliases.csv")
-    row = result.proposals.row(0, named=True)
+    row = _run(tmp_path, bank, ledger, aliases=tmp_path / "aliases.csv")["B1"]
     assert (row["ledger_ids"], row["status"]) == ("PAY-288", "auto")
     assert "linked by the alias table" in row["explanation"]

@@ -9,13 +9,11 @@ import datetime as dt
 import polars as pl
 import pytest
 
-import engine.api as recon
 from engine.prepare.features import prepare_bank, prepare_ledger
 from models.schema import BANK_SCHEMA, LEDGER_SCHEMA
 from rules.model import default_rules
+from tests.engine.csv_month import proposals_by_bank
 
-HEADER_BANK = "id,date,amount,currency,description,counterparty,reference,account\n"
-HEADER_LEDGER = "id,date,amount,currency,description,counterparty,reference,account,type,due_date\n"
 BILLS = (
     "BILL-5,2026-08-06,-7300.00,HKD,Garment order; chq 100003,亞洲太平洋傢俬有限公司,2524-4905,2100,bill,\n"
     "BILL-6,2026-08-07,-7300.00,HKD,Garment order; chq 100004,Hing Fook Catering Ltd,2524-4906,2100,bill,\n"
@@ -23,10 +21,7 @@ BILLS = (
 
 
 def _run(tmp_path, bank: str) -> dict:
-    (tmp_path / "bank.csv").write_text(HEADER_BANK + bank, encoding="utf-8")
-    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + BILLS, encoding="utf-8")
-    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv")
-    return {r["bank_ids"]: r for r in result.proposals.iter_rows(named=True)}
+    return proposals_by_bank(tmp_path, bank, BILLS)
 
 
 def test_a_presented_cheque_settles_the_bill_that_names_it(tmp_path):

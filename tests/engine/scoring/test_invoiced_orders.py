@@ -8,22 +8,17 @@ import datetime as dt
 
 import polars as pl
 
-import engine.api as recon
 from engine.prepare.features import prepare_ledger
 from models.schema import LEDGER_SCHEMA
 from rules.model import default_rules
+from tests.engine.csv_month import proposals_by_bank
 
-HEADER_BANK = "id,date,amount,currency,description,counterparty,reference,account\n"
-HEADER_LEDGER = "id,date,amount,currency,description,counterparty,reference,account,type,due_date\n"
 PAYMENT = "B1,2026-10-04,4937.22,HKD,FPS CR KWONG CHEONG PAPER LIMITED,,,001\n"
 INVOICE = "INV-4977,2026-09-10,4937.22,HKD,Garment order,Kwong Cheong Paper Limited,INV-4977,1100,invoice,\n"
 
 
 def _run(tmp_path, ledger_rows: str) -> dict:
-    (tmp_path / "bank.csv").write_text(HEADER_BANK + PAYMENT, encoding="utf-8")
-    (tmp_path / "ledger.csv").write_text(HEADER_LEDGER + ledger_rows, encoding="utf-8")
-    result = recon.match(tmp_path / "bank.csv", tmp_path / "ledger.csv")
-    return {r["bank_ids"]: r for r in result.proposals.iter_rows(named=True)}
+    return proposals_by_bank(tmp_path, PAYMENT, ledger_rows)
 
 
 def test_the_payment_settles_the_invoice_not_the_order_it_was_raised_from(tmp_path):
